@@ -1,0 +1,145 @@
+"""`mmad download`, `mmad info`, `mmad validate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mmad.cli.common import console
+
+
+def register(app: typer.Typer) -> None:
+    """Add the data commands to the app."""
+    app.command("download")(download_command)
+    app.command("info")(info_command)
+    app.command("validate")(validate_command)
+
+
+def download_command(
+    out: Path = typer.Option(Path("data/MMAD"), "--out", "-o", help="the data root to fill"),
+    revision: str = typer.Option(None, "--revision", help="pin a Hub revision (commit hash or tag)"),
+    source: Path = typer.Option(None, "--source", help="copy from a local folder instead of the Hub"),
+    include: list[str] = typer.Option(
+        None,
+        "--include",
+        help="repository files to fetch (glob); default: mmad.json, domain_knowledge.json, ALL_DATA.zip",
+    ),
+    no_extract: bool = typer.Option(False, "--no-extract", help="keep the zips packed"),
+    keep_archives: bool = typer.Option(False, "--keep-archives", help="keep the zips after unpacking"),
+) -> None:
+    """Download MMAD (jiang-cc/MMAD on the Hugging Face Hub), resumably, and unpack it."""
+    from mmad.data.hub import DEFAULT_PATTERNS, HuggingFaceSource, LocalFolderSource, download
+
+    hub = LocalFolderSource(source) if source else HuggingFaceSource(revision=revision)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done)
+
+        result = download(
+            out,
+            source=hub,
+            patterns=tuple(include) if include else DEFAULT_PATTERNS,
+            extract=not no_extract,
+            keep_archives=keep_archives,
+            progress=on_progress,
+        )
+    console.print(
+        f"[green]done[/]: {len(result.fetched)} fetched, {len(result.skipped)} already there, "
+        f"{len(result.extracted)} unpacked into {result.out}"
+    )
+    console.print(f"next: mmad validate {result.out}")
+
+
+def info_command(
+    data: Path = typer.Argument(..., help="data root (holding mmad.json) or the json itself"),
+    as_json: bool = typer.Option(False, "--json", help="print json instead of tables"),
+) -> None:
+    """Counts per source dataset and subtask, images, categories, defect types, answer letters."""
+    from mmad.data.info import describe
+    from mmad.data.official import load_benchmark
+    from mmad.data.schema import SUBTASKS
+
+    info = describe(load_benchmark(data))
+    if as_json:
+        console.print_json(info.model_dump_json())
+        return
+    console.print(f"{info.n_images} images, {info.n_questions} questions; sha256 {info.sha256[:16]}…")
+    table = Table(title="Questions per source dataset × subtask")
+    table.add_column("Dataset")
+    for subtask in SUBTASKS:
+        table.add_column(subtask.short, justify="right")
+    table.add_column("Total", justify="right")
+    table.add_column("Normal / abnormal images", justify="right")
+    table.add_column("Categories", justify="right")
+    for dataset, counts in info.questions.items():
+        images = info.images.get(dataset, {})
+        table.add_row(
+            dataset,
+            *(str(counts[s.value]) for s in SUBTASKS),
+            str(sum(counts.values())),
+            f"{images.get('normal', 0)} / {images.get('abnormal', 0)}",
+            str(len(info.categories.get(dataset, []))),
+        )
+    console.print(table)
+    letters = Table(title="Answer letters per subtask")
+    letters.add_column("Subtask")
+    for letter in "ABCDE":
+        letters.add_column(letter, justify="right")
+    for subtask_name, counts in info.answer_letters.items():
+        letters.add_row(subtask_name, *(str(counts.get(letter, 0)) for letter in "ABCDE"))
+    console.print(letters)
+    n_defects = sum(len(v) for v in info.defect_types.values())
+    console.print(f"{n_defects} defect types over {len(info.defect_types)} categories")
+    if info.unknown_types:
+        console.print(f"[yellow]unknown question types[/]: {info.unknown_types}")
+
+
+def validate_command(
+    data: Path = typer.Argument(..., help="data root (holding mmad.json) or the json itself"),
+    root: Path = typer.Option(
+        None, "--root", help="the folder image paths are relative to (default: the json's)"
+    ),
+    no_files: bool = typer.Option(False, "--no-files", help="check the json only, not the files it names"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as json"),
+    show: int = typer.Option(50, "--show", help="how many problems to list"),
+) -> None:
+    """Check the json and every file it names; exit 1 when there are errors."""
+    from mmad.data.validate import validate
+
+    with Progress(
+        TextColumn("checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("items", total=None)
+        report = validate(
+            data, root=root, check_files=not no_files, progress=lambda n: bar.update(task, completed=n)
+        )
+    if as_json:
+        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+    else:
+        for problem in report.problems[:show]:
+            style = "red" if problem.severity == "error" else "yellow"
+            console.print(f"[{style}]{problem}[/]", highlight=False)
+        if len(report.problems) > show:
+            console.print(f"… and {len(report.problems) - show} more (--show N, or --json)")
+        verdict = "[green]valid[/]" if report.ok else f"[red]{report.n_errors} errors[/]"
+        console.print(
+            f"{report.n_images} images, {report.n_questions} questions: {verdict}, "
+            f"{len(report.problems) - report.n_errors} warnings"
+        )
+    if not report.ok:
+        raise typer.Exit(1)

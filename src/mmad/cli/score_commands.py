@@ -1,0 +1,72 @@
+"""`mmad score` and `mmad leaderboard`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from mmad.cli.common import console
+from mmad.report.tables import fmt, table_columns, table_rows
+from mmad.score.table import ScoreTable
+
+
+def register(app: typer.Typer) -> None:
+    """Add the scoring commands to the app."""
+    app.command("score")(score_command)
+
+
+def render_table(table: ScoreTable, title: str) -> Table:
+    """The MMAD table for the terminal."""
+    view = Table(title=title)
+    view.add_column("Dataset")
+    for subtask in table_columns(table):
+        view.add_column(subtask.value.replace(" ", "\n"), justify="right")
+    view.add_column("Average", justify="right", style="bold")
+    view.add_column("Overkill", justify="right")
+    view.add_column("Miss", justify="right")
+    metrics = {r.name: r.detection_metrics() for r in table.rows}
+    metrics["Average"] = table.average_detection
+    for name, cells, average in table_rows(table):
+        view.add_row(
+            name,
+            *map(fmt, cells),
+            fmt(average),
+            fmt(metrics[name]["Overkill"]),
+            fmt(metrics[name]["Miss"]),
+            end_section=name == table.rows[-1].name if table.rows else False,
+        )
+    caption = f"policy {table.policy.value}: {table.n_counted}/{table.n_answers} answers counted"
+    if table.failures:
+        caption += "; without an answer: " + ", ".join(f"{k} {v}" for k, v in sorted(table.failures.items()))
+    view.caption = caption
+    return view
+
+
+def score_command(
+    answers: Path = typer.Argument(..., help="a run directory, records.jsonl, or official answers .json"),
+    policy: str = typer.Option(
+        "strict", "--policy", help="strict (unanswered = wrong) or upstream (official summary.py)"
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="where to write CSV, Markdown, JSON and the heatmap"),
+    no_plot: bool = typer.Option(False, "--no-plot", help="skip the heatmap PNG"),
+) -> None:
+    """Score answers: the MMAD table in the terminal, and its files."""
+    from mmad.report.files import write_score_files
+    from mmad.score.load import load_answers
+    from mmad.score.table import score_answers
+
+    graded = load_answers(answers)
+    table = score_answers(graded, policy)
+    console.print(render_table(table, f"MMAD — {answers.name}"))
+    for note in table.notes:
+        console.print(f"[dim]note: {note}[/]")
+    folder = out or (answers if answers.is_dir() else answers.parent)
+    stem = "" if answers.is_dir() else answers.stem
+    if policy != "strict":
+        stem = f"{stem}_{policy}" if stem else policy
+    paths = write_score_files(
+        table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot
+    )
+    console.print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -1,0 +1,237 @@
+"""The benchmark as data: subtasks, questions, image items and the benchmark itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmad.errors import UnsafePathError
+
+
+class Subtask(StrEnum):
+    """The seven MMAD subtasks, in the paper's order."""
+
+    ANOMALY_DISCRIMINATION = "Anomaly Discrimination"
+    DEFECT_CLASSIFICATION = "Defect Classification"
+    DEFECT_LOCALIZATION = "Defect Localization"
+    DEFECT_DESCRIPTION = "Defect Description"
+    DEFECT_ANALYSIS = "Defect Analysis"
+    OBJECT_CLASSIFICATION = "Object Classification"
+    OBJECT_ANALYSIS = "Object Analysis"
+
+    @property
+    def official_column(self) -> str:
+        """The column name in the official scorer and result CSVs."""
+        return "Anomaly Detection" if self is Subtask.ANOMALY_DISCRIMINATION else self.value
+
+    @property
+    def short(self) -> str:
+        """A two-letter abbreviation for narrow tables."""
+        return "".join(word[0] for word in self.value.split())
+
+    @classmethod
+    def parse(cls, text: str) -> Subtask:
+        """Read a subtask from its name, official column, raw type or abbreviation."""
+        wanted = text.strip().lower().replace("_", " ").replace("-", " ")
+        for subtask in cls:
+            names = {subtask.value.lower(), subtask.official_column.lower(), subtask.short.lower()}
+            if wanted in names:
+                return subtask
+        if text in RAW_TYPE_TO_SUBTASK:
+            return RAW_TYPE_TO_SUBTASK[text]
+        known = ", ".join(s.value for s in cls)
+        msg = f"unknown subtask {text!r}; choose one of: {known}"
+        raise ValueError(msg)
+
+
+SUBTASKS: tuple[Subtask, ...] = tuple(Subtask)
+
+RAW_TYPE_TO_SUBTASK: dict[str, Subtask] = {
+    "Anomaly Detection": Subtask.ANOMALY_DISCRIMINATION,
+    "Defect Classification": Subtask.DEFECT_CLASSIFICATION,
+    "Defect Localization": Subtask.DEFECT_LOCALIZATION,
+    "Defect Description": Subtask.DEFECT_DESCRIPTION,
+    "Defect Analysis": Subtask.DEFECT_ANALYSIS,
+    "Object Classification": Subtask.OBJECT_CLASSIFICATION,
+    "Object Structure": Subtask.OBJECT_ANALYSIS,
+    "Object Details": Subtask.OBJECT_ANALYSIS,
+}
+RAW_TYPES: tuple[str, ...] = tuple(RAW_TYPE_TO_SUBTASK)
+
+# The four query roots of MMAD; MVTec-AD appears only in template paths.
+SOURCE_DATASETS: tuple[str, ...] = ("DS-MVTec", "MVTec-LOCO", "VisA", "GoodsAD")
+
+# The official scorer calls an image normal iff this substring occurs in its key.
+NORMAL_FLAG = "good"
+
+LETTERS = "ABCDE"
+
+
+def subtask_of(raw_type: str) -> Subtask | None:
+    """The subtask of a raw ``type`` value, or None when the type is unknown."""
+    return RAW_TYPE_TO_SUBTASK.get(raw_type)
+
+
+def dataset_of(key: str) -> str:
+    """The source dataset of an image key: its first path component, as the official scorer does."""
+    return key.split("/", 1)[0]
+
+
+def is_normal_key(key: str) -> bool:
+    """Whether the official scorer treats this image as normal."""
+    return NORMAL_FLAG in key
+
+
+class Question(BaseModel):
+    """One multiple-choice question about one image."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="stable id '<image key>#<index in its conversation>'")
+    image: str
+    index: int
+    type: str = Field(description="the raw `type` value of the json")
+    stem: str
+    options: dict[str, str] = Field(description="letter -> option text, in json order")
+    answer: str
+    annotation: bool | None = None
+    extra: dict[str, Any] = Field(default_factory=dict, description="unknown QA fields, kept for round trips")
+
+    @property
+    def subtask(self) -> Subtask | None:
+        """The subtask, with Object Structure and Object Details merged as Object Analysis."""
+        return RAW_TYPE_TO_SUBTASK.get(self.type)
+
+    @property
+    def dataset(self) -> str:
+        """The source dataset (first path component of the image key)."""
+        return dataset_of(self.image)
+
+    @property
+    def is_normal(self) -> bool:
+        """Whether the image counts as normal for the official scorer."""
+        return is_normal_key(self.image)
+
+
+def question_id(key: str, index: int) -> str:
+    """The stable id of the index-th question of an image."""
+    return f"{key}#{index}"
+
+
+class ImageItem(BaseModel):
+    """One query image and its questions."""
+
+    key: str = Field(description="query-image path relative to the data root")
+    mask_path: str = ""
+    random_templates: list[str] = Field(default_factory=list)
+    similar_templates: list[str] = Field(default_factory=list)
+    questions: list[Question] = Field(default_factory=list)
+    conversation_field: str = "conversation"
+    extra: dict[str, Any] = Field(default_factory=dict, description="unknown record fields, kept")
+
+    @property
+    def dataset(self) -> str:
+        """The source dataset."""
+        return dataset_of(self.key)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The key's path components."""
+        return tuple(self.key.split("/"))
+
+    @property
+    def category(self) -> str:
+        """The product category (second path component)."""
+        parts = self.parts
+        return parts[1] if len(parts) > 1 else ""
+
+    @property
+    def split(self) -> str:
+        """The split folder ('image' for DS-MVTec, 'test' elsewhere)."""
+        parts = self.parts
+        return parts[2] if len(parts) > 3 else ""
+
+    @property
+    def defect_type(self) -> str:
+        """The defect folder, 'good' for normal images."""
+        parts = self.parts
+        return parts[-2] if len(parts) > 1 else ""
+
+    @property
+    def is_normal(self) -> bool:
+        """Normal or abnormal, as the official scorer decides it."""
+        return is_normal_key(self.key)
+
+    def templates(self, k: int, *, similar: bool = False) -> list[str]:
+        """The first k template paths, random or similar ones."""
+        pool = self.similar_templates if similar else self.random_templates
+        return pool[:k]
+
+
+class Benchmark(BaseModel):
+    """A whole benchmark: image items in file order, tied to the data root its paths resolve against."""
+
+    items: list[ImageItem]
+    root: Path = Field(description="the data root; image and template paths are relative to it")
+    source: Path | None = Field(default=None, description="the json file it was read from")
+    sha256: str = ""
+    _by_key: dict[str, ImageItem] | None = None
+
+    @property
+    def n_questions(self) -> int:
+        """How many questions the benchmark holds."""
+        return sum(len(item.questions) for item in self.items)
+
+    def questions(self) -> Iterator[Question]:
+        """Every question, in file order."""
+        for item in self.items:
+            yield from item.questions
+
+    def item(self, key: str) -> ImageItem:
+        """The image item of a key."""
+        if self._by_key is None:
+            self._by_key = {item.key: item for item in self.items}
+        return self._by_key[key]
+
+    def resolve(self, relative: str) -> Path:
+        """An absolute path for a data-root-relative path; refuses paths that leave the root."""
+        return resolve_inside(self.root, relative)
+
+    def mask_file(self, item: ImageItem) -> Path | None:
+        """The ground-truth mask of an item: a file, or a folder of masks (MVTec LOCO), or None.
+
+        ``mask_path`` is relative to ``{dataset}/{category}/`` (as the InternVL script and
+        third-party readers resolve it). ``generate_metadata.py`` prefixes one more component,
+        the split; that is tried second. A LOCO mask may name a file whose stem is a folder.
+        """
+        if not item.mask_path:
+            return None
+        parts = item.parts
+        bases = ["/".join(parts[:2]), "/".join(parts[:3])]
+        for base in bases:
+            candidate = self.resolve(f"{base}/{item.mask_path}")
+            if candidate.exists():
+                return candidate
+            folder = candidate.with_suffix("")
+            if folder.is_dir():
+                return folder
+        return self.resolve(f"{bases[0]}/{item.mask_path}")
+
+
+def resolve_inside(root: Path, relative: str) -> Path:
+    """Join a relative data path to root, refusing absolute paths and paths that leave root."""
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or relative.startswith("\\") or (len(relative) > 1 and relative[1] == ":"):
+        msg = f"path {relative!r} is absolute; data paths must be relative to the data root {root}"
+        raise UnsafePathError(msg)
+    depth = 0
+    for part in pure.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            msg = f"path {relative!r} leaves the data root {root} through '..'; remove the '..' parts"
+            raise UnsafePathError(msg)
+    return root / pure

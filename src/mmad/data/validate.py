@@ -1,0 +1,314 @@
+"""Check a benchmark and its files; every problem names its record and what to do."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel
+
+from mmad.data.errata import item_errata, question_errata
+from mmad.data.official import find_benchmark_json, parse_benchmark, read_json
+from mmad.data.schema import LETTERS, Benchmark, ImageItem, Question, Subtask, resolve_inside
+from mmad.errors import UnsafePathError
+
+logger = logging.getLogger(__name__)
+
+
+class Severity(StrEnum):
+    """How bad a problem is: errors make `mmad validate` exit non-zero."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Problem(BaseModel):
+    """One thing wrong with the data."""
+
+    severity: Severity
+    code: str
+    key: str
+    question: int | None = None
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = self.key if self.question is None else f"{self.key}#{self.question}"
+        return f"{self.severity.value}: [{self.code}] {where}: {self.message}. {self.fix}"
+
+
+class ValidationReport(BaseModel):
+    """Everything `validate` found."""
+
+    source: str
+    sha256: str
+    n_images: int
+    n_questions: int
+    problems: list[Problem]
+
+    @property
+    def n_errors(self) -> int:
+        """How many problems are errors."""
+        return sum(p.severity is Severity.ERROR for p in self.problems)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem is an error."""
+        return self.n_errors == 0
+
+
+EXPECTED_OPTIONS = {Subtask.ANOMALY_DISCRIMINATION: 2}
+DEFAULT_EXPECTED_OPTIONS = 4
+ProgressHook = Callable[[int], None]
+
+
+def _duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    counts = Counter(key for key, _ in pairs)
+    result = dict(pairs)
+    duplicates = [key for key, n in counts.items() if n > 1]
+    if duplicates:
+        result["\x00duplicates"] = duplicates
+    return result
+
+
+def _check_file(
+    benchmark: Benchmark, relative: str, what: str, key: str, problems: list[Problem], *, open_image: bool
+) -> None:
+    try:
+        path = resolve_inside(benchmark.root, relative)
+    except UnsafePathError as exc:
+        problems.append(
+            Problem(
+                severity=Severity.ERROR,
+                code="unsafe-path",
+                key=key,
+                message=f"{what} {exc}",
+                fix="Fix the path.",
+            )
+        )
+        return
+    if not path.exists():
+        problems.append(
+            Problem(
+                severity=Severity.ERROR,
+                code=f"missing-{what.replace(' ', '-')}",
+                key=key,
+                message=f"{what} {relative} does not exist under {benchmark.root}",
+                fix="Re-download or re-extract the image archives, or fix the path in the json.",
+            )
+        )
+        return
+    if open_image and path.is_file():
+        try:
+            with Image.open(path) as image:
+                image.size  # noqa: B018 - reading the header is the check
+        except (UnidentifiedImageError, OSError) as exc:
+            problems.append(
+                Problem(
+                    severity=Severity.ERROR,
+                    code=f"unreadable-{what.replace(' ', '-')}",
+                    key=key,
+                    message=f"{what} {relative} cannot be read as an image ({exc})",
+                    fix="Replace the file with an intact copy.",
+                )
+            )
+
+
+def check_item(
+    benchmark: Benchmark, item: ImageItem, *, check_files: bool, open_images: bool
+) -> list[Problem]:
+    """The problems of one image item."""
+    problems: list[Problem] = []
+    key = item.key
+    for erratum in item_errata(item):
+        problems.append(
+            Problem(
+                severity=Severity.WARNING,
+                code=erratum.code,
+                key=key,
+                message=erratum.message,
+                fix=erratum.source,
+            )
+        )
+    paths = [
+        (key, "image"),
+        *((t, "template") for t in dict.fromkeys(item.random_templates + item.similar_templates)),
+    ]
+    for relative, what in paths:
+        if check_files:
+            _check_file(benchmark, relative, what, key, problems, open_image=open_images)
+        else:
+            try:
+                resolve_inside(benchmark.root, relative)
+            except UnsafePathError as exc:
+                problems.append(
+                    Problem(
+                        severity=Severity.ERROR,
+                        code="unsafe-path",
+                        key=key,
+                        message=f"{what} {exc}",
+                        fix="Fix it.",
+                    )
+                )
+    if item.mask_path:
+        try:
+            mask = benchmark.mask_file(item)
+        except UnsafePathError as exc:
+            problems.append(
+                Problem(
+                    severity=Severity.ERROR, code="unsafe-path", key=key, message=f"mask {exc}", fix="Fix it."
+                )
+            )
+        else:
+            if check_files and (mask is None or not mask.exists()):
+                problems.append(
+                    Problem(
+                        severity=Severity.ERROR,
+                        code="missing-mask",
+                        key=key,
+                        message=f"mask {item.mask_path} (relative to {item.dataset}/{item.category}/) "
+                        "does not exist",
+                        fix="Re-extract the dataset archive that holds the masks, or fix mask_path.",
+                    )
+                )
+    elif not item.is_normal and item.questions:
+        problems.append(
+            Problem(
+                severity=Severity.WARNING,
+                code="no-mask",
+                key=key,
+                message="abnormal image without mask_path",
+                fix="Add the mask path if one exists; the agent's ground-truth oracle needs it.",
+            )
+        )
+    for question in item.questions:
+        problems.extend(check_question(key, question))
+    return problems
+
+
+def check_question(key: str, question: Question) -> list[Problem]:
+    """The problems of one question."""
+    index = question.index
+    problems: list[Problem] = []
+
+    def add(severity: Severity, code: str, message: str, fix: str) -> None:
+        problems.append(
+            Problem(severity=severity, code=code, key=key, question=index, message=message, fix=fix)
+        )
+
+    subtask = question.subtask
+    if subtask is None:
+        add(
+            Severity.ERROR,
+            "unknown-type",
+            f"type {question.type!r} is not one of MMAD's eight types",
+            "Use one of: Anomaly Detection, Defect Classification, Defect Localization, Defect Description, "
+            "Defect Analysis, Object Classification, Object Structure, Object Details.",
+        )
+    letters = list(question.options)
+    if any(letter not in LETTERS for letter in letters) or letters != list(LETTERS[: len(letters)]):
+        add(
+            Severity.ERROR,
+            "bad-option-letters",
+            f"option letters {letters} are not A, B, C, ... in order",
+            "Letter the options A, B, C, ... in order.",
+        )
+    n = len(letters)
+    if n < 2 or n > len(LETTERS):
+        add(
+            Severity.ERROR,
+            "wrong-option-count",
+            f"{n} options; a question needs 2 to 5",
+            "Give the question between 2 and 5 options.",
+        )
+    elif subtask is not None:
+        expected = EXPECTED_OPTIONS.get(subtask, DEFAULT_EXPECTED_OPTIONS)
+        if n != expected:
+            add(
+                Severity.WARNING,
+                "unusual-option-count",
+                f"{n} options where MMAD's {subtask.value} has {expected}",
+                "Check the question; scores stay comparable only with MMAD's option counts.",
+            )
+    if question.answer not in question.options:
+        add(
+            Severity.ERROR,
+            "answer-not-an-option",
+            f"answer {question.answer!r} is not among the options {letters}",
+            "Set Answer to the letter of the correct option.",
+        )
+    texts = [text.strip().lower() for text in question.options.values()]
+    if len(set(texts)) != len(texts):
+        add(
+            Severity.WARNING,
+            "duplicate-options",
+            "two options have the same text",
+            "Make the options distinct.",
+        )
+    for erratum in question_errata(question):
+        add(Severity.WARNING, erratum.code, erratum.message, erratum.source)
+    return problems
+
+
+def validate(
+    data: str | Path,
+    *,
+    root: str | Path | None = None,
+    check_files: bool = True,
+    open_images: bool = True,
+    progress: ProgressHook | None = None,
+) -> ValidationReport:
+    """Check a benchmark json and the files it names.
+
+    Args:
+        data: the data root (holding mmad.json) or the json file.
+        root: the folder paths are relative to; defaults to the json's folder.
+        check_files: whether to look for images, templates and masks on disk.
+        open_images: whether to read each image's header (catches truncated or non-image files).
+        progress: called with the number of items checked so far.
+    """
+    json_path = find_benchmark_json(Path(data))
+    raw, digest = read_json(json_path)
+    problems: list[Problem] = []
+    # A second decode with a pairs hook finds duplicate keys, which a plain dict silently merges.
+    with json_path.open("rb") as handle:
+        checked = json.load(handle, object_pairs_hook=_duplicate_keys)
+    duplicates = checked.get("\x00duplicates", []) if isinstance(checked, dict) else []
+    for key in duplicates:
+        problems.append(
+            Problem(
+                severity=Severity.ERROR,
+                code="duplicate-key",
+                key=key,
+                message="this image key appears more than once; only the last record is kept by json readers",
+                fix="Merge the records' conversations into one record.",
+            )
+        )
+
+    def on_issue(key: str, problem: str, fix: str) -> None:
+        problems.append(
+            Problem(severity=Severity.ERROR, code="bad-record", key=key, message=problem, fix=fix)
+        )
+
+    benchmark = parse_benchmark(
+        raw, root=Path(root) if root else json_path.parent, source=json_path, sha256=digest, on_issue=on_issue
+    )
+    for done, item in enumerate(benchmark.items, start=1):
+        problems.extend(check_item(benchmark, item, check_files=check_files, open_images=open_images))
+        if progress is not None:
+            progress(done)
+    report = ValidationReport(
+        source=str(json_path),
+        sha256=digest,
+        n_images=len(benchmark.items),
+        n_questions=benchmark.n_questions,
+        problems=problems,
+    )
+    logger.info("validated %s: %d errors, %d problems", json_path, report.n_errors, len(problems))
+    return report

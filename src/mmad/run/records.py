@@ -1,0 +1,132 @@
+"""The run record: one finished request for one question, one json object per line."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from mmad.errors import AnswersFormatError
+from mmad.score.answers import GradedAnswer
+
+
+class Status(StrEnum):
+    """What became of a question.
+
+    Only ``answered`` carries a letter. The others are kinds of "couldn't answer", never "wrong":
+    the scorer's policy decides how they count.
+    """
+
+    ANSWERED = "answered"
+    UNPARSED = "unparsed"
+    REFUSED = "refused"
+    ERROR = "error"
+    ABSTAINED = "abstained"
+
+
+class Record(BaseModel):
+    """One question's outcome in a run."""
+
+    question_id: str
+    image: str
+    question_type: str
+    question_text: str = ""
+    options: dict[str, str] = Field(default_factory=dict, description="the options as they were posed")
+    correct_answer: str = Field(description="the gold letter as posed (after any re-lettering)")
+    variant: str = Field(default="", description="which posing of the question (circular rotations)")
+    status: Status
+    answer: str | None = None
+    parse_method: str | None = None
+    raw_reply: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    prompt_hash: str = ""
+    latency_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    attempts: int = 1
+    cached: bool = False
+    finished_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    scores: dict[str, float] = Field(
+        default_factory=dict, description="option log-probabilities, expert scores"
+    )
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes a record unique in a run: the question and the variant."""
+        return (self.question_id, self.variant)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the request itself failed (worth retrying on resume)."""
+        return self.status is Status.ERROR
+
+    def to_graded(self) -> GradedAnswer:
+        """The scorer's view of this record."""
+        return GradedAnswer(
+            image=self.image,
+            question_type=self.question_type,
+            correct_answer=self.correct_answer,
+            answer=self.answer if self.status is Status.ANSWERED else None,
+            failure=None if self.status is Status.ANSWERED else self.status.value,
+            question_text=self.question_text,
+            official_answer=self.extra.get("official_answer"),
+        )
+
+
+def read_records(path: str | os.PathLike[str]) -> list[Record]:
+    """Read a records.jsonl; a torn last line (a crash mid-write) is ignored, other bad lines raise."""
+    source = Path(path)
+    records: list[Record] = []
+    try:
+        lines = source.read_text(encoding="utf-8").split("\n")
+    except OSError as exc:
+        msg = f"cannot read {source}: {exc.strerror}"
+        raise AnswersFormatError(msg) from exc
+    last = len(lines) - 1
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(Record.model_validate_json(line))
+        except ValidationError as exc:
+            if number - 1 == last:
+                break  # a line without its newline is a write the crash interrupted
+            reason = exc.errors()[0]["msg"]
+            msg = f"{source}, line {number}: not a valid record ({reason}); remove or fix that line"
+            raise AnswersFormatError(msg) from exc
+    return records
+
+
+def latest_records(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
+    """The last record of each (question, variant): a retry's record supersedes the failure it retried."""
+    latest: dict[tuple[str, str], Record] = {}
+    for record in records:
+        latest[record.key] = record
+    return latest
+
+
+def iter_graded(records: Iterable[Record]) -> Iterator[GradedAnswer]:
+    """The graded answers of the latest records."""
+    for record in latest_records(records).values():
+        yield record.to_graded()
+
+
+def append_line(handle: Any, record: Record) -> None:
+    """Append one record as a line and push it to disk."""
+    handle.write(record.model_dump_json() + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def dumps(record: Record) -> str:
+    """A record as its json line."""
+    return json.dumps(record.model_dump(mode="json"), ensure_ascii=False)

@@ -1,0 +1,143 @@
+"""Graded answers, the scorer's input, and the official answers-json format.
+
+The official scripts write a json list of records
+``{"image", "question", "question_type", "correct_answer", "gpt_answer"}``; ``gpt_answer`` holds
+the parsed letter, or whatever the script kept when parsing failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmad.data.official import atomic_write_text
+from mmad.data.schema import LETTERS, dataset_of, is_normal_key
+from mmad.errors import AnswersFormatError
+
+VALID_LETTERS = frozenset(LETTERS)
+
+
+@dataclass(frozen=True, slots=True)
+class GradedAnswer:
+    """One question's gold letter and the model's answer, as the scorer sees it.
+
+    ``answer`` is the parsed letter, or None when there is none; ``failure`` then says why
+    (``unparsed``, ``error``, ``refused``, ``abstained``, ...). ``official_answer`` is the string the
+    official record would carry in ``gpt_answer``.
+    """
+
+    image: str
+    question_type: str
+    correct_answer: str
+    answer: str | None
+    failure: str | None = None
+    question_text: str = ""
+    official_answer: str | None = None
+
+    @property
+    def dataset(self) -> str:
+        """The source dataset."""
+        return dataset_of(self.image)
+
+    @property
+    def is_normal(self) -> bool:
+        """Whether the image is normal for the official scorer."""
+        return is_normal_key(self.image)
+
+    @property
+    def category(self) -> str:
+        """The product category of the image."""
+        parts = self.image.split("/")
+        return parts[1] if len(parts) > 1 else ""
+
+    @property
+    def defect_type(self) -> str:
+        """The defect folder of the image ('good' for normal images)."""
+        parts = self.image.split("/")
+        return parts[-2] if len(parts) > 1 else ""
+
+    @property
+    def gpt_answer(self) -> str:
+        """What the official answers json would hold."""
+        if self.official_answer is not None:
+            return self.official_answer
+        return self.answer or ""
+
+    @property
+    def is_correct(self) -> bool:
+        """Whether a valid answer equals the gold letter."""
+        return self.answer is not None and self.answer == self.correct_answer
+
+
+def _official_question(answer: GradedAnswer) -> dict[str, Any]:
+    return {"type": "text", "text": answer.question_text}
+
+
+def to_official_records(answers: Iterable[GradedAnswer]) -> list[dict[str, Any]]:
+    """The official answers-json records."""
+    return [
+        {
+            "image": a.image,
+            "question": _official_question(a),
+            "question_type": a.question_type,
+            "correct_answer": a.correct_answer,
+            "gpt_answer": a.gpt_answer,
+        }
+        for a in answers
+    ]
+
+
+def write_official_answers(answers: Iterable[GradedAnswer], path: str | os.PathLike[str]) -> None:
+    """Write the official answers json, atomically."""
+    atomic_write_text(Path(path), json.dumps(to_official_records(answers), indent=4, ensure_ascii=False))
+
+
+def from_official_record(record: Any, index: int, source: Path | str) -> GradedAnswer:
+    """Read one official answer record."""
+    if not isinstance(record, dict):
+        msg = (
+            f"{source}: record {index} is a {type(record).__name__}, not an object; each answer is an object"
+        )
+        raise AnswersFormatError(msg)
+    missing = [f for f in ("image", "question_type", "correct_answer", "gpt_answer") if f not in record]
+    if missing:
+        msg = (
+            f"{source}: record {index} lacks {', '.join(missing)}; an official answer record has "
+            "image, question, question_type, correct_answer and gpt_answer"
+        )
+        raise AnswersFormatError(msg)
+    question = record.get("question")
+    text = question.get("text", "") if isinstance(question, dict) else str(question or "")
+    raw = record["gpt_answer"]
+    raw_text = "" if raw is None else str(raw)
+    letter = raw_text if raw_text in VALID_LETTERS else None
+    return GradedAnswer(
+        image=str(record["image"]),
+        question_type=str(record["question_type"]),
+        correct_answer=str(record["correct_answer"]),
+        answer=letter,
+        failure=None if letter else "unparsed",
+        question_text=text,
+        official_answer=raw_text,
+    )
+
+
+def read_official_answers(path: str | os.PathLike[str]) -> list[GradedAnswer]:
+    """Read an official answers json (a list of records)."""
+    source = Path(path)
+    try:
+        raw = json.loads(source.read_bytes())
+    except OSError as exc:
+        msg = f"cannot read {source}: {exc.strerror}"
+        raise AnswersFormatError(msg) from exc
+    except json.JSONDecodeError as exc:
+        msg = f"{source} is not valid json (line {exc.lineno}: {exc.msg})"
+        raise AnswersFormatError(msg) from exc
+    if not isinstance(raw, list):
+        msg = f"{source}: the top level is a {type(raw).__name__}; an answers file is a json list of records"
+        raise AnswersFormatError(msg)
+    return [from_official_record(record, index, source) for index, record in enumerate(raw)]

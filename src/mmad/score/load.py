@@ -1,0 +1,24 @@
+"""Read graded answers from any file mmad understands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mmad.errors import AnswersFormatError
+from mmad.score.answers import GradedAnswer, read_official_answers
+
+
+def load_answers(path: str | os.PathLike[str]) -> list[GradedAnswer]:
+    """Graded answers from a run directory, a records.jsonl, or an official answers json."""
+    source = Path(path)
+    if source.is_dir():
+        source = source / "records.jsonl"
+    if source.suffix == ".jsonl":
+        from mmad.run.records import iter_graded, read_records
+
+        return list(iter_graded(read_records(source)))
+    if source.suffix == ".json":
+        return read_official_answers(source)
+    msg = f"{path}: give a run directory, a records.jsonl or an official answers .json"
+    raise AnswersFormatError(msg)

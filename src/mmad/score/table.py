@@ -1,0 +1,284 @@
+"""The MMAD table: accuracy per source dataset × subtask, and its averages.
+
+Anomaly Discrimination is balanced accuracy (the mean of the normal and abnormal images'
+accuracies); each dataset row is the macro-average over its subtasks; the headline is the
+unweighted mean over datasets. Two policies decide what an answer without a letter does:
+
+- ``strict`` (default): it counts as wrong, and the count is reported. A cell with no questions
+  is missing (None), and averages skip it (the row is flagged incomplete).
+- ``upstream``: what the official ``summary.py`` computes. Records whose answer (or gold) is not a
+  letter A-E are removed from the list while it is being iterated, which also skips the record
+  after each removed one; empty cells count as 0 in the averages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from statistics import fmean
+
+from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Subtask
+from mmad.score.answers import VALID_LETTERS, GradedAnswer
+
+
+class Policy(StrEnum):
+    """How answers without a letter count."""
+
+    STRICT = "strict"
+    UPSTREAM = "upstream"
+
+
+@dataclass
+class Tally:
+    """Correct out of total, plus how many of the total had no answer."""
+
+    correct: int = 0
+    total: int = 0
+    unanswered: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        """Percent correct, or None when there are no questions."""
+        return 100.0 * self.correct / self.total if self.total else None
+
+
+@dataclass
+class DetectionStats:
+    """Anomaly Discrimination counts of one group (normal and abnormal images kept apart)."""
+
+    normal: Tally = field(default_factory=Tally)
+    abnormal: Tally = field(default_factory=Tally)
+
+    def balanced(self, *, zero_for_missing: bool = False) -> float | None:
+        """Balanced accuracy in percent; None when a class is absent (unless zero_for_missing)."""
+        normal, abnormal = self.normal.accuracy, self.abnormal.accuracy
+        if zero_for_missing:
+            return ((normal or 0.0) + (abnormal or 0.0)) / 2
+        if normal is None or abnormal is None:
+            return None
+        return (normal + abnormal) / 2
+
+    @property
+    def overkill(self) -> float | None:
+        """Percent of normal images called defective (1 - normal accuracy)."""
+        acc = self.normal.accuracy
+        return None if acc is None else 100.0 - acc
+
+    @property
+    def miss(self) -> float | None:
+        """Percent of defective images called normal (1 - abnormal accuracy)."""
+        acc = self.abnormal.accuracy
+        return None if acc is None else 100.0 - acc
+
+    @property
+    def recall(self) -> float | None:
+        """TP / (TP + FN) in percent, defect = positive."""
+        return self.abnormal.accuracy
+
+    @property
+    def precision(self) -> float | None:
+        """TP / (TP + FP) in percent; FP = normal images not answered correctly."""
+        tp = self.abnormal.correct
+        fp = self.normal.total - self.normal.correct
+        return 100.0 * tp / (tp + fp) if tp + fp else None
+
+    @property
+    def f1(self) -> float | None:
+        """Harmonic mean of precision and recall, in percent."""
+        p, r = self.precision, self.recall
+        if p is None or r is None:
+            return None
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+DETECTION_COLUMNS = ("Recall", "Precision", "F1", "Overkill", "Miss")
+
+
+@dataclass
+class DatasetRow:
+    """One source dataset's row of the table."""
+
+    name: str
+    cells: dict[Subtask, float | None]
+    tallies: dict[Subtask, Tally]
+    detection: DetectionStats
+    average: float | None
+    complete: bool
+
+    def detection_metrics(self) -> dict[str, float | None]:
+        """Recall, Precision, F1, Overkill and Miss of this dataset."""
+        d = self.detection
+        return {
+            "Recall": d.recall,
+            "Precision": d.precision,
+            "F1": d.f1,
+            "Overkill": d.overkill,
+            "Miss": d.miss,
+        }
+
+
+@dataclass
+class ScoreTable:
+    """The MMAD table and how it was made."""
+
+    policy: Policy
+    rows: list[DatasetRow]
+    average_cells: dict[Subtask, float | None]
+    average: float | None
+    average_detection: dict[str, float | None]
+    n_answers: int
+    n_counted: int
+    n_unanswered: int
+    n_skipped: int = 0
+    n_bad_gold: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def row(self, name: str) -> DatasetRow:
+        """The row of a dataset."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+
+def _mean(values: Sequence[float | None], *, zero_for_missing: bool) -> float | None:
+    present = (
+        [0.0 if v is None else v for v in values]
+        if zero_for_missing
+        else [v for v in values if v is not None]
+    )
+    return fmean(present) if present else None
+
+
+def upstream_selection(answers: Sequence[GradedAnswer]) -> tuple[list[GradedAnswer], int, int]:
+    """The records the official scorer counts: (kept, removed, skipped).
+
+    ``summary.py`` iterates over a list while calling ``list.remove`` on it for each record whose
+    answer or gold is not a letter A-E. The removal shifts the rest of the list left by one, so
+    the iterator never visits the record after each removed one. ``remove`` deletes the first
+    *equal* record; with repeated records that may be an earlier copy, but any deletion at or
+    before the current position shifts the rest identically, so the outcome is the same as
+    deleting the current record: skip it and the one after it.
+    """
+    kept: list[GradedAnswer] = []
+    removed = 0
+    index = 0
+    while index < len(answers):
+        answer = answers[index]
+        if answer.correct_answer not in VALID_LETTERS or answer.gpt_answer not in VALID_LETTERS:
+            removed += 1
+            index += 2
+        else:
+            kept.append(answer)
+            index += 1
+    skipped = len(answers) - removed - len(kept)
+    return kept, removed, skipped
+
+
+def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy.STRICT) -> ScoreTable:
+    """Compute the MMAD table from graded answers."""
+    policy = Policy(policy)
+    all_answers = list(answers)
+    upstream = policy is Policy.UPSTREAM
+    notes: list[str] = []
+    n_skipped = 0
+    n_bad_gold = 0
+    failures: dict[str, int] = {}
+    for a in all_answers:
+        if a.answer is None:
+            reason = a.failure or "unparsed"
+            failures[reason] = failures.get(reason, 0) + 1
+    # Rows follow first appearance, as the official scorer's do; columns follow the paper's order.
+    dataset_names = list(dict.fromkeys(a.dataset for a in all_answers))
+    if upstream:
+        counted, removed, n_skipped = upstream_selection(all_answers)
+        notes.append(
+            f"upstream policy: {removed} answers without a letter were dropped from the denominators and "
+            f"{n_skipped} more were skipped by the official scorer's remove-while-iterating bug; "
+            "empty cells count as 0"
+        )
+    else:
+        counted = []
+        for a in all_answers:
+            if a.correct_answer not in VALID_LETTERS:
+                n_bad_gold += 1
+            else:
+                counted.append(a)
+        if n_bad_gold:
+            notes.append(
+                f"{n_bad_gold} records have a gold answer that is not a letter A-E and were left out"
+            )
+    present_subtasks = {
+        RAW_TYPE_TO_SUBTASK[a.question_type] for a in all_answers if a.question_type in RAW_TYPE_TO_SUBTASK
+    }
+    unknown_types = {a.question_type for a in all_answers if a.question_type not in RAW_TYPE_TO_SUBTASK}
+    if unknown_types:
+        notes.append(f"answers of unknown type were not scored: {sorted(unknown_types)}")
+
+    tallies: dict[str, dict[Subtask, Tally]] = {
+        name: {s: Tally() for s in SUBTASKS} for name in dataset_names
+    }
+    detection: dict[str, DetectionStats] = {name: DetectionStats() for name in dataset_names}
+    n_unanswered = 0
+    for a in counted:
+        subtask = RAW_TYPE_TO_SUBTASK.get(a.question_type)
+        if subtask is None:
+            continue
+        correct = a.is_correct
+        unanswered = a.answer is None
+        n_unanswered += unanswered
+        tally = tallies[a.dataset][subtask]
+        tally.total += 1
+        tally.correct += correct
+        tally.unanswered += unanswered
+        if subtask is Subtask.ANOMALY_DISCRIMINATION:
+            side = detection[a.dataset].normal if a.is_normal else detection[a.dataset].abnormal
+            side.total += 1
+            side.correct += correct
+            side.unanswered += unanswered
+
+    columns = [s for s in SUBTASKS if s in present_subtasks]
+    rows: list[DatasetRow] = []
+    for name in dataset_names:
+        cells: dict[Subtask, float | None] = {}
+        for subtask in columns:
+            if subtask is Subtask.ANOMALY_DISCRIMINATION:
+                cells[subtask] = detection[name].balanced(zero_for_missing=upstream)
+            else:
+                acc = tallies[name][subtask].accuracy
+                cells[subtask] = 0.0 if (acc is None and upstream) else acc
+        values = list(cells.values())
+        rows.append(
+            DatasetRow(
+                name=name,
+                cells=cells,
+                tallies=tallies[name],
+                detection=detection[name],
+                average=_mean(values, zero_for_missing=upstream),
+                complete=all(v is not None for v in values) and len(columns) == len(SUBTASKS),
+            )
+        )
+    average_cells = {s: _mean([r.cells[s] for r in rows], zero_for_missing=upstream) for s in columns}
+    average = _mean([r.average for r in rows], zero_for_missing=upstream)
+    average_detection = {
+        column: _mean([r.detection_metrics()[column] for r in rows], zero_for_missing=False)
+        for column in DETECTION_COLUMNS
+    }
+    if not upstream and any(not r.complete for r in rows):
+        notes.append("some cells have no questions: they are shown as missing and left out of the averages")
+    return ScoreTable(
+        policy=policy,
+        rows=rows,
+        average_cells=average_cells,
+        average=average,
+        average_detection=average_detection,
+        n_answers=len(all_answers),
+        n_counted=len(counted),
+        n_unanswered=n_unanswered,
+        n_skipped=n_skipped,
+        n_bad_gold=n_bad_gold,
+        failures=failures,
+        notes=notes,
+    )

@@ -1,0 +1,60 @@
+"""The data and scoring commands, run through the real CLI entry point."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmad.cli import main
+from mmad.score import write_official_answers
+from tests.score.test_table import build_answers
+
+
+def test_info_counts(mmad_json: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(mmad_json.parent), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["questions"]["DS-MVTec"]["Anomaly Discrimination"] == 6
+    assert info["questions"]["DS-MVTec"]["Object Analysis"] == 4
+    assert info["images"]["VisA"] == {"normal": 2, "abnormal": 2}
+    assert info["defect_types"]["MVTec-LOCO/juice_bottle"] == ["logical_anomalies", "structural_anomalies"]
+    assert info["answer_letters"]["Anomaly Discrimination"] == {"A": 12, "B": 8}
+    assert main(["info", str(mmad_json.parent)]) == 0
+    assert "Questions per source dataset" in capsys.readouterr().out
+
+
+def test_validate_exit_codes(fresh_mmad_json: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(fresh_mmad_json)]) == 0
+    assert "valid" in capsys.readouterr().out
+    (fresh_mmad_json.parent / "VisA/candle/test/bad/001.JPG").unlink()
+    assert main(["validate", str(fresh_mmad_json), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["problems"][0]["code"] == "missing-image"
+    assert report["problems"][0]["key"] == "VisA/candle/test/bad/001.JPG"
+
+
+def test_score_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "answers_1_shot_model.json"
+    write_official_answers(build_answers(), path)
+    assert main(["score", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Average" in out and "policy strict" in out
+    for name in (
+        "answers_1_shot_model_accuracy.csv",
+        "answers_1_shot_model_scores.md",
+        "answers_1_shot_model_scores.json",
+        "answers_1_shot_model_heatmap.png",
+    ):
+        assert (tmp_path / name).stat().st_size > 0, name
+    before = path.read_bytes()
+    assert main(["score", str(path), "--policy", "upstream", "--no-plot"]) == 0
+    assert path.read_bytes() == before  # the answers file is never overwritten
+    assert (tmp_path / "answers_1_shot_model_upstream_accuracy.csv").exists()
+    assert "remove-while-iterating" in (tmp_path / "answers_1_shot_model_upstream_scores.md").read_text()
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "answers.json"
+    bad.write_text('{"not": "a list"}')
+    assert main(["score", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "json list of records" in err and "Traceback" not in err
