@@ -65,10 +65,7 @@ class MissingExtraError(MMADError):
     """An optional dependency is missing."""
 
     def __init__(self, feature: str, extra: str, packages: str) -> None:
-        msg = (
-            f"{feature} needs {packages}, which is not installed. "
-            f"Install it with: pip install 'mmad[{extra}]'"
-        )
+        msg = f"{feature} needs {packages}, which is not installed. Install it with: pip install 'mmad[{extra}]'"
         super().__init__(msg)
         self.extra = extra
 

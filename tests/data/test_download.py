@@ -49,9 +49,7 @@ def test_interrupted_copy_and_extraction_resume(tmp_path: Path) -> None:
     assert extract_archive(out / "ALL_DATA.zip", out) == 0  # marker: nothing to do
 
 
-def test_disk_space_is_checked_before_anything_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_disk_space_is_checked_before_anything_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mmad.data.hub as module
 
     hub = _hub(tmp_path)

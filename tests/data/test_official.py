@@ -70,9 +70,7 @@ def test_both_published_sizes_load(tmp_path: Path, drop: int, expected: int) -> 
 def test_bad_structure_names_the_record(tmp_path: Path) -> None:
     path = tmp_path / "mmad.json"
     path.write_text(json.dumps({"VisA/candle/test/bad/000.JPG": {"conversation": [{"Question": "q"}]}}))
-    with pytest.raises(
-        BenchmarkFormatError, match=r"VisA/candle/test/bad/000.JPG.*lacks Options, Answer, type"
-    ):
+    with pytest.raises(BenchmarkFormatError, match=r"VisA/candle/test/bad/000.JPG.*lacks Options, Answer, type"):
         load_benchmark(path)
     path.write_text("[1, 2]")
     with pytest.raises(BenchmarkFormatError, match="one object keyed by image path"):

@@ -37,9 +37,7 @@ def full_size_mmad(seed: int = 0, drop: int = 0) -> dict[str, Any]:
                 share = oa_left // max(1, n_normal - i) if i < n_normal - 1 else oa_left
                 for j in range(share):
                     conversation.append(
-                        _question(
-                            "Object Structure" if j % 2 else "Object Details", rng.choice("ABCD"), 4, rng
-                        )
+                        _question("Object Structure" if j % 2 else "Object Details", rng.choice("ABCD"), 4, rng)
                     )
                 oa_left -= share
             else:
@@ -69,11 +67,7 @@ def full_size_mmad(seed: int = 0, drop: int = 0) -> dict[str, Any]:
 
 def _question(qtype: str, answer: str, n_options: int, rng: random.Random) -> dict[str, Any]:
     letters = "ABCD"[:n_options]
-    options = (
-        {"A": "Yes.", "B": "No."}
-        if n_options == 2
-        else {k: f"Option {k} {rng.random():.6f}" for k in letters}
-    )
+    options = {"A": "Yes.", "B": "No."} if n_options == 2 else {k: f"Option {k} {rng.random():.6f}" for k in letters}
     return {
         "Question": f"{qtype} question {rng.random():.8f}?",
         "Options": options,

@@ -111,13 +111,7 @@ def make_mmad_tree(root: Path, *, per_group: int = 2, images: bool = True) -> Pa
                     mask_path = f"ground_truth/{folder}/{index:03d}_mask.png"
                     if images:
                         if dataset == "MVTec-LOCO":
-                            _mask(
-                                root
-                                / dataset
-                                / category
-                                / f"ground_truth/{folder}/{index:03d}_mask"
-                                / "000.png"
-                            )
+                            _mask(root / dataset / category / f"ground_truth/{folder}/{index:03d}_mask" / "000.png")
                         else:
                             _mask(root / dataset / category / mask_path)
                 if images:

@@ -55,9 +55,7 @@ def build_answers() -> list[GradedAnswer]:
     return answers
 
 
-def _cell(
-    dataset: str, folder: str, qtype: str, k: int, gold: str, wrong: str, offset: int
-) -> list[GradedAnswer]:
+def _cell(dataset: str, folder: str, qtype: str, k: int, gold: str, wrong: str, offset: int) -> list[GradedAnswer]:
     rows = []
     for i in range(N):
         image = f"{dataset}/widget/test/{folder}/{offset + i:03d}.png"
@@ -127,9 +125,7 @@ def test_detection_metrics_match_their_definitions() -> None:
         assert metrics["Precision"] == pytest.approx(100 * precision)
         recall = ka / N
         assert metrics["F1"] == pytest.approx(100 * 2 * precision * recall / (precision + recall))
-    assert table.average_detection["Miss"] == pytest.approx(
-        sum(r.detection_metrics()["Miss"] for r in table.rows) / 4
-    )
+    assert table.average_detection["Miss"] == pytest.approx(sum(r.detection_metrics()["Miss"] for r in table.rows) / 4)
 
 
 def test_upstream_remove_deletes_the_first_equal_record() -> None:

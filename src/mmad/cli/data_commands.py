@@ -35,9 +35,7 @@ def download_command(
     from mmad.data.hub import DEFAULT_PATTERNS, HuggingFaceSource, LocalFolderSource, download
 
     hub = LocalFolderSource(source) if source else HuggingFaceSource(revision=revision)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
-    ) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
         tasks: dict[str, TaskID] = {}
 
         def on_progress(what: str, done: int, total: int) -> None:
@@ -106,9 +104,7 @@ def info_command(
 
 def validate_command(
     data: Path = typer.Argument(..., help="data root (holding mmad.json) or the json itself"),
-    root: Path = typer.Option(
-        None, "--root", help="the folder image paths are relative to (default: the json's)"
-    ),
+    root: Path = typer.Option(None, "--root", help="the folder image paths are relative to (default: the json's)"),
     no_files: bool = typer.Option(False, "--no-files", help="check the json only, not the files it names"),
     as_json: bool = typer.Option(False, "--json", help="print the report as json"),
     show: int = typer.Option(50, "--show", help="how many problems to list"),
@@ -125,9 +121,7 @@ def validate_command(
         disable=as_json,
     ) as bar:
         task = bar.add_task("items", total=None)
-        report = validate(
-            data, root=root, check_files=not no_files, progress=lambda n: bar.update(task, completed=n)
-        )
+        report = validate(data, root=root, check_files=not no_files, progress=lambda n: bar.update(task, completed=n))
     if as_json:
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:

@@ -1,9 +1,216 @@
-"""`mmad eval`, `mmad serve`, `mmad demo` (filled in by the evaluation engine)."""
+"""`mmad eval` and `mmad serve`."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mmad.cli.common import console
+from mmad.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
     """Add the evaluation commands to the app."""
+    app.command("eval")(eval_command)
+    app.command("serve")(serve_command)
+
+
+def progress_bar() -> Progress:
+    """The live bar of an evaluation: done, rate, ETA, failures, tokens, cost."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} q/s"),
+        TimeRemainingColumn(),
+        TextColumn(
+            "failed {task.fields[failed]} · unparsed {task.fields[unparsed]} · "
+            "{task.fields[tokens]} tok · ${task.fields[cost]:.4f} · conc {task.fields[conc]}"
+        ),
+        console=console,
+    )
+
+
+def eval_command(
+    model: str = typer.Option(None, "--model", "-m", help="provider:model, e.g. openai:gpt-4o, vllm:NAME, random"),
+    data: Path = typer.Option(None, "--data", "-d", help="data root holding mmad.json, or the json"),
+    out: Path = typer.Option(None, "--out", "-o", help="run directory (default runs/<model>_<k>shot_<protocol>)"),
+    resume: Path = typer.Option(None, "--resume", help="continue this run: ask only what is missing or failed"),
+    protocol: str = typer.Option("per-question", "--protocol", help="per-question, cumulative, gemini, per-image"),
+    shots: int = typer.Option(1, "--shots", help="template images shown before the query"),
+    similar: bool = typer.Option(False, "--similar", help="use similar_templates instead of random_templates"),
+    blind: bool = typer.Option(False, "--blind", help="text-only baseline: no images"),
+    circular: bool = typer.Option(False, "--circular", help="ask every rotation of the options"),
+    strategy: list[str] = typer.Option(None, "--strategy", help="rag, cot, agent:expert:bbox, agent:gt:contour, ..."),
+    knowledge: Path = typer.Option(None, "--knowledge", help="domain-knowledge json for rag"),
+    limit: int = typer.Option(None, "--limit", help="ask a seeded random sample of this many questions"),
+    dataset: list[str] = typer.Option(None, "--dataset", help="only these source datasets"),
+    category: list[str] = typer.Option(None, "--category", help="only these categories"),
+    subtask: list[str] = typer.Option(None, "--subtask", help="only these subtasks"),
+    concurrency: int = typer.Option(16, "--concurrency", "-c", help="requests in flight at most"),
+    max_retries: int = typer.Option(5, "--max-retries"),
+    timeout: float = typer.Option(120.0, "--timeout", help="seconds per request"),
+    max_cost: float = typer.Option(None, "--max-cost", help="stop cleanly once this many dollars are spent"),
+    prices: Path = typer.Option(None, "--prices", help="json {model: [input $/M, output $/M]}"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="do not reuse or store responses"),
+    base_url: str = typer.Option(None, "--base-url", help="the server's /v1 URL (overrides the preset)"),
+    key_env: str = typer.Option(None, "--key-env", help="environment variable holding the API key"),
+    extra_body: str = typer.Option(None, "--extra-body", help="json merged into each request body"),
+    text_only: bool = typer.Option(False, "--text-only-server", help="the server rejects image parts"),
+    image_size: int = typer.Option(512, "--image-size", help="longest side in px (0: keep the size)"),
+    original_images: bool = typer.Option(False, "--original-images", help="send the files' own bytes"),
+    detail: str = typer.Option("low", "--detail", help="low, high, auto or none"),
+    parser: str = typer.Option("mmad", "--parser", help="mmad (layered) or upstream (official regex)"),
+    judge: str = typer.Option(None, "--judge", help="a model that maps unparsed replies to letters"),
+    likelihood: bool = typer.Option(False, "--likelihood", help="also record letter log-probabilities"),
+    max_tokens: int = typer.Option(128, "--max-tokens"),
+    temperature: float = typer.Option(0.0, "--temperature"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="estimate requests, tokens and cost; send nothing"),
+) -> None:
+    """Evaluate a model on MMAD (or any MMAD-format benchmark) with the official protocol."""
+    from mmad.cli.score_commands import render_table
+    from mmad.run.config import RunConfig
+    from mmad.run.engine import EngineStats
+    from mmad.run.evaluate import evaluate_async, load_run_config
+
+    if resume is not None:
+        config = load_run_config(resume)
+        config = config.model_copy(update={"concurrency": concurrency, "max_cost": max_cost or config.max_cost})
+        out = resume
+    else:
+        if not model or not data:
+            msg = "give --model and --data (or --resume RUN)"
+            raise ConfigError(msg)
+        try:
+            body = json.loads(extra_body) if extra_body else {}
+        except ValueError as exc:
+            msg = f"--extra-body is not valid json: {exc}"
+            raise ConfigError(msg) from exc
+        config = RunConfig(
+            model=model,
+            data=str(data),
+            protocol=protocol,
+            shots=shots,
+            similar_templates=similar,
+            blind=blind,
+            circular=circular,
+            strategies=list(strategy or []),
+            knowledge=str(knowledge) if knowledge else None,
+            limit=limit,
+            datasets=list(dataset or []),
+            categories=list(category or []),
+            subtasks=list(subtask or []),
+            concurrency=concurrency,
+            max_retries=max_retries,
+            timeout_s=timeout,
+            max_cost=max_cost,
+            prices=str(prices) if prices else None,
+            cache=not no_cache,
+            base_url=base_url,
+            key_env=key_env,
+            extra_body=body,
+            text_only=text_only,
+            image_size=image_size or None,
+            original_images=original_images,
+            detail=None if detail == "none" else detail,
+            parser=parser,
+            judge=judge,
+            likelihood=likelihood,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+    if dry_run:
+        _dry_run(config)
+        return
+    with progress_bar() as bar:
+        task = bar.add_task(config.model, total=None, rate=0.0, failed=0, unparsed=0, tokens=0, cost=0.0, conc=0)
+
+        def on_progress(stats: EngineStats) -> None:
+            bar.update(
+                task,
+                total=stats.total,
+                completed=stats.done,
+                rate=stats.rate,
+                failed=stats.failed,
+                unparsed=stats.unparsed,
+                tokens=stats.prompt_tokens + stats.completion_tokens,
+                cost=stats.cost_usd,
+                conc=stats.concurrency,
+            )
+
+        result = asyncio.run(evaluate_async(config, out=out, resume=resume is not None, on_progress=on_progress))
+    console.print(render_table(result.table, f"MMAD — {config.model}"))
+    stats = result.stats
+    console.print(
+        f"{stats.done} questions this session ({stats.cached} from cache, {stats.retries} retries); "
+        f"{stats.prompt_tokens + stats.completion_tokens} tokens, ${stats.cost_usd:.4f}"
+    )
+    if stats.stopped_reason:
+        console.print(f"[yellow]stopped: {stats.stopped_reason}[/]; continue with: mmad eval --resume {result.run_dir}")
+    elif not result.complete:
+        console.print(f"[yellow]some questions failed[/]; retry them with: mmad eval --resume {result.run_dir}")
+    console.print(f"run directory: {result.run_dir}")
+
+
+def _dry_run(config: object) -> None:
+    from mmad.data.official import load_benchmark
+    from mmad.models.prices import load_prices, price_for
+    from mmad.protocol.strategies import parse_strategies
+    from mmad.run.config import RunConfig
+    from mmad.run.estimate import estimate
+    from mmad.run.plan import Planner, select_items
+
+    assert isinstance(config, RunConfig)
+    benchmark = load_benchmark(config.data)
+    items = select_items(benchmark, config)
+    strategies = parse_strategies(config.strategies)
+    plain = parse_strategies([s for s in config.strategies if not s.startswith("agent")])
+    planner = Planner(benchmark, config.prompt_settings(), plain)
+    price = price_for(config.model, load_prices(config.prices))
+    result = estimate(list(planner.prompts(items)), config.image_settings(), price)
+    if strategies.agent_expert:
+        result.images_sent += result.requests
+        result.prompt_tokens += 85 * result.requests
+    console.print(f"[bold]dry run[/] for {config.model} ({config.protocol.value}, {config.shots}-shot): nothing sent")
+    console.print(f"  questions {result.questions}, requests {result.requests}, images sent {result.images_sent}")
+    console.print(f"  tokens ≈ {result.prompt_tokens:,} in + {result.completion_tokens:,} out")
+    if result.cost_usd is None:
+        console.print("  cost: no price known for this model; give --prices FILE")
+    else:
+        console.print(f"  cost ≈ ${result.cost_usd:.2f} at ${price[0]}/M in, ${price[1]}/M out")  # type: ignore[index]
+
+
+def serve_command(
+    model: str = typer.Option("random", "--model", "-m", help="the mmad backend to serve (random, fixed:A, expert)"),
+    port: int = typer.Option(8765, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="the address to bind (keep it local)"),
+    latency: float = typer.Option(0.0, "--latency", help="seconds added to every request"),
+    fault_rate: float = typer.Option(0.0, "--fault-rate", help="fraction of requests that fail on purpose"),
+    faults: str = typer.Option(",".join(("429", "500", "503", "timeout", "drop", "malformed", "empty")), "--faults"),
+    retry_after: float = typer.Option(0.2, "--retry-after", help="Retry-After of injected 429s"),
+    hang: float = typer.Option(30.0, "--hang", help="how long an injected time-out hangs"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Serve an mmad model as an OpenAI-compatible chat-completions API."""
+    from mmad.models.registry import create_model
+    from mmad.serve.server import ChatServer, FaultPlan
+
+    plan = FaultPlan(
+        rate=fault_rate,
+        kinds=tuple(k for k in faults.split(",") if k),
+        retry_after_s=retry_after,
+        hang_s=hang,
+        seed=seed,
+    )
+    server = ChatServer(create_model(model), host=host, port=port, latency_s=latency, faults=plan, model_name=model)
+
+    async def main() -> None:
+        await server.start()
+        console.print(f"serving {model} at {server.base_url} (Ctrl-C to stop)")
+        await server.serve_forever()
+
+    asyncio.run(main())

@@ -66,7 +66,5 @@ def score_command(
     stem = "" if answers.is_dir() else answers.stem
     if policy != "strict":
         stem = f"{stem}_{policy}" if stem else policy
-    paths = write_score_files(
-        table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot
-    )
+    paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
     console.print("wrote " + ", ".join(str(p) for p in paths.values()))

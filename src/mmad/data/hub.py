@@ -113,9 +113,7 @@ class LocalFolderSource:
     def list_files(self) -> dict[str, int | None]:
         """Every file under the folder."""
         return {
-            p.relative_to(self.root).as_posix(): p.stat().st_size
-            for p in sorted(self.root.rglob("*"))
-            if p.is_file()
+            p.relative_to(self.root).as_posix(): p.stat().st_size for p in sorted(self.root.rglob("*")) if p.is_file()
         }
 
     def fetch(self, path: str, dest: Path) -> Path:

@@ -73,9 +73,7 @@ def parse_item(key: str, record: Any, on_issue: IssueSink) -> ImageItem | None:
         if not isinstance(options, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in options.items()
         ):
-            on_issue(
-                key, f"{where}: Options is not an object of letter -> text", "Write Options as {'A': '...'}."
-            )
+            on_issue(key, f"{where}: Options is not an object of letter -> text", "Write Options as {'A': '...'}.")
             return None
         annotation = qa.get("annotation")
         questions.append(
@@ -100,9 +98,7 @@ def parse_item(key: str, record: Any, on_issue: IssueSink) -> ImageItem | None:
         templates[name] = value
     mask_path = record.get("mask_path") or ""
     if not isinstance(mask_path, str):
-        on_issue(
-            key, "'mask_path' is not a string", "Write the mask path as a string ('' for normal images)."
-        )
+        on_issue(key, "'mask_path' is not a string", "Write the mask path as a string ('' for normal images).")
         return None
     return ImageItem(
         key=key,
@@ -121,9 +117,7 @@ def parse_benchmark(
     """Build a Benchmark from the decoded json object."""
     if not isinstance(raw, dict):
         where = source or "the benchmark json"
-        msg = (
-            f"{where}: the top level is a {type(raw).__name__}; MMAD's json is one object keyed by image path"
-        )
+        msg = f"{where}: the top level is a {type(raw).__name__}; MMAD's json is one object keyed by image path"
         raise BenchmarkFormatError(msg)
     items = [item for key, record in raw.items() if (item := parse_item(key, record, on_issue)) is not None]
     return Benchmark(items=items, root=root, source=source, sha256=sha256)

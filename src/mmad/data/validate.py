@@ -120,9 +120,7 @@ def _check_file(
             )
 
 
-def check_item(
-    benchmark: Benchmark, item: ImageItem, *, check_files: bool, open_images: bool
-) -> list[Problem]:
+def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open_images: bool) -> list[Problem]:
     """The problems of one image item."""
     problems: list[Problem] = []
     key = item.key
@@ -161,9 +159,7 @@ def check_item(
             mask = benchmark.mask_file(item)
         except UnsafePathError as exc:
             problems.append(
-                Problem(
-                    severity=Severity.ERROR, code="unsafe-path", key=key, message=f"mask {exc}", fix="Fix it."
-                )
+                Problem(severity=Severity.ERROR, code="unsafe-path", key=key, message=f"mask {exc}", fix="Fix it.")
             )
         else:
             if check_files and (mask is None or not mask.exists()):
@@ -172,8 +168,7 @@ def check_item(
                         severity=Severity.ERROR,
                         code="missing-mask",
                         key=key,
-                        message=f"mask {item.mask_path} (relative to {item.dataset}/{item.category}/) "
-                        "does not exist",
+                        message=f"mask {item.mask_path} (relative to {item.dataset}/{item.category}/) does not exist",
                         fix="Re-extract the dataset archive that holds the masks, or fix mask_path.",
                     )
                 )
@@ -198,9 +193,7 @@ def check_question(key: str, question: Question) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(severity: Severity, code: str, message: str, fix: str) -> None:
-        problems.append(
-            Problem(severity=severity, code=code, key=key, question=index, message=message, fix=fix)
-        )
+        problems.append(Problem(severity=severity, code=code, key=key, question=index, message=message, fix=fix))
 
     subtask = question.subtask
     if subtask is None:
@@ -292,9 +285,7 @@ def validate(
         )
 
     def on_issue(key: str, problem: str, fix: str) -> None:
-        problems.append(
-            Problem(severity=Severity.ERROR, code="bad-record", key=key, message=problem, fix=fix)
-        )
+        problems.append(Problem(severity=Severity.ERROR, code="bad-record", key=key, message=problem, fix=fix))
 
     benchmark = parse_benchmark(
         raw, root=Path(root) if root else json_path.parent, source=json_path, sha256=digest, on_issue=on_issue

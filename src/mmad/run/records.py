@@ -54,9 +54,7 @@ class Record(BaseModel):
     attempts: int = 1
     cached: bool = False
     finished_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    scores: dict[str, float] = Field(
-        default_factory=dict, description="option log-probabilities, expert scores"
-    )
+    scores: dict[str, float] = Field(default_factory=dict, description="option log-probabilities, expert scores")
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -99,9 +99,7 @@ def write_official_answers(answers: Iterable[GradedAnswer], path: str | os.PathL
 def from_official_record(record: Any, index: int, source: Path | str) -> GradedAnswer:
     """Read one official answer record."""
     if not isinstance(record, dict):
-        msg = (
-            f"{source}: record {index} is a {type(record).__name__}, not an object; each answer is an object"
-        )
+        msg = f"{source}: record {index} is a {type(record).__name__}, not an object; each answer is an object"
         raise AnswersFormatError(msg)
     missing = [f for f in ("image", "question_type", "correct_answer", "gpt_answer") if f not in record]
     if missing:

@@ -144,11 +144,7 @@ class ScoreTable:
 
 
 def _mean(values: Sequence[float | None], *, zero_for_missing: bool) -> float | None:
-    present = (
-        [0.0 if v is None else v for v in values]
-        if zero_for_missing
-        else [v for v in values if v is not None]
-    )
+    present = [0.0 if v is None else v for v in values] if zero_for_missing else [v for v in values if v is not None]
     return fmean(present) if present else None
 
 
@@ -207,9 +203,7 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
             else:
                 counted.append(a)
         if n_bad_gold:
-            notes.append(
-                f"{n_bad_gold} records have a gold answer that is not a letter A-E and were left out"
-            )
+            notes.append(f"{n_bad_gold} records have a gold answer that is not a letter A-E and were left out")
     present_subtasks = {
         RAW_TYPE_TO_SUBTASK[a.question_type] for a in all_answers if a.question_type in RAW_TYPE_TO_SUBTASK
     }
@@ -217,9 +211,7 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
     if unknown_types:
         notes.append(f"answers of unknown type were not scored: {sorted(unknown_types)}")
 
-    tallies: dict[str, dict[Subtask, Tally]] = {
-        name: {s: Tally() for s in SUBTASKS} for name in dataset_names
-    }
+    tallies: dict[str, dict[Subtask, Tally]] = {name: {s: Tally() for s in SUBTASKS} for name in dataset_names}
     detection: dict[str, DetectionStats] = {name: DetectionStats() for name in dataset_names}
     n_unanswered = 0
     for a in counted:

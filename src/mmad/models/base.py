@@ -1,0 +1,84 @@
+"""What every model backend is: one async method from a request to a completion."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmad.protocol.images import ImageEncoder
+from mmad.protocol.messages import Message
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call: the conversation, generation limits, and the letters each posed question allows."""
+
+    messages: tuple[Message, ...]
+    max_tokens: int = 128
+    temperature: float | None = 0.0
+    choices: tuple[tuple[str, ...], ...] = ()
+    question_ids: tuple[str, ...] = ()
+    want_logprobs: bool = False
+    images: ImageEncoder | None = None
+
+
+@dataclass
+class Completion:
+    """A model's reply and what it cost."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+    refusal: bool = False
+    letter_logprobs: dict[str, float] | None = None
+    abstained: bool = False
+    scores: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Model(ABC):
+    """A backend. Subclasses implement ``generate``; everything else has a sensible default."""
+
+    name: str = "model"
+    endpoint: str = "local"
+    is_local: bool = True
+
+    @abstractmethod
+    async def generate(self, request: Request) -> Completion:
+        """Answer one request. Raise RetryableError or PermanentError when the call fails."""
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Fail early (ConfigError, MissingExtraError) when the backend cannot work, before a run starts."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def describe(self) -> dict[str, Any]:
+        """What run.json records about the model (never a secret)."""
+        return {"name": self.name, "endpoint": self.endpoint}
+
+
+_QUESTION_HEAD = re.compile(r"^Question(?:\s*\d+)?:", re.MULTILINE)
+_OPTION_LINE = re.compile(r"^([A-E])\. ", re.MULTILINE)
+
+
+def choices_from_text(text: str) -> tuple[tuple[str, ...], ...]:
+    """The option letters of each question block in a prompt's text (for requests that came over HTTP)."""
+    heads = [m.start() for m in _QUESTION_HEAD.finditer(text)]
+    if not heads:
+        letters = tuple(_OPTION_LINE.findall(text))
+        return (letters,) if letters else ()
+    bounds = [*heads, len(text)]
+    blocks = [text[bounds[i] : bounds[i + 1]] for i in range(len(heads))]
+    return tuple(tuple(_OPTION_LINE.findall(block)) for block in blocks)
+
+
+def request_choices(request: Request) -> tuple[tuple[str, ...], ...]:
+    """The letters per question: from the request, or read from the last user message's text."""
+    if request.choices:
+        return request.choices
+    last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
+    return choices_from_text(last_user.text) if last_user else ()

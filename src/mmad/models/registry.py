@@ -1,0 +1,120 @@
+"""Model names of the form ``provider:model``, resolved to backends.
+
+Built in: the OpenAI-compatible presets (``openai:gpt-4o``, ``gemini:gemini-1.5-pro``,
+``anthropic:claude-3-5-sonnet-20241022``, ``openrouter:...``, ``vllm:...``, ``sglang:...``,
+``ollama:...``, ``lmstudio:...``, ``mmad:...``, ``compat:...`` with a base URL), ``random[:seed]``,
+``fixed:<letter>``, ``expert[:k]`` (the visual expert) and ``hf:<repo or path>`` (transformers).
+Other packages add providers through the ``mmad.models`` entry-point group; each entry point is a
+callable ``(model_id: str, options: ModelOptions) -> Model``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from mmad.errors import UnknownModelError
+from mmad.models.base import Model
+from mmad.models.presets import PRESETS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelOptions:
+    """Settings a backend may use; each backend reads the ones that concern it."""
+
+    base_url: str | None = None
+    key_env: str | None = None
+    detail: str | None = "low"
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float = 120.0
+    max_connections: int = 64
+    text_only: bool = False
+    latency_s: float = 0.0
+    device: str | None = None
+    dtype: str | None = None
+    batch_size: int = 8
+
+
+Factory = Callable[[str, ModelOptions], Model]
+
+
+def _openai_compatible(provider: str) -> Factory:
+    def make(model_id: str, options: ModelOptions) -> Model:
+        from mmad.models.openai_api import OpenAICompatibleModel
+
+        preset = PRESETS[provider]
+        return OpenAICompatibleModel(
+            model_id,
+            base_url=options.base_url or preset.base_url,
+            key_env=options.key_env if options.key_env is not None else preset.key_env,
+            provider=provider,
+            detail=options.detail,
+            extra_body=options.extra_body,
+            timeout_s=options.timeout_s,
+            max_connections=options.max_connections,
+            text_only=options.text_only,
+            is_local=preset.is_local or bool(options.base_url and "127.0.0.1" in options.base_url),
+        )
+
+    return make
+
+
+def _random(model_id: str, options: ModelOptions) -> Model:
+    from mmad.models.baselines import RandomModel
+
+    return RandomModel(seed=int(model_id or 0), latency_s=options.latency_s)
+
+
+def _fixed(model_id: str, options: ModelOptions) -> Model:
+    from mmad.models.baselines import FixedModel
+
+    return FixedModel(letter=model_id or "A", latency_s=options.latency_s)
+
+
+def _expert(model_id: str, options: ModelOptions) -> Model:
+    from mmad.models.expert_model import ExpertModel
+
+    model: Model = ExpertModel.from_name(model_id, device=options.device)
+    return model
+
+
+def _hf(model_id: str, options: ModelOptions) -> Model:
+    from mmad.models.hf import TransformersModel
+
+    model: Model = TransformersModel(
+        model_id, device=options.device, dtype=options.dtype, batch_size=options.batch_size
+    )
+    return model
+
+
+BUILTIN: dict[str, Factory] = {name: _openai_compatible(name) for name in PRESETS}
+BUILTIN.update({"random": _random, "fixed": _fixed, "expert": _expert, "hf": _hf})
+
+
+def providers() -> dict[str, Factory]:
+    """Every provider: built-in ones and those other packages register as entry points."""
+    found = dict(BUILTIN)
+    for entry in entry_points(group="mmad.models"):
+        try:
+            found[entry.name] = entry.load()
+        except Exception:
+            logger.warning("the model plugin %r could not be loaded", entry.name, exc_info=True)
+    return found
+
+
+def create_model(name: str, options: ModelOptions | None = None) -> Model:
+    """The backend for a ``provider:model`` name."""
+    provider, _, model_id = name.partition(":")
+    table = providers()
+    if provider not in table:
+        msg = f"unknown model provider {provider!r} in {name!r}; known providers: {', '.join(sorted(table))}"
+        raise UnknownModelError(msg)
+    if provider in PRESETS and not model_id:
+        msg = f"{name!r} names no model: write it as {provider}:<model>, e.g. openai:gpt-4o"
+        raise UnknownModelError(msg)
+    return table[provider](model_id, options or ModelOptions())

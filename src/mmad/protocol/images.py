@@ -1,0 +1,182 @@
+"""Image preprocessing, a recorded setting of every run, and a per-run cache so each image is
+read and encoded once.
+
+The default is what the official API scripts do: scale so the longest side is 512 px (small
+images are scaled up too), re-encode as JPEG, send with ``detail: low``. The official code uses
+OpenCV's INTER_AREA and default JPEG quality (95); we use Pillow's box filter to shrink (area
+averaging, like INTER_AREA), bilinear to enlarge, quality 95. ``max_side=None`` keeps the size;
+``original=True`` sends the file's bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+
+from mmad.errors import DataError
+from mmad.protocol.messages import ImagePart
+
+_MIME = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".bmp": "image/bmp",
+    ".webp": "image/webp",
+}
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """How images are prepared before they are sent."""
+
+    max_side: int | None = 512
+    format: Literal["jpeg", "png"] = "jpeg"
+    quality: int = 95
+    detail: Literal["low", "high", "auto"] | None = "low"
+    original: bool = False
+
+    def describe(self) -> str:
+        """One line for logs and reports."""
+        if self.original:
+            return f"original bytes, detail={self.detail}"
+        size = f"longest side {self.max_side}px" if self.max_side else "original size"
+        return f"{size}, {self.format.upper()} q{self.quality}, detail={self.detail}"
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image ready to send; its base64 data URL is made once, when first asked for."""
+
+    data: bytes
+    mime: str
+    width: int
+    height: int
+    digest: str
+    _url: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def data_url(self) -> str:
+        """The image as a base64 data URL."""
+        if not self._url:
+            self._url.append(f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}")
+        return self._url[0]
+
+
+def encode_image(path: Path, settings: ImageSettings) -> EncodedImage:
+    """Read and prepare one image file."""
+    try:
+        raw = path.read_bytes()
+        with Image.open(io.BytesIO(raw)) as opened:
+            image = opened.convert("RGB")
+    except (OSError, ValueError) as exc:
+        msg = f"cannot read image {path}: {exc}; run `mmad validate` on the data root"
+        raise DataError(msg) from exc
+    if settings.original:
+        mime = _MIME.get(path.suffix.lower(), "image/png")
+        return EncodedImage(raw, mime, image.width, image.height, hashlib.sha256(raw).hexdigest())
+    if settings.max_side:
+        scale = settings.max_side / max(image.width, image.height)
+        if scale != 1:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+            image = image.resize(size, method)
+    buffer = io.BytesIO()
+    if settings.format == "jpeg":
+        image.save(buffer, format="JPEG", quality=settings.quality)
+        mime = "image/jpeg"
+    else:
+        image.save(buffer, format="PNG")
+        mime = "image/png"
+    data = buffer.getvalue()
+    return EncodedImage(data, mime, image.width, image.height, hashlib.sha256(data).hexdigest())
+
+
+def decode_data_url(url: str) -> bytes:
+    """The bytes of a base64 data URL."""
+    header, _, payload = url.partition(",")
+    if not header.startswith("data:") or ";base64" not in header:
+        msg = "only base64 data URLs are accepted for images"
+        raise DataError(msg)
+    return base64.b64decode(payload)
+
+
+class ImageEncoder:
+    """Encodes each image once per run; thread-safe, with a bounded memory of recent images."""
+
+    def __init__(self, settings: ImageSettings, max_items: int = 4096) -> None:
+        self.settings = settings
+        self._cache: OrderedDict[str, EncodedImage] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_items
+        self._asked = 0
+        self._stop = threading.Event()
+        self.encoded = 0
+
+    def encode(self, part: ImagePart, *, asked: bool = True) -> EncodedImage:
+        """The prepared form of an image part."""
+        if part.data_url is not None:
+            data = decode_data_url(part.data_url)
+            mime = part.data_url[5 : part.data_url.index(";")]
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+            return EncodedImage(data, mime, width, height, hashlib.sha256(data).hexdigest())
+        if part.path is None:
+            msg = "an image part has neither a path nor a data URL"
+            raise DataError(msg)
+        with self._lock:
+            if asked:
+                self._asked += 1
+            hit = self._cache.get(part.path)
+            if hit is not None:
+                self._cache.move_to_end(part.path)
+                return hit
+        encoded = encode_image(Path(part.path), self.settings)
+        with self._lock:
+            self.encoded += 1
+            self._cache[part.path] = encoded
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        return encoded
+
+    def prefetch(self, paths: Iterable[str], *, ahead: int = 256) -> threading.Thread:
+        """Encode images in a background thread, in the order they will be needed.
+
+        Decoding, resizing and JPEG encoding run in Pillow's C code without the GIL, so this
+        uses a second core while the event loop sends requests. It stays at most `ahead`
+        images ahead of what has been asked for, so memory stays bounded.
+        """
+
+        def work() -> None:
+            for done, path in enumerate(dict.fromkeys(paths)):
+                while done - self._asked > ahead and not self._stop.is_set():
+                    self._stop.wait(0.01)
+                if self._stop.is_set():
+                    return
+                with self._lock:
+                    if path in self._cache:
+                        continue
+                try:
+                    self.encode(ImagePart(path=path), asked=False)
+                except DataError:
+                    continue  # the request that needs it will report the error
+
+        thread = threading.Thread(target=work, name="mmad-image-prefetch", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """End a prefetch thread."""
+        self._stop.set()
+
+    def digests(self, parts: list[ImagePart]) -> dict[str, str]:
+        """Content digests of path-based image parts, for request hashing."""
+        return {p.path: self.encode(p).digest for p in parts if p.path is not None}

@@ -1,0 +1,101 @@
+"""What a model is asked: messages of text and image parts, and the questions a request poses.
+
+These types are model-neutral. Each backend translates them to its provider's payload in a pure
+function of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ImageRole = Literal["template", "query", "expert"]
+
+
+class TextPart(BaseModel):
+    """A piece of text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(BaseModel):
+    """An image: a file under the data root (or a rendered file), or a data URL received over HTTP."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["image"] = "image"
+    path: str | None = None
+    data_url: str | None = None
+    role: ImageRole = "query"
+
+
+Part = TextPart | ImagePart
+
+
+class Message(BaseModel):
+    """One chat turn."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    parts: tuple[Part, ...] = Field(default_factory=tuple)
+
+    @property
+    def text(self) -> str:
+        """The message's text parts joined."""
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+    @property
+    def images(self) -> list[ImagePart]:
+        """The message's image parts, in order."""
+        return [p for p in self.parts if isinstance(p, ImagePart)]
+
+
+class PosedQuestion(BaseModel):
+    """A question as it was put to the model: options re-lettered, gold letter mapped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question_id: str
+    image: str
+    question_type: str
+    text: str
+    options: dict[str, str]
+    correct_answer: str
+    number: int = Field(description="its 1-based number in the image's conversation")
+    variant: str = ""
+
+
+class Prompt(BaseModel):
+    """One request: the conversation to send and the questions whose answers it carries."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image: str
+    messages: tuple[Message, ...]
+    questions: tuple[PosedQuestion, ...]
+    answer_format: Literal["single", "numbered-list", "last-letter"] = "single"
+    max_tokens: int = 128
+    needs_preamble: bool = Field(default=False, description="a chain-of-thought turn comes first (per image)")
+
+    def digest(self, image_digests: dict[str, str] | None = None) -> str:
+        """A stable hash of what is sent (image parts by content digest where known)."""
+        digests = image_digests or {}
+        canonical = [
+            {
+                "role": m.role,
+                "parts": [
+                    p.text if isinstance(p, TextPart) else {"image": digests.get(p.path or "", p.path or p.data_url)}
+                    for p in m.parts
+                ],
+            }
+            for m in self.messages
+        ]
+        payload = json.dumps({"m": canonical, "f": self.answer_format, "t": self.max_tokens}, sort_keys=True)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -1,0 +1,345 @@
+"""Run prompts against a model: bounded and adaptive concurrency, retries, cache, budget, records.
+
+Each finished request becomes one record per question it carried, appended at once. A request
+whose retries all failed becomes records with status ``error`` and the error's class; a refusal
+is recorded as ``refused`` and never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmad.errors import ModelCallError, PermanentError
+from mmad.models.base import Completion, Model, Request
+from mmad.models.prices import cost_usd
+from mmad.protocol.images import ImageEncoder
+from mmad.protocol.messages import Message, PosedQuestion, Prompt, TextPart
+from mmad.protocol.parse import (
+    Parsed,
+    ParseMethod,
+    parse_answer,
+    parse_last_letter,
+    parse_numbered_list,
+    upstream_parse,
+)
+from mmad.protocol.prompts import preamble_prompt, with_preamble
+from mmad.run.cache import ResponseCache, cache_key
+from mmad.run.limits import AdaptiveLimit, RetryPolicy, call_with_retries
+from mmad.run.records import Record, Status
+from mmad.run.secrets import redact
+from mmad.run.store import RunStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineStats:
+    """Live counters for progress display."""
+
+    total: int = 0
+    done: int = 0
+    answered: int = 0
+    failed: int = 0
+    unparsed: int = 0
+    cached: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    stopped_reason: str | None = None
+    concurrency: int = 0
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds from the first request to the last record (or to now, while running)."""
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rate(self) -> float:
+        """Questions per second so far."""
+        elapsed = self.elapsed_s
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass
+class EngineSettings:
+    """How the engine behaves."""
+
+    policy: RetryPolicy
+    concurrency: int
+    temperature: float | None = 0.0
+    parser: str = "mmad"
+    likelihood: bool = False
+    max_cost: float | None = None
+    price: tuple[float, float] | None = None
+    cache_settings: dict[str, Any] = field(default_factory=dict)
+
+
+JUDGE_PROMPT = (
+    "A model answered a multiple-choice question. Which option did its reply choose?\n\n"
+    "Question: {question}\nOptions:\n{options}\n\nReply:\n{reply}\n\n"
+    "Answer with the option's letter only, or Z if the reply chooses none of them."
+)
+
+
+class Engine:
+    """Runs prompts and writes records."""
+
+    def __init__(
+        self,
+        model: Model,
+        store: RunStore,
+        images: ImageEncoder,
+        settings: EngineSettings,
+        *,
+        cache: ResponseCache | None = None,
+        judge: Model | None = None,
+        on_progress: Callable[[EngineStats], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.store = store
+        self.images = images
+        self.settings = settings
+        self.cache = cache
+        self.judge = judge
+        self.on_progress = on_progress
+        self.stats = EngineStats()
+        self.limit = AdaptiveLimit(settings.concurrency)
+        self._preambles: dict[str, asyncio.Task[tuple[str, int]]] = {}
+        self._model_description = model.describe()
+        self._in_flight = 0
+        self.wanted: set[tuple[str, str]] | None = None
+
+    async def run(self, prompts: Iterable[Prompt], total_questions: int) -> EngineStats:
+        """Run every prompt; returns the counters (with ``stopped_reason`` when the budget ran out)."""
+        self.stats = EngineStats(total=total_questions)
+        queue = iter(prompts)
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.settings.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            for preamble in self._preambles.values():
+                preamble.cancel()
+        self.stats.finished = time.monotonic()
+        self._report()
+        return self.stats
+
+    def _over_budget(self) -> bool:
+        budget = self.settings.max_cost
+        if budget is None:
+            return False
+        average = self.stats.cost_usd / max(1, self.stats.done) if self.stats.done else 0.0
+        return self.stats.cost_usd + average * self._in_flight >= budget
+
+    async def _worker(self, queue: Any) -> None:
+        for prompt in queue:
+            if self._over_budget():
+                self.stats.stopped_reason = f"the cost budget of ${self.settings.max_cost:.2f} was reached"
+                return
+            self._in_flight += 1
+            try:
+                records = await self._run_prompt(prompt)
+            finally:
+                self._in_flight -= 1
+            if self.wanted is not None:
+                records = [r for r in records if r.key in self.wanted]
+            self.store.append(records)
+            self._count(records)
+
+    def _count(self, records: list[Record]) -> None:
+        stats = self.stats
+        for record in records:
+            stats.done += 1
+            stats.answered += record.status is Status.ANSWERED
+            stats.failed += record.status is Status.ERROR
+            stats.unparsed += record.status is Status.UNPARSED
+        stats.concurrency = self.limit.limit
+        self._report()
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
+
+    async def _complete(self, prompt: Prompt) -> tuple[Completion, int, bool]:
+        """The completion of a prompt: from the cache, or from the model with retries."""
+        if self.cache is not None:
+            parts = [p for m in prompt.messages for p in m.images]
+            digests = await asyncio.to_thread(self.images.digests, parts) if parts else {}
+            key = cache_key(self._model_description, prompt.digest(digests), self.settings.cache_settings)
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.stats.cached += len(prompt.questions) or 1
+                return hit, 0, True
+        else:
+            key = ""
+        request = Request(
+            messages=prompt.messages,
+            max_tokens=prompt.max_tokens,
+            temperature=self.settings.temperature,
+            choices=tuple(tuple(q.options) for q in prompt.questions),
+            question_ids=tuple(q.question_id for q in prompt.questions),
+            want_logprobs=self.settings.likelihood,
+            images=self.images,
+        )
+
+        def on_retry(error: ModelCallError) -> None:
+            self.stats.retries += 1
+            logger.info("retrying %s after %s", prompt.image, error.error_class)
+
+        completion, attempts = await call_with_retries(
+            lambda: self.model.generate(request), self.settings.policy, self.limit, on_retry=on_retry
+        )
+        if self.cache is not None and not completion.refusal:
+            await asyncio.to_thread(self.cache.put, key, completion)
+        return completion, attempts, False
+
+    async def _thoughts(self, prompt: Prompt) -> tuple[str, int]:
+        """The chain-of-thought reply for an image, asked once and shared by its questions."""
+        if prompt.image not in self._preambles:
+
+            async def ask() -> tuple[str, int]:
+                completion, attempts, _ = await self._complete(preamble_prompt(prompt))
+                self._add_usage(completion)
+                return completion.text, attempts
+
+            self._preambles[prompt.image] = asyncio.create_task(ask())
+        return await asyncio.shield(self._preambles[prompt.image])
+
+    def _add_usage(self, completion: Completion) -> float | None:
+        self.stats.prompt_tokens += completion.prompt_tokens or 0
+        self.stats.completion_tokens += completion.completion_tokens or 0
+        cost = cost_usd(completion.prompt_tokens, completion.completion_tokens, self.settings.price)
+        self.stats.cost_usd += cost or 0.0
+        return cost
+
+    async def _run_prompt(self, prompt: Prompt) -> list[Record]:
+        started = time.monotonic()
+        digest = prompt.digest()
+        extra: dict[str, Any] = {}
+        try:
+            if prompt.needs_preamble:
+                thoughts, _ = await self._thoughts(prompt)
+                prompt = with_preamble(prompt, thoughts)
+                extra["preamble"] = thoughts
+            completion, attempts, cached = await self._complete(prompt)
+        except ModelCallError as exc:
+            status = Status.REFUSED if exc.error_class == "refused" else Status.ERROR
+            return [
+                self._record(
+                    q,
+                    status=status,
+                    prompt_hash=digest,
+                    error_class=exc.error_class,
+                    error_message=redact(str(exc)),
+                    attempts=getattr(exc, "attempts", 1),
+                    latency_s=time.monotonic() - started,
+                    extra=extra,
+                )
+                for q in prompt.questions
+            ]
+        except Exception as exc:  # a broken image or a backend bug must not end the run
+            logger.exception("request for %s failed", prompt.image)
+            error = PermanentError(str(exc), error_class=type(exc).__name__)
+            return [
+                self._record(
+                    q,
+                    status=Status.ERROR,
+                    prompt_hash=digest,
+                    error_class=error.error_class,
+                    error_message=redact(str(exc)),
+                    latency_s=time.monotonic() - started,
+                    extra=extra,
+                )
+                for q in prompt.questions
+            ]
+        cost = None if cached else self._add_usage(completion)
+        parsed = self._parse(prompt, completion)
+        judged = await self._judge_unparsed(prompt, completion, parsed)
+        latency = time.monotonic() - started
+        share = max(1, len(prompt.questions))
+        records = []
+        for question, result in zip(prompt.questions, judged, strict=True):
+            if completion.abstained:
+                status = Status.ABSTAINED
+            elif result.letter:
+                status = Status.ANSWERED
+            elif completion.refusal or result.refusal:
+                status = Status.REFUSED
+            else:
+                status = Status.UNPARSED
+            records.append(
+                self._record(
+                    question,
+                    status=status,
+                    answer=result.letter,
+                    parse_method=result.method.value if result.method else None,
+                    raw_reply=completion.text,
+                    prompt_hash=digest,
+                    latency_s=latency,
+                    prompt_tokens=_share(completion.prompt_tokens, share),
+                    completion_tokens=_share(completion.completion_tokens, share),
+                    cost_usd=None if cost is None else cost / share,
+                    attempts=attempts,
+                    cached=cached,
+                    scores={**completion.scores, **(completion.letter_logprobs or {})},
+                    extra={**extra, **completion.extra},
+                )
+            )
+        return records
+
+    def _parse(self, prompt: Prompt, completion: Completion) -> list[Parsed]:
+        questions = prompt.questions
+        reply = completion.text
+        if prompt.answer_format == "numbered-list":
+            return parse_numbered_list(reply, [q.options for q in questions])
+        if self.settings.parser == "upstream":
+            return [upstream_parse(reply, q.options) for q in questions]
+        if prompt.answer_format == "last-letter":
+            return [parse_last_letter(reply, q.options) for q in questions]
+        return [parse_answer(reply, q.options) for q in questions]
+
+    async def _judge_unparsed(self, prompt: Prompt, completion: Completion, parsed: list[Parsed]) -> list[Parsed]:
+        if self.judge is None or completion.refusal:
+            return parsed
+        out = []
+        for question, result in zip(prompt.questions, parsed, strict=True):
+            if result.letter is not None or not completion.text.strip():
+                out.append(result)
+                continue
+            options = "\n".join(f"{k}. {v}" for k, v in question.options.items())
+            text = JUDGE_PROMPT.format(question=question.text, options=options, reply=completion.text)
+            request = Request(messages=(Message(role="user", parts=(TextPart(text=text),)),), max_tokens=8)
+            try:
+                verdict = await self.judge.generate(request)
+            except ModelCallError:
+                out.append(result)
+                continue
+            letter = parse_answer(verdict.text, question.options).letter
+            out.append(Parsed(letter, ParseMethod.JUDGE) if letter else result)
+        return out
+
+    def _record(self, question: PosedQuestion, *, status: Status, **fields: Any) -> Record:
+        return Record(
+            question_id=question.question_id,
+            image=question.image,
+            question_type=question.question_type,
+            question_text=question.text,
+            options=dict(question.options),
+            correct_answer=question.correct_answer,
+            variant=question.variant,
+            status=status,
+            **fields,
+        )
+
+
+def _share(tokens: int | None, share: int) -> int | None:
+    return None if tokens is None else round(tokens / share)

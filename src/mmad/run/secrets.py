@@ -1,0 +1,35 @@
+"""Keep API keys out of logs, records and reports."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+_SECRET_NAME = re.compile(r"(API_KEY|_TOKEN|_SECRET|PASSWORD)$", re.IGNORECASE)
+_KEY_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|AIza[0-9A-Za-z_\-]{20,}|hf_[A-Za-z0-9]{20,})")
+
+
+def secret_values() -> list[str]:
+    """The values of environment variables that look like credentials."""
+    return [value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8]
+
+
+def redact(text: str) -> str:
+    """Text with every credential-looking value replaced by ***."""
+    for value in secret_values():
+        text = text.replace(value, "***")
+    return _KEY_SHAPES.sub("***", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that removes credentials from every message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message without secrets."""
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg = cleaned
+            record.args = None
+        return True

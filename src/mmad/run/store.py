@@ -1,0 +1,126 @@
+"""The run directory: ``run.json`` (settings and provenance) and ``records.jsonl`` (one line per
+finished question).
+
+Lines are appended as requests finish and flushed to the operating system at once, so killing
+the process loses only the requests in flight. A torn last line (a write cut short) is cut off
+when the run is reopened. A lock file keeps two processes from writing one run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from mmad.data.official import atomic_write_text
+from mmad.errors import RunError
+from mmad.run.records import Record, latest_records, read_records
+
+RUN_FILE = "run.json"
+RECORDS_FILE = "records.jsonl"
+LOCK_FILE = ".lock"
+
+
+class RunStore:
+    """Reads and appends one run directory."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self._handle: IO[str] | None = None
+        self._lock: IO[str] | None = None
+
+    @property
+    def run_file(self) -> Path:
+        """run.json."""
+        return self.folder / RUN_FILE
+
+    @property
+    def records_file(self) -> Path:
+        """records.jsonl."""
+        return self.folder / RECORDS_FILE
+
+    def exists(self) -> bool:
+        """Whether the folder holds a run."""
+        return self.run_file.is_file()
+
+    def read_meta(self) -> dict[str, Any]:
+        """run.json's content."""
+        try:
+            data = json.loads(self.run_file.read_text())
+        except (OSError, ValueError) as exc:
+            msg = f"{self.run_file} cannot be read ({exc}); is {self.folder} a run directory?"
+            raise RunError(msg) from exc
+        if not isinstance(data, dict):
+            msg = f"{self.run_file} is not a json object"
+            raise RunError(msg)
+        return data
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        """Write run.json atomically."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_file, json.dumps(meta, indent=2, default=str))
+
+    def load(self) -> list[Record]:
+        """Every record written so far."""
+        return read_records(self.records_file) if self.records_file.exists() else []
+
+    def open(self) -> None:
+        """Lock the run and open records.jsonl for appending, cutting off a torn last line."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = (self.folder / LOCK_FILE).open("w")
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock.close()
+            self._lock = None
+            msg = f"another mmad process is writing {self.folder}; wait for it, or use another --out"
+            raise RunError(msg) from exc
+        self._repair_tail()
+        self._handle = self.records_file.open("a", encoding="utf-8")
+
+    def _repair_tail(self) -> None:
+        if not self.records_file.exists():
+            return
+        with self.records_file.open("rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, records: Iterable[Record]) -> None:
+        """Append records and hand them to the operating system (safe against a killed process)."""
+        if self._handle is None:
+            msg = "the run store is not open"
+            raise RunError(msg)
+        self._handle.write("".join(record.model_dump_json() + "\n" for record in records))
+        self._handle.flush()
+
+    def sync(self) -> None:
+        """Push appended records to the disk itself."""
+        if self._handle is not None:
+            os.fsync(self._handle.fileno())
+
+    def compact(self, order: list[tuple[str, str]] | None = None) -> int:
+        """Rewrite records.jsonl with the latest record per question (in `order` when given)."""
+        latest = latest_records(self.load())
+        keys = [k for k in order if k in latest] + [k for k in latest if k not in set(order)] if order else list(latest)
+        text = "".join(latest[key].model_dump_json() + "\n" for key in keys)
+        if self._handle is not None:
+            self._handle.close()
+        atomic_write_text(self.records_file, text)
+        if self._handle is not None:
+            self._handle = self.records_file.open("a", encoding="utf-8")
+        return len(keys)
+
+    def close(self) -> None:
+        """Sync, close and unlock."""
+        if self._handle is not None:
+            self.sync()
+            self._handle.close()
+            self._handle = None
+        if self._lock is not None:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None

@@ -1,0 +1,293 @@
+"""An OpenAI-compatible chat-completions server on 127.0.0.1 over any mmad model backend.
+
+It takes images as ``image_url`` data URLs and returns usage counts. For tests and benchmarks it
+can add a fixed latency and inject faults: 429 with Retry-After, 500 and 503, time-outs, dropped
+connections, malformed JSON and empty choices. Plain asyncio, HTTP/1.1 with keep-alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmad.errors import ModelCallError
+from mmad.models.base import Model, Request
+from mmad.models.openai_convert import from_openai_messages
+from mmad.protocol.images import ImageEncoder, ImageSettings
+
+logger = logging.getLogger(__name__)
+
+FAULT_KINDS = ("429", "500", "503", "timeout", "drop", "malformed", "empty")
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@dataclass
+class FaultPlan:
+    """Which requests fail, and how."""
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    retry_after_s: float = 0.2
+    hang_s: float = 30.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown:
+            msg = f"unknown fault kinds {sorted(unknown)}; choose from {FAULT_KINDS}"
+            raise ValueError(msg)
+
+
+@dataclass
+class ServerStats:
+    """What the server has seen."""
+
+    requests: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+
+
+class ChatServer:
+    """Serves one model over HTTP."""
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_s: float = 0.0,
+        faults: FaultPlan | None = None,
+        model_name: str | None = None,
+    ) -> None:
+        self.model = model
+        self.host = host
+        self.port = port
+        self.latency_s = latency_s
+        self.faults = faults or FaultPlan()
+        self.model_name = model_name or model.name
+        self.stats = ServerStats()
+        self._rng = random.Random(self.faults.seed)
+        self._images = ImageEncoder(ImageSettings(original=True))
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def base_url(self) -> str:
+        """The /v1 URL clients use."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        self._server = await asyncio.start_server(self._connection, self.host, self.port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        logger.info("serving %s at %s", self.model_name, self.base_url)
+
+    async def serve_forever(self) -> None:
+        """Start and serve until cancelled."""
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        """Stop accepting, end open connections, and close the model."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        await self.model.aclose()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = [*lines[0].split(" ", 2), "", ""][:3]
+                headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+                length = int(headers.get("content-length", "0") or 0)
+                body = await reader.readexactly(length) if length else b""
+                keep_open = await self._handle(method, path, body, writer)
+                if not keep_open or headers.get("connection", "").lower() == "close":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+                await writer.wait_closed()
+            if task is not None:
+                self._connections.discard(task)
+
+    async def _send(
+        self, writer: asyncio.StreamWriter, status: int, payload: bytes, extra: dict[str, str] | None = None
+    ) -> None:
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(payload)), **(extra or {})}
+        head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        )
+        writer.write(head.encode("latin-1") + b"\r\n" + payload)
+        await writer.drain()
+
+    async def _error(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        message: str,
+        kind: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        payload = json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()
+        await self._send(writer, status, payload, extra)
+
+    async def _handle(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        route = path.split("?", 1)[0].rstrip("/")
+        if method == "GET" and route in {"/v1/models", "/models"}:
+            data = {
+                "object": "list",
+                "data": [{"id": self.model_name, "object": "model", "owned_by": "mmad"}],
+            }
+            await self._send(writer, 200, json.dumps(data).encode())
+            return True
+        if method == "GET" and route == "/health":
+            await self._send(writer, 200, b'{"status": "ok"}')
+            return True
+        if method != "POST" or route not in {"/v1/chat/completions", "/chat/completions"}:
+            await self._error(writer, 404, f"no route {method} {path}", "not_found")
+            return True
+        self.stats.requests += 1
+        self.stats.in_flight += 1
+        self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
+        try:
+            return await self._chat(body, writer)
+        finally:
+            self.stats.in_flight -= 1
+
+    def _pick_fault(self) -> str | None:
+        if self.faults.rate > 0 and self._rng.random() < self.faults.rate:
+            kind = self._rng.choice(self.faults.kinds)
+            self.stats.faults[kind] = self.stats.faults.get(kind, 0) + 1
+            return kind
+        return None
+
+    async def _chat(self, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        fault = self._pick_fault()
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        if fault == "429":
+            await self._error(
+                writer,
+                429,
+                "rate limit reached (injected)",
+                "rate_limit_error",
+                {"Retry-After": f"{self.faults.retry_after_s:g}"},
+            )
+            return True
+        if fault in {"500", "503"}:
+            await self._error(writer, int(fault), "server error (injected)", "server_error")
+            return True
+        if fault == "timeout":
+            await asyncio.sleep(self.faults.hang_s)
+            return False
+        if fault == "drop":
+            return False
+        if fault == "malformed":
+            await self._send(writer, 200, b'{"id": "x", "choices": [{"message": {"content": "A"')
+            return True
+        try:
+            payload = json.loads(body)
+            messages = from_openai_messages(payload.get("messages") or [])
+        except (ValueError, AttributeError, ModelCallError) as exc:
+            await self._error(writer, 400, f"bad request: {exc}", "invalid_request_error")
+            return True
+        request = Request(
+            messages=messages,
+            max_tokens=int(payload.get("max_tokens") or payload.get("max_completion_tokens") or 128),
+            temperature=payload.get("temperature"),
+            want_logprobs=bool(payload.get("logprobs")),
+            images=self._images,
+        )
+        started = time.monotonic()
+        try:
+            completion = await self.model.generate(request)
+        except ModelCallError as exc:
+            await self._error(writer, 500 if exc.error_class != "bad_request" else 400, str(exc), exc.error_class)
+            return True
+        n_images = sum(len(m.images) for m in messages)
+        prompt_tokens = completion.prompt_tokens or (sum(len(m.text) for m in messages) // 4 + 85 * n_images)
+        completion_tokens = completion.completion_tokens or max(1, len(completion.text) // 4)
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": completion.text},
+            "finish_reason": completion.finish_reason or "stop",
+        }
+        if completion.letter_logprobs:
+            top = [
+                {"token": k, "logprob": v} for k, v in sorted(completion.letter_logprobs.items(), key=lambda kv: -kv[1])
+            ]
+            choice["logprobs"] = {"content": [{**top[0], "top_logprobs": top}]}
+        response = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [] if fault == "empty" else [choice],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            "mmad": {"latency_s": round(time.monotonic() - started, 4), **completion.scores},
+        }
+        await self._send(writer, 200, json.dumps(response).encode())
+        return True
+
+
+@contextlib.contextmanager
+def serve_in_thread(server: ChatServer) -> Iterator[ChatServer]:
+    """Run a server on its own event loop in a background thread (tests, notebooks)."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="mmad-serve", daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        msg = "the server did not start within 10 s"
+        raise RuntimeError(msg)
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -1,0 +1,116 @@
+"""The pure translation functions of the OpenAI-compatible backend."""
+
+import pytest
+
+from mmad.errors import PermanentError, RetryableError
+from mmad.models.base import choices_from_text
+from mmad.models.openai_convert import (
+    classify_status,
+    from_openai_messages,
+    from_openai_response,
+    letter_logprobs,
+    to_openai_messages,
+)
+from mmad.protocol.images import EncodedImage
+from mmad.protocol.messages import ImagePart, Message, TextPart
+
+
+def _encode(part: ImagePart) -> EncodedImage:
+    return EncodedImage(part.path.encode(), "image/jpeg", 1, 1, "d")
+
+
+MESSAGES = (
+    Message(
+        role="user",
+        parts=(
+            TextPart(text="a"),
+            TextPart(text="b"),
+            ImagePart(path="t.png", role="template"),
+            TextPart(text="c"),
+            ImagePart(path="q.png"),
+        ),
+    ),
+    Message(role="assistant", parts=(TextPart(text="thoughts"),)),
+)
+
+
+def test_messages_to_openai() -> None:
+    out = to_openai_messages(MESSAGES, _encode, detail="low")
+    content = out[0]["content"]
+    assert [c["type"] for c in content] == ["text", "image_url", "text", "image_url"]
+    assert content[0]["text"] == "ab"
+    assert content[1]["image_url"] == {"url": "data:image/jpeg;base64,dC5wbmc=", "detail": "low"}
+    assert out[1] == {"role": "assistant", "content": "thoughts"}
+    flat = to_openai_messages(MESSAGES, _encode, text_only=True)
+    assert flat[0] == {"role": "user", "content": "abc"}
+    assert "detail" not in to_openai_messages(MESSAGES, _encode, detail=None)[0]["content"][1]["image_url"]
+
+
+def test_round_trip_through_the_server_side() -> None:
+    back = from_openai_messages(to_openai_messages(MESSAGES, _encode))
+    assert back[0].text == "abc" and len(back[0].images) == 2
+    assert back[0].images[0].data_url.startswith("data:image/jpeg;base64,")
+    with pytest.raises(PermanentError, match="data URLs"):
+        from_openai_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}])
+
+
+def test_responses() -> None:
+    ok = from_openai_response(
+        {
+            "choices": [{"message": {"content": "B"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 1},
+        }
+    )
+    assert (ok.text, ok.prompt_tokens, ok.completion_tokens, ok.refusal) == ("B", 10, 1, False)
+    filtered = from_openai_response({"choices": [{"message": {"content": None}, "finish_reason": "content_filter"}]})
+    assert filtered.refusal and filtered.text == ""
+    refused = from_openai_response({"choices": [{"message": {"content": None, "refusal": "I can't help."}}]})
+    assert refused.refusal
+    with pytest.raises(RetryableError) as empty:
+        from_openai_response({"choices": []})
+    assert empty.value.error_class == "empty"
+    with pytest.raises(RetryableError):
+        from_openai_response("{not json")
+
+
+def test_letter_logprobs() -> None:
+    choice = {
+        "logprobs": {
+            "content": [
+                {
+                    "token": "B",
+                    "logprob": -0.1,
+                    "top_logprobs": [
+                        {"token": "B", "logprob": -0.1},
+                        {"token": " A", "logprob": -2.5},
+                        {"token": "The", "logprob": -3.0},
+                    ],
+                }
+            ]
+        }
+    }
+    assert letter_logprobs(choice) == {"B": -0.1, "A": -2.5}
+    assert letter_logprobs({}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "after", "kind", "cls"),
+    [
+        (429, "slow down", "2", RetryableError, "rate_limit"),
+        (503, "busy", None, RetryableError, "server_error"),
+        (500, "oops", None, RetryableError, "server_error"),
+        (401, "bad key", None, PermanentError, "auth"),
+        (400, '{"code": "content_filter"}', None, PermanentError, "refused"),
+        (400, "bad image", None, PermanentError, "bad_request"),
+    ],
+)
+def test_status_classes(status, body, after, kind, cls) -> None:
+    error = classify_status(status, body, after)
+    assert isinstance(error, kind) and error.error_class == cls
+    if after:
+        assert error.retry_after == 2.0
+
+
+def test_choices_read_from_prompt_text() -> None:
+    text = "Question 1: q? \nA. Yes.\nB. No.\nQuestion 2: r? \nA. x\nB. y\nC. z\nD. w\n"
+    assert choices_from_text(text) == (("A", "B"), ("A", "B", "C", "D"))

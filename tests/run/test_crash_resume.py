@@ -1,0 +1,131 @@
+"""Kill `mmad eval` with SIGKILL at random moments, resume, and compare with an uninterrupted run."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mmad.run import evaluate
+from mmad.run.records import read_records
+from mmad.run.store import RunStore
+from tests.helpers.serving import running_server
+
+
+def _command(mmad_json: Path, out: Path, base_url: str, resume: bool) -> list[str]:
+    base = [sys.executable, "-m", "mmad", "eval"]
+    if resume:
+        return [*base, "--resume", str(out), "--concurrency", "4"]
+    return [
+        *base,
+        "-m",
+        "mmad:random",
+        "-d",
+        str(mmad_json),
+        "--out",
+        str(out),
+        "--base-url",
+        base_url,
+        "--concurrency",
+        "4",
+        "--no-cache",
+        "--protocol",
+        "per-question",
+    ]
+
+
+def _outcome(path: Path) -> dict[str, tuple[str, str | None]]:
+    records = read_records(path)
+    keys = [r.question_id for r in records]
+    assert len(keys) == len(set(keys)), "duplicate records"
+    return {r.question_id: (r.status.value, r.answer) for r in records}
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume(mmad_json: Path, tmp_path: Path) -> None:
+    rng = random.Random(11)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
+    with running_server(latency_s=0.03) as server:
+        reference = evaluate(
+            "mmad:random", mmad_json, out=tmp_path / "reference", base_url=server.base_url, cache=False, concurrency=4
+        )
+        assert reference.complete
+        out = tmp_path / "killed"
+        kills = 0
+        for _ in range(4):
+            started = RunStore(out).exists()
+            process = subprocess.Popen(
+                _command(mmad_json, out, server.base_url, resume=started),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(rng.uniform(1.2, 3.0))
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            process.wait(30)
+            if (out / "records.jsonl").exists():
+                read_records(out / "records.jsonl")  # readable after every kill
+        final = subprocess.run(
+            _command(mmad_json, out, server.base_url, resume=RunStore(out).exists()),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert final.returncode == 0, final.stderr[-2000:]
+    assert kills >= 1
+    assert _outcome(out / "records.jsonl") == _outcome(tmp_path / "reference" / "records.jsonl")
+
+
+def test_torn_last_line_is_cut_on_reopen(tmp_path: Path) -> None:
+    from mmad.run.records import Record, Status
+
+    store = RunStore(tmp_path)
+    store.open()
+    store.append(
+        [
+            Record(
+                question_id="k#0",
+                image="k",
+                question_type="Anomaly Detection",
+                correct_answer="A",
+                status=Status.ANSWERED,
+                answer="A",
+            )
+        ]
+    )
+    store.close()
+    with (tmp_path / "records.jsonl").open("a") as handle:
+        handle.write('{"question_id": "k#1", "ima')  # the write a kill interrupted
+    assert [r.question_id for r in read_records(tmp_path / "records.jsonl")] == ["k#0"]
+    store.open()
+    store.append(
+        [
+            Record(
+                question_id="k#1",
+                image="k",
+                question_type="Anomaly Detection",
+                correct_answer="A",
+                status=Status.ANSWERED,
+                answer="B",
+            )
+        ]
+    )
+    store.close()
+    assert [r.answer for r in read_records(tmp_path / "records.jsonl")] == ["A", "B"]
+
+
+def test_a_second_writer_is_refused(tmp_path: Path) -> None:
+    first = RunStore(tmp_path)
+    first.open()
+    try:
+        with pytest.raises(Exception, match="another mmad process"):
+            RunStore(tmp_path).open()
+    finally:
+        first.close()

@@ -1,0 +1,203 @@
+"""`mmad eval` against `mmad serve` on 127.0.0.1: faults, resume, cache, budget, secrets."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from mmad.cli import main
+from mmad.data.official import load_benchmark
+from mmad.run import RunConfig, Status, evaluate
+from mmad.run.records import read_records
+from tests.helpers.serving import running_server
+
+FAST = {"retry_base_s": 0.01, "retry_max_s": 0.05, "timeout_s": 0.5}
+
+
+def _eval(mmad_json: Path, server, out: Path, **settings):
+    options = {"base_url": server.base_url, "cache": False, "concurrency": 8, **FAST, **settings}
+    return evaluate("mmad:random", mmad_json, out=out, **options)
+
+
+def test_faulted_server_then_resume(mmad_json: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with running_server(fault_rate=0.2, seed=1) as server:
+        result = _eval(mmad_json, server, out, max_retries=0)
+        assert sum(server.stats.faults.values()) > 0
+    records = read_records(out / "records.jsonl")
+    n_questions = load_benchmark(mmad_json).n_questions
+    assert len({r.question_id for r in records}) == len(records) == n_questions == result.table.n_answers
+    failed = [r for r in records if r.status is Status.ERROR]
+    assert failed, "a 20% fault rate with no retries must leave failures"
+    assert {r.error_class for r in failed} <= {
+        "rate_limit",
+        "server_error",
+        "timeout",
+        "connection",
+        "malformed",
+        "empty",
+    }
+    assert all(r.answer is not None for r in records if r.status is Status.ANSWERED)
+    assert not result.complete
+    assert json.loads((out / "run.json").read_text())["status"] == "partial"
+    with running_server() as healthy:
+        resumed = evaluate(
+            "mmad:random", mmad_json, out=out, resume=True, base_url=healthy.base_url, cache=False, **FAST
+        )
+        assert healthy.stats.requests == len(failed)  # only what failed is asked again
+    final = read_records(out / "records.jsonl")
+    assert resumed.complete
+    assert len(final) == len(records) and not [r for r in final if r.status is Status.ERROR]
+    answered_before = {r.question_id: r.answer for r in records if r.status is Status.ANSWERED}
+    assert all(r.answer == answered_before[r.question_id] for r in final if r.question_id in answered_before)
+
+
+def test_retries_ride_out_faults(mmad_json: Path, tmp_path: Path) -> None:
+    with running_server(fault_rate=0.2, seed=2) as server:
+        result = _eval(mmad_json, server, tmp_path / "run", max_retries=8)
+    assert result.complete and result.stats.retries > 0
+    assert result.table.n_unanswered == 0
+
+
+def test_run_directory_and_official_files(mmad_json: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with running_server() as server:
+        result = _eval(mmad_json, server, out)
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["dataset"]["sha256"] and meta["protocol"]["variant"] == "per-question"
+    assert meta["images"].startswith("longest side 512px") and meta["status"] == "complete"
+    answers = json.loads((out / "answers_1_shot_random.json").read_text())
+    assert {"image", "question", "question_type", "correct_answer", "gpt_answer"} <= set(answers[0])
+    assert (out / "answers_1_shot_random_accuracy.csv").exists() and (out / "heatmap.png").exists()
+    record = read_records(out / "records.jsonl")[0]
+    assert record.prompt_hash and record.latency_s is not None and record.prompt_tokens
+    assert record.parse_method == "explicit" and record.raw_reply.startswith("Answer:")
+    assert result.table.average is not None
+    with pytest.raises(Exception, match="already holds a run"):
+        _eval(mmad_json, server, out)
+
+
+def test_cache_makes_a_rerun_free(mmad_json: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with running_server() as server:
+        first = _eval(mmad_json, server, tmp_path / "a", cache=True, cache_dir=str(cache))
+        asked = server.stats.requests
+        second = _eval(mmad_json, server, tmp_path / "b", cache=True, cache_dir=str(cache))
+        assert server.stats.requests == asked  # nothing new reached the server
+    assert second.stats.cached == first.table.n_answers
+    assert second.table.average == first.table.average
+
+
+def test_budget_stops_cleanly_and_resumes(mmad_json: Path, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"random": [1000.0, 1000.0]}))  # ~$0.1+ per request
+    out = tmp_path / "run"
+    with running_server() as server:
+        stopped = evaluate(
+            "compat:random",
+            mmad_json,
+            out=out,
+            base_url=server.base_url,
+            cache=False,
+            concurrency=1,
+            max_cost=0.5,
+            prices=str(prices),
+            **FAST,
+        )
+        assert stopped.stats.stopped_reason and "budget" in stopped.stats.stopped_reason
+        assert not stopped.complete
+        done = len(read_records(out / "records.jsonl"))
+        assert 0 < done < load_benchmark(mmad_json).n_questions
+        finished = evaluate(
+            "compat:random",
+            mmad_json,
+            out=out,
+            resume=True,
+            base_url=server.base_url,
+            cache=False,
+            prices=str(prices),
+            **FAST,
+        )
+    assert finished.complete
+
+
+def test_planted_key_never_written(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "sk-test-PLANTED-0123456789abcdef0123456789"
+    monkeypatch.setenv("MMAD_TEST_API_KEY", secret)
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "run"
+    with running_server(fault_rate=0.3, seed=5) as server:
+        evaluate(
+            "compat:random",
+            mmad_json,
+            out=out,
+            base_url=server.base_url.replace("127.0.0.1", "localhost"),
+            key_env="MMAD_TEST_API_KEY",
+            cache=True,
+            cache_dir=str(tmp_path / "cache"),
+            max_retries=1,
+            **FAST,
+        )
+    for path in [*out.rglob("*"), *(tmp_path / "cache").rglob("*")]:
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert secret not in caplog.text
+    assert json.loads((out / "run.json").read_text())["model"]["key_env"] == "MMAD_TEST_API_KEY"
+
+
+def test_missing_key_is_a_clear_error(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    status = main(
+        ["eval", "--model", "openai:gpt-4o", "--data", str(mmad_json), "--out", str(tmp_path / "r"), "--limit", "2"]
+    )
+    assert status == 2
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing was started
+
+
+def test_cli_eval_and_dry_run(mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "-m", "openai:gpt-4o", "-d", str(mmad_json), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing sent" in out and "cost ≈ $" in out and "requests 92" in out
+    with running_server() as server:
+        status = main(
+            [
+                "eval",
+                "-m",
+                "mmad:random",
+                "-d",
+                str(mmad_json),
+                "--base-url",
+                server.base_url,
+                "--out",
+                str(tmp_path / "run"),
+                "--no-cache",
+                "--protocol",
+                "per-image",
+                "--subtask",
+                "Anomaly Discrimination",
+                "--dataset",
+                "VisA",
+            ]
+        )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "VisA" in printed and "run directory" in printed
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    assert {r.question_type for r in records} == {"Anomaly Detection"}
+    assert {r.image.split("/")[0] for r in records} == {"VisA"}
+
+
+def test_config_fields_mirror_cli_flags() -> None:
+    import inspect
+
+    from mmad.cli.eval_commands import eval_command
+
+    flags = set(inspect.signature(eval_command).parameters)
+    assert {"protocol", "shots", "concurrency", "max_cost", "strategy", "limit"} <= flags
+    assert {"protocol", "shots", "concurrency", "max_cost", "strategies", "limit"} <= set(RunConfig.model_fields)
