@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from mmad.cli.common import console
 from mmad.errors import ConfigError
@@ -17,6 +17,8 @@ def register(app: typer.Typer) -> None:
     """Add the evaluation commands to the app."""
     app.command("eval")(eval_command)
     app.command("serve")(serve_command)
+    app.command("build")(build_command)
+    app.command("demo")(demo_command)
 
 
 def progress_bar() -> Progress:
@@ -214,3 +216,82 @@ def serve_command(
         await server.serve_forever()
 
     asyncio.run(main())
+
+
+def build_command(
+    source: Path = typer.Argument(..., help="an anomaly-detection dataset root (<root>/<category>/...)"),
+    out: Path = typer.Option(..., "--out", "-o", help="the benchmark folder to write"),
+    layout: str = typer.Option("auto", "--layout", help="auto, mvtec, visa, loco, goodsad or folder"),
+    name: str = typer.Option(None, "--name", help="the dataset name in every key (default: the folder's name)"),
+    seed: int = typer.Option(0, "--seed"),
+    templates: int = typer.Option(3, "--templates", help="random and similar templates per image"),
+    knowledge: Path = typer.Option(None, "--knowledge", help="domain-knowledge json for Object Analysis"),
+    copy: bool = typer.Option(False, "--copy", help="copy images instead of linking them"),
+) -> None:
+    """Build an MMAD-style benchmark from an anomaly-detection dataset."""
+    from mmad.build.builder import build_benchmark
+
+    with Progress(
+        TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as bar:
+        task = bar.add_task("images", total=None)
+        benchmark, report = build_benchmark(
+            source,
+            out,
+            name=name,
+            layout=layout,
+            seed=seed,
+            templates=templates,
+            knowledge=knowledge,
+            copy=copy,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"[green]built[/] {out / 'mmad.json'}: {report.images} images, {benchmark.n_questions} questions "
+        f"({report.layout} layout)"
+    )
+    for qtype, n in sorted(report.questions.items()):
+        console.print(f"  {qtype}: {n}")
+    for reason, n in sorted(report.skipped.items()):
+        console.print(f"  [yellow]skipped[/] {n}: {reason}")
+    console.print(f"next: mmad validate {out} ; mmad eval --model ... --data {out}")
+
+
+def demo_command(
+    out: Path = typer.Option(Path("mmad-demo"), "--out", "-o", help="where the demo writes everything"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """The whole job on synthetic data, with no download and no key: build, serve, evaluate, score."""
+    import time
+
+    from mmad.cli.score_commands import render_table
+    from mmad.demo import SMOKE_TEST_LABEL, run_demo
+    from mmad.run.engine import EngineStats
+
+    started = time.monotonic()
+    console.print(
+        "[bold]mmad demo[/]: generating a synthetic dataset, building its benchmark, serving the models "
+        "that run here on 127.0.0.1 and evaluating them through the OpenAI-compatible client."
+    )
+    with progress_bar() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(name: str, stats: EngineStats) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=None, rate=0.0, failed=0, unparsed=0, tokens=0, cost=0.0, conc=0)
+            bar.update(
+                tasks[name],
+                total=stats.total,
+                completed=stats.done,
+                rate=stats.rate,
+                failed=stats.failed,
+                unparsed=stats.unparsed,
+                tokens=stats.prompt_tokens + stats.completion_tokens,
+                cost=stats.cost_usd,
+                conc=stats.concurrency,
+            )
+
+        result = run_demo(out, seed=seed, on_progress=on_progress)
+    for name, run in result.runs.items():
+        console.print(render_table(run.table, f"{name} — {SMOKE_TEST_LABEL}"))
+    console.print(f"benchmark: {result.benchmark}; runs: {result.folder / 'runs'}; {time.monotonic() - started:.0f} s")

@@ -21,8 +21,9 @@ def render_table(table: ScoreTable, title: str) -> Table:
     """The MMAD table for the terminal."""
     view = Table(title=title)
     view.add_column("Dataset")
+    narrow = console.width < 150
     for subtask in table_columns(table):
-        view.add_column(subtask.value.replace(" ", "\n"), justify="right")
+        view.add_column(subtask.short if narrow else subtask.value.replace(" ", "\n"), justify="right")
     view.add_column("Average", justify="right", style="bold")
     view.add_column("Overkill", justify="right")
     view.add_column("Miss", justify="right")
@@ -40,6 +41,8 @@ def render_table(table: ScoreTable, title: str) -> Table:
     caption = f"policy {table.policy.value}: {table.n_counted}/{table.n_answers} answers counted"
     if table.failures:
         caption += "; without an answer: " + ", ".join(f"{k} {v}" for k, v in sorted(table.failures.items()))
+    if narrow:
+        caption += "\n" + ", ".join(f"{s.short} = {s.value}" for s in table_columns(table))
     view.caption = caption
     return view
 

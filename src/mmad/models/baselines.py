@@ -28,7 +28,13 @@ class RandomModel(Model):
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         choices = request_choices(request)
-        ids = request.question_ids or tuple(str(i) for i in range(len(choices)))
+        if request.question_ids:
+            ids = request.question_ids
+        else:  # over HTTP there are no ids: the request's own text and images seed the guess
+            last = next((m for m in reversed(request.messages) if m.role == "user"), None)
+            images = "".join(p.data_url or p.path or "" for p in last.images) if last else ""
+            seed_text = hashlib.sha256(((last.text if last else "") + images).encode()).hexdigest()
+            ids = tuple(f"{seed_text}#{i}" for i in range(len(choices)))
         letters = []
         for qid, options in zip(ids, choices, strict=False):
             digest = hashlib.sha256(f"{self.seed}|{qid}|{''.join(options)}".encode()).digest()

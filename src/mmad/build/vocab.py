@@ -1,0 +1,208 @@
+"""Words for folder names: defect types, products and what defects lead to."""
+
+from __future__ import annotations
+
+import re
+
+# Readable names for defect folders of MVTec AD, VisA, LOCO, GoodsAD and mmad's synthetic data.
+DEFECT_NAMES: dict[str, str] = {
+    "broken_large": "A large break",
+    "broken_small": "A small chip",
+    "broken": "A break",
+    "contamination": "Contamination",
+    "crack": "A crack",
+    "scratch": "A scratch",
+    "scratches": "Scratches",
+    "hole": "A hole",
+    "cut": "A cut",
+    "color": "Discoloration",
+    "colour": "Discoloration",
+    "stain": "A stain",
+    "glue": "A glue spot",
+    "glue_strip": "A strip of glue",
+    "fold": "A fold",
+    "thread": "A loose thread",
+    "oil": "An oil spot",
+    "rough": "A rough patch",
+    "liquid": "A liquid spot",
+    "poke": "A poke mark",
+    "squeeze": "A squeezed section",
+    "faulty_imprint": "A faulty imprint",
+    "print": "A printing defect",
+    "pill_type": "A wrong pill type",
+    "bent": "A bent part",
+    "bent_lead": "A bent lead",
+    "bent_wire": "A bent wire",
+    "cut_lead": "A cut lead",
+    "damaged_case": "A damaged case",
+    "misplaced": "A misplaced part",
+    "missing_cable": "A missing cable",
+    "missing_wire": "A missing wire",
+    "missing": "A missing part",
+    "missing_part": "A missing part",
+    "extra_part": "An extra part",
+    "flip": "A flipped part",
+    "manipulated_front": "A manipulated front",
+    "scratch_head": "A scratched head",
+    "scratch_neck": "A scratched neck",
+    "thread_side": "A damaged side thread",
+    "thread_top": "A damaged top thread",
+    "cable_swap": "Swapped cables",
+    "cut_inner_insulation": "Cut inner insulation",
+    "cut_outer_insulation": "Cut outer insulation",
+    "poke_insulation": "Poked insulation",
+    "gray_stroke": "A gray stroke",
+    "metal_contamination": "Metal contamination",
+    "split_teeth": "Split teeth",
+    "fabric_border": "A frayed fabric border",
+    "fabric_interior": "Damaged fabric",
+    "broken_teeth": "Broken teeth",
+    "squeezed_teeth": "Squeezed teeth",
+    "defective": "A defective bristle area",
+    "crack_head": "A cracked head",
+    "logical_anomalies": "A logical error in the contents",
+    "structural_anomalies": "A structural defect",
+    "bad": "A defect",
+    "surface_damage": "Surface damage",
+    "deformation": "A deformation",
+    "opened": "An opened package",
+    "cap_open": "An open cap",
+    "cap_half_open": "A half-open cap",
+    "straw_missing": "A missing straw",
+    "surface_anomaly": "A surface anomaly",
+    "speck": "Specks",
+    "specks": "Specks",
+}
+GENERIC_DEFECTS = (
+    "A scratch",
+    "A crack",
+    "A stain",
+    "A hole",
+    "A dent",
+    "Contamination",
+    "A missing part",
+    "Discoloration",
+    "A bent part",
+    "A foreign object",
+)
+
+PRODUCT_NAMES: dict[str, str] = {
+    "metal_nut": "A metal nut",
+    "pcb1": "A printed circuit board",
+    "pcb2": "A printed circuit board",
+    "pcb3": "A printed circuit board",
+    "pcb4": "A printed circuit board",
+    "macaroni1": "Macaroni",
+    "macaroni2": "Macaroni",
+    "chewinggum": "A chewing gum",
+    "pipe_fryum": "A pipe-shaped fryum",
+    "fryum": "A fryum",
+    "cashew": "A cashew nut",
+    "capsules": "Capsules",
+    "breakfast_box": "A breakfast box",
+    "juice_bottle": "A juice bottle",
+    "pushpins": "Pushpins",
+    "screw_bag": "A bag of screws",
+    "splicing_connectors": "Splicing connectors",
+    "cigarette_box": "A cigarette box",
+    "drink_bottle": "A drink bottle",
+    "drink_can": "A drink can",
+    "food_bottle": "A food bottle",
+    "food_box": "A food box",
+    "food_package": "A food package",
+    "grid": "A metal grid",
+    "tile": "A ceramic tile",
+    "wood": "A wooden surface",
+    "leather": "A leather surface",
+    "carpet": "A carpet",
+    "brick": "A brick wall",
+    "gravel": "A gravel surface",
+    "grass": "A lawn",
+    "washer": "A metal washer",
+    "tablet": "A round tablet",
+    "board": "A circuit board",
+}
+GENERIC_PRODUCTS = (
+    "A bottle",
+    "A cable",
+    "A screw",
+    "A pill",
+    "A zipper",
+    "A toothbrush",
+    "A transistor",
+    "A capsule",
+    "A hazelnut",
+    "A candle",
+    "A metal plate",
+    "A plastic cap",
+    "A gear",
+    "A spring",
+)
+
+# Effects by defect family (what the defect may cause), for Defect Analysis.
+FAMILY_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("structural", ("crack", "break", "broken", "chip", "split", "fracture")),
+    ("missing", ("missing", "hole", "cut_lead", "poke", "opened", "open")),
+    ("assembly", ("misplaced", "flip", "bent", "swap", "extra", "fold", "deformation", "squeez", "logical")),
+    ("contamination", ("contamination", "stain", "oil", "liquid", "glue", "speck", "dirt", "color", "colour")),
+    ("surface", ("scratch", "rough", "abrasion", "surface", "print", "imprint", "stroke", "cut")),
+)
+FAMILY_EFFECTS: dict[str, tuple[str, ...]] = {
+    "structural": (
+        "It weakens the part, which may break under load.",
+        "It may lead to leakage or failure of the component.",
+    ),
+    "missing": (
+        "The product may not function as intended because a part is absent.",
+        "It leaves an opening that may let contents leak or dirt enter.",
+    ),
+    "assembly": (
+        "It may prevent correct fitting or assembly with other parts.",
+        "The product may not work reliably because a part is out of place.",
+    ),
+    "contamination": (
+        "It may affect hygiene and product safety.",
+        "It degrades the appearance and may indicate a process fault.",
+    ),
+    "surface": (
+        "It mainly affects the appearance and may start corrosion or wear.",
+        "It may reduce the product's value because of cosmetic damage.",
+    ),
+    "generic": ("It may reduce the product's quality and reliability.",),
+}
+BENIGN_EFFECTS = (
+    "It improves the product's strength.",
+    "It has no effect on the product.",
+    "It makes the product easier to clean.",
+    "It increases the product's shelf life.",
+)
+
+
+def humanize(name: str) -> str:
+    """A folder name as words."""
+    return re.sub(r"[_\-]+", " ", name).strip()
+
+
+def defect_name(folder: str) -> str:
+    """A readable name for a defect folder."""
+    name = DEFECT_NAMES.get(folder.lower())
+    return f"{name}." if name else f"{humanize(folder).capitalize()}."
+
+
+def product_name(category: str) -> str:
+    """A readable name for a category folder."""
+    name = PRODUCT_NAMES.get(category.lower())
+    if name:
+        return f"{name}."
+    words = humanize(category)
+    article = "An" if words[:1].lower() in "aeiou" else "A"
+    return f"{article} {words}."
+
+
+def defect_family(folder: str) -> str:
+    """The family of a defect type, for its likely effects."""
+    lowered = folder.lower()
+    for family, keywords in FAMILY_KEYWORDS:
+        if any(k in lowered for k in keywords):
+            return family
+    return "generic"

@@ -1,0 +1,135 @@
+"""The benchmark builder on every distributed layout, its answers against the masks, and the demo."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmad.build import build_benchmark, make_synthetic_dataset, read_dataset
+from mmad.build.geometry import EDGES, locate
+from mmad.cli import main
+from mmad.data.official import load_benchmark, write_benchmark
+from mmad.data.validate import validate
+from mmad.errors import DatasetLayoutError
+from tests.helpers.ad_trees import make_tree
+
+
+@pytest.mark.parametrize("layout", ["mvtec", "visa", "loco", "goodsad", "folder"])
+def test_each_layout_builds_a_valid_benchmark(tmp_path: Path, layout: str) -> None:
+    source = make_tree(tmp_path / "src", layout)
+    assert read_dataset(source)[0] == layout  # detected
+    bench, _report = build_benchmark(source, tmp_path / "out", name="Factory", seed=1)
+    assert validate(tmp_path / "out").ok, [str(p) for p in validate(tmp_path / "out").problems]
+    again = tmp_path / "again.json"
+    write_benchmark(load_benchmark(tmp_path / "out"), again)
+    assert json.loads(again.read_text()) == json.loads((tmp_path / "out" / "mmad.json").read_text())
+    types = {q.type for q in bench.questions()}
+    assert {
+        "Anomaly Detection",
+        "Defect Classification",
+        "Defect Localization",
+        "Defect Analysis",
+        "Object Classification",
+    } <= types
+    pool = 2 if layout == "folder" else 3  # folder: half of the 4 normal images are held out as test images
+    for item in bench.items:
+        assert item.dataset == "Factory"
+        assert len(item.random_templates) == pool == len(item.similar_templates)
+        assert all(t.startswith(f"Factory/{item.category}/train/good/") for t in item.random_templates)
+        if not item.is_normal:
+            assert bench.mask_file(item) is not None and bench.mask_file(item).exists()
+    if layout == "loco":
+        item = next(i for i in bench.items if not i.is_normal)
+        assert bench.mask_file(item).is_dir()
+
+
+def test_answers_follow_the_masks_and_labels(tmp_path: Path) -> None:
+    bench, _ = build_benchmark(make_tree(tmp_path / "src", "mvtec"), tmp_path / "out", name="Factory")
+    for item in bench.items:
+        by_type = {q.type: q for q in item.questions}
+        ad = by_type["Anomaly Detection"]
+        assert ad.options[ad.answer] == ("No." if item.is_normal else "Yes.")
+        if item.is_normal:
+            oc = by_type["Object Classification"]
+            assert oc.options[oc.answer] == {"tablet": "A round tablet.", "pill_box": "A pill box."}[item.category]
+            continue
+        dc = by_type["Defect Classification"]
+        assert dc.options[dc.answer] == {"scratch": "A scratch.", "hole": "A hole."}[item.defect_type]
+        dl = by_type["Defect Localization"]
+        # scratches were drawn at (0.2, 0.2) of the image, holes at (0.8, 0.8); the tablet spans the middle
+        assert dl.options[dl.answer] == {"scratch": "Top left", "hole": "Bottom right"}[item.defect_type]
+        assert "Top left" not in [v for k, v in dl.options.items() if k != dl.answer] or item.defect_type != "scratch"
+        dd = by_type["Defect Description"]
+        assert ("dark" in dd.options[dd.answer]) == (item.defect_type == "hole")
+        assert by_type["Defect Analysis"].extra["mmad_source"]["generator"] == "family-template"
+
+
+def test_grid_reading() -> None:
+    mask = np.zeros((90, 90), bool)
+    mask[5:20, 5:20] = True
+    assert locate(mask, (0, 0, 90, 90)).answer == "Top left"
+    ring = np.zeros((90, 90), bool)
+    ring[:6, :] = ring[-6:, :] = ring[:, :6] = ring[:, -6:] = True
+    assert locate(ring, (0, 0, 90, 90)).answer == EDGES
+    straddle = np.zeros((90, 90), bool)
+    straddle[40:50, 25:35] = True  # across the left/centre boundary: ambiguous
+    assert locate(straddle, (0, 0, 90, 90)) is None
+    top = np.zeros((90, 90), bool)
+    top[5:15, 10:50] = True
+    assert locate(top, (0, 0, 90, 90)).answer == "At the top"
+
+
+def test_letters_are_balanced_and_options_distinct(tmp_path: Path) -> None:
+    source = make_synthetic_dataset(tmp_path / "src", n_train=4, n_test_good=4, n_per_defect=3)
+    bench, report = build_benchmark(source.root, tmp_path / "out", name="SynthAD", knowledge=source.knowledge)
+    for qtype in {q.type for q in bench.questions()}:
+        letters = Counter(q.answer for q in bench.questions() if q.type == qtype)
+        assert max(letters.values()) - min(letters.values()) <= 1, (qtype, letters)
+    for question in bench.questions():
+        texts = [t.lower() for t in question.options.values()]
+        assert len(set(texts)) == len(texts)
+    assert report.questions["Object Structure"] > 0 and report.questions["Object Details"] > 0
+
+
+def test_synthetic_dataset_is_deterministic(tmp_path: Path) -> None:
+    a = make_synthetic_dataset(tmp_path / "a", categories=["brick", "board"], n_train=2, n_test_good=1, n_per_defect=1)
+    b = make_synthetic_dataset(tmp_path / "b", categories=["brick", "board"], n_train=2, n_test_good=1, n_per_defect=1)
+    files_a = sorted(p.relative_to(a.root) for p in a.root.rglob("*.png"))
+    assert files_a == sorted(p.relative_to(b.root) for p in b.root.rglob("*.png"))
+    assert all((a.root / f).read_bytes() == (b.root / f).read_bytes() for f in files_a)
+    for mask_file in (a.root / "board" / "ground_truth").rglob("*.png"):
+        from PIL import Image
+
+        assert np.asarray(Image.open(mask_file)).any()
+
+
+def test_layout_errors_name_the_file(tmp_path: Path) -> None:
+    source = make_tree(tmp_path / "src", "mvtec")
+    (source / "tablet" / "ground_truth" / "hole" / "001_mask.png").unlink()
+    with pytest.raises(DatasetLayoutError, match=r"001\.png.*001_mask\.png"):
+        build_benchmark(source, tmp_path / "out")
+    assert not (tmp_path / "out" / "mmad.json").exists()
+    clash = make_tree(tmp_path / "clash", "mvtec", categories=("goodie",))
+    with pytest.raises(DatasetLayoutError, match="contain 'good'"):
+        build_benchmark(clash, tmp_path / "out2")
+
+
+def test_cli_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = make_tree(tmp_path / "src", "goodsad")
+    assert main(["build", str(source), "--out", str(tmp_path / "out"), "--name", "Shelf"]) == 0
+    assert "built" in capsys.readouterr().out
+    assert main(["validate", str(tmp_path / "out")]) == 0
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
+    from mmad.demo import run_demo
+
+    result = run_demo(tmp_path / "demo")
+    assert validate(result.benchmark).ok
+    assert "random" in result.runs
+    for run in result.runs.values():
+        assert run.complete and run.table.average is not None
+        assert (run.run_dir / "records.jsonl").exists()
