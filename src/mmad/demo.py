@@ -62,17 +62,24 @@ def run_demo(
     build_benchmark(source.root, bench_dir, name=DATASET_NAME, seed=seed, knowledge=source.knowledge)
     result = DemoResult(folder=root, benchmark=bench_dir / "mmad.json")
     for name, factory in demo_models().items():
-        server = ChatServer(factory(), model_name=name)
-        with serve_in_thread(server):
-            config = RunConfig(
-                model=f"mmad:{name}",
-                data=str(result.benchmark),
-                base_url=server.base_url,
-                concurrency=8,
-                cache=False,
-                image_size=None,
-                detail=None,
-            )
-            progress = (lambda stats, n=name: on_progress(n, stats)) if on_progress else None
-            result.runs[name] = asyncio.run(evaluate_async(config, out=root / "runs" / name, on_progress=progress))
+        progress = (lambda stats, n=name: on_progress(n, stats)) if on_progress else None
+        model = factory()
+        if name == "random":
+            # Through HTTP and the OpenAI-compatible client: the path a real MLLM API takes.
+            with serve_in_thread(ChatServer(model, model_name=name)) as server:
+                config = RunConfig(
+                    model=f"mmad:{name}",
+                    data=str(result.benchmark),
+                    base_url=server.base_url,
+                    concurrency=8,
+                    cache=False,
+                    image_size=None,
+                    detail=None,
+                )
+                run = asyncio.run(evaluate_async(config, out=root / "runs" / name, on_progress=progress))
+        else:
+            # In process, so the expert sees image paths and uses its per-category calibration.
+            config = RunConfig(model=f"expert:{name}", data=str(result.benchmark), concurrency=2, cache=False)
+            run = asyncio.run(evaluate_async(config, out=root / "runs" / name, model=model, on_progress=progress))
+        result.runs[name] = run
     return result

@@ -196,8 +196,10 @@ def serve_command(
     retry_after: float = typer.Option(0.2, "--retry-after", help="Retry-After of injected 429s"),
     hang: float = typer.Option(30.0, "--hang", help="how long an injected time-out hangs"),
     seed: int = typer.Option(0, "--seed"),
+    data: Path = typer.Option(None, "--data", help="a benchmark the model may prepare on (the expert calibrates)"),
 ) -> None:
     """Serve an mmad model as an OpenAI-compatible chat-completions API."""
+    from mmad.data.official import load_benchmark
     from mmad.models.registry import create_model
     from mmad.serve.server import ChatServer, FaultPlan
 
@@ -208,7 +210,10 @@ def serve_command(
         hang_s=hang,
         seed=seed,
     )
-    server = ChatServer(create_model(model), host=host, port=port, latency_s=latency, faults=plan, model_name=model)
+    backend = create_model(model)
+    if data is not None:
+        backend.prepare(load_benchmark(data))
+    server = ChatServer(backend, host=host, port=port, latency_s=latency, faults=plan, model_name=model)
 
     async def main() -> None:
         await server.start()

@@ -15,6 +15,7 @@ from mmad.score.table import ScoreTable
 def register(app: typer.Typer) -> None:
     """Add the scoring commands to the app."""
     app.command("score")(score_command)
+    app.command("compare")(compare_command)
 
 
 def render_table(table: ScoreTable, title: str) -> Table:
@@ -71,3 +72,38 @@ def score_command(
         stem = f"{stem}_{policy}" if stem else policy
     paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
     console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def compare_command(
+    run_a: Path = typer.Argument(..., help="the baseline run (directory, records.jsonl or answers json)"),
+    run_b: Path = typer.Argument(..., help="the run to compare with it"),
+    samples: int = typer.Option(1000, "--samples", help="bootstrap resamples"),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="print json"),
+) -> None:
+    """Per-subtask and per-category differences (B - A) with paired bootstrap 95% intervals."""
+    import json
+
+    from mmad.score.compare import compare_runs
+    from mmad.score.load import load_answers
+
+    differences = compare_runs(load_answers(run_a), load_answers(run_b), samples=samples, seed=seed)
+    if as_json:
+        typer.echo(json.dumps([{**vars(d), "delta": d.delta} for d in differences], indent=2))
+        return
+    view = Table(title=f"{run_b.name} vs {run_a.name} (paired bootstrap by image, {samples} resamples)")
+    for column in ("Group", "A", "B", "B - A", "95% interval", "n"):
+        view.add_column(column, justify="left" if column == "Group" else "right")
+    for d in differences:
+        significant = d.low > 0 or d.high < 0
+        style = ("green" if d.delta > 0 else "red") if significant else ""
+        view.add_row(
+            d.group,
+            f"{d.a:.1f}",
+            f"{d.b:.1f}",
+            f"[{style}]{d.delta:+.1f}[/]" if style else f"{d.delta:+.1f}",
+            f"[{d.low:+.1f}, {d.high:+.1f}]",
+            str(d.n),
+            end_section=d.group == "Average",
+        )
+    console.print(view)

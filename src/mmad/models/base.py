@@ -50,6 +50,9 @@ class Model(ABC):
     async def generate(self, request: Request) -> Completion:
         """Answer one request. Raise RetryableError or PermanentError when the call fails."""
 
+    def prepare(self, benchmark: Any) -> None:  # noqa: B027 - optional hook
+        """Look at the benchmark before the run (calibration); most backends need nothing."""
+
     def check(self) -> None:  # noqa: B027 - optional hook
         """Fail early (ConfigError, MissingExtraError) when the backend cannot work, before a run starts."""
 

@@ -153,12 +153,15 @@ async def evaluate_async(
     if strategies.agent_expert:
         from mmad.protocol.agent import AgentRenderer
 
-        agent = AgentRenderer(strategies.agent_expert, strategies.agent_notation or "bbox", run_dir / "agent")
+        agent = AgentRenderer(
+            strategies.agent_expert, strategies.agent_notation or "bbox", run_dir / "agent", shots=config.shots
+        )
     items = select_items(benchmark, config)
     settings = config.prompt_settings()
     order = [(p.question_id, p.variant) for item in items for group in posed_questions(item, settings) for p in group]
     model = model or make_model(config)
     model.check()
+    model.prepare(benchmark)
     price = price_for(config.model, load_prices(config.prices))
     if config.max_cost is not None and price is None:
         msg = f"--max-cost needs a price for {config.model}; give one in a --prices file"

@@ -1,0 +1,130 @@
+"""The visual expert: detection quality on the synthetic benchmark, map peaks, HTTP serving."""
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the [expert] extra is installed by `make setup`")
+
+from mmad.build import build_benchmark, make_synthetic_dataset
+from mmad.build.synthetic import draw_defect, normal_image
+from mmad.models.base import Request
+from mmad.models.expert import PatchCoreExpert
+from mmad.models.expert_model import ExpertModel, locate_option, option_cells
+from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.messages import ImagePart, Message, TextPart
+from mmad.run import evaluate
+from mmad.run.records import read_records
+from mmad.score.auroc import auroc, detection_auroc
+from mmad.serve.server import ChatServer, serve_in_thread
+
+pytestmark = pytest.mark.expert
+
+
+@pytest.fixture(scope="module")
+def synthetic_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    source = make_synthetic_dataset(root / "src", n_train=5, n_test_good=5, n_per_defect=3)
+    build_benchmark(source.root, root / "bench", name="SynthAD", knowledge=source.knowledge)
+    return root / "bench" / "mmad.json"
+
+
+@pytest.mark.slow
+def test_expert_detects_and_localises_on_the_synthetic_benchmark(synthetic_benchmark: Path, tmp_path: Path) -> None:
+    result = evaluate(
+        "expert",
+        synthetic_benchmark,
+        out=tmp_path / "run",
+        cache=False,
+        subtasks=["Anomaly Discrimination", "Defect Localization", "Defect Analysis"],
+        concurrency=2,
+    )
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    assert detection_auroc(records)["all"] >= 0.9
+    row = result.table.rows[0]
+    from mmad.data.schema import Subtask
+
+    assert row.cells[Subtask.ANOMALY_DISCRIMINATION] >= 70  # random is 50
+    assert row.cells[Subtask.DEFECT_LOCALIZATION] >= 60  # random is 25
+    analysis = [r for r in records if r.question_type == "Defect Analysis"]
+    assert analysis and all(r.status.value == "abstained" for r in analysis)
+
+
+@pytest.mark.parametrize(
+    ("category", "kind"),
+    [
+        ("brick", "stain"),
+        ("washer", "scratch"),
+        ("board", "missing_part"),
+        ("tablet", "hole"),
+        ("gravel", "stain"),
+        ("grass", "stain"),
+    ],
+)
+def test_anomaly_map_peaks_inside_the_drawn_defect(category: str, kind: str) -> None:
+    rng = np.random.default_rng(3)
+    expert = PatchCoreExpert()
+    template = normal_image(category, 224, rng)
+    query = normal_image(category, 224, rng)
+    centre = (160.0, 70.0) if category != "board" else (0.7 * 224, 0.3 * 224)
+    mask = draw_defect(query, kind, centre, 0.08, rng, category)
+    result = expert.predict(query, [template])
+    y, x = np.unravel_index(result.anomaly_map.argmax(), result.anomaly_map.shape)
+    # Features live on a 28x28 grid (8 px cells) pooled over 3x3 cells: allow one and a half cells.
+    grown = np.zeros_like(mask)
+    ys, xs = np.nonzero(mask)
+    grown[max(0, ys.min() - 12) : ys.max() + 13, max(0, xs.min() - 12) : xs.max() + 13] = True
+    assert grown[y, x], (category, kind, (y, x))
+    assert result.anomaly_map.shape == (224, 224)
+    clean = expert.predict(normal_image(category, 224, rng), [template])
+    assert result.pred_score > clean.pred_score
+
+
+def test_region_options_and_localisation() -> None:
+    assert option_cells("Top left") == {(0, 0)}
+    assert option_cells("At the bottom") == {(2, 0), (2, 1), (2, 2)}
+    assert (1, 1) not in option_cells("Around the edges")
+    heat = np.zeros((90, 90), np.float32)
+    heat[70:85, 5:20] = 1.0
+    options = {"A": "Top right", "B": "Bottom left", "C": "Around the center", "D": "At the top"}
+    assert locate_option(heat, options) == "B"
+
+
+def test_auroc() -> None:
+    assert auroc([0.1, 0.2, 0.8, 0.9], [False, False, True, True]) == 1.0
+    assert auroc([0.5, 0.5], [False, True]) == 0.5
+    assert auroc([1.0], [True]) is None
+
+
+def test_expert_served_over_http(synthetic_benchmark: Path) -> None:
+    from mmad.data.official import load_benchmark
+
+    bench = load_benchmark(synthetic_benchmark)
+    model = ExpertModel()
+    model.prepare(bench)
+    item = next(i for i in bench.items if not i.is_normal)
+    encoder = ImageEncoder(ImageSettings(original=True))
+    parts = [ImagePart(path=str(bench.resolve(t)), role="template") for t in item.random_templates[:1]]
+    parts.append(ImagePart(path=str(bench.resolve(item.key))))
+    question = item.questions[0]
+    text = "Question 1: " + question.stem + " \n" + "".join(f"{k}. {v}\n" for k, v in question.options.items())
+    message = Message(role="user", parts=(*parts, TextPart(text=text)))
+    with serve_in_thread(ChatServer(model, model_name="expert")) as server:
+        from mmad.models.openai_api import OpenAICompatibleModel
+
+        client = OpenAICompatibleModel(
+            "expert", base_url=server.base_url, key_env=None, provider="mmad", is_local=True, detail=None
+        )
+
+        async def ask():
+            try:
+                return await client.generate(Request(messages=(message,), images=encoder))
+            finally:
+                await client.aclose()
+
+        completion = asyncio.run(ask())
+    assert completion.text in {"Answer: A", "Answer: B"}
+    answered = completion.text[-1]
+    assert question.options[answered] in {"Yes.", "No."}
