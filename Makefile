@@ -36,7 +36,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix src tests bench
 
 bench: setup
-	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
+	for script in bench/bench_*.py bench/parser_report.py; do $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

@@ -16,7 +16,6 @@ from mmad.data.official import load_benchmark
 from mmad.data.schema import Benchmark, ImageItem
 from mmad.errors import ConfigError, RunError
 from mmad.models.base import Model
-from mmad.models.openai_api import OpenAICompatibleModel
 from mmad.models.prices import load_prices, price_for
 from mmad.models.registry import ModelOptions, create_model
 from mmad.protocol.images import ImageEncoder
@@ -183,6 +182,8 @@ async def evaluate_async(
             p for p in planner.prompts(todo_items) if any((q.question_id, q.variant) in wanted for q in p.questions)
         )
         images = ImageEncoder(config.image_settings())
+        from mmad.models.openai_api import OpenAICompatibleModel
+
         if isinstance(model, OpenAICompatibleModel):  # the backends that send encoded images
             images.prefetch(_image_paths(benchmark, todo_items, config))
         engine = Engine(
