@@ -8,8 +8,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmad.protocol.parse import parse_answer, upstream_parse  # noqa: E402
 from tests.protocol.parser_corpus import CORPUS  # noqa: E402
+
+from mmad.protocol.parse import parse_answer, upstream_parse  # noqa: E402
 
 
 def main() -> None:

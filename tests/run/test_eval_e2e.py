@@ -201,3 +201,19 @@ def test_config_fields_mirror_cli_flags() -> None:
     flags = set(inspect.signature(eval_command).parameters)
     assert {"protocol", "shots", "concurrency", "max_cost", "strategy", "limit"} <= flags
     assert {"protocol", "shots", "concurrency", "max_cost", "strategies", "limit"} <= set(RunConfig.model_fields)
+
+
+def test_requests_spread_over_several_endpoints(mmad_json: Path, tmp_path: Path) -> None:
+    with running_server(latency_s=0.02) as first, running_server(latency_s=0.02) as second:
+        result = evaluate(
+            "vllm:random",
+            mmad_json,
+            out=tmp_path / "run",
+            cache=False,
+            concurrency=8,
+            base_url=f"{first.base_url},{second.base_url}",
+            **FAST,
+        )
+        counts = (first.stats.requests, second.stats.requests)
+    assert result.complete and sum(counts) == result.table.n_answers
+    assert min(counts) >= 0.3 * sum(counts)  # both replicas did a fair share

@@ -69,6 +69,7 @@ def eval_command(
     parser: str = typer.Option("mmad", "--parser", help="mmad (layered) or upstream (official regex)"),
     judge: str = typer.Option(None, "--judge", help="a model that maps unparsed replies to letters"),
     likelihood: bool = typer.Option(False, "--likelihood", help="also record letter log-probabilities"),
+    answer_from: str = typer.Option("text", "--answer-from", help="text (parse the reply) or likelihood (best letter)"),
     max_tokens: int = typer.Option(128, "--max-tokens"),
     temperature: float = typer.Option(0.0, "--temperature"),
     dry_run: bool = typer.Option(False, "--dry-run", help="estimate requests, tokens and cost; send nothing"),
@@ -146,6 +147,10 @@ def eval_command(
 
         result = asyncio.run(evaluate_async(config, out=out, resume=resume is not None, on_progress=on_progress))
     console.print(render_table(result.table, f"MMAD — {config.model}"))
+    if "circular" in result.files:
+        from mmad.cli.score_commands import render_circular
+
+        console.print(render_circular(result.files["circular"]))
     stats = result.stats
     console.print(
         f"{stats.done} questions this session ({stats.cached} from cache, {stats.retries} retries); "

@@ -48,6 +48,26 @@ def render_table(table: ScoreTable, title: str) -> Table:
     return view
 
 
+def render_circular(path: Path) -> Table:
+    """The circular-evaluation table of a run."""
+    import json
+
+    data = json.loads(path.read_text())
+    view = Table(title="Circular evaluation: right on every rotation of the options")
+    for column in ("Subtask", "Plain", "Circular", "Questions"):
+        view.add_column(column, justify="left" if column == "Subtask" else "right")
+    for row in data["rows"]:
+        view.add_row(row["group"], f"{row['plain']:.1f}", f"{row['circular']:.1f}", str(row["questions"]))
+    answered, gold = data["answered_letters"], data["gold_letters"]
+    view.caption = (
+        "answered letters "
+        + ", ".join(f"{k} {answered.get(k, 0)}" for k in sorted(gold))
+        + " | gold "
+        + ", ".join(f"{k} {v}" for k, v in gold.items())
+    )
+    return view
+
+
 def score_command(
     answers: Path = typer.Argument(..., help="a run directory, records.jsonl, or official answers .json"),
     policy: str = typer.Option(

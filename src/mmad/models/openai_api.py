@@ -44,8 +44,12 @@ class OpenAICompatibleModel(Model):
         self.name = f"{provider}:{model}"
         self.model = model
         self.provider = provider
+        # Several servers of one model (e.g. vLLM replicas) may be given, comma-separated: each
+        # request goes to the one with the fewest requests in flight.
+        self.base_urls = [url.strip() for url in base_url.split(",") if url.strip()]
         self.base_url = base_url
         self.endpoint = base_url
+        self.in_flight = dict.fromkeys(self.base_urls, 0)
         self.key_env = key_env
         self.detail = detail
         self.extra_body = dict(extra_body or {})
@@ -74,7 +78,7 @@ class OpenAICompatibleModel(Model):
         self._api_key()
 
     def client(self) -> Any:
-        """An SDK client, created on first use.
+        """An SDK client for the least busy endpoint, created on first use.
 
         The SDK's aiohttp transport (the ``openai[aiohttp]`` extra) is used when installed: at
         high concurrency it costs a fraction of the CPU of the default httpx transport, whose
@@ -97,13 +101,17 @@ class OpenAICompatibleModel(Model):
                 shards = max(1, -(-self._max_connections // per_client))
                 transports = [DefaultAsyncHttpxClient(limits=limits, timeout=self.timeout_s) for _ in range(shards)]
             self._clients = [
-                AsyncOpenAI(
-                    api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s, http_client=transport
-                )
+                AsyncOpenAI(api_key=key, base_url=url, max_retries=0, timeout=self.timeout_s, http_client=transport)
+                for url in self.base_urls
                 for transport in transports
             ]
-        self._next = (self._next + 1) % len(self._clients)
-        return self._clients[self._next]
+        if len(self.base_urls) == 1:
+            self._next = (self._next + 1) % len(self._clients)
+            return self._clients[self._next]
+        url = min(self.base_urls, key=lambda u: self.in_flight[u])
+        per_url = len(self._clients) // len(self.base_urls)
+        self._next = (self._next + 1) % per_url
+        return self._clients[self.base_urls.index(url) * per_url + self._next]
 
     def payload(self, request: Request) -> dict[str, Any]:
         """The chat-completions arguments of a request (pure apart from image encoding)."""
@@ -128,10 +136,14 @@ class OpenAICompatibleModel(Model):
         import openai
 
         body = {**self.payload(request), **self.extra_body}
+        client = self.client()
+        url = str(client.base_url).rstrip("/")
+        endpoint = next((u for u in self.base_urls if u.rstrip("/") == url), self.base_urls[0])
+        self.in_flight[endpoint] += 1
         try:
             # The SDK's documented raw-request path: the body goes out as built here, without the
             # per-field transformation `chat.completions.create` applies (milliseconds per request).
-            response = await self.client().post("/chat/completions", body=body, cast_to=httpx2.Response)
+            response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
             data = response.json()
         except openai.APIStatusError as exc:
             headers = exc.response.headers if exc.response is not None else {}
@@ -140,7 +152,7 @@ class OpenAICompatibleModel(Model):
             msg = f"no reply within {self.timeout_s:.0f} s"
             raise RetryableError(msg, error_class="timeout") from exc
         except openai.APIConnectionError as exc:
-            msg = f"connection to {self.base_url} failed: {exc.__cause__ or exc}"
+            msg = f"connection to {endpoint} failed: {exc.__cause__ or exc}"
             raise RetryableError(msg, error_class="connection") from exc
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             msg = f"the server's reply could not be read: {exc}"
@@ -150,6 +162,8 @@ class OpenAICompatibleModel(Model):
         except openai.OpenAIError as exc:
             msg = f"{type(exc).__name__}: {exc}"
             raise PermanentError(msg, error_class="client") from exc
+        finally:
+            self.in_flight[endpoint] -= 1
         return from_openai_response(data)
 
     async def aclose(self) -> None:

@@ -34,6 +34,9 @@ class RunConfig(BaseModel):
     parser: Literal["mmad", "upstream"] = "mmad"
     judge: str | None = Field(default=None, description="a model that maps unparsed replies to a letter")
     likelihood: bool = Field(default=False, description="also ask for letter log-probabilities")
+    answer_from: Literal["text", "likelihood"] = Field(
+        default="text", description="likelihood: the option letter with the highest log-probability, no parsing"
+    )
     # Selection
     limit: int | None = None
     datasets: list[str] = Field(default_factory=list)

@@ -77,6 +77,7 @@ class EngineSettings:
     temperature: float | None = 0.0
     parser: str = "mmad"
     likelihood: bool = False
+    answer_from: str = "text"
     max_cost: float | None = None
     price: tuple[float, float] | None = None
     cache_settings: dict[str, Any] = field(default_factory=dict)
@@ -299,6 +300,10 @@ class Engine:
     def _parse(self, prompt: Prompt, completion: Completion) -> list[Parsed]:
         questions = prompt.questions
         reply = completion.text
+        if self.settings.answer_from == "likelihood" and completion.letter_logprobs and len(questions) == 1:
+            scored = {k: v for k, v in completion.letter_logprobs.items() if k in questions[0].options}
+            if scored:
+                return [Parsed(max(scored, key=lambda k: scored[k]), ParseMethod.LIKELIHOOD)]
         if prompt.answer_format == "numbered-list":
             return parse_numbered_list(reply, [q.options for q in questions])
         if self.settings.parser == "upstream":

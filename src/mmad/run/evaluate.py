@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import platform
 import re
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mmad.data.official import load_benchmark
+from mmad.data.official import atomic_write_text, load_benchmark
 from mmad.data.schema import Benchmark, ImageItem
 from mmad.errors import ConfigError, RunError
 from mmad.models.base import Model
@@ -195,13 +196,14 @@ async def evaluate_async(
                 concurrency=config.concurrency,
                 temperature=config.temperature,
                 parser=config.parser,
-                likelihood=config.likelihood,
+                likelihood=config.likelihood or config.answer_from == "likelihood",
+                answer_from=config.answer_from,
                 max_cost=config.max_cost,
                 price=price,
                 cache_settings={
                     "images": config.image_settings().describe(),
                     "temperature": config.temperature,
-                    "likelihood": config.likelihood,
+                    "likelihood": config.likelihood or config.answer_from == "likelihood",
                     "parser": config.parser,
                 },
             ),
@@ -245,6 +247,12 @@ async def evaluate_async(
     accuracy_path = answers_path.with_name(answers_path.stem + "_accuracy.csv")
     write_accuracy_csv(table, accuracy_path)
     files.update(answers=answers_path, official_csv=accuracy_path, records=store.records_file, run=store.run_file)
+    if config.circular:
+        from mmad.score.circular import circular_report
+
+        report = circular_report(latest.values())
+        files["circular"] = run_dir / "circular.json"
+        atomic_write_text(files["circular"], json.dumps(asdict(report), indent=2))
     return RunResult(run_dir=run_dir, table=table, stats=stats, complete=complete, files=files)
 
 

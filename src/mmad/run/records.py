@@ -113,9 +113,11 @@ def latest_records(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
 
 
 def iter_graded(records: Iterable[Record]) -> Iterator[GradedAnswer]:
-    """The graded answers of the latest records."""
+    """The graded answers of the latest records, one per question: the unrotated posing when a run
+    asked rotations (circular evaluation is scored separately)."""
     for record in latest_records(records).values():
-        yield record.to_graded()
+        if record.variant in {"", "rot0"}:
+            yield record.to_graded()
 
 
 def append_line(handle: Any, record: Record) -> None:

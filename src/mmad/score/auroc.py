@@ -27,17 +27,39 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     return float((positive_ranks - len(positives) * (len(positives) + 1) / 2) / (len(positives) * len(negatives)))
 
 
-def detection_auroc(records: Iterable[object], score_key: str = "pred_score") -> dict[str, float | None]:
+MISSING_LOGPROB = -30.0
+
+
+def detection_score(record: object) -> float | None:
+    """How defective a record's model thinks the image is: the expert's ``pred_score``, or, from
+    letter log-probabilities, log p(Yes letter) - log p(No letter). None when neither is there."""
+    scores = getattr(record, "scores", {}) or {}
+    if "pred_score" in scores:
+        return float(scores["pred_score"])
+    options = getattr(record, "options", {}) or {}
+    yes = next((k for k, v in options.items() if v.strip().lower().startswith("yes")), None)
+    no = next((k for k, v in options.items() if v.strip().lower().startswith("no")), None)
+    if yes is None or no is None or not ({yes, no} & set(scores)):
+        return None
+    return float(scores.get(yes, MISSING_LOGPROB)) - float(scores.get(no, MISSING_LOGPROB))
+
+
+def detection_auroc(records: Iterable[object]) -> dict[str, float | None]:
     """Image AUROC of Anomaly Discrimination records that carry a score, per dataset/category and overall."""
     groups: dict[str, tuple[list[float], list[bool]]] = {}
     for record in records:
-        scores = getattr(record, "scores", {}) or {}
-        if getattr(record, "question_type", "") != "Anomaly Detection" or score_key not in scores:
+        if getattr(record, "question_type", "") != "Anomaly Detection" or getattr(record, "variant", "") not in {
+            "",
+            "rot0",
+        }:
+            continue
+        score = detection_score(record)
+        if score is None:
             continue
         image = str(getattr(record, "image", ""))
         parts = image.split("/")
         for group in ("all", "/".join(parts[:2])):
             bucket = groups.setdefault(group, ([], []))
-            bucket[0].append(float(scores[score_key]))
+            bucket[0].append(score)
             bucket[1].append(not is_normal_key(image))
     return {group: auroc(values, labels) for group, (values, labels) in sorted(groups.items())}
