@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
     app.command("build")(build_command)
     app.command("demo")(demo_command)
+    app.command("assist")(assist_command)
+    app.add_typer(review_app, name="review")
 
 
 def progress_bar() -> Progress:
@@ -305,3 +307,47 @@ def demo_command(
     for name, run in result.runs.items():
         console.print(render_table(run.table, f"{name} — {SMOKE_TEST_LABEL}"))
     console.print(f"benchmark: {result.benchmark}; runs: {result.folder / 'runs'}; {time.monotonic() - started:.0f} s")
+
+
+def assist_command(
+    benchmark: Path = typer.Argument(..., help="a benchmark built by `mmad build` (folder or mmad.json)"),
+    model: str = typer.Option(..., "--model", "-m", help="the MLLM that captions and writes questions"),
+    base_url: str = typer.Option(None, "--base-url"),
+    concurrency: int = typer.Option(4, "--concurrency", "-c"),
+) -> None:
+    """MLLM-assisted questions: caption each image with its defect outlined, then write questions."""
+    from mmad.build.assisted import assist
+    from mmad.models.registry import ModelOptions, create_model
+
+    backend = create_model(model, ModelOptions(base_url=base_url, detail="high"))
+    backend.check()
+    report = assist(benchmark, backend, concurrency=concurrency)
+    console.print(f"{report.captions} captions; added " + ", ".join(f"{k} {v}" for k, v in report.added.items()))
+    for reason, n in sorted(report.rejected.items()):
+        console.print(f"  [yellow]rejected[/] {n}: {reason}")
+    console.print(f"next: mmad review export {benchmark} --out review/")
+
+
+review_app = typer.Typer(help="Human review of generated questions: export a CSV and an HTML page, import verdicts.")
+
+
+@review_app.command("export")
+def review_export(
+    benchmark: Path = typer.Argument(...),
+    out: Path = typer.Option(Path("review"), "--out", "-o"),
+    all_questions: bool = typer.Option(False, "--all", help="include questions already accepted"),
+) -> None:
+    """Write review.csv (fill its verdict column) and review.html."""
+    from mmad.build.assisted import export_review
+
+    csv_path, html_path = export_review(benchmark, out, only_unreviewed=not all_questions)
+    console.print(f"wrote {csv_path} and {html_path}")
+
+
+@review_app.command("import")
+def review_import(benchmark: Path = typer.Argument(...), verdicts: Path = typer.Argument(...)) -> None:
+    """Apply accept/reject verdicts from a review CSV."""
+    from mmad.build.assisted import import_review
+
+    result = import_review(benchmark, verdicts)
+    console.print(f"accepted {result.accepted}, rejected {result.rejected} (removed), {result.pending} left open")

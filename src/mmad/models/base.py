@@ -21,6 +21,7 @@ class Request:
     choices: tuple[tuple[str, ...], ...] = ()
     question_ids: tuple[str, ...] = ()
     want_logprobs: bool = False
+    response_schema: dict[str, Any] | None = None
     images: ImageEncoder | None = None
 
 

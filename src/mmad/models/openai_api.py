@@ -125,6 +125,11 @@ class OpenAICompatibleModel(Model):
         }
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if request.response_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "mmad_output", "schema": request.response_schema, "strict": True},
+            }
         if request.want_logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = self.top_logprobs
