@@ -189,6 +189,15 @@ def item_to_record(item: ImageItem) -> dict[str, Any]:
     return record
 
 
+def _default_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _default_mode()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text to path through a temporary file, so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,6 +205,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files; a written file gets the usual mode
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
