@@ -205,7 +205,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files; a written file gets the usual mode
+        Path(tmp).chmod(_FILE_MODE)  # mkstemp makes 0600 files; a written file gets the usual mode
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
