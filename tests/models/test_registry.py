@@ -1,0 +1,44 @@
+import pytest
+
+from mmad.errors import UnknownModelError
+from mmad.models import registry
+from mmad.models.baselines import FixedModel, RandomModel
+from mmad.models.openai_api import OpenAICompatibleModel
+
+
+def test_builtin_names() -> None:
+    assert isinstance(registry.create_model("random:7"), RandomModel)
+    assert isinstance(registry.create_model("fixed:C"), FixedModel)
+    model = registry.create_model("gemini:gemini-1.5-pro")
+    assert isinstance(model, OpenAICompatibleModel)
+    assert model.base_url.startswith("https://generativelanguage.googleapis.com") and model.key_env == "GEMINI_API_KEY"
+    local = registry.create_model("vllm:Qwen/Qwen2.5-VL-7B-Instruct")
+    assert local.base_url == "http://127.0.0.1:8000/v1" and local.is_local
+
+
+def test_unknown_names_list_the_providers() -> None:
+    with pytest.raises(UnknownModelError, match=r"unknown model provider 'nope'.*openai.*random"):
+        registry.create_model("nope:x")
+    with pytest.raises(UnknownModelError, match="names no model"):
+        registry.create_model("openai")
+
+
+def test_plugins_come_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Plugin:
+        name = "myorg"
+
+        @staticmethod
+        def load():
+            return lambda model_id, options: FixedModel(model_id)
+
+    class Broken:
+        name = "broken"
+
+        @staticmethod
+        def load():
+            raise ImportError("missing dependency")
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [Plugin(), Broken()] if group == "mmad.models" else [])
+    model = registry.create_model("myorg:D")
+    assert isinstance(model, FixedModel) and model.letter == "D"
+    assert "broken" not in registry.providers()  # a failing plugin is logged and left out
