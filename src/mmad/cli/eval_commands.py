@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from mmad.cli.common import console
 from mmad.errors import ConfigError
+from mmad.run.engine import EngineStats
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +37,26 @@ def progress_bar() -> Progress:
             "{task.fields[tokens]} tok · ${task.fields[cost]:.4f} · conc {task.fields[conc]}"
         ),
         console=console,
+    )
+
+
+def add_run_task(bar: Progress, name: str) -> TaskID:
+    """A progress line for one run, with the fields `progress_bar` shows."""
+    return bar.add_task(name, total=None, rate=0.0, failed=0, unparsed=0, tokens=0, cost=0.0, conc=0)
+
+
+def show_stats(bar: Progress, task: TaskID, stats: EngineStats) -> None:
+    """Put an engine's live counters on its progress line."""
+    bar.update(
+        task,
+        total=stats.total,
+        completed=stats.done,
+        rate=stats.rate,
+        failed=stats.failed,
+        unparsed=stats.unparsed,
+        tokens=stats.prompt_tokens + stats.completion_tokens,
+        cost=stats.cost_usd,
+        conc=stats.concurrency,
     )
 
 
@@ -79,7 +100,6 @@ def eval_command(
     """Evaluate a model on MMAD (or any MMAD-format benchmark) with the official protocol."""
     from mmad.cli.score_commands import render_table
     from mmad.run.config import RunConfig
-    from mmad.run.engine import EngineStats
     from mmad.run.evaluate import evaluate_async, load_run_config
 
     if resume is not None:
@@ -132,20 +152,10 @@ def eval_command(
         _dry_run(config)
         return
     with progress_bar() as bar:
-        task = bar.add_task(config.model, total=None, rate=0.0, failed=0, unparsed=0, tokens=0, cost=0.0, conc=0)
+        task = add_run_task(bar, config.model)
 
         def on_progress(stats: EngineStats) -> None:
-            bar.update(
-                task,
-                total=stats.total,
-                completed=stats.done,
-                rate=stats.rate,
-                failed=stats.failed,
-                unparsed=stats.unparsed,
-                tokens=stats.prompt_tokens + stats.completion_tokens,
-                cost=stats.cost_usd,
-                conc=stats.concurrency,
-            )
+            show_stats(bar, task, stats)
 
         result = asyncio.run(evaluate_async(config, out=out, resume=resume is not None, on_progress=on_progress))
     console.print(render_table(result.table, f"MMAD — {config.model}"))
@@ -278,7 +288,6 @@ def demo_command(
 
     from mmad.cli.score_commands import render_table
     from mmad.demo import SMOKE_TEST_LABEL, run_demo
-    from mmad.run.engine import EngineStats
 
     started = time.monotonic()
     console.print(
@@ -290,18 +299,8 @@ def demo_command(
 
         def on_progress(name: str, stats: EngineStats) -> None:
             if name not in tasks:
-                tasks[name] = bar.add_task(name, total=None, rate=0.0, failed=0, unparsed=0, tokens=0, cost=0.0, conc=0)
-            bar.update(
-                tasks[name],
-                total=stats.total,
-                completed=stats.done,
-                rate=stats.rate,
-                failed=stats.failed,
-                unparsed=stats.unparsed,
-                tokens=stats.prompt_tokens + stats.completion_tokens,
-                cost=stats.cost_usd,
-                conc=stats.concurrency,
-            )
+                tasks[name] = add_run_task(bar, name)
+            show_stats(bar, tasks[name], stats)
 
         result = run_demo(out, seed=seed, on_progress=on_progress)
     for name, run in result.runs.items():

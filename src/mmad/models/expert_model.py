@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import re
 from pathlib import Path
@@ -27,7 +26,7 @@ from PIL import Image
 from mmad.data.schema import Benchmark
 from mmad.models.base import Completion, Model, Request
 from mmad.models.expert import ExpertResult, PatchCoreExpert, image_key
-from mmad.protocol.images import decode_data_url
+from mmad.protocol.images import load_image
 from mmad.protocol.messages import ImagePart
 
 logger = logging.getLogger(__name__)
@@ -89,15 +88,6 @@ def locate_option(anomaly_map: np.ndarray, options: dict[str, str]) -> str | Non
     return best
 
 
-def _load(part: ImagePart) -> Image.Image:
-    if part.path is not None:
-        with Image.open(part.path) as image:
-            return image.convert("RGB")
-    assert part.data_url is not None
-    with Image.open(io.BytesIO(decode_data_url(part.data_url))) as image:
-        return image.convert("RGB")
-
-
 def _category_of(path: str | None, root: Path | None) -> str | None:
     if path is None or root is None:
         return None
@@ -143,7 +133,7 @@ class ExpertModel(Model):
                 if template not in pool and len(pool) < 7:
                     pool.append(template)
         for category, pool in pools.items():
-            images = [_load(ImagePart(path=str(benchmark.resolve(p)))) for p in pool]
+            images = [load_image(ImagePart(path=str(benchmark.resolve(p)))) for p in pool]
             if len(images) >= 2:
                 self.thresholds[category] = self._calibrate(images)
         logger.info("expert thresholds: %s", {k: round(v, 2) for k, v in self.thresholds.items()})
@@ -166,9 +156,9 @@ class ExpertModel(Model):
 
     def inspect(self, query: ImagePart, templates: list[ImagePart]) -> tuple[ExpertResult, float]:
         """The expert's result for a query and its threshold."""
-        normals = [_load(t) for t in templates]
+        normals = [load_image(t) for t in templates]
         keys: list[str | None] = [t.path or image_key(im) for t, im in zip(templates, normals, strict=True)]
-        result = self.expert.predict(_load(query), normals, keys=keys)
+        result = self.expert.predict(load_image(query), normals, keys=keys)
         return result, self.threshold_for(query, normals)
 
     async def generate(self, request: Request) -> Completion:

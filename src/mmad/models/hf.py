@@ -11,17 +11,14 @@ Needs the ``[hf]`` extra.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
-
 from mmad.errors import MissingExtraError
 from mmad.models.base import Completion, Model, Request
-from mmad.protocol.images import decode_data_url
-from mmad.protocol.messages import ImagePart, Message, TextPart
+from mmad.protocol.images import load_image
+from mmad.protocol.messages import Message, TextPart
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +41,6 @@ def preset_for(model_id: str) -> dict[str, Any]:
     return {}
 
 
-def _image(part: ImagePart) -> Image.Image:
-    if part.path is not None:
-        with Image.open(part.path) as image:
-            return image.convert("RGB")
-    assert part.data_url is not None
-    with Image.open(io.BytesIO(decode_data_url(part.data_url))) as image:
-        return image.convert("RGB")
-
-
 def to_chat(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     """mmad messages in transformers' chat format, images loaded."""
     chat = []
@@ -62,7 +50,7 @@ def to_chat(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
             if isinstance(part, TextPart):
                 content.append({"type": "text", "text": part.text})
             else:
-                content.append({"type": "image", "image": _image(part)})
+                content.append({"type": "image", "image": load_image(part)})
         chat.append({"role": message.role, "content": content})
     return chat
 

@@ -109,6 +109,18 @@ def decode_data_url(url: str) -> bytes:
     return base64.b64decode(payload)
 
 
+def load_image(part: ImagePart) -> Image.Image:
+    """An image part's pixels, as RGB (from its file or its data URL)."""
+    if part.path is not None:
+        with Image.open(part.path) as image:
+            return image.convert("RGB")
+    if part.data_url is None:
+        msg = "an image part has neither a path nor a data URL"
+        raise DataError(msg)
+    with Image.open(io.BytesIO(decode_data_url(part.data_url))) as image:
+        return image.convert("RGB")
+
+
 class ImageEncoder:
     """Encodes each image once per run; thread-safe, with a bounded memory of recent images."""
 
