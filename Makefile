@@ -36,7 +36,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix src tests bench
 
 bench: setup
-	for script in bench/bench_*.py bench/parser_report.py; do $(PY) $$script || exit 1; done
+	status=0; for script in bench/bench_*.py bench/parser_report.py; do $(PY) $$script || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
