@@ -1,6 +1,7 @@
 """The visual expert: detection quality on the synthetic benchmark, map peaks, HTTP serving."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,21 @@ def test_expert_served_over_http(synthetic_benchmark: Path) -> None:
     assert completion.text in {"Answer: A", "Answer: B"}
     answered = completion.text[-1]
     assert question.options[answered] in {"Yes.", "No."}
+
+
+@pytest.mark.slow
+def test_expert_fitted_on_the_category_normal_images(synthetic_benchmark: Path, tmp_path: Path) -> None:
+    result = evaluate(
+        "expert:category",
+        synthetic_benchmark,
+        out=tmp_path / "run",
+        cache=False,
+        subtasks=["Anomaly Discrimination"],
+        concurrency=2,
+    )
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    assert detection_auroc(records)["all"] >= 0.9
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["model"] == "expert:category"
+    from mmad.data.schema import Subtask
+
+    assert result.table.rows[0].cells[Subtask.ANOMALY_DISCRIMINATION] >= 70

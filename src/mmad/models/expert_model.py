@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from mmad.data.schema import Benchmark
+from mmad.errors import ConfigError
 from mmad.models.base import Completion, Model, Request
 from mmad.models.expert import ExpertResult, PatchCoreExpert, image_key
 from mmad.protocol.images import load_image
@@ -101,17 +102,23 @@ def _category_of(path: str | None, root: Path | None) -> str | None:
 class ExpertModel(Model):
     """PatchCore as an mmad backend."""
 
-    def __init__(self, expert: PatchCoreExpert | None = None) -> None:
-        self.name = "expert:patchcore-effnet-lite0"
+    def __init__(self, expert: PatchCoreExpert | None = None, *, fit_on: str = "templates") -> None:
+        if fit_on not in {"templates", "category"}:
+            msg = f"the expert fits on 'templates' (each query's) or 'category' (its normal images), not {fit_on!r}"
+            raise ConfigError(msg)
+        self.name = f"expert:{fit_on}"
         self.endpoint = "local-expert"
         self.expert = expert or PatchCoreExpert()
+        self.fit_on = fit_on
         self.thresholds: dict[str, float] = {}
+        self.pools: dict[str, list[str]] = {}
         self.root: Path | None = None
 
     @classmethod
     def from_name(cls, model_id: str = "", device: str | None = None) -> ExpertModel:
-        """The backend of ``expert[:...]`` names."""
-        return cls(PatchCoreExpert(device=device))
+        """``expert`` (fit on each query's templates, as the paper's agent) or ``expert:category``
+        (fit on the category's normal images, gathered from the benchmark's templates)."""
+        return cls(PatchCoreExpert(device=device), fit_on="category" if model_id == "category" else "templates")
 
     def describe(self) -> dict[str, Any]:
         """Backbone, layers and calibration."""
@@ -120,6 +127,7 @@ class ExpertModel(Model):
             "backbone": "efficientnet-lite0 (ImageNet)",
             "layers": [4, 10],
             "image_size": self.expert.image_size,
+            "fit_on": self.fit_on,
             "calibration": f"leave-one-out on normal templates x{MARGIN}",
         }
 
@@ -133,16 +141,21 @@ class ExpertModel(Model):
                 if template not in pool and len(pool) < 7:
                     pool.append(template)
         for category, pool in pools.items():
-            images = [load_image(ImagePart(path=str(benchmark.resolve(p)))) for p in pool]
+            self.pools[category] = [str(benchmark.resolve(p)) for p in pool]
+            images = [load_image(ImagePart(path=path)) for path in self.pools[category]]
             if len(images) >= 2:
-                self.thresholds[category] = self._calibrate(images)
+                self.thresholds[category] = self._calibrate(images, self.pools[category])
         logger.info("expert thresholds: %s", {k: round(v, 2) for k, v in self.thresholds.items()})
 
-    def _calibrate(self, normals: list[Image.Image]) -> float:
-        scores = [
-            self.expert.predict(normals[i], [normals[i - 1]], keys=[image_key(normals[i - 1])]).pred_score
-            for i in range(1, min(len(normals), 7))
-        ]
+    def _calibrate(self, normals: list[Image.Image], keys: list[str] | None = None) -> float:
+        """MARGIN x the highest score of a normal image against the bank the expert would use:
+        one other template (templates mode) or all the other normal images (category mode)."""
+        names: list[str | None] = list(keys) if keys else [image_key(im) for im in normals]
+        scores = []
+        for i in range(1, min(len(normals), 7)):
+            bank = [j for j in range(len(normals)) if j != i] if self.fit_on == "category" else [i - 1]
+            result = self.expert.predict(normals[i], [normals[j] for j in bank], keys=[names[j] for j in bank])
+            scores.append(result.pred_score)
         return MARGIN * max(scores)
 
     def threshold_for(self, query: ImagePart, templates: list[Image.Image]) -> float:
@@ -156,6 +169,9 @@ class ExpertModel(Model):
 
     def inspect(self, query: ImagePart, templates: list[ImagePart]) -> tuple[ExpertResult, float]:
         """The expert's result for a query and its threshold."""
+        category = _category_of(query.path, self.root)
+        if self.fit_on == "category" and category in self.pools:
+            templates = [ImagePart(path=path, role="template") for path in self.pools[category]]
         normals = [load_image(t) for t in templates]
         keys: list[str | None] = [t.path or image_key(im) for t, im in zip(templates, normals, strict=True)]
         result = self.expert.predict(load_image(query), normals, keys=keys)
