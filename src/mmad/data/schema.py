@@ -71,11 +71,6 @@ NORMAL_FLAG = "good"
 LETTERS = "ABCDE"
 
 
-def subtask_of(raw_type: str) -> Subtask | None:
-    """The subtask of a raw ``type`` value, or None when the type is unknown."""
-    return RAW_TYPE_TO_SUBTASK.get(raw_type)
-
-
 def dataset_of(key: str) -> str:
     """The source dataset of an image key: its first path component, as the official scorer does."""
     return key.split("/", 1)[0]

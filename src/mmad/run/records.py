@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -118,15 +117,3 @@ def iter_graded(records: Iterable[Record]) -> Iterator[GradedAnswer]:
     for record in latest_records(records).values():
         if record.variant in {"", "rot0"}:
             yield record.to_graded()
-
-
-def append_line(handle: Any, record: Record) -> None:
-    """Append one record as a line and push it to disk."""
-    handle.write(record.model_dump_json() + "\n")
-    handle.flush()
-    os.fsync(handle.fileno())
-
-
-def dumps(record: Record) -> str:
-    """A record as its json line."""
-    return json.dumps(record.model_dump(mode="json"), ensure_ascii=False)

@@ -31,11 +31,6 @@ class CircularReport:
     gold_letters: dict[str, int]
 
 
-def is_rotated(records: Iterable[Record]) -> bool:
-    """Whether a run asked rotations."""
-    return any(r.variant.startswith("rot") for r in records)
-
-
 def circular_report(records: Iterable[Record]) -> CircularReport:
     """Plain (rot0) and circular accuracy per subtask and overall."""
     latest = latest_records(records).values()
