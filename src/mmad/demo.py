@@ -79,7 +79,7 @@ def run_demo(
                 run = asyncio.run(evaluate_async(config, out=root / "runs" / name, on_progress=progress))
         else:
             # In process, so the expert sees image paths and uses its per-category calibration.
-            config = RunConfig(model=f"expert:{name}", data=str(result.benchmark), concurrency=2, cache=False)
+            config = RunConfig(model=name, data=str(result.benchmark), concurrency=2, cache=False)
             run = asyncio.run(evaluate_async(config, out=root / "runs" / name, model=model, on_progress=progress))
         result.runs[name] = run
     return result
