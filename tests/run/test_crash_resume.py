@@ -83,42 +83,41 @@ def test_sigkill_at_random_moments_then_resume(mmad_json: Path, tmp_path: Path) 
     assert _outcome(out / "records.jsonl") == _outcome(tmp_path / "reference" / "records.jsonl")
 
 
-def test_torn_last_line_is_cut_on_reopen(tmp_path: Path) -> None:
+def _answered(question_id: str, answer: str):
     from mmad.run.records import Record, Status
 
+    return Record(
+        question_id=question_id,
+        image="k",
+        question_type="Anomaly Detection",
+        correct_answer="A",
+        status=Status.ANSWERED,
+        answer=answer,
+    )
+
+
+def test_torn_last_line_is_cut_on_reopen(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.open()
-    store.append(
-        [
-            Record(
-                question_id="k#0",
-                image="k",
-                question_type="Anomaly Detection",
-                correct_answer="A",
-                status=Status.ANSWERED,
-                answer="A",
-            )
-        ]
-    )
+    store.append([_answered("k#0", "A")])
     store.close()
     with (tmp_path / "records.jsonl").open("a") as handle:
         handle.write('{"question_id": "k#1", "ima')  # the write a kill interrupted
     assert [r.question_id for r in read_records(tmp_path / "records.jsonl")] == ["k#0"]
     store.open()
-    store.append(
-        [
-            Record(
-                question_id="k#1",
-                image="k",
-                question_type="Anomaly Detection",
-                correct_answer="A",
-                status=Status.ANSWERED,
-                answer="B",
-            )
-        ]
-    )
+    store.append([_answered("k#1", "B")])
     store.close()
     assert [r.answer for r in read_records(tmp_path / "records.jsonl")] == ["A", "B"]
+
+
+def test_compaction_keeps_the_latest_record_in_plan_order(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.open()
+    store.append([_answered("k#1", "A"), _answered("k#0", "A"), _answered("k#1", "B"), _answered("x#9", "C")])
+    latest = store.compact([("k#0", ""), ("k#1", "")])
+    store.close()
+    assert [(k[0], r.answer) for k, r in latest.items()] == [("k#0", "A"), ("k#1", "B"), ("x#9", "C")]
+    assert [r.question_id for r in read_records(tmp_path / "records.jsonl")] == ["k#0", "k#1", "x#9"]
 
 
 def test_a_second_writer_is_refused(tmp_path: Path) -> None:

@@ -112,6 +112,7 @@ class ExpertModel(Model):
         self.fit_on = fit_on
         self.thresholds: dict[str, float] = {}
         self.pools: dict[str, list[str]] = {}
+        self._request_thresholds: dict[tuple[str, ...], float] = {}
         self.root: Path | None = None
 
     @classmethod
@@ -164,7 +165,11 @@ class ExpertModel(Model):
         if category in self.thresholds:
             return self.thresholds[category]
         if len(templates) >= 2:
-            return self._calibrate(templates)
+            # Calibrating costs several fits; requests that share their templates share the result.
+            key = tuple(image_key(t) for t in templates)
+            if key not in self._request_thresholds:
+                self._request_thresholds[key] = self._calibrate(templates)
+            return self._request_thresholds[key]
         return median(self.thresholds.values()) if self.thresholds else DEFAULT_THRESHOLD
 
     def inspect(self, query: ImagePart, templates: list[ImagePart]) -> tuple[ExpertResult, float]:

@@ -216,8 +216,7 @@ async def evaluate_async(
             stats = await engine.run(prompts, len(wanted))
         finally:
             images.stop()
-        store.compact(order)
-        latest = latest_records(store.load())
+        latest = store.compact(order)
         missing = [k for k in order if k not in latest]
         failed = [k for k in order if k in latest and latest[k].status is Status.ERROR]
         complete = not missing and not failed and stats.stopped_reason is None

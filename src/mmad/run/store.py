@@ -102,17 +102,21 @@ class RunStore:
         if self._handle is not None:
             os.fsync(self._handle.fileno())
 
-    def compact(self, order: list[tuple[str, str]] | None = None) -> int:
-        """Rewrite records.jsonl with the latest record per question (in `order` when given)."""
+    def compact(self, order: list[tuple[str, str]] | None = None) -> dict[tuple[str, str], Record]:
+        """Rewrite records.jsonl with the latest record per question (in `order` when given); return them."""
         latest = latest_records(self.load())
-        keys = [k for k in order if k in latest] + [k for k in latest if k not in set(order)] if order else list(latest)
+        if order:
+            wanted = set(order)
+            keys = [k for k in order if k in latest] + [k for k in latest if k not in wanted]
+        else:
+            keys = list(latest)
         text = "".join(latest[key].model_dump_json() + "\n" for key in keys)
         if self._handle is not None:
             self._handle.close()
         atomic_write_text(self.records_file, text)
         if self._handle is not None:
             self._handle = self.records_file.open("a", encoding="utf-8")
-        return len(keys)
+        return {key: latest[key] for key in keys}
 
     def close(self) -> None:
         """Sync, close and unlock."""
