@@ -1,6 +1,14 @@
-"""The transformers backend end to end on a tiny random LLaVA: real processor, generation, likelihood, batching."""
+"""The transformers backend end to end on tiny random VLMs: real processor, generation, likelihood, batching.
+
+LLaVA runs everywhere; Qwen2-VL needs torchvision (its processor's video half), which has no wheel
+beside this project's CPU torch, so it runs where torchvision is installed (the GPU machines).
+MMAD_TEST_DEVICE=cuda runs these tests on a GPU.
+"""
 
 import asyncio
+import importlib.util
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,12 +21,25 @@ from mmad.models.hf import TransformersModel, preset_for
 from mmad.protocol.prompts import PromptSettings, build_prompts
 from mmad.run import evaluate
 from mmad.run.records import read_records
-from tests.helpers.tiny_vlm import make_tiny_llava
+from tests.helpers.tiny_vlm import make_random_qwen2_vl, make_tiny_llava
+
+DEVICE = os.environ.get("MMAD_TEST_DEVICE", "cpu")
+NO_TORCHVISION = importlib.util.find_spec("torchvision") is None
+QWEN2_VL = pytest.param(
+    "qwen2-vl",
+    marks=[
+        pytest.mark.optional,
+        pytest.mark.skipif(NO_TORCHVISION, reason="Qwen2-VL's processor needs torchvision (no wheel for torch 2.13)"),
+    ],
+)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+@pytest.fixture(scope="module", params=["llava", QWEN2_VL])
+def tiny_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp(f"tiny-{request.param}")
+    if request.param == "llava":
+        return make_tiny_llava(folder)
+    return make_random_qwen2_vl(folder, size="tiny")
 
 
 def _requests(mmad_json: Path, n: int) -> list[Request]:
@@ -33,7 +54,7 @@ def _requests(mmad_json: Path, n: int) -> list[Request]:
 
 
 def test_generation_and_likelihood_are_well_formed(tiny_model: Path, mmad_json: Path) -> None:
-    model = TransformersModel(str(tiny_model), device="cpu", batch_size=4)
+    model = TransformersModel(str(tiny_model), device=DEVICE, batch_size=4)
     (completion,) = model.generate_batch(_requests(mmad_json, 1))
     assert isinstance(completion.text, str)
     assert completion.prompt_tokens and completion.prompt_tokens > 20  # the images' tokens are in the prompt
@@ -42,7 +63,7 @@ def test_generation_and_likelihood_are_well_formed(tiny_model: Path, mmad_json: 
 
 
 def test_a_batch_gives_the_same_answers_as_one_at_a_time(tiny_model: Path, mmad_json: Path) -> None:
-    model = TransformersModel(str(tiny_model), device="cpu", batch_size=6)
+    model = TransformersModel(str(tiny_model), device=DEVICE, batch_size=6)
     requests = _requests(mmad_json, 6)
     batched = model.generate_batch(requests)
     single = [model.generate_batch([r])[0] for r in requests]
@@ -52,16 +73,14 @@ def test_a_batch_gives_the_same_answers_as_one_at_a_time(tiny_model: Path, mmad_
 
 
 def test_concurrent_requests_are_batched(tiny_model: Path, mmad_json: Path) -> None:
-    model = TransformersModel(str(tiny_model), device="cpu", batch_size=4)
-    calls: list[int] = []
-    original = model.generate_batch
-    model.generate_batch = lambda requests: calls.append(len(requests)) or original(requests)  # type: ignore[method-assign]
+    model = TransformersModel(str(tiny_model), device=DEVICE, batch_size=4)
 
     async def run() -> list:
         return await asyncio.gather(*(model.generate(r) for r in _requests(mmad_json, 6)))
 
     results = asyncio.run(run())
-    assert len(results) == 6 and sum(calls) == 6 and max(calls) == 4
+    assert len(results) == 6 and all(isinstance(r.text, str) for r in results)
+    assert sorted(model.batcher.batches) == [2, 4]
 
 
 def test_the_backend_through_mmad_eval(tiny_model: Path, mmad_json: Path, tmp_path: Path) -> None:
@@ -81,5 +100,42 @@ def test_the_backend_through_mmad_eval(tiny_model: Path, mmad_json: Path, tmp_pa
 
 
 def test_presets() -> None:
-    assert preset_for("Qwen/Qwen2.5-VL-7B-Instruct")["max_pixels"] == 1280 * 28 * 28
+    assert preset_for("Qwen/Qwen2.5-VL-7B-Instruct")["size"]["longest_edge"] == 1280 * 28 * 28
     assert preset_for("some/other-model") == {}
+
+
+def test_the_qwen_preset_caps_images_through_the_real_image_processor(tmp_path: Path) -> None:
+    """Qwen2-VL's pure-PIL image processor runs without torchvision: the preset must bound its tokens."""
+    from PIL import Image
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    Qwen2VLImageProcessorPil().save_pretrained(tmp_path)
+    preset = preset_for("Qwen/Qwen2-VL-2B-Instruct")
+    processor = Qwen2VLImageProcessorPil.from_pretrained(tmp_path, **preset)
+    for size in [(3000, 2000), (1000, 800), (64, 64)]:
+        (grid,) = processor(images=[Image.new("RGB", size)], return_tensors="pt")["image_grid_thw"].tolist()
+        pixels = grid[1] * grid[2] * 14 * 14
+        assert 64 * 28 * 28 <= pixels <= 1280 * 28 * 28, (size, grid)
+
+
+def test_cli_device_dtype_and_batch_size_reach_the_backend(mmad_json: Path, tmp_path: Path) -> None:
+    from mmad.cli import main
+
+    model = make_tiny_llava(tmp_path / "tiny")
+    args = ["eval", "-m", f"hf:{model}", "-d", str(mmad_json), "--out", str(tmp_path / "run"), "--no-cache"]
+    args += ["--device", DEVICE, "--dtype", "float32", "--batch-size", "3", "-c", "6", "--limit", "6"]
+    assert main([*args, "--max-tokens", "2"]) == 0
+    described = json.loads((tmp_path / "run" / "run.json").read_text())["model"]
+    assert (described["device"], described["dtype"], described["batch_size"]) == (DEVICE, "torch.float32", 3)
+
+
+def test_cli_rejects_model_args_that_are_not_a_json_object(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    for bad in ["{tensor_parallel_size: 2}", "[1, 2]"]:
+        args = ["eval", "-m", "hf:unused", "-d", str(mmad_json), "--out", str(tmp_path / "run"), "--model-args", bad]
+        assert main(args) == 2
+        assert "--model-args" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -86,6 +86,12 @@ def eval_command(
     key_env: str = typer.Option(None, "--key-env", help="environment variable holding the API key"),
     extra_body: str = typer.Option(None, "--extra-body", help="json merged into each request body"),
     text_only: bool = typer.Option(False, "--text-only-server", help="the server rejects image parts"),
+    device: str = typer.Option(None, "--device", help="in-process models: cuda, cuda:1 or cpu"),
+    dtype: str = typer.Option(None, "--dtype", help="in-process models: bfloat16, float16 or float32"),
+    batch_size: int = typer.Option(None, "--batch-size", help="in-process models: requests generated together"),
+    model_args: str = typer.Option(
+        None, "--model-args", help="in-process models: json, e.g. '{\"tensor_parallel_size\": 2}' for vllm-local"
+    ),
     image_size: int = typer.Option(512, "--image-size", help="longest side in px (0: keep the size)"),
     original_images: bool = typer.Option(False, "--original-images", help="send the files' own bytes"),
     detail: str = typer.Option("low", "--detail", help="low, high, auto or none"),
@@ -110,11 +116,8 @@ def eval_command(
         if not model or not data:
             msg = "give --model and --data (or --resume RUN)"
             raise ConfigError(msg)
-        try:
-            body = json.loads(extra_body) if extra_body else {}
-        except ValueError as exc:
-            msg = f"--extra-body is not valid json: {exc}"
-            raise ConfigError(msg) from exc
+        body = _json_option("--extra-body", extra_body)
+        engine_args = _json_option("--model-args", model_args)
         config = RunConfig(
             model=model,
             data=str(data),
@@ -139,6 +142,10 @@ def eval_command(
             key_env=key_env,
             extra_body=body,
             text_only=text_only,
+            device=device,
+            dtype=dtype,
+            batch_size=batch_size,
+            model_args=engine_args,
             image_size=image_size or None,
             original_images=original_images,
             detail=None if detail == "none" else detail,
@@ -173,6 +180,19 @@ def eval_command(
     elif not result.complete:
         console.print(f"[yellow]some questions failed[/]; retry them with: mmad eval --resume {result.run_dir}")
     console.print(f"run directory: {result.run_dir}")
+
+
+def _json_option(flag: str, text: str | None) -> dict[str, object]:
+    """A json-object option, or a ConfigError naming the flag."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError as exc:
+        msg = f"{flag} is not valid json: {exc}"
+        raise ConfigError(msg) from exc
+    if not isinstance(value, dict):
+        msg = f"{flag} must be a json object, e.g. '{{\"key\": 1}}'"
+        raise ConfigError(msg)
+    return value
 
 
 def _dry_run(config: object) -> None:

@@ -10,23 +10,26 @@ Needs the ``[hf]`` extra.
 
 from __future__ import annotations
 
-import asyncio
+import copy
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from mmad.errors import MissingExtraError
 from mmad.models.base import Completion, Model, Request
+from mmad.models.batching import MicroBatcher
 from mmad.protocol.images import load_image
 from mmad.protocol.messages import Message, TextPart
 
 logger = logging.getLogger(__name__)
 
 # The official scripts' image settings per family (mmad-protocol.md §C.4), as processor arguments.
+# Qwen's min_pixels/max_pixels are given as the image processor's size (shortest_edge and
+# longest_edge count pixels there): transformers 5 deprecates the old names at call time.
+_QWEN_PIXELS = {"size": {"shortest_edge": 64 * 28 * 28, "longest_edge": 1280 * 28 * 28}}
 PRESETS: dict[str, dict[str, Any]] = {
-    "qwen2.5-vl": {"min_pixels": 64 * 28 * 28, "max_pixels": 1280 * 28 * 28},
-    "qwen2-vl": {"min_pixels": 64 * 28 * 28, "max_pixels": 1280 * 28 * 28},
-    "qwen3-vl": {"min_pixels": 64 * 28 * 28, "max_pixels": 1280 * 28 * 28},
+    "qwen2.5-vl": _QWEN_PIXELS,
+    "qwen2-vl": _QWEN_PIXELS,
+    "qwen3-vl": _QWEN_PIXELS,
     "internvl": {"crop_to_patches": False},  # one 448x448 tile, as the official InternVL script
 }
 LETTERS = ("A", "B", "C", "D", "E")
@@ -37,7 +40,7 @@ def preset_for(model_id: str) -> dict[str, Any]:
     lowered = model_id.lower()
     for family, options in PRESETS.items():
         if family in lowered:
-            return dict(options)
+            return copy.deepcopy(options)
     return {}
 
 
@@ -53,12 +56,6 @@ def to_chat(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                 content.append({"type": "image", "image": load_image(part)})
         chat.append({"role": message.role, "content": content})
     return chat
-
-
-@dataclass
-class _Pending:
-    request: Request
-    future: asyncio.Future[Completion] = field(repr=False)
 
 
 class TransformersModel(Model):
@@ -86,7 +83,6 @@ class TransformersModel(Model):
         self.model_id = model_id
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
-        self.batch_window_s = batch_window_s
         self.processor_kwargs = {**preset_for(model_id), **(processor_kwargs or {})}
         processor_loader: Any = AutoProcessor
         self.processor: Any = processor_loader.from_pretrained(model_id, **self.processor_kwargs)
@@ -100,8 +96,7 @@ class TransformersModel(Model):
         self.letter_ids = {
             letter: ids[0] for letter in LETTERS if (ids := tokenizer.encode(letter, add_special_tokens=False))
         }
-        self._pending: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self.batcher = MicroBatcher(self.generate_batch, batch_size=batch_size, window_s=batch_window_s)
 
     def describe(self) -> dict[str, Any]:
         """Model, device, dtype and processor settings."""
@@ -162,32 +157,4 @@ class TransformersModel(Model):
 
     async def generate(self, request: Request) -> Completion:
         """Queue the request; requests that arrive within a short window are generated together."""
-        loop = asyncio.get_running_loop()
-        pending = _Pending(request, loop.create_future())
-        self._pending.append(pending)
-        if len(self._pending) >= self.batch_size:
-            await self._flush()
-        elif self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_later())
-        return await pending.future
-
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(self.batch_window_s)
-        await self._flush()
-
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
-        if not batch:
-            return
-        try:
-            results = await asyncio.to_thread(self.generate_batch, [p.request for p in batch])
-        except Exception as exc:  # every waiting request learns of the failure
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
-        else:
-            for pending, result in zip(batch, results, strict=True):
-                if not pending.future.done():
-                    pending.future.set_result(result)
-        if self._pending and (self._flusher is None or self._flusher.done()):
-            self._flusher = asyncio.create_task(self._flush_later())
+        return await self.batcher.submit(request)

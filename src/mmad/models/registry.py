@@ -3,7 +3,8 @@
 Built in: the OpenAI-compatible presets (``openai:gpt-4o``, ``gemini:gemini-1.5-pro``,
 ``anthropic:claude-3-5-sonnet-20241022``, ``openrouter:...``, ``vllm:...``, ``sglang:...``,
 ``ollama:...``, ``lmstudio:...``, ``mmad:...``, ``compat:...`` with a base URL), ``random[:seed]``,
-``fixed:<letter>``, ``expert[:k]`` (the visual expert) and ``hf:<repo or path>`` (transformers).
+``fixed:<letter>``, ``expert[:k]`` (the visual expert), ``hf:<repo or path>`` (transformers) and
+``vllm-local:<repo or path>`` (vLLM's in-process engine).
 Other packages add providers through the ``mmad.models`` entry-point group; each entry point is a
 callable ``(model_id: str, options: ModelOptions) -> Model``.
 """
@@ -37,7 +38,8 @@ class ModelOptions:
     latency_s: float = 0.0
     device: str | None = None
     dtype: str | None = None
-    batch_size: int = 8
+    batch_size: int | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
 
 
 Factory = Callable[[str, ModelOptions], Model]
@@ -87,13 +89,27 @@ def _hf(model_id: str, options: ModelOptions) -> Model:
     from mmad.models.hf import TransformersModel
 
     model: Model = TransformersModel(
-        model_id, device=options.device, dtype=options.dtype, batch_size=options.batch_size
+        model_id,
+        device=options.device,
+        dtype=options.dtype,
+        batch_size=options.batch_size or 8,
+        processor_kwargs=options.model_args.get("processor_kwargs"),
     )
     return model
 
 
+def _vllm_local(model_id: str, options: ModelOptions) -> Model:
+    from mmad.models.vllm_local import VLLMModel
+
+    arguments = dict(options.model_args)
+    if options.dtype:
+        arguments.setdefault("dtype", options.dtype)
+    model: Model = VLLMModel(model_id, batch_size=options.batch_size or 256, **arguments)
+    return model
+
+
 BUILTIN: dict[str, Factory] = {name: _openai_compatible(name) for name in PRESETS}
-BUILTIN.update({"random": _random, "fixed": _fixed, "expert": _expert, "hf": _hf})
+BUILTIN.update({"random": _random, "fixed": _fixed, "expert": _expert, "hf": _hf, "vllm-local": _vllm_local})
 
 
 def providers() -> dict[str, Factory]:

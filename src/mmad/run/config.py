@@ -58,6 +58,10 @@ class RunConfig(BaseModel):
     key_env: str | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)
     text_only: bool = False
+    device: str | None = Field(default=None, description="in-process models: cuda, cuda:1, cpu (default: a GPU if any)")
+    dtype: str | None = Field(default=None, description="in-process models: bfloat16, float16, float32 (default: auto)")
+    batch_size: int | None = Field(default=None, ge=1, description="in-process models: requests generated together")
+    model_args: dict[str, Any] = Field(default_factory=dict, description="in-process models: engine arguments")
 
     def prompt_settings(self) -> PromptSettings:
         """The prompt-building part of the config."""

@@ -86,6 +86,10 @@ def make_model(config: RunConfig) -> Model:
             timeout_s=config.timeout_s,
             max_connections=max(config.concurrency, 8),
             text_only=config.text_only,
+            device=config.device,
+            dtype=config.dtype,
+            batch_size=config.batch_size,
+            model_args=config.model_args,
         ),
     )
 
