@@ -66,6 +66,9 @@ def measure(args: argparse.Namespace, model_name: str, data: str, batch_size: in
         detail=None,
         max_tokens=args.max_tokens,
     )
+    if args.warmup:  # the first batches pay for CUDA's kernel loading and autotuning: keep them out
+        warm = config.model_copy(update={"limit": args.warmup})
+        asyncio.run(evaluate_async(warm, out=out.with_name(out.name + "-warmup"), model=model))
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -98,6 +101,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batch-sizes", default="16", help="comma-separated; each is measured in turn")
     parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=16, help="questions asked, untimed, before each measurement")
     parser.add_argument("--random", default=None, help="llava-tiny, qwen2-vl-tiny or qwen2-vl-2b (random weights)")
     parser.add_argument("--tiny", action="store_true", help="same as --random llava-tiny")
     parser.add_argument("--json", default=None, help="also write the reports to this file")

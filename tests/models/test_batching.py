@@ -76,3 +76,12 @@ def test_a_batch_function_that_loses_answers_is_an_error() -> None:
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         MicroBatcher(Recorder(), batch_size=0)
+
+
+def test_one_batcher_serves_several_event_loops_in_turn() -> None:
+    """mmad.evaluate called twice in one process with the same model runs two event loops."""
+    batcher = MicroBatcher(Recorder(), batch_size=4, window_s=0.01)
+    for _ in range(2):
+        results = asyncio.run(_submit_all(batcher, 6))
+        assert [r.text for r in results] == [f"answer to q{i}" for i in range(6)]  # type: ignore[union-attr]
+    assert batcher.batches == [4, 2, 4, 2]

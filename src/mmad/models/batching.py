@@ -37,12 +37,17 @@ class MicroBatcher:
         self.batches: list[int] = []  # the size of each batch run, for describe() and tests
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._running: asyncio.Lock | None = None
+        self._running = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # held so that running flushes are not collected
 
     async def submit(self, request: Request) -> Completion:
         """Queue one request and wait for its completion."""
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A model outlives an event loop when one process runs several evaluations: what
+            # belonged to the old loop (its lock, its futures) cannot be used in the new one.
+            self._loop, self._running, self._pending, self._flusher = loop, asyncio.Lock(), [], None
         pending = _Pending(request, loop.create_future())
         self._pending.append(pending)
         if len(self._pending) >= self.batch_size:
@@ -58,8 +63,6 @@ class MicroBatcher:
         await self._flush()
 
     async def _flush(self) -> None:
-        if self._running is None:
-            self._running = asyncio.Lock()
         async with self._running:
             # Take the batch only once the previous one is done, so that it is as full as it can be.
             batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
