@@ -123,10 +123,20 @@ def test_cli_device_dtype_and_batch_size_reach_the_backend(mmad_json: Path, tmp_
 
     model = make_tiny_llava(tmp_path / "tiny")
     args = ["eval", "-m", f"hf:{model}", "-d", str(mmad_json), "--out", str(tmp_path / "run"), "--no-cache"]
-    args += ["--device", DEVICE, "--dtype", "float32", "--batch-size", "3", "-c", "6", "--limit", "6"]
-    assert main([*args, "--max-tokens", "2"]) == 0
+    args += ["--device", DEVICE, "--dtype", "fp32", "--batch-size", "3", "-c", "6", "--limit", "6"]
+    assert main([*args, "--max-tokens", "2", "--model-args", '{"attn_implementation": "eager"}']) == 0
     described = json.loads((tmp_path / "run" / "run.json").read_text())["model"]
     assert (described["device"], described["dtype"], described["batch_size"]) == (DEVICE, "torch.float32", 3)
+    assert described["model_kwargs"] == {"attn_implementation": "eager"}
+
+
+def test_model_kwargs_reach_from_pretrained_and_bad_dtypes_are_named(tiny_model: Path) -> None:
+    from mmad.errors import ConfigError
+
+    model = TransformersModel(str(tiny_model), device=DEVICE, model_kwargs={"attn_implementation": "eager"})
+    assert model.model.config._attn_implementation == "eager"
+    with pytest.raises(ConfigError, match="unknown dtype 'bf17'; use bfloat16"):
+        TransformersModel(str(tiny_model), device=DEVICE, dtype="bf17")
 
 
 def test_cli_rejects_model_args_that_are_not_a_json_object(

@@ -176,3 +176,4 @@ def test_without_vllm_the_error_names_the_extra(mmad_json: Path, tmp_path: Path)
         create_model("vllm-local:Qwen/Qwen2.5-VL-7B-Instruct", ModelOptions(batch_size=8))
     with pytest.raises(MissingExtraError, match=r"mmad\[vllm\]"):
         evaluate("vllm-local:some/vlm", mmad_json, out=tmp_path / "run", cache=False)
+    assert not (tmp_path / "run").exists()  # nothing was started

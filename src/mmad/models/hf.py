@@ -14,7 +14,7 @@ import copy
 import logging
 from typing import Any
 
-from mmad.errors import MissingExtraError
+from mmad.errors import ConfigError, MissingExtraError
 from mmad.models.base import Completion, Model, Request
 from mmad.models.batching import MicroBatcher
 from mmad.protocol.images import load_image
@@ -44,6 +44,19 @@ def preset_for(model_id: str) -> dict[str, Any]:
     return {}
 
 
+DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16", "half": "float16"}
+DTYPES.update({"float32": "float32", "fp32": "float32", "float": "float32"})
+
+
+def dtype_name(name: str) -> str:
+    """torch's name for a dtype given as bfloat16/bf16, float16/fp16/half or float32/fp32."""
+    try:
+        return DTYPES[name.lower()]
+    except KeyError:
+        msg = f"unknown dtype {name!r}; use bfloat16, float16 or float32"
+        raise ConfigError(msg) from None
+
+
 def to_chat(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     """mmad messages in transformers' chat format, images loaded."""
     chat = []
@@ -69,8 +82,11 @@ class TransformersModel(Model):
         dtype: str | None = None,
         batch_size: int = 8,
         processor_kwargs: dict[str, Any] | None = None,
+        model_kwargs: dict[str, Any] | None = None,
         batch_window_s: float = 0.02,
     ) -> None:
+        """``model_kwargs`` go to the model's ``from_pretrained`` (attn_implementation, revision,
+        trust_remote_code, ...; trust_remote_code reaches the processor too)."""
         try:
             import torch
             from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -83,15 +99,24 @@ class TransformersModel(Model):
         self.model_id = model_id
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
+        torch_dtype = (
+            getattr(torch, dtype_name(dtype)) if dtype else ("auto" if self.device != "cpu" else torch.float32)
+        )
+        self.model_kwargs = dict(model_kwargs or {})
         self.processor_kwargs = {**preset_for(model_id), **(processor_kwargs or {})}
+        if "trust_remote_code" in self.model_kwargs:
+            self.processor_kwargs.setdefault("trust_remote_code", self.model_kwargs["trust_remote_code"])
         processor_loader: Any = AutoProcessor
         self.processor: Any = processor_loader.from_pretrained(model_id, **self.processor_kwargs)
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"
         self.tokenizer = tokenizer
-        torch_dtype = getattr(torch, dtype) if dtype else ("auto" if self.device != "cpu" else torch.float32)
+        torch_dtype = (
+            getattr(torch, dtype_name(dtype)) if dtype else ("auto" if self.device != "cpu" else torch.float32)
+        )
         model_loader: Any = AutoModelForImageTextToText
-        self.model: Any = model_loader.from_pretrained(model_id, dtype=torch_dtype).to(self.device).eval()
+        loaded = model_loader.from_pretrained(model_id, dtype=torch_dtype, **self.model_kwargs)
+        self.model: Any = loaded.to(self.device).eval()
         self.dtype = str(self.model.dtype)
         self.letter_ids = {
             letter: ids[0] for letter in LETTERS if (ids := tokenizer.encode(letter, add_special_tokens=False))
@@ -106,6 +131,7 @@ class TransformersModel(Model):
             "dtype": self.dtype,
             "batch_size": self.batch_size,
             "processor_kwargs": dict(self.processor_kwargs.items()),
+            "model_kwargs": dict(self.model_kwargs),
             "decoding": "greedy",
         }
 

@@ -94,6 +94,7 @@ def _hf(model_id: str, options: ModelOptions) -> Model:
         dtype=options.dtype,
         batch_size=options.batch_size or 8,
         processor_kwargs=options.model_args.get("processor_kwargs"),
+        model_kwargs={k: v for k, v in options.model_args.items() if k != "processor_kwargs"},
     )
     return model
 
