@@ -100,11 +100,12 @@ def _hf(model_id: str, options: ModelOptions) -> Model:
 
 
 def _vllm_local(model_id: str, options: ModelOptions) -> Model:
+    from mmad.models.hf import dtype_name
     from mmad.models.vllm_local import VLLMModel
 
     arguments = dict(options.model_args)
     if options.dtype:
-        arguments.setdefault("dtype", options.dtype)
+        arguments.setdefault("dtype", dtype_name(options.dtype))
     model: Model = VLLMModel(model_id, batch_size=options.batch_size or 256, **arguments)
     return model
 
