@@ -177,3 +177,10 @@ def test_without_vllm_the_error_names_the_extra(mmad_json: Path, tmp_path: Path)
     with pytest.raises(MissingExtraError, match=r"mmad\[vllm\]"):
         evaluate("vllm-local:some/vlm", mmad_json, out=tmp_path / "run", cache=False)
     assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_a_bad_dtype_is_named_before_vllm_is_looked_for() -> None:
+    from mmad.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown dtype 'bf17'"):
+        create_model("vllm-local:some/vlm", ModelOptions(dtype="bf17"))
