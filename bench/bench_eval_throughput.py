@@ -128,8 +128,12 @@ def main() -> None:
         f"reports): {rate:.0f} q/s; ideal {ideal:.0f} q/s -> {100 * rate / ideal:.0f}%"
     )
     print(f"official sequential loop: {1 / LATENCY:.0f} q/s ({QUESTIONS * LATENCY / 60:.1f} min for {QUESTIONS})")
+    print(f"machine: {os.cpu_count()} cores shared by this client and the server process")
     if rate < 0.85 * ideal:
-        sys.exit("below 85% of the ideal rate")
+        sys.exit(
+            "below 85% of the ideal rate (the client's event loop is CPU-bound: on 2 cores this gives "
+            "about 67%, on 16 about 91%; see docs/benchmarks.md)"
+        )
 
 
 if __name__ == "__main__":
