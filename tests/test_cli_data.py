@@ -58,3 +58,18 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["score", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "json list of records" in err and "Traceback" not in err
+
+
+def test_a_piped_score_table_keeps_its_numbers(tmp_path: Path) -> None:
+    """Piped into a log, rich would assume 80 columns and cut the numbers to '88.…'."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "answers_1_shot_model.json"
+    write_official_answers(build_answers(), path)
+    env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
+    shown = subprocess.run(
+        [sys.executable, "-m", "mmad", "score", str(path)], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert "Average" in shown and "…" not in shown
