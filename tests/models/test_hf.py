@@ -130,11 +130,15 @@ def test_cli_device_dtype_and_batch_size_reach_the_backend(mmad_json: Path, tmp_
     assert described["model_kwargs"] == {"attn_implementation": "eager"}
 
 
-def test_model_kwargs_reach_from_pretrained_and_bad_dtypes_are_named(tiny_model: Path) -> None:
+def test_model_kwargs_reach_from_pretrained_and_bad_dtypes_are_named(tiny_model: Path, mmad_json: Path) -> None:
     from mmad.errors import ConfigError
 
     model = TransformersModel(str(tiny_model), device=DEVICE, model_kwargs={"attn_implementation": "eager"})
     assert model.model.config._attn_implementation == "eager"
+    placed = TransformersModel(str(tiny_model), model_kwargs={"device_map": DEVICE})  # accelerate places it
+    assert placed.device.startswith(DEVICE)
+    (completion,) = placed.generate_batch(_requests(mmad_json, 1))
+    assert completion.letter_logprobs is not None
     with pytest.raises(ConfigError, match="unknown dtype 'bf17'; use bfloat16"):
         TransformersModel(str(tiny_model), device=DEVICE, dtype="bf17")
 

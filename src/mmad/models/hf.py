@@ -111,12 +111,14 @@ class TransformersModel(Model):
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"
         self.tokenizer = tokenizer
-        torch_dtype = (
-            getattr(torch, dtype_name(dtype)) if dtype else ("auto" if self.device != "cpu" else torch.float32)
-        )
         model_loader: Any = AutoModelForImageTextToText
         loaded = model_loader.from_pretrained(model_id, dtype=torch_dtype, **self.model_kwargs)
-        self.model: Any = loaded.to(self.device).eval()
+        if "device_map" in self.model_kwargs:
+            # accelerate placed the layers (a model larger than one GPU); inputs go where the first layer is
+            self.device = str(loaded.device)
+        else:
+            loaded = loaded.to(self.device)
+        self.model: Any = loaded.eval()
         self.dtype = str(self.model.dtype)
         self.letter_ids = {
             letter: ids[0] for letter in LETTERS if (ids := tokenizer.encode(letter, add_special_tokens=False))
