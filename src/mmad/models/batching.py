@@ -4,16 +4,20 @@ The engine calls ``generate`` once per request, concurrently. A local model is f
 sees many requests at once, so requests queue here until ``batch_size`` have arrived or
 ``window_s`` has passed since the first, then one synchronous ``run_batch`` call answers them in
 a worker thread (the event loop keeps running). Batches run one at a time: a GPU model is not
-made faster by two batches competing for it, and not every library is thread-safe.
+made faster by two batches competing for it, and not every library is thread-safe. When a batch
+fails, its requests are asked one at a time, so that only the ones that fail alone fail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mmad.models.base import Completion, Request
+
+logger = logging.getLogger(__name__)
 
 BatchRunner = Callable[[list[Request]], list[Completion]]
 
@@ -58,6 +62,23 @@ class MicroBatcher:
             self._flusher = asyncio.create_task(self._flush_later())
         return await pending.future
 
+    def _run_checked(self, requests: list[Request]) -> list[Completion]:
+        results = self.run_batch(requests)
+        if len(results) != len(requests):
+            msg = f"the batch function returned {len(results)} completions for {len(requests)} requests"
+            raise RuntimeError(msg)
+        return results
+
+    def _run_one_by_one(self, requests: list[Request]) -> list[Completion | BaseException]:
+        results: list[Completion | BaseException] = []
+        for request in requests:
+            self.batches.append(1)
+            try:
+                results.extend(self._run_checked([request]))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
     async def _flush_later(self) -> None:
         await asyncio.sleep(self.window_s)
         await self._flush()
@@ -70,17 +91,23 @@ class MicroBatcher:
                 return
             self.batches.append(len(batch))
             try:
-                results = await asyncio.to_thread(self.run_batch, [p.request for p in batch])
-                if len(results) != len(batch):
-                    msg = f"the batch function returned {len(results)} completions for {len(batch)} requests"
-                    raise RuntimeError(msg)
-            except Exception as exc:  # every waiting request learns of the failure
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-            else:
-                for pending, result in zip(batch, results, strict=True):
-                    if not pending.future.done():
-                        pending.future.set_result(result)
+                results: list[Completion | BaseException] = list(
+                    await asyncio.to_thread(self._run_checked, [p.request for p in batch])
+                )
+            except Exception as exc:
+                if len(batch) == 1:
+                    results = [exc]
+                else:
+                    # One bad request (too long a prompt, an unreadable image) or a batch too large
+                    # for the memory must not fail the others: ask each on its own.
+                    logger.warning("a batch of %d failed (%s); asking its requests one at a time", len(batch), exc)
+                    results = await asyncio.to_thread(self._run_one_by_one, [p.request for p in batch])
+            for pending, result in zip(batch, results, strict=True):
+                if pending.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    pending.future.set_exception(result)
+                else:
+                    pending.future.set_result(result)
         if self._pending and (self._flusher is None or self._flusher.done()):
             self._flusher = asyncio.create_task(self._flush_later())
