@@ -151,7 +151,7 @@ def test_concurrent_requests_reach_the_engine_as_batches(mmad_json: Path) -> Non
     assert all(r.text == "A." and r.letter_logprobs == {"A": -0.1, "B": -2.5, "C": -4.0} for r in results)
 
 
-def test_the_backend_through_mmad_eval(mmad_json: Path, tmp_path: Path) -> None:
+def test_the_backend_through_mmad_eval(mmad_json: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = ChatEngine()
     model = VLLMModel("some/vlm", batch_size=16, engine=engine, sampling_params=SamplingParams)
     config = RunConfig(
@@ -168,6 +168,10 @@ def test_the_backend_through_mmad_eval(mmad_json: Path, tmp_path: Path) -> None:
     assert max(len(call["conversations"]) for call in engine.calls) > 1
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["model"]["engine"] == "vllm (in-process)" and meta["model"]["batch_size"] == 16
+    assert "cannot fill" not in caplog.text
+    small = RunConfig(model="vllm-local:some/vlm", data=str(mmad_json), cache=False, concurrency=4, limit=2)
+    asyncio.run(evaluate_async(small, out=tmp_path / "small", model=model))
+    assert "batches of 16 cannot fill with 4 requests in flight" in caplog.text
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")

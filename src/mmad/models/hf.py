@@ -44,8 +44,11 @@ def preset_for(model_id: str) -> dict[str, Any]:
     return {}
 
 
-DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16", "half": "float16"}
-DTYPES.update({"float32": "float32", "fp32": "float32", "float": "float32"})
+DTYPES = {
+    **dict.fromkeys(["bfloat16", "bf16"], "bfloat16"),
+    **dict.fromkeys(["float16", "fp16", "half"], "float16"),
+    **dict.fromkeys(["float32", "fp32", "float"], "float32"),
+}
 
 
 def dtype_name(name: str) -> str:

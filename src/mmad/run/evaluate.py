@@ -17,6 +17,7 @@ from mmad.data.official import atomic_write_text, load_benchmark
 from mmad.data.schema import Benchmark, ImageItem
 from mmad.errors import ConfigError, RunError
 from mmad.models.base import Model
+from mmad.models.batching import MicroBatcher
 from mmad.models.prices import load_prices, price_for
 from mmad.models.registry import ModelOptions, create_model
 from mmad.protocol.images import ImageEncoder
@@ -165,6 +166,13 @@ async def evaluate_async(
     order = [(p.question_id, p.variant) for item in items for group in posed_questions(item, settings) for p in group]
     model = model or make_model(config)
     model.check()
+    batcher = getattr(model, "batcher", None)
+    if isinstance(batcher, MicroBatcher) and batcher.batch_size > config.concurrency:
+        logger.warning(
+            "batches of %s cannot fill with %s requests in flight; raise --concurrency to at least the batch size",
+            batcher.batch_size,
+            config.concurrency,
+        )
     model.prepare(benchmark)
     price = price_for(config.model, load_prices(config.prices))
     if config.max_cost is not None and price is None:
