@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mmad.errors import ModelCallError, PermanentError, RetryableError
@@ -84,11 +84,20 @@ def letter_logprobs(choice: dict[str, Any]) -> dict[str, float] | None:
     if not content:
         return None
     first = content[0]
+    alternatives = [first, *(first.get("top_logprobs") or [])]
+    return letters_from_tokens((str(a.get("token", "")), float(a.get("logprob", -math.inf))) for a in alternatives)
+
+
+def letters_from_tokens(tokens: Iterable[tuple[str, float]]) -> dict[str, float] | None:
+    """The best log-probability of each letter A-E among (token text, log-probability) alternatives.
+
+    " A", "(A" and "A." all count as A: tokenizers split the letter from its space or punctuation
+    differently.
+    """
     found: dict[str, float] = {}
-    for alternative in [first, *(first.get("top_logprobs") or [])]:
-        token = str(alternative.get("token", "")).strip().strip("(").strip(".").strip(")")
+    for text, value in tokens:
+        token = text.strip().strip("(").strip(".").strip(")")
         if token in {"A", "B", "C", "D", "E"}:
-            value = float(alternative.get("logprob", -math.inf))
             found[token] = max(found.get(token, -math.inf), value)
     return found or None
 

@@ -21,8 +21,8 @@ from typing import Any
 from mmad.errors import MissingExtraError
 from mmad.models.base import Completion, Model, Request
 from mmad.models.batching import MicroBatcher
-from mmad.models.hf import LETTERS, preset_for
-from mmad.models.openai_convert import to_openai_messages
+from mmad.models.hf import preset_for
+from mmad.models.openai_convert import letters_from_tokens, to_openai_messages
 from mmad.protocol.images import ImageEncoder, ImageSettings
 
 ORIGINAL_IMAGES = ImageSettings(max_side=None, detail=None, original=True)
@@ -48,13 +48,10 @@ def first_step_letters(step: Any) -> dict[str, float] | None:
     """Letter log-probabilities among one generated position's alternatives ({token id: Logprob})."""
     if not step:
         return None
-    found: dict[str, float] = {}
-    for entry in step.values():
-        token = str(getattr(entry, "decoded_token", None) or "").strip().strip("(").strip(".").strip(")")
-        if token in LETTERS:
-            value = float(getattr(entry, "logprob", -math.inf))
-            found[token] = max(found.get(token, -math.inf), value)
-    return found or None
+    return letters_from_tokens(
+        (str(getattr(entry, "decoded_token", None) or ""), float(getattr(entry, "logprob", -math.inf)))
+        for entry in step.values()
+    )
 
 
 def from_vllm_output(output: Any) -> Completion:
