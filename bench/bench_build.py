@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmad.build import build_benchmark, make_synthetic_dataset
+from mmad.builder import build_benchmark, make_synthetic_dataset
 
 TARGET_IMAGES = 5000
 

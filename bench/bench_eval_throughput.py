@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmad.run import evaluate
+from mmad import evaluate
 
 QUESTIONS = 5000
 CONCURRENCY = 64

@@ -14,8 +14,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmad.build.synthetic import draw_defect, normal_image
-from mmad.models.expert import PatchCoreExpert
+from mmad.builder.synthetic import draw_defect, normal_image
+from mmad.expert.patchcore import PatchCoreExpert
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ def random_model(kind: str, folder: Path, device: str) -> str:
 
 
 def synthetic_benchmark(folder: Path) -> str:
-    from mmad.build import build_benchmark, make_synthetic_dataset
+    from mmad.builder import build_benchmark, make_synthetic_dataset
 
     source = make_synthetic_dataset(folder / "src", n_train=4, n_test_good=20, n_per_defect=20)
     build_benchmark(source.root, folder / "bench", name="SynthAD", knowledge=source.knowledge)
@@ -47,8 +47,8 @@ def synthetic_benchmark(folder: Path) -> str:
 def measure(args: argparse.Namespace, model_name: str, data: str, batch_size: int, out: Path) -> dict[str, object]:
     import torch
 
+    from mmad import RunConfig
     from mmad.models.registry import ModelOptions, create_model
-    from mmad.run import RunConfig
     from mmad.run.evaluate import evaluate_async
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

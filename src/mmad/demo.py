@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmad.build.builder import build_benchmark
-from mmad.build.synthetic import DATASET_NAME, make_synthetic_dataset
+from mmad.builder.build import build_benchmark
+from mmad.builder.synthetic import DATASET_NAME, make_synthetic_dataset
 from mmad.models.base import Model
 from mmad.models.baselines import RandomModel
 from mmad.run.config import RunConfig

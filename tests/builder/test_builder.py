@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmad.build import build_benchmark, make_synthetic_dataset, read_dataset
-from mmad.build.geometry import EDGES, locate
+from mmad.builder import build_benchmark, make_synthetic_dataset, read_dataset
+from mmad.builder.geometry import EDGES, locate
 from mmad.cli import main
 from mmad.data.official import load_benchmark, write_benchmark
 from mmad.data.validate import validate

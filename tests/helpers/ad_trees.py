@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmad.build.synthetic import draw_defect, normal_image
+from mmad.builder.synthetic import draw_defect, normal_image
 
 SIZE = 96
 # (defect folder, kind drawn, centre as fractions of the image)

@@ -15,12 +15,12 @@ import pytest
 
 pytest.importorskip("transformers", reason="the [hf] extra is installed by `make setup`")
 
+from mmad import evaluate
 from mmad.data.official import load_benchmark
 from mmad.models.base import Request
 from mmad.models.hf import TransformersModel, preset_for
 from mmad.protocol.prompts import PromptSettings, build_prompts
-from mmad.run import evaluate
-from mmad.run.records import read_records
+from mmad.records.record import read_records
 from tests.helpers.tiny_vlm import make_random_qwen2_vl, make_tiny_llava
 
 DEVICE = os.environ.get("MMAD_TEST_DEVICE", "cpu")

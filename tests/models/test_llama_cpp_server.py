@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mmad.run import evaluate
-from mmad.run.records import read_records
+from mmad import evaluate
+from mmad.records.record import read_records
 
 pytestmark = [pytest.mark.optional, pytest.mark.slow]
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from mmad import RunConfig, evaluate
 from mmad.data.official import load_benchmark
 from mmad.errors import MissingExtraError
 from mmad.models.base import Request
@@ -32,9 +33,8 @@ from mmad.models.vllm_local import (
 )
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.prompts import PromptSettings, build_prompts
-from mmad.run import RunConfig, evaluate
+from mmad.records.record import read_records
 from mmad.run.evaluate import evaluate_async
-from mmad.run.records import read_records
 
 
 @dataclass

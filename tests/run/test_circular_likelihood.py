@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from mmad import evaluate
 from mmad.models.base import Completion, Model, Request, request_choices
 from mmad.models.baselines import FixedModel
-from mmad.run import evaluate
-from mmad.run.records import read_records
+from mmad.records.record import read_records
 from mmad.score.auroc import detection_auroc
 from mmad.score.circular import circular_report
 from tests.helpers.serving import running_server
@@ -55,7 +55,7 @@ class LikelihoodModel(Model):
 def test_likelihood_answers_and_auroc(mmad_json: Path, tmp_path: Path) -> None:
     import asyncio
 
-    from mmad.run import RunConfig
+    from mmad import RunConfig
     from mmad.run.evaluate import evaluate_async
 
     config = RunConfig(model="likelihood", data=str(mmad_json), answer_from="likelihood", cache=False)

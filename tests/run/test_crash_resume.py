@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mmad.run import evaluate
-from mmad.run.records import read_records
+from mmad import evaluate
+from mmad.records.record import read_records
 from mmad.run.store import RunStore
 from tests.helpers.serving import running_server
 
@@ -84,7 +84,7 @@ def test_sigkill_at_random_moments_then_resume(mmad_json: Path, tmp_path: Path) 
 
 
 def _answered(question_id: str, answer: str):
-    from mmad.run.records import Record, Status
+    from mmad.records.record import Record, Status
 
     return Record(
         question_id=question_id,

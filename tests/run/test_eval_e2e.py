@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from mmad import RunConfig, Status, evaluate
 from mmad.cli import main
 from mmad.data.official import load_benchmark
-from mmad.run import RunConfig, Status, evaluate
-from mmad.run.records import read_records
+from mmad.records.record import read_records
 from tests.helpers.serving import running_server
 
 FAST = {"retry_base_s": 0.01, "retry_max_s": 0.05, "timeout_s": 0.5}

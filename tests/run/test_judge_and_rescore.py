@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from mmad import RunConfig
 from mmad.cli import main
 from mmad.errors import ConfigError
 from mmad.models.base import Completion, Model, Request
 from mmad.models.baselines import FixedModel
 from mmad.models.prices import load_prices
-from mmad.run import RunConfig
+from mmad.records.record import read_records
 from mmad.run.evaluate import evaluate_async
-from mmad.run.records import read_records
 
 
 class Rambler(Model):

@@ -271,7 +271,7 @@ def build_command(
     copy: bool = typer.Option(False, "--copy", help="copy images instead of linking them"),
 ) -> None:
     """Build an MMAD-style benchmark from an anomaly-detection dataset."""
-    from mmad.build.builder import build_benchmark
+    from mmad.builder.build import build_benchmark
 
     with Progress(
         TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
@@ -335,7 +335,7 @@ def assist_command(
     concurrency: int = typer.Option(4, "--concurrency", "-c"),
 ) -> None:
     """MLLM-assisted questions: caption each image with its defect outlined, then write questions."""
-    from mmad.build.assisted import assist
+    from mmad.builder.assisted import assist
     from mmad.models.registry import ModelOptions, create_model
 
     backend = create_model(model, ModelOptions(base_url=base_url, detail="high"))
@@ -357,7 +357,7 @@ def review_export(
     all_questions: bool = typer.Option(False, "--all", help="include questions already accepted"),
 ) -> None:
     """Write review.csv (fill its verdict column) and review.html."""
-    from mmad.build.assisted import export_review
+    from mmad.builder.assisted import export_review
 
     csv_path, html_path = export_review(benchmark, out, only_unreviewed=not all_questions)
     console.print(f"wrote {csv_path} and {html_path}")
@@ -366,7 +366,7 @@ def review_export(
 @review_app.command("import")
 def review_import(benchmark: Path = typer.Argument(...), verdicts: Path = typer.Argument(...)) -> None:
     """Apply accept/reject verdicts from a review CSV."""
-    from mmad.build.assisted import import_review
+    from mmad.builder.assisted import import_review
 
     result = import_review(benchmark, verdicts)
     console.print(f"accepted {result.accepted}, rejected {result.rejected} (removed), {result.pending} left open")

@@ -11,11 +11,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mmad._io import atomic_write_text
 from mmad.data.schema import Benchmark, ImageItem, Question, question_id
 from mmad.errors import BenchmarkFormatError
 
@@ -26,15 +26,6 @@ KNOWN_QA_FIELDS = ("Question", "Options", "Answer", "type", "annotation")
 
 IssueSink = Callable[[str, str, str], None]
 """Receives (record key, problem, fix) for a record that cannot be parsed."""
-
-
-def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _raise(key: str, problem: str, fix: str) -> None:
@@ -187,29 +178,6 @@ def item_to_record(item: ImageItem) -> dict[str, Any]:
     }
     record.update(item.extra)
     return record
-
-
-def _default_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_FILE_MODE = _default_mode()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to path through a temporary file, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(tmp).chmod(_FILE_MODE)  # mkstemp makes 0600 files; a written file gets the usual mode
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_benchmark(benchmark: Benchmark, path: str | os.PathLike[str], *, indent: int | None = 4) -> str:

@@ -25,8 +25,8 @@ from PIL import Image
 
 from mmad.data.schema import Benchmark
 from mmad.errors import ConfigError
+from mmad.expert.patchcore import ExpertResult, PatchCoreExpert, image_key
 from mmad.models.base import Completion, Model, Request
-from mmad.models.expert import ExpertResult, PatchCoreExpert, image_key
 from mmad.protocol.images import load_image
 from mmad.protocol.messages import ImagePart
 

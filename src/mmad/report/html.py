@@ -5,7 +5,6 @@ wrote is escaped (Jinja autoescape); undefined template values are errors (Stric
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import tempfile
@@ -15,11 +14,13 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from mmad.data.official import atomic_write_text
+from mmad._io import atomic_write_text
 from mmad.data.schema import SUBTASKS
+from mmad.records.folder import open_run
+from mmad.records.record import Record, Status
 from mmad.report.plots import heatmap_png
 from mmad.report.tables import fmt
-from mmad.run.records import Record, Status, latest_records, read_records
+from mmad.score.answers import graded_from_record
 from mmad.score.breakdown import GroupBy, breakdown
 from mmad.score.official_csv import PublishedResult
 from mmad.score.table import score_answers
@@ -34,13 +35,12 @@ def _environment() -> Environment:
 
 
 def _run_section(run_dir: Path, samples: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    records = list(latest_records(read_records(run_dir / "records.jsonl")).values())
-    plain = [r for r in records if r.variant in {"", "rot0"}]
-    graded = [r.to_graded() for r in plain]
+    run = open_run(run_dir)
+    plain = run.plain
+    graded = [graded_from_record(r) for r in plain]
     table = score_answers(graded)
-    meta_path = run_dir / "run.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    name = meta.get("config", {}).get("model") or run_dir.name
+    meta = run.meta
+    name = run.model
     with tempfile.TemporaryDirectory() as scratch:
         png = heatmap_png(table, Path(scratch) / "heatmap.png", title=name)
         heatmap = base64.b64encode(png.read_bytes()).decode("ascii")

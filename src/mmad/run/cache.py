@@ -8,7 +8,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from mmad.data.official import atomic_write_text
+from mmad._io import atomic_write_text
 from mmad.models.base import Completion
 
 

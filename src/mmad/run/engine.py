@@ -28,9 +28,9 @@ from mmad.protocol.parse import (
     upstream_parse,
 )
 from mmad.protocol.prompts import preamble_prompt, with_preamble
+from mmad.records.record import Record, Status
 from mmad.run.cache import ResponseCache, cache_key
 from mmad.run.limits import AdaptiveLimit, RetryPolicy, call_with_retries
-from mmad.run.records import Record, Status
 from mmad.run.secrets import redact
 from mmad.run.store import RunStore
 

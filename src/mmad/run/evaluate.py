@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mmad.data.official import atomic_write_text, load_benchmark
+from mmad._io import atomic_write_text
+from mmad.data.official import load_benchmark
 from mmad.data.schema import Benchmark, ImageItem
 from mmad.errors import ConfigError, RunError
 from mmad.models.base import Model
@@ -23,15 +24,15 @@ from mmad.models.registry import ModelOptions, create_model
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.prompts import posed_questions
 from mmad.protocol.strategies import DomainKnowledge, parse_strategies
+from mmad.records.record import Status, latest_records
 from mmad.report.files import write_score_files
 from mmad.run.cache import ResponseCache
 from mmad.run.config import RunConfig
 from mmad.run.engine import Engine, EngineSettings, EngineStats
 from mmad.run.limits import RetryPolicy
 from mmad.run.plan import Planner, select_items
-from mmad.run.records import Status, iter_graded, latest_records
 from mmad.run.store import RunStore
-from mmad.score.answers import write_official_answers
+from mmad.score.answers import graded_from_records, write_official_answers
 from mmad.score.official_csv import write_accuracy_csv
 from mmad.score.table import ScoreTable, score_answers
 
@@ -250,7 +251,7 @@ async def evaluate_async(
     finally:
         store.close()
         await model.aclose()
-    graded = list(iter_graded(latest[k] for k in order if k in latest))
+    graded = graded_from_records(latest[k] for k in order if k in latest)
     table = score_answers(graded)
     files = write_score_files(table, graded, run_dir, title=f"MMAD — {config.model}")
     answers_path = run_dir / answers_file_name(config)

@@ -15,13 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from mmad.data.official import atomic_write_text
+from mmad._io import atomic_write_text
 from mmad.errors import RunError
-from mmad.run.records import Record, latest_records, read_records
-
-RUN_FILE = "run.json"
-RECORDS_FILE = "records.jsonl"
-LOCK_FILE = ".lock"
+from mmad.records.folder import LOCK_FILE, RECORDS_FILE, RUN_FILE
+from mmad.records.record import Record, latest_records, read_records
 
 
 class RunStore:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmad.data.official import atomic_write_text
+from mmad._io import atomic_write_text
 from mmad.data.schema import LETTERS, dataset_of, is_normal_key
 from mmad.errors import AnswersFormatError
+from mmad.records.record import Record, Status, latest_records
 
 VALID_LETTERS = frozenset(LETTERS)
 
@@ -71,6 +72,26 @@ class GradedAnswer:
     def is_correct(self) -> bool:
         """Whether a valid answer equals the gold letter."""
         return self.answer is not None and self.answer == self.correct_answer
+
+
+def graded_from_record(record: Record) -> GradedAnswer:
+    """The scorer's view of a run record."""
+    answered = record.status is Status.ANSWERED
+    return GradedAnswer(
+        image=record.image,
+        question_type=record.question_type,
+        correct_answer=record.correct_answer,
+        answer=record.answer if answered else None,
+        failure=None if answered else record.status.value,
+        question_text=record.question_text,
+        official_answer=record.extra.get("official_answer"),
+    )
+
+
+def graded_from_records(records: Iterable[Record]) -> list[GradedAnswer]:
+    """The graded answers of the latest records, one per question: the unrotated posing when a run
+    asked rotations (circular evaluation is scored separately)."""
+    return [graded_from_record(r) for r in latest_records(records).values() if r.plain]
 
 
 def _official_question(answer: GradedAnswer) -> dict[str, Any]:

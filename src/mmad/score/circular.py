@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS
-from mmad.run.records import Record, Status, latest_records
+from mmad.records.record import Record, Status, latest_records
 
 
 @dataclass
@@ -44,7 +44,7 @@ def circular_report(records: Iterable[Record]) -> CircularReport:
             answered[record.answer] += 1
     tallies: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for posings in by_question.values():
-        plain = next((r for r in posings if r.variant in {"", "rot0"}), posings[0])
+        plain = next((r for r in posings if r.plain), posings[0])
         right = [r.status is Status.ANSWERED and r.answer == r.correct_answer for r in posings]
         subtask = RAW_TYPE_TO_SUBTASK.get(plain.question_type)
         outcome = (plain.status is Status.ANSWERED and plain.answer == plain.correct_answer, all(right))

@@ -6,18 +6,18 @@ import os
 from pathlib import Path
 
 from mmad.errors import AnswersFormatError
-from mmad.score.answers import GradedAnswer, read_official_answers
+from mmad.records.folder import open_run
+from mmad.records.record import read_records
+from mmad.score.answers import GradedAnswer, graded_from_records, read_official_answers
 
 
 def load_answers(path: str | os.PathLike[str]) -> list[GradedAnswer]:
     """Graded answers from a run directory, a records.jsonl, or an official answers json."""
     source = Path(path)
     if source.is_dir():
-        source = source / "records.jsonl"
+        return graded_from_records(open_run(source).records)
     if source.suffix == ".jsonl":
-        from mmad.run.records import iter_graded, read_records
-
-        return list(iter_graded(read_records(source)))
+        return graded_from_records(read_records(source))
     if source.suffix == ".json":
         return read_official_answers(source)
     msg = f"{path}: give a run directory, a records.jsonl or an official answers .json"

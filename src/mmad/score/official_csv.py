@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mmad.data.official import atomic_write_text
+from mmad._io import atomic_write_text
 from mmad.data.schema import SUBTASKS
 from mmad.errors import AnswersFormatError
 from mmad.score.table import DETECTION_COLUMNS, ScoreTable

@@ -3,9 +3,9 @@
 import asyncio
 from pathlib import Path
 
+from mmad import RunConfig
 from mmad.cli import main
 from mmad.models.base import Completion, Model, Request
-from mmad.run import RunConfig
 from mmad.run.evaluate import evaluate_async
 
 EVIL = "<script>alert('pwned')</script> <img src=x onerror=alert(1)>"

@@ -32,13 +32,14 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from mmad.build.geometry import load_mask
-from mmad.build.questions import STEMS, near_duplicate
-from mmad.data.official import atomic_write_text, load_benchmark, write_benchmark
+from mmad._io import atomic_write_text
+from mmad.builder.geometry import load_mask
+from mmad.builder.questions import STEMS, near_duplicate
+from mmad.data.official import load_benchmark, write_benchmark
 from mmad.data.schema import Benchmark, ImageItem, Question, question_id
 from mmad.errors import AnswersFormatError, ModelCallError
+from mmad.expert.render import regions
 from mmad.models.base import Model, Request
-from mmad.protocol.agent import regions
 from mmad.protocol.images import ImageEncoder, ImageSettings
 from mmad.protocol.messages import ImagePart, Message, TextPart
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from mmad.build import geometry, questions
-from mmad.build.readers import AdSample, read_dataset
-from mmad.build.templates import descriptor, random_templates, similar_templates
-from mmad.data.official import atomic_write_text, load_benchmark
+from mmad._io import atomic_write_text
+from mmad.builder import geometry, questions
+from mmad.builder.readers import AdSample, read_dataset
+from mmad.builder.templates import descriptor, random_templates, similar_templates
+from mmad.data.official import load_benchmark
 from mmad.data.schema import NORMAL_FLAG, Benchmark
 from mmad.errors import DatasetLayoutError
 

@@ -1,9 +1,12 @@
-"""The run record: one finished request for one question, one json object per line."""
+"""The run record: one finished request for one question, one json object per line.
+
+This module sits at the bottom of mmad: the run writes records, the scorer and the report read them.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +15,9 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from mmad.errors import AnswersFormatError
-from mmad.score.answers import GradedAnswer
+
+PLAIN_VARIANTS = frozenset({"", "rot0"})
+"""Variant names of a question posed as written: "" in a plain run, "rot0" under circular evaluation."""
 
 
 class Status(StrEnum):
@@ -62,21 +67,14 @@ class Record(BaseModel):
         return (self.question_id, self.variant)
 
     @property
+    def plain(self) -> bool:
+        """Whether this is the unrotated posing (the one the MMAD table scores)."""
+        return self.variant in PLAIN_VARIANTS
+
+    @property
     def failed(self) -> bool:
         """Whether the request itself failed (worth retrying on resume)."""
         return self.status is Status.ERROR
-
-    def to_graded(self) -> GradedAnswer:
-        """The scorer's view of this record."""
-        return GradedAnswer(
-            image=self.image,
-            question_type=self.question_type,
-            correct_answer=self.correct_answer,
-            answer=self.answer if self.status is Status.ANSWERED else None,
-            failure=None if self.status is Status.ANSWERED else self.status.value,
-            question_text=self.question_text,
-            official_answer=self.extra.get("official_answer"),
-        )
 
 
 def read_records(path: str | os.PathLike[str]) -> list[Record]:
@@ -109,11 +107,3 @@ def latest_records(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
     for record in records:
         latest[record.key] = record
     return latest
-
-
-def iter_graded(records: Iterable[Record]) -> Iterator[GradedAnswer]:
-    """The graded answers of the latest records, one per question: the unrotated posing when a run
-    asked rotations (circular evaluation is scored separately)."""
-    for record in latest_records(records).values():
-        if record.variant in {"", "rot0"}:
-            yield record.to_graded()

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from mmad.build import vocab
-from mmad.build.geometry import Appearance, Location, appearance_distractors, location_distractors
+from mmad.builder import vocab
+from mmad.builder.geometry import Appearance, Location, appearance_distractors, location_distractors
 from mmad.data.schema import LETTERS
 
 STEMS = {

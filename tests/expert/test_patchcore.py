@@ -9,15 +9,15 @@ import pytest
 
 pytest.importorskip("torch", reason="the [expert] extra is installed by `make setup`")
 
-from mmad.build import build_benchmark, make_synthetic_dataset
-from mmad.build.synthetic import draw_defect, normal_image
+from mmad import evaluate
+from mmad.builder import build_benchmark, make_synthetic_dataset
+from mmad.builder.synthetic import draw_defect, normal_image
+from mmad.expert.patchcore import PatchCoreExpert
 from mmad.models.base import Request
-from mmad.models.expert import PatchCoreExpert
 from mmad.models.expert_model import ExpertModel, locate_option, option_cells
 from mmad.protocol.images import ImageEncoder, ImageSettings
 from mmad.protocol.messages import ImagePart, Message, TextPart
-from mmad.run import evaluate
-from mmad.run.records import read_records
+from mmad.records.record import read_records
 from mmad.score.auroc import auroc, detection_auroc
 from mmad.serve.server import ChatServer, serve_in_thread
 

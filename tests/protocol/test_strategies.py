@@ -9,10 +9,10 @@ from PIL import Image
 
 from mmad.data.official import load_benchmark
 from mmad.errors import ConfigError
+from mmad.expert.render import binarize, boxes_of, merge_boxes, regions, render
 from mmad.protocol import official_text as T
-from mmad.protocol.agent import binarize, boxes_of, merge_boxes, regions, render
 from mmad.protocol.strategies import DomainKnowledge, parse_strategies
-from mmad.run.records import read_records
+from mmad.records.record import read_records
 from tests.helpers.recording import RecordingModel
 
 
@@ -93,7 +93,7 @@ def test_rag_cot_and_oracle_agent_end_to_end(fresh_mmad_json: Path, tmp_path: Pa
     model = RecordingModel()
     import asyncio
 
-    from mmad.run import RunConfig
+    from mmad import RunConfig
     from mmad.run.evaluate import evaluate_async
 
     config = RunConfig(
