@@ -48,16 +48,16 @@ def measure(args: argparse.Namespace, model_name: str, data: str, batch_size: in
     import torch
 
     from mmad import RunConfig
+    from mmad.api import evaluate_async
     from mmad.models.registry import ModelOptions, create_model
-    from mmad.run.evaluate import evaluate_async
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = None
     if model_name.startswith("hf:"):
         model = create_model(model_name, ModelOptions(device=device, batch_size=batch_size))
-    config = RunConfig(
-        model=model_name,
-        data=data,
+    config = RunConfig.from_flat(
+        model_name,
+        data,
         limit=args.limit,
         concurrency=max(args.concurrency, batch_size),
         cache=False,

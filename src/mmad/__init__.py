@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from mmad._version import __version__ as __version__
 
 # Public name -> the module that defines it. Loaded on first use, so `import mmad` (and the CLI)
 # starts fast and the heavy dependencies (scipy, the openai SDK) load only when needed.
@@ -41,9 +41,9 @@ _EXPORTS = {
     "RunFolder": "mmad.records.folder",
     "open_run": "mmad.records.folder",
     "RunConfig": "mmad.run.config",
-    "RunResult": "mmad.run.evaluate",
-    "evaluate": "mmad.run.evaluate",
-    "evaluate_async": "mmad.run.evaluate",
+    "RunResult": "mmad.run.finish",
+    "evaluate": "mmad.api",
+    "evaluate_async": "mmad.api",
     "GradedAnswer": "mmad.score.answers",
     "read_official_answers": "mmad.score.answers",
     "load_answers": "mmad.score.load",

@@ -125,7 +125,7 @@ def test_cli_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
-    from mmad.demo import run_demo
+    from mmad.cli.demo import run_demo
 
     result = run_demo(tmp_path / "demo")
     assert validate(result.benchmark).ok

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from mmad import RunConfig, evaluate
+from mmad.api import evaluate_async
 from mmad.data.official import load_benchmark
 from mmad.errors import MissingExtraError
 from mmad.models.base import Request
@@ -34,7 +35,6 @@ from mmad.models.vllm_local import (
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.prompts import PromptSettings, build_prompts
 from mmad.records.record import read_records
-from mmad.run.evaluate import evaluate_async
 
 
 @dataclass
@@ -154,9 +154,9 @@ def test_concurrent_requests_reach_the_engine_as_batches(mmad_json: Path) -> Non
 def test_the_backend_through_mmad_eval(mmad_json: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = ChatEngine()
     model = VLLMModel("some/vlm", batch_size=16, engine=engine, sampling_params=SamplingParams)
-    config = RunConfig(
-        model="vllm-local:some/vlm",
-        data=str(mmad_json),
+    config = RunConfig.from_flat(
+        "vllm-local:some/vlm",
+        str(mmad_json),
         cache=False,
         concurrency=16,
         answer_from="likelihood",
@@ -169,7 +169,7 @@ def test_the_backend_through_mmad_eval(mmad_json: Path, tmp_path: Path, caplog: 
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["model"]["engine"] == "vllm (in-process)" and meta["model"]["batch_size"] == 16
     assert "cannot fill" not in caplog.text
-    small = RunConfig(model="vllm-local:some/vlm", data=str(mmad_json), cache=False, concurrency=4, limit=2)
+    small = RunConfig.from_flat("vllm-local:some/vlm", str(mmad_json), cache=False, concurrency=4, limit=2)
     asyncio.run(evaluate_async(small, out=tmp_path / "small", model=model))
     assert "batches of 16 cannot fill with 4 requests in flight" in caplog.text
 

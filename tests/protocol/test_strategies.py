@@ -94,11 +94,11 @@ def test_rag_cot_and_oracle_agent_end_to_end(fresh_mmad_json: Path, tmp_path: Pa
     import asyncio
 
     from mmad import RunConfig
-    from mmad.run.evaluate import evaluate_async
+    from mmad.api import evaluate_async
 
-    config = RunConfig(
-        model="recording",
-        data=str(fresh_mmad_json),
+    config = RunConfig.from_flat(
+        "recording",
+        str(fresh_mmad_json),
         strategies=["rag", "cot", "agent:gt:bbox"],
         cache=False,
         datasets=["DS-MVTec"],
@@ -124,7 +124,7 @@ def test_rag_cot_and_oracle_agent_end_to_end(fresh_mmad_json: Path, tmp_path: Pa
     drawn = np.asarray(Image.open(first.images[-1].path))
     assert ((drawn[..., 0] == 255) & (drawn[..., 1] == 0) & (drawn[..., 2] == 0)).any()  # the oracle's red box
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert meta["strategies"] == ["rag", "agent:gt:bbox", "cot"]
+    assert meta["card"]["strategies"] == ["rag", "agent:gt:bbox", "cot"]
     records = read_records(tmp_path / "run" / "records.jsonl")
     assert all(r.extra.get("preamble", "").startswith("The query shows") for r in records)
 

@@ -4,9 +4,9 @@ import asyncio
 from pathlib import Path
 
 from mmad import RunConfig
+from mmad.api import evaluate_async
 from mmad.cli import main
 from mmad.models.base import Completion, Model, Request
-from mmad.run.evaluate import evaluate_async
 
 EVIL = "<script>alert('pwned')</script> <img src=x onerror=alert(1)>"
 
@@ -19,7 +19,7 @@ class Hostile(Model):
 
 
 def test_report_escapes_model_text_and_ranks_runs(mmad_json: Path, tmp_path: Path, reference_dir: Path) -> None:
-    config = RunConfig(model="hostile", data=str(mmad_json), cache=False)
+    config = RunConfig.from_flat("hostile", str(mmad_json), cache=False)
     asyncio.run(evaluate_async(config, out=tmp_path / "run", model=Hostile()))
     out = tmp_path / "report.html"
     published = reference_dir / "official" / "all_result"

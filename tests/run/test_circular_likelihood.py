@@ -56,9 +56,9 @@ def test_likelihood_answers_and_auroc(mmad_json: Path, tmp_path: Path) -> None:
     import asyncio
 
     from mmad import RunConfig
-    from mmad.run.evaluate import evaluate_async
+    from mmad.api import evaluate_async
 
-    config = RunConfig(model="likelihood", data=str(mmad_json), answer_from="likelihood", cache=False)
+    config = RunConfig.from_flat("likelihood", str(mmad_json), answer_from="likelihood", cache=False)
     run = asyncio.run(evaluate_async(config, out=tmp_path / "run", model=LikelihoodModel()))
     records = read_records(tmp_path / "run" / "records.jsonl")
     assert all(r.parse_method == "likelihood" for r in records)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmad import RunConfig, Status, evaluate
+from mmad import Status, evaluate
 from mmad.cli import main
 from mmad.data.official import load_benchmark
 from mmad.records.record import read_records
@@ -65,8 +65,9 @@ def test_run_directory_and_official_files(mmad_json: Path, tmp_path: Path) -> No
     with running_server() as server:
         result = _eval(mmad_json, server, out)
     meta = json.loads((out / "run.json").read_text())
-    assert meta["dataset"]["sha256"] and meta["protocol"]["variant"] == "per-question"
-    assert meta["images"].startswith("longest side 512px") and meta["status"] == "complete"
+    assert meta["dataset"]["sha256"] and meta["card"]["protocol"] == "per-question"
+    assert meta["card"]["images"]["size"] == 512 and meta["status"] == "complete"
+    assert meta["card_hash"] == meta["card"]["hash"] and len(meta["card_hash"]) == 12
     answers = json.loads((out / "answers_1_shot_random.json").read_text())
     assert {"image", "question", "question_type", "correct_answer", "gpt_answer"} <= set(answers[0])
     assert (out / "answers_1_shot_random_accuracy.csv").exists() and (out / "heatmap.png").exists()
@@ -193,14 +194,18 @@ def test_cli_eval_and_dry_run(mmad_json: Path, tmp_path: Path, capsys: pytest.Ca
     assert {r.image.split("/")[0] for r in records} == {"VisA"}
 
 
-def test_config_fields_mirror_cli_flags() -> None:
+def test_every_eval_flag_maps_onto_the_config() -> None:
     import inspect
 
     from mmad.cli.eval_commands import eval_command
+    from mmad.run.config import FLAT_NAMES
 
-    flags = set(inspect.signature(eval_command).parameters)
-    assert {"protocol", "shots", "concurrency", "max_cost", "strategy", "limit"} <= flags
-    assert {"protocol", "shots", "concurrency", "max_cost", "strategies", "limit"} <= set(RunConfig.model_fields)
+    control = {"model", "data", "out", "resume", "config_file", "recipe", "dry_run", "no_cache", "detail"}
+    renamed = {"similar", "strategy", "dataset", "category", "subtask", "timeout", "text_only", "original_images"}
+    flags = set(inspect.signature(eval_command).parameters) - control
+    unmapped = {f for f in flags if f not in FLAT_NAMES and f not in renamed}
+    assert unmapped == set()
+    assert {"detail", "cache", "image_size", "text_only_server"} <= set(FLAT_NAMES)
 
 
 def test_requests_spread_over_several_endpoints(mmad_json: Path, tmp_path: Path) -> None:

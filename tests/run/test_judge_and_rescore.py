@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from mmad import RunConfig
+from mmad.api import evaluate_async
 from mmad.cli import main
 from mmad.errors import ConfigError
 from mmad.models.base import Completion, Model, Request
 from mmad.models.baselines import FixedModel
 from mmad.models.prices import load_prices
 from mmad.records.record import read_records
-from mmad.run.evaluate import evaluate_async
 
 
 class Rambler(Model):
@@ -24,7 +24,7 @@ class Rambler(Model):
 
 
 def test_judge_maps_unparsed_replies(mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = RunConfig(model="rambler", data=str(mmad_json), cache=False, datasets=["VisA"])
+    config = RunConfig.from_flat("rambler", str(mmad_json), cache=False, datasets=["VisA"])
     judge = FixedModel("B")
     run = asyncio.run(evaluate_async(config, out=tmp_path / "run", model=Rambler(), judge=judge))
     records = read_records(tmp_path / "run" / "records.jsonl")

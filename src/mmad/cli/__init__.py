@@ -1,4 +1,8 @@
-"""The `mmad` command line. Only this package talks to the terminal."""
+"""The `mmad` command line. Only this package talks to the terminal.
+
+Exit codes: 0 success; 1 the command ran but its result is incomplete (a partial run, a benchmark
+with errors); 2 a usage or input error (nothing was changed); 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 
 import typer
 from rich.logging import RichHandler
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from mmad.cli.common import err_console
 from mmad.errors import MMADError
@@ -17,53 +22,68 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mmad._version import __version__
+
+        typer.echo(f"mmad {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _configure(
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="-v info, -vv debug"),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="-v info, -vv debug (mmad's own messages)"),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
 ) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False)],
-        force=True,
-    )
+    # Only mmad's loggers get louder: other libraries' debug output would drown the run's.
+    handler = RichHandler(console=err_console, show_path=False)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
+    logging.getLogger("mmad").setLevel(logging.WARNING - 10 * min(verbose, 2))
 
 
 def _register() -> None:
-    from mmad.cli import data_commands, eval_commands, score_commands
+    from mmad.cli import build_commands, data_commands, eval_commands, score_commands, serve_commands
 
     data_commands.register(app)
-    score_commands.register(app)
     eval_commands.register(app)
+    serve_commands.register(app)
+    build_commands.register(app)
+    score_commands.register(app)
+
+
+def _usage_line(exc: UsageError) -> str:
+    command = exc.ctx.command_path if exc.ctx is not None else "mmad"
+    return f"error: {exc.format_message()} (see '{command} --help')"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; mmad's own errors become one red line and exit status 2."""
+    """Run the CLI: usage and mmad's own errors become one red line on stderr; never a traceback for them."""
     _register()
     try:
-        status = app(args=argv, standalone_mode=False)
-    except MMADError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        status = app(args=argv, standalone_mode=False, prog_name="mmad")
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        return 0
+    except UsageError as exc:
+        err_console.print(_usage_line(exc), style="red", highlight=False, markup=False, soft_wrap=True)
         return 2
+    except MMADError as exc:
+        err_console.print(f"error: {exc}", style="red", highlight=False, markup=False, soft_wrap=True)
+        return 2
+    except ClickException as exc:
+        err_console.print(f"error: {exc.format_message()}", style="red", highlight=False, markup=False)
+        return exc.exit_code or 2
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except typer.Abort:
-        err_console.print("aborted")
-        return 130
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted")
         return 130
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except BrokenPipeError:
+        return 0
     return status if isinstance(status, int) else 0
 
 

@@ -1,63 +1,34 @@
-"""`mmad eval` and `mmad serve`."""
+"""`mmad eval`: flags mapped onto `RunConfig` once, then the run and its terminal output.
+
+Exit codes: 0 every selected question has an answer record (answered, unparsed or refused), 1 some
+requests failed or questions are missing (the run stopped early, or failures remain: resume it),
+2 a usage or input error (nothing was sent), 130 interrupted (what was answered is saved).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from mmad.cli.common import console
+from mmad.cli.common import (
+    add_run_task,
+    console,
+    err_console,
+    json_option,
+    optional_number,
+    progress_bar,
+    render_circular,
+    render_table,
+)
 from mmad.errors import ConfigError
-from mmad.run.engine import EngineStats
 
 
 def register(app: typer.Typer) -> None:
-    """Add the evaluation commands to the app."""
+    """Add the evaluation command to the app."""
     app.command("eval")(eval_command)
-    app.command("serve")(serve_command)
-    app.command("build")(build_command)
-    app.command("demo")(demo_command)
-    app.command("assist")(assist_command)
-    app.add_typer(review_app, name="review")
-
-
-def progress_bar() -> Progress:
-    """The live bar of an evaluation: done, rate, ETA, failures, tokens, cost."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.1f} q/s"),
-        TimeRemainingColumn(),
-        TextColumn(
-            "failed {task.fields[failed]} · unparsed {task.fields[unparsed]} · "
-            "{task.fields[tokens]} tok · ${task.fields[cost]:.4f} · conc {task.fields[conc]}"
-        ),
-        console=console,
-    )
-
-
-def add_run_task(bar: Progress, name: str) -> TaskID:
-    """A progress line for one run, with the fields `progress_bar` shows."""
-    return bar.add_task(name, total=None, rate=0.0, failed=0, unparsed=0, tokens=0, cost=0.0, conc=0)
-
-
-def show_stats(bar: Progress, task: TaskID, stats: EngineStats) -> None:
-    """Put an engine's live counters on its progress line."""
-    bar.update(
-        task,
-        total=stats.total,
-        completed=stats.done,
-        rate=stats.rate,
-        failed=stats.failed,
-        unparsed=stats.unparsed,
-        tokens=stats.prompt_tokens + stats.completion_tokens,
-        cost=stats.cost_usd,
-        conc=stats.concurrency,
-    )
 
 
 def eval_command(
@@ -65,308 +36,203 @@ def eval_command(
     data: Path = typer.Option(None, "--data", "-d", help="data root holding mmad.json, or the json"),
     out: Path = typer.Option(None, "--out", "-o", help="run directory (default runs/<model>_<k>shot_<protocol>)"),
     resume: Path = typer.Option(None, "--resume", help="continue this run: ask only what is missing or failed"),
-    protocol: str = typer.Option("per-question", "--protocol", help="per-question, cumulative, gemini, per-image"),
-    shots: int = typer.Option(1, "--shots", help="template images shown before the query"),
-    similar: bool = typer.Option(False, "--similar", help="use similar_templates instead of random_templates"),
-    blind: bool = typer.Option(False, "--blind", help="text-only baseline: no images"),
-    circular: bool = typer.Option(False, "--circular", help="ask every rotation of the options"),
+    config_file: Path = typer.Option(None, "--config", help="a run file (TOML, JSON, or a run's run.json)"),
+    recipe: str = typer.Option(None, "--recipe", help="an official script's settings: gpt4o, gemini, internvl, ..."),
+    protocol: str = typer.Option(None, "--protocol", help="per-question, cumulative, gemini, per-image"),
+    shots: int = typer.Option(None, "--shots", help="template images shown before the query [default: 1]"),
+    similar: bool = typer.Option(None, "--similar", help="use similar_templates instead of random_templates"),
+    blind: bool = typer.Option(None, "--blind", help="text-only baseline: no images"),
+    circular: bool = typer.Option(None, "--circular", help="ask every rotation of the options"),
     strategy: list[str] = typer.Option(None, "--strategy", help="rag, cot, agent:expert:bbox, agent:gt:contour, ..."),
     knowledge: Path = typer.Option(None, "--knowledge", help="domain-knowledge json for rag"),
     limit: int = typer.Option(None, "--limit", help="ask a seeded random sample of this many questions"),
+    seed: int = typer.Option(None, "--seed", help="the seed of --limit's sample [default: 0]"),
     dataset: list[str] = typer.Option(None, "--dataset", help="only these source datasets"),
     category: list[str] = typer.Option(None, "--category", help="only these categories"),
     subtask: list[str] = typer.Option(None, "--subtask", help="only these subtasks"),
-    concurrency: int = typer.Option(16, "--concurrency", "-c", help="requests in flight at most"),
-    max_retries: int = typer.Option(5, "--max-retries"),
-    timeout: float = typer.Option(120.0, "--timeout", help="seconds per request"),
+    concurrency: int = typer.Option(None, "--concurrency", "-c", help="requests in flight at most [default: 16]"),
+    max_retries: int = typer.Option(None, "--max-retries", help="retries per request [default: 5]"),
+    max_errors: int = typer.Option(None, "--max-errors", help="stop after N failed requests in a row [default: 20]"),
+    timeout: float = typer.Option(None, "--timeout", help="seconds per request [default: 120]"),
     max_cost: float = typer.Option(None, "--max-cost", help="stop cleanly once this many dollars are spent"),
-    prices: Path = typer.Option(None, "--prices", help="json {model: [input $/M, output $/M]}"),
-    no_cache: bool = typer.Option(False, "--no-cache", help="do not reuse or store responses"),
+    prices: Path = typer.Option(None, "--prices", help='price file: json {"model": [input $/M, output $/M]}'),
+    no_cache: bool = typer.Option(None, "--no-cache", help="do not reuse or store responses"),
     base_url: str = typer.Option(None, "--base-url", help="the server's /v1 URL (overrides the preset)"),
-    key_env: str = typer.Option(None, "--key-env", help="environment variable holding the API key"),
+    key_env: str = typer.Option(None, "--key-env", help="NAME of the environment variable holding the API key"),
     extra_body: str = typer.Option(None, "--extra-body", help="json merged into each request body"),
-    text_only: bool = typer.Option(False, "--text-only-server", help="the server rejects image parts"),
+    text_only: bool = typer.Option(None, "--text-only-server", help="the server rejects image parts"),
     device: str = typer.Option(None, "--device", help="in-process models: cuda, cuda:1 or cpu"),
     dtype: str = typer.Option(None, "--dtype", help="in-process models: bfloat16, float16 or float32"),
     batch_size: int = typer.Option(None, "--batch-size", help="in-process models: requests generated together"),
     model_args: str = typer.Option(
         None, "--model-args", help="in-process models: json, e.g. '{\"tensor_parallel_size\": 2}' for vllm-local"
     ),
-    image_size: int = typer.Option(512, "--image-size", help="longest side in px (0: keep the size)"),
-    original_images: bool = typer.Option(False, "--original-images", help="send the files' own bytes"),
-    detail: str = typer.Option("low", "--detail", help="low, high, auto or none"),
-    parser: str = typer.Option("mmad", "--parser", help="mmad (layered) or upstream (official regex)"),
+    image_size: int = typer.Option(None, "--image-size", help="longest side in px, 0 keeps the size [default: 512]"),
+    original_images: bool = typer.Option(None, "--original-images", help="send the files' own bytes"),
+    detail: str = typer.Option(None, "--detail", help="low, high, auto or none [default: low]"),
+    parser: str = typer.Option(None, "--parser", help="mmad (layered) or upstream (official regex)"),
     judge: str = typer.Option(None, "--judge", help="a model that maps unparsed replies to letters"),
-    likelihood: bool = typer.Option(False, "--likelihood", help="also record letter log-probabilities"),
-    answer_from: str = typer.Option("text", "--answer-from", help="text (parse the reply) or likelihood (best letter)"),
-    max_tokens: int = typer.Option(128, "--max-tokens"),
-    temperature: float = typer.Option(0.0, "--temperature"),
+    likelihood: bool = typer.Option(None, "--likelihood", help="also record letter log-probabilities"),
+    answer_from: str = typer.Option(None, "--answer-from", help="text (parse the reply) or likelihood (best letter)"),
+    max_tokens: str = typer.Option(None, "--max-tokens", help="a number, or none to leave it out [default: 128]"),
+    temperature: str = typer.Option(None, "--temperature", help="a number, or none to leave it out [default: 0]"),
     dry_run: bool = typer.Option(False, "--dry-run", help="estimate requests, tokens and cost; send nothing"),
 ) -> None:
     """Evaluate a model on MMAD (or any MMAD-format benchmark) with the official protocol."""
-    from mmad.cli.score_commands import render_table
-    from mmad.run.config import RunConfig
-    from mmad.run.evaluate import evaluate_async, load_run_config
-
-    if resume is not None:
-        config = load_run_config(resume)
-        config = config.model_copy(update={"concurrency": concurrency, "max_cost": max_cost or config.max_cost})
-        out = resume
-    else:
-        if not model or not data:
-            msg = "give --model and --data (or --resume RUN)"
-            raise ConfigError(msg)
-        body = _json_option("--extra-body", extra_body)
-        engine_args = _json_option("--model-args", model_args)
-        config = RunConfig(
-            model=model,
-            data=str(data),
-            protocol=protocol,
-            shots=shots,
-            similar_templates=similar,
-            blind=blind,
-            circular=circular,
-            strategies=list(strategy or []),
-            knowledge=str(knowledge) if knowledge else None,
-            limit=limit,
-            datasets=list(dataset or []),
-            categories=list(category or []),
-            subtasks=list(subtask or []),
-            concurrency=concurrency,
-            max_retries=max_retries,
-            timeout_s=timeout,
-            max_cost=max_cost,
-            prices=str(prices) if prices else None,
-            cache=not no_cache,
-            base_url=base_url,
-            key_env=key_env,
-            extra_body=body,
-            text_only=text_only,
-            device=device,
-            dtype=dtype,
-            batch_size=batch_size,
-            model_args=engine_args,
-            image_size=image_size or None,
-            original_images=original_images,
-            detail=None if detail == "none" else detail,
-            parser=parser,
-            judge=judge,
-            likelihood=likelihood,
-            max_tokens=max_tokens,
-            temperature=temperature,
-        )
+    given: dict[str, Any] = {
+        "protocol": protocol,
+        "shots": shots,
+        "similar_templates": similar,
+        "blind": blind,
+        "circular": circular,
+        "strategies": list(strategy) if strategy else None,
+        "knowledge": str(knowledge) if knowledge else None,
+        "limit": limit,
+        "seed": seed,
+        "datasets": list(dataset) if dataset else None,
+        "categories": list(category) if category else None,
+        "subtasks": list(subtask) if subtask else None,
+        "concurrency": concurrency,
+        "max_retries": max_retries,
+        "max_errors": max_errors,
+        "timeout_s": timeout,
+        "max_cost": max_cost,
+        "prices": str(prices) if prices else None,
+        "cache": False if no_cache else None,
+        "base_url": base_url,
+        "key_env": key_env,
+        "extra_body": json_option("--extra-body", extra_body),
+        "text_only": text_only,
+        "device": device,
+        "dtype": dtype,
+        "batch_size": batch_size,
+        "model_args": json_option("--model-args", model_args),
+        "original": original_images,
+        "parser": parser,
+        "judge": judge,
+        "likelihood": likelihood,
+        "answer_from": answer_from,
+    }
+    flat = {k: v for k, v in given.items() if v is not None}
+    if image_size is not None:
+        flat["size"] = image_size or None
+    if detail is not None:
+        flat["detail"] = None if detail.strip().lower() == "none" else detail
+    for flag, name, text, kind in (
+        ("--max-tokens", "max_tokens", max_tokens, int),
+        ("--temperature", "temperature", temperature, float),
+    ):
+        value = optional_number(flag, text, kind)
+        if value != "unset":
+            flat[name] = value
+    config = _config(model, data, resume, config_file, recipe, flat)
     if dry_run:
         _dry_run(config)
         return
+    _run(config, out=resume or out, resume=resume is not None)
+
+
+def _config(
+    model: str | None,
+    data: Path | None,
+    resume: Path | None,
+    config_file: Path | None,
+    recipe: str | None,
+    flat: dict[str, Any],
+) -> Any:
+    from mmad.run.config import RunConfig
+    from mmad.run.prepare import resume_config
+
+    identity = {k: v for k, v in (("model", model), ("data", str(data) if data else None), ("recipe", recipe)) if v}
+    if resume is not None:
+        if config_file is not None:
+            msg = "--resume continues a run with its recorded settings; it cannot be combined with --config"
+            raise ConfigError(msg)
+        return resume_config(resume, **identity, **flat)
+    if config_file is not None:
+        return RunConfig.from_file(config_file, **identity, **flat)
+    if not model or not data:
+        msg = "give --model and --data (or --config RUN.toml, or --resume RUN); e.g. mmad eval -m random -d data/MMAD"
+        raise ConfigError(msg)
+    return RunConfig.from_flat(model, str(data), recipe=recipe, **flat)
+
+
+def _run(config: Any, *, out: Path | None, resume: bool) -> None:
+    from mmad.api import evaluate_async
+    from mmad.run.engine import EngineStats
+    from mmad.run.naming import default_run_dir
+
+    run_dir = out or default_run_dir(config)
     with progress_bar() as bar:
         task = add_run_task(bar, config.model)
 
         def on_progress(stats: EngineStats) -> None:
+            from mmad.cli.common import show_stats
+
             show_stats(bar, task, stats)
 
-        result = asyncio.run(evaluate_async(config, out=out, resume=resume is not None, on_progress=on_progress))
+        try:
+            result = asyncio.run(evaluate_async(config, out=run_dir, resume=resume, on_progress=on_progress))
+        except KeyboardInterrupt:
+            bar.stop()
+            _interrupted(run_dir)
+            raise typer.Exit(130) from None
     console.print(render_table(result.table, f"MMAD — {config.model}"))
     if "circular" in result.files:
-        from mmad.cli.score_commands import render_circular
-
         console.print(render_circular(result.files["circular"]))
     stats = result.stats
+    completeness = result.completeness
     console.print(
-        f"{stats.done} questions this session ({stats.cached} from cache, {stats.retries} retries); "
-        f"{stats.prompt_tokens + stats.completion_tokens} tokens, ${stats.cost_usd:.4f}"
+        f"{completeness.describe()}; this session {stats.done} records ({stats.cached} from cache, "
+        f"{stats.retries} retries), {stats.prompt_tokens + stats.completion_tokens} tokens, ${stats.cost_usd:.4f}"
     )
+    console.print(f"protocol card {result.card.get('hash', '-')}; run directory: {result.run_dir}")
     if stats.stopped_reason:
-        console.print(f"[yellow]stopped: {stats.stopped_reason}[/]; continue with: mmad eval --resume {result.run_dir}")
-    elif not result.complete:
-        console.print(f"[yellow]some questions failed[/]; retry them with: mmad eval --resume {result.run_dir}")
-    console.print(f"run directory: {result.run_dir}")
+        err_console.print(f"[yellow]stopped early[/]: {stats.stopped_reason}", highlight=False)
+    if not result.complete:
+        err_console.print(
+            "[yellow]the run is partial[/] (failed or unasked questions remain); "
+            f"continue it with: mmad eval --resume {result.run_dir}",
+            highlight=False,
+        )
+        raise typer.Exit(1)
 
 
-def _json_option(flag: str, text: str | None) -> dict[str, object]:
-    """A json-object option, or a ConfigError naming the flag."""
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError as exc:
-        msg = f"{flag} is not valid json: {exc}"
-        raise ConfigError(msg) from exc
-    if not isinstance(value, dict):
-        msg = f"{flag} must be a json object, e.g. '{{\"key\": 1}}'"
-        raise ConfigError(msg)
-    return value
+def _interrupted(run_dir: Path) -> None:
+    from mmad.records.folder import is_run_folder, open_run
+
+    if not is_run_folder(run_dir):
+        err_console.print("interrupted before the run started; nothing was saved")
+        return
+    run = open_run(run_dir)
+    err_console.print(
+        f"interrupted: {run.completeness.describe()} saved in {run_dir}; resume with: mmad eval --resume {run_dir}",
+        highlight=False,
+    )
 
 
-def _dry_run(config: object) -> None:
+def _dry_run(config: Any) -> None:
     from mmad.data.official import load_benchmark
     from mmad.models.prices import load_prices, price_for
     from mmad.protocol.strategies import parse_strategies
-    from mmad.run.config import RunConfig
     from mmad.run.estimate import estimate
-    from mmad.run.plan import Planner, select_items
+    from mmad.run.plan import Planner, select_questions
 
-    assert isinstance(config, RunConfig)
     benchmark = load_benchmark(config.data)
-    items = select_items(benchmark, config)
-    strategies = parse_strategies(config.strategies)
-    plain = parse_strategies([s for s in config.strategies if not s.startswith("agent")])
+    selection = select_questions(benchmark, config.selection, config.prompt_settings())
+    strategies = parse_strategies(config.prompt.strategies)
+    plain = parse_strategies([s for s in config.prompt.strategies if not s.startswith("agent")])
     planner = Planner(benchmark, config.prompt_settings(), plain)
-    price = price_for(config.model, load_prices(config.prices))
-    result = estimate(list(planner.prompts(items)), config.image_settings(), price)
+    price = price_for(config.model, load_prices(config.execution.prices))
+    result = estimate(list(planner.prompts(selection.items)), config.image_settings(), price)
     if strategies.agent_expert:
         result.images_sent += result.requests
         result.prompt_tokens += 85 * result.requests
-    console.print(f"[bold]dry run[/] for {config.model} ({config.protocol.value}, {config.shots}-shot): nothing sent")
+    prompt = config.prompt
+    console.print(f"[bold]dry run[/] for {config.model} ({prompt.protocol.value}, {prompt.shots}-shot): nothing sent")
     console.print(f"  questions {result.questions}, requests {result.requests}, images sent {result.images_sent}")
     console.print(f"  tokens ≈ {result.prompt_tokens:,} in + {result.completion_tokens:,} out")
-    if result.cost_usd is None:
+    if result.cost_usd is None or price is None:
         console.print("  cost: no price known for this model; give --prices FILE")
     else:
-        console.print(f"  cost ≈ ${result.cost_usd:.2f} at ${price[0]}/M in, ${price[1]}/M out")  # type: ignore[index]
-
-
-def serve_command(
-    model: str = typer.Option("random", "--model", "-m", help="the mmad backend to serve (random, fixed:A, expert)"),
-    port: int = typer.Option(8765, "--port"),
-    host: str = typer.Option("127.0.0.1", "--host", help="the address to bind (keep it local)"),
-    latency: float = typer.Option(0.0, "--latency", help="seconds added to every request"),
-    fault_rate: float = typer.Option(0.0, "--fault-rate", help="fraction of requests that fail on purpose"),
-    faults: str = typer.Option(",".join(("429", "500", "503", "timeout", "drop", "malformed", "empty")), "--faults"),
-    retry_after: float = typer.Option(0.2, "--retry-after", help="Retry-After of injected 429s"),
-    hang: float = typer.Option(30.0, "--hang", help="how long an injected time-out hangs"),
-    seed: int = typer.Option(0, "--seed"),
-    data: Path = typer.Option(None, "--data", help="a benchmark the model may prepare on (the expert calibrates)"),
-) -> None:
-    """Serve an mmad model as an OpenAI-compatible chat-completions API."""
-    from mmad.data.official import load_benchmark
-    from mmad.models.registry import create_model
-    from mmad.serve.server import ChatServer, FaultPlan
-
-    plan = FaultPlan(
-        rate=fault_rate,
-        kinds=tuple(k for k in faults.split(",") if k),
-        retry_after_s=retry_after,
-        hang_s=hang,
-        seed=seed,
-    )
-    backend = create_model(model)
-    if data is not None:
-        backend.prepare(load_benchmark(data))
-    server = ChatServer(backend, host=host, port=port, latency_s=latency, faults=plan, model_name=model)
-
-    async def main() -> None:
-        await server.start()
-        console.print(f"serving {model} at {server.base_url} (Ctrl-C to stop)")
-        await server.serve_forever()
-
-    asyncio.run(main())
-
-
-def build_command(
-    source: Path = typer.Argument(..., help="an anomaly-detection dataset root (<root>/<category>/...)"),
-    out: Path = typer.Option(..., "--out", "-o", help="the benchmark folder to write"),
-    layout: str = typer.Option("auto", "--layout", help="auto, mvtec, visa, loco, goodsad or folder"),
-    name: str = typer.Option(None, "--name", help="the dataset name in every key (default: the folder's name)"),
-    seed: int = typer.Option(0, "--seed"),
-    templates: int = typer.Option(3, "--templates", help="random and similar templates per image"),
-    knowledge: Path = typer.Option(None, "--knowledge", help="domain-knowledge json for Object Analysis"),
-    copy: bool = typer.Option(False, "--copy", help="copy images instead of linking them"),
-) -> None:
-    """Build an MMAD-style benchmark from an anomaly-detection dataset."""
-    from mmad.builder.build import build_benchmark
-
-    with Progress(
-        TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-    ) as bar:
-        task = bar.add_task("images", total=None)
-        benchmark, report = build_benchmark(
-            source,
-            out,
-            name=name,
-            layout=layout,
-            seed=seed,
-            templates=templates,
-            knowledge=knowledge,
-            copy=copy,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    console.print(
-        f"[green]built[/] {out / 'mmad.json'}: {report.images} images, {benchmark.n_questions} questions "
-        f"({report.layout} layout)"
-    )
-    for qtype, n in sorted(report.questions.items()):
-        console.print(f"  {qtype}: {n}")
-    for reason, n in sorted(report.skipped.items()):
-        console.print(f"  [yellow]skipped[/] {n}: {reason}")
-    console.print(f"next: mmad validate {out} ; mmad eval --model ... --data {out}")
-
-
-def demo_command(
-    out: Path = typer.Option(Path("mmad-demo"), "--out", "-o", help="where the demo writes everything"),
-    seed: int = typer.Option(0, "--seed"),
-) -> None:
-    """The whole job on synthetic data, with no download and no key: build, serve, evaluate, score."""
-    import time
-
-    from mmad.cli.score_commands import render_table
-    from mmad.demo import SMOKE_TEST_LABEL, run_demo
-
-    started = time.monotonic()
-    console.print(
-        "[bold]mmad demo[/]: generating a synthetic dataset, building its benchmark, serving the models "
-        "that run here on 127.0.0.1 and evaluating them through the OpenAI-compatible client."
-    )
-    with progress_bar() as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def on_progress(name: str, stats: EngineStats) -> None:
-            if name not in tasks:
-                tasks[name] = add_run_task(bar, name)
-            show_stats(bar, tasks[name], stats)
-
-        result = run_demo(out, seed=seed, on_progress=on_progress)
-    for name, run in result.runs.items():
-        console.print(render_table(run.table, f"{name} — {SMOKE_TEST_LABEL}"))
-    console.print(f"benchmark: {result.benchmark}; runs: {result.folder / 'runs'}; {time.monotonic() - started:.0f} s")
-
-
-def assist_command(
-    benchmark: Path = typer.Argument(..., help="a benchmark built by `mmad build` (folder or mmad.json)"),
-    model: str = typer.Option(..., "--model", "-m", help="the MLLM that captions and writes questions"),
-    base_url: str = typer.Option(None, "--base-url"),
-    concurrency: int = typer.Option(4, "--concurrency", "-c"),
-) -> None:
-    """MLLM-assisted questions: caption each image with its defect outlined, then write questions."""
-    from mmad.builder.assisted import assist
-    from mmad.models.registry import ModelOptions, create_model
-
-    backend = create_model(model, ModelOptions(base_url=base_url, detail="high"))
-    backend.check()
-    report = assist(benchmark, backend, concurrency=concurrency)
-    console.print(f"{report.captions} captions; added " + ", ".join(f"{k} {v}" for k, v in report.added.items()))
-    for reason, n in sorted(report.rejected.items()):
-        console.print(f"  [yellow]rejected[/] {n}: {reason}")
-    console.print(f"next: mmad review export {benchmark} --out review/")
-
-
-review_app = typer.Typer(help="Human review of generated questions: export a CSV and an HTML page, import verdicts.")
-
-
-@review_app.command("export")
-def review_export(
-    benchmark: Path = typer.Argument(...),
-    out: Path = typer.Option(Path("review"), "--out", "-o"),
-    all_questions: bool = typer.Option(False, "--all", help="include questions already accepted"),
-) -> None:
-    """Write review.csv (fill its verdict column) and review.html."""
-    from mmad.builder.assisted import export_review
-
-    csv_path, html_path = export_review(benchmark, out, only_unreviewed=not all_questions)
-    console.print(f"wrote {csv_path} and {html_path}")
-
-
-@review_app.command("import")
-def review_import(benchmark: Path = typer.Argument(...), verdicts: Path = typer.Argument(...)) -> None:
-    """Apply accept/reject verdicts from a review CSV."""
-    from mmad.builder.assisted import import_review
-
-    result = import_review(benchmark, verdicts)
-    console.print(f"accepted {result.accepted}, rejected {result.rejected} (removed), {result.pending} left open")
+        console.print(f"  cost ≈ ${result.cost_usd:.2f} at ${price[0]}/M in, ${price[1]}/M out")

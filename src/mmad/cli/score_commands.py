@@ -1,4 +1,4 @@
-"""`mmad score` and `mmad leaderboard`."""
+"""`mmad score`, `mmad compare` and `mmad report`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mmad.cli.common import console
-from mmad.report.tables import fmt, table_columns, table_rows
-from mmad.score.table import ScoreTable
+from mmad.cli.common import console, render_table
 
 
 def register(app: typer.Typer) -> None:
@@ -17,56 +15,6 @@ def register(app: typer.Typer) -> None:
     app.command("score")(score_command)
     app.command("compare")(compare_command)
     app.command("report")(report_command)
-
-
-def render_table(table: ScoreTable, title: str) -> Table:
-    """The MMAD table for the terminal."""
-    view = Table(title=title)
-    view.add_column("Dataset")
-    narrow = console.width < 150
-    for subtask in table_columns(table):
-        view.add_column(subtask.short if narrow else subtask.value.replace(" ", "\n"), justify="right")
-    view.add_column("Average", justify="right", style="bold")
-    view.add_column("Overkill", justify="right")
-    view.add_column("Miss", justify="right")
-    metrics = {r.name: r.detection_metrics() for r in table.rows}
-    metrics["Average"] = table.average_detection
-    for name, cells, average in table_rows(table):
-        view.add_row(
-            name,
-            *map(fmt, cells),
-            fmt(average),
-            fmt(metrics[name]["Overkill"]),
-            fmt(metrics[name]["Miss"]),
-            end_section=name == table.rows[-1].name if table.rows else False,
-        )
-    caption = f"policy {table.policy.value}: {table.n_counted}/{table.n_answers} answers counted"
-    if table.failures:
-        caption += "; without an answer: " + ", ".join(f"{k} {v}" for k, v in sorted(table.failures.items()))
-    if narrow:
-        caption += "\n" + ", ".join(f"{s.short} = {s.value}" for s in table_columns(table))
-    view.caption = caption
-    return view
-
-
-def render_circular(path: Path) -> Table:
-    """The circular-evaluation table of a run."""
-    import json
-
-    data = json.loads(path.read_text())
-    view = Table(title="Circular evaluation: right on every rotation of the options")
-    for column in ("Subtask", "Plain", "Circular", "Questions"):
-        view.add_column(column, justify="left" if column == "Subtask" else "right")
-    for row in data["rows"]:
-        view.add_row(row["group"], f"{row['plain']:.1f}", f"{row['circular']:.1f}", str(row["questions"]))
-    answered, gold = data["answered_letters"], data["gold_letters"]
-    view.caption = (
-        "answered letters "
-        + ", ".join(f"{k} {answered.get(k, 0)}" for k in sorted(gold))
-        + " | gold "
-        + ", ".join(f"{k} {v}" for k, v in gold.items())
-    )
-    return view
 
 
 def score_command(

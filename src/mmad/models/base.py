@@ -46,6 +46,8 @@ class Model(ABC):
     name: str = "model"
     endpoint: str = "local"
     is_local: bool = True
+    prefetch_images: bool = False
+    """Whether the runner should encode images ahead of the requests (backends that send encoded images)."""
 
     @abstractmethod
     async def generate(self, request: Request) -> Completion:

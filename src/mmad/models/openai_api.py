@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 class OpenAICompatibleModel(Model):
     """Any server that speaks the OpenAI chat-completions API."""
 
+    prefetch_images = True
+
     def __init__(
         self,
         model: str,

@@ -71,6 +71,11 @@ class PosedQuestion(BaseModel):
     number: int = Field(description="its 1-based number in the image's conversation")
     variant: str = ""
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes a posing unique in a run: the question and the variant (as a record's key)."""
+        return (self.question_id, self.variant)
+
 
 class Prompt(BaseModel):
     """One request: the conversation to send and the questions whose answers it carries."""

@@ -124,7 +124,7 @@ def write_html_report(
     samples: int = 25,
 ) -> Path:
     """Write the report as one HTML file; returns its path."""
-    from mmad import __version__
+    from mmad._version import __version__
 
     sections, board = [], []
     for run in runs:

@@ -1,84 +1,386 @@
-"""Everything that defines a run; recorded in run.json (never a secret: keys stay in the environment)."""
+"""Everything that defines a run: one nested, validated config (recorded in run.json; never a secret).
+
+The command line, the Python API and a run file give the same config, through the same checks:
+`RunConfig.from_flat` takes flat settings (``shots=1``, ``concurrency=32``: the CLI flags and
+`mmad.evaluate`'s keyword arguments) and `RunConfig.from_file` a TOML or JSON file with the nested
+sections. A bad value becomes one ConfigError that names the setting, its flag and what is allowed.
+"""
 
 from __future__ import annotations
 
+import json
+import tomllib
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mmad.data.schema import Subtask
+from mmad.errors import ConfigError
 from mmad.protocol.images import ImageSettings
 from mmad.protocol.prompts import PromptSettings, Variant
+from mmad.protocol.strategies import parse_strategies
 
 
-class RunConfig(BaseModel):
-    """The settings of one evaluation run. Every CLI flag of `mmad eval` maps to a field here."""
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    model: str = Field(description="provider:model, e.g. openai:gpt-4o")
-    data: str = Field(description="data root holding mmad.json, or the json")
-    # Protocol
+
+class PromptConfig(_Section):
+    """How questions become requests."""
+
     protocol: Variant = Variant.PER_QUESTION
-    shots: int = Field(default=1, ge=0)
-    similar_templates: bool = False
-    blind: bool = False
-    circular: bool = False
-    max_tokens: int = 128
-    temperature: float | None = 0.0
-    strategies: list[str] = Field(default_factory=list)
-    knowledge: str | None = Field(default=None, description="domain-knowledge json (default: found in the data root)")
-    # Images
-    image_size: int | None = 512
-    image_format: Literal["jpeg", "png"] = "jpeg"
-    detail: Literal["low", "high", "auto"] | None = "low"
-    original_images: bool = False
-    # Answers
-    parser: Literal["mmad", "upstream"] = "mmad"
-    judge: str | None = Field(default=None, description="a model that maps unparsed replies to a letter")
-    likelihood: bool = Field(default=False, description="also ask for letter log-probabilities")
-    answer_from: Literal["text", "likelihood"] = Field(
-        default="text", description="likelihood: the option letter with the highest log-probability, no parsing"
-    )
-    # Selection
-    limit: int | None = None
-    datasets: list[str] = Field(default_factory=list)
-    categories: list[str] = Field(default_factory=list)
-    subtasks: list[str] = Field(default_factory=list)
-    seed: int = 0
-    # Execution
-    concurrency: int = Field(default=16, ge=1)
-    max_retries: int = Field(default=5, ge=0)
-    timeout_s: float = 120.0
-    retry_base_s: float = 1.0
-    retry_max_s: float = 60.0
-    max_cost: float | None = None
-    prices: str | None = None
-    cache: bool = True
-    cache_dir: str | None = None
-    # Model connection (keys are read from key_env at call time, never stored)
-    base_url: str | None = None
-    key_env: str | None = None
-    extra_body: dict[str, Any] = Field(default_factory=dict)
-    text_only: bool = False
-    device: str | None = Field(default=None, description="in-process models: cuda, cuda:1, cpu (default: a GPU if any)")
-    dtype: str | None = Field(default=None, description="in-process models: bfloat16, float16, float32 (default: auto)")
-    batch_size: int | None = Field(default=None, ge=1, description="in-process models: requests generated together")
-    model_args: dict[str, Any] = Field(default_factory=dict, description="in-process models: engine arguments")
+    shots: int = Field(default=1, ge=0, le=64, description="template images shown before the query")
+    similar_templates: bool = Field(default=False, description="similar_templates instead of random_templates")
+    blind: bool = Field(default=False, description="text-only baseline: no images")
+    circular: bool = Field(default=False, description="ask every rotation of the options")
+    strategies: list[str] = Field(default_factory=list, description="rag, cot, agent:expert:bbox, ...")
+    knowledge: str | None = Field(default=None, description="domain-knowledge json (default: in the data root)")
 
-    def prompt_settings(self) -> PromptSettings:
-        """The prompt-building part of the config."""
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, value: list[str]) -> list[str]:
+        return parse_strategies(value).names
+
+    def settings(self, decoding: DecodingConfig) -> PromptSettings:
+        """The protocol layer's view."""
         return PromptSettings(
             variant=self.protocol,
             shots=self.shots,
             similar_templates=self.similar_templates,
             blind=self.blind,
             circular=self.circular,
-            max_tokens=self.max_tokens,
+            max_tokens=decoding.max_tokens if decoding.max_tokens is not None else 128,
         )
+
+
+class DecodingConfig(_Section):
+    """Generation settings; None leaves the field out of the request, as some official scripts do."""
+
+    max_tokens: int | None = Field(default=128, ge=1, le=65536)
+    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
+
+
+class ImageConfig(_Section):
+    """How images are prepared before they are sent."""
+
+    size: int | None = Field(default=512, ge=16, le=8192, description="longest side in px; None keeps the size")
+    format: Literal["jpeg", "png"] = "jpeg"
+    detail: Literal["low", "high", "auto"] | None = "low"
+    original: bool = Field(default=False, description="send the files' own bytes")
+
+    def settings(self) -> ImageSettings:
+        """The protocol layer's view."""
+        return ImageSettings(max_side=self.size, format=self.format, detail=self.detail, original=self.original)
+
+
+class AnswerConfig(_Section):
+    """How replies become letters."""
+
+    parser: Literal["mmad", "upstream"] = "mmad"
+    judge: str | None = Field(default=None, description="a model that maps unparsed replies to a letter")
+    likelihood: bool = Field(default=False, description="also ask for letter log-probabilities")
+    answer_from: Literal["text", "likelihood"] = "text"
+
+    @property
+    def wants_logprobs(self) -> bool:
+        """Whether requests ask for letter log-probabilities."""
+        return self.likelihood or self.answer_from == "likelihood"
+
+
+class SelectionConfig(_Section):
+    """Which questions are asked (and scored)."""
+
+    limit: int | None = Field(default=None, ge=1, description="a seeded random sample of this many questions")
+    datasets: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    subtasks: list[str] = Field(default_factory=list)
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("subtasks")
+    @classmethod
+    def _known_subtasks(cls, value: list[str]) -> list[str]:
+        return [Subtask.parse(s).value for s in value]
+
+
+class ExecutionConfig(_Section):
+    """How requests are sent."""
+
+    concurrency: int = Field(default=16, ge=1, le=4096, description="requests in flight at most")
+    max_retries: int = Field(default=5, ge=0, le=100)
+    timeout_s: float = Field(default=120.0, gt=0, le=86400, description="seconds per request")
+    retry_base_s: float = Field(default=1.0, ge=0, le=3600)
+    retry_max_s: float = Field(default=60.0, ge=0, le=3600)
+    max_cost: float | None = Field(default=None, gt=0, description="stop cleanly once this many dollars are spent")
+    max_errors: int | None = Field(default=None, ge=1, description="stop after this many failed requests in a row")
+    prices: str | None = Field(default=None, description='json {"model": [input $/M, output $/M]}')
+    cache: bool = True
+    cache_dir: str | None = None
+
+
+class ConnectionConfig(_Section):
+    """Where the model is and how it runs (keys are read from key_env at call time, never stored)."""
+
+    base_url: str | None = None
+    key_env: str | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    text_only: bool = Field(default=False, description="the server rejects image parts")
+    device: str | None = None
+    dtype: str | None = None
+    batch_size: int | None = Field(default=None, ge=1, le=65536)
+    model_args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            msg = "must start with http:// or https://, e.g. http://127.0.0.1:8000/v1"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("key_env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or not value.replace("_", "a").isalnum()):
+            msg = "must be the NAME of an environment variable (letters, digits, _), not a key"
+            raise ValueError(msg)
+        return value
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "prompt": PromptConfig,
+    "decoding": DecodingConfig,
+    "images": ImageConfig,
+    "answers": AnswerConfig,
+    "selection": SelectionConfig,
+    "execution": ExecutionConfig,
+    "connection": ConnectionConfig,
+}
+
+# Flat names (keyword arguments of mmad.evaluate, CLI flags without "--") → (section, field).
+FLAT_NAMES: dict[str, tuple[str, str]] = {
+    name: (section, name) for section, cls in SECTIONS.items() for name in cls.model_fields
+}
+FLAT_NAMES.update(
+    {
+        "similar": ("prompt", "similar_templates"),
+        "strategy": ("prompt", "strategies"),
+        "image_size": ("images", "size"),
+        "image_format": ("images", "format"),
+        "original_images": ("images", "original"),
+        "dataset": ("selection", "datasets"),
+        "category": ("selection", "categories"),
+        "subtask": ("selection", "subtasks"),
+        "timeout": ("execution", "timeout_s"),
+        "text_only_server": ("connection", "text_only"),
+    }
+)
+# The CLI flag of each field, for error messages.
+FLAGS: dict[tuple[str, str], str] = {
+    ("prompt", "similar_templates"): "--similar",
+    ("prompt", "strategies"): "--strategy",
+    ("images", "size"): "--image-size",
+    ("images", "format"): "--image-format",
+    ("images", "original"): "--original-images",
+    ("selection", "datasets"): "--dataset",
+    ("selection", "categories"): "--category",
+    ("selection", "subtasks"): "--subtask",
+    ("execution", "timeout_s"): "--timeout",
+    ("execution", "cache"): "--no-cache",
+    ("connection", "text_only"): "--text-only-server",
+}
+# Settings a resumed run may change: how it is sent, not what is asked.
+RESUMABLE_SECTIONS = frozenset({"execution", "connection"})
+
+
+def flag_of(section: str, name: str) -> str:
+    """The command-line flag that sets a field."""
+    return FLAGS.get((section, name), "--" + name.replace("_", "-"))
+
+
+class RunConfig(BaseModel):
+    """The settings of one evaluation run."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    model: str = Field(description="provider:model, e.g. openai:gpt-4o")
+    data: str = Field(description="data root holding mmad.json, or the json")
+    recipe: str | None = Field(default=None, description="an official script's settings (mmad models --recipes)")
+    overridden: list[str] = Field(default_factory=list, description="settings given on top of the recipe")
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
+    images: ImageConfig = Field(default_factory=ImageConfig)
+    answers: AnswerConfig = Field(default_factory=AnswerConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    connection: ConnectionConfig = Field(default_factory=ConnectionConfig)
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        if not value.strip() or value != value.strip():
+            msg = "must be a provider:model name such as openai:gpt-4o, vllm:NAME or random"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _data_given(cls, value: str) -> str:
+        if not value.strip():
+            msg = "must name a data root holding mmad.json, or the json"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.answers.answer_from == "likelihood" and self.prompt.protocol is not Variant.PER_QUESTION:
+            msg = "answer_from likelihood (--answer-from likelihood) needs the per-question protocol"
+            raise ValueError(msg)
+        return self
+
+    # Views used by the runner
+    def prompt_settings(self) -> PromptSettings:
+        """The prompt-building part of the config."""
+        return self.prompt.settings(self.decoding)
 
     def image_settings(self) -> ImageSettings:
         """The image-preprocessing part of the config."""
-        return ImageSettings(
-            max_side=self.image_size,
-            format=self.image_format,
-            detail=self.detail,
-            original=self.original_images,
+        return self.images.settings()
+
+    # Construction
+    @classmethod
+    def from_flat(cls, model: str, data: str, *, recipe: str | None = None, **settings: Any) -> RunConfig:
+        """A config from flat names (``shots=0``, ``concurrency=32``, ``image_size=None``), over a recipe."""
+        nested: dict[str, dict[str, Any]] = {}
+        for name, value in settings.items():
+            if name not in FLAT_NAMES:
+                msg = f"unknown setting {name!r}; known settings: {', '.join(sorted(FLAT_NAMES))}"
+                raise ConfigError(msg)
+            section, field = FLAT_NAMES[name]
+            nested.setdefault(section, {})[field] = value
+        return cls.from_nested({"model": model, "data": data, "recipe": recipe, **nested})
+
+    @classmethod
+    def from_nested(cls, raw: dict[str, Any], *, source: str = "") -> RunConfig:
+        """A config from nested sections; a recipe's settings sit under what is given explicitly."""
+        raw = dict(raw)
+        recipe_name = raw.get("recipe")
+        given = {s: dict(raw.pop(s) or {}) for s in SECTIONS if s in raw}
+        for section, values in given.items():
+            if not isinstance(values, dict):
+                msg = f"{source or 'config'}: [{section}] must be a table of settings"
+                raise ConfigError(msg)
+        merged: dict[str, dict[str, Any]] = {}
+        overridden: list[str] = []
+        if recipe_name:
+            from mmad.run.recipes import recipe_settings
+
+            for section, values in recipe_settings(recipe_name).items():
+                merged.setdefault(section, {}).update(values)
+        for section, values in given.items():
+            for field, value in values.items():
+                if section in merged and field in merged[section] and merged[section][field] != value:
+                    overridden.append(f"{section}.{field}")
+                merged.setdefault(section, {})[field] = value
+        raw.setdefault("overridden", sorted(set(overridden) | set(raw.get("overridden") or [])))
+        try:
+            return cls.model_validate({**raw, **merged})
+        except ValidationError as exc:
+            raise config_error(exc, source) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **flat: Any) -> RunConfig:
+        """A config from a TOML file, a JSON config or a run folder's run.json; flat settings on top."""
+        source = Path(path)
+        try:
+            text = source.read_text(encoding="utf-8")
+            raw = tomllib.loads(text) if source.suffix == ".toml" else json.loads(text)
+        except (OSError, UnicodeDecodeError) as exc:
+            msg = f"cannot read the config file {source}: {exc}"
+            raise ConfigError(msg) from exc
+        except (ValueError, tomllib.TOMLDecodeError) as exc:
+            msg = f"{source} is not valid {'TOML' if source.suffix == '.toml' else 'JSON'}: {exc}"
+            raise ConfigError(msg) from exc
+        if isinstance(raw, dict) and isinstance(raw.get("config"), dict) and "mmad_version" in raw:
+            raw = raw["config"]  # a run folder's run.json: run the same config again
+        if not isinstance(raw, dict):
+            msg = f"{source}: a config file is a table of settings (model, data, [prompt], [execution], ...)"
+            raise ConfigError(msg)
+        return cls.from_nested_with_flat(raw, flat, source=str(source))
+
+    @classmethod
+    def from_nested_with_flat(cls, raw: dict[str, Any], flat: dict[str, Any], *, source: str) -> RunConfig:
+        """Nested settings (a file's, a recorded run's) with flat settings on top."""
+        raw = _apply_flat(raw, flat)
+        missing = [k for k in ("model", "data") if not raw.get(k)]
+        if missing:
+            msg = f"{source} does not say {' or '.join(missing)}; add it to the file or give --{missing[0]}"
+            raise ConfigError(msg)
+        return cls.from_nested(raw, source=str(source))
+
+    def changed_settings(self, other: RunConfig) -> list[str]:
+        """The dotted settings that differ between two configs (for --resume and compare)."""
+        mine, theirs = self.model_dump(mode="json"), other.model_dump(mode="json")
+        changed = [k for k in ("model", "data", "recipe") if mine[k] != theirs[k]]
+        for section in SECTIONS:
+            for field, value in mine[section].items():
+                if theirs[section].get(field) != value:
+                    changed.append(f"{section}.{field}")
+        return changed
+
+
+def _apply_flat(raw: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any]:
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for name, value in flat.items():
+        if name in {"model", "data", "recipe"}:
+            out[name] = value
+            continue
+        if name not in FLAT_NAMES:
+            msg = f"unknown setting {name!r}; known settings: {', '.join(sorted(FLAT_NAMES))}"
+            raise ConfigError(msg)
+        section, field = FLAT_NAMES[name]
+        out.setdefault(section, {})[field] = value
+    return out
+
+
+_PHRASES = (
+    ("Value error, ", ""),
+    ("Input should be greater than or equal to ", "must be at least "),
+    ("Input should be less than or equal to ", "must be at most "),
+    ("Input should be greater than ", "must be more than "),
+    ("Input should be less than ", "must be less than "),
+    ("Input should be ", "must be "),
+)
+
+
+def _plain(message: str) -> str:
+    for old, new in _PHRASES:
+        if message.startswith(old):
+            return new + message[len(old) :]
+    return message
+
+
+def config_error(exc: ValidationError, source: str = "") -> ConfigError:
+    """One readable ConfigError from pydantic's errors: setting, flag, value, what is allowed."""
+    lines = []
+    for error in exc.errors():
+        location = [str(p) for p in error["loc"]]
+        if len(location) >= 2 and location[0] in SECTIONS:
+            section, field = location[0], location[1]
+            name = f"{field} ({flag_of(section, field)})"
+        elif location:
+            name = f"{location[0]} (--{location[0]})"
+        else:
+            name = "the config"
+        reason = _plain(str(error["msg"]))
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(SECTIONS[location[0]].model_fields) if location and location[0] in SECTIONS else ""
+            reason = f"is not a setting{' of [' + location[0] + ']: known ' + known if known else ''}"
+            name = ".".join(location)
+        value = error.get("input")
+        shown = (
+            "" if error["type"] in {"missing", "extra_forbidden"} or isinstance(value, dict) else f" (got {value!r})"
         )
+        lines.append(f"{name}: {reason}{shown}")
+    prefix = f"{source}: " if source else ""
+    return ConfigError(prefix + "; ".join(lines))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,7 @@ class EngineSettings:
     likelihood: bool = False
     answer_from: str = "text"
     max_cost: float | None = None
+    max_errors: int | None = None
     price: tuple[float, float] | None = None
     cache_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -88,6 +89,22 @@ JUDGE_PROMPT = (
     "Question: {question}\nOptions:\n{options}\n\nReply:\n{reply}\n\n"
     "Answer with the option's letter only, or Z if the reply chooses none of them."
 )
+
+
+FATAL_ERROR_CLASSES = frozenset({"auth", "not_found"})
+"""Failures that every later request would meet too: the run stops at the first one."""
+
+
+@dataclass(frozen=True)
+class PlanFailure:
+    """An image whose prompts could not be built (a missing template or mask, an unreadable file)."""
+
+    image: str
+    questions: tuple[PosedQuestion, ...]
+    error: Exception
+
+
+Work = Prompt | PlanFailure
 
 
 class Engine:
@@ -116,13 +133,19 @@ class Engine:
         self._preambles: dict[str, asyncio.Task[tuple[str, int]]] = {}
         self._model_description = model.describe()
         self._in_flight = 0
+        self._failures_in_a_row = 0
         self.wanted: set[tuple[str, str]] | None = None
 
-    async def run(self, prompts: Iterable[Prompt], total_questions: int) -> EngineStats:
-        """Run every prompt; returns the counters (with ``stopped_reason`` when the budget ran out)."""
+    async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
+        """Run every prompt; returns the counters (``stopped_reason`` says why a run stopped early).
+
+        Prompts are taken from `work` only as slots free up, so a run holds the payloads of the
+        requests in flight and little more, however many questions it asks.
+        """
         self.stats = EngineStats(total=total_questions)
-        queue = iter(prompts)
-        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.settings.concurrency)]
+        source = work if isinstance(work, AsyncIterator) else _aiter(work)
+        lock = asyncio.Lock()
+        workers = [asyncio.create_task(self._worker(source, lock)) for _ in range(self.settings.concurrency)]
         try:
             await asyncio.gather(*workers)
         finally:
@@ -130,8 +153,8 @@ class Engine:
                 worker.cancel()
             for preamble in self._preambles.values():
                 preamble.cancel()
-        self.stats.finished = time.monotonic()
-        self._report()
+            self.stats.finished = time.monotonic()
+            self._report()
         return self.stats
 
     def _over_budget(self) -> bool:
@@ -141,20 +164,61 @@ class Engine:
         average = self.stats.cost_usd / max(1, self.stats.done) if self.stats.done else 0.0
         return self.stats.cost_usd + average * self._in_flight >= budget
 
-    async def _worker(self, queue: Any) -> None:
-        for prompt in queue:
-            if self._over_budget():
-                self.stats.stopped_reason = f"the cost budget of ${self.settings.max_cost:.2f} was reached"
-                return
-            self._in_flight += 1
-            try:
-                records = await self._run_prompt(prompt)
-            finally:
-                self._in_flight -= 1
+    def _should_stop(self) -> bool:
+        if self.stats.stopped_reason is not None:
+            return True
+        if self._over_budget():
+            self.stats.stopped_reason = f"the cost budget of ${self.settings.max_cost:.2f} was reached"
+            return True
+        return False
+
+    async def _worker(self, source: AsyncIterator[Work], lock: asyncio.Lock) -> None:
+        while not self._should_stop():
+            async with lock:  # one worker at a time advances the plan
+                try:
+                    item = await anext(source)
+                except StopAsyncIteration:
+                    return
+            if isinstance(item, PlanFailure):
+                records = self._plan_failure_records(item)
+            else:
+                if self.wanted is not None and not any(q.key in self.wanted for q in item.questions):
+                    continue
+                self._in_flight += 1
+                try:
+                    records = await self._run_prompt(item)
+                finally:
+                    self._in_flight -= 1
             if self.wanted is not None:
                 records = [r for r in records if r.key in self.wanted]
             self.store.append(records)
             self._count(records)
+            self._watch_failures(records)
+
+    def _watch_failures(self, records: list[Record]) -> None:
+        """Stop a run that cannot succeed: a fatal error at once, else after max_errors failures in a row."""
+        failed = [r for r in records if r.status is Status.ERROR and r.error_class != "input"]
+        if not failed:
+            if records:
+                self._failures_in_a_row = 0
+            return
+        self._failures_in_a_row += 1
+        error = failed[0]
+        if error.error_class in FATAL_ERROR_CLASSES and self.stats.stopped_reason is None:
+            self.stats.stopped_reason = f"{error.error_class}: {error.error_message}"
+        limit = self.settings.max_errors
+        if limit and self._failures_in_a_row >= limit and self.stats.stopped_reason is None:
+            self.stats.stopped_reason = (
+                f"{self._failures_in_a_row} requests failed in a row (--max-errors {limit}); "
+                f"the last: {error.error_class}: {error.error_message}"
+            )
+
+    def _plan_failure_records(self, failure: PlanFailure) -> list[Record]:
+        message = redact(str(failure.error))
+        return [
+            self._record(q, status=Status.ERROR, error_class="input", error_message=message, attempts=0)
+            for q in failure.questions
+        ]
 
     def _count(self, records: list[Record]) -> None:
         stats = self.stats
@@ -344,6 +408,11 @@ class Engine:
             status=status,
             **fields,
         )
+
+
+async def _aiter(items: Iterable[Work]) -> AsyncIterator[Work]:
+    for item in items:
+        yield item
 
 
 def _share(tokens: int | None, share: int) -> int | None:

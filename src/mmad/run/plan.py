@@ -2,48 +2,97 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from mmad.data.schema import Benchmark, ImageItem, Subtask
-from mmad.errors import ConfigError
-from mmad.protocol.prompts import Extras, PromptSettings, build_prompts
+from mmad.errors import ConfigError, MMADError
+from mmad.protocol.messages import Prompt
+from mmad.protocol.prompts import Extras, PromptSettings, build_prompts, posed_questions
 from mmad.protocol.strategies import DomainKnowledge, StrategySet
-from mmad.run.config import RunConfig
+from mmad.run.config import SelectionConfig
+from mmad.run.engine import PlanFailure
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
 
 
-def select_items(benchmark: Benchmark, config: RunConfig) -> list[ImageItem]:
-    """The image items to ask, each holding only the selected questions, in file order."""
+@dataclass(frozen=True)
+class SelectedItem:
+    """An image with all its questions, and the ids of those the run asks."""
+
+    item: ImageItem
+    asked: frozenset[str]
+
+    @property
+    def asked_item(self) -> ImageItem:
+        """The image holding only the asked questions."""
+        return self.item.model_copy(update={"questions": [q for q in self.item.questions if q.id in self.asked]})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The selected images in file order, and every (question, posing) key in the order asked."""
+
+    items: list[SelectedItem]
+    keys: list[Key]
+
+    @property
+    def n_questions(self) -> int:
+        """Distinct questions selected."""
+        return sum(len(s.asked) for s in self.items)
+
+
+def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: PromptSettings) -> Selection:
+    """The questions a run asks: filters, then a seeded sample, in file order."""
     wanted_subtasks = {Subtask.parse(s) for s in config.subtasks}
     datasets = set(config.datasets)
     categories = set(config.categories)
     known = {item.dataset for item in benchmark.items}
     unknown = datasets - known
     if unknown:
-        msg = f"--dataset {sorted(unknown)} is not in this benchmark; it has {sorted(known)}"
+        msg = f"--dataset {', '.join(sorted(unknown))} is not in this benchmark; it has {', '.join(sorted(known))}"
         raise ConfigError(msg)
-    chosen: list[ImageItem] = []
+    if categories:
+        known_categories = {item.category for item in benchmark.items} | {
+            f"{item.dataset}/{item.category}" for item in benchmark.items
+        }
+        missing = categories - known_categories
+        if missing:
+            msg = (
+                f"--category {', '.join(sorted(missing))} is not in this benchmark; "
+                f"it has {', '.join(sorted({item.category for item in benchmark.items}))}"
+            )
+            raise ConfigError(msg)
+    chosen: list[tuple[ImageItem, list[str]]] = []
     for item in benchmark.items:
         if datasets and item.dataset not in datasets:
             continue
         if categories and item.category not in categories and f"{item.dataset}/{item.category}" not in categories:
             continue
-        questions = [q for q in item.questions if not wanted_subtasks or q.subtask in wanted_subtasks]
-        if questions:
-            chosen.append(item.model_copy(update={"questions": questions}))
+        ids = [q.id for q in item.questions if not wanted_subtasks or q.subtask in wanted_subtasks]
+        if ids:
+            chosen.append((item, ids))
     if config.limit is not None:
-        ids = [q.id for item in chosen for q in item.questions]
-        keep = set(random.Random(config.seed).sample(ids, min(config.limit, len(ids))))
-        chosen = [
-            item.model_copy(update={"questions": [q for q in item.questions if q.id in keep]})
-            for item in chosen
-            if any(q.id in keep for q in item.questions)
-        ]
+        pool = [qid for _, ids in chosen for qid in ids]
+        keep = set(random.Random(config.seed).sample(pool, min(config.limit, len(pool))))
+        chosen = [(item, [q for q in ids if q in keep]) for item, ids in chosen]
+        chosen = [(item, ids) for item, ids in chosen if ids]
     if not chosen:
         msg = "the selection holds no questions: loosen --dataset, --category, --subtask or --limit"
         raise ConfigError(msg)
-    return chosen
+    items = [SelectedItem(item, frozenset(ids)) for item, ids in chosen]
+    keys = [
+        (posed.question_id, posed.variant)
+        for selected in items
+        for group in posed_questions(selected.asked_item, settings)
+        for posed in group
+    ]
+    return Selection(items, keys)
 
 
 @dataclass
@@ -57,7 +106,7 @@ class Planner:
     agent: object | None = None  # an AgentRenderer (mmad.protocol.agent) when an agent strategy runs
 
     def extras(self, item: ImageItem) -> Extras:
-        """The strategies' additions for one image."""
+        """The strategies' additions for one image (the agent image is rendered here)."""
         knowledge = self.knowledge.for_item(item) if self.knowledge is not None else None
         expert_image = None
         expert_text = ""
@@ -70,7 +119,37 @@ class Planner:
             chain_of_thought=self.strategies.cot,
         )
 
-    def prompts(self, items: list[ImageItem]) -> Iterator:  # type: ignore[type-arg]
+    def prompts_for(self, selected: SelectedItem) -> list[Prompt]:
+        """The prompts of one image's asked questions."""
+        item = selected.asked_item
+        return build_prompts(self.benchmark, item, self.settings, self.extras(item))
+
+    def prompts(self, items: list[SelectedItem]) -> Iterator[Prompt]:
         """Every prompt, image by image (lazily: agent images are rendered as they are needed)."""
-        for item in items:
-            yield from build_prompts(self.benchmark, item, self.settings, self.extras(item))
+        for selected in items:
+            yield from self.prompts_for(selected)
+
+    def _work_for(self, selected: SelectedItem) -> list[Prompt] | PlanFailure:
+        try:
+            return self.prompts_for(selected)
+        except (MMADError, OSError, ValueError) as exc:
+            logger.warning("cannot ask the questions of %s: %s", selected.item.key, exc)
+            posed = tuple(p for group in posed_questions(selected.asked_item, self.settings) for p in group)
+            return PlanFailure(selected.item.key, posed, exc)
+
+    async def work(self, items: list[SelectedItem]) -> AsyncIterator[Prompt | PlanFailure]:
+        """Every prompt, lazily; an image whose prompts cannot be built becomes one PlanFailure.
+
+        Rendering an agent image runs the expert (tens of milliseconds): it happens in a worker
+        thread so the event loop keeps sending requests meanwhile.
+        """
+        for selected in items:
+            if self.agent is not None:
+                built = await asyncio.to_thread(self._work_for, selected)
+            else:
+                built = self._work_for(selected)
+            if isinstance(built, PlanFailure):
+                yield built
+            else:
+                for prompt in built:
+                    yield prompt

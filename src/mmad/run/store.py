@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from mmad._io import atomic_write_text
-from mmad.errors import RunError
+from mmad._io import atomic_write_bytes, atomic_write_text
+from mmad.errors import AnswersFormatError, RunError
 from mmad.records.folder import LOCK_FILE, RECORDS_FILE, RUN_FILE
-from mmad.records.record import Record, latest_records, read_records
+from mmad.records.record import Record, Status, read_records
 
 
 class RunStore:
@@ -64,6 +64,29 @@ class RunStore:
         """Every record written so far."""
         return read_records(self.records_file) if self.records_file.exists() else []
 
+    def statuses(self) -> dict[tuple[str, str], Status]:
+        """The latest status of each (question, variant) recorded so far, read line by line.
+
+        Resuming a run of 39,672 questions needs only this, not every record held in memory.
+        A torn last line (a crash mid-write) is skipped; it is cut off when the store opens.
+        """
+        latest: dict[tuple[str, str], Status] = {}
+        if not self.records_file.exists():
+            return latest
+        with self.records_file.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                    latest[(data["question_id"], data.get("variant", ""))] = Status(data["status"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    if not line.endswith(b"\n"):
+                        break  # the write a crash cut short
+                    msg = f"{self.records_file}, line {number}: not a valid record ({exc}); remove or fix that line"
+                    raise AnswersFormatError(msg) from exc
+        return latest
+
     def open(self) -> None:
         """Lock the run and open records.jsonl for appending, cutting off a torn last line."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -99,21 +122,32 @@ class RunStore:
         if self._handle is not None:
             os.fsync(self._handle.fileno())
 
-    def compact(self, order: list[tuple[str, str]] | None = None) -> dict[tuple[str, str], Record]:
-        """Rewrite records.jsonl with the latest record per question (in `order` when given); return them."""
-        latest = latest_records(self.load())
+    def compact(self, order: list[tuple[str, str]] | None = None) -> None:
+        """Rewrite records.jsonl with the latest record per question (in `order` when given).
+
+        Works on the raw lines: the records are not parsed into objects, so compacting a run of
+        any size holds its text once and nothing more.
+        """
+        if not self.records_file.exists():
+            return
+        latest: dict[tuple[str, str], bytes] = {}
+        with self.records_file.open("rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n") or not line.strip():
+                    continue  # a torn last line is dropped, as the store does on opening
+                data = json.loads(line)
+                key = (data["question_id"], data.get("variant", ""))
+                latest[key] = line
         if order:
             wanted = set(order)
             keys = [k for k in order if k in latest] + [k for k in latest if k not in wanted]
         else:
             keys = list(latest)
-        text = "".join(latest[key].model_dump_json() + "\n" for key in keys)
         if self._handle is not None:
             self._handle.close()
-        atomic_write_text(self.records_file, text)
+        atomic_write_bytes(self.records_file, b"".join(latest[key] for key in keys))
         if self._handle is not None:
             self._handle = self.records_file.open("a", encoding="utf-8")
-        return {key: latest[key] for key in keys}
 
     def close(self) -> None:
         """Sync, close and unlock."""

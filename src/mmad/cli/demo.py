@@ -14,13 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmad.api import evaluate_async
 from mmad.builder.build import build_benchmark
 from mmad.builder.synthetic import DATASET_NAME, make_synthetic_dataset
+from mmad.errors import RunError
 from mmad.models.base import Model
 from mmad.models.baselines import RandomModel
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
-from mmad.run.evaluate import RunResult, evaluate_async
+from mmad.run.finish import RunResult
 from mmad.serve.server import ChatServer, serve_in_thread
 
 logger = logging.getLogger(__name__)
@@ -46,17 +48,37 @@ def demo_models() -> dict[str, Callable[[], Model]]:
     return models
 
 
+DEMO_MARKER = ".mmad-demo"
+
+
+def prepare_demo_folder(root: Path, *, replace: bool) -> None:
+    """Make `root` ready for the demo. Only a folder an earlier demo made is ever removed, and only
+    when asked (`replace`); any other existing content is refused, never touched."""
+    if root.exists() and not root.is_dir():
+        msg = f"{root} is a file; give --out a folder for the demo to write"
+        raise RunError(msg)
+    if root.is_dir() and any(p.name != DEMO_MARKER for p in root.iterdir()):
+        if not (root / DEMO_MARKER).is_file():
+            msg = f"{root} exists and was not made by `mmad demo`; nothing was changed. Choose another --out"
+            raise RunError(msg)
+        if not replace:
+            msg = f"{root} holds an earlier demo; pass --force to replace it, or choose another --out"
+            raise RunError(msg)
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / DEMO_MARKER).write_text("made by mmad demo; `mmad demo --force` may replace this folder\n")
+
+
 def run_demo(
     folder: str | Path = "mmad-demo",
     *,
     seed: int = 0,
-    fresh: bool = True,
+    fresh: bool = False,
     on_progress: Callable[[str, EngineStats], None] | None = None,
 ) -> DemoResult:
     """Generate, build, serve and evaluate; returns the runs."""
     root = Path(folder)
-    if fresh and root.exists():
-        shutil.rmtree(root)
+    prepare_demo_folder(root, replace=fresh)
     source = make_synthetic_dataset(root / "source", seed=seed)
     bench_dir = root / "benchmark"
     build_benchmark(source.root, bench_dir, name=DATASET_NAME, seed=seed, knowledge=source.knowledge)
@@ -67,9 +89,9 @@ def run_demo(
         if name == "random":
             # Through HTTP and the OpenAI-compatible client: the path a real MLLM API takes.
             with serve_in_thread(ChatServer(model, model_name=name)) as server:
-                config = RunConfig(
-                    model=f"mmad:{name}",
-                    data=str(result.benchmark),
+                config = RunConfig.from_flat(
+                    f"mmad:{name}",
+                    str(result.benchmark),
                     base_url=server.base_url,
                     concurrency=8,
                     cache=False,
@@ -79,7 +101,7 @@ def run_demo(
                 run = asyncio.run(evaluate_async(config, out=root / "runs" / name, on_progress=progress))
         else:
             # In process, so the expert sees image paths and uses its per-category calibration.
-            config = RunConfig(model=name, data=str(result.benchmark), concurrency=2, cache=False)
+            config = RunConfig.from_flat(name, str(result.benchmark), concurrency=2, cache=False)
             run = asyncio.run(evaluate_async(config, out=root / "runs" / name, model=model, on_progress=progress))
         result.runs[name] = run
     return result

@@ -1,0 +1,153 @@
+"""`mmad build`, `mmad demo`, `mmad assist` and `mmad review`: making benchmarks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.progress import TaskID
+
+from mmad.cli.common import add_run_task, console, progress_bar, render_table, show_stats, simple_progress
+from mmad.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mmad.run.engine import EngineStats
+
+
+def register(app: typer.Typer) -> None:
+    """Add the benchmark-making commands to the app."""
+    app.command("build")(build_command)
+    app.command("demo")(demo_command)
+    app.command("assist")(assist_command)
+    app.add_typer(review_app, name="review")
+
+
+def check_output_folder(source: Path, out: Path, *, overwrite: bool) -> None:
+    """Refuse an output that is, holds or sits inside the input, or that already holds something."""
+    src, dst = source.resolve(), out.resolve()
+    if dst == src or src in dst.parents or dst in src.parents:
+        msg = f"--out {out} overlaps the source {source}; write the benchmark to a folder outside it"
+        raise ConfigError(msg)
+    if out.exists() and not out.is_dir():
+        msg = f"--out {out} is a file; give a folder"
+        raise ConfigError(msg)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        msg = f"--out {out} is not empty; nothing was changed. Choose an empty folder, or pass --overwrite"
+        raise ConfigError(msg)
+
+
+def build_command(
+    source: Path = typer.Argument(..., help="an anomaly-detection dataset root (<root>/<category>/...)"),
+    out: Path = typer.Option(..., "--out", "-o", help="the benchmark folder to write"),
+    layout: str = typer.Option("auto", "--layout", help="auto, mvtec, visa, loco, goodsad or folder"),
+    name: str = typer.Option(None, "--name", help="the dataset name in every key (default: the folder's name)"),
+    seed: int = typer.Option(0, "--seed", min=0),
+    templates: int = typer.Option(3, "--templates", min=1, max=64, help="random and similar templates per image"),
+    knowledge: Path = typer.Option(None, "--knowledge", help="domain-knowledge json for Object Analysis"),
+    copy: bool = typer.Option(False, "--copy", help="copy images instead of linking them"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into a folder that is not empty"),
+) -> None:
+    """Build an MMAD-style benchmark from an anomaly-detection dataset."""
+    from mmad.builder.build import build_benchmark
+
+    if not source.is_dir():
+        msg = f"{source} is not a folder; give the root of an anomaly-detection dataset (<root>/<category>/...)"
+        raise ConfigError(msg)
+    check_output_folder(source, out, overwrite=overwrite)
+    with simple_progress("building") as bar:
+        task = bar.add_task("images", total=None)
+        benchmark, report = build_benchmark(
+            source,
+            out,
+            name=name,
+            layout=layout,
+            seed=seed,
+            templates=templates,
+            knowledge=knowledge,
+            copy=copy,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"[green]built[/] {out / 'mmad.json'}: {report.images} images, {benchmark.n_questions} questions "
+        f"({report.layout} layout)"
+    )
+    for qtype, n in sorted(report.questions.items()):
+        console.print(f"  {qtype}: {n}")
+    for reason, n in sorted(report.skipped.items()):
+        console.print(f"  [yellow]skipped[/] {n}: {reason}")
+    console.print(f"next: mmad validate {out} ; mmad eval --model ... --data {out}")
+
+
+def demo_command(
+    out: Path = typer.Option(Path("mmad-demo"), "--out", "-o", help="where the demo writes everything"),
+    seed: int = typer.Option(0, "--seed", min=0),
+    force: bool = typer.Option(False, "--force", help="replace the folder of an earlier demo"),
+) -> None:
+    """The whole job on synthetic data, with no download and no key: build, serve, evaluate, score."""
+    from mmad.cli.demo import SMOKE_TEST_LABEL, prepare_demo_folder, run_demo
+
+    prepare_demo_folder(out, replace=force)
+
+    started = time.monotonic()
+    console.print(
+        "[bold]mmad demo[/]: generating a synthetic dataset, building its benchmark, serving the models "
+        "that run here on 127.0.0.1 and evaluating them through the OpenAI-compatible client."
+    )
+    with progress_bar() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(name: str, stats: EngineStats) -> None:
+            if name not in tasks:
+                tasks[name] = add_run_task(bar, name)
+            show_stats(bar, tasks[name], stats)
+
+        result = run_demo(out, seed=seed, on_progress=on_progress, fresh=False)
+    for name, run in result.runs.items():
+        console.print(render_table(run.table, f"{name} — {SMOKE_TEST_LABEL}"))
+    console.print(f"benchmark: {result.benchmark}; runs: {result.folder / 'runs'}; {time.monotonic() - started:.0f} s")
+
+
+def assist_command(
+    benchmark: Path = typer.Argument(..., help="a benchmark built by `mmad build` (folder or mmad.json)"),
+    model: str = typer.Option(..., "--model", "-m", help="the MLLM that captions and writes questions"),
+    base_url: str = typer.Option(None, "--base-url"),
+    concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256),
+) -> None:
+    """MLLM-assisted questions: caption each image with its defect outlined, then write questions."""
+    from mmad.builder.assisted import assist
+    from mmad.models.registry import ModelOptions, create_model
+
+    backend = create_model(model, ModelOptions(base_url=base_url, detail="high"))
+    backend.check()
+    report = assist(benchmark, backend, concurrency=concurrency)
+    console.print(f"{report.captions} captions; added " + ", ".join(f"{k} {v}" for k, v in report.added.items()))
+    for reason, n in sorted(report.rejected.items()):
+        console.print(f"  [yellow]rejected[/] {n}: {reason}")
+    console.print(f"next: mmad review export {benchmark} --out review/")
+
+
+review_app = typer.Typer(help="Human review of generated questions: export a CSV and an HTML page, import verdicts.")
+
+
+@review_app.command("export")
+def review_export(
+    benchmark: Path = typer.Argument(...),
+    out: Path = typer.Option(Path("review"), "--out", "-o"),
+    all_questions: bool = typer.Option(False, "--all", help="include questions already accepted"),
+) -> None:
+    """Write review.csv (fill its verdict column) and review.html."""
+    from mmad.builder.assisted import export_review
+
+    csv_path, html_path = export_review(benchmark, out, only_unreviewed=not all_questions)
+    console.print(f"wrote {csv_path} and {html_path}")
+
+
+@review_app.command("import")
+def review_import(benchmark: Path = typer.Argument(...), verdicts: Path = typer.Argument(...)) -> None:
+    """Apply accept/reject verdicts from a review CSV."""
+    from mmad.builder.assisted import import_review
+
+    result = import_review(benchmark, verdicts)
+    console.print(f"accepted {result.accepted}, rejected {result.rejected} (removed), {result.pending} left open")

@@ -1,0 +1,78 @@
+"""`mmad serve`: an mmad model behind an OpenAI-compatible chat-completions API."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from pathlib import Path
+
+import typer
+
+from mmad.cli.common import err_console
+from mmad.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the serve command to the app."""
+    app.command("serve")(serve_command)
+
+
+def _check_host(host: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            socket.getaddrinfo(host, None)
+        except OSError:
+            msg = f"--host {host!r} is not an address of this machine; use 127.0.0.1 (local) or 0.0.0.0 (all)"
+            raise ConfigError(msg) from None
+
+
+def serve_command(
+    model: str = typer.Option("random", "--model", "-m", help="the mmad backend to serve (random, fixed:A, expert)"),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="0 picks a free port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="the address to bind (keep it local)"),
+    latency: float = typer.Option(0.0, "--latency", min=0.0, help="seconds added to every request"),
+    fault_rate: float = typer.Option(
+        0.0, "--fault-rate", min=0.0, max=1.0, help="fraction of requests that fail on purpose (0 to 1)"
+    ),
+    faults: str = typer.Option(
+        "429,500,503,timeout,drop,malformed,empty", "--faults", help="comma-separated fault kinds"
+    ),
+    retry_after: float = typer.Option(0.2, "--retry-after", min=0.0, help="Retry-After of injected 429s"),
+    hang: float = typer.Option(30.0, "--hang", min=0.0, help="how long an injected time-out hangs"),
+    seed: int = typer.Option(0, "--seed"),
+    data: Path = typer.Option(None, "--data", help="a benchmark the model may prepare on (the expert calibrates)"),
+) -> None:
+    """Serve an mmad model as an OpenAI-compatible chat-completions API."""
+    from mmad.data.official import load_benchmark
+    from mmad.models.registry import create_model
+    from mmad.serve.server import FAULT_KINDS, ChatServer, FaultPlan
+
+    kinds = tuple(k.strip() for k in faults.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(FAULT_KINDS))
+    if unknown:
+        msg = f"--faults {','.join(unknown)}: unknown fault kind; choose from {', '.join(FAULT_KINDS)}"
+        raise ConfigError(msg)
+    _check_host(host)
+    plan = FaultPlan(rate=fault_rate, kinds=kinds, retry_after_s=retry_after, hang_s=hang, seed=seed)
+    backend = create_model(model)
+    backend.check()
+    if data is not None:
+        backend.prepare(load_benchmark(data))
+    server = ChatServer(backend, host=host, port=port, latency_s=latency, faults=plan, model_name=model)
+
+    async def main() -> None:
+        try:
+            await server.start()
+        except OSError as exc:
+            msg = f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port, or 0 for a free one"
+            raise ConfigError(msg) from exc
+        err_console.print(f"serving {model} at {server.base_url} (Ctrl-C to stop)")
+        await server.serve_forever()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        err_console.print("stopped")

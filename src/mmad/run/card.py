@@ -1,0 +1,112 @@
+"""The protocol card: what makes two runs' numbers comparable, and its short hash.
+
+Two runs with the same card hash asked the same questions of the same benchmark with the same
+prompts (every text, part order and strategy), decoding, image preparation, parser and scoring:
+only the model differs. The mmad version is on the card but not in the hash, so a new release that
+changes nothing of the protocol keeps old runs comparable (a release that changes a prompt text
+changes the prompt hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from mmad.data.schema import Benchmark, ImageItem, Question
+from mmad.protocol.messages import ImagePart, Prompt, TextPart
+from mmad.protocol.prompts import Extras, build_prompts
+from mmad.protocol.strategies import StrategySet
+from mmad.run.config import RunConfig
+
+HASH_LENGTH = 12
+_NOT_IN_HASH = frozenset({"mmad_version", "hash", "data_source"})
+
+_CANONICAL = ImageItem(
+    key="CARD/product/test/scratch/000.png",
+    questions=[
+        Question(
+            id="CARD/product/test/scratch/000.png#0",
+            image="CARD/product/test/scratch/000.png",
+            index=0,
+            stem="Is there any defect in the object?",
+            options={"A": "Yes.", "B": "No."},
+            answer="A",
+            type="Anomaly Detection",
+        ),
+        Question(
+            id="CARD/product/test/scratch/000.png#1",
+            image="CARD/product/test/scratch/000.png",
+            index=1,
+            stem="What is the type of the defect?",
+            options={"A": "Scratch.", "B": "Crack.", "C": "Stain.", "D": "Hole."},
+            answer="A",
+            type="Defect Classification",
+        ),
+    ],
+    mask_path="",
+    random_templates=[f"CARD/product/train/good/{i:03d}.png" for i in range(8)],
+    similar_templates=[f"CARD/product/train/good/{i:03d}.png" for i in range(8, 16)],
+)
+
+
+def _shape(prompt: Prompt) -> list[Any]:
+    return [
+        [m.role, [p.text if isinstance(p, TextPart) else f"<image:{p.role}>" for p in m.parts]] for m in prompt.messages
+    ] + [prompt.answer_format, prompt.max_tokens]
+
+
+def prompt_hash(config: RunConfig, strategies: StrategySet) -> str:
+    """A hash of every prompt text and part order the run's settings produce, on a fixed sample item."""
+    extras = Extras(
+        knowledge="<domain knowledge>" if strategies.rag else None,
+        expert_image=ImagePart(path="CARD/expert.png", role="expert") if strategies.agent_expert else None,
+        expert_text=f"<agent:{strategies.agent_expert}:{strategies.agent_notation}>" if strategies.agent_expert else "",
+        chain_of_thought=strategies.cot,
+    )
+    benchmark = Benchmark(items=[_CANONICAL], root=Path("/card"))
+    prompts = build_prompts(benchmark, _CANONICAL, config.prompt_settings(), extras)
+    canonical = json.dumps([_shape(p) for p in prompts], sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategySet) -> dict[str, Any]:
+    """The card of a run, with its hash under ``hash``."""
+    from mmad._version import __version__
+
+    prompt = config.prompt
+    card: dict[str, Any] = {
+        "recipe": config.recipe,
+        "overridden": list(config.overridden),
+        "protocol": prompt.protocol.value,
+        "prompt_hash": prompt_hash(config, strategies),
+        "shots": prompt.shots,
+        "templates": "similar" if prompt.similar_templates else "random",
+        "blind": prompt.blind,
+        "circular": prompt.circular,
+        "strategies": strategies.names,
+        "decoding": config.decoding.model_dump(mode="json"),
+        "images": config.images.model_dump(mode="json") | {"text_only": config.connection.text_only},
+        "parser": config.answers.parser,
+        "answer_from": config.answers.answer_from,
+        "judge": config.answers.judge,
+        "scoring": "strict (upstream beside it)",
+        "data_sha256": benchmark.sha256,
+        "data_source": str(benchmark.source),
+        "mmad_version": __version__,
+    }
+    card["hash"] = card_hash(card)
+    return card
+
+
+def card_hash(card: dict[str, Any]) -> str:
+    """The short hash of a card's protocol fields (not the mmad version, not where the data lies)."""
+    fields = {k: v for k, v in card.items() if k not in _NOT_IN_HASH}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:HASH_LENGTH]
+
+
+def card_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, value in a, value in b) for every card field that differs (mmad version included)."""
+    keys = [k for k in dict.fromkeys([*a, *b]) if k not in {"hash", "data_source"}]
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]

@@ -1,0 +1,236 @@
+"""The first stage of a run: selection, model, resume state, plan. Nothing is sent here.
+
+`prepare` checks everything that can be checked before a request goes out (the config against the
+benchmark, the model's prerequisites, the run folder), so a run that cannot work fails at once,
+with nothing written but what was already there.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mmad.data.official import load_benchmark
+from mmad.data.schema import Benchmark
+from mmad.errors import ConfigError, RunError
+from mmad.models.base import Model
+from mmad.models.prices import load_prices, price_for
+from mmad.models.registry import ModelOptions, create_model
+from mmad.protocol.strategies import DomainKnowledge, StrategySet, parse_strategies
+from mmad.records.record import Status
+from mmad.run.card import protocol_card
+from mmad.run.config import RESUMABLE_SECTIONS, RunConfig
+from mmad.run.naming import default_run_dir
+from mmad.run.plan import Planner, Selection, select_questions
+from mmad.run.store import RunStore
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+@dataclass
+class PreparedRun:
+    """Everything the engine needs, and what the finish stage records."""
+
+    config: RunConfig
+    run_dir: Path
+    store: RunStore
+    benchmark: Benchmark
+    selection: Selection
+    strategies: StrategySet
+    planner: Planner
+    model: Model
+    judge: Model | None
+    price: tuple[float, float] | None
+    order: list[Key]
+    wanted: set[Key]
+    meta: dict[str, Any]
+    resumed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def make_model(config: RunConfig) -> Model:
+    """The backend a config names."""
+    connection = config.connection
+    return create_model(
+        config.model,
+        ModelOptions(
+            base_url=connection.base_url,
+            key_env=connection.key_env,
+            detail=config.images.detail,
+            extra_body=connection.extra_body,
+            timeout_s=config.execution.timeout_s,
+            max_connections=max(config.execution.concurrency, 8),
+            text_only=connection.text_only,
+            device=connection.device,
+            dtype=connection.dtype,
+            batch_size=connection.batch_size,
+            model_args=connection.model_args,
+        ),
+    )
+
+
+def resume_config(run_dir: str | Path, **flat: Any) -> RunConfig:
+    """The config a run folder was made with, with flat settings (``concurrency=64``) on top."""
+    from mmad.records.folder import open_run
+
+    recorded = open_run(run_dir).meta.get("config")
+    if not isinstance(recorded, dict):
+        msg = f"{run_dir}/run.json holds no config; it was not made by `mmad eval`"
+        raise RunError(msg)
+    return RunConfig.from_nested_with_flat(recorded, flat, source=f"{run_dir}/run.json")
+
+
+def check_resume(recorded: RunConfig, given: RunConfig, run_dir: Path) -> None:
+    """A resumed run may change how requests are sent, never what is asked."""
+    changed = [c for c in given.changed_settings(recorded) if c.split(".")[0] not in RESUMABLE_SECTIONS]
+    if changed:
+        msg = (
+            f"--resume {run_dir} would change {', '.join(changed)} (recorded in its run.json); a resumed run asks "
+            "what it asked before. Start a new run with --out, or resume without those settings"
+        )
+        raise ConfigError(msg)
+
+
+def _check_shots(benchmark: Benchmark, selection: Selection, config: RunConfig) -> None:
+    shots = config.prompt.shots
+    if shots == 0 or config.prompt.blind:
+        return
+    similar = config.prompt.similar_templates
+    pool = "similar_templates" if similar else "random_templates"
+    short = [s.item for s in selection.items if len(s.item.templates(shots, similar=similar)) < shots]
+    if short:
+        most = max(len(item.similar_templates if similar else item.random_templates) for item in short)
+        msg = (
+            f"--shots {shots}: {len(short)} selected images have fewer than {shots} {pool} "
+            f"(e.g. {short[0].key} has {len(short[0].templates(shots, similar=similar))}; the most any of them "
+            f"has is {most}); choose --shots {most} or fewer"
+        )
+        raise ConfigError(msg)
+
+
+def _new_meta(
+    config: RunConfig, prepared_card: dict[str, Any], benchmark: Benchmark, selection: Selection
+) -> dict[str, Any]:
+    from mmad._version import __version__
+
+    return {
+        "mmad_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "config": config.model_dump(mode="json"),
+        "dataset": {
+            "source": str(benchmark.source),
+            "sha256": benchmark.sha256,
+            "questions_in_benchmark": benchmark.n_questions,
+            "questions_selected": selection.n_questions,
+        },
+        "card": prepared_card,
+        "card_hash": prepared_card["hash"],
+        "status": "running",
+    }
+
+
+def prepare(
+    config: RunConfig,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    model: Model | None = None,
+    judge: Model | None = None,
+) -> PreparedRun:
+    """Check and plan a run; returns it with its store open (locked). Raises before anything is sent."""
+    run_dir = Path(out) if out else default_run_dir(config)
+    store = RunStore(run_dir)
+    if resume:
+        if not store.exists():
+            msg = f"{run_dir} holds no run to resume (no run.json); start one with `mmad eval`"
+            raise RunError(msg)
+        recorded_meta = store.read_meta()
+        check_resume(RunConfig.model_validate(recorded_meta["config"]), config, run_dir)
+    elif store.exists():
+        msg = f"{run_dir} already holds a run; continue it with `mmad eval --resume {run_dir}` or choose --out"
+        raise RunError(msg)
+    elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        msg = f"{run_dir} exists and is not an empty folder or a run; choose another --out"
+        raise RunError(msg)
+    benchmark = load_benchmark(config.data)
+    if resume:
+        recorded_sha = recorded_meta.get("dataset", {}).get("sha256")
+        if recorded_sha not in {None, benchmark.sha256}:
+            msg = (
+                f"{run_dir} was run on a different benchmark json (sha256 {recorded_sha[:12]}…, "
+                f"now {benchmark.sha256[:12]}…); resuming would mix versions"
+            )
+            raise RunError(msg)
+    strategies = parse_strategies(config.prompt.strategies)
+    knowledge = DomainKnowledge.find(benchmark, config.prompt.knowledge) if strategies.rag else None
+    selection = select_questions(benchmark, config.selection, config.prompt_settings())
+    _check_shots(benchmark, selection, config)
+    agent = None
+    if strategies.agent_expert:
+        from mmad.protocol.agent import AgentRenderer
+
+        agent = AgentRenderer(
+            strategies.agent_expert,
+            strategies.agent_notation or "bbox",
+            run_dir / "agent",
+            shots=config.prompt.shots,
+        )
+    planner = Planner(benchmark, config.prompt_settings(), strategies, knowledge, agent)
+    price = price_for(config.model, load_prices(config.execution.prices))
+    if config.execution.max_cost is not None and price is None:
+        msg = f"--max-cost needs a price for {config.model}; give one in a --prices file"
+        raise ConfigError(msg)
+    model = model or make_model(config)
+    model.check()
+    batch_size = getattr(getattr(model, "batcher", None), "batch_size", None)
+    if isinstance(batch_size, int) and batch_size > config.execution.concurrency:
+        logger.warning(
+            "batches of %s cannot fill with %s requests in flight; raise --concurrency to at least the batch size",
+            batch_size,
+            config.execution.concurrency,
+        )
+    judge = judge or (create_model(config.answers.judge) if config.answers.judge else None)
+    if judge is not None:
+        judge.check()
+    model.prepare(benchmark)
+    card = protocol_card(config, benchmark, strategies)
+    store.open()
+    try:
+        done = {k for k, status in store.statuses().items() if status is not Status.ERROR}
+        order = selection.keys
+        wanted = set(order) - done
+        if resume:
+            meta = store.read_meta()
+            meta["config"] = config.model_dump(mode="json")  # execution settings may have changed
+        else:
+            meta = _new_meta(config, card, benchmark, selection)
+        meta["model"] = model.describe()
+        meta["status"] = "running"
+        meta.pop("finished_at", None)
+        store.write_meta(meta)
+    except BaseException:
+        store.close()
+        raise
+    return PreparedRun(
+        config=config,
+        run_dir=run_dir,
+        store=store,
+        benchmark=benchmark,
+        selection=selection,
+        strategies=strategies,
+        planner=planner,
+        model=model,
+        judge=judge,
+        price=price,
+        order=order,
+        wanted=wanted,
+        meta=meta,
+        resumed=resume,
+    )

@@ -1,0 +1,13 @@
+"""Official recipes as config settings: each official script's protocol, texts, decoding and images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmad.errors import ConfigError
+
+
+def recipe_settings(name: str) -> dict[str, dict[str, Any]]:
+    """The config sections a recipe sets."""
+    msg = f"unknown recipe {name!r}"
+    raise ConfigError(msg)

@@ -1,0 +1,119 @@
+"""A run in three stages: prepare (check and plan) → engine (ask) → finish (record and score).
+
+Interrupted (Ctrl-C, a cancelled task), the run still finishes: what was answered stays in
+records.jsonl, run.json says ``interrupted``, and ``--resume`` asks only what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from mmad.models.base import Model
+from mmad.protocol.images import ImageEncoder
+from mmad.run.cache import ResponseCache
+from mmad.run.config import RunConfig
+from mmad.run.engine import Engine, EngineSettings, EngineStats
+from mmad.run.finish import RunResult, finish
+from mmad.run.limits import RetryPolicy
+from mmad.run.plan import SelectedItem
+from mmad.run.prepare import PreparedRun, prepare
+
+
+def engine_settings(prepared: PreparedRun) -> EngineSettings:
+    """The engine's settings for a prepared run."""
+    config = prepared.config
+    execution = config.execution
+    return EngineSettings(
+        policy=RetryPolicy(execution.max_retries, execution.retry_base_s, execution.retry_max_s, execution.timeout_s),
+        concurrency=execution.concurrency,
+        temperature=config.decoding.temperature,
+        parser=config.answers.parser,
+        likelihood=config.answers.wants_logprobs,
+        answer_from=config.answers.answer_from,
+        max_cost=execution.max_cost,
+        max_errors=execution.max_errors,
+        price=prepared.price,
+        cache_settings={
+            "images": config.image_settings().describe(),
+            "decoding": config.decoding.model_dump(mode="json"),
+            "likelihood": config.answers.wants_logprobs,
+            "parser": config.answers.parser,
+            "benchmark": prepared.benchmark.sha256,
+        },
+    )
+
+
+def _image_paths(prepared: PreparedRun, items: list[SelectedItem]) -> Iterator[str]:
+    """The image files a run will send, in order."""
+    prompt = prepared.config.prompt
+    if prompt.blind:
+        return
+    for selected in items:
+        for template in selected.item.templates(prompt.shots, similar=prompt.similar_templates):
+            yield str(prepared.benchmark.resolve(template))
+        yield str(prepared.benchmark.resolve(selected.item.key))
+
+
+def make_engine(prepared: PreparedRun, on_progress: Callable[[EngineStats], None] | None = None) -> Engine:
+    """The engine of a prepared run."""
+    config = prepared.config
+    cache = ResponseCache(config.execution.cache_dir) if config.execution.cache else None
+    engine = Engine(
+        prepared.model,
+        prepared.store,
+        ImageEncoder(config.image_settings()),
+        engine_settings(prepared),
+        cache=cache,
+        judge=prepared.judge,
+        on_progress=on_progress,
+    )
+    engine.wanted = prepared.wanted
+    return engine
+
+
+async def execute(prepared: PreparedRun, engine: Engine) -> EngineStats:
+    """The engine stage: ask every wanted question; records are appended as answers arrive."""
+    wanted = prepared.wanted
+    todo = [s for s in prepared.selection.items if any(k in wanted for k in _keys_of(prepared, s))]
+    if prepared.model.prefetch_images:
+        engine.images.prefetch(_image_paths(prepared, todo))
+    try:
+        return await engine.run(prepared.planner.work(todo), len(wanted))
+    finally:
+        engine.images.stop()
+
+
+def _keys_of(prepared: PreparedRun, selected: SelectedItem) -> list[tuple[str, str]]:
+    from mmad.protocol.prompts import posed_questions
+
+    settings = prepared.config.prompt_settings()
+    return [p.key for group in posed_questions(selected.asked_item, settings) for p in group]
+
+
+async def run_async(
+    config: RunConfig,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    model: Model | None = None,
+    judge: Model | None = None,
+    on_progress: Callable[[EngineStats], None] | None = None,
+) -> RunResult:
+    """Prepare, ask and finish a run; resumable. Writes run.json and records.jsonl only."""
+    prepared = prepare(config, out=out, resume=resume, model=model, judge=judge)
+    try:
+        engine = make_engine(prepared, on_progress)
+    except BaseException:
+        await finish(prepared, EngineStats())
+        raise
+    try:
+        stats = await execute(prepared, engine)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        await asyncio.shield(finish(prepared, engine.stats, interrupted=True))
+        raise
+    except BaseException:
+        await finish(prepared, engine.stats)
+        raise
+    return await finish(prepared, stats)
