@@ -101,10 +101,27 @@ CORPUS: list[tuple[str, dict[str, str], str | None]] = [
     ("Both a scratch and a crack could describe this.", DEF, None),
     ("A", DEF, "A"),
     ("D) A crack", DEF, "D"),
-    ("c", DEF, None),
+    ("c", DEF, "C"),
     ("Answer: E", DEF, None),
     ("There appears to be a defect: a large break near the top.", DEF, "C"),
     ("**Defect Type:** A crack.\n\n**Reasoning:** The line is thin and jagged.", DEF, "D"),
     ("Answer:\nB", EFF, "B"),
     ("The answer is B because the defect is purely cosmetic.", EFF, "B"),
+    # Lower-case letters count where nothing but punctuation follows them; the article "a" never does.
+    ("b", YN, "B"),
+    ("b.", YN, "B"),
+    ("ANSWER: c", DEF, "C"),
+    ("the answer is b", YN, "B"),
+    ("The answer is a crack.", DEF, "D"),
+    ("I think the answer is a scratch on the neck.", DEF, "A"),
+    # A letter that ends the reply after a sentence.
+    ("Looking at the query image, there is a defect. A", YN, "A"),
+    ("The surface matches the template exactly.\nB", YN, "B"),
+    # A yes/no question answered in words, and an option restated in other words.
+    ("The object appears to be defect-free.", YN, "B"),
+    ("There is a visible dent on the side of the can.", YN, "A"),
+    ("The object looks intact and in good condition.", YN, "B"),
+    ("It does not have any defects.", YN, "B"),
+    ("The contents could leak out, causing leakage.", EFF, "A"),
+    ("It is not a scratch; it is a crack.", DEF, None),
 ]

@@ -62,8 +62,10 @@ def test_retry_after_is_honoured_and_retries_are_bounded() -> None:
     assert attempts == 3
     assert elapsed >= 0.3  # two waits of Retry-After 0.15 s, though the back-off alone is ~1 ms
 
+    failures = iter(range(100))
+
     async def always_fails() -> None:
-        raise RetryableError("503", error_class="server_error")
+        raise RetryableError(f"503 number {next(failures)}", error_class="server_error")
 
     with pytest.raises(RetryableError) as caught:
         asyncio.run(call_with_retries(always_fails, RetryPolicy(max_retries=2, base_s=0.001), AdaptiveLimit(2)))
@@ -95,3 +97,29 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 4.0 <= policy.delay(3, None) <= 8.0
     assert policy.delay(10, None) <= 10.0
     assert policy.delay(0, 30.0) == 10.0  # a Retry-After beyond the cap is capped
+
+
+def test_the_same_server_error_twice_is_not_retried_again() -> None:
+    calls = 0
+
+    async def broken() -> None:
+        nonlocal calls
+        calls += 1
+        raise RetryableError("server error (500): unsupported content type", error_class="server_error")
+
+    with pytest.raises(RetryableError, match="the same reply twice") as caught:
+        asyncio.run(call_with_retries(broken, RetryPolicy(max_retries=5, base_s=0.001), AdaptiveLimit(2)))
+    assert calls == 2 and caught.value.attempts == 2  # type: ignore[attr-defined]
+
+
+def test_time_outs_are_retried_even_when_they_repeat() -> None:
+    calls = 0
+
+    async def slow() -> None:
+        nonlocal calls
+        calls += 1
+        raise RetryableError("no reply within 1 s", error_class="timeout")
+
+    with pytest.raises(RetryableError):
+        asyncio.run(call_with_retries(slow, RetryPolicy(max_retries=3, base_s=0.001), AdaptiveLimit(2)))
+    assert calls == 4

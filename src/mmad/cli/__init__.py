@@ -46,10 +46,18 @@ def _configure(
 
 
 def _register() -> None:
-    from mmad.cli import build_commands, data_commands, eval_commands, score_commands, serve_commands
+    from mmad.cli import (
+        build_commands,
+        catalog_commands,
+        data_commands,
+        eval_commands,
+        score_commands,
+        serve_commands,
+    )
 
     data_commands.register(app)
     eval_commands.register(app)
+    catalog_commands.register(app)
     serve_commands.register(app)
     build_commands.register(app)
     score_commands.register(app)

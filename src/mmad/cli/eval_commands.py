@@ -52,7 +52,9 @@ def eval_command(
     subtask: list[str] = typer.Option(None, "--subtask", help="only these subtasks"),
     concurrency: int = typer.Option(None, "--concurrency", "-c", help="requests in flight at most [default: 16]"),
     max_retries: int = typer.Option(None, "--max-retries", help="retries per request [default: 5]"),
-    max_errors: int = typer.Option(None, "--max-errors", help="stop after N failed requests in a row [default: 20]"),
+    max_errors: int = typer.Option(
+        None, "--max-errors", help="stop after N failed requests in a row, 0 never [default: 20]"
+    ),
     timeout: float = typer.Option(None, "--timeout", help="seconds per request [default: 120]"),
     max_cost: float = typer.Option(None, "--max-cost", help="stop cleanly once this many dollars are spent"),
     prices: Path = typer.Option(None, "--prices", help='price file: json {"model": [input $/M, output $/M]}'),
@@ -177,23 +179,59 @@ def _run(config: Any, *, out: Path | None, resume: bool) -> None:
             bar.stop()
             _interrupted(run_dir)
             raise typer.Exit(130) from None
-    console.print(render_table(result.table, f"MMAD — {config.model}"))
-    if "circular" in result.files:
-        console.print(render_circular(result.files["circular"]))
+    _report(result)
+
+
+def failure_summary(records: list[Any]) -> list[str]:
+    """One line per error class among failed records: count, class and the latest message."""
+    from collections import Counter
+
+    from mmad.records.record import Status
+
+    failed = [r for r in records if r.status is Status.ERROR]
+    counts = Counter(r.error_class or "error" for r in failed)
+    last = {r.error_class or "error": r.error_message or "" for r in failed}
+    return [f"{n} × {cls}: {last[cls]}" for cls, n in counts.most_common()]
+
+
+def _report(result: Any) -> None:
     stats = result.stats
     completeness = result.completeness
+    failures = failure_summary(result.records)
+    if completeness.answered == 0 and completeness.asked and all(r.failed for r in result.records if r.plain):
+        # Every request failed: a table would only show zeros, which are not results.
+        err_console.print("[red]no answers[/]: every request failed, so there is nothing to score", highlight=False)
+        for line in failures[:5]:
+            err_console.print(f"  {line}", highlight=False, soft_wrap=True)
+    else:
+        title = f"MMAD — {result.config.model}"
+        if not result.complete:
+            title += f" (PARTIAL: {completeness.describe()})"
+        console.print(render_table(result.table, title))
+        if "circular" in result.files:
+            console.print(render_circular(result.files["circular"]))
+        for line in failures[:5]:
+            err_console.print(f"[yellow]failed[/] {line}", highlight=False, soft_wrap=True)
     console.print(
         f"{completeness.describe()}; this session {stats.done} records ({stats.cached} from cache, "
-        f"{stats.retries} retries), {stats.prompt_tokens + stats.completion_tokens} tokens, ${stats.cost_usd:.4f}"
+        f"{stats.retries} retries), {stats.prompt_tokens + stats.completion_tokens} tokens, ${stats.cost_usd:.4f}",
+        soft_wrap=True,
     )
-    console.print(f"protocol card {result.card.get('hash', '-')}; run directory: {result.run_dir}")
+    console.print(f"protocol card {result.card.get('hash', '-')}; run directory: {result.run_dir}", soft_wrap=True)
+    if stats.without_logprobs:
+        err_console.print(
+            f"[yellow]warning[/]: letter log-probabilities were asked for, but {stats.without_logprobs} replies "
+            "carried none (the server may not support logprobs); those questions were answered from the text",
+            highlight=False,
+            soft_wrap=True,
+        )
     if stats.stopped_reason:
-        err_console.print(f"[yellow]stopped early[/]: {stats.stopped_reason}", highlight=False)
+        err_console.print(f"[yellow]stopped early[/]: {stats.stopped_reason}", highlight=False, soft_wrap=True)
     if not result.complete:
         err_console.print(
-            "[yellow]the run is partial[/] (failed or unasked questions remain); "
-            f"continue it with: mmad eval --resume {result.run_dir}",
+            f"the run is partial; continue it with: mmad eval --resume {result.run_dir}",
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(1)
 

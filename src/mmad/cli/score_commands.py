@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from mmad.cli.common import console, render_table
+from mmad.cli.common import console, err_console, render_table
+from mmad.errors import AnswersFormatError
 
 
 def register(app: typer.Typer) -> None:
@@ -17,53 +21,131 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report_command)
 
 
+class PolicyChoice(StrEnum):
+    """The scoring policies."""
+
+    strict = "strict"
+    upstream = "upstream"
+
+
+def _run_of(path: Path) -> Any:
+    """The run folder behind an answers path, or None for an official answers json."""
+    from mmad.records.folder import is_run_folder, open_run
+
+    if path.is_dir():
+        return open_run(path)
+    if path.name == "records.jsonl" and is_run_folder(path.parent):
+        return open_run(path.parent)
+    return None
+
+
+def _check_answers_path(path: Path) -> None:
+    if not path.exists():
+        msg = f"{path} does not exist; give a run directory, a records.jsonl or an official answers .json"
+        raise AnswersFormatError(msg)
+
+
 def score_command(
     answers: Path = typer.Argument(..., help="a run directory, records.jsonl, or official answers .json"),
-    policy: str = typer.Option(
-        "strict", "--policy", help="strict (unanswered = wrong) or upstream (official summary.py)"
+    policy: PolicyChoice = typer.Option(
+        PolicyChoice.strict, "--policy", help="strict (unanswered = wrong) or upstream (official summary.py)"
     ),
     out: Path = typer.Option(None, "--out", "-o", help="where to write CSV, Markdown, JSON and the heatmap"),
     no_plot: bool = typer.Option(False, "--no-plot", help="skip the heatmap PNG"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as json (files are still written)"),
 ) -> None:
     """Score answers: the MMAD table in the terminal, and its files."""
     from mmad.report.files import write_score_files
+    from mmad.report.tables import table_to_dict
     from mmad.score.load import load_answers
     from mmad.score.table import score_answers
 
+    _check_answers_path(answers)
+    run = _run_of(answers)
     graded = load_answers(answers)
-    table = score_answers(graded, policy)
-    console.print(render_table(table, f"MMAD — {answers.name}"))
-    for note in table.notes:
-        console.print(f"[dim]note: {note}[/]")
+    if not graded:
+        msg = f"{answers} holds no answers yet; nothing to score"
+        raise AnswersFormatError(msg)
+    if all(g.failure == "error" for g in graded):
+        err_console.print(
+            f"[red]nothing to score[/]: every one of the {len(graded)} requests in {answers} failed "
+            f"(see its records.jsonl); a table would show only zeros",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    table = score_answers(graded, policy.value)
+    completeness = run.completeness if run is not None else None
     folder = out or (answers if answers.is_dir() else answers.parent)
     stem = "" if answers.is_dir() else answers.stem
-    if policy != "strict":
-        stem = f"{stem}_{policy}" if stem else policy
+    if policy is not PolicyChoice.strict:
+        stem = f"{stem}_{policy.value}" if stem else policy.value
     paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
-    console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    if as_json:
+        data = table_to_dict(table)
+        if run is not None:
+            data["run"] = {
+                "model": run.model,
+                "status": run.status,
+                "card_hash": run.meta.get("card_hash"),
+                **vars(completeness),
+            }
+        typer.echo(json.dumps(data, indent=2))
+        return
+    title = f"MMAD — {run.model if run is not None else answers.name}"
+    if completeness is not None and not completeness.complete:
+        title += f" (PARTIAL: {completeness.describe()})"
+    console.print(render_table(table, title))
+    if completeness is not None:
+        card = run.meta.get("card_hash") or "none (run made before protocol cards)"
+        console.print(f"{completeness.describe()}; run status {run.status}; protocol card {card}", soft_wrap=True)
+    for note in table.notes:
+        console.print(f"[dim]note: {note}[/]")
+    err_console.print("wrote " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
 
 
 def compare_command(
     run_a: Path = typer.Argument(..., help="the baseline run (directory, records.jsonl or answers json)"),
     run_b: Path = typer.Argument(..., help="the run to compare with it"),
-    samples: int = typer.Option(1000, "--samples", help="bootstrap resamples"),
-    seed: int = typer.Option(0, "--seed"),
+    samples: int = typer.Option(1000, "--samples", min=100, max=1_000_000, help="bootstrap resamples"),
+    seed: int = typer.Option(0, "--seed", min=0),
     as_json: bool = typer.Option(False, "--json", help="print json"),
 ) -> None:
     """Per-subtask and per-category differences (B - A) with paired bootstrap 95% intervals."""
-    import json
-
-    from mmad.score.compare import compare_runs
+    from mmad.run.card import card_differences
+    from mmad.score.compare import compare_runs, shared_questions
     from mmad.score.load import load_answers
 
-    differences = compare_runs(load_answers(run_a), load_answers(run_b), samples=samples, seed=seed)
+    for path in (run_a, run_b):
+        _check_answers_path(path)
+    folder_a, folder_b = _run_of(run_a), _run_of(run_b)
+    notes: list[str] = []
+    if folder_a is not None and folder_b is not None:
+        sha_a, sha_b = folder_a.benchmark_sha256, folder_b.benchmark_sha256
+        if sha_a and sha_b and sha_a != sha_b:
+            msg = (
+                f"{run_a} and {run_b} were run on different benchmarks (mmad.json sha256 {sha_a[:12]}… and "
+                f"{sha_b[:12]}…); their questions are not the same questions"
+            )
+            raise AnswersFormatError(msg)
+        differences = card_differences(folder_a.card, folder_b.card)
+        notes += [f"protocol differs: {k}: {a!r} vs {b!r}" for k, a, b in differences if k != "mmad_version"]
+    answers_a, answers_b = load_answers(run_a), load_answers(run_b)
+    result = compare_runs(answers_a, answers_b, samples=samples, seed=seed)
+    shared = shared_questions(answers_a, answers_b)
+    overlap = f"{shared} questions in both (A has {len(answers_a)}, B has {len(answers_b)})"
     if as_json:
-        typer.echo(json.dumps([{**vars(d), "delta": d.delta} for d in differences], indent=2))
+        payload = {
+            "overlap": {"shared": shared, "a": len(answers_a), "b": len(answers_b)},
+            "notes": notes,
+            "differences": [{**vars(d), "delta": d.delta} for d in result],
+        }
+        typer.echo(json.dumps(payload, indent=2))
         return
     view = Table(title=f"{run_b.name} vs {run_a.name} (paired bootstrap by image, {samples} resamples)")
     for column in ("Group", "A", "B", "B - A", "95% interval", "n"):
         view.add_column(column, justify="left" if column == "Group" else "right")
-    for d in differences:
+    for d in result:
         significant = d.low > 0 or d.high < 0
         style = ("green" if d.delta > 0 else "red") if significant else ""
         view.add_row(
@@ -75,7 +157,10 @@ def compare_command(
             str(d.n),
             end_section=d.group == "Average",
         )
+    view.caption = overlap
     console.print(view)
+    for note in notes:
+        err_console.print(f"[yellow]{note}[/]", highlight=False, soft_wrap=True)
 
 
 def report_command(

@@ -15,6 +15,7 @@ from typing import Any
 from mmad.errors import ConfigError, ModelCallError, PermanentError, RetryableError
 from mmad.models.base import Completion, Model, Request
 from mmad.models.openai_convert import classify_status, from_openai_response, to_openai_messages
+from mmad.models.transport import classify_transport_error
 from mmad.protocol.images import ImageEncoder, ImageSettings
 
 logger = logging.getLogger(__name__)
@@ -155,12 +156,8 @@ class OpenAICompatibleModel(Model):
         except openai.APIStatusError as exc:
             headers = exc.response.headers if exc.response is not None else {}
             raise classify_status(exc.status_code, _body_text(exc), headers.get("retry-after")) from exc
-        except openai.APITimeoutError as exc:
-            msg = f"no reply within {self.timeout_s:.0f} s"
-            raise RetryableError(msg, error_class="timeout") from exc
-        except openai.APIConnectionError as exc:
-            msg = f"connection to {endpoint} failed: {exc.__cause__ or exc}"
-            raise RetryableError(msg, error_class="connection") from exc
+        except openai.APIConnectionError as exc:  # APITimeoutError included: the cause says which
+            raise classify_transport_error(exc, endpoint, self.timeout_s) from exc
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             msg = f"the server's reply could not be read: {exc}"
             raise RetryableError(msg, error_class="malformed") from exc

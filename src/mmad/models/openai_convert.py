@@ -142,6 +142,10 @@ def classify_status(status: int, body: str, retry_after: str | None) -> ModelCal
         return RetryableError(f"server error ({status}): {snippet}", error_class="server_error", retry_after=after)
     if status in {401, 403}:
         return PermanentError(f"not authorised ({status}): check the API key variable", error_class="auth")
+    if status == 404:
+        return PermanentError(
+            f"not found (404): check the model name and --base-url: {snippet}", error_class="not_found"
+        )
     if status == 400 and ("content_filter" in body or "content_policy" in body or "safety" in body.lower()):
         return PermanentError(f"refused by a content filter: {snippet}", error_class="refused")
     return PermanentError(f"request rejected ({status}): {snippet}", error_class="bad_request")

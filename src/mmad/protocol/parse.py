@@ -1,9 +1,13 @@
 """Answer extraction: from a model's reply to an option letter, saying how it was found.
 
 Our parser works in layers and stops at the first that answers: ``<think>`` blocks are removed,
-then explicit answer forms ("Answer: X", "The answer is X", "(X)", "**X**", "答案：X"), then a bare
-letter, then an option's text (exact, normalised, or the only option text the reply contains).
-A refusal is recognised as such. What none of these finds stays unparsed: it is never guessed.
+then explicit answer forms ("Answer: X", "The answer is X", "(X)", "**X**", "答案：X"; a lower-case
+letter counts where nothing but punctuation follows it, so "answer: c" is C but "the answer is a
+defect" is not A), then a bare letter ("B", "b."), then a letter that ends the reply after a
+sentence ("…there is a defect. A"), then an option's text (exact, normalised, or the only option
+text the reply contains), then an option's meaning (a yes/no question answered in words such as
+"the object is defect-free"; the one option whose words the reply restates). A refusal is
+recognised as such. What none of these finds stays unparsed: it is never guessed.
 
 ``upstream_parse`` is the official scripts' parser for comparison: the last standalone capital
 A-E anywhere in the reply, then ``difflib.get_close_matches(reply, option texts, cutoff=0)``,
@@ -27,6 +31,8 @@ class ParseMethod(StrEnum):
     LIST = "numbered-list"
     LAST_LETTER = "last-letter"
     JUDGE = "judge"
+    TRAILING_LETTER = "trailing-letter"
+    OPTION_MEANING = "option-meaning"
     UPSTREAM_REGEX = "upstream-regex"
     UPSTREAM_DIFFLIB = "upstream-difflib"
     LIKELIHOOD = "likelihood"
@@ -42,7 +48,7 @@ class Parsed:
 
 
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
-_L = r"([A-E])"
+_L = r"([A-Ea-e])"
 _EXPLICIT = [
     re.compile(rf"(?:final\s+)?answer\s*(?:is|:|：|=)?\s*(?:option\s*)?[\(\[\*\s]*{_L}\b(?![\w'’])", re.IGNORECASE),
     re.compile(
@@ -53,17 +59,22 @@ _EXPLICIT = [
         rf"(?:option|choice)\s+[\(\[\*]*{_L}\b(?![\w'’])\s*(?:is|would be)?\s*(?:correct|right|the answer)",
         re.IGNORECASE,
     ),
-    re.compile(rf"(?<![\w'’]){_L}\s+is\s+(?:the\s+)?(?:correct|right|answer)\b"),
+    re.compile(r"(?<![\w'’])([A-E])\s+is\s+(?:the\s+)?(?:correct|right|answer)\b"),
     re.compile(
         rf"(?:I\s+(?:would\s+)?(?:choose|pick|select|go with))\s+(?:option\s+)?[\(\[\*\s]*{_L}\b(?![\w'’])",
         re.IGNORECASE,
     ),
     re.compile(rf"(?:答案|选项|答)\s*(?:是|为|：|:)?\s*[\(（\[\*\s]*{_L}"),
     re.compile(rf"选\s*{_L}"),
-    re.compile(rf"\*\*\s*\(?{_L}\)?[\.:]?\s*\*\*"),
-    re.compile(rf"^\s*\(?{_L}\)\s*", re.MULTILINE),
+    re.compile(r"\*\*\s*\(?([A-E])\)?[\.:]?\s*\*\*"),
+    re.compile(r"^\s*\(?([A-E])\)\s*", re.MULTILINE),
 ]
-_BARE = re.compile(rf"^\s*[\(\[\*\"'“]*{_L}[\)\]\*\"'”]*\s*(?:[\.:,：、。]\s*.*)?$", re.DOTALL)
+_BARE = re.compile(r"^\s*[\(\[\*\"'“]*([A-E])[\)\]\*\"'”]*\s*(?:[\.:,：、。]\s*.*)?$", re.DOTALL)
+_BARE_LOWER = re.compile(r"^\s*[\(\[\*\"'“]*([a-e])[\)\]\*\"'”]*[\.:]?\s*$")
+# A capital letter alone at the very end, after a sentence: "... so there is a defect. A"
+_TRAILING = re.compile(r"[\.!?。:：\n]\s*[\(\[\*]*([A-E])[\)\]\*]*\.?\s*$")
+# After a lower-case letter only punctuation or the end may follow ("answer: c."), never a word.
+_LOWER_END = re.compile(r"\s*(?:[\.\)\]\*,;:!。]|$)")
 _REFUSAL = re.compile(
     r"\b(?:I\s*(?:'m|am)\s+(?:sorry|unable|not able)|I\s+(?:can(?:no|')t|cannot|won't)\s+(?:help|assist|"
     r"determine|tell|answer|provide|see|view|analy[sz]e|identify)|unable to (?:determine|answer|view|see|analy[sz]e)|"
@@ -111,20 +122,121 @@ def _strip_echoed_options(body: str, options: dict[str, str]) -> str:
     return "\n".join(kept).strip() if len(lines) - len(kept) >= 2 else body
 
 
+def _explicit_letters(pattern: re.Pattern[str], body: str) -> list[str]:
+    letters = []
+    for match in pattern.finditer(body):
+        letter = match.group(1)
+        if letter.islower() and not _LOWER_END.match(body, match.end(1)):
+            continue  # "the answer is a defect": the article, not option A
+        letters.append(letter.upper())
+    return letters
+
+
+_YES = re.compile(
+    r"\b(?:there\s+(?:is|are)\s+(?:a|an|some|one|two|several|visible|clear|obvious)\b(?!\s+no\b)[^.]*?"
+    r"\b(?:defects?|anomal(?:y|ies)|flaws?|damage|dents?|scratch(?:es)?|cracks?|holes?|stains?|breaks?|chips?|"
+    r"tears?|contamination|spots?|missing)|(?:is|are|looks|appears)\s+(?:clearly\s+)?(?:defective|damaged|"
+    r"broken|anomalous|abnormal)|has\s+(?:a|an)\s+(?:defect|flaw|anomaly))\b",
+    re.IGNORECASE,
+)
+_NO = re.compile(
+    r"\b(?:no\s+(?:visible\s+|obvious\s+|apparent\s+)?(?:defects?|anomal(?:y|ies)|flaws?|damage)|"
+    r"(?:defect|flaw|anomaly)[- ]free|free\s+(?:of|from)\s+(?:any\s+)?(?:defects?|flaws?|anomal(?:y|ies))|"
+    r"(?:is|are|looks|appears)\s+(?:to\s+be\s+)?(?:normal|flawless|intact|perfect|fine|undamaged|in\s+good\s+condition)|"
+    r"(?:does|do)\s+not\s+(?:have|show|contain)\s+(?:any\s+)?(?:defects?|flaws?|anomal(?:y|ies)))\b",
+    re.IGNORECASE,
+)
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "on",
+        "in",
+        "at",
+        "to",
+        "is",
+        "are",
+        "it",
+        "its",
+        "this",
+        "that",
+        "and",
+        "or",
+        "with",
+        "from",
+        "for",
+        "by",
+        "as",
+        "be",
+        "may",
+        "can",
+        "will",
+        "has",
+        "have",
+        "there",
+        "object",
+        "product",
+        "image",
+    ]
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _content_words(text: str) -> set[str]:
+    return {_stem(w) for w in _normalise(text).split() if len(w) > 2 and w not in _STOP}
+
+
+def _by_meaning(reply: str, options: dict[str, str]) -> str | None:
+    """An option the reply restates in other words: yes/no in words, or the one option whose words it repeats."""
+    normalised = {letter: _normalise(text) for letter, text in options.items()}
+    yes = [k for k, v in normalised.items() if v == "yes"]
+    no = [k for k, v in normalised.items() if v == "no"]
+    if len(options) == 2 and len(yes) == 1 and len(no) == 1:
+        says_yes, says_no = bool(_YES.search(reply)), bool(_NO.search(reply))
+        if says_yes != says_no:
+            return yes[0] if says_yes else no[0]
+        return None
+    words = _content_words(reply)
+    shares = {}
+    for letter, text in options.items():
+        wanted = _content_words(text)
+        if len(wanted) >= 2:
+            shares[letter] = len(wanted & words) / len(wanted)
+    ranked = sorted(shares.items(), key=lambda kv: kv[1], reverse=True)
+    if ranked and ranked[0][1] >= 0.75 and (len(ranked) == 1 or ranked[1][1] < 0.5):
+        return ranked[0][0]
+    return None
+
+
 def parse_answer(reply: str, options: dict[str, str]) -> Parsed:
     """Our layered parser; only letters that are options are accepted."""
     body = _strip_echoed_options(strip_thinking(reply).strip(), options)
     valid = set(options)
     for pattern in _EXPLICIT:
-        found = [m for m in pattern.findall(body) if m in valid]
+        found = [m for m in _explicit_letters(pattern, body) if m in valid]
         if found:
             return Parsed(found[-1], ParseMethod.EXPLICIT)
-    bare = _BARE.match(body)
-    if bare and bare.group(1) in valid and len(body) <= 200:
-        return Parsed(bare.group(1), ParseMethod.BARE_LETTER)
+    bare = _BARE.match(body) or _BARE_LOWER.match(body)
+    if bare and bare.group(1).upper() in valid and len(body) <= 200:
+        return Parsed(bare.group(1).upper(), ParseMethod.BARE_LETTER)
+    trailing = _TRAILING.search(body)
+    if trailing and trailing.group(1) in valid:
+        return Parsed(trailing.group(1), ParseMethod.TRAILING_LETTER)
     letter = _by_option_text(body, options)
     if letter:
         return Parsed(letter, ParseMethod.OPTION_TEXT)
+    if not _REFUSAL.search(body):
+        letter = _by_meaning(body, options)
+        if letter:
+            return Parsed(letter, ParseMethod.OPTION_MEANING)
     standalone = {m for m in re.findall(r"(?<![\w'’])([A-E])(?![\w'’])", body) if m in valid}
     if len(standalone) == 1 and len(body) <= 40:
         return Parsed(standalone.pop(), ParseMethod.BARE_LETTER)

@@ -112,7 +112,7 @@ class ExecutionConfig(_Section):
     retry_base_s: float = Field(default=1.0, ge=0, le=3600)
     retry_max_s: float = Field(default=60.0, ge=0, le=3600)
     max_cost: float | None = Field(default=None, gt=0, description="stop cleanly once this many dollars are spent")
-    max_errors: int | None = Field(default=None, ge=1, description="stop after this many failed requests in a row")
+    max_errors: int = Field(default=20, ge=0, description="stop after this many failed requests in a row (0: never)")
     prices: str | None = Field(default=None, description='json {"model": [input $/M, output $/M]}')
     cache: bool = True
     cache_dir: str | None = None

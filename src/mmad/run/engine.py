@@ -55,6 +55,7 @@ class EngineStats:
     finished: float | None = None
     stopped_reason: str | None = None
     concurrency: int = 0
+    without_logprobs: int = 0
 
     @property
     def elapsed_s(self) -> float:
@@ -91,7 +92,7 @@ JUDGE_PROMPT = (
 )
 
 
-FATAL_ERROR_CLASSES = frozenset({"auth", "not_found"})
+FATAL_ERROR_CLASSES = frozenset({"auth", "not_found", "dns", "tls"})
 """Failures that every later request would meet too: the run stops at the first one."""
 
 
@@ -327,6 +328,8 @@ class Engine:
                 for q in prompt.questions
             ]
         cost = None if cached else self._add_usage(completion)
+        if self.settings.likelihood and not completion.letter_logprobs and not completion.refusal:
+            self.stats.without_logprobs += 1
         parsed = self._parse(prompt, completion)
         judged = await self._judge_unparsed(prompt, completion, parsed)
         latency = time.monotonic() - started

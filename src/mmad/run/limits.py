@@ -64,6 +64,10 @@ class AdaptiveLimit:
                 self._condition.notify_all()
 
 
+REPEAT_STOPS = frozenset({"server_error", "malformed"})
+"""Failures not retried again once the same request got the same one twice in a row."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently to retry."""
@@ -93,6 +97,7 @@ async def call_with_retries(
     The slot is released while waiting to retry, so back-off never holds up other requests.
     """
     attempt = 0
+    previous: tuple[str, str] | None = None
     while True:
         await limit.acquire()
         try:
@@ -111,8 +116,14 @@ async def call_with_retries(
         await limit.release()
         if error.error_class == "rate_limit":
             limit.rate_limited()
-        if attempt >= policy.max_retries:
+        signature = (error.error_class, str(error))
+        # A server that fails the same request with the same error twice will do so again: stop asking.
+        repeated = error.error_class in REPEAT_STOPS and signature == previous
+        previous = signature
+        if attempt >= policy.max_retries or repeated:
             error.attempts = attempt + 1  # type: ignore[attr-defined]
+            if repeated:
+                error.args = (f"{error} (the same reply twice; not retried again)",)
             raise error
         if on_retry is not None:
             on_retry(error)

@@ -39,6 +39,11 @@ def _key(answer: GradedAnswer) -> str:
     return f"{answer.image}|{answer.question_text}|{answer.question_type}|{answer.correct_answer}"
 
 
+def shared_questions(a: Sequence[GradedAnswer], b: Sequence[GradedAnswer]) -> int:
+    """How many questions two runs both answered records for."""
+    return len({_key(x) for x in a} & {_key(x) for x in b})
+
+
 def compare_runs(
     a: Sequence[GradedAnswer],
     b: Sequence[GradedAnswer],

@@ -1,0 +1,136 @@
+"""`mmad models` (providers, presets, recipes) and `mmad runs` (the run folders under a directory)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mmad.cli.common import console
+from mmad.errors import RunError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the catalogue commands to the app."""
+    app.command("models")(models_command)
+    app.command("runs")(runs_command)
+
+
+_IN_PROCESS = {
+    "random": "seeded random letters (random:SEED)",
+    "fixed": "always the same letter (fixed:B)",
+    "expert": "the visual expert, PatchCore on EfficientNet-Lite0 ([expert] extra); expert:category",
+    "hf": "a transformers VLM in process (hf:REPO; [hf] extra)",
+    "vllm-local": "vLLM's offline engine in process (vllm-local:REPO; [vllm] extra)",
+}
+
+
+def models_command(as_json: bool = typer.Option(False, "--json", help="print json")) -> None:
+    """The model providers, their endpoints and key variables, and the official recipes."""
+    from mmad.models.presets import PRESETS
+    from mmad.models.registry import BUILTIN, providers
+    from mmad.run.recipes import recipe_catalogue
+
+    plugins = sorted(set(providers()) - set(BUILTIN))
+    recipes = recipe_catalogue()
+    if as_json:
+        payload: dict[str, Any] = {
+            "api": {
+                name: {"base_url": p.base_url, "key_env": p.key_env, "local": p.is_local, "note": p.note}
+                for name, p in PRESETS.items()
+            },
+            "in_process": _IN_PROCESS,
+            "plugins": plugins,
+            "recipes": recipes,
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    api = Table(title="OpenAI-compatible providers: -m PROVIDER:MODEL")
+    for column in ("Provider", "Base URL", "Key variable", "Note"):
+        api.add_column(column)
+    for name, preset in PRESETS.items():
+        api.add_row(name, preset.base_url or "(--base-url)", preset.key_env or "-", preset.note)
+    console.print(api)
+    local = Table(title="Models in process")
+    local.add_column("Provider")
+    local.add_column("What")
+    for name, text in _IN_PROCESS.items():
+        local.add_row(name, text)
+    for name in plugins:
+        local.add_row(name, "plugin (entry point mmad.models)")
+    console.print(local)
+    table = Table(title="Official recipes: --recipe NAME reproduces an official script's requests")
+    for column in ("Recipe", "What", "Official script", "Published rows"):
+        table.add_column(column)
+    for recipe in recipes:
+        table.add_row(recipe["name"], recipe["description"], recipe["source"], ", ".join(recipe["published"]) or "-")
+    console.print(table)
+
+
+def _run_row(folder: Path) -> dict[str, Any]:
+    from mmad.records.folder import open_run
+    from mmad.score.answers import graded_from_record
+    from mmad.score.table import score_answers
+
+    run = open_run(folder)
+    completeness = run.completeness
+    graded = [graded_from_record(r) for r in run.plain]
+    average = score_answers(graded).average if graded and any(g.failure != "error" for g in graded) else None
+    return {
+        "run": str(folder),
+        "model": run.model,
+        "status": run.status,
+        "selected": completeness.selected,
+        "asked": completeness.asked,
+        "answered": completeness.answered,
+        "failed": completeness.failed,
+        "average": average,
+        "card_hash": run.meta.get("card_hash"),
+        "created_at": run.meta.get("created_at"),
+    }
+
+
+def runs_command(
+    folder: Path = typer.Argument(Path("runs"), help="a folder holding run directories (searched two levels deep)"),
+    as_json: bool = typer.Option(False, "--json", help="print json"),
+) -> None:
+    """The runs under a folder: model, status, asked and answered, score and protocol card."""
+    from mmad.records.folder import RUN_FILE, is_run_folder
+
+    if not folder.is_dir():
+        msg = f"{folder} is not a folder; give the folder your runs are in (default ./runs)"
+        raise RunError(msg)
+    candidates = [folder] if is_run_folder(folder) else []
+    candidates += sorted(p.parent for p in folder.glob(f"*/{RUN_FILE}"))
+    candidates += sorted(p.parent for p in folder.glob(f"*/*/{RUN_FILE}"))
+    rows = []
+    for run_dir in dict.fromkeys(candidates):
+        try:
+            rows.append(_run_row(run_dir))
+        except Exception as exc:  # one damaged folder must not hide the others
+            rows.append({"run": str(run_dir), "model": "?", "status": f"unreadable: {exc}"})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print(f"no runs under {folder} (a run folder holds {RUN_FILE})")
+        return
+    table = Table(title=f"Runs under {folder}")
+    for column in ("Run", "Model", "Status", "Asked", "Answered", "Failed", "Average (strict)", "Card"):
+        table.add_column(column, justify="right" if column in {"Asked", "Answered", "Failed"} else "left")
+    for row in rows:
+        average = row.get("average")
+        table.add_row(
+            row["run"],
+            row["model"],
+            row["status"],
+            f"{row.get('asked', '-')}/{row.get('selected', '-')}",
+            str(row.get("answered", "-")),
+            str(row.get("failed", "-")),
+            "-" if average is None else f"{average:.2f}",
+            str(row.get("card_hash") or "-"),
+        )
+    console.print(table)
