@@ -40,7 +40,10 @@ class PromptConfig(_Section):
     @field_validator("strategies")
     @classmethod
     def _known_strategies(cls, value: list[str]) -> list[str]:
-        return parse_strategies(value).names
+        try:
+            return parse_strategies(value).names
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     def settings(self, decoding: DecodingConfig) -> PromptSettings:
         """The protocol layer's view."""

@@ -1,0 +1,226 @@
+"""Mistakes a new user makes: each is one clear line and exit 2, never a traceback, and nothing on disk changes."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from mmad.cli import main
+from tests.helpers.serving import running_server
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under root with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def workspace(mmad_json: Path, tmp_path: Path) -> Path:
+    """A copy of the test benchmark and a finished run, in a folder whose content the test watches."""
+    data = tmp_path / "data"
+    shutil.copytree(mmad_json.parent, data)
+    assert main(["eval", "-m", "random", "-d", str(data), "--out", str(tmp_path / "run"), "--no-cache"]) == 0
+    return tmp_path
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+EVAL_MISTAKES = [
+    (["--limit", "-5"], r"limit \(--limit\): must be at least 1"),
+    (["--limit", "abc"], r"Invalid value for '--limit'"),
+    (["--concurrency", "0"], r"concurrency \(--concurrency\): must be at least 1"),
+    (["--shots", "-1"], r"shots \(--shots\): must be at least 0"),
+    (["--shots", "9"], r"--shots 9: .* fewer than 9 random_templates .*choose --shots 3 or fewer"),
+    (["--max-retries", "-1"], r"max_retries \(--max-retries\): must be at least 0"),
+    (["--protocol", "bogus"], r"protocol \(--protocol\): must be 'per-question', 'cumulative'"),
+    (["--detail", "bogus"], r"detail \(--detail\): must be 'low', 'high' or 'auto'"),
+    (["--parser", "bogus"], r"parser \(--parser\): must be 'mmad' or 'upstream'"),
+    (["--subtask", "bogus"], r"subtasks \(--subtask\): unknown subtask 'bogus'"),
+    (["--strategy", "bogus"], r"strategies \(--strategy\): unknown strategy 'bogus'"),
+    (["--image-size", "-1"], r"size \(--image-size\): must be at least 16"),
+    (["--max-tokens", "0"], r"max_tokens \(--max-tokens\): must be at least 1"),
+    (["--max-tokens", "lots"], r"--max-tokens takes a whole number or 'none'"),
+    (["--temperature", "5"], r"temperature \(--temperature\): must be at most 2"),
+    (["--max-cost", "-1"], r"max_cost \(--max-cost\): must be more than 0"),
+    (["--max-errors", "-2"], r"max_errors \(--max-errors\): must be at least 0"),
+    (["--answer-from", "bogus"], r"answer_from \(--answer-from\): must be 'text' or 'likelihood'"),
+    (["--answer-from", "likelihood", "--protocol", "cumulative"], r"needs the per-question protocol"),
+    (["--base-url", "localhost:8000"], r"base_url \(--base-url\): must start with http:// or https://"),
+    (["--key-env", "sk-live-1234"], r"key_env \(--key-env\): must be the NAME of an environment variable"),
+    (["--extra-body", "{nope"], r"--extra-body is not valid json"),
+    (["--dataset", "Nowhere"], r"--dataset Nowhere is not in this benchmark"),
+    (["--category", "spaceship"], r"--category spaceship is not in this benchmark"),
+    (["--seed", "-3"], r"seed \(--seed\): must be at least 0"),
+    (["--batch-size", "0"], r"batch_size \(--batch-size\): must be at least 1"),
+    (["--timeout", "0"], r"timeout_s \(--timeout\): must be more than 0"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), EVAL_MISTAKES)
+def test_eval_mistakes(workspace: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:
+    before = snapshot(workspace)
+    out = workspace / "new-run"
+    code, text = run_cli(["eval", "-m", "random", "-d", str(workspace / "data"), "--out", str(out), *extra], capsys)
+    assert code == 2
+    assert re.search(message, text), text
+    assert "Traceback" not in text and text.count("\n") <= 2
+    assert snapshot(workspace) == before and not out.exists()
+
+
+def test_the_same_bad_value_gives_the_same_error_from_the_api_and_a_run_file(workspace: Path) -> None:
+    import mmad
+    from mmad.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"shots \(--shots\): must be at least 0 \(got -1\)"):
+        mmad.evaluate("random", workspace / "data", shots=-1)
+    run_file = workspace / "run.toml"
+    run_file.write_text(f'model = "random"\ndata = "{workspace / "data"}"\n[prompt]\nshots = -1\n')
+    with pytest.raises(ConfigError, match=r"run.toml: shots \(--shots\): must be at least 0 \(got -1\)"):
+        mmad.RunConfig.from_file(run_file)
+    run_file.write_text(f'model = "random"\ndata = "{workspace / "data"}"\n[prompt]\nshot = 2\n')
+    with pytest.raises(ConfigError, match=r"prompt.shot: is not a setting of \[prompt\]"):
+        mmad.RunConfig.from_file(run_file)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], None),
+        (["bogus"], r"No such command 'bogus'"),
+        (["eval", "--bogus"], r"No such option: --bogus"),
+        (["eval", "-v"], r"No such option: -v"),
+        (["eval"], r"give --model and --data"),
+        (["score"], r"Missing argument 'answers'"),
+        (["score", "/nonexistent/run"], r"/nonexistent/run does not exist"),
+        (["runs", "/nonexistent"], r"/nonexistent is not a folder"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str], message: str | None) -> None:
+    code, text = run_cli(args, capsys)
+    if message is None:  # bare `mmad` shows the help
+        assert code == 0 and "Usage: mmad" in text
+        return
+    assert code == 2 and "Traceback" not in text
+    assert re.search(message, text), text
+    assert len(text.strip().splitlines()) == 1
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import mmad
+
+    code, text = run_cli(["--version"], capsys)
+    assert code == 0 and text.strip() == f"mmad {mmad.__version__}"
+
+
+def test_score_and_compare_mistakes(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = str(workspace / "run")
+    code, text = run_cli(["score", run, "--policy", "bogus"], capsys)
+    assert code == 2 and "'bogus' is not one of 'strict', 'upstream'" in text
+    code, text = run_cli(["compare", run, run, "--samples", "0"], capsys)
+    assert code == 2 and "--samples" in text
+
+
+def test_resume_refuses_settings_that_change_what_is_asked(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(workspace)
+    run = str(workspace / "run")
+    for extra, changed in ((["--shots", "0"], "prompt.shots"), (["--limit", "3"], "selection.limit")):
+        code, text = run_cli(["eval", "--resume", run, *extra], capsys)
+        assert code == 2 and f"--resume {run} would change {changed}" in text
+    code, text = run_cli(["eval", "--resume", run, "-m", "fixed:A"], capsys)
+    assert code == 2 and "would change model" in text
+    assert snapshot(workspace) == before
+    # How requests are sent may change: a finished run resumes with nothing to ask.
+    code, text = run_cli(["eval", "--resume", run, "--concurrency", "4"], capsys)
+    assert code == 0 and "asked 92 of 92" in text
+
+
+def test_an_existing_run_is_never_overwritten(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(workspace)
+    code, text = run_cli(
+        ["eval", "-m", "random", "-d", str(workspace / "data"), "--out", str(workspace / "run")], capsys
+    )
+    assert code == 2 and "already holds a run" in text
+    code, text = run_cli(
+        ["eval", "-m", "random", "-d", str(workspace / "data"), "--out", str(workspace / "data")], capsys
+    )
+    assert code == 2 and "is not an empty folder or a run" in text
+    assert snapshot(workspace) == before
+
+
+def test_serve_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
+    for args, message in (
+        (["--fault-rate", "2"], "Invalid value for '--fault-rate'"),
+        (["--faults", "bogus"], "--faults bogus: unknown fault kind"),
+        (["--host", "no such host.invalid"], "is not an address of this machine"),
+        (["--port", "70000"], "Invalid value for '--port'"),
+    ):
+        code, text = run_cli(["serve", *args], capsys)
+        assert code == 2 and message in text, text
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code, text = run_cli(["serve", "--port", str(busy.getsockname()[1])], capsys)
+    assert code == 2 and "cannot listen on 127.0.0.1" in text
+
+
+def test_demo_never_deletes_what_it_did_not_make(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("months of work")
+    before = snapshot(tmp_path)
+    code, text = run_cli(["demo", "--out", str(precious)], capsys)
+    assert code == 2 and "was not made by `mmad demo`" in text
+    code, text = run_cli(["demo", "--out", str(precious), "--force"], capsys)
+    assert code == 2 and "was not made by `mmad demo`" in text
+    code, text = run_cli(["demo", "--out", str(precious / "chapter1.tex")], capsys)
+    assert code == 2 and "is a file" in text
+    assert snapshot(tmp_path) == before
+
+
+def test_build_refuses_to_write_into_its_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers.ad_trees import make_tree
+
+    source = make_tree(tmp_path / "src", "mvtec")
+    before = snapshot(tmp_path)
+    for out in (source, source / "bench"):
+        code, text = run_cli(["build", str(source), "--out", str(out)], capsys)
+        assert code == 2 and "overlaps the source" in text
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("keep")
+    code, text = run_cli(["build", str(source), "--out", str(full)], capsys)
+    assert code == 2 and "is not empty; nothing was changed" in text
+    assert snapshot(tmp_path) == {**before, "full/keep.txt": snapshot(tmp_path)["full/keep.txt"]}
+
+
+def test_a_dead_or_unauthorised_server_stops_the_run(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmad.models.base import Completion, Model, Request
+    from mmad.errors import PermanentError
+
+    class Unauthorised(Model):
+        async def generate(self, request: Request) -> Completion:
+            raise PermanentError("not authorised (401): check the API key variable", error_class="auth")
+
+    with running_server(Unauthorised()) as server:
+        base = ["eval", "-m", "compat:x", "--base-url", server.base_url, "-d", str(workspace / "data"), "--no-cache"]
+        code, text = run_cli([*base, "--out", str(workspace / "auth")], capsys)
+        requests = server.stats.requests
+    assert code == 1 and "stopped early" in text and "no answers" in text and "Average" not in text
+    assert requests < 92
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = ["eval", "-m", "compat:x", "--base-url", f"http://127.0.0.1:{port}/v1", "-d", str(workspace / "data")]
+    code, text = run_cli([*dead, "--out", str(workspace / "dead"), "--max-errors", "3", "--max-retries", "0"], capsys)
+    assert code == 1 and "connection_refused" in text and "no reply within" not in text
+    meta = json.loads((workspace / "dead" / "run.json").read_text())
+    assert meta["status"] == "partial" and "3 requests failed in a row" in meta["stopped_reason"]
