@@ -203,8 +203,8 @@ def test_build_refuses_to_write_into_its_source(tmp_path: Path, capsys: pytest.C
 
 
 def test_a_dead_or_unauthorised_server_stops_the_run(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmad.models.base import Completion, Model, Request
     from mmad.errors import PermanentError
+    from mmad.models.base import Completion, Model, Request
 
     class Unauthorised(Model):
         async def generate(self, request: Request) -> Completion:
