@@ -128,3 +128,36 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
             RunStore(tmp_path).open()
     finally:
         first.close()
+
+
+def test_ctrl_c_saves_marks_and_says_how_to_resume(mmad_json: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    out = tmp_path / "run"
+    with running_server(latency_s=0.05) as server:
+        process = subprocess.Popen(
+            _command(mmad_json, out, server.base_url, resume=False),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            records = out / "records.jsonl"
+            if records.exists() and records.read_text().count("\n") >= 8:
+                break
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+        assert f"resume with: mmad eval --resume {out}" in err and "saved in" in err
+        meta = __import__("json").loads((out / "run.json").read_text())
+        assert meta["status"] == "interrupted" and meta["stopped_reason"] == "interrupted (Ctrl-C)"
+        saved = len(read_records(out / "records.jsonl"))
+        assert 8 <= saved < 92
+        resumed = subprocess.run(
+            _command(mmad_json, out, server.base_url, resume=True), env=env, capture_output=True, text=True, timeout=120
+        )
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(_outcome(out / "records.jsonl")) == 92

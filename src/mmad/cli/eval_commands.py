@@ -246,6 +246,7 @@ def _interrupted(run_dir: Path) -> None:
     err_console.print(
         f"interrupted: {run.completeness.describe()} saved in {run_dir}; resume with: mmad eval --resume {run_dir}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
