@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmad._io import atomic_write_text
-from mmad.report.plots import heatmap_png
+from mmad.report.heatmap import heatmap_png
 from mmad.report.tables import breakdown_to_markdown, table_to_dict, table_to_markdown
 from mmad.score.answers import GradedAnswer
 from mmad.score.breakdown import GroupBy, breakdown

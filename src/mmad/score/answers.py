@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,15 @@ from mmad.records.record import Record, Status, latest_records
 VALID_LETTERS = frozenset(LETTERS)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GradedAnswer:
     """One question's gold letter and the model's answer, as the scorer sees it.
 
     ``answer`` is the parsed letter, or None when there is none; ``failure`` then says why
     (``unparsed``, ``error``, ``refused``, ``abstained``, ...). ``official_answer`` is the string the
-    official record would carry in ``gpt_answer``.
+    official record would carry in ``gpt_answer``. The fields derived from the image key are
+    computed once, when the answer is made: the scorer reads them for every table and breakdown.
+    Treat an answer as read-only.
     """
 
     image: str
@@ -38,28 +40,19 @@ class GradedAnswer:
     failure: str | None = None
     question_text: str = ""
     official_answer: str | None = None
+    dataset: str = field(init=False, default="")
+    category: str = field(init=False, default="")
+    defect_type: str = field(init=False, default="")
+    is_normal: bool = field(init=False, default=False)
+    is_correct: bool = field(init=False, default=False)
 
-    @property
-    def dataset(self) -> str:
-        """The source dataset."""
-        return dataset_of(self.image)
-
-    @property
-    def is_normal(self) -> bool:
-        """Whether the image is normal for the official scorer."""
-        return is_normal_key(self.image)
-
-    @property
-    def category(self) -> str:
-        """The product category of the image."""
+    def __post_init__(self) -> None:
         parts = self.image.split("/")
-        return parts[1] if len(parts) > 1 else ""
-
-    @property
-    def defect_type(self) -> str:
-        """The defect folder of the image ('good' for normal images)."""
-        parts = self.image.split("/")
-        return parts[-2] if len(parts) > 1 else ""
+        self.dataset = dataset_of(self.image)
+        self.category = parts[1] if len(parts) > 1 else ""
+        self.defect_type = parts[-2] if len(parts) > 1 else ""
+        self.is_normal = is_normal_key(self.image)
+        self.is_correct = self.answer is not None and self.answer == self.correct_answer
 
     @property
     def gpt_answer(self) -> str:
@@ -67,11 +60,6 @@ class GradedAnswer:
         if self.official_answer is not None:
             return self.official_answer
         return self.answer or ""
-
-    @property
-    def is_correct(self) -> bool:
-        """Whether a valid answer equals the gold letter."""
-        return self.answer is not None and self.answer == self.correct_answer
 
 
 def graded_from_record(record: Record) -> GradedAnswer:
