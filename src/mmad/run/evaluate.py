@@ -160,7 +160,11 @@ async def evaluate_async(
         from mmad.protocol.agent import AgentRenderer
 
         agent = AgentRenderer(
-            strategies.agent_expert, strategies.agent_notation or "bbox", run_dir / "agent", shots=config.shots
+            strategies.agent_expert,
+            strategies.agent_notation or "bbox",
+            run_dir / "agent",
+            shots=config.shots,
+            similar=config.similar_templates,
         )
     items = select_items(benchmark, config)
     settings = config.prompt_settings()

@@ -71,6 +71,11 @@ class Planner:
         )
 
     def prompts(self, items: list[ImageItem]) -> Iterator:  # type: ignore[type-arg]
-        """Every prompt, image by image (lazily: agent images are rendered as they are needed)."""
+        """Every prompt, image by image (lazily: agent images are rendered as they are needed).
+
+        The prompts see all of an image's questions (the cumulative context); the selected ones are asked.
+        """
         for item in items:
-            yield from build_prompts(self.benchmark, item, self.settings, self.extras(item))
+            whole = self.benchmark.item(item.key)
+            asked = {q.id for q in item.questions}
+            yield from build_prompts(self.benchmark, whole, self.settings, self.extras(item), asked=asked)
