@@ -329,3 +329,20 @@ def test_every_published_file_has_a_recipe_or_a_reason(reference_dir: Path) -> N
     assert covered | set(NO_RECIPE) == files and not covered & set(NO_RECIPE)
     assert recipe_for_file("answers_1_shot_gpt-4o_accuracy.csv") == RECIPES["gpt4o"]
     assert recipe_for_file("answers_1_shot_claude-3-5-sonnet-20241022_accuracy.csv") is None
+
+
+def test_the_docs_table_names_each_files_recipe() -> None:
+    rows = [
+        line
+        for line in (Path(__file__).parents[2] / "docs" / "protocol.md").read_text().splitlines()
+        if line.startswith("| `answers_")
+    ]
+    assert len(rows) == 22
+    for row in rows:
+        name = row.split("`")[1]
+        recipe = recipe_for_file(name)
+        last = row.rstrip(" |").rsplit("|", 1)[1]
+        if recipe is None:
+            assert name in NO_RECIPE and "no recipe" in last, row
+        else:
+            assert f"`{recipe.name}`" in last, row
