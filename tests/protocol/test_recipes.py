@@ -346,3 +346,17 @@ def test_the_docs_table_names_each_files_recipe() -> None:
             assert name in NO_RECIPE and "no recipe" in last, row
         else:
             assert f"`{recipe.name}`" in last, row
+
+
+def test_internvl_recipe_with_the_ground_truth_agent_on_a_jpg_with_a_png_mask(bench: Benchmark, tmp_path: Path) -> None:
+    from mmad.protocol.agent import AgentRenderer
+    from mmad.protocol.prompts import Extras
+
+    item = bench.item(BIG_KEY)  # mmad.json names the mask 000.jpg; the file is 000.png
+    raw = _raw(bench, BIG_KEY)
+    image, text = AgentRenderer("gt", "contour", tmp_path).render(bench, item)
+    settings = PromptSettings(**{**get_recipe("internvl").prompt, "max_tokens": 128})
+    prompt = build_prompts(bench, item, settings, Extras(expert_image=image, expert_text=text))[0]
+    assert _as_text(prompt.messages[0]) == O.internvl_query(1, 0, raw[0], agent="contour")
+    with Image.open(image.path or "") as drawn:
+        assert drawn.size == (511, 301) and drawn.format == "PNG"
