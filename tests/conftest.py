@@ -14,7 +14,15 @@ import pytest  # noqa: E402
 
 from tests.helpers.mmad_tree import make_mmad_tree  # noqa: E402
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# ../shared/reference next to the checkout (/work/main), or next to the worktrees' folder (/work/wt/NAME).
+REFERENCE = next(
+    (
+        folder / "shared" / "reference"
+        for folder in Path(__file__).resolve().parents[2:4]
+        if (folder / "shared" / "reference").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "reference",
+)
 
 
 @pytest.fixture(scope="session")

@@ -37,13 +37,45 @@ MESSAGES = (
 def test_messages_to_openai() -> None:
     out = to_openai_messages(MESSAGES, _encode, detail="low")
     content = out[0]["content"]
-    assert [c["type"] for c in content] == ["text", "image_url", "text", "image_url"]
-    assert content[0]["text"] == "ab"
-    assert content[1]["image_url"] == {"url": "data:image/jpeg;base64,dC5wbmc=", "detail": "low"}
+    # parts go out as the prompt holds them (gpt4v.py sends one text part per question)
+    assert [c["type"] for c in content] == ["text", "text", "image_url", "text", "image_url"]
+    assert [content[0]["text"], content[1]["text"]] == ["a", "b"]
+    assert content[2]["image_url"] == {"url": "data:image/jpeg;base64,dC5wbmc=", "detail": "low"}
     assert out[1] == {"role": "assistant", "content": "thoughts"}
     flat = to_openai_messages(MESSAGES, _encode, text_only=True)
     assert flat[0] == {"role": "user", "content": "abc"}
-    assert "detail" not in to_openai_messages(MESSAGES, _encode, detail=None)[0]["content"][1]["image_url"]
+    assert "detail" not in to_openai_messages(MESSAGES, _encode, detail=None)[0]["content"][2]["image_url"]
+
+
+def test_requests_without_images_send_plain_strings() -> None:
+    """llama.cpp's server answers 500 to a list of parts in a text-only chat (issue #16)."""
+    text_only = (
+        Message(role="system", parts=(TextPart(text="sys"),)),
+        Message(role="user", parts=(TextPart(text="Question 1: "), TextPart(text="x?"))),
+    )
+    assert to_openai_messages(text_only, _encode) == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "Question 1: x?"},
+    ]
+    with_image = (Message(role="system", parts=(TextPart(text="sys"),)), MESSAGES[0])
+    system, user = to_openai_messages(with_image, _encode)
+    # GPT4/gpt4v.py sends its system message as a list with one text part
+    assert system == {"role": "system", "content": [{"type": "text", "text": "sys"}]}
+    assert isinstance(user["content"], list)
+
+
+def test_decoding_fields_left_out_are_absent_from_the_payload() -> None:
+    from mmad.models.base import Request
+    from mmad.models.openai_convert import to_openai_payload
+
+    messages = (MESSAGES[0],)
+    both = to_openai_payload("m", Request(messages=messages, max_tokens=200, temperature=0.0), _encode)
+    assert both["max_tokens"] == 200 and both["temperature"] == 0.0 and both["model"] == "m"
+    neither = to_openai_payload("m", Request(messages=messages, max_tokens=None, temperature=None), _encode)
+    assert "max_tokens" not in neither and "temperature" not in neither
+    assert set(neither) == {"model", "messages"}
+    logprobs = to_openai_payload("m", Request(messages=messages, want_logprobs=True), _encode, top_logprobs=5)
+    assert logprobs["logprobs"] is True and logprobs["top_logprobs"] == 5
 
 
 def test_round_trip_through_the_server_side() -> None:

@@ -123,6 +123,17 @@ def test_sampling_is_greedy_and_asks_for_logprobs_only_when_wanted() -> None:
     assert sampling_arguments(scored, top_logprobs=7) == {"max_tokens": 1, "temperature": 0.0, "logprobs": 7}
 
 
+def test_a_request_without_max_tokens_gets_the_local_default() -> None:
+    from mmad.models.base import LOCAL_DEFAULT_MAX_TOKENS
+
+    unlimited = Request(messages=(), max_tokens=None, temperature=None)
+    assert sampling_arguments(unlimited, top_logprobs=20) == {
+        "max_tokens": LOCAL_DEFAULT_MAX_TOKENS,
+        "temperature": 0.0,
+    }
+    assert LOCAL_DEFAULT_MAX_TOKENS > 16  # vLLM's own default (16) would cut every reply
+
+
 def test_letters_are_read_from_the_first_step() -> None:
     step = {1: Logprob(-0.2, 1, " A"), 2: Logprob(-1.5, 2, "B."), 3: Logprob(-0.9, 3, "A"), 4: Logprob(-3.0, 4, "the")}
     assert first_step_letters(step) == {"A": -0.2, "B": -1.5}

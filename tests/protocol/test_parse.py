@@ -57,3 +57,12 @@ def test_numbered_lists() -> None:
 
 def test_last_letter_rule_of_the_cumulative_variant() -> None:
     assert parse_last_letter("1. Answer: A.\n2. Answer: B.\n3. Answer: D.", DEF).letter == "D"
+
+
+def test_upstream_list_rule_of_the_gemini_script() -> None:
+    """gemini_query.py: every standalone letter of the reply, in order; a count mismatch drops the image."""
+    from mmad.protocol.parse import upstream_parse_list
+
+    assert [p.letter for p in upstream_parse_list("1. Answer: B.\n2. Answer: A.\n3. Answer: C.", 3)] == ["B", "A", "C"]
+    # "A" the article counts too, as in the script: four letters for three questions drop them all
+    assert [p.letter for p in upstream_parse_list("A crack. 1. B 2. A 3. C", 3)] == [None, None, None]

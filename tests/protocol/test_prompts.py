@@ -19,7 +19,7 @@ def _layout(message) -> list[str]:
     return [p.role if isinstance(p, ImagePart) else "text" for p in message.parts]
 
 
-def test_per_question_matches_the_open_model_scripts(mmad_json: Path) -> None:
+def test_per_question_matches_the_internvl_script(mmad_json: Path) -> None:
     bench, item = _item(mmad_json)
     prompts = build_prompts(bench, item, PromptSettings())
     assert len(prompts) == len(item.questions)
@@ -30,13 +30,16 @@ def test_per_question_matches_the_open_model_scripts(mmad_json: Path) -> None:
     assert template.path == str(bench.resolve(item.random_templates[0]))
     assert query.path == str(bench.resolve(KEY))
     texts = [p.text for p in message.parts if isinstance(p, TextPart)]
-    assert texts[0] == T.INSTRUCTION + T.template_sentence(1) + "\n"
+    # internvl_query.py: incontext + "\n <image>\n", then "\n" + query sentence + "\n" + "<image> "
     assert texts[0].startswith("\nYou are an industrial inspector who checks products by images.")
-    assert "Following is/are 1 image of normal sample" in texts[0]
-    assert texts[1] == "\nFollowing is the query image: \n"
-    # The question keeps its number in the conversation even when asked alone.
+    assert texts[0].endswith(
+        "Following is/are 1 image of normal sample, which can be used as a template to compare the image being "
+        "queried.\n "
+    )
+    assert texts[1] == "\n\nFollowing is the query image: \n"
+    # The question keeps its number in the conversation even when asked alone; a "\n" follows it.
     assert texts[2] == (
-        "\nFollowing is the question list. Answer with the option's letter from the given choices directly: \n"
+        " \nFollowing is the question list. Answer with the option's letter from the given choices directly: \n"
         "Question 3: There is a defect in the object. Where is the defect? \n"
         "A. At the bottom\nB. Around the edges\nC. Around the center\nD. Top left\n\n"
     )
@@ -68,9 +71,11 @@ def test_cumulative_matches_the_gpt4o_script(mmad_json: Path) -> None:
         "The last image is the query imageFollowing is the question list: \n"
     ) in body
     assert body.count("Question: ") == 3 and "Question 1" not in body
+    # gpt4o.py adds "\n" after every question (conversation_text += q['text'] + '\n')
+    assert "B. No.\n\nQuestion: There is a defect" in body
     assert body.endswith(
         "Question: There is a defect in the object. Where is the defect? \n"
-        "A. At the bottom\nB. Around the edges\nC. Around the center\nD. Top left\n"
+        "A. At the bottom\nB. Around the edges\nC. Around the center\nD. Top left\n\n"
     )
     assert prompts[2].answer_format == "last-letter"
     assert [q.question_id for q in prompts[2].questions] == [f"{KEY}#2"]
@@ -81,8 +86,51 @@ def test_gemini_asks_the_first_question_alone_then_the_rest(mmad_json: Path) -> 
     first, rest = build_prompts(bench, item, PromptSettings(variant=Variant.GEMINI))
     assert len(first.questions) == 1 and len(rest.questions) == 4
     assert first.messages[0].parts[-1].text.startswith(T.INSTRUCTION_GEMINI)
+    assert first.messages[0].parts[-1].text.endswith("A. Yes.\nB. No.\n\n")
     assert rest.answer_format == "numbered-list"
     assert rest.messages[0].parts[-1].text.count("Question: ") == 4
+    assert rest.messages[0].parts[-1].text.count("\n\nQuestion: ") == 3  # a "\n" after every question
+
+
+def test_cumulative_context_does_not_depend_on_what_is_asked(mmad_json: Path) -> None:
+    bench, item = _item(mmad_json)
+    everything = build_prompts(bench, item, PromptSettings(variant=Variant.CUMULATIVE))
+    third = f"{KEY}#2"
+    (only,) = build_prompts(bench, item, PromptSettings(variant=Variant.CUMULATIVE), asked={third})
+    assert only == everything[2]  # questions 1 and 2 are still shown before question 3
+    assert only.messages[0].parts[-1].text.count("Question: ") == 3
+    gpt4v = build_prompts(bench, item, PromptSettings(variant=Variant.SYSTEM_CUMULATIVE), asked={third})
+    assert len(gpt4v) == 1 and gpt4v[0].messages[1].text.count("Question ") == 3
+    # Gemini: asking question 4 sends the whole "rest" request, as the script does
+    (rest,) = build_prompts(bench, item, PromptSettings(variant=Variant.GEMINI), asked={f"{KEY}#3"})
+    assert [q.question_id for q in rest.questions] == [f"{KEY}#{i}" for i in range(1, 5)]
+    single = build_prompts(bench, item, PromptSettings(), asked={third, f"{KEY}#4"})
+    assert [p.questions[0].question_id for p in single] == [third, f"{KEY}#4"]
+    assert build_prompts(bench, item, PromptSettings(variant=Variant.PER_IMAGE), asked=set()) == []
+
+
+def test_gpt4o_mini_and_gpt4v_variants(mmad_json: Path) -> None:
+    bench, item = _item(mmad_json)
+    mini = build_prompts(bench, item, PromptSettings(variant=Variant.API_PER_QUESTION))
+    assert len(mini) == 5
+    body = mini[3].messages[0].parts[-1].text
+    assert body.startswith(T.INSTRUCTION_GPT4O_MINI) and "directly.\n\nFinally" in body
+    assert body.endswith(
+        "\nQuestion 4: There is a defect in the object. What is the appearance of the defect? \n"
+        "A. A dark spot.\nB. A bright line.\nC. A missing piece.\nD. A bent edge.\n\n"
+    )
+    system, user = build_prompts(bench, item, PromptSettings(variant=Variant.SYSTEM_CUMULATIVE))[1].messages
+    assert system.role == "system" and system.text == T.INSTRUCTION
+    assert [p.text if isinstance(p, TextPart) else p.role for p in user.parts] == [
+        "Following is 1 image of normal sample, which can be used as a template to compare.",
+        "template",
+        "Following is the query image: ",
+        "query",
+        "Following is the question list: ",
+        "Question 1: Is there any defect in the object? \nA. Yes.\nB. No.\n",
+        "Question 2: There is a defect in the object. What is the type of the defect? \n"
+        "A. A scratch.\nB. Contamination.\nC. A large break.\nD. A crack.\n",
+    ]
 
 
 def test_per_image_asks_everything_once(mmad_json: Path) -> None:
@@ -118,8 +166,20 @@ def test_rag_and_cot_extras(mmad_json: Path) -> None:
     assert prompt.needs_preamble
     assert prompt.messages[0].parts[0].text.startswith(T.INSTRUCTION + T.DOMAIN_KNOWLEDGE_PREFIX + "KNOW")
     pre = preamble_prompt(prompt)
-    assert pre.messages[0].parts[-1].text.endswith(T.COT_PROMPT) and pre.max_tokens == 256
+    assert (
+        pre.messages[0]
+        .parts[-1]
+        .text.endswith(
+            "Following is the question list. Answer with the option's letter from the given choices directly: \n"
+            + T.COT_PROMPT
+            + "\n"
+        )
+    )
+    assert "in 100 words. Notice that" in T.COT_PROMPT  # one line, as internvl_query.py has it
+    assert pre.max_tokens == 256
     full = with_preamble(prompt, "thoughts")
     assert [m.role for m in full.messages] == ["user", "assistant", "user"]
     assert full.messages[1].text == "thoughts" and not full.needs_preamble
-    assert not full.messages[2].images
+    # the question turn re-sends the context; InternVL's images stay with the first turn
+    assert not full.messages[2].images and full.messages[2].text.count("<image>") == 2
+    assert full.messages[2].text.startswith(T.INSTRUCTION + T.DOMAIN_KNOWLEDGE_PREFIX + "KNOW")

@@ -118,7 +118,7 @@ def test_rag_cot_and_oracle_agent_end_to_end(fresh_mmad_json: Path, tmp_path: Pa
         T.INSTRUCTION + T.DOMAIN_KNOWLEDGE_PREFIX + " <Normal>\n Description: round.\n <Break>"
     )
     assert [p.role for p in first.images] == ["template", "query", "expert"]  # the agent image follows the query
-    assert T.AGENT_TEXTS["bbox"] in first.text and first.text.endswith(T.COT_PROMPT)
+    assert T.AGENT_TEXTS["bbox"] in first.text and first.text.endswith(T.COT_PROMPT + "\n")
     assert thoughts.role == "assistant" and thoughts.text.startswith("The query shows")
     assert "Question" in question.text and not question.images
     drawn = np.asarray(Image.open(first.images[-1].path))

@@ -157,6 +157,23 @@ def test_missing_cells_are_missing_not_zero() -> None:
     assert upstream.row("VisA").average == pytest.approx((50 + 100 + 0) / 3)
 
 
+def test_upstream_overkill_is_100_without_normal_answers() -> None:
+    """summary.py: normal_acc = correct/total if total != 0 else 0, Overkill = (1 - normal_acc) * 100."""
+    answers = [
+        GradedAnswer("VisA/x/test/bad/1.png", "Anomaly Detection", "A", "A"),
+        GradedAnswer("VisA/x/test/bad/2.png", "Anomaly Detection", "A", "B"),
+        GradedAnswer("GoodsAD/y/test/good/3.png", "Anomaly Detection", "B", "B"),
+    ]
+    upstream = score_answers(answers, "upstream")
+    visa = upstream.row("VisA").detection_metrics()
+    assert visa["Overkill"] == 100.0 and visa["Miss"] == pytest.approx(50.0)
+    goods = upstream.row("GoodsAD").detection_metrics()
+    assert goods["Overkill"] == 0.0 and goods["Miss"] == 100.0  # no abnormal answer: Miss 100 likewise
+    assert upstream.average_detection["Overkill"] == pytest.approx(50.0)  # (100 + 0) / 2
+    strict = score_answers(answers).row("VisA").detection_metrics()
+    assert strict["Overkill"] is None  # strict: undefined, not 100
+
+
 def test_accuracy_csv_round_trip(tmp_path: Path) -> None:
     table = score_answers(build_answers())
     path = tmp_path / "x_accuracy.csv"

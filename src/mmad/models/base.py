@@ -10,13 +10,21 @@ from typing import Any
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Message
 
+# The reply limit of in-process backends when a request leaves max_tokens out (a recipe that
+# reproduces a script which set none): the API's own default applies to remote ones instead.
+LOCAL_DEFAULT_MAX_TOKENS = 1024
+
 
 @dataclass(frozen=True)
 class Request:
-    """One call: the conversation, generation limits, and the letters each posed question allows."""
+    """One call: the conversation, generation limits, and the letters each posed question allows.
+
+    ``max_tokens`` and ``temperature`` of None are left out of the request: the server's default
+    applies (in-process backends use `LOCAL_DEFAULT_MAX_TOKENS` and greedy decoding).
+    """
 
     messages: tuple[Message, ...]
-    max_tokens: int = 128
+    max_tokens: int | None = 128
     temperature: float | None = 0.0
     choices: tuple[tuple[str, ...], ...] = ()
     question_ids: tuple[str, ...] = ()

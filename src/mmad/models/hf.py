@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from mmad.errors import ConfigError, MissingExtraError
-from mmad.models.base import Completion, Model, Request
+from mmad.models.base import LOCAL_DEFAULT_MAX_TOKENS, Completion, Model, Request
 from mmad.models.batching import MicroBatcher
 from mmad.protocol.images import load_image
 from mmad.protocol.messages import Message, TextPart
@@ -158,7 +158,7 @@ class TransformersModel(Model):
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,
-                max_new_tokens=max(r.max_tokens for r in requests),
+                max_new_tokens=max(r.max_tokens or LOCAL_DEFAULT_MAX_TOKENS for r in requests),
                 do_sample=False,
                 output_scores=want_scores,
                 return_dict_in_generate=True,

@@ -14,7 +14,7 @@ from typing import Any
 
 from mmad.errors import ConfigError, ModelCallError, PermanentError, RetryableError
 from mmad.models.base import Completion, Model, Request
-from mmad.models.openai_convert import classify_status, from_openai_response, to_openai_messages
+from mmad.models.openai_convert import classify_status, from_openai_response, to_openai_payload
 from mmad.models.transport import classify_transport_error
 from mmad.protocol.images import ImageEncoder, ImageSettings
 
@@ -119,24 +119,14 @@ class OpenAICompatibleModel(Model):
     def payload(self, request: Request) -> dict[str, Any]:
         """The chat-completions arguments of a request (pure apart from image encoding)."""
         images = request.images or self._fallback_images
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": to_openai_messages(
-                request.messages, images.encode, detail=self.detail, text_only=self.text_only
-            ),
-            "max_tokens": request.max_tokens,
-        }
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.response_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "mmad_output", "schema": request.response_schema, "strict": True},
-            }
-        if request.want_logprobs:
-            body["logprobs"] = True
-            body["top_logprobs"] = self.top_logprobs
-        return body
+        return to_openai_payload(
+            self.model,
+            request,
+            images.encode,
+            detail=self.detail,
+            text_only=self.text_only,
+            top_logprobs=self.top_logprobs,
+        )
 
     async def generate(self, request: Request) -> Completion:
         """Send one chat-completions request."""

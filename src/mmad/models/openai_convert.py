@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mmad.errors import ModelCallError, PermanentError, RetryableError
-from mmad.models.base import Completion
+from mmad.models.base import Completion, Request
 from mmad.protocol.images import EncodedImage
 from mmad.protocol.messages import ImagePart, Message, TextPart
 
@@ -24,27 +24,59 @@ def to_openai_messages(
 ) -> list[dict[str, Any]]:
     """mmad messages as OpenAI chat messages; images as base64 data URLs.
 
-    ``text_only`` sends each message's text alone, for servers that reject image parts.
+    Parts are sent as the prompt holds them (the official GPT-4V request has one text part per
+    question). A request without any image sends every message's ``content`` as a plain string:
+    some servers (llama.cpp's) reject a list of parts for text-only chats. In a request with images
+    user and system messages are lists of parts (as GPT4/gpt4v.py sends its system message);
+    assistant turns are strings. ``text_only`` sends each message's text alone, for servers that
+    reject image parts.
     """
+    plain = text_only or not any(message.images for message in messages)
     out: list[dict[str, Any]] = []
     for message in messages:
-        if message.role != "user" or text_only:
+        if plain or message.role == "assistant":
             out.append({"role": message.role, "content": message.text})
             continue
         content: list[dict[str, Any]] = []
         for part in message.parts:
             if isinstance(part, TextPart):
-                if content and content[-1]["type"] == "text":
-                    content[-1]["text"] += part.text
-                else:
-                    content.append({"type": "text", "text": part.text})
+                content.append({"type": "text", "text": part.text})
             else:
                 image_url: dict[str, Any] = {"url": encode(part).data_url}
                 if detail:
                     image_url["detail"] = detail
                 content.append({"type": "image_url", "image_url": image_url})
-        out.append({"role": "user", "content": content})
+        out.append({"role": message.role, "content": content})
     return out
+
+
+def to_openai_payload(
+    model: str,
+    request: Request,
+    encode: Encode,
+    *,
+    detail: str | None = "low",
+    text_only: bool = False,
+    top_logprobs: int = 20,
+) -> dict[str, Any]:
+    """The chat-completions body of a request. ``max_tokens``/``temperature`` of None are left out."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": to_openai_messages(request.messages, encode, detail=detail, text_only=text_only),
+    }
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.response_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "mmad_output", "schema": request.response_schema, "strict": True},
+        }
+    if request.want_logprobs:
+        body["logprobs"] = True
+        body["top_logprobs"] = top_logprobs
+    return body
 
 
 def from_openai_messages(messages: list[dict[str, Any]]) -> tuple[Message, ...]:

@@ -104,6 +104,9 @@ def _vllm_local(model_id: str, options: ModelOptions) -> Model:
     from mmad.models.vllm_local import VLLMModel
 
     arguments = dict(options.model_args)
+    processor = arguments.pop("processor_kwargs", None)
+    if processor:  # a recipe's image preset, in vLLM's name for it
+        arguments.setdefault("mm_processor_kwargs", processor)
     if options.dtype:
         arguments.setdefault("dtype", dtype_name(options.dtype))
     model: Model = VLLMModel(model_id, batch_size=options.batch_size or 256, **arguments)

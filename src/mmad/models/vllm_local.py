@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from mmad.errors import MissingExtraError
-from mmad.models.base import Completion, Model, Request
+from mmad.models.base import LOCAL_DEFAULT_MAX_TOKENS, Completion, Model, Request
 from mmad.models.batching import MicroBatcher
 from mmad.models.hf import preset_for
 from mmad.models.openai_convert import letters_from_tokens, to_openai_messages
@@ -34,9 +34,12 @@ def to_vllm_conversation(request: Request, images: ImageEncoder) -> list[dict[st
 
 
 def sampling_arguments(request: Request, *, top_logprobs: int) -> dict[str, Any]:
-    """Keyword arguments of ``vllm.SamplingParams`` for a request: greedy unless it sets a temperature."""
+    """Keyword arguments of ``vllm.SamplingParams`` for a request: greedy unless it sets a temperature.
+
+    A request that leaves max_tokens out gets `LOCAL_DEFAULT_MAX_TOKENS` (vLLM's own default is 16).
+    """
     arguments: dict[str, Any] = {
-        "max_tokens": request.max_tokens,
+        "max_tokens": request.max_tokens if request.max_tokens is not None else LOCAL_DEFAULT_MAX_TOKENS,
         "temperature": request.temperature if request.temperature is not None else 0.0,
     }
     if request.want_logprobs:

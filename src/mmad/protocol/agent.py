@@ -1,8 +1,14 @@
-"""The agent strategy: an expert's output drawn on an extra image placed after the query (§G.2).
+"""The agent strategy: an expert's output drawn on an extra image placed after the query.
 
-The drawing itself is `mmad.expert.render`. The oracle (``gt``) uses the ground-truth mask; for a
-normal image it returns the plain image, as the official code does, which leaks the label: it is
-an upper bound, not a method.
+As ``Transformers/internvl_query.py`` with ``--agent`` (jam-cc/MMAD): the expert (``expert``,
+mmad's PatchCore-style detector standing in for SoftPatch) is fitted on the query's templates of
+the run's kind -- ``random_templates[:k]``, or ``similar_templates[:k]`` with ``--similar`` -- and
+its map drawn by `mmad.expert.render`. The oracle (``gt``) draws the ground-truth mask; for a
+normal image it returns the plain image at its own size, as ``call_ground_truth`` does, which
+leaks the label: it is an upper bound, not a method.
+
+A missing or unreadable mask, template or image raises `DataError` naming the file; the runner
+records it as that image's failure.
 """
 
 from __future__ import annotations
@@ -15,61 +21,128 @@ import numpy as np
 from PIL import Image
 
 from mmad.data.schema import Benchmark, ImageItem
-from mmad.expert.render import MAX_SIDE, render
+from mmad.errors import ConfigError, DataError
+from mmad.expert.render import render_expert, render_oracle
 from mmad.protocol.messages import ImagePart
 from mmad.protocol.official_text import AGENT_TEXTS
+
+# call_ground_truth reads every file of a mask folder (MVTec LOCO) with one of these endings.
+_MASK_ENDINGS = (".png", ".jpg", ".jpeg")
+
+
+def _open_rgb(path: Path, what: str) -> Image.Image:
+    try:
+        with Image.open(path) as opened:
+            return opened.convert("RGB")
+    except (OSError, ValueError) as exc:
+        msg = f"cannot read the {what} {path}: {exc}; run `mmad validate` on the data root"
+        raise DataError(msg) from exc
+
+
+def mask_files(benchmark: Benchmark, item: ImageItem) -> list[Path] | None:
+    """The ground-truth mask file(s) of an item, found as call_ground_truth finds them; None for no mask.
+
+    ``mask_path`` is relative to ``{dataset}/{category}/`` (internvl_query.py), or to
+    ``{dataset}/{category}/{split}/`` (generate_metadata.py), tried second. At each base: a folder
+    named like the file without its extension holds several masks (MVTec LOCO); else the file;
+    else the same name with ``.jpg`` replaced by ``.png`` (call_ground_truth's fallback).
+    """
+    if not item.mask_path:
+        return None
+    parts = item.parts
+    tried: list[str] = []
+    for base in dict.fromkeys(["/".join(parts[:2]), "/".join(parts[:3])]):
+        path = benchmark.resolve(f"{base}/{item.mask_path}")
+        folder = path.with_suffix("")
+        if folder.is_dir():
+            files = sorted(f for f in folder.iterdir() if f.name.endswith(_MASK_ENDINGS))
+            if not files:
+                msg = f"the mask folder {folder} of {item.key} holds no .png/.jpg/.jpeg file"
+                raise DataError(msg)
+            return files
+        for candidate in dict.fromkeys([path, benchmark.resolve(f"{base}/{item.mask_path.replace('.jpg', '.png')}")]):
+            if candidate.is_file():
+                return [candidate]
+            tried.append(str(candidate))
+    msg = f"the ground-truth mask of {item.key} is missing: tried {', '.join(tried)}; run `mmad validate`"
+    raise DataError(msg)
+
+
+def read_mask(files: list[Path]) -> np.ndarray:
+    """The grey levels of a mask, several files combined by their pixel-wise maximum."""
+    layers = []
+    for file in files:
+        try:
+            with Image.open(file) as opened:
+                layers.append(np.asarray(opened.convert("L")))
+        except (OSError, ValueError) as exc:
+            msg = f"cannot read the mask {file}: {exc}"
+            raise DataError(msg) from exc
+    if len({layer.shape for layer in layers}) > 1:
+        msg = f"the masks {', '.join(map(str, files))} differ in size"
+        raise DataError(msg)
+    union: np.ndarray = np.max(np.stack(layers), axis=0)
+    return union
 
 
 class AgentRenderer:
     """Makes the extra image of each query: the expert's map or the ground-truth mask, drawn."""
 
-    def __init__(self, expert: str, notation: str, folder: Path, shots: int = 1) -> None:
+    def __init__(self, expert: str, notation: str, folder: Path, shots: int = 1, similar: bool = False) -> None:
+        if expert == "gt" and notation == "heatmap":
+            msg = "agent:gt:heatmap does not exist (SoftPatch/call.py's call_ground_truth has none); use agent:gt:mask"
+            raise ConfigError(msg)
+        if expert != "gt" and shots < 1:
+            msg = (
+                "agent:expert fits the expert on the query's templates, as internvl_query.py does: "
+                "it needs --shots 1 or more"
+            )
+            raise ConfigError(msg)
         self.expert = expert
         self.notation = notation
         self.folder = Path(folder)
-        self.shots = max(1, shots)
+        self.shots = shots
+        self.similar = similar
         self._detector: object | None = None
         self._lock = threading.Lock()
 
-    def _map(self, benchmark: Benchmark, item: ImageItem, image: Image.Image) -> np.ndarray | None:
-        if self.expert == "gt":
-            mask_file = benchmark.mask_file(item)
-            if mask_file is None:
-                return None
-            files = sorted(mask_file.glob("*.png")) if mask_file.is_dir() else [mask_file]
-            union = np.zeros((image.height, image.width), dtype=np.float32)
-            for file in files:
-                with Image.open(file) as mask:
-                    union = np.maximum(union, np.asarray(mask.convert("L").resize(image.size)) > 127)
-            return union
+    def templates_for(self, item: ImageItem) -> list[str]:
+        """The templates the expert is fitted on: the run's kind (random or similar), the run's number."""
+        return item.templates(self.shots, similar=self.similar)
+
+    def _expert_map(self, benchmark: Benchmark, item: ImageItem, image: Image.Image) -> np.ndarray:
         from mmad.expert.patchcore import PatchCoreExpert
 
+        templates = self.templates_for(item)
+        if not templates:
+            kind = "similar_templates" if self.similar else "random_templates"
+            msg = f"{item.key} has no {kind}: the expert agent is fitted on them"
+            raise DataError(msg)
+        normals = [_open_rgb(benchmark.resolve(t), "template") for t in templates]
         with self._lock:
             if self._detector is None:
                 self._detector = PatchCoreExpert()
         detector = self._detector
         assert isinstance(detector, PatchCoreExpert)
-        templates = item.templates(self.shots) or item.templates(1, similar=True)
-        normals = []
-        for template in templates:
-            with Image.open(benchmark.resolve(template)) as opened:
-                normals.append(opened.convert("RGB"))
-        if not normals:
-            return None
-        return detector.predict(image, normals, keys=[str(benchmark.resolve(t)) for t in templates]).anomaly_map
+        keys: list[str | None] = [str(benchmark.resolve(t)) for t in templates]
+        result: np.ndarray = detector.predict(image, normals, keys=keys).anomaly_map
+        return result
 
-    def render(self, benchmark: Benchmark, item: ImageItem) -> tuple[ImagePart | None, str]:
-        """The extra image part and its text (the official InternVL wording)."""
-        with Image.open(benchmark.resolve(item.key)) as opened:
-            image = opened.convert("RGB")
-        anomaly_map = self._map(benchmark, item, image)
-        oracle = self.expert == "gt"
-        if anomaly_map is None:  # the oracle on a normal image: the plain image, as upstream
-            drawn = image.copy()
-            drawn.thumbnail((MAX_SIDE, MAX_SIDE))
-        else:
-            drawn = render(image, anomaly_map, self.notation, oracle=oracle)
-        name = hashlib.sha1(f"{self.expert}|{self.notation}|{item.key}".encode()).hexdigest()[:16]
+    def draw(self, benchmark: Benchmark, item: ImageItem) -> Image.Image:
+        """The extra image of an item."""
+        image = _open_rgb(benchmark.resolve(item.key), "image")
+        if self.expert == "gt":
+            files = mask_files(benchmark, item)
+            if files is None:  # a normal image: the plain image, at its own size, as upstream
+                return image
+            return render_oracle(image, read_mask(files), self.notation)
+        return render_expert(image, self._expert_map(benchmark, item, image), self.notation)
+
+    def render(self, benchmark: Benchmark, item: ImageItem) -> tuple[ImagePart, str]:
+        """The extra image part (a PNG in the run folder) and its text (the official InternVL wording)."""
+        drawn = self.draw(benchmark, item)
+        kind = "similar" if self.similar else "random"
+        name = hashlib.sha1(f"{self.expert}|{self.notation}|{kind}{self.shots}|{item.key}".encode()).hexdigest()[:16]
         path = self.folder / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         drawn.save(path)

@@ -4,8 +4,17 @@ read and encoded once.
 The default is what the official API scripts do: scale so the longest side is 512 px (small
 images are scaled up too), re-encode as JPEG, send with ``detail: low``. The official code uses
 OpenCV's INTER_AREA and default JPEG quality (95); we use Pillow's box filter to shrink (area
-averaging, like INTER_AREA), bilinear to enlarge, quality 95. ``max_side=None`` keeps the size;
-``original=True`` sends the file's bytes.
+averaging, like INTER_AREA), bilinear to enlarge, quality 95, so the bytes differ from OpenCV's.
+``max_side=None`` keeps the size; ``original=True`` sends the file's bytes.
+
+Two settings exist for the recipes that reproduce an official script:
+
+- ``resize="official"``: the scripts' size arithmetic, ``scale = min(512 / w, 512 / h)`` and
+  ``int(w * scale), int(h * scale)``: ``int()`` truncates, so a 1,700 px side becomes 511
+  (``1700 * (512 / 1700) == 511.99999999999994``), where mmad's default rounds to 512.
+- ``mime="extension"``: the data URL's MIME type named after the file's extension, as
+  ``GPT4/gpt4o.py`` and ``Gemini/gemini_query.py`` do (JPEG bytes of a .png file are labelled
+  ``image/png``); ``"content"`` (default) names what the bytes are.
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ _MIME = {
     ".bmp": "image/bmp",
     ".webp": "image/webp",
 }
+# GPT4/gpt4o.py and Gemini/gemini_query.py `get_mime_type`: .png, .jpg and .jpeg by name (lower-cased).
+# Their fallbacks differ (image/jpeg, image/png); MMAD's files are all .png, .jpg or .JPG.
+_EXTENSION_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
 @dataclass(frozen=True)
@@ -43,13 +55,31 @@ class ImageSettings:
     quality: int = 95
     detail: Literal["low", "high", "auto"] | None = "low"
     original: bool = False
+    resize: Literal["mmad", "official"] = "mmad"
+    mime: Literal["content", "extension"] = "content"
 
     def describe(self) -> str:
         """One line for logs and reports."""
         if self.original:
             return f"original bytes, detail={self.detail}"
         size = f"longest side {self.max_side}px" if self.max_side else "original size"
-        return f"{size}, {self.format.upper()} q{self.quality}, detail={self.detail}"
+        if self.max_side and self.resize == "official":
+            size += " (official int() sizes)"
+        label = ", MIME by extension" if self.mime == "extension" else ""
+        return f"{size}, {self.format.upper()} q{self.quality}, detail={self.detail}{label}"
+
+
+def resized_size(width: int, height: int, max_side: int, resize: str = "mmad") -> tuple[int, int]:
+    """The size an image is scaled to so its longest side is ``max_side`` (enlarging too).
+
+    ``official`` is the scripts' arithmetic (GPT4/gpt4o.py ``encode_image_to_base64``):
+    ``int()`` truncates both sides; mmad rounds them.
+    """
+    if resize == "official":
+        scale = min(max_side / width, max_side / height)
+        return max(1, int(width * scale)), max(1, int(height * scale))
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass(frozen=True)
@@ -84,11 +114,10 @@ def encode_image(path: Path, settings: ImageSettings) -> EncodedImage:
         mime = _MIME.get(path.suffix.lower(), "image/png")
         return EncodedImage(raw, mime, image.width, image.height, hashlib.sha256(raw).hexdigest())
     if settings.max_side:
-        scale = settings.max_side / max(image.width, image.height)
-        if scale != 1:
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-            image = image.resize(size, method)
+        size = resized_size(image.width, image.height, settings.max_side, settings.resize)
+        if size != image.size:
+            shrink = size[0] * size[1] < image.width * image.height
+            image = image.resize(size, Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
     if settings.format == "jpeg":
         image.save(buffer, format="JPEG", quality=settings.quality)
@@ -96,6 +125,8 @@ def encode_image(path: Path, settings: ImageSettings) -> EncodedImage:
     else:
         image.save(buffer, format="PNG")
         mime = "image/png"
+    if settings.mime == "extension":
+        mime = _EXTENSION_MIME.get(path.suffix.lower(), mime)
     data = buffer.getvalue()
     return EncodedImage(data, mime, image.width, image.height, hashlib.sha256(data).hexdigest())
 

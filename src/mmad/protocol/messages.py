@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ImageRole = Literal["template", "query", "expert"]
+AnswerFormat = Literal["single", "numbered-list", "last-letter"]
 
 
 class TextPart(BaseModel):
@@ -85,8 +86,8 @@ class Prompt(BaseModel):
     image: str
     messages: tuple[Message, ...]
     questions: tuple[PosedQuestion, ...]
-    answer_format: Literal["single", "numbered-list", "last-letter"] = "single"
-    max_tokens: int = 128
+    answer_format: AnswerFormat = "single"
+    max_tokens: int | None = Field(default=128, description="the reply's token limit; None leaves it out")
     needs_preamble: bool = Field(default=False, description="a chain-of-thought turn comes first (per image)")
 
     def digest(self, image_digests: dict[str, str] | None = None) -> str:

@@ -259,6 +259,16 @@ def upstream_parse(reply: str, options: dict[str, str] | None = None, *, first: 
     return Parsed(None)
 
 
+def upstream_parse_list(reply: str, count: int) -> list[Parsed]:
+    """Gemini/gemini_query.py's rule for one reply to several questions: every standalone A-E of
+    the reply, in order, one per question. When their number differs from ``count`` the script
+    drops the whole image; here every question is left without a letter."""
+    found = _UPSTREAM.findall(reply)
+    if len(found) != count:
+        return [Parsed(None) for _ in range(count)]
+    return [Parsed(letter, ParseMethod.UPSTREAM_REGEX) for letter in found]
+
+
 def parse_last_letter(reply: str, options: dict[str, str]) -> Parsed:
     """The cumulative and Gemini variants' rule: our parser on the text after the last question."""
     parsed = parse_answer(reply, options)

@@ -1,20 +1,33 @@
-"""How an image's questions become requests: the official MMAD prompt and its variants.
+"""How an image's questions become requests: the official MMAD prompts and mmad's variants.
 
-- ``per-question`` (default): one question per request, no history; the layout of the official
-  open-model scripts (instruction, template sentence, templates, query, question list).
-- ``cumulative``: the GPT-4o script; request i holds questions 1..i, the last letter answers i.
-- ``gemini``: the Gemini script; question 1 alone, then all the rest in one request.
-- ``per-image``: all of an image's questions in one request, answered as a numbered list.
+Each official variant rebuilds one script's request text byte for byte (the strings are in
+`official_text`; the spec is docs/protocol.md):
+
+- ``per-question`` (default): ``Transformers/internvl_query.py``: one question per request, the
+  instruction, template sentence, templates, query and question list around the images exactly as
+  that script's ``<image>`` placeholders sit in its text.
+- ``cumulative``: ``GPT4/gpt4o.py``: request i holds questions 1..i; the last letter answers i.
+- ``gemini``: ``Gemini/gemini_query.py``: question 1 alone, then all the rest in one request.
+- ``api-per-question``: ``GPT4/gpt4o-mini.py``: one question per request ("Question k"), images
+  first, the API-style text.
+- ``system-cumulative``: ``GPT4/gpt4v.py``: the instruction as a system message, then cumulative
+  questions, each its own text part.
+- ``per-image`` (mmad's own): all of an image's questions in one request, answered as a numbered list.
+
+`build_prompts` always sees all of an image's questions (the context of the cumulative variants);
+``asked`` chooses which of them get prompts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from mmad.data.schema import LETTERS, Benchmark, ImageItem, Question
+from mmad.errors import ConfigError
 from mmad.protocol import official_text as text
-from mmad.protocol.messages import ImagePart, Message, Part, PosedQuestion, Prompt, TextPart
+from mmad.protocol.messages import AnswerFormat, ImagePart, Message, Part, PosedQuestion, Prompt, TextPart
 
 
 class Variant(StrEnum):
@@ -24,18 +37,25 @@ class Variant(StrEnum):
     CUMULATIVE = "cumulative"
     GEMINI = "gemini"
     PER_IMAGE = "per-image"
+    API_PER_QUESTION = "api-per-question"
+    SYSTEM_CUMULATIVE = "system-cumulative"
+
+
+# The variants with a chain-of-thought turn: the official one (internvl_query.py) and per-image,
+# which keeps the same turn structure. The official code made CoT with no other request shape.
+COT_VARIANTS = frozenset({Variant.PER_QUESTION, Variant.PER_IMAGE})
 
 
 @dataclass(frozen=True)
 class PromptSettings:
-    """What shapes the prompts of a run (recorded in run.json)."""
+    """What shapes the prompts of a run (recorded in run.json). ``max_tokens=None`` leaves the limit out."""
 
     variant: Variant = Variant.PER_QUESTION
     shots: int = 1
     similar_templates: bool = False
     blind: bool = False
     circular: bool = False
-    max_tokens: int = 128
+    max_tokens: int | None = 128
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,18 @@ class Extras:
     expert_image: ImagePart | None = None
     expert_text: str = ""
     chain_of_thought: bool = False
+
+
+def check_settings(settings: PromptSettings, *, chain_of_thought: bool) -> None:
+    """Refuse combinations the protocol does not define (call it before a run starts)."""
+    variant = Variant(settings.variant)
+    if chain_of_thought and variant not in COT_VARIANTS:
+        msg = (
+            f"--strategy cot is not defined for --protocol {variant.value}: the official code has a "
+            "chain-of-thought turn only in Transformers/internvl_query.py (per-question); use --protocol "
+            "per-question or per-image, or drop cot"
+        )
+        raise ConfigError(msg)
 
 
 def pose(question: Question, *, rotation: int = 0, circular: bool = False) -> PosedQuestion:
@@ -88,40 +120,84 @@ def _knowledge_text(extras: Extras) -> str:
     return text.DOMAIN_KNOWLEDGE_PREFIX + extras.knowledge if extras.knowledge else ""
 
 
-def _context_parts(templates: list[ImagePart], query: ImagePart, extras: Extras, blind: bool) -> list[Part]:
-    """Instruction, knowledge, templates and query in the open-model scripts' layout."""
-    lead = text.INSTRUCTION + _knowledge_text(extras)
-    if blind:
-        return [TextPart(text=lead + text.BLIND_HINT)]
+def _merged(parts: Sequence[Part]) -> tuple[Part, ...]:
+    """Adjacent text parts joined (empty ones dropped): a request's parts are the official ones, no more."""
+    out: list[Part] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            if not part.text:
+                continue
+            if out and isinstance(out[-1], TextPart):
+                out[-1] = TextPart(text=out[-1].text + part.text)
+                continue
+        out.append(part)
+    return tuple(out)
+
+
+def _budget(max_tokens: int | None, n_questions: int) -> int | None:
+    """A request holding several questions gets at least 16 tokens each; None stays None (left out)."""
+    return None if max_tokens is None else max(max_tokens, 16 * n_questions)
+
+
+# -- Transformers/internvl_query.py (per-question, per-image) --------------------------------------
+
+
+def _internvl_context(templates: list[ImagePart], query: ImagePart, extras: Extras, blind: bool) -> list[Part]:
+    """Everything before the question list, with the images where internvl_query.py puts `<image>`."""
+    head = text.INSTRUCTION + _knowledge_text(extras)
+    if blind:  # mmad's own: the LLaVA/Cambrian text-only hint in this layout
+        return [TextPart(text=head + text.BLIND_HINT)]
     parts: list[Part] = []
     if templates:
-        parts.append(TextPart(text=lead + text.template_sentence(len(templates)) + "\n"))
-        parts.extend(templates)
-        parts.append(TextPart(text="\n" + text.QUERY_SENTENCE + "\n"))
+        # incontext = sentence + "\n <image>\n" per template; then "\n" + query sentence + "\n" + "<image> "
+        parts.append(TextPart(text=head + text.template_sentence(len(templates)) + "\n "))
+        for index, template in enumerate(templates):
+            if index:
+                parts.append(TextPart(text="\n\n "))
+            parts.append(template)
+        parts.append(TextPart(text="\n\n" + text.QUERY_SENTENCE + "\n"))
     else:
-        parts.append(TextPart(text=lead + text.QUERY_SENTENCE + "\n"))
+        parts.append(TextPart(text=head + "\n" + text.QUERY_SENTENCE + "\n"))
     parts.append(query)
+    parts.append(TextPart(text=" "))
     if extras.expert_image is not None:
-        parts.append(TextPart(text=" " + extras.expert_text))
+        parts.append(TextPart(text=extras.expert_text))
         parts.append(extras.expert_image)
     return parts
 
 
 def _question_list(questions: list[PosedQuestion], *, numbered_by_position: bool = False) -> str:
+    """The question-list sentence and each question block followed by "\\n" (internvl_query.py)."""
     blocks = [
-        text.question_block(i + 1 if numbered_by_position else q.number, q.text, q.options)
+        text.question_block(i + 1 if numbered_by_position else q.number, q.text, q.options) + "\n"
         for i, q in enumerate(questions)
     ]
-    return "\n" + text.QUESTION_LIST_SENTENCE + "\n" + "".join(blocks) + "\n"
+    return "\n" + text.QUESTION_LIST_SENTENCE + "\n" + "".join(blocks)
 
 
-def _with_cot(context: list[Part], question_text: str, extras: Extras) -> tuple[Message, ...]:
-    if extras.chain_of_thought:
-        return (
-            Message(role="user", parts=(*context, TextPart(text="\n" + text.COT_PROMPT))),
-            Message(role="user", parts=(TextPart(text=question_text),)),
-        )
-    return (Message(role="user", parts=(*context, TextPart(text=question_text))),)
+def _with_placeholders(parts: Sequence[Part]) -> str:
+    """The context as the text of a later turn: each image is the literal `<image>` InternVL's chat() leaves."""
+    return "".join(p.text if isinstance(p, TextPart) else text.IMAGE_PLACEHOLDER for p in parts)
+
+
+def _internvl_messages(context: list[Part], questions_text: str, cot: bool) -> tuple[Message, ...]:
+    """One user turn; with chain of thought the official two: the CoT turn, then the question turn.
+
+    The CoT turn is the context, the question-list sentence and the CoT text. The question turn
+    re-sends the whole context as internvl_query.py does; its images reach the model as literal
+    ``<image>`` text, because InternVL's chat() gives the images to the first placeholders of the
+    conversation (the CoT turn's). The reply to the CoT turn goes between them (`with_preamble`).
+    """
+    question_turn = Message(role="user", parts=_merged([*context, TextPart(text=questions_text)]))
+    if not cot:
+        return (question_turn,)
+    cot_text = "\n" + text.QUESTION_LIST_SENTENCE + "\n" + text.COT_PROMPT + "\n"
+    cot_turn = Message(role="user", parts=_merged([*context, TextPart(text=cot_text)]))
+    later = Message(role="user", parts=(TextPart(text=_with_placeholders(context) + questions_text),))
+    return (cot_turn, later)
+
+
+# -- GPT4/gpt4o.py, GPT4/gpt4o-mini.py, Gemini/gemini_query.py -------------------------------------
 
 
 def _api_message(
@@ -132,88 +208,155 @@ def _api_message(
     extras: Extras,
     blind: bool,
 ) -> Message:
-    """GPT-4o / Gemini layout: images first, then one text made of sentences joined with no separator."""
-    incontext = text.api_incontext(len(templates)) if templates else ""
+    """Images first, then one text of sentences joined with no separator."""
+    incontext = text.api_incontext(len(templates)) if templates and not blind else ""
     body = instruction + _knowledge_text(extras) + (text.BLIND_HINT if blind else "")
     body += incontext + text.API_QUERY_SENTENCE + text.API_QUESTION_LIST + "\n" + questions_text
     images: list[Part] = [] if blind else [*templates, query]
-    if extras.expert_image is not None and not blind:
+    if extras.expert_image is not None and not blind:  # mmad's own: no API script has an agent
         images.append(extras.expert_image)
         body += " " + extras.expert_text
     return Message(role="user", parts=(*images, TextPart(text=body)))
 
 
+def _api_questions(questions: Sequence[PosedQuestion], *, numbered: bool) -> str:
+    """Each question block followed by "\\n"; "Question k:" (gpt4o-mini.py) or "Question:" (gpt4o.py, Gemini)."""
+    return "".join(text.question_block(q.number if numbered else None, q.text, q.options) + "\n" for q in questions)
+
+
+# -- GPT4/gpt4v.py ----------------------------------------------------------------------------------
+
+
+def _gpt4v_messages(
+    templates: list[ImagePart], query: ImagePart, questions: Sequence[PosedQuestion], extras: Extras, blind: bool
+) -> tuple[Message, ...]:
+    """A system message with the instruction; the user content as gpt4v.py's separate parts."""
+    parts: list[Part] = []
+    if extras.knowledge:  # mmad's own: gpt4v.py has no RAG
+        parts.append(TextPart(text=_knowledge_text(extras)))
+    if blind:
+        parts.append(TextPart(text=text.BLIND_HINT))
+    else:
+        if templates:
+            parts.append(TextPart(text=text.gpt4v_incontext(len(templates))))
+            parts.extend(templates)
+        parts += [TextPart(text=text.GPT4V_QUERY_SENTENCE), query]
+        if extras.expert_image is not None:  # mmad's own
+            parts += [TextPart(text=extras.expert_text), extras.expert_image]
+    parts.append(TextPart(text=text.GPT4V_QUESTION_LIST))
+    parts += [TextPart(text=text.question_block(q.number, q.text, q.options)) for q in questions]
+    return (
+        Message(role="system", parts=(TextPart(text=text.INSTRUCTION),)),
+        Message(role="user", parts=tuple(parts)),
+    )
+
+
 def build_prompts(
-    benchmark: Benchmark, item: ImageItem, settings: PromptSettings, extras: Extras | None = None
+    benchmark: Benchmark,
+    item: ImageItem,
+    settings: PromptSettings,
+    extras: Extras | None = None,
+    asked: Collection[str] | None = None,
 ) -> list[Prompt]:
-    """Every request needed to ask an image's questions under the chosen variant."""
+    """Every request needed to ask an image's questions under the chosen variant.
+
+    ``item`` holds all of the image's questions: the cumulative variants show the earlier ones as
+    context whatever is asked. ``asked`` (question ids; None = all) chooses which questions get a
+    prompt. A Gemini "rest" request carries all its questions, asked or not, so that the reply's
+    list positions stay right; the runner keeps the records of the asked ones.
+    """
     extras = extras or Extras()
+    check_settings(settings, chain_of_thought=extras.chain_of_thought)
+    wanted = None if asked is None else set(asked)
+
+    def is_asked(posed: PosedQuestion) -> bool:
+        return wanted is None or posed.question_id in wanted
+
     templates, query = _images(benchmark, item, settings)
     posings = posed_questions(item, settings)
-    context = _context_parts(templates, query, extras, settings.blind)
     cot = extras.chain_of_thought
+    variant = Variant(settings.variant)
     prompts: list[Prompt] = []
-    variant = settings.variant
-    if variant is Variant.PER_QUESTION:
-        for group in posings:
-            for posed in group:
-                prompts.append(
-                    Prompt(
-                        image=item.key,
-                        messages=_with_cot(context, _question_list([posed]), extras),
-                        questions=(posed,),
-                        max_tokens=settings.max_tokens,
+
+    def add(
+        messages: tuple[Message, ...],
+        questions: Sequence[PosedQuestion],
+        *,
+        max_tokens: int | None,
+        answer_format: AnswerFormat = "single",
+        needs_preamble: bool = False,
+    ) -> None:
+        prompts.append(
+            Prompt(
+                image=item.key,
+                messages=messages,
+                questions=tuple(questions),
+                answer_format=answer_format,
+                max_tokens=max_tokens,
+                needs_preamble=needs_preamble,
+            )
+        )
+
+    if variant in {Variant.PER_QUESTION, Variant.PER_IMAGE}:
+        context = _internvl_context(templates, query, extras, settings.blind)
+        if variant is Variant.PER_QUESTION:
+            for group in posings:
+                for posed in group:
+                    if is_asked(posed):
+                        turns = _internvl_messages(context, _question_list([posed]), cot)
+                        add(turns, [posed], max_tokens=settings.max_tokens, needs_preamble=cot)
+        else:
+            for rotation in range(max((len(g) for g in posings), default=0)):
+                batch = [g[rotation] for g in posings if rotation < len(g) and is_asked(g[rotation])]
+                if batch:
+                    body = _question_list(batch, numbered_by_position=True) + text.PER_IMAGE_SUFFIX
+                    add(
+                        _internvl_messages(context, body, cot),
+                        batch,
+                        answer_format="numbered-list",
+                        max_tokens=_budget(settings.max_tokens, len(batch)),
                         needs_preamble=cot,
                     )
-                )
-    elif variant is Variant.PER_IMAGE:
-        for rotation in range(max((len(g) for g in posings), default=0)):
-            batch = [group[rotation] for group in posings if rotation < len(group)]
-            body = _question_list(batch, numbered_by_position=True) + text.PER_IMAGE_SUFFIX
-            prompts.append(
-                Prompt(
-                    image=item.key,
-                    messages=_with_cot(context, body, extras),
-                    questions=tuple(batch),
-                    answer_format="numbered-list",
-                    max_tokens=max(settings.max_tokens, 16 * len(batch)),
-                    needs_preamble=cot,
-                )
-            )
-    elif variant is Variant.CUMULATIVE:
-        for group_index, group in enumerate(posings):
+    elif variant in {Variant.CUMULATIVE, Variant.SYSTEM_CUMULATIVE}:
+        for index, group in enumerate(posings):
+            earlier = [g[0] for g in posings[:index]]
             for posed in group:
-                earlier = [g[0] for g in posings[:group_index]]
-                blocks = "".join(text.question_block(None, q.text, q.options) for q in [*earlier, posed])
-                message = _api_message(templates, query, text.INSTRUCTION_GPT4O, blocks, extras, settings.blind)
-                prompts.append(
-                    Prompt(
-                        image=item.key,
-                        messages=(message,),
-                        questions=(posed,),
-                        answer_format="last-letter",
-                        max_tokens=settings.max_tokens,
+                if not is_asked(posed):
+                    continue
+                shown = [*earlier, posed]
+                if variant is Variant.CUMULATIVE:
+                    body = _api_questions(shown, numbered=False)
+                    messages: tuple[Message, ...] = (
+                        _api_message(templates, query, text.INSTRUCTION_GPT4O, body, extras, settings.blind),
                     )
-                )
+                else:
+                    messages = _gpt4v_messages(templates, query, shown, extras, settings.blind)
+                add(messages, [posed], answer_format="last-letter", max_tokens=settings.max_tokens)
+    elif variant is Variant.API_PER_QUESTION:
+        for group in posings:
+            for posed in group:
+                if is_asked(posed):
+                    body = _api_questions([posed], numbered=True)
+                    message = _api_message(templates, query, text.INSTRUCTION_GPT4O_MINI, body, extras, settings.blind)
+                    add((message,), [posed], answer_format="last-letter", max_tokens=settings.max_tokens)
     elif variant is Variant.GEMINI:
         for rotation in range(max((len(g) for g in posings), default=0)):
-            batch = [group[rotation] for group in posings if rotation < len(group)]
-            if not batch:
-                continue
+            batch = [g[rotation] for g in posings if rotation < len(g)]
             first, rest = batch[:1], batch[1:]
-            for chunk, answer_format in ((first, "last-letter"), (rest, "numbered-list")):
-                if not chunk:
+            chunks: tuple[tuple[list[PosedQuestion], AnswerFormat], ...] = (
+                (first, "last-letter"),
+                (rest, "numbered-list"),
+            )
+            for chunk, answer_format in chunks:
+                if not any(is_asked(q) for q in chunk):
                     continue
-                blocks = "".join(text.question_block(None, q.text, q.options) for q in chunk)
-                message = _api_message(templates, query, text.INSTRUCTION_GEMINI, blocks, extras, settings.blind)
-                prompts.append(
-                    Prompt(
-                        image=item.key,
-                        messages=(message,),
-                        questions=tuple(chunk),
-                        answer_format=answer_format,
-                        max_tokens=max(settings.max_tokens, 16 * len(chunk)),
-                    )
+                body = _api_questions(chunk, numbered=False)
+                message = _api_message(templates, query, text.INSTRUCTION_GEMINI, body, extras, settings.blind)
+                add(
+                    (message,),
+                    chunk,
+                    answer_format=answer_format,
+                    max_tokens=_budget(settings.max_tokens, len(chunk)),
                 )
     return prompts
 

@@ -68,6 +68,12 @@ def parse_strategies(values: list[str]) -> StrategySet:
                 if notation == "mask" and expert != "gt":
                     msg = "the mask notation exists for the ground-truth oracle only: use agent:gt:mask"
                     raise ConfigError(msg)
+                if notation == "heatmap" and expert == "gt":
+                    msg = (
+                        "agent:gt:heatmap does not exist: the official call_ground_truth (SoftPatch/call.py) "
+                        "has no heatmap; use agent:gt:mask for the viridis mask"
+                    )
+                    raise ConfigError(msg)
             else:
                 msg = f"unknown strategy {part!r}; choose rag, cot, agent:expert:bbox, agent:gt:contour, ..."
                 raise ConfigError(msg)

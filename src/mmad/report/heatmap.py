@@ -38,7 +38,9 @@ def _text_colour(fill: tuple[int, int, int]) -> tuple[int, int, int]:
     return (0, 0, 0) if luminance > 120 else (255, 255, 255)
 
 
-def _wrap(label: str, width: int, draw: ImageDraw.ImageDraw, font: ImageFont.FreeTypeFont) -> list[str]:
+def _wrap(
+    label: str, width: float, draw: ImageDraw.ImageDraw, font: ImageFont.FreeTypeFont | ImageFont.ImageFont
+) -> list[str]:
     lines: list[str] = []
     for word in label.split():
         if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
@@ -83,14 +85,14 @@ def heatmap_image(table: ScoreTable, *, title: str = "MMAD accuracy") -> Image.I
             draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), fill=fill, outline="white", width=s)
             text = "-" if value is None else f"{value:.1f}"
             draw.text((x + cell_w / 2, y + cell_h / 2), text, fill=_text_colour(fill), font=font, anchor="mm")
-    bar_x, bar_top, bar_bottom = width - legend_w + 12 * s, top, top + cell_h * len(rows)
+    bar_x, bar_top, bar_bottom = float(width - legend_w + 12 * s), float(top), float(top + cell_h * len(rows))
     span = max(1, bar_bottom - bar_top)
     for offset in range(int(span)):
         value = HIGH - (HIGH - LOW) * offset / span
         draw.line((bar_x, bar_top + offset, bar_x + 14 * s, bar_top + offset), fill=colour(value))
-    for value in (25, 50, 75, 100):
-        y = bar_top + (HIGH - value) / (HIGH - LOW) * span
-        draw.text((bar_x + 18 * s, y), str(value), fill="black", font=font, anchor="lm")
+    for tick in (25, 50, 75, 100):
+        tick_y = bar_top + (HIGH - tick) / (HIGH - LOW) * span
+        draw.text((bar_x + 18 * s, tick_y), str(tick), fill="black", font=font, anchor="lm")
     return image
 
 

@@ -53,7 +53,7 @@ class PromptConfig(_Section):
             similar_templates=self.similar_templates,
             blind=self.blind,
             circular=self.circular,
-            max_tokens=decoding.max_tokens if decoding.max_tokens is not None else 128,
+            max_tokens=decoding.max_tokens,
         )
 
 
@@ -71,10 +71,23 @@ class ImageConfig(_Section):
     format: Literal["jpeg", "png"] = "jpeg"
     detail: Literal["low", "high", "auto"] | None = "low"
     original: bool = Field(default=False, description="send the files' own bytes")
+    resize: Literal["mmad", "official"] = Field(
+        default="mmad", description="official: int() truncation of the scaled side, as the official scripts"
+    )
+    mime: Literal["content", "extension"] = Field(
+        default="content", description="extension: label data URLs by file extension, as the official API scripts"
+    )
 
     def settings(self) -> ImageSettings:
         """The protocol layer's view."""
-        return ImageSettings(max_side=self.size, format=self.format, detail=self.detail, original=self.original)
+        return ImageSettings(
+            max_side=self.size,
+            format=self.format,
+            detail=self.detail,
+            original=self.original,
+            resize=self.resize,
+            mime=self.mime,
+        )
 
 
 class AnswerConfig(_Section):
@@ -236,6 +249,12 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
+        from mmad.protocol.prompts import check_settings
+
+        try:
+            check_settings(self.prompt_settings(), chain_of_thought="cot" in self.prompt.strategies)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         if self.answers.answer_from == "likelihood" and self.prompt.protocol is not Variant.PER_QUESTION:
             msg = "answer_from likelihood (--answer-from likelihood) needs the per-question protocol"
             raise ValueError(msg)

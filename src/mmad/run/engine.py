@@ -26,6 +26,7 @@ from mmad.protocol.parse import (
     parse_last_letter,
     parse_numbered_list,
     upstream_parse,
+    upstream_parse_list,
 )
 from mmad.protocol.prompts import preamble_prompt, with_preamble
 from mmad.records.record import Record, Status
@@ -372,6 +373,8 @@ class Engine:
             if scored:
                 return [Parsed(max(scored, key=lambda k: scored[k]), ParseMethod.LIKELIHOOD)]
         if prompt.answer_format == "numbered-list":
+            if self.settings.parser == "upstream":
+                return upstream_parse_list(reply, len(questions))
             return parse_numbered_list(reply, [q.options for q in questions])
         if self.settings.parser == "upstream":
             return [upstream_parse(reply, q.options) for q in questions]

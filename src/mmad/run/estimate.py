@@ -68,7 +68,8 @@ def estimate(
                         width, height = round(width * scale), round(height * scale)
                     result.images_sent += 1
                     result.prompt_tokens += image_tokens(width, height, settings.detail)
-        result.completion_tokens += min(prompt.max_tokens, 8 * max(1, len(prompt.questions)))
+        guess = 8 * max(1, len(prompt.questions))
+        result.completion_tokens += guess if prompt.max_tokens is None else min(prompt.max_tokens, guess)
         if prompt.needs_preamble and prompt.image not in preambles:
             preambles.add(prompt.image)
             result.requests += 1

@@ -120,9 +120,9 @@ class Planner:
         )
 
     def prompts_for(self, selected: SelectedItem) -> list[Prompt]:
-        """The prompts of one image's asked questions."""
-        item = selected.asked_item
-        return build_prompts(self.benchmark, item, self.settings, self.extras(item))
+        """The prompts of one image's asked questions; they see all its questions (the cumulative context)."""
+        item = selected.item
+        return build_prompts(self.benchmark, item, self.settings, self.extras(item), asked=selected.asked)
 
     def prompts(self, items: list[SelectedItem]) -> Iterator[Prompt]:
         """Every prompt, image by image (lazily: agent images are rendered as they are needed)."""

@@ -181,6 +181,7 @@ def prepare(
             strategies.agent_notation or "bbox",
             run_dir / "agent",
             shots=config.prompt.shots,
+            similar=config.prompt.similar_templates,
         )
     planner = Planner(benchmark, config.prompt_settings(), strategies, knowledge, agent)
     price = price_for(config.model, load_prices(config.execution.prices))

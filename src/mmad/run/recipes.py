@@ -1,18 +1,56 @@
-"""Official recipes as config settings: each official script's protocol, texts, decoding and images."""
+"""Official recipes as config settings: each official script's protocol, texts, decoding and images.
+
+The recipes themselves live in `mmad.protocol.recipes` (in the protocol layer's field names);
+this module maps them onto `RunConfig`'s sections, where explicit settings go on top.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mmad.errors import ConfigError
+from mmad.protocol.recipes import NO_RECIPE, RECIPES, get_recipe
+
+# protocol-layer field -> (config section, field)
+_RENAMED: dict[tuple[str, str], tuple[str, str]] = {
+    ("prompt", "variant"): ("prompt", "protocol"),
+    ("prompt", "max_tokens"): ("decoding", "max_tokens"),
+    ("images", "max_side"): ("images", "size"),
+}
+_NOT_IN_CONFIG = {("images", "quality")}
 
 
 def recipe_settings(name: str) -> dict[str, dict[str, Any]]:
-    """The config sections a recipe sets."""
-    msg = f"unknown recipe {name!r}"
-    raise ConfigError(msg)
+    """The config sections a recipe sets (ConfigError for an unknown name, listing the known ones)."""
+    recipe = get_recipe(name)
+    sections: dict[str, dict[str, Any]] = {}
+    for section in ("prompt", "images", "decoding", "answers"):
+        for field, value in getattr(recipe, section).items():
+            if (section, field) in _NOT_IN_CONFIG:
+                continue
+            target_section, target_field = _RENAMED.get((section, field), (section, field))
+            sections.setdefault(target_section, {})[target_field] = value
+    if recipe.processor:
+        sections.setdefault("connection", {})["model_args"] = {"processor_kwargs": dict(recipe.processor)}
+    return sections
 
 
 def recipe_catalogue() -> list[dict[str, Any]]:
-    """Every recipe: name, description, official script and the published result files it made."""
-    return []
+    """Every recipe (name, description, official script, published result files, exact or preset),
+    and the published files no recipe reproduces, with the reason."""
+    rows: list[dict[str, Any]] = [
+        {
+            "name": recipe.name,
+            "description": recipe.description,
+            "source": recipe.source,
+            "published": list(recipe.published),
+            "exact": recipe.exact,
+            "not_reproduced": list(recipe.not_reproduced),
+        }
+        for recipe in RECIPES.values()
+    ]
+    return rows
+
+
+def unreproduced_files() -> dict[str, str]:
+    """Published result files that no recipe reproduces, and why."""
+    return dict(NO_RECIPE)

@@ -8,7 +8,8 @@ unweighted mean over datasets. Two policies decide what an answer without a lett
   is missing (None), and averages skip it (the row is flagged incomplete).
 - ``upstream``: what the official ``summary.py`` computes. Records whose answer (or gold) is not a
   letter A-E are removed from the list while it is being iterated, which also skips the record
-  after each removed one; empty cells count as 0 in the averages.
+  after each removed one; empty cells count as 0 in the averages; a dataset with no normal
+  (abnormal) Anomaly Discrimination answer has Overkill (Miss) 100.
 """
 
 from __future__ import annotations
@@ -105,16 +106,26 @@ class DatasetRow:
     detection: DetectionStats
     average: float | None
     complete: bool
+    upstream: bool = False
 
     def detection_metrics(self) -> dict[str, float | None]:
-        """Recall, Precision, F1, Overkill and Miss of this dataset."""
+        """Recall, Precision, F1, Overkill and Miss of this dataset.
+
+        Under the upstream policy Overkill and Miss are what ``summary.py`` computes: an absent
+        class has accuracy 0, so a dataset without a normal (abnormal) Anomaly Discrimination
+        answer has Overkill (Miss) 100.
+        """
         d = self.detection
+        overkill, miss = d.overkill, d.miss
+        if self.upstream:
+            overkill = 100.0 - (d.normal.accuracy or 0.0)
+            miss = 100.0 - (d.abnormal.accuracy or 0.0)
         return {
             "Recall": d.recall,
             "Precision": d.precision,
             "F1": d.f1,
-            "Overkill": d.overkill,
-            "Miss": d.miss,
+            "Overkill": overkill,
+            "Miss": miss,
         }
 
 
@@ -250,6 +261,7 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
                 detection=detection[name],
                 average=_mean(values, zero_for_missing=upstream),
                 complete=all(v is not None for v in values) and len(columns) == len(SUBTASKS),
+                upstream=upstream,
             )
         )
     average_cells = {s: _mean([r.cells[s] for r in rows], zero_for_missing=upstream) for s in columns}
