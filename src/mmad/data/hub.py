@@ -333,15 +333,16 @@ class _Downloader:
     def json_from_hub(self, name: str, remote: RemoteFile) -> None:
         target = self.out / name
         recorded = self.provenance.files.get(name) if self.provenance else None
-        if target.is_file() and recorded is not None and recorded.origin == "hub" and recorded.commit == self.commit:
+        origin = self.source.origin
+        if target.is_file() and recorded is not None and recorded.origin == origin and recorded.commit == self.commit:
             if file_digests(target, git=False).sha256 == recorded.sha256:
                 self.result.skipped.append(name)
-                self.result.json_origins[name] = "hub"
+                self.result.json_origins[name] = origin
                 return
         part = self.fetch(remote)
-        record = self.verify(name, part, remote.declared, "hub")
+        record = self.verify(name, part, remote.declared, self.source.origin)
         self.place(name, part, record)
-        self.result.json_origins[name] = "hub"
+        self.result.json_origins[name] = origin
 
     def archive(self, remote: RemoteFile, extract: bool) -> None:
         name = remote.path
@@ -357,7 +358,7 @@ class _Downloader:
             record = recorded
         else:
             part = self.fetch(remote)
-            record = self.verify(name, part, remote.declared, "hub")
+            record = self.verify(name, part, remote.declared, self.source.origin)
             finish_part(part, local)
             self.record(name, record)
         if not extract:
@@ -377,7 +378,7 @@ class _Downloader:
             self.result.skipped.append(remote.path)
             return
         part = self.fetch(remote)
-        record = self.verify(PurePosixPath(remote.path).name, part, remote.declared, "hub")
+        record = self.verify(PurePosixPath(remote.path).name, part, remote.declared, self.source.origin)
         finish_part(part, target)
         if "/" not in remote.path:
             self.record(remote.path, record)

@@ -40,6 +40,7 @@ class Source(Protocol):
     """Where dataset files come from."""
 
     description: str
+    origin: str  # how provenance names it: "hub", "local:<folder>"
 
     def resolve(self) -> str:
         """The commit (or a stable label) the files come from; called first."""
@@ -109,6 +110,7 @@ class HuggingFaceSource:
         self._retries = retries
         self._backoff = backoff
         self.description = f"hf://datasets/{repo_id}@{self.revision}"
+        self.origin = "hub"
 
     def _api(self) -> Any:
         try:
@@ -198,6 +200,7 @@ class LocalFolderSource:
             msg = f"source folder {self.root} does not exist; pass a folder holding the Hub's files"
             raise DownloadError(msg)
         self.description = str(self.root)
+        self.origin = f"local:{self.root.resolve()}"
 
     def resolve(self) -> str:
         """A folder has no commit: its path stands in."""
