@@ -291,9 +291,15 @@ class _Downloader:
             check = check_file(name, digests, declared=declared, commit=self.commit, known=self.known)
         except ChecksumMismatch as exc:
             discard_part(path)
+            then = (
+                "run the command again to fetch it afresh"
+                if "declared by the source" in exc.by or exc.by == "size"
+                else "the file differs from the version mmad knows for this commit: choose another --revision, "
+                "or report it"
+            )
             msg = (
-                f"{name} from {origin} ({self.where}) is not the expected file: {exc}. The corrupt copy was "
-                f"deleted and nothing already in {self.out} was changed; run the command again to fetch it afresh"
+                f"{name} from {origin} ({self.where}) is not the expected file: {exc}. The copy was deleted and "
+                f"nothing already in {self.out} was changed; {then}"
             )
             raise DownloadError(msg) from exc
         if check.status == "unverified":
