@@ -78,7 +78,9 @@ def test_per_dataset_zips_unpack_to_the_json_layout_and_a_second_run_fetches_not
         seen = len(hub.requests)
         again = download(out, source=_source(hub, "main"), github=False)
         assert again.fetched == [] and "VisA.zip" in again.skipped and "mmad.json" in again.skipped
-        assert not [r for r in hub.requests[seen:] if r.method == "GET" and ("/resolve/" in r.path or r.server == "cdn")]
+        assert not [
+            r for r in hub.requests[seen:] if r.method == "GET" and ("/resolve/" in r.path or r.server == "cdn")
+        ]
 
 
 def test_all_data_zip_of_the_readme_revision_gives_the_json_from_inside_the_archive(
@@ -136,9 +138,8 @@ def test_mmad_json_missing_everywhere_names_the_revision_and_keeps_the_images(
     hub = FakeHub()
     hub.add(PINNED, release.per_dataset_repo(with_json=False), "main")
     out = tmp_path / "data"
-    with running_hub(hub), running_static(StaticFiles()) as site:
-        with pytest.raises(DownloadError) as caught:
-            download(out, source=_source(hub, "main"), github=GitHubFileSource(site.base, GITHUB_REF, retries=0))
+    with running_hub(hub), running_static(StaticFiles()) as site, pytest.raises(DownloadError) as caught:
+        download(out, source=_source(hub, "main"), github=GitHubFileSource(site.base, GITHUB_REF, retries=0))
     message = str(caught.value)
     assert "mmad.json is missing from revision main of jiang-cc/MMAD" in message
     assert f"commit {PINNED[:12]}" in message and "answered 404" in message and "--revision" in message
@@ -246,7 +247,10 @@ def test_a_json_that_contradicts_mmads_record_for_the_commit_never_replaces_the_
     out = tmp_path / "data"
     with running_hub(hub):
         download(out, source=_source(hub, "main"), github=False)
-        with pytest.raises(DownloadError, match=r"mmad.json from hub .*mmad's record for the test's pin\) should be .*choose another --revision"):
+        with pytest.raises(
+            DownloadError,
+            match=r"mmad.json from hub .*mmad's record for the test's pin\) should be .*choose another --revision",
+        ):
             download(out, source=_source(hub, "later"), github=False, known=pin)
     assert (out / "mmad.json").read_bytes() == release.mmad_json
 

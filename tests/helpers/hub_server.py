@@ -196,7 +196,9 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                 return
             files = hub.commits[commit]
             if kind == "revision":
-                self._json({"id": hub.repo, "sha": commit, "private": False, "siblings": [{"rfilename": p} for p in files]})
+                self._json(
+                    {"id": hub.repo, "sha": commit, "private": False, "siblings": [{"rfilename": p} for p in files]}
+                )
                 return
             recursive = query.get("recursive", ["false"])[0].lower() == "true"
             entries: list[dict[str, Any]] = []
@@ -225,7 +227,9 @@ def _handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                 return
             data = hub.commits[commit].get(path)
             if data is None:
-                self._json({"error": "Entry not found"}, 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})
+                self._json(
+                    {"error": "Entry not found"}, 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit}
+                )
                 return
             if is_lfs(path, data):
                 sha = hashlib.sha256(data).hexdigest()
@@ -277,7 +281,7 @@ def _static_handler(site: StaticFiles) -> type[BaseHTTPRequestHandler]:
 def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -340,11 +340,16 @@ class _Downloader:
         target = self.out / name
         recorded = self.provenance.files.get(name) if self.provenance else None
         origin = self.source.origin
-        if target.is_file() and recorded is not None and recorded.origin == origin and recorded.commit == self.commit:
-            if file_digests(target, git=False).sha256 == recorded.sha256:
-                self.result.skipped.append(name)
-                self.result.json_origins[name] = origin
-                return
+        unchanged = (
+            target.is_file()
+            and recorded is not None
+            and (recorded.origin, recorded.commit) == (origin, self.commit)
+            and file_digests(target, git=False).sha256 == recorded.sha256
+        )
+        if unchanged:
+            self.result.skipped.append(name)
+            self.result.json_origins[name] = origin
+            return
         part = self.fetch(remote)
         record = self.verify(name, part, remote.declared, self.source.origin)
         self.place(name, part, record)
@@ -475,9 +480,7 @@ def download(
         fallback = GitHubFileSource() if github and isinstance(hub, HuggingFaceSource) else None
     commit = hub.resolve()
     available = hub.list_files()
-    loader = _Downloader(
-        target, hub, github=fallback, known=known, keep_archives=keep_archives, progress=progress
-    )
+    loader = _Downloader(target, hub, github=fallback, known=known, keep_archives=keep_archives, progress=progress)
     loader.commit = commit
     loader.where = hub.description
     requested = getattr(hub, "revision", None) or commit
@@ -504,12 +507,15 @@ def download(
     for path in plan.loose:
         loader.loose(available[path])
     missing: dict[str, str] = {}
-    if extract or not plan.archives:
-        for name in JSON_FILES:
-            if name not in plan.jsons:
-                sought = loader.json_fallback(name, plan.archives)
-                if sought is not None:
-                    missing[name] = sought
+    for name in JSON_FILES:
+        if name in plan.jsons:
+            continue
+        if extract or not plan.archives:
+            sought = loader.json_fallback(name, plan.archives)
+            if sought is not None:
+                missing[name] = sought
+        elif not (target / name).is_file():
+            loader.note(f"{name} is not a file at {loader.where}; it may be inside the archives left packed")
     loader.count()
     if "domain_knowledge.json" in missing:
         loader.note(

@@ -160,11 +160,12 @@ class Check:
     detail: str
 
 
-class ChecksumMismatch(Exception):  # noqa: N818 - turned into a DownloadError by the caller, with the revision
-    """A file's content differs from what it must be."""
+class ChecksumMismatch(Exception):
+    """A file's content differs from what it must be (the caller turns it into a DownloadError naming the revision)."""
 
     def __init__(self, expected: str, got: str, by: str) -> None:
-        super().__init__(f"its {by} should be {expected} but is {got}")
+        message = f"its {by} should be {expected} but is {got}"
+        super().__init__(message)
         self.expected = expected
         self.got = got
         self.by = by
@@ -185,7 +186,8 @@ def check_file(
     """
     if declared is not None:
         if declared.size is not None and declared.size != digests.size:
-            raise ChecksumMismatch(f"{declared.size} bytes", f"{digests.size} bytes", "size")
+            expected, got = f"{declared.size} bytes", f"{digests.size} bytes"
+            raise ChecksumMismatch(expected, got, "size")
         if declared.sha256 and declared.sha256 != digests.sha256:
             raise ChecksumMismatch(declared.sha256, digests.sha256, "SHA-256 (declared by the source)")
         if declared.git_sha1 and declared.git_sha1 != digests.git_sha1:

@@ -171,9 +171,7 @@ def load_benchmark(data: str | os.PathLike[str], *, root: str | os.PathLike[str]
         json_path = find_benchmark_json(path)
         raw, digest = read_json(json_path)
         benchmark = parse_benchmark(raw, root=base_root or json_path.parent, source=json_path, sha256=digest)
-    logger.info(
-        "loaded %s (%s): %d images, %d questions", path, shape, len(benchmark.items), benchmark.n_questions
-    )
+    logger.info("loaded %s (%s): %d images, %d questions", path, shape, len(benchmark.items), benchmark.n_questions)
     return benchmark
 
 

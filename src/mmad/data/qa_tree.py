@@ -3,7 +3,8 @@
 Each ``<dataset>/<category>/QA.json`` is an object keyed by image path relative to the category
 folder (``image/broken_large/000.png``); values are records in the mmad.json shape (a
 ``conversation``, and where present ``mask_path`` and the template lists), or a bare list of
-questions. Keys already written from the data root (``DS-MVTec/bottle/...``) are kept as they are.
+questions. Keys already written from the data root (starting with a dataset name, ``DS-MVTec/...``)
+are kept as they are.
 The exact upstream file could not be inspected (the loose folders were deleted from the Hub in
 January 2025), so this reader accepts both key forms and both value forms. A tree without
 template lists cannot serve a k-shot protocol; :func:`mmad.data.formats.check_protocol` says so.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mmad.data.formats import QA_TREE, qa_files
+from mmad.data.known import DATASETS
 from mmad.data.official import parse_benchmark, read_json
 from mmad.data.schema import Benchmark
 from mmad.errors import BenchmarkFormatError
@@ -38,7 +40,8 @@ def read_qa_tree(folder: Path, *, root: Path | None = None) -> Benchmark:
             raise BenchmarkFormatError(msg)
         prefix = f"{path.parent.parent.name}/{path.parent.name}/"
         for key, record in raw.items():
-            full = key if key.startswith(prefix) else prefix + key.lstrip("./")
+            rooted = key.startswith(prefix) or key.split("/", 1)[0] in DATASETS
+            full = key if rooted else prefix + key.removeprefix("./")
             if full in merged:
                 msg = f"{path}: image {full} is also in another QA.json; each image belongs to one category"
                 raise BenchmarkFormatError(msg)

@@ -181,7 +181,7 @@ class Benchmark(BaseModel):
     )
     template_limit: dict[str, int] = Field(
         default_factory=dict,
-        description="'random_templates'/'similar_templates' -> the most templates any image has, when the shape caps it",
+        description="'random_templates'/'similar_templates' -> the most templates any image has, where capped",
     )
     _by_key: dict[str, ImageItem] | None = None
 

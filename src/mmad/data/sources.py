@@ -116,9 +116,11 @@ class HuggingFaceSource:
         try:
             from huggingface_hub import HfApi
         except ImportError as exc:  # pragma: no cover - a core dependency
-            raise MissingExtraError("mmad download", "hf", "huggingface_hub") from exc
+            feature = "mmad download"
+            raise MissingExtraError(feature, "hf", "huggingface_hub") from exc
         if _offline():
-            raise hub_unreachable("offline mode")
+            detail = "offline mode"
+            raise hub_unreachable(detail)
         return HfApi(endpoint=self._endpoint, token=self._token)
 
     @property
@@ -168,12 +170,13 @@ class HuggingFaceSource:
     def fetch(self, path: str, part: Path, progress: BytesProgress | None = None) -> None:
         """Fetch one file of the commit into ``part``, resuming what it holds."""
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
-        from huggingface_hub.utils import build_hf_headers
+        from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
         commit = self.commit or self.resolve()
         url = hf_hub_url(self.repo_id, path, repo_type=REPO_TYPE, revision=commit, endpoint=self._endpoint)
         if _offline():
-            raise hub_unreachable("offline mode")
+            detail = "offline mode"
+            raise hub_unreachable(detail)
         try:
             meta = get_hf_file_metadata(url, token=self._token)
         except Exception as exc:

@@ -90,8 +90,8 @@ def _one_attempt(
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and done:
             # The range starts at or past the end: the partial file is complete, or longer than the file.
-            total = exc.headers.get("Content-Range", "").rpartition("/")[2]
-            if total.isdigit() and int(total) == done:
+            size = exc.headers.get("Content-Range", "").rpartition("/")[2]
+            if size.isdigit() and int(size) == done:
                 return done, done
             part.unlink()
             return 0, None
@@ -105,8 +105,8 @@ def _one_attempt(
             part.write_bytes(b"")
             msg = f"the server answered a range request for {url} with {response.headers.get('Content-Range')!r}"
             raise HTTPException(msg)
-        length = response.headers.get("Content-Length")
-        total = done + int(length) if length and length.isdigit() else None
+        declared = response.headers.get("Content-Length")
+        total = done + int(declared) if declared and declared.isdigit() else None
         with part.open("ab") as writer:
             while block := response.read(_BLOCK):
                 writer.write(block)
@@ -115,7 +115,8 @@ def _one_attempt(
                 if progress is not None:
                     progress(done, total)
     if total is not None and done < total:
-        raise HTTPException(f"the connection closed after {done} of {total} bytes")
+        msg = f"the connection closed after {done} of {total} bytes"
+        raise HTTPException(msg)
     return done, total
 
 
@@ -176,9 +177,8 @@ def fetch_url(
                 raise DownloadError(msg) from exc
             reason = f"{type(exc).__name__}: {exc}"
         else:
-            if expected_size is None or done == expected_size:
-                if total is None or done == total:
-                    return True
+            if (expected_size is None or done == expected_size) and (total is None or done == total):
+                return True
             reason = f"{done} of {expected_size if expected_size is not None else total} bytes"
         wait = backoff * 2**attempt
         logger.warning("fetching %s: %s; resuming from byte %d in %.0f s", url, reason, done, wait)

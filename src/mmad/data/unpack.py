@@ -134,7 +134,10 @@ def extract_archive(
                         shutil.copyfileobj(reader, writer, 1 << 20)
                 except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
                     partial.unlink(missing_ok=True)
-                    msg = f"{archive.name}: member {info.filename} is corrupt ({exc}); delete the archive and download it again"
+                    msg = (
+                        f"{archive.name}: member {info.filename} is corrupt ({exc}); "
+                        "delete the archive and download it again"
+                    )
                     raise DownloadError(msg) from exc
                 partial.replace(target)
                 result.written += 1

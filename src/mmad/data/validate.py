@@ -263,8 +263,7 @@ def _load_for_validation(data: Path, root: Path | None, problems: list[Problem])
                     code="shape-lacks",
                     key=str(benchmark.source),
                     message=f"{field}: {why}",
-                    fix="Protocols that need it are refused before a run; mmad.json has everything "
-                    "(`mmad download`).",
+                    fix="Protocols that need it are refused before a run; mmad.json has everything (`mmad download`).",
                 )
             )
         return benchmark

@@ -67,7 +67,10 @@ def parse_options(text: str, where: str) -> dict[str, str]:
         elif last:
             options[last] += "\n" + line
         elif line.strip():
-            msg = f"{where}: options {text!r} do not start with 'A: '; the viewer export joins them as 'A: text\\nB: text'"
+            msg = (
+                f"{where}: options {text!r} do not start with 'A: '; "
+                "the viewer export joins them as 'A: text\\nB: text'"
+            )
             raise BenchmarkFormatError(msg)
     return options
 
