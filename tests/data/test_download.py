@@ -263,8 +263,8 @@ def test_the_cli_downloads_with_the_real_client_in_a_clean_process(tmp_path: Pat
     with running_hub(hub):
         env.update(HF_ENDPOINT=hub.endpoint, PYTHONPATH=str(src), HF_HOME=str(tmp_path / "hf-home"))
         done = subprocess.run(
-            [sys.executable, "-c", "import sys; from mmad.cli import main; sys.exit(main(sys.argv[1:]))",
-             "download", "--out", str(tmp_path / "data"), "--revision", "main", "--datasets", "VisA", "--no-github"],
+            [sys.executable, "-m", "mmad", "download", "--out", str(tmp_path / "data"), "--revision", "main",
+             "--datasets", "VisA", "--no-github"],
             env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

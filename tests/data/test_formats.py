@@ -125,3 +125,15 @@ def test_an_image_in_two_qa_files_is_refused(tmp_path: Path, release: Release) -
     shutil.copy(first, other)
     with pytest.raises(BenchmarkFormatError, match=r"is also in another QA\.json"):
         load_benchmark(root)
+
+
+def test_missing_inputs_name_what_a_k_shot_question_lacks(fresh_mmad_json: Path) -> None:
+    from mmad.data.formats import missing_inputs
+
+    bench = load_benchmark(fresh_mmad_json)
+    item = bench.item("DS-MVTec/bottle/image/broken_large/000.png")
+    assert missing_inputs(bench, item, shots=1) == []
+    (fresh_mmad_json.parent / item.random_templates[0]).unlink()
+    assert missing_inputs(bench, item, shots=1) == [f"template {item.random_templates[0]} is missing"]
+    assert missing_inputs(bench, item, shots=0) == []
+    assert missing_inputs(bench, item, shots=4)[-1] == "4-shot needs 4 random templates; the record lists 3"

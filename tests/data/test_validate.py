@@ -185,3 +185,13 @@ def test_missing_masks_say_what_evaluation_does(fresh_mmad_json: Path) -> None:
     (root / "VisA/candle/ground_truth/bad/000_mask.png").unlink()
     gap = _gaps(validate(fresh_mmad_json))["gap-missing-masks"]
     assert gap.startswith("1 mask(s)") and "not a model input" in gap and "recorded as failed" in gap
+
+
+def test_the_cli_always_shows_the_gap_summaries(fresh_mmad_json: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmad.cli import main
+
+    shutil.rmtree(fresh_mmad_json.parent / "MVTec-AD")
+    assert main(["validate", str(fresh_mmad_json), "--show", "0"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Known gaps of the published copies" in out and "gap-missing-templates" in out
+    assert "recorded as failed" in out

@@ -256,6 +256,7 @@ class StaticFiles:
     files: dict[str, bytes] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     base: str = ""
+    ignore_range: bool = False  # answer every request with the whole file, as some proxies do
 
 
 def _static_handler(site: StaticFiles) -> type[BaseHTTPRequestHandler]:
@@ -272,6 +273,8 @@ def _static_handler(site: StaticFiles) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if site.ignore_range and "Range" in self.headers:
+                del self.headers["Range"]
             _send_range(self, data, False, {}, None)
 
     return Handler

@@ -134,13 +134,15 @@ def info_command(
 
 
 def validate_command(
-    data: Path = typer.Argument(..., help="data root (holding mmad.json) or the json itself"),
-    root: Path = typer.Option(None, "--root", help="the folder image paths are relative to (default: the json's)"),
+    data: Path = typer.Argument(
+        ..., help="data root, or the file itself (mmad.json, metadata.csv), or a tree of <dataset>/<category>/QA.json"
+    ),
+    root: Path = typer.Option(None, "--root", help="the folder image paths are relative to (default: the file's)"),
     no_files: bool = typer.Option(False, "--no-files", help="check the json only, not the files it names"),
     as_json: bool = typer.Option(False, "--json", help="print the report as json"),
-    show: int = typer.Option(50, "--show", help="how many problems to list"),
+    show: int = typer.Option(50, "--show", help="how many problems to list (the known-gap summaries always show)"),
 ) -> None:
-    """Check the json and every file it names; exit 1 when there are errors."""
+    """Check the questions and every file they name, then sum up the known gaps; exit 1 when there are errors."""
     from mmad.data.validate import validate
 
     with Progress(
@@ -156,11 +158,17 @@ def validate_command(
     if as_json:
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:
-        for problem in report.problems[:show]:
+        listed = [p for p in report.problems if not p.code.startswith("gap-")]
+        gaps = [p for p in report.problems if p.code.startswith("gap-")]
+        for problem in listed[:show]:
             style = "red" if problem.severity == "error" else "yellow"
             console.print(f"[{style}]{problem}[/]", highlight=False)
-        if len(report.problems) > show:
-            console.print(f"… and {len(report.problems) - show} more (--show N, or --json)")
+        if len(listed) > show:
+            console.print(f"… and {len(listed) - show} more (--show N, or --json)")
+        if gaps:
+            console.print("[bold]Known gaps of the published copies[/]")
+            for problem in gaps:
+                console.print(f"[yellow]{problem.code}[/]: {problem.message}. {problem.fix}", highlight=False)
         verdict = "[green]valid[/]" if report.ok else f"[red]{report.n_errors} errors[/]"
         console.print(
             f"{report.n_images} images, {report.n_questions} questions: {verdict}, "

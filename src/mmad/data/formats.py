@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmad.data.known import GITHUB_BASE, GITHUB_PATHS, GITHUB_REF, GITHUB_REPO
-from mmad.data.schema import Benchmark
+from mmad.data.schema import Benchmark, ImageItem
 from mmad.errors import BenchmarkFormatError
 
 MMAD_JSON = "mmad.json"
@@ -88,3 +88,21 @@ def check_protocol(benchmark: Benchmark, *, shots: int, similar_templates: bool 
         f"To go on: {'; or '.join(ways)}"
     )
     raise BenchmarkFormatError(msg)
+
+
+def missing_inputs(benchmark: Benchmark, item: ImageItem, *, shots: int, similar_templates: bool = False) -> list[str]:
+    """Why an image's questions cannot be asked k-shot: its missing files and template shortfall ([] when all is there).
+
+    The runner records each question of such an image as failed with these reasons instead of
+    stopping (a template missing from the Hub copy, jam-cc/MMAD issue #6, is the common case).
+    """
+    pool = "similar_templates" if similar_templates else "random_templates"
+    templates = item.templates(shots, similar=similar_templates) if shots > 0 else []
+    reasons = [
+        f"{what} {path} is missing"
+        for what, path in [("image", item.key), *(("template", t) for t in templates)]
+        if not benchmark.resolve(path).is_file()
+    ]
+    if shots > len(templates):
+        reasons.append(f"{shots}-shot needs {shots} {pool.replace('_', ' ')}; the record lists {len(templates)}")
+    return reasons

@@ -181,7 +181,9 @@ class HuggingFaceSource:
             meta = get_hf_file_metadata(url, token=self._token)
         except Exception as exc:
             raise _client_error(exc, f"{path} at {self.description}") from exc
-        headers = {k: v for k, v in build_hf_headers(token=self._token).items() if k.lower() == "authorization"}
+        # The client's own headers: its user agent, and the token when there is one (never sent to the CDN).
+        wanted = {"authorization", "user-agent"}
+        headers = {k: v for k, v in build_hf_headers(token=self._token).items() if k.lower() in wanted}
         fetch_url(
             url,
             part,
