@@ -22,7 +22,7 @@ from mmad.data.known import KnownFile
 from mmad.data.provenance import read_provenance
 from mmad.data.sources import GitHubFileSource, HuggingFaceSource, LocalFolderSource
 from mmad.data.validate import validate
-from mmad.errors import DownloadError
+from mmad.errors import ConfigError, DownloadError
 from tests.data.conftest import tree_files
 from tests.helpers.hub_server import FakeHub, StaticFiles, git_blob_id, running_hub, running_static
 from tests.helpers.mmad_release import Release
@@ -119,8 +119,10 @@ def test_a_revision_without_mmad_json_takes_the_github_file(
             github=GitHubFileSource(site.base, GITHUB_REF, retries=0),
             known=known if known_to_mmad else (),
         )
+        again = download(out, source=_source(hub, "main"), github=GitHubFileSource(site.base, GITHUB_REF, retries=0))
     url = f"{site.base}/jam-cc/MMAD/{GITHUB_REF}/dataset/MMAD/mmad.json"
-    assert result.json_origins["mmad.json"] == f"github:{url}"
+    assert result.json_origins["mmad.json"] == again.json_origins["mmad.json"] == f"github:{url}"
+    assert again.fetched == [] and len([r for r in site.requests if r.path.endswith("/mmad.json")]) == 1
     assert (out / "mmad.json").read_bytes() == release.mmad_json
     assert any("domain_knowledge.json is missing" in note for note in result.notes)
     record = read_provenance(out)["files"]["mmad.json"]  # type: ignore[index]
@@ -174,7 +176,7 @@ def test_datasets_on_a_revision_without_per_dataset_zips_says_what_it_has(
     with running_hub(hub):
         with pytest.raises(DownloadError, match=r"refs/pr/1.*has no VisA\.zip.*ALL_DATA\.zip: drop --datasets"):
             download(tmp_path / "data", source=_source(hub, "refs/pr/1"), datasets=["VisA"], github=False)
-        with pytest.raises(DownloadError, match="unknown dataset 'Visa2'; choose among DS-MVTec"):
+        with pytest.raises(ConfigError, match="unknown dataset 'Visa2'; choose among DS-MVTec"):
             download(tmp_path / "data", source=_source(hub, "refs/pr/1"), datasets=["Visa2"], github=False)
         with pytest.raises(DownloadError, match="the revision does not exist"):
             download(tmp_path / "data", source=_source(hub, "no-such-branch"), github=False)

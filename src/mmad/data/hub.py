@@ -50,7 +50,7 @@ from mmad.data.sources import (
 )
 from mmad.data.transfer import discard_part, finish_part
 from mmad.data.unpack import extract_archive
-from mmad.errors import DownloadError
+from mmad.errors import ConfigError, DownloadError
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def normalize_datasets(names: list[str] | tuple[str, ...]) -> list[str]:
                 continue
             if wanted not in by_lower:
                 msg = f"unknown dataset {piece.strip()!r}; choose among {', '.join(DATASETS)}"
-                raise DownloadError(msg)
+                raise ConfigError(msg)
             if by_lower[wanted] not in chosen:
                 chosen.append(by_lower[wanted])
     return chosen
@@ -405,6 +405,17 @@ class _Downloader:
                 self.place(name, work, record)
                 self.result.json_origins[name] = f"archive:{archive}"
                 return None
+        recorded = self.provenance.files.get(name) if self.provenance else None
+        target = self.out / name
+        if (
+            recorded is not None
+            and recorded.commit == self.commit
+            and target.is_file()
+            and file_digests(target, git=False).sha256 == recorded.sha256
+        ):
+            self.result.skipped.append(name)
+            self.result.json_origins[name] = recorded.origin
+            return None
         sought = f"{self.where} (not a file there" + (f", not in {', '.join(archives)})" if archives else ")")
         if self.github is None:
             return sought + "; the GitHub fallback is off"
