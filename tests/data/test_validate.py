@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,73 @@ def test_known_errata_are_flagged_as_warnings(tmp_path: Path) -> None:
         "DS-MVTec/transistor/image/misplaced/003.png#2",
     ]
     assert any("#15" in p.fix for p in report.problems if p.code == "erratum-wrong-image")
+
+
+def _gaps(report) -> dict[str, str]:
+    return {p.code: f"{p.message}. {p.fix}" for p in report.problems if p.code.startswith("gap-")}
+
+
+def test_missing_templates_are_summed_up_as_the_known_hub_gap(fresh_mmad_json: Path) -> None:
+    root = fresh_mmad_json.parent
+    shutil.rmtree(root / "MVTec-AD")  # DS-MVTec's templates, a separate archive
+    report = validate(fresh_mmad_json)
+    assert not report.ok and "missing-template" in _codes(report)
+    gap = _gaps(report)["gap-missing-templates"]
+    assert "3 template image(s)" in gap and "3 under MVTec-AD/" in gap and "issue #6" in gap
+    assert "recorded as failed with the missing path as the reason" in gap and "0-shot runs need no template" in gap
+    assert "mmad download --datasets MVTec-AD" in gap
+
+
+def test_the_misfiled_pill_images_are_summed_up(tmp_path: Path) -> None:
+    from tests.helpers.mmad_tree import NORMAL_QUESTIONS, _qa
+
+    data = {
+        f"DS-MVTec/pill/image/good/{i:03d}.png": {"mask_path": "", "conversation": [_qa(q) for q in NORMAL_QUESTIONS]}
+        for i in (0, 5, 30)
+    }
+    path = tmp_path / "mmad.json"
+    path.write_text(json.dumps(data))
+    gap = _gaps(validate(path, check_files=False))["gap-misfiled-pill"]
+    assert (
+        gap.startswith("2 of the 22 images") and "#15, #19, #21" in gap and "asks and scores them as published" in gap
+    )
+
+
+def test_masks_under_the_other_spelling_or_as_png_are_found_and_reported(fresh_mmad_json: Path) -> None:
+    root = fresh_mmad_json.parent
+    data = json.loads(fresh_mmad_json.read_text())
+    ds_key = "DS-MVTec/bottle/image/broken_large/000.png"
+    data[ds_key]["mask_path"] = "rgb_mask/broken_large/000_rgb_mask.png"
+    rbg = root / "DS-MVTec/bottle/rbg_mask/broken_large/000_rbg_mask.png"
+    rbg.parent.mkdir(parents=True)
+    shutil.copy(root / "DS-MVTec/bottle" / "ground_truth/broken_large/000_mask.png", rbg)
+    goods_key = "GoodsAD/drink_can/test/surface_damage/001.jpg"
+    data[goods_key]["mask_path"] = "ground_truth/surface_damage/001_mask.jpg"  # the file is .png
+    fresh_mmad_json.write_text(json.dumps(data))
+    report = validate(fresh_mmad_json)
+    assert report.ok, [str(p) for p in report.problems]
+    gaps = _gaps(report)
+    assert gaps["gap-mask-spelling"].startswith("1 mask(s)") and "Nothing to do" in gaps["gap-mask-spelling"]
+    assert gaps["gap-mask-extension"].startswith("1 mask path(s) end in .jpg")
+    from mmad.data.official import load_benchmark
+
+    bench = load_benchmark(fresh_mmad_json)
+    assert bench.mask_file(bench.item(ds_key)) == rbg
+    assert bench.mask_file(bench.item(goods_key)).name == "001_mask.png"
+
+
+def test_missing_masks_say_what_evaluation_does(fresh_mmad_json: Path) -> None:
+    root = fresh_mmad_json.parent
+    (root / "VisA/candle/ground_truth/bad/000_mask.png").unlink()
+    gap = _gaps(validate(fresh_mmad_json))["gap-missing-masks"]
+    assert gap.startswith("1 mask(s)") and "not a model input" in gap and "recorded as failed" in gap
+
+
+def test_the_cli_always_shows_the_gap_summaries(fresh_mmad_json: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmad.cli import main
+
+    shutil.rmtree(fresh_mmad_json.parent / "MVTec-AD")
+    assert main(["validate", str(fresh_mmad_json), "--show", "0"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Known gaps of the published copies" in out and "gap-missing-templates" in out
+    assert "recorded as failed" in out

@@ -21,41 +21,72 @@ def register(app: typer.Typer) -> None:
 
 def download_command(
     out: Path = typer.Option(Path("data/MMAD"), "--out", "-o", help="the data root to fill"),
-    revision: str = typer.Option(None, "--revision", help="pin a Hub revision (commit hash or tag)"),
-    source: Path = typer.Option(None, "--source", help="copy from a local folder instead of the Hub"),
-    include: list[str] = typer.Option(
+    revision: str = typer.Option(
         None,
-        "--include",
-        help="repository files to fetch (glob); default: mmad.json, domain_knowledge.json, ALL_DATA.zip",
+        "--revision",
+        help="Hub revision: a commit, branch or ref (default: the pinned commit c4ed190…, whose checksums are "
+        "known; refs/pr/1 is the official README's ALL_DATA.zip)",
     ),
+    datasets: list[str] = typer.Option(
+        None,
+        "--datasets",
+        help="fetch only these datasets' zips (DS-MVTec, GoodsAD, MVTec-AD, MVTec-LOCO, VisA; repeat or "
+        "comma-separate); DS-MVTec brings MVTec-AD, its templates",
+    ),
+    include: list[str] = typer.Option(
+        None, "--include", help="fetch exactly the repository files matching these globs (e.g. loose files)"
+    ),
+    source: Path = typer.Option(None, "--source", help="copy from a local folder holding the Hub's files"),
+    github_base: str = typer.Option(
+        None, "--github-base", help="where to fetch mmad.json when the revision lacks it (raw.githubusercontent.com)"
+    ),
+    no_github: bool = typer.Option(False, "--no-github", help="never take mmad.json from GitHub"),
     no_extract: bool = typer.Option(False, "--no-extract", help="keep the zips packed"),
-    keep_archives: bool = typer.Option(False, "--keep-archives", help="keep the zips after unpacking"),
+    keep_archives: bool = typer.Option(
+        False, "--keep-archives", help="keep the zips (in OUT/.mmad-download) after unpacking"
+    ),
 ) -> None:
-    """Download MMAD (jiang-cc/MMAD on the Hugging Face Hub), resumably, and unpack it."""
-    from mmad.data.hub import DEFAULT_PATTERNS, HuggingFaceSource, LocalFolderSource, download
+    """Download MMAD (jiang-cc/MMAD on the Hugging Face Hub), check it, unpack it; resumes where it stopped."""
+    from mmad.data.hub import download
+    from mmad.data.known import DEFAULT_REVISION
+    from mmad.data.sources import GitHubFileSource, HuggingFaceSource, LocalFolderSource
+    from mmad.data.sources import Source as DataSource
 
-    hub = LocalFolderSource(source) if source else HuggingFaceSource(revision=revision)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+    hub: DataSource = LocalFolderSource(source) if source else HuggingFaceSource(revision=revision)
+    github: GitHubFileSource | bool = False if no_github else (GitHubFileSource(github_base) if github_base else True)
+    if not source:
+        console.print(f"revision {revision or DEFAULT_REVISION} of jiang-cc/MMAD → {out}")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as bar:
         tasks: dict[str, TaskID] = {}
 
         def on_progress(what: str, done: int, total: int) -> None:
             if what not in tasks:
                 tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done)
+            bar.update(tasks[what], completed=done, total=total)
 
         result = download(
             out,
             source=hub,
-            patterns=tuple(include) if include else DEFAULT_PATTERNS,
+            datasets=datasets or None,
+            patterns=tuple(include) if include else None,
             extract=not no_extract,
             keep_archives=keep_archives,
+            github=github,
             progress=on_progress,
         )
+    for note in result.notes:
+        console.print(f"[yellow]note[/]: {note}", highlight=False)
+    origins = ", ".join(f"{name} from {origin}" for name, origin in result.json_origins.items())
     console.print(
-        f"[green]done[/]: {len(result.fetched)} fetched, {len(result.skipped)} already there, "
-        f"{len(result.extracted)} unpacked into {result.out}"
+        f"[green]done[/]: revision {result.revision} (commit {result.commit}); {len(result.fetched)} fetched, "
+        f"{len(result.skipped)} already there, {len(result.extracted)} unpacked into {result.out}"
+        + (f"; {origins}" if origins else ""),
+        highlight=False,
     )
-    console.print(f"next: mmad validate {result.out}")
+    console.print(f"provenance: {result.provenance}", highlight=False)
+    console.print(f"next: mmad validate {result.out}", highlight=False)
 
 
 def info_command(
@@ -103,13 +134,15 @@ def info_command(
 
 
 def validate_command(
-    data: Path = typer.Argument(..., help="data root (holding mmad.json) or the json itself"),
-    root: Path = typer.Option(None, "--root", help="the folder image paths are relative to (default: the json's)"),
+    data: Path = typer.Argument(
+        ..., help="data root, or the file itself (mmad.json, metadata.csv), or a tree of <dataset>/<category>/QA.json"
+    ),
+    root: Path = typer.Option(None, "--root", help="the folder image paths are relative to (default: the file's)"),
     no_files: bool = typer.Option(False, "--no-files", help="check the json only, not the files it names"),
     as_json: bool = typer.Option(False, "--json", help="print the report as json"),
-    show: int = typer.Option(50, "--show", help="how many problems to list"),
+    show: int = typer.Option(50, "--show", help="how many problems to list (the known-gap summaries always show)"),
 ) -> None:
-    """Check the json and every file it names; exit 1 when there are errors."""
+    """Check the questions and every file they name, then sum up the known gaps; exit 1 when there are errors."""
     from mmad.data.validate import validate
 
     with Progress(
@@ -125,11 +158,17 @@ def validate_command(
     if as_json:
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:
-        for problem in report.problems[:show]:
+        listed = [p for p in report.problems if not p.code.startswith("gap-")]
+        gaps = [p for p in report.problems if p.code.startswith("gap-")]
+        for problem in listed[:show]:
             style = "red" if problem.severity == "error" else "yellow"
             console.print(f"[{style}]{problem}[/]", highlight=False)
-        if len(report.problems) > show:
-            console.print(f"… and {len(report.problems) - show} more (--show N, or --json)")
+        if len(listed) > show:
+            console.print(f"… and {len(listed) - show} more (--show N, or --json)")
+        if gaps:
+            console.print("[bold]Known gaps of the published copies[/]")
+            for problem in gaps:
+                console.print(f"[yellow]{problem.code}[/]: {problem.message}. {problem.fix}", highlight=False)
         verdict = "[green]valid[/]" if report.ok else f"[red]{report.n_errors} errors[/]"
         console.print(
             f"{report.n_images} images, {report.n_questions} questions: {verdict}, "

@@ -1,133 +1,69 @@
-"""Download MMAD from the Hugging Face Hub (dataset ``jiang-cc/MMAD``), resumably.
+"""``mmad download``: fetch MMAD from the Hugging Face Hub (``jiang-cc/MMAD``) into a data root, resumably.
 
-The Hub repository holds ``mmad.json``, the image archives (``ALL_DATA.zip``, about 28 GB, and
-per-dataset zips) and ``domain_knowledge.json``. We fetch the json and the chosen archives with
-``huggingface_hub`` (which resumes partial files), check the free disk space first, then unpack
-each archive member by member: a member already unpacked with the right size is skipped, so an
-interrupted extraction resumes, and a marker file records each finished archive.
+What the repository holds depends on the revision. The default commit (see :mod:`mmad.data.known`)
+has ``mmad.json``, ``domain_knowledge.json``, ``metadata.csv`` and one zip per dataset; the
+official README's ``refs/pr/1`` has ``ALL_DATA.zip`` (everything, in an ``ALL_DATA/`` wrapper,
+json included); early revisions hold loose folders. The plan takes the per-dataset zips when the
+revision has them (all, or those named with ``datasets``), else ``ALL_DATA.zip``.
+
+Every step resumes: a file being fetched stays in ``.mmad-download/<name>.part`` and the next run
+asks for the rest; a verified archive is kept until it is unpacked; unpacking skips members
+already on disk (size and CRC); json files are checked before they replace anything. Each file is
+checked against the checksum the Hub declares and mmad's table of known versions, and the whole
+story goes to ``mmad-provenance.json`` (:mod:`mmad.data.provenance`).
 """
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import logging
 import os
 import shutil
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Protocol
 
-from mmad.errors import DownloadError, MissingExtraError
+from mmad.data.known import (
+    DATASETS,
+    DEFAULT_REVISION,
+    JSON_FILES,
+    KNOWN_FILES,
+    REPO_ID,
+    ChecksumMismatch,
+    Declared,
+    KnownFile,
+    check_file,
+    file_digests,
+)
+from mmad.data.plan import STATE_DIR, check_disk_space, normalize_datasets, plan_download, space_needed
+from mmad.data.provenance import FileRecord, Provenance, load_provenance, now, provenance_path, write_provenance
+from mmad.data.sources import (
+    GitHubFileSource,
+    HuggingFaceSource,
+    LocalFolderSource,
+    RemoteFile,
+    Source,
+    hub_unreachable,
+)
+from mmad.data.transfer import discard_part, finish_part
+from mmad.data.unpack import extract_archive
+from mmad.errors import DownloadError
 
 logger = logging.getLogger(__name__)
 
-REPO_ID = "jiang-cc/MMAD"
-DEFAULT_PATTERNS = ("mmad.json", "domain_knowledge.json", "ALL_DATA.zip")
+__all__ = [
+    "DownloadResult",
+    "GitHubFileSource",
+    "HuggingFaceSource",
+    "LocalFolderSource",
+    "check_disk_space",
+    "download",
+    "hub_unreachable",
+    "plan_download",
+]
+
 Progress = Callable[[str, int, int], None]
-"""Receives (what, done, total) as files are fetched and members unpacked."""
-
-
-class HubSource(Protocol):
-    """Where dataset files come from."""
-
-    description: str
-
-    def list_files(self) -> dict[str, int | None]:
-        """Each file's repository path and size in bytes (None when unknown)."""
-
-    def fetch(self, path: str, dest: Path) -> Path:
-        """Put the file at ``dest / path`` (resuming a partial one) and return that path."""
-
-
-def hub_unreachable(detail: str) -> DownloadError:
-    """The error for a Hub that cannot be reached."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-    hint = (
-        "HF_HUB_OFFLINE is set, so the Hub is not contacted: unset it to download, or pass --source DIR "
-        "pointing at a folder with the dataset files"
-        if offline
-        else "check the network and proxy settings, or pass --source DIR with the files copied from elsewhere"
-    )
-    return DownloadError(f"cannot reach the Hugging Face Hub ({detail}); {hint}")
-
-
-class HuggingFaceSource:
-    """The dataset repository on the Hugging Face Hub."""
-
-    def __init__(self, repo_id: str = REPO_ID, revision: str | None = None, token: str | None = None) -> None:
-        self.repo_id = repo_id
-        self.revision = revision
-        self._token = token
-        self.description = f"hf://datasets/{repo_id}@{revision or 'main'}"
-
-    def list_files(self) -> dict[str, int | None]:
-        """List the repository's files with their sizes."""
-        try:
-            from huggingface_hub import HfApi
-        except ImportError as exc:  # pragma: no cover - a core dependency
-            feature = "mmad download"
-            raise MissingExtraError(feature, "hf", "huggingface_hub") from exc
-        if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
-            detail = "offline mode"
-            raise hub_unreachable(detail)
-        try:
-            entries = HfApi(token=self._token).list_repo_tree(
-                self.repo_id, repo_type="dataset", revision=self.revision, recursive=True
-            )
-            return {e.path: getattr(e, "size", None) for e in entries if hasattr(e, "size")}
-        except Exception as exc:  # the Hub client raises many transport-specific types
-            detail = f"{type(exc).__name__}: {exc}"
-            raise hub_unreachable(detail) from exc
-
-    def fetch(self, path: str, dest: Path) -> Path:
-        """Download one file into dest (the Hub client resumes partial downloads)."""
-        from huggingface_hub import hf_hub_download
-
-        try:
-            local = hf_hub_download(
-                self.repo_id,
-                path,
-                repo_type="dataset",
-                revision=self.revision,
-                local_dir=dest,
-                token=self._token,
-            )
-        except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}"
-            raise hub_unreachable(detail) from exc
-        return Path(local)
-
-
-class LocalFolderSource:
-    """A folder holding the dataset files (a mirror, a copy from another machine, or a test stand-in)."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        if not self.root.is_dir():
-            msg = f"source folder {self.root} does not exist"
-            raise DownloadError(msg)
-        self.description = str(self.root)
-
-    def list_files(self) -> dict[str, int | None]:
-        """Every file under the folder."""
-        return {
-            p.relative_to(self.root).as_posix(): p.stat().st_size for p in sorted(self.root.rglob("*")) if p.is_file()
-        }
-
-    def fetch(self, path: str, dest: Path) -> Path:
-        """Copy one file, continuing a partial copy left by an interrupted run."""
-        source = self.root / path
-        target = dest / path
-        partial = target.with_name(target.name + ".part")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        done = partial.stat().st_size if partial.exists() else 0
-        with source.open("rb") as reader, partial.open("ab") as writer:
-            reader.seek(done)
-            shutil.copyfileobj(reader, writer, 1 << 20)
-        partial.replace(target)
-        return target
+"""Receives (what, done, total): bytes of a file being fetched, or members of an archive being unpacked."""
 
 
 @dataclass
@@ -135,133 +71,365 @@ class DownloadResult:
     """What a download left on disk."""
 
     out: Path
+    revision: str = ""
+    commit: str = ""
     fetched: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     extracted: list[str] = field(default_factory=list)
+    json_origins: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def provenance(self) -> Path:
+        """The provenance file written into the data root."""
+        return provenance_path(self.out)
 
 
-def select_files(available: dict[str, int | None], patterns: tuple[str, ...]) -> list[str]:
-    """The available files that match any pattern; at least the benchmark json must be there."""
-    chosen = [path for path in available if any(fnmatch.fnmatch(path, p) for p in patterns)]
-    if "mmad.json" not in chosen and "mmad.json" in available:
-        chosen.insert(0, "mmad.json")
-    if not chosen:
-        msg = f"none of {list(patterns)} is in the source; it has: {sorted(available)[:20]}"
-        raise DownloadError(msg)
-    return chosen
+def _needs_git(name: str, declared: Declared | None, known: tuple[KnownFile, ...]) -> bool:
+    return bool(declared and declared.git_sha1) or any(k.git_sha1 for k in known if k.name == name)
 
 
-def check_disk_space(out: Path, needed: int) -> None:
-    """Refuse to start when the free space under out is smaller than needed."""
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if needed > free:
-        msg = (
-            f"not enough disk space in {out}: the download and extraction need about {needed / 1e9:.1f} GB, "
-            f"{free / 1e9:.1f} GB are free; free some space or choose another --out"
+class _Downloader:
+    """One download: the source, the data root, the provenance being written."""
+
+    def __init__(
+        self,
+        out: Path,
+        source: Source,
+        *,
+        github: GitHubFileSource | None,
+        known: tuple[KnownFile, ...],
+        keep_archives: bool,
+        progress: Progress | None,
+    ) -> None:
+        self.out = out
+        self.state = out / STATE_DIR
+        self.source = source
+        self.github = github
+        self.known = known
+        self.keep_archives = keep_archives
+        self.progress = progress
+        self.result = DownloadResult(out=out)
+        self.commit = ""
+        self.where = source.description
+        self.provenance: Provenance | None = None
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def start(self, revision: str, commit: str) -> Provenance:
+        from mmad import __version__
+
+        previous = load_provenance(self.out)
+        endpoint = getattr(self.source, "endpoint", None)
+        fresh = Provenance(
+            repo=getattr(self.source, "repo_id", REPO_ID),
+            endpoint=endpoint if isinstance(endpoint, str) else None,
+            revision=revision,
+            commit=commit,
+            source=self.where,
+            mmad_version=__version__,
         )
-        raise DownloadError(msg)
+        if previous is not None:
+            fresh.files = previous.files
+            fresh.datasets = previous.datasets
+            if previous.commit != commit:
+                fresh.notes.append(
+                    f"this data root held files of commit {previous.commit}; files fetched now come from {commit}"
+                )
+        self.provenance = fresh
+        self.save()
+        return fresh
 
+    def save(self) -> None:
+        if self.provenance is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_provenance(self.out, self.provenance)
 
-def _member_target(out: Path, name: str, strip: str | None) -> Path | None:
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts:
-        msg = f"archive member {name!r} would be written outside {out}; the archive is unsafe"
-        raise DownloadError(msg)
-    parts = pure.parts[1:] if strip and pure.parts and pure.parts[0] == strip else pure.parts
-    return out.joinpath(*parts) if parts else None
+    def note(self, text: str) -> None:
+        logger.warning("%s", text)
+        self.result.notes.append(text)
+        if self.provenance is not None and text not in self.provenance.notes:
+            self.provenance.notes.append(text)
 
+    def record(self, name: str, record: FileRecord) -> None:
+        assert self.provenance is not None
+        self.provenance.files[name] = record
+        self.save()
 
-def _common_top_level(names: list[str]) -> str | None:
-    tops = {PurePosixPath(n).parts[0] for n in names if PurePosixPath(n).parts}
-    if len(tops) != 1:
+    def _bytes(self, name: str) -> Callable[[int, int | None], None] | None:
+        if self.progress is None:
+            return None
+        progress = self.progress
+        return lambda done, total: progress(name, done, total or done)
+
+    # -- checking --------------------------------------------------------------------------------
+
+    def verify(self, name: str, path: Path, declared: Declared | None, origin: str) -> FileRecord:
+        """Check a fetched file; on a mismatch the file is deleted and nothing in the data root is touched."""
+        digests = file_digests(path, git=_needs_git(name, declared, self.known))
+        try:
+            check = check_file(name, digests, declared=declared, commit=self.commit, known=self.known)
+        except ChecksumMismatch as exc:
+            discard_part(path)
+            then = (
+                "run the command again to fetch it afresh"
+                if "declared by the source" in exc.by or exc.by == "size"
+                else "the file differs from the version mmad knows for this commit: choose another --revision, "
+                "or report it"
+            )
+            msg = (
+                f"{name} from {origin} ({self.where}) is not the expected file: {exc}. The copy was deleted and "
+                f"nothing already in {self.out} was changed; {then}"
+            )
+            raise DownloadError(msg) from exc
+        if check.status == "unverified":
+            self.note(f"{name} from {origin}: {check.detail} ({digests.sha256})")
+        return FileRecord(
+            origin=origin,
+            commit=self.commit or None,
+            size=digests.size,
+            sha256=digests.sha256,
+            check=check.status,
+            check_detail=check.detail,
+        )
+
+    # -- files -------------------------------------------------------------------------------------
+
+    def fetch(self, remote: RemoteFile) -> Path:
+        """Bring one repository file into the state folder, resuming a partial one; returns the part."""
+        part = self.state / f"{remote.path}.part"
+        logger.info("fetching %s from %s", remote.path, self.where)
+        self.source.fetch(remote.path, part, self._bytes(remote.path))
+        self.result.fetched.append(remote.path)
+        return part
+
+    def place(self, name: str, candidate: Path, record: FileRecord) -> None:
+        """Put a checked file at the data root, keeping a differing file that mmad did not put there."""
+        target = self.out / name
+        if target.is_file():
+            old = file_digests(target, git=False).sha256
+            recorded = self.provenance.files.get(name) if self.provenance else None
+            if old != record.sha256 and (recorded is None or recorded.sha256 != old):
+                backup = target.with_name(f"{name}.replaced-{old[:12]}")
+                target.replace(backup)
+                self.note(f"{target} differed from the downloaded {name} and was kept as {backup.name}")
+        finish_part(candidate, target)
+        self.record(name, record)
+
+    def json_from_hub(self, name: str, remote: RemoteFile) -> None:
+        target = self.out / name
+        recorded = self.provenance.files.get(name) if self.provenance else None
+        origin = self.source.origin
+        unchanged = (
+            target.is_file()
+            and recorded is not None
+            and (recorded.origin, recorded.commit) == (origin, self.commit)
+            and file_digests(target, git=False).sha256 == recorded.sha256
+        )
+        if unchanged:
+            self.result.skipped.append(name)
+            self.result.json_origins[name] = origin
+            return
+        part = self.fetch(remote)
+        record = self.verify(name, part, remote.declared, self.source.origin)
+        self.place(name, part, record)
+        self.result.json_origins[name] = origin
+
+    def archive(self, remote: RemoteFile, extract: bool) -> None:
+        name = remote.path
+        recorded = self.provenance.files.get(name) if self.provenance else None
+        folders_there = recorded is not None and all((self.out / f).is_dir() for f in recorded.folders or [])
+        same = recorded is not None and (remote.sha256 is None or recorded.sha256 == remote.sha256)
+        if recorded is not None and recorded.unpacked and same and folders_there:
+            self.result.skipped.append(name)
+            return
+        local = self.state / name
+        if local.is_file() and recorded is not None and same and recorded.size == local.stat().st_size:
+            self.result.skipped.append(name)
+            record = recorded
+        else:
+            part = self.fetch(remote)
+            record = self.verify(name, part, remote.declared, self.source.origin)
+            finish_part(part, local)
+            self.record(name, record)
+        if not extract:
+            return
+        dataset = name.removesuffix(".zip") if name.removesuffix(".zip") in DATASETS else None
+        unpacked = extract_archive(
+            local, self.out, staging=self.state / f"from-{name}", dataset=dataset, progress=self.progress
+        )
+        self.result.extracted.append(name)
+        self.record(name, record.model_copy(update={"unpacked": True, "folders": unpacked.folders}))
+        if not self.keep_archives:
+            local.unlink()
+
+    def loose(self, remote: RemoteFile) -> None:
+        target = self.out / remote.path
+        if target.is_file() and remote.size is not None and target.stat().st_size == remote.size:
+            self.result.skipped.append(remote.path)
+            return
+        part = self.fetch(remote)
+        record = self.verify(PurePosixPath(remote.path).name, part, remote.declared, self.source.origin)
+        finish_part(part, target)
+        if "/" not in remote.path:
+            self.record(remote.path, record)
+
+    def json_fallback(self, name: str, archives: list[str]) -> str | None:
+        """Take a json file from an unpacked archive, else from GitHub; returns where it was sought if missing."""
+        for archive in archives:
+            staged = self.state / f"from-{archive}" / name
+            if staged.is_file():
+                work = staged.with_name(f"{name}.checking")
+                shutil.copyfile(staged, work)
+                record = self.verify(name, work, None, f"archive:{archive}")
+                self.place(name, work, record)
+                self.result.json_origins[name] = f"archive:{archive}"
+                return None
+        recorded = self.provenance.files.get(name) if self.provenance else None
+        target = self.out / name
+        if (
+            recorded is not None
+            and recorded.commit == self.commit
+            and target.is_file()
+            and file_digests(target, git=False).sha256 == recorded.sha256
+        ):
+            self.result.skipped.append(name)
+            self.result.json_origins[name] = recorded.origin
+            return None
+        sought = f"{self.where} (not a file there" + (f", not in {', '.join(archives)})" if archives else ")")
+        if self.github is None:
+            return sought + "; the GitHub fallback is off"
+        url = self.github.url(name)
+        part = self.state / "github" / f"{name}.part"
+        logger.info("%s is not at %s; fetching %s", name, self.where, url)
+        if not self.github.fetch(name, part):
+            discard_part(part)
+            return f"{sought}; {url} answered 404"
+        record = self.verify(name, part, None, f"github:{url}")
+        self.place(name, part, record)
+        self.result.json_origins[name] = f"github:{url}"
+        self.note(f"{name} came from GitHub ({url}), not from {self.where}")
         return None
-    top = next(iter(tops))
-    # An archive whose single top folder is a dataset keeps it; a wrapper folder is dropped.
-    return None if top in {"DS-MVTec", "MVTec-LOCO", "VisA", "GoodsAD", "MVTec-AD"} else top
 
-
-def extract_archive(archive: Path, out: Path, progress: Progress | None = None) -> int:
-    """Unpack a zip into out, member by member; returns how many members were written."""
-    marker = out / f".mmad-extracted-{archive.name}"
-    if marker.exists():
-        return 0
-    written = 0
-    with zipfile.ZipFile(archive) as bundle:
-        members = [m for m in bundle.infolist() if not m.is_dir()]
-        strip = _common_top_level([m.filename for m in members])
-        for done, member in enumerate(members, start=1):
-            target = _member_target(out, member.filename, strip)
-            if target is None:
-                continue
-            if target.exists() and target.stat().st_size == member.file_size:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".part")
-            with bundle.open(member) as reader, partial.open("wb") as writer:
-                shutil.copyfileobj(reader, writer, 1 << 20)
-            partial.replace(target)
-            written += 1
-            if progress is not None:
-                progress(archive.name, done, len(members))
-    marker.write_text("done\n")
-    return written
+    def count(self) -> None:
+        """Record how many images and questions the placed mmad.json holds."""
+        path = self.out / "mmad.json"
+        if not path.is_file() or self.provenance is None or "mmad.json" not in self.provenance.files:
+            return
+        try:
+            raw = json.loads(path.read_bytes())
+        except ValueError as exc:
+            msg = f"{path} is not valid json ({exc}); delete it and run the download again"
+            raise DownloadError(msg) from exc
+        if isinstance(raw, dict):
+            questions = sum(
+                len(next((v for k, v in record.items() if k.startswith("conversation")), []) or [])
+                for record in raw.values()
+                if isinstance(record, dict)
+            )
+            self.provenance.files["mmad.json"] = self.provenance.files["mmad.json"].model_copy(
+                update={"images": len(raw), "questions": questions}
+            )
 
 
 def download(
     out: str | os.PathLike[str],
     *,
-    source: HubSource | None = None,
-    patterns: tuple[str, ...] = DEFAULT_PATTERNS,
+    source: Source | None = None,
+    revision: str | None = None,
+    datasets: list[str] | tuple[str, ...] | None = None,
+    patterns: tuple[str, ...] | None = None,
     extract: bool = True,
     keep_archives: bool = False,
+    github: GitHubFileSource | bool | None = True,
+    known: tuple[KnownFile, ...] = KNOWN_FILES,
     progress: Progress | None = None,
 ) -> DownloadResult:
-    """Fetch the benchmark json and image archives into out and unpack them.
+    """Fetch MMAD's json files and image archives into ``out``, check them, unpack them, record where they came from.
 
     Args:
         out: the data root to create or complete.
-        source: where the files come from; the Hugging Face Hub by default.
-        patterns: which repository files to fetch (glob patterns).
-        extract: whether to unpack the zip archives.
-        keep_archives: keep the zips after unpacking (they are deleted by default to save space).
-        progress: called as files are fetched and members unpacked.
+        source: where the files come from; the Hub at ``revision`` by default.
+        revision: the Hub revision (commit, branch or ref) when ``source`` is not given; default
+            :data:`mmad.data.known.DEFAULT_REVISION`.
+        datasets: fetch only these datasets' zips (DS-MVTec also brings MVTec-AD, its templates).
+        patterns: fetch exactly the repository files matching these globs instead of the usual plan.
+        extract: unpack the archives.
+        keep_archives: keep the zips (in ``out/.mmad-download``) after unpacking.
+        github: where to take ``mmad.json``/``domain_knowledge.json`` when neither the revision nor
+            its archives have them; True for the GitHub repository, False or None for nowhere
+            (a folder ``source`` never falls back unless a GitHubFileSource is passed).
+        known: the table of known file versions to check against.
+        progress: called as bytes arrive and archive members are unpacked.
     """
     target = Path(out)
-    hub = source or HuggingFaceSource()
+    hub = source or HuggingFaceSource(revision=revision)
+    fallback: GitHubFileSource | None
+    if isinstance(github, GitHubFileSource):
+        fallback = github
+    else:
+        fallback = GitHubFileSource() if github and isinstance(hub, HuggingFaceSource) else None
+    commit = hub.resolve()
     available = hub.list_files()
-    chosen = select_files(available, patterns)
-    result = DownloadResult(out=target)
-
-    def already_there(path: str) -> bool:
-        local = target / path
-        expected = available.get(path)
-        if (target / f".mmad-extracted-{PurePosixPath(path).name}").exists():
-            return True
-        return local.exists() and (expected is None or local.stat().st_size == expected)
-
-    needed = sum(
-        (available.get(path) or 0) * (2 if extract and path.endswith(".zip") else 1)
-        for path in chosen
-        if not already_there(path)
+    loader = _Downloader(target, hub, github=fallback, known=known, keep_archives=keep_archives, progress=progress)
+    loader.commit = commit
+    loader.where = hub.description
+    requested = getattr(hub, "revision", None) or commit
+    previous = load_provenance(target)
+    unpacked = {f.removesuffix(".zip") for f, r in (previous.files if previous else {}).items() if r.unpacked}
+    plan = plan_download(
+        available,
+        where=loader.where,
+        datasets=normalize_datasets(list(datasets)) if datasets else None,
+        include=patterns,
+        unpacked=unpacked,
     )
-    check_disk_space(target, needed)
-    for number, path in enumerate(chosen, start=1):
-        local = target / path
-        marker = target / f".mmad-extracted-{PurePosixPath(path).name}"
-        if already_there(path):
-            result.skipped.append(path)
-        else:
-            logger.info("fetching %s from %s", path, hub.description)
-            hub.fetch(path, target)
-            result.fetched.append(path)
-        if progress is not None:
-            progress("files", number, len(chosen))
-        if extract and path.endswith(".zip") and not marker.exists():
-            extract_archive(local, target, progress)
-            result.extracted.append(path)
-            if not keep_archives:
-                local.unlink(missing_ok=True)
+    check_disk_space(target, space_needed(plan, available, target / STATE_DIR, keep_archives, extract))
+    provenance = loader.start(requested, commit)
+    provenance.datasets = sorted(set(provenance.datasets) | set(plan.datasets))
+    result = loader.result
+    result.revision, result.commit = requested, commit
+    for text in plan.notes:
+        loader.note(text)
+    for name in plan.jsons:
+        loader.json_from_hub(name, available[name])
+    for name in plan.archives:
+        loader.archive(available[name], extract)
+    for path in plan.loose:
+        loader.loose(available[path])
+    missing: dict[str, str] = {}
+    for name in JSON_FILES:
+        if name in plan.jsons:
+            continue
+        if extract or not plan.archives:
+            sought = loader.json_fallback(name, plan.archives)
+            if sought is not None:
+                missing[name] = sought
+        elif not (target / name).is_file():
+            loader.note(f"{name} is not a file at {loader.where}; it may be inside the archives left packed")
+    loader.count()
+    if "domain_knowledge.json" in missing:
+        loader.note(
+            f"domain_knowledge.json is missing: {missing.pop('domain_knowledge.json')}; only the RAG strategy needs it"
+        )
+    if missing:
+        loader.save()
+        msg = (
+            f"mmad.json is missing from revision {requested} of {REPO_ID}: {missing['mmad.json']}. The images "
+            f"already unpacked in {target} stay. Choose a revision that has it (--revision {DEFAULT_REVISION}), "
+            f"or put mmad.json into {target} yourself and run `mmad validate {target}`"
+        )
+        raise DownloadError(msg)
+    provenance.finished = now()
+    loader.save()
+    _tidy(target / STATE_DIR, plan.archives)
     return result
+
+
+def _tidy(state: Path, archives: list[str]) -> None:
+    """Drop the staging folders of a finished download, and the state folder once nothing is left in it."""
+    for name in archives:
+        shutil.rmtree(state / f"from-{name}", ignore_errors=True)
+    shutil.rmtree(state / "github", ignore_errors=True)
+    if state.is_dir() and not any(state.iterdir()):
+        state.rmdir()

@@ -142,17 +142,36 @@ def find_benchmark_json(data: Path) -> Path:
 
 
 def load_benchmark(data: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> Benchmark:
-    """Load an MMAD benchmark from a data root (holding mmad.json) or a json file.
+    """Load an MMAD benchmark: a data root, an mmad.json, a metadata.csv, or a tree of QA.json files.
+
+    The shape is told from the path (see :mod:`mmad.data.formats`): a folder with mmad.json, a
+    json file, the Hub viewer's metadata.csv (or a folder holding one), or a folder of
+    ``<dataset>/<category>/QA.json``. What a shape lacks is in ``Benchmark.lacks``; call
+    :func:`mmad.data.formats.check_protocol` before a k-shot run.
 
     Args:
-        data: the data root, or the json file.
-        root: the folder image paths are relative to; defaults to the json's folder.
+        data: the data root, or the file.
+        root: the folder image paths are relative to; defaults to the file's (or the tree's) folder.
     """
-    json_path = find_benchmark_json(Path(data))
-    raw, digest = read_json(json_path)
-    base = Path(root) if root is not None else json_path.parent
-    benchmark = parse_benchmark(raw, root=base, source=json_path, sha256=digest)
-    logger.info("loaded %s: %d images, %d questions", json_path, len(benchmark.items), benchmark.n_questions)
+    from mmad.data.formats import QA_TREE, VIEWER_CSV, detect_format
+
+    path = Path(data)
+    shape = detect_format(path)
+    base_root = Path(root) if root is not None else None
+    if shape == VIEWER_CSV:
+        from mmad.data.viewer import read_metadata_csv
+
+        csv_path = path if path.is_file() else path / "metadata.csv"
+        benchmark = read_metadata_csv(csv_path, root=base_root)
+    elif shape == QA_TREE:
+        from mmad.data.qa_tree import read_qa_tree
+
+        benchmark = read_qa_tree(path, root=base_root)
+    else:
+        json_path = find_benchmark_json(path)
+        raw, digest = read_json(json_path)
+        benchmark = parse_benchmark(raw, root=base_root or json_path.parent, source=json_path, sha256=digest)
+    logger.info("loaded %s (%s): %d images, %d questions", path, shape, len(benchmark.items), benchmark.n_questions)
     return benchmark
 
 

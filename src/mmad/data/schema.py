@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -174,6 +175,14 @@ class Benchmark(BaseModel):
     root: Path = Field(description="the data root; image and template paths are relative to it")
     source: Path | None = Field(default=None, description="the json file it was read from")
     sha256: str = ""
+    origin: str = Field(default="mmad.json", description="the shape it was read from: mmad.json, metadata.csv, QA.json")
+    lacks: dict[str, str] = Field(
+        default_factory=dict, description="what this shape does not carry (field -> why), for messages"
+    )
+    template_limit: dict[str, int] = Field(
+        default_factory=dict,
+        description="'random_templates'/'similar_templates' -> the most templates any image has, where capped",
+    )
     _by_key: dict[str, ImageItem] | None = None
 
     @property
@@ -202,19 +211,56 @@ class Benchmark(BaseModel):
         ``mask_path`` is relative to ``{dataset}/{category}/`` (as the InternVL script and
         third-party readers resolve it). ``generate_metadata.py`` prefixes one more component,
         the split; that is tried second. A LOCO mask may name a file whose stem is a folder.
+        The published copies also spell DS-MVTec's colour-mask folder both ``rgb_mask`` and
+        ``rbg_mask``, and hold GoodsAD masks as ``.png`` where a path may say ``.jpg``; both
+        spellings are tried (see :meth:`locate_mask`). When nothing exists, the first candidate
+        is returned (a path that does not exist), for messages.
         """
         if not item.mask_path:
             return None
+        found = self.locate_mask(item)
+        if found.path is not None:
+            return found.path
+        return self.resolve(f"{'/'.join(item.parts[:2])}/{item.mask_path}")
+
+    def locate_mask(self, item: ImageItem) -> MaskLookup:
+        """Find an item's mask and say which rule found it ('' = as written; None path = not found)."""
+        if not item.mask_path:
+            return MaskLookup(None, "")
         parts = item.parts
         bases = ["/".join(parts[:2]), "/".join(parts[:3])]
-        for base in bases:
-            candidate = self.resolve(f"{base}/{item.mask_path}")
-            if candidate.exists():
-                return candidate
-            folder = candidate.with_suffix("")
-            if folder.is_dir():
-                return folder
-        return self.resolve(f"{bases[0]}/{item.mask_path}")
+        for variant, how in mask_variants(item.mask_path):
+            for depth, base in enumerate(bases):
+                candidate = self.resolve(f"{base}/{variant}")
+                rule = how or ("split folder" if depth else "")
+                if candidate.exists():
+                    return MaskLookup(candidate, rule)
+                folder = candidate.with_suffix("")
+                if folder.is_dir():
+                    return MaskLookup(folder, rule)
+        return MaskLookup(None, "missing")
+
+
+class MaskLookup(NamedTuple):
+    """Where a mask was found, and which rule found it."""
+
+    path: Path | None
+    how: str  # "" as written, "split folder", "rgb/rbg spelling", "png for jpg", "missing"
+
+
+_RGB_RBG = re.compile(r"r(gb|bg)_mask")
+
+
+def mask_variants(mask_path: str) -> list[tuple[str, str]]:
+    """A mask path as written, then with DS-MVTec's other folder spelling, then as .png (GoodsAD)."""
+    variants = [(mask_path, "")]
+    swapped = _RGB_RBG.sub(lambda m: "rbg_mask" if m.group(1) == "gb" else "rgb_mask", mask_path)
+    if swapped != mask_path:
+        variants.append((swapped, "rgb/rbg spelling"))
+    pure = PurePosixPath(mask_path)
+    if pure.suffix.lower() in {".jpg", ".jpeg"}:
+        variants.append((str(pure.with_suffix(".png")), "png for jpg"))
+    return variants
 
 
 def resolve_inside(root: Path, relative: str) -> Path:

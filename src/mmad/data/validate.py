@@ -14,7 +14,8 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
 from mmad.data.errata import item_errata, question_errata
-from mmad.data.official import find_benchmark_json, parse_benchmark, read_json
+from mmad.data.formats import MMAD_JSON, detect_format
+from mmad.data.official import find_benchmark_json, load_benchmark, parse_benchmark, read_json
 from mmad.data.schema import LETTERS, Benchmark, ImageItem, Question, Subtask, resolve_inside
 from mmad.errors import UnsafePathError
 
@@ -37,6 +38,7 @@ class Problem(BaseModel):
     question: int | None = None
     message: str
     fix: str
+    path: str | None = None  # the data-root-relative file concerned, when there is one
 
     def __str__(self) -> str:
         where = self.key if self.question is None else f"{self.key}#{self.question}"
@@ -101,6 +103,7 @@ def _check_file(
                 key=key,
                 message=f"{what} {relative} does not exist under {benchmark.root}",
                 fix="Re-download or re-extract the image archives, or fix the path in the json.",
+                path=relative,
             )
         )
         return
@@ -249,26 +252,23 @@ def check_question(key: str, question: Question) -> list[Problem]:
     return problems
 
 
-def validate(
-    data: str | Path,
-    *,
-    root: str | Path | None = None,
-    check_files: bool = True,
-    open_images: bool = True,
-    progress: ProgressHook | None = None,
-) -> ValidationReport:
-    """Check a benchmark json and the files it names.
-
-    Args:
-        data: the data root (holding mmad.json) or the json file.
-        root: the folder paths are relative to; defaults to the json's folder.
-        check_files: whether to look for images, templates and masks on disk.
-        open_images: whether to read each image's header (catches truncated or non-image files).
-        progress: called with the number of items checked so far.
-    """
-    json_path = find_benchmark_json(Path(data))
+def _load_for_validation(data: Path, root: Path | None, problems: list[Problem]) -> Benchmark:
+    """Load any shape; for mmad.json also find duplicate keys and records that do not parse."""
+    if detect_format(data) != MMAD_JSON:
+        benchmark = load_benchmark(data, root=root)
+        for field, why in benchmark.lacks.items():
+            problems.append(
+                Problem(
+                    severity=Severity.WARNING,
+                    code="shape-lacks",
+                    key=str(benchmark.source),
+                    message=f"{field}: {why}",
+                    fix="Protocols that need it are refused before a run; mmad.json has everything (`mmad download`).",
+                )
+            )
+        return benchmark
+    json_path = find_benchmark_json(data)
     raw, digest = read_json(json_path)
-    problems: list[Problem] = []
     # A second decode with a pairs hook finds duplicate keys, which a plain dict silently merges.
     with json_path.open("rb") as handle:
         checked = json.load(handle, object_pairs_hook=_duplicate_keys)
@@ -287,19 +287,42 @@ def validate(
     def on_issue(key: str, problem: str, fix: str) -> None:
         problems.append(Problem(severity=Severity.ERROR, code="bad-record", key=key, message=problem, fix=fix))
 
-    benchmark = parse_benchmark(
-        raw, root=Path(root) if root else json_path.parent, source=json_path, sha256=digest, on_issue=on_issue
-    )
+    return parse_benchmark(raw, root=root or json_path.parent, source=json_path, sha256=digest, on_issue=on_issue)
+
+
+def validate(
+    data: str | Path,
+    *,
+    root: str | Path | None = None,
+    check_files: bool = True,
+    open_images: bool = True,
+    progress: ProgressHook | None = None,
+) -> ValidationReport:
+    """Check a benchmark and the files it names, then sum up the known gaps of the published copies.
+
+    Args:
+        data: the data root, or the file (mmad.json, metadata.csv), or a tree of QA.json files.
+        root: the folder paths are relative to; defaults to the file's folder.
+        check_files: whether to look for images, templates and masks on disk.
+        open_images: whether to read each image's header (catches truncated or non-image files).
+        progress: called with the number of items checked so far.
+    """
+    from mmad.data.gaps import known_gaps
+
+    problems: list[Problem] = []
+    benchmark = _load_for_validation(Path(data), Path(root) if root else None, problems)
     for done, item in enumerate(benchmark.items, start=1):
         problems.extend(check_item(benchmark, item, check_files=check_files, open_images=open_images))
         if progress is not None:
             progress(done)
+    problems.extend(known_gaps(benchmark, problems, check_files=check_files))
+    source = str(benchmark.source or data)
     report = ValidationReport(
-        source=str(json_path),
-        sha256=digest,
+        source=source,
+        sha256=benchmark.sha256,
         n_images=len(benchmark.items),
         n_questions=benchmark.n_questions,
         problems=problems,
     )
-    logger.info("validated %s: %d errors, %d problems", json_path, report.n_errors, len(problems))
+    logger.info("validated %s: %d errors, %d problems", source, report.n_errors, len(problems))
     return report

@@ -21,7 +21,7 @@ from mmad.protocol.strategies import StrategySet
 from mmad.run.config import RunConfig
 
 HASH_LENGTH = 12
-_NOT_IN_HASH = frozenset({"mmad_version", "hash", "data_source"})
+_NOT_IN_HASH = frozenset({"mmad_version", "hash", "data_source", "data_provenance"})
 
 _CANONICAL = ImageItem(
     key="CARD/product/test/scratch/000.png",
@@ -94,10 +94,28 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         "scoring": "strict (upstream beside it)",
         "data_sha256": benchmark.sha256,
         "data_source": str(benchmark.source),
+        "data_provenance": _provenance(benchmark),
         "mmad_version": __version__,
     }
     card["hash"] = card_hash(card)
     return card
+
+
+def _provenance(benchmark: Benchmark) -> dict[str, Any] | None:
+    """Where the benchmark was downloaded from (repository, revision, commit), when mmad downloaded it."""
+    from mmad.data.provenance import read_provenance
+
+    record = read_provenance(benchmark.root)
+    if not record:
+        return None
+    json_file = (record.get("files") or {}).get("mmad.json") or {}
+    return {
+        "repo": record.get("repo"),
+        "revision": record.get("revision"),
+        "commit": record.get("commit"),
+        "mmad_json_check": json_file.get("check"),
+        "matches_this_benchmark": json_file.get("sha256") == benchmark.sha256 if json_file.get("sha256") else None,
+    }
 
 
 def card_hash(card: dict[str, Any]) -> str:
@@ -108,5 +126,5 @@ def card_hash(card: dict[str, Any]) -> str:
 
 def card_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(field, value in a, value in b) for every card field that differs (mmad version included)."""
-    keys = [k for k in dict.fromkeys([*a, *b]) if k not in {"hash", "data_source"}]
+    keys = [k for k in dict.fromkeys([*a, *b]) if k not in {"hash", "data_source", "data_provenance"}]
     return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]

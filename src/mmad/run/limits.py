@@ -65,7 +65,8 @@ class AdaptiveLimit:
 
 
 REPEAT_STOPS = frozenset({"server_error", "malformed"})
-"""Failures not retried again once the same request got the same one twice in a row."""
+SAME_ERROR_LIMIT = 3
+"""A request that got the same one of REPEAT_STOPS this many times in a row is not retried again."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ async def call_with_retries(
     """
     attempt = 0
     previous: tuple[str, str] | None = None
+    same_in_a_row = 0
     while True:
         await limit.acquire()
         try:
@@ -117,13 +119,14 @@ async def call_with_retries(
         if error.error_class == "rate_limit":
             limit.rate_limited()
         signature = (error.error_class, str(error))
-        # A server that fails the same request with the same error twice will do so again: stop asking.
-        repeated = error.error_class in REPEAT_STOPS and signature == previous
+        same_in_a_row = same_in_a_row + 1 if signature == previous else 1
         previous = signature
+        # A server that fails one request with the same error three times will go on doing so: stop asking.
+        repeated = error.error_class in REPEAT_STOPS and same_in_a_row >= SAME_ERROR_LIMIT
         if attempt >= policy.max_retries or repeated:
             error.attempts = attempt + 1  # type: ignore[attr-defined]
             if repeated:
-                error.args = (f"{error} (the same reply twice; not retried again)",)
+                error.args = (f"{error} (the same reply {SAME_ERROR_LIMIT} times; not retried again)",)
             raise error
         if on_retry is not None:
             on_retry(error)

@@ -8,8 +8,9 @@ import random
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+from mmad.data.formats import missing_inputs
 from mmad.data.schema import Benchmark, ImageItem, Subtask
-from mmad.errors import ConfigError, MMADError
+from mmad.errors import ConfigError, DataError, MMADError
 from mmad.protocol.messages import Prompt
 from mmad.protocol.prompts import Extras, PromptSettings, build_prompts, posed_questions
 from mmad.protocol.strategies import DomainKnowledge, StrategySet
@@ -131,6 +132,15 @@ class Planner:
 
     def _work_for(self, selected: SelectedItem) -> list[Prompt] | PlanFailure:
         try:
+            if not self.settings.blind:
+                missing = missing_inputs(
+                    self.benchmark,
+                    selected.item,
+                    shots=self.settings.shots,
+                    similar_templates=self.settings.similar_templates,
+                )
+                if missing:
+                    raise DataError("; ".join(missing))
             return self.prompts_for(selected)
         except (MMADError, OSError, ValueError) as exc:
             logger.warning("cannot ask the questions of %s: %s", selected.item.key, exc)

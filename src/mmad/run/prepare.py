@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mmad.data.formats import check_protocol
 from mmad.data.official import load_benchmark
 from mmad.data.schema import Benchmark
 from mmad.errors import ConfigError, RunError
@@ -171,6 +172,8 @@ def prepare(
     strategies = parse_strategies(config.prompt.strategies)
     knowledge = DomainKnowledge.find(benchmark, config.prompt.knowledge) if strategies.rag else None
     selection = select_questions(benchmark, config.selection, config.prompt_settings())
+    if not config.prompt.blind:
+        check_protocol(benchmark, shots=config.prompt.shots, similar_templates=config.prompt.similar_templates)
     _check_shots(benchmark, selection, config)
     agent = None
     if strategies.agent_expert:
