@@ -117,7 +117,7 @@ class _Downloader:
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def start(self, revision: str, commit: str) -> Provenance:
-        from mmad import __version__
+        from mmad._version import __version__
 
         previous = load_provenance(self.out)
         endpoint = getattr(self.source, "endpoint", None)

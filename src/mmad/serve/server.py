@@ -27,9 +27,12 @@ from mmad.protocol.images import ImageEncoder, ImageSettings
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "drop", "malformed", "empty")
+# A backend's failure reaches the client as the HTTP status a real server would answer with.
+_STATUS_OF_ERROR = {"bad_request": 400, "refused": 400, "auth": 401, "not_found": 404, "rate_limit": 429}
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -235,7 +238,8 @@ class ChatServer:
         try:
             completion = await self.model.generate(request)
         except ModelCallError as exc:
-            await self._error(writer, 500 if exc.error_class != "bad_request" else 400, str(exc), exc.error_class)
+            status = _STATUS_OF_ERROR.get(exc.error_class, 500)
+            await self._error(writer, status, str(exc), exc.error_class)
             return True
         n_images = sum(len(m.images) for m in messages)
         prompt_tokens = completion.prompt_tokens or (sum(len(m.text) for m in messages) // 4 + 85 * n_images)
