@@ -164,7 +164,7 @@ def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open
         else:
             if check_files:
                 problems.extend(_mask_problems(item, mask))
-    elif not item.is_normal and item.questions:
+    elif not item.defect_free and item.questions:
         problems.append(
             Problem(
                 severity=Severity.WARNING,
@@ -172,6 +172,19 @@ def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open
                 key=key,
                 message="abnormal image without mask_path",
                 fix="Add the mask path if one exists; the agent's ground-truth oracle needs it.",
+            )
+        )
+    if item.is_normal != item.defect_free:
+        reading = "normal" if item.is_normal else "defective"
+        problems.append(
+            Problem(
+                severity=Severity.WARNING,
+                code="scorer-misreads-key",
+                key=key,
+                message=f"the image lies in {item.defect_type}/ but MMAD's scorer reads it as {reading}: it calls an "
+                "image normal when 'good' occurs anywhere in its key",
+                fix="Rename the dataset, category or file so that 'good' (lower case) appears only as the normal "
+                "folder; `mmad build` writes such names with a capital G.",
             )
         )
     for question in item.questions:
