@@ -209,6 +209,8 @@ def _messy_tree(root: Path) -> Path:
             else:  # beside its image
                 written.save(base / "Test" / defect / f"{Path(name).stem}_mask.png")
         (base / "Test" / defect / "Thumbs.db").write_bytes(b"junk")
+    (base / "Train" / "GOOD" / "004.png").write_bytes(b"not an image at all")
+    normal_image("tablet", SIZE, rng).save(base / "Test" / "unlabelled.png")
     return root
 
 
@@ -216,16 +218,18 @@ def test_messy_trees_build(tmp_path: Path) -> None:
     source = _messy_tree(tmp_path / "Shop")
     dataset = read_dataset(source, "MVTEC")
     assert Counter((s.split, s.defect_type) for s in dataset.samples) == {
-        ("train", "good"): 4,
+        ("train", "good"): 5,
         ("test", "good"): 1,
         ("test", "Scratch"): 3,
         ("test", "dent-mark"): 2,
     }
     assert all(s.masks for s in dataset.samples if not s.is_normal)
+    assert dataset.skipped == {"image lying in test/ itself (no type folder labels it)": 1}
     assert read_dataset(source).layout in {"mvtec", "goodsad"}
     bench, report = build_benchmark(source, tmp_path / "out")
     assert validate(tmp_path / "out").ok, [str(p) for p in validate(tmp_path / "out").problems]
     assert report.images == 6 and report.templates == 4
+    assert report.skipped["unreadable image file (not an image, or truncated)"] == 1
     for item in bench.items:
         if not item.is_normal:
             assert read_mask(bench.mask_file(item))[20:40, 20:40].any()
@@ -257,3 +261,28 @@ def test_unknown_layout_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(DatasetLayoutError, match=r"unknown layout 'coco'.*mvtec"):
         read_dataset(make_tree(tmp_path / "src", "mvtec"), "coco")
     assert read_dataset(tmp_path / "src", "MVTec-LOCO").layout == "loco"  # aliases and case are accepted
+
+
+def test_prepared_two_class_visa_and_a_category_without_normal_test_images(tmp_path: Path) -> None:
+    from mmad.builder.synthetic import draw_defect, normal_image
+
+    rng = np.random.default_rng(11)
+    base = tmp_path / "visa_2cls" / "capsules"
+    for split in ("train", "test"):
+        for label in ("good", "bad"):
+            (base / split / label).mkdir(parents=True)
+            for i in range(3):
+                image = normal_image("tablet", SIZE, rng)
+                if label == "bad":
+                    mask = draw_defect(image, "stain", (40.0, 40.0), 0.08, rng, "tablet")
+                    (base / "ground_truth" / split / "bad").mkdir(parents=True, exist_ok=True)
+                    labels = Image.fromarray(mask.astype(np.uint8) * 255)
+                    labels.save(base / "ground_truth" / split / "bad" / f"{split}{i}.png")
+                image.save(base / split / label / f"{split}{i}.JPG")
+    dataset = read_dataset(tmp_path / "visa_2cls", "visa")
+    assert dataset.skipped == {"defective image in the train split (templates must be normal)": 3}
+    assert sum(not s.is_normal for s in dataset.samples) == 3
+    shutil.rmtree(base / "test" / "good")
+    bench, report = build_benchmark(tmp_path / "visa_2cls", tmp_path / "out")
+    assert sum(i.is_normal for i in bench.items) == 2 and report.templates == 1  # 2 of 3 held out (rounded)
+    assert any("held out" in n for n in report.notes)

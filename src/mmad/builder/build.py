@@ -83,22 +83,59 @@ def _write_mask(sample: AdSample, size: tuple[int, int], target: Path) -> np.nda
     return union
 
 
-def _split_normals(samples: list[AdSample], rng: np.random.Generator, test_share: float) -> list[AdSample]:
-    """Generic folders have no train/test split: hold out a share of the normal images as test images."""
-    if any(s.split == "test" and s.is_normal for s in samples):
-        return samples
+def _split_normals(
+    samples: list[AdSample], rng: np.random.Generator, test_share: float, notes: list[str]
+) -> list[AdSample]:
+    """A category without normal test images (generic folders, VisA without its csv) gets a share of its
+    normal images held out as test images, so that Anomaly Discrimination has both answers."""
+    tested = {s.category for s in samples if s.is_query and s.is_normal}
     out: list[AdSample] = []
     by_category: dict[str, list[AdSample]] = defaultdict(list)
     for sample in samples:
-        (by_category[sample.category] if sample.is_normal else out).append(sample)
-    for category, normals in by_category.items():
+        (by_category[sample.category] if sample.is_normal and sample.category not in tested else out).append(sample)
+    for category, normals in sorted(by_category.items()):
         order = rng.permutation(len(normals))
         n_test = round(len(normals) * test_share)
         for rank, index in enumerate(order):
             sample = normals[int(index)]
-            split = "test" if rank < n_test else "train"
+            split = "test" if rank < n_test else sample.split
             out.append(AdSample(category, split, "good", sample.image, ()))
+        notes.append(
+            f"{category}: no normal test images; {n_test} of {len(normals)} normal images held out as test images"
+        )
     return out
+
+
+UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)
+
+
+def _unreadable(path: Path, exc: Exception, report: BuildReport) -> None:
+    report.skipped["unreadable image file (not an image, or truncated)"] += 1
+    note = f"skipped {path}: {exc}"
+    logger.warning(note)
+    report.notes.append(note)
+
+
+def _template_pool(
+    normals: list[AdSample], folder: str, keys: KeyAllocator, target: Path, copy: bool, report: BuildReport
+) -> tuple[list[str], np.ndarray]:
+    """The category's template keys (placed in the tree) and their descriptors; unreadable images are skipped."""
+    pool: list[str] = []
+    features: list[np.ndarray] = []
+    for sample in normals:
+        try:
+            features.append(descriptor(sample.image))
+        except UNREADABLE as exc:
+            _unreadable(sample.image, exc, report)
+            continue
+        key = keys.claim(f"{folder}/train/good/{_template_file(sample)}")
+        _place(sample.image, target / key, copy)
+        pool.append(key)
+    if not pool:
+        msg = f"none of the {len(normals)} normal training images under {folder} could be read as an image"
+        raise DatasetLayoutError(msg)
+    report.templates += len(pool)
+    return pool, np.stack(features)
 
 
 def _benchmark_name(name: str | None, source: Path, report_notes: list[str]) -> str:
@@ -152,7 +189,7 @@ def build_benchmark(
     notes = list(dataset.notes)
     name = _benchmark_name(name, source_root, notes)
     rng = np.random.default_rng(seed)
-    samples = _split_normals(dataset.samples, rng, test_share=0.5)
+    samples = _split_normals(dataset.samples, rng, 0.5, notes)
     table: dict[str, dict[str, str]] = {}
     if knowledge:
         raw = json.loads(Path(knowledge).read_text(encoding="utf-8"))
@@ -176,16 +213,17 @@ def build_benchmark(
             msg = f"category {category} has no normal training images to use as templates"
             raise DatasetLayoutError(msg)
         defects = sorted({s.defect_type for s in tests if not s.is_normal})
-        pool = [keys.claim(f"{folder}/train/good/{_template_file(s)}") for s in normals]
-        for sample, key in zip(normals, pool, strict=True):
-            _place(sample.image, target / key, copy)
-        report.templates += len(pool)
-        pool_features = np.stack([descriptor(s.image) for s in normals])
+        pool, pool_features = _template_pool(normals, folder, keys, target, copy, report)
         for sample in tests:
+            done += 1
+            try:
+                rgb = geometry.load_rgb(sample.image)
+            except UNREADABLE as exc:
+                _unreadable(sample.image, exc, report)
+                continue
             defect = "good" if sample.is_normal else component(sample.defect_type)
             key = keys.claim(f"{folder}/test/{defect}/{component(sample.image.name)}")
             _place(sample.image, target / key, copy)
-            rgb = geometry.load_rgb(sample.image)
             record = _image_record(
                 sample, key, rgb, category, defects, categories, table, balancer, rng, report, target, keys
             )
@@ -193,7 +231,6 @@ def build_benchmark(
             record["similar_templates"] = similar_templates(descriptor(rgb), pool, pool_features, templates)
             records[key] = record
             report.images += 1
-            done += 1
             if progress is not None:
                 progress(done, total)
     report.renamed["key taken by another image: numbered"] += keys.renamed
@@ -289,7 +326,12 @@ def _mask_record(
     mask_key = keys.claim(f"{base}/ground_truth/{parts[-2]}/{PurePosixPath(key).stem}_mask.png")
     with Image.open(sample.image) as opened:
         size = opened.size
-    full = _write_mask(sample, size, target / mask_key)
+    try:
+        full = _write_mask(sample, size, target / mask_key)
+    except UNREADABLE as exc:
+        report.skipped["Defect Localization/Description: unreadable mask file"] += 1
+        report.notes.append(f"mask of {sample.image} unreadable: {exc}")
+        return ""
     mask = geometry.resize_mask(full, rgb.shape[:2])
     extent = geometry.product_extent(rgb)
     if not mask.any():

@@ -116,6 +116,7 @@ def read_split_layout(root: Path, layout: str) -> SourceDataset:
             msg = f"{train} holds no normal images (expected {train}/good/*.png)"
             raise DatasetLayoutError(msg)
         mask_root = child(category, *MASK_ROOT_NAMES) or child(test, *MASK_ROOT_NAMES)
+        result.skipped["image lying in test/ itself (no type folder labels it)"] += len(images(test))
         for folder in subdirs(test):
             if norm(folder.name) in MASK_ROOT_NAMES:
                 continue
@@ -130,6 +131,7 @@ def read_split_layout(root: Path, layout: str) -> SourceDataset:
                 if not masks:
                     raise missing_mask(image, index.expected(image.stem))
                 result.samples.append(AdSample(category.name, "test", folder.name, image, masks))
+    result.skipped = +result.skipped  # drop zero counts
     return result
 
 
