@@ -350,6 +350,7 @@ def validate(
         problems.extend(check_item(benchmark, item, check_files=check_files, open_images=open_images))
         if progress is not None:
             progress(done)
+    problems.sort(key=lambda p: p.severity is not Severity.ERROR)  # errors first, each kind in file order
     report = ValidationReport(
         source=str(json_path),
         sha256=digest,
