@@ -36,7 +36,7 @@ from mmad.builder.samples import AdSample
 from mmad.builder.templates import descriptor, random_templates, similar_templates
 from mmad.builder.visa import DEFAULT_VISA_SPLIT
 from mmad.data.official import load_benchmark
-from mmad.data.schema import NORMAL_FLAG, Benchmark
+from mmad.data.schema import Benchmark
 from mmad.errors import DatasetLayoutError
 
 logger = logging.getLogger(__name__)
@@ -234,8 +234,8 @@ def build_benchmark(
             if progress is not None:
                 progress(done, total)
     report.renamed["key taken by another image: numbered"] += keys.renamed
-    report.renamed["'good' in a category, defect or file name: written 'Good'"] += sum(
-        NORMAL_FLAG in s.image.name or NORMAL_FLAG in s.category or (NORMAL_FLAG in s.defect_type and not s.is_normal)
+    report.renamed["category, defect or file name made key-safe ('good' -> 'Good', '#' -> '_')"] += sum(
+        any(component(n) != n for n in (s.image.name, s.category, "good" if s.is_normal else s.defect_type))
         for s in samples
     )
     report.renamed = +report.renamed  # drop zero counts
