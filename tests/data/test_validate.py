@@ -195,3 +195,16 @@ def test_the_cli_always_shows_the_gap_summaries(fresh_mmad_json: Path, capsys: p
     out = " ".join(capsys.readouterr().out.split())
     assert "Known gaps of the published copies" in out and "gap-missing-templates" in out
     assert "recorded as failed" in out
+
+
+def test_mmad_loco_mask_folders_warn_and_scorer_misreads_are_flagged(fresh_mmad_json: Path) -> None:
+    report = validate(fresh_mmad_json)
+    loco = [p for p in report.problems if p.code == "mask-not-a-file"]
+    assert loco and all(p.severity == "warning" and p.key.startswith("MVTec-LOCO/") for p in loco)
+    assert report.ok  # MMAD's own LOCO records name folders; its GT agent reads them
+    data = json.loads(fresh_mmad_json.read_text())
+    key = BAD.replace("candle", "goodie")  # a category whose name holds 'good'
+    data[key] = data.pop(BAD)
+    fresh_mmad_json.write_text(json.dumps(data))
+    codes = _codes(validate(fresh_mmad_json, check_files=False))
+    assert codes["scorer-misreads-key"] == [key]

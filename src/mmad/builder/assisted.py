@@ -166,7 +166,7 @@ async def assist_async(benchmark: Benchmark, model: Model, out_dir: Path, *, con
             product = item.category.replace("_", " ")
             query = benchmark.resolve(item.key)
             parts: list[TextPart | ImagePart] = []
-            if item.is_normal:
+            if item.defect_free:
                 parts = [ImagePart(path=str(query)), TextPart(text=NORMAL_CAPTION_PROMPT.format(product=product))]
                 kinds = ["Object Structure", "Object Details"]
             else:

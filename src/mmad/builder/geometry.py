@@ -30,14 +30,61 @@ def load_rgb(path: Path, side: int = ANALYSIS_SIDE) -> np.ndarray:
         return np.asarray(rgb, dtype=np.float32)
 
 
+LOSSY_SUFFIXES = frozenset({".jpg", ".jpeg", ".webp"})
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A mask file as booleans at its own size: any non-zero value is defect.
+
+    Label maps (VisA's 1, 2, ... per region; palette images by index), 0/255 masks, RGB(A) masks
+    and alpha-only masks all read the same; a JPEG mask is thresholded at half its maximum, since
+    compression leaves faint non-zero pixels around the edges.
+    """
+    with Image.open(path) as image:
+        if image.mode in {"P", "1", "L", "I", "I;16", "I;16B", "I;16L", "F"}:  # a palette image: by index
+            values = np.asarray(image)
+        else:
+            rgba = np.asarray(image.convert("RGBA"))
+            values = rgba[..., :3].max(axis=2)
+            if not values.any() and rgba[..., 3].min() != rgba[..., 3].max():
+                values = rgba[..., 3]
+    values = values.astype(np.float32)
+    if path.suffix.lower() in LOSSY_SUFFIXES:
+        top = float(values.max())
+        return values > min(127.0, top / 2) if top > 0 else np.zeros(values.shape, dtype=bool)
+    return values > 0
+
+
+def union_mask(paths: Sequence[Path], shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The union of one or more mask files (instance masks), at shape (height, width) or the first mask's size."""
+    union: np.ndarray | None = None
+    for path in paths:
+        mask = read_mask(path)
+        if shape is None:
+            shape = (int(mask.shape[0]), int(mask.shape[1]))
+        if mask.shape != shape:
+            mask = resize_mask(mask, shape)
+        union = mask if union is None else union | mask
+    if union is None:
+        return np.zeros(shape or (1, 1), dtype=bool)
+    return union
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A boolean mask at another size: pixels at least half covered, and never losing a tiny defect entirely."""
+    if mask.shape == shape:
+        return mask
+    small = Image.fromarray(mask.astype(np.float32)).resize((shape[1], shape[0]), Image.Resampling.BOX)
+    coverage = np.asarray(small)
+    resized = coverage >= 0.5
+    if mask.any() and not resized.any():
+        resized = coverage >= coverage.max() * 0.5
+    return resized
+
+
 def load_mask(paths: Sequence[Path], shape: tuple[int, int]) -> np.ndarray:
     """The union of one or more mask files, resized to (height, width), as booleans."""
-    union = np.zeros(shape, dtype=bool)
-    for path in paths:
-        with Image.open(path) as image:
-            resized = image.convert("L").resize((shape[1], shape[0]), Image.Resampling.NEAREST)
-        union |= np.asarray(resized) > 127
-    return union
+    return union_mask(paths, shape)
 
 
 def product_extent(rgb: np.ndarray) -> tuple[int, int, int, int]:

@@ -104,23 +104,69 @@ def anomaly_question(is_normal: bool, balancer: LetterBalancer) -> dict[str, Any
     return make_qa("Anomaly Detection", options, answer, {"generator": "label"})
 
 
+@dataclass(frozen=True)
+class Skip:
+    """Why a generator made no question; counted in the build report."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class DefectTerm:
+    """An option text of Defect Classification and its place in the defect taxonomy."""
+
+    text: str
+    node: str | None
+    broad: bool
+
+    def covers(self, other: DefectTerm) -> bool:
+        """Whether this term is a broader one that also names the other ("A defect." covers "A dent.")."""
+        return self.broad and self.node is not None and self.text != other.text and vocab.under(other.node, self.node)
+
+
+def defect_term(folder: str, category: str = "") -> DefectTerm:
+    """The option of a defect folder."""
+    return DefectTerm(vocab.defect_name(folder, category), vocab.defect_node(folder), vocab.is_broad(folder))
+
+
+GENERIC_TERMS = tuple(DefectTerm(f"{text}.", node, False) for text, node in vocab.GENERIC_DEFECTS.items())
+
+
+def _compatible(candidate: DefectTerm, chosen: Sequence[DefectTerm]) -> bool:
+    """No option may cover another: otherwise two options are right, or a broad answer gives itself away."""
+    if near_duplicate(candidate.text, [t.text for t in chosen]):
+        return False
+    return not any(candidate.covers(t) or t.covers(candidate) for t in chosen)
+
+
 def classification_question(
-    defect: str, category_defects: Sequence[str], balancer: LetterBalancer, rng: np.random.Generator
-) -> dict[str, Any] | None:
-    """The defect type's name among the category's other types and generic defect names."""
-    correct = vocab.defect_name(defect)
-    siblings = [vocab.defect_name(d) for d in category_defects if d != defect]
-    generic = [f"{g}." for g in vocab.GENERIC_DEFECTS]
-    distractors = pick_distractors(correct, siblings, min(3, len(siblings)), rng) or []
-    more = (
-        pick_distractors(correct, [g for g in generic if not near_duplicate(g, distractors)], 3 - len(distractors), rng)
-        if len(distractors) < 3
-        else []
-    )
-    if more is None:
-        return None
-    options, answer = balancer.place("Defect Classification", correct, [*distractors, *more])
-    return make_qa("Defect Classification", options, answer, {"generator": "label", "defect_type": defect})
+    defect: str,
+    category_defects: Sequence[str],
+    balancer: LetterBalancer,
+    rng: np.random.Generator,
+    category: str = "",
+) -> dict[str, Any] | Skip:
+    """The defect type's name among the category's other types, then generic defect names.
+
+    No option covers another in the defect taxonomy (`vocab.BROAD_DEFECTS`): a broad answer such as
+    VisA's "A defect." or LOCO's "A structural defect." cannot stand against "A dent.", and a broad
+    distractor cannot stand against a specific answer it covers. When three such distractors do not
+    exist the question is skipped with the reason.
+    """
+    answer = defect_term(defect, category)
+    siblings = [defect_term(d, category) for d in category_defects if d != defect]
+    chosen: list[DefectTerm] = []
+    for pool in (siblings, GENERIC_TERMS):
+        for index in rng.permutation(len(pool)):
+            candidate = pool[int(index)]
+            if len(chosen) < 3 and _compatible(candidate, [answer, *chosen]):
+                chosen.append(candidate)
+    if len(chosen) < 3:
+        if answer.broad:
+            return Skip("Defect Classification: the answer is a broad term covering the other defect names")
+        return Skip("Defect Classification: fewer than 3 defect names distinct from the answer")
+    options, letter = balancer.place("Defect Classification", answer.text, [t.text for t in chosen])
+    return make_qa("Defect Classification", options, letter, {"generator": "label", "defect_type": defect})
 
 
 def localization_question(

@@ -1,170 +1,209 @@
 """Readers for anomaly-detection datasets as they are distributed.
 
-Each reader walks one dataset root and returns `AdSample`s: category, split, defect type
-(``good`` for normal images), the image and its mask(s). Layouts (root/category/...):
+Each reader walks one dataset root and returns `AdSample`s: category, source split, defect type
+(``good`` for normal images), the image and its mask file(s). Layouts (root/category/...):
 
 - ``mvtec``: ``train/good``, ``test/{good,<defect>}``, ``ground_truth/<defect>/<stem>_mask.png``
-- ``visa`` (the 1-class split): ``train/good``, ``test/{good,bad}``, ``ground_truth/bad/<stem>.png``
-- ``loco``: like mvtec, with ``validation/good``, and masks as folders ``ground_truth/<type>/<stem>/*.png``
+- ``visa``: raw as downloaded (``Data/Images/{Normal,Anomaly}``, ``Data/Masks/Anomaly``, the split
+  in ``split_csv/<scheme>.csv``; see `mmad.builder.visa`), or the prepared 1-class tree
+  ``train/good``, ``test/{good,bad}``, ``ground_truth/bad/<stem>.png``
+- ``loco``: like mvtec, with ``validation/good`` as more normal images, and masks as folders of
+  instance masks ``ground_truth/<type>/<stem>/000.png, 001.png, ...``
 - ``goodsad``: like mvtec, masks ``ground_truth/<defect>/<stem>.png``
 - ``folder``: ``good`` (or ``normal``) and one folder per defect type; optional masks under
-  ``masks/<defect>/`` (or ``ground_truth/<defect>/``) named ``<stem>.png`` or ``<stem>_mask.png``;
-  normal images are split into templates and test images by the builder.
+  ``masks/<defect>/`` (or ``ground_truth/<defect>/``); normal images are split into templates and
+  test images by the builder.
+
+The four split layouts share one reader: folder names match without regard to case, a mask may
+be ``<stem>.<any image suffix>``, ``<stem>_mask.*`` (and similar suffixes) or a folder of
+instance masks, or lie beside its image; hidden files are ignored. The layout name mostly
+documents what was found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
+from mmad.builder.files import (
+    MASK_ROOT_NAMES,
+    MaskIndex,
+    child,
+    images,
+    is_image,
+    is_normal_name,
+    norm,
+    subdirs,
+)
+from mmad.builder.samples import AdSample, SourceDataset, find_masks, missing_mask
+from mmad.builder.visa import is_raw_visa, read_raw_visa
 from mmad.errors import DatasetLayoutError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 LAYOUTS = ("mvtec", "visa", "loco", "goodsad", "folder")
+LAYOUT_ALIASES = {
+    "mvtec": "mvtec",
+    "mvtec_ad": "mvtec",
+    "mvtecad": "mvtec",
+    "visa": "visa",
+    "loco": "loco",
+    "mvtec_loco": "loco",
+    "mvtec_loco_ad": "loco",
+    "goodsad": "goodsad",
+    "goods_ad": "goodsad",
+    "folder": "folder",
+    "auto": "auto",
+}
+TRAIN_SPLITS = ("train", "training")
+EXTRA_NORMAL_SPLITS = ("validation", "val", "valid")
+TEST_SPLITS = ("test", "testing", "test_public")
+NOT_CATEGORIES = frozenset({"split_csv"})
+LOCO_TYPES = frozenset({"logical_anomalies", "structural_anomalies"})
 
 
-@dataclass(frozen=True)
-class AdSample:
-    """One image of an anomaly-detection dataset."""
-
-    category: str
-    split: str
-    defect_type: str
-    image: Path
-    masks: tuple[Path, ...] = ()
-
-    @property
-    def is_normal(self) -> bool:
-        """Whether the image is defect-free."""
-        return self.defect_type == "good"
+def _has_images(folder: Path) -> bool:
+    return next((True for p in folder.rglob("*") if is_image(p)), False)
 
 
-def _images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def _looks_like_category(folder: Path) -> bool:
+    return child(folder, *TEST_SPLITS) is not None and child(folder, *TRAIN_SPLITS) is not None
 
 
-def _categories(root: Path) -> list[Path]:
+def categories(root: Path) -> list[Path]:
+    """The category folders of a dataset root (the root itself when it is one category)."""
     if not root.is_dir():
         msg = f"dataset root {root} does not exist or is not a folder"
         raise DatasetLayoutError(msg)
-    found = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if _looks_like_category(root):
+        return [root]
+    found = [p for p in subdirs(root) if norm(p.name) not in NOT_CATEGORIES and _has_images(p)]
     if not found:
-        msg = f"{root} holds no category folders; expected {root}/<category>/..."
+        msg = f"{root} holds no category folders with images; expected {root}/<category>/..."
         raise DatasetLayoutError(msg)
     return found
 
 
-def _missing_mask(image: Path, expected: Path) -> DatasetLayoutError:
-    msg = (
-        f"no mask for the defective image {image}: expected {expected}. "
-        "Add the mask, or move the image out of the test folders"
-    )
-    return DatasetLayoutError(msg)
+def _normal_images(split_dir: Path) -> Iterator[Path]:
+    """Images in the normal sub-folders of a training split, and any lying in the split folder itself."""
+    yield from images(split_dir)
+    for folder in subdirs(split_dir):
+        if is_normal_name(folder.name):
+            yield from images(folder)
 
 
-def _split_reader(
-    mask_for: Callable[[Path, Path, str, Path], tuple[Path, ...]], normal_splits: tuple[str, ...] = ("train",)
-) -> Callable[[Path], list[AdSample]]:
-    def read(root: Path) -> list[AdSample]:
-        samples: list[AdSample] = []
-        for category in _categories(root):
-            train = [s for s in normal_splits if (category / s / "good").is_dir()]
-            if not train or not (category / "test").is_dir():
-                msg = f"{category} lacks train/good or test/; is this the right --layout?"
-                raise DatasetLayoutError(msg)
-            for split in train:
-                samples += [AdSample(category.name, split, "good", p) for p in _images(category / split / "good")]
-            for folder in sorted(p for p in (category / "test").iterdir() if p.is_dir()):
-                for image in _images(folder):
-                    masks = () if folder.name == "good" else mask_for(category, image, folder.name, root)
-                    samples.append(AdSample(category.name, "test", folder.name, image, masks))
-        if not samples:
-            msg = f"found no images under {root}"
+def read_split_layout(root: Path, layout: str) -> SourceDataset:
+    """mvtec, visa (prepared), loco and goodsad: train/ (and validation/) normal images, test/ by type."""
+    result = SourceDataset(layout, [])
+    for category in categories(root):
+        train = child(category, *TRAIN_SPLITS)
+        test = child(category, *TEST_SPLITS)
+        if train is None or test is None:
+            found = [p.name for p in subdirs(category)]
+            msg = f"{category} lacks a train/ or test/ folder (it holds {found}); is this the right --layout?"
             raise DatasetLayoutError(msg)
-        return samples
+        splits = [("train", train)]
+        splits += [(norm(p.name), p) for p in subdirs(category) if norm(p.name) in EXTRA_NORMAL_SPLITS]
+        normals = 0
+        for split, folder in splits:
+            normal = [AdSample(category.name, split, "good", p) for p in _normal_images(folder)]
+            result.samples += normal
+            normals += len(normal)
+            for defect in subdirs(folder):
+                if not is_normal_name(defect.name):
+                    result.skipped[f"defective image in the {split} split (templates must be normal)"] += len(
+                        images(defect)
+                    )
+        if not normals:
+            msg = f"{train} holds no normal images (expected {train}/good/*.png)"
+            raise DatasetLayoutError(msg)
+        mask_root = child(category, *MASK_ROOT_NAMES) or child(test, *MASK_ROOT_NAMES)
+        result.skipped["image lying in test/ itself (no type folder labels it)"] += len(images(test))
+        for folder in subdirs(test):
+            if norm(folder.name) in MASK_ROOT_NAMES:
+                continue
+            if is_normal_name(folder.name):
+                result.samples += [AdSample(category.name, "test", "good", p) for p in images(folder)]
+                continue
+            # ground_truth/<type>/, or ground_truth/test/<type>/ as VisA's prepared 2-class trees have it
+            masks_of_type = child(mask_root, folder.name) or child(child(mask_root, "test"), folder.name)
+            index, beside = MaskIndex(masks_of_type), MaskIndex(folder)
+            for image in images(folder):
+                masks = find_masks(image, index, beside)
+                if not masks:
+                    raise missing_mask(image, index.expected(image.stem))
+                result.samples.append(AdSample(category.name, "test", folder.name, image, masks))
+    result.skipped = +result.skipped  # drop zero counts
+    return result
 
-    return read
 
-
-def _mvtec_mask(category: Path, image: Path, defect: str, root: Path) -> tuple[Path, ...]:
-    expected = category / "ground_truth" / defect / f"{image.stem}_mask.png"
-    if not expected.is_file():
-        raise _missing_mask(image, expected)
-    return (expected,)
-
-
-def _same_stem_mask(category: Path, image: Path, defect: str, root: Path) -> tuple[Path, ...]:
-    expected = category / "ground_truth" / defect / f"{image.stem}.png"
-    if not expected.is_file():
-        raise _missing_mask(image, expected)
-    return (expected,)
-
-
-def _loco_mask(category: Path, image: Path, defect: str, root: Path) -> tuple[Path, ...]:
-    folder = category / "ground_truth" / defect / image.stem
-    masks = tuple(_images(folder))
-    if not masks:
-        raise _missing_mask(image, folder / "000.png")
-    return masks
-
-
-def read_folder(root: Path) -> list[AdSample]:
+def read_folder(root: Path) -> SourceDataset:
     """The generic layout: a normal folder and one folder per defect type, per category."""
-    samples: list[AdSample] = []
-    for category in _categories(root):
-        normal = next((category / n for n in ("good", "normal", "ok", "OK") if (category / n).is_dir()), None)
+    result = SourceDataset("folder", [])
+    for category in categories(root):
+        folders = subdirs(category)
+        normal = next((p for p in folders if is_normal_name(p.name)), None)
         if normal is None:
-            msg = f"{category} has no normal folder: name it 'good' (or 'normal')"
+            msg = f"{category} has no normal folder (it holds {[p.name for p in folders]}): name it 'good' or 'normal'"
             raise DatasetLayoutError(msg)
-        samples += [AdSample(category.name, "train", "good", p) for p in _images(normal)]
-        mask_root = next((category / n for n in ("masks", "ground_truth") if (category / n).is_dir()), None)
-        for folder in sorted(p for p in category.iterdir() if p.is_dir() and p not in {normal, mask_root}):
-            for image in _images(folder):
-                masks: tuple[Path, ...] = ()
-                if mask_root is not None:
-                    candidates = [mask_root / folder.name / f"{image.stem}{s}.png" for s in ("", "_mask")]
-                    masks = tuple(c for c in candidates if c.is_file())[:1]
-                    if not masks and (mask_root / folder.name).is_dir():
-                        raise _missing_mask(image, candidates[0])
-                samples.append(AdSample(category.name, "test", folder.name, image, masks))
-    return samples
-
-
-READERS: dict[str, Callable[[Path], list[AdSample]]] = {
-    "mvtec": _split_reader(_mvtec_mask),
-    "visa": _split_reader(_same_stem_mask),
-    "loco": _split_reader(_loco_mask, ("train", "validation")),
-    "goodsad": _split_reader(_same_stem_mask),
-    "folder": read_folder,
-}
+        result.samples += [AdSample(category.name, "train", "good", p) for p in images(normal)]
+        mask_root = child(category, *MASK_ROOT_NAMES)
+        for folder in folders:
+            if folder in {normal, mask_root}:
+                continue
+            mask_folder = child(mask_root, folder.name)
+            index, beside = MaskIndex(mask_folder), MaskIndex(folder)
+            for image in images(folder):
+                masks = find_masks(image, index, beside)
+                if not masks and mask_folder is not None:
+                    raise missing_mask(image, index.expected(image.stem))
+                result.samples.append(AdSample(category.name, "test", folder.name, image, masks))
+    return result
 
 
 def detect_layout(root: Path) -> str:
-    """Guess a dataset's layout from its first category."""
-    category = _categories(root)[0]
-    test = category / "test"
-    if not test.is_dir():
-        return "folder"
-    defects = {p.name for p in test.iterdir() if p.is_dir()}
-    if defects & {"logical_anomalies", "structural_anomalies"}:
-        return "loco"
-    truth = category / "ground_truth"
-    if defects == {"good", "bad"} or (truth / "bad").is_dir():
+    """Guess a dataset's layout from its folders."""
+    if is_raw_visa(root):
         return "visa"
-    masks = list(truth.rglob("*.png")) if truth.is_dir() else []
-    if masks and all(not p.stem.endswith("_mask") for p in masks):
+    category = categories(root)[0]
+    test = child(category, *TEST_SPLITS)
+    if test is None or child(category, *TRAIN_SPLITS) is None:
+        return "folder"
+    defects = {norm(p.name) for p in subdirs(test)} - set(MASK_ROOT_NAMES)
+    if defects & LOCO_TYPES:
+        return "loco"
+    truth = child(category, *MASK_ROOT_NAMES) or child(test, *MASK_ROOT_NAMES)
+    if "bad" in defects and defects <= {"good", "bad"}:
+        return "visa"
+    masks = [p for p in truth.rglob("*") if is_image(p)] if truth is not None else []
+    if masks and all(not p.stem.lower().endswith("_mask") for p in masks):
         return "goodsad"
     return "mvtec"
 
 
-def read_dataset(root: str | Path, layout: str = "auto") -> tuple[str, list[AdSample]]:
-    """Read a dataset; returns (layout used, samples)."""
-    path = Path(root)
-    chosen = detect_layout(path) if layout == "auto" else layout
-    if chosen not in READERS:
+def layout_name(layout: str) -> str:
+    """A layout argument as one of LAYOUTS or 'auto' (case, '-' and aliases such as 'mvtec_loco' accepted)."""
+    chosen = LAYOUT_ALIASES.get(norm(layout))
+    if chosen is None:
         msg = f"unknown layout {layout!r}; choose auto or one of {LAYOUTS}"
         raise DatasetLayoutError(msg)
-    return chosen, READERS[chosen](path)
+    return chosen
+
+
+def read_dataset(root: str | Path, layout: str = "auto", *, visa_split: str = "1cls") -> SourceDataset:
+    """Read a dataset; `visa_split` names raw VisA's split scheme (1cls, 2cls_fewshot, 2cls_highshot)."""
+    path = Path(root)
+    chosen = layout_name(layout)
+    if chosen == "auto":
+        chosen = detect_layout(path)
+    if chosen == "visa" and is_raw_visa(path):
+        result = read_raw_visa(path, visa_split)
+    elif chosen == "folder":
+        result = read_folder(path)
+    else:
+        result = read_split_layout(path, chosen)
+    if not result.samples:
+        msg = f"found no images under {path}"
+        raise DatasetLayoutError(msg)
+    return result
+
+
+__all__ = ["LAYOUTS", "AdSample", "SourceDataset", "detect_layout", "read_dataset"]

@@ -5,10 +5,18 @@ extra), falling back to procedural textures without it. Products are drawn: a me
 round tablet and a circuit board. Defects (scratch, crack, stain, hole, contamination, missing
 and extra parts) are drawn with the same primitives onto the image and its mask, so the masks
 are exact. A domain-knowledge file in the official format describes each category.
+
+Every image, normal or defective, goes through the same steps, so that nothing but the defect
+tells them apart: a scene (a random crop of a texture; a product in its canonical place), the
+defect if any, a pose (products move by a few per cent of the frame and turn), and a camera
+(`capture`: exposure, an uneven light falling from a random side, colour balance, focus blur
+and sensor noise, each drawn at random per image). About `SMALL_SHARE` of the defects are small,
+0.1-0.7% of the image (MVTec AD and VisA have many such), the rest 1.2-4%.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -55,13 +63,23 @@ KNOWLEDGE_DEFECTS = {
 }
 
 
-def _texture(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random crop of a scikit-image photo (or a procedural stand-in), as RGB uint8."""
+@functools.lru_cache(maxsize=8)
+def _photo(name: str) -> np.ndarray | None:
+    """A scikit-image sample photo, read once per process; None without scikit-image."""
     try:
         from skimage import data as skdata
 
         photo = np.asarray(getattr(skdata, name)(), dtype=np.uint8)
     except (ImportError, AttributeError):
+        return None
+    photo.setflags(write=False)  # shared between calls
+    return photo
+
+
+def _texture(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of a scikit-image photo (or a procedural stand-in), as RGB uint8."""
+    photo = _photo(name)
+    if photo is None:
         noise = rng.normal(0, 1, (size // 8 + 2, size // 8 + 2))
         coarse = Image.fromarray(((noise - noise.min()) / np.ptp(noise) * 160 + 50).astype(np.uint8))
         photo = np.asarray(coarse.resize((size * 2, size * 2), Image.Resampling.BICUBIC))
@@ -78,7 +96,7 @@ def _texture(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
 def _washer(size: int, rng: np.random.Generator) -> Image.Image:
     image = Image.new("RGB", (size, size), (40, 40, 45))
     draw = ImageDraw.Draw(image)
-    c = size / 2 + rng.uniform(-3, 3)
+    c = size / 2
     outer, inner = size * 0.36, size * 0.14
     draw.ellipse((c - outer, c - outer, c + outer, c + outer), fill=(170, 172, 178))
     draw.ellipse((c - inner, c - inner, c + inner, c + inner), fill=(40, 40, 45))
@@ -88,7 +106,7 @@ def _washer(size: int, rng: np.random.Generator) -> Image.Image:
 def _tablet(size: int, rng: np.random.Generator) -> Image.Image:
     image = Image.new("RGB", (size, size), (40, 70, 150))
     draw = ImageDraw.Draw(image)
-    c = size / 2 + rng.uniform(-3, 3)
+    c = size / 2
     r = size * 0.34
     draw.ellipse((c - r, c - r, c + r, c + r), fill=(235, 235, 230))
     draw.line((c - r * 0.8, c, c + r * 0.8, c), fill=(205, 205, 200), width=2)
@@ -114,13 +132,59 @@ PRODUCTS: dict[str, Callable[[int, np.random.Generator], Image.Image]] = {
     "tablet": _tablet,
     "board": _board,
 }
+# How far a product may move (fraction of the frame) and turn (degrees), and its background.
+POSES: dict[str, tuple[float, float, tuple[int, int, int]]] = {
+    "washer": (0.06, 180.0, (40, 40, 45)),
+    "tablet": (0.06, 30.0, (40, 70, 150)),
+    "board": (0.04, 4.0, (25, 25, 25)),
+}
+SMALL_SHARE = 0.5
+SMALL_AREA = (0.0015, 0.006)  # inside the 0.1-0.7% band, with room for the pose's resampling
+LARGE_AREA = (0.012, 0.04)
 
 
-def normal_image(category: str, size: int, rng: np.random.Generator) -> Image.Image:
-    """A defect-free image of a category."""
+def scene(category: str, size: int, rng: np.random.Generator) -> Image.Image:
+    """A defect-free scene in its canonical place: a random crop of a texture, or a product centred."""
     if category in PRODUCTS:
         return PRODUCTS[category](size, rng)
     return Image.fromarray(_texture(category, size, rng))
+
+
+def pose(
+    category: str, image: Image.Image, mask: np.ndarray | None, rng: np.random.Generator
+) -> tuple[Image.Image, np.ndarray | None]:
+    """Move and turn a product (and its defect's mask with it); textures are already random crops."""
+    if category not in POSES:
+        return image, mask
+    shift, turn, background = POSES[category]
+    dx, dy = (round(float(v)) for v in rng.uniform(-shift, shift, 2) * image.width)
+    angle = float(rng.uniform(-turn, turn))
+    moved = image.rotate(angle, Image.Resampling.BICUBIC, translate=(dx, dy), fillcolor=background)
+    if mask is None:
+        return moved, None
+    layer = Image.fromarray(mask.astype(np.uint8) * 255)
+    return moved, np.asarray(layer.rotate(angle, Image.Resampling.NEAREST, translate=(dx, dy), fillcolor=0)) > 0
+
+
+def capture(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The camera, the same for every image: exposure, uneven light, colour balance, focus blur, sensor noise."""
+    height, width = image.height, image.width
+    blurred = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 1.0))))
+    pixels = np.asarray(blurred, dtype=np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    across = (np.arange(width, dtype=np.float32) / width - 0.5) * np.float32(np.cos(angle))
+    down = (np.arange(height, dtype=np.float32) / height - 0.5) * np.float32(np.sin(angle))
+    ramp = down[:, None] + across[None, :]
+    light = np.float32(rng.uniform(0.85, 1.15)) * (1 + np.float32(rng.uniform(0, 0.25)) * ramp)
+    balance = rng.uniform(0.96, 1.04, 3).astype(np.float32)
+    noise = rng.standard_normal(pixels.shape, dtype=np.float32) * np.float32(rng.uniform(1.0, 3.0))
+    lit = pixels * light[..., None] * balance + noise
+    return Image.fromarray(np.clip(lit, 0, 255).astype(np.uint8))
+
+
+def normal_image(category: str, size: int, rng: np.random.Generator) -> Image.Image:
+    """A defect-free image of a category, in a random pose (not yet through `capture`)."""
+    return pose(category, scene(category, size, rng), None, rng)[0]
 
 
 def draw_defect(
@@ -145,10 +209,10 @@ def draw_defect(
     if kind == "scratch":
         angle = rng.uniform(0, np.pi)
         dx, dy = np.cos(angle) * r, np.sin(angle) * r
-        paint("line", (x - dx, y - dy, x + dx, y + dy), (235, 235, 225), width=max(2, size // 90))
+        paint("line", (x - dx, y - dy, x + dx, y + dy), (235, 235, 225), width=max(2, round(r / 7)))
     elif kind == "crack":
         points = [(x - r + 2 * r * step / 6, y + rng.uniform(-r, r) * 0.35) for step in range(7)]
-        paint("line", points, (20, 18, 15), width=max(2, size // 80))
+        paint("line", points, (20, 18, 15), width=max(2, round(r / 6)))
     elif kind == "stain":
         palette = [(120, 60, 20), (150, 40, 120), (200, 170, 30)]
         colour = palette[int(rng.integers(len(palette)))]
@@ -160,7 +224,7 @@ def draw_defect(
     elif kind == "hole":
         paint("ellipse", (x - r * 0.6, y - r * 0.6, x + r * 0.6, y + r * 0.6), (8, 8, 8))
     elif kind == "contamination":
-        speck = max(2.0, size / 70)
+        speck = max(1.5, r / 5)
         for _ in range(int(rng.integers(4, 8))):
             px, py = x + rng.uniform(-r, r), y + rng.uniform(-r, r)
             paint("ellipse", (px - speck, py - speck, px + speck, py + speck), (10, 10, 10))
@@ -173,7 +237,7 @@ def draw_defect(
             start = float(rng.uniform(0, 360))
             paint("pieslice", (x - r, y - r, x + r, y + r), (40, 40, 45), start=start, end=start + 50)
     elif kind == "extra_part":
-        paint("rectangle", (x - size * 0.05, y - size * 0.04, x + size * 0.05, y + size * 0.04), (200, 180, 40))
+        paint("rectangle", (x - r * 0.6, y - r * 0.5, x + r * 0.6, y + r * 0.5), (200, 180, 40))
     else:
         msg = f"unknown defect kind {kind!r}"
         raise ValueError(msg)
@@ -191,6 +255,27 @@ def _defect_centre(category: str, kind: str, size: int, rng: np.random.Generator
         radius = size * (0.25 if category == "washer" else rng.uniform(0.05, 0.25))
         return size / 2 + np.cos(angle) * radius, size / 2 + np.sin(angle) * radius
     return rng.uniform(0.2, 0.8) * size, rng.uniform(0.2, 0.8) * size
+
+
+def defect_of_area(
+    image: Image.Image, kind: str, centre: tuple[float, float], area: float, rng: np.random.Generator, category: str
+) -> tuple[Image.Image, np.ndarray]:
+    """A copy of image with a defect covering about `area` of it (a fraction), and the defect's mask.
+
+    The same shape is redrawn at a corrected scale until its area is within 25% of the target;
+    kinds of a fixed size (a whole missing chip) keep theirs.
+    """
+    seed = int(rng.integers(2**63))
+    scale, drawn, mask, previous = 0.08, image, np.zeros((image.height, image.width), bool), -1.0
+    for _ in range(6):
+        drawn = image.copy()
+        mask = draw_defect(drawn, kind, centre, scale, np.random.default_rng(seed), category)
+        got = float(mask.mean())
+        if got == previous or 0.8 * area <= got <= 1.25 * area:
+            break
+        previous = got
+        scale = float(np.clip(scale * (np.sqrt(area / got) if got > 0 else 1.5), 0.01, 0.35))
+    return drawn, mask
 
 
 @dataclass
@@ -224,18 +309,22 @@ def make_synthetic_dataset(
         for split, folder, n in (("train", "good", n_train), ("test", "good", n_test_good)):
             (base / split / folder).mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                normal_image(category, size, rng).save(base / split / folder / f"{i:03d}.png")
+                placed, _ = pose(category, scene(category, size, rng), None, rng)
+                capture(placed, rng).save(base / split / folder / f"{i:03d}.png", compress_level=1)
                 count += 1
         for kind in DEFECTS[category]:
             (base / "test" / kind).mkdir(parents=True, exist_ok=True)
             (base / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
             for i in range(n_per_defect):
-                image = normal_image(category, size, rng)
-                scale = float(rng.uniform(0.06, 0.12))
-                mask = draw_defect(image, kind, _defect_centre(category, kind, size, rng), scale, rng, category)
-                image = image.filter(ImageFilter.GaussianBlur(0.5))
-                image.save(base / "test" / kind / f"{i:03d}.png")
-                Image.fromarray((mask * 255).astype(np.uint8)).save(base / "ground_truth" / kind / f"{i:03d}_mask.png")
+                bounds = SMALL_AREA if rng.random() < SMALL_SHARE else LARGE_AREA
+                area = float(rng.uniform(*bounds))
+                centre = _defect_centre(category, kind, size, rng)
+                drawn, mask = defect_of_area(scene(category, size, rng), kind, centre, area, rng, category)
+                placed, moved = pose(category, drawn, mask, rng)
+                capture(placed, rng).save(base / "test" / kind / f"{i:03d}.png", compress_level=1)
+                Image.fromarray((mask if moved is None else moved).astype(np.uint8) * 255).save(
+                    base / "ground_truth" / kind / f"{i:03d}_mask.png"
+                )
                 count += 1
         entries = {"good": f" <Normal Characteristics>\n Description: {KNOWLEDGE_GOOD[category]}"}
         for kind in DEFECTS[category]:

@@ -58,11 +58,14 @@ DEFECT_NAMES: dict[str, str] = {
     "fabric_interior": "Damaged fabric",
     "broken_teeth": "Broken teeth",
     "squeezed_teeth": "Squeezed teeth",
-    "defective": "A defective bristle area",
+    "defective": "A defect",
+    "combined": "Several defects of different kinds",
     "crack_head": "A cracked head",
     "logical_anomalies": "A logical error in the contents",
     "structural_anomalies": "A structural defect",
     "bad": "A defect",
+    "defect": "A defect",
+    "anomaly": "An anomaly",
     "surface_damage": "Surface damage",
     "deformation": "A deformation",
     "opened": "An opened package",
@@ -73,17 +76,49 @@ DEFECT_NAMES: dict[str, str] = {
     "speck": "Specks",
     "specks": "Specks",
 }
-GENERIC_DEFECTS = (
-    "A scratch",
-    "A crack",
-    "A stain",
-    "A hole",
-    "A dent",
-    "Contamination",
-    "A missing part",
-    "Discoloration",
-    "A bent part",
-    "A foreign object",
+# Names that only make sense for one product: (category, folder) -> name.
+CATEGORY_DEFECT_NAMES: dict[tuple[str, str], str] = {("toothbrush", "defective"): "A defective bristle area"}
+
+# Distractors for Defect Classification, each with its place in the taxonomy below (None: unplaced).
+GENERIC_DEFECTS: dict[str, str | None] = {
+    "A scratch": "surface",
+    "A crack": "structural",
+    "A stain": "surface",
+    "A hole": "structural",
+    "A dent": "structural",
+    "Contamination": "surface",
+    "A missing part": "logical",
+    "Discoloration": "surface",
+    "A bent part": "structural",
+    "A foreign object": None,
+}
+
+# A small defect taxonomy, so that no option is a broader term covering another ("A defect." over
+# "A dent."): each node's parent; "any" is the root.
+TAXONOMY_PARENT: dict[str, str] = {"structural": "any", "surface": "structural", "logical": "any"}
+# Folder names that name a whole node rather than one kind of defect (MVTec LOCO's two types,
+# VisA's "bad", GoodsAD's "surface_damage", MVTec's "combined").
+BROAD_DEFECTS: dict[str, str] = {
+    **dict.fromkeys(
+        ("bad", "defect", "defects", "defective", "anomaly", "anomalies", "anomalous", "abnormal", "ng", "nok"),
+        "any",
+    ),
+    **dict.fromkeys(("not_good", "notgood", "fault", "faulty", "damage", "damaged", "reject", "combined"), "any"),
+    **dict.fromkeys(("structural_anomalies", "structural_anomaly", "structural", "structural_defect"), "structural"),
+    **dict.fromkeys(("logical_anomalies", "logical_anomaly", "logical", "logical_defect"), "logical"),
+    **dict.fromkeys(("surface_anomaly", "surface_anomalies", "surface_damage", "surface_defect", "surface"), "surface"),
+}
+NODE_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("logical", ("missing", "misplace", "extra", "flip", "swap", "wrong", "additional", "mixed", "order")),
+    (
+        "surface",
+        ("scratch", "stain", "spot", "speck", "colo", "contamin", "oil", "liquid", "glue", "rough", "print", "stroke"),
+    ),
+    (
+        "structural",
+        ("crack", "break", "broken", "chip", "split", "fractur", "hole", "dent", "bent", "cut", "poke", "squeez"),
+    ),
+    ("structural", ("deform", "fold", "tear", "open")),
 )
 
 PRODUCT_NAMES: dict[str, str] = {
@@ -141,7 +176,7 @@ GENERIC_PRODUCTS = (
 
 # Effects by defect family (what the defect may cause), for Defect Analysis.
 FAMILY_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("structural", ("crack", "break", "broken", "chip", "split", "fracture")),
+    ("structural", ("crack", "break", "broken", "chip", "split", "fracture", "structural")),
     ("missing", ("missing", "hole", "cut_lead", "poke", "opened", "open")),
     ("assembly", ("misplaced", "flip", "bent", "swap", "extra", "fold", "deformation", "squeez", "logical")),
     ("contamination", ("contamination", "stain", "oil", "liquid", "glue", "speck", "dirt", "color", "colour")),
@@ -183,10 +218,42 @@ def humanize(name: str) -> str:
     return re.sub(r"[_\-]+", " ", name).strip()
 
 
-def defect_name(folder: str) -> str:
-    """A readable name for a defect folder."""
-    name = DEFECT_NAMES.get(folder.lower())
+def defect_name(folder: str, category: str = "") -> str:
+    """A readable name for a defect folder (of a category, for the few names that depend on it)."""
+    name = CATEGORY_DEFECT_NAMES.get((category.lower(), folder.lower())) or DEFECT_NAMES.get(folder.lower())
     return f"{name}." if name else f"{humanize(folder).capitalize()}."
+
+
+def _key(folder: str) -> str:
+    return re.sub(r"[\s\-]+", "_", folder.strip().lower())
+
+
+def defect_node(folder: str) -> str | None:
+    """Where a defect folder sits in the taxonomy: the node it names (broad) or falls under; None if unplaced."""
+    key = _key(folder)
+    if key in BROAD_DEFECTS:
+        return BROAD_DEFECTS[key]
+    for node, keywords in NODE_KEYWORDS:
+        if any(k in key for k in keywords):
+            return node
+    return None
+
+
+def is_broad(folder: str) -> bool:
+    """Whether a folder names a whole class of defects ("bad", "structural_anomalies")."""
+    return _key(folder) in BROAD_DEFECTS
+
+
+def under(node: str | None, ancestor: str) -> bool:
+    """Whether a taxonomy node lies under (or is) ancestor; an unplaced node lies only under the root."""
+    if node is None:
+        return ancestor == "any"
+    current: str | None = node
+    while current is not None:
+        if current == ancestor:
+            return True
+        current = TAXONOMY_PARENT.get(current)
+    return False
 
 
 def product_name(category: str) -> str:

@@ -47,6 +47,9 @@ def build_command(
     templates: int = typer.Option(3, "--templates", min=1, max=64, help="random and similar templates per image"),
     knowledge: Path = typer.Option(None, "--knowledge", help="domain-knowledge json for Object Analysis"),
     copy: bool = typer.Option(False, "--copy", help="copy images instead of linking them"),
+    visa_split: str = typer.Option(
+        "1cls", "--visa-split", help="raw VisA's split scheme: 1cls, 2cls_fewshot or 2cls_highshot"
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="write into a folder that is not empty"),
 ) -> None:
     """Build an MMAD-style benchmark from an anomaly-detection dataset."""
@@ -67,6 +70,7 @@ def build_command(
             templates=templates,
             knowledge=knowledge,
             copy=copy,
+            visa_split=visa_split,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(
@@ -76,7 +80,11 @@ def build_command(
     for qtype, n in sorted(report.questions.items()):
         console.print(f"  {qtype}: {n}")
     for reason, n in sorted(report.skipped.items()):
-        console.print(f"  [yellow]skipped[/] {n}: {reason}")
+        console.print(f"  [yellow]skipped[/] {n}: {reason}", highlight=False)
+    for reason, n in sorted(report.renamed.items()):
+        console.print(f"  renamed {n}: {reason}", highlight=False)
+    for note in report.notes:
+        console.print(f"  note: {note}", highlight=False, soft_wrap=True)
     console.print(f"next: mmad validate {out} ; mmad eval --model ... --data {out}")
 
 

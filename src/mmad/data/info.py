@@ -33,9 +33,9 @@ def describe(benchmark: Benchmark) -> BenchmarkInfo:
     unknown: Counter[str] = Counter()
     for item in benchmark.items:
         dataset = item.dataset
-        images[dataset]["normal" if item.is_normal else "abnormal"] += 1
+        images[dataset]["normal" if item.defect_free else "abnormal"] += 1
         categories[dataset].add(item.category)
-        if not item.is_normal:
+        if not item.defect_free:
             defects[f"{dataset}/{item.category}"].add(item.defect_type)
         for question in item.questions:
             subtask = question.subtask

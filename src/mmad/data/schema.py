@@ -159,8 +159,14 @@ class ImageItem(BaseModel):
 
     @property
     def is_normal(self) -> bool:
-        """Normal or abnormal, as the official scorer decides it."""
+        """Normal or abnormal, as the official scorer decides it: 'good' anywhere in the key."""
         return is_normal_key(self.key)
+
+    @property
+    def defect_free(self) -> bool:
+        """Normal by the path itself: the defect folder is 'good'. Differs from `is_normal` only when
+        'good' also occurs elsewhere in the key ('goods/...'), which the official scorer misreads."""
+        return self.defect_type == NORMAL_FLAG
 
     def templates(self, k: int, *, similar: bool = False) -> list[str]:
         """The first k template paths, random or similar ones."""

@@ -165,17 +165,9 @@ def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open
                 Problem(severity=Severity.ERROR, code="unsafe-path", key=key, message=f"mask {exc}", fix="Fix it.")
             )
         else:
-            if check_files and (mask is None or not mask.exists()):
-                problems.append(
-                    Problem(
-                        severity=Severity.ERROR,
-                        code="missing-mask",
-                        key=key,
-                        message=f"mask {item.mask_path} (relative to {item.dataset}/{item.category}/) does not exist",
-                        fix="Re-extract the dataset archive that holds the masks, or fix mask_path.",
-                    )
-                )
-    elif not item.is_normal and item.questions:
+            if check_files:
+                problems.extend(_mask_problems(item, mask))
+    elif not item.defect_free and item.questions:
         problems.append(
             Problem(
                 severity=Severity.WARNING,
@@ -185,9 +177,73 @@ def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open
                 fix="Add the mask path if one exists; the agent's ground-truth oracle needs it.",
             )
         )
+    if item.is_normal != item.defect_free:
+        reading = "normal" if item.is_normal else "defective"
+        problems.append(
+            Problem(
+                severity=Severity.WARNING,
+                code="scorer-misreads-key",
+                key=key,
+                message=f"the image lies in {item.defect_type}/ but MMAD's scorer reads it as {reading}: it calls an "
+                "image normal when 'good' occurs anywhere in its key",
+                fix="Rename the dataset, category or file so that 'good' (lower case) appears only as the normal "
+                "folder; `mmad build` writes such names with a capital G.",
+            )
+        )
     for question in item.questions:
         problems.extend(check_question(key, question))
     return problems
+
+
+def _built_by_mmad(item: ImageItem) -> bool:
+    return any("mmad_source" in q.extra for q in item.questions)
+
+
+def _mask_problems(item: ImageItem, mask: Path | None) -> list[Problem]:
+    """A mask_path must name a file; MMAD's own LOCO records may name a folder of instance masks instead.
+
+    `Benchmark.mask_file` accepts ``<stem>/`` for ``<stem>.png`` as MMAD's GT agent does
+    (``SoftPatch/call.py``). For MMAD's data that is a warning (readers that open mask_path as a
+    file fail on it); a benchmark mmad built always writes one file, so there it is an error.
+    """
+    where = f"{item.dataset}/{item.category}/"
+    if mask is None or not mask.exists():
+        return [
+            Problem(
+                severity=Severity.ERROR,
+                code="missing-mask",
+                key=item.key,
+                message=f"mask {item.mask_path} (relative to {where}) does not exist",
+                fix="Re-extract the dataset archive that holds the masks, or fix mask_path.",
+            )
+        ]
+    if mask.is_file():
+        return []
+    instances = [p for p in mask.iterdir() if p.is_file() and p.suffix.lower() in {".png", ".jpg", ".bmp", ".tif"}]
+    if not instances:
+        return [
+            Problem(
+                severity=Severity.ERROR,
+                code="missing-mask",
+                key=item.key,
+                message=f"mask {item.mask_path} (relative to {where}) does not exist and its folder {mask.name}/ "
+                "holds no mask images",
+                fix="Re-extract the dataset archive that holds the masks, or fix mask_path.",
+            )
+        ]
+    built = _built_by_mmad(item)
+    return [
+        Problem(
+            severity=Severity.ERROR if built else Severity.WARNING,
+            code="mask-not-a-file",
+            key=item.key,
+            message=f"mask_path {item.mask_path} (relative to {where}) does not exist as a file; only the folder "
+            f"{mask.name}/ of {len(instances)} instance mask(s) does, which readers that open mask_path fail on",
+            fix="Rebuild with `mmad build` (it writes the union of instance masks as one file)"
+            if built
+            else "MMAD's GT agent reads the folder; write the union of its masks to mask_path for other readers.",
+        )
+    ]
 
 
 def check_question(key: str, question: Question) -> list[Problem]:
@@ -317,6 +373,7 @@ def validate(
             progress(done)
     problems.extend(known_gaps(benchmark, problems, check_files=check_files))
     source = str(benchmark.source or data)
+    problems.sort(key=lambda p: p.severity is not Severity.ERROR)  # errors first, each kind in file order
     report = ValidationReport(
         source=source,
         sha256=benchmark.sha256,
