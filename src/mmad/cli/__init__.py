@@ -34,10 +34,11 @@ def _configure(
 
 
 def _register() -> None:
-    from mmad.cli import data_commands, eval_commands, score_commands
+    from mmad.cli import data_commands, eval_commands, report_commands, score_commands
 
     data_commands.register(app)
     score_commands.register(app)
+    report_commands.register(app)
     eval_commands.register(app)
 
 
