@@ -134,7 +134,7 @@ def _run_card(run: RunFolder) -> list[tuple[str, str]]:
     prompt_tokens = usage.get("prompt_tokens", sum(r.prompt_tokens or 0 for r in plain))
     completion_tokens = usage.get("completion_tokens", sum(r.completion_tokens or 0 for r in plain))
     return [
-        ("Model", f"{run.model} ({model.get('name', '?')}, endpoint {model.get('endpoint', '?')})"),
+        ("Model", run.model + "".join(f"; {k} {v}" for k, v in model.items() if isinstance(v, str | int | float))),
         ("Run folder", str(run.path)),
         ("Status", f"{run.status}; {run.completeness.describe()}"),
         ("Protocol card", f"{card_hash[:16]}" if card_hash else "no card (run made before protocol cards)"),
@@ -175,7 +175,9 @@ def _run_section(scores: RunScores, name: str, index: int, policy: Policy) -> di
         ),
         "notes": table.notes,
         "heatmap": heatmap,
-        "radar": radar_svg([Series(name, {s.value: table.average_cells.get(s) for s in SUBTASKS})], title=name),
+        "radar": radar_svg(
+            [Series(name, {s.value: table.average_cells.get(s) for s in SUBTASKS})], title=name, size=340
+        ),
         "categories": _breakdown_rows(scores, GroupBy.CATEGORY),
         "defects": _breakdown_rows(scores, GroupBy.DEFECT_TYPE),
     }

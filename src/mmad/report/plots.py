@@ -24,7 +24,8 @@ def heatmap_png(table: ScoreTable, path: str | os.PathLike[str], *, title: str =
         [[np.nan if v is None else v for v in [*cells, average]] for _, cells, average in rows], dtype=float
     )
     figure, axes = plt.subplots(figsize=(1.3 * len(columns) + 2, 0.6 * len(rows) + 2))
-    image = axes.imshow(np.ma.masked_invalid(values), cmap="coolwarm", vmin=25, vmax=100, aspect="auto")
+    # Red (low) through yellow to green (high), as the HTML report colours its tables.
+    image = axes.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", vmin=25, vmax=100, aspect="auto")
     axes.set_xticks(range(len(columns)), labels=columns, rotation=30, ha="right")
     axes.set_yticks(range(len(rows)), labels=[name for name, _, _ in rows])
     for i in range(values.shape[0]):
