@@ -199,3 +199,11 @@ def test_cli_leaderboard_errors(random_run: Path, tmp_path: Path, capsys) -> Non
 def test_completeness_comes_from_the_run_folder(random_run: Path, interrupted: Path) -> None:
     row = build_leaderboard([interrupted], published=[]).rows[0]
     assert row.completeness == open_run(interrupted).completeness.describe()
+
+
+def test_equal_figures_share_a_rank(random_run: Path, tmp_path: Path) -> None:
+    twin = copy_run(random_run, tmp_path / "twin")
+    better = copy_run(random_run, tmp_path / "better")
+    edit_records(better, lambda i, r: answer_right(r))
+    ranks = {Path(r.source).name: r.rank for r in build_leaderboard([random_run, twin, better], published=[]).rows}
+    assert ranks == {"better": 1, "random": 2, "twin": 2}

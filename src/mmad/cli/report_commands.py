@@ -65,9 +65,9 @@ def report_command(
         thumb_size=thumb_size,
         policy=_policy(policy),
     )
-    size = sum(p.stat().st_size for p in path.parent.rglob("*") if p.is_file()) if path.name == "index.html" else None
-    total = path.stat().st_size if size is None else size
-    console.print(f"wrote {path} ({total / 1e6:.1f} MB)")
+    folder = out.suffix.lower() not in {".html", ".htm"}
+    total = sum(p.stat().st_size for p in path.parent.rglob("*") if p.is_file()) if folder else path.stat().st_size
+    console.print(f"wrote {path} ({total / 1e6:.1f} MB{' with its thumbnails' if folder else ''})")
 
 
 def _policy(name: str) -> str:

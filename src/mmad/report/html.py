@@ -32,7 +32,14 @@ from mmad._io import atomic_write_text
 from mmad.data.schema import SUBTASKS, Subtask
 from mmad.records.folder import RunFolder
 from mmad.report.charts import Series, heat_colour, radar_svg
-from mmad.report.leaderboard import Leaderboard, RunScores, build_leaderboard, card_summary, run_card_hash
+from mmad.report.leaderboard import (
+    Leaderboard,
+    LeaderboardRow,
+    RunScores,
+    build_leaderboard,
+    card_summary,
+    run_card_hash,
+)
 from mmad.report.plots import heatmap_png
 from mmad.report.samples import SampleData, auto_thumb_size
 from mmad.report.tables import fmt
@@ -186,7 +193,7 @@ def _run_section(scores: RunScores, name: str, index: int, policy: Policy) -> di
 def _leaderboard_view(board: Leaderboard) -> dict[str, Any]:
     letters = board.group_letters()
 
-    def row(r: Any) -> dict[str, Any]:
+    def row(r: LeaderboardRow) -> dict[str, Any]:
         return {
             "rank": str(r.rank) if r.rank else "–",
             "group": letters[r.group],
