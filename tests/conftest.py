@@ -37,6 +37,6 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.skip(
             f"the reference folder {REFERENCE} is absent (it sits beside the repository, or set "
-            "MMAD_REFERENCE_DIR); this test compares with it, and the package ships its own copy of what it needs"
+            "MMAD_REFERENCE_DIR); this test compares with it, and everything else runs without it"
         )
     return REFERENCE
