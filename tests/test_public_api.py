@@ -27,6 +27,7 @@ PUBLIC = [
     "Subtask",
     "__version__",
     "build_benchmark",
+    "build_leaderboard",
     "compare_runs",
     "create_model",
     "describe",
@@ -36,6 +37,7 @@ PUBLIC = [
     "load_answers",
     "load_benchmark",
     "load_published",
+    "load_published_results",
     "make_synthetic_dataset",
     "open_run",
     "read_accuracy_csv",
@@ -43,6 +45,7 @@ PUBLIC = [
     "score_answers",
     "validate",
     "write_benchmark",
+    "write_html_report",
 ]
 
 

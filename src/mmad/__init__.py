@@ -52,6 +52,9 @@ _EXPORTS = {
     "score_answers": "mmad.score.table",
     "compare_runs": "mmad.score.compare",
     "load_published": "mmad.score.official_csv",
+    "load_published_results": "mmad.score.published",
+    "build_leaderboard": "mmad.report.leaderboard",
+    "write_html_report": "mmad.report.html",
     "read_accuracy_csv": "mmad.score.official_csv",
 }
 

@@ -51,6 +51,7 @@ def _register() -> None:
         catalog_commands,
         data_commands,
         eval_commands,
+        report_commands,
         score_commands,
         serve_commands,
     )
@@ -61,6 +62,7 @@ def _register() -> None:
     serve_commands.register(app)
     build_commands.register(app)
     score_commands.register(app)
+    report_commands.register(app)
 
 
 def _usage_line(exc: UsageError) -> str:

@@ -1,4 +1,4 @@
-"""`mmad score`, `mmad compare` and `mmad report`."""
+"""`mmad score` and `mmad compare` (`report` and `leaderboard` live in report_commands)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ def register(app: typer.Typer) -> None:
     """Add the scoring commands to the app."""
     app.command("score")(score_command)
     app.command("compare")(compare_command)
-    app.command("report")(report_command)
 
 
 class PolicyChoice(StrEnum):
@@ -159,20 +158,3 @@ def compare_command(
         )
     view.caption = overlap
     console.print(view)
-    for note in notes:
-        err_console.print(f"[yellow]{note}[/]", highlight=False, soft_wrap=True)
-
-
-def report_command(
-    runs: list[Path] = typer.Argument(..., help="run directories"),
-    out: Path = typer.Option(Path("report.html"), "--out", "-o"),
-    published: Path = typer.Option(None, "--published", help="a folder of published accuracy CSVs (all_result/)"),
-    title: str = typer.Option("MMAD report", "--title"),
-) -> None:
-    """One self-contained HTML page: leaderboard, tables, heatmaps, per-category results, sample answers."""
-    from mmad.report.html import write_html_report
-    from mmad.score.official_csv import load_published
-
-    rows = load_published(published) if published else []
-    path = write_html_report(runs, out, published=rows, title=title)
-    console.print(f"wrote {path}")

@@ -92,6 +92,17 @@ class RunFolder:
         config = self.meta.get("config") or {}
         return str(config.get("model") or self.meta.get("model", {}).get("name") or self.path.name)
 
+    def setting(self, name: str, default: Any = None) -> Any:
+        """A run setting by its flat name (``shots``, ``similar_templates``, ``limit``...), from the nested
+        config of current runs or the flat config of runs made before it had sections."""
+        config = self.meta.get("config") or {}
+        if name in config and not isinstance(config[name], dict):
+            return config[name]
+        for section in config.values():
+            if isinstance(section, dict) and name in section:
+                return section[name]
+        return default
+
     @property
     def benchmark_sha256(self) -> str | None:
         """The SHA-256 of the benchmark json the run asked."""

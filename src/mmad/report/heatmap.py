@@ -1,8 +1,8 @@
 """The paper-style accuracy heatmap (datasets × subtasks, with averages), drawn with Pillow.
 
 Pillow, not matplotlib: importing matplotlib alone takes longer than scoring all 39,672 answers,
-and `mmad score` draws this figure every time. Colours follow a diverging blue-white-red scale
-from 25 (chance on four options) to 100, as the paper's figure does; a missing cell is grey.
+and `mmad score` draws this figure every time. Colours run from red (25, chance on four options)
+through yellow to green (100), as the HTML report colours its tables; a missing cell is grey.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mmad.report.tables import table_columns, table_rows
 from mmad.score.table import ScoreTable
 
 LOW, HIGH = 25.0, 100.0
-_BLUE, _WHITE, _RED = (59, 76, 192), (221, 221, 221), (180, 4, 38)
+_LOW_RGB, _MID_RGB, _HIGH_RGB = (165, 0, 38), (255, 255, 191), (0, 104, 55)
 _MISSING = (235, 235, 235)
 _SCALE = 2  # drawn at twice the size, for sharp text on high-density screens
 
@@ -28,7 +28,7 @@ def colour(value: float | None) -> tuple[int, int, int]:
     if value is None:
         return _MISSING
     t = min(1.0, max(0.0, (value - LOW) / (HIGH - LOW)))
-    start, end, u = (_BLUE, _WHITE, t * 2) if t < 0.5 else (_WHITE, _RED, t * 2 - 1)
+    start, end, u = (_LOW_RGB, _MID_RGB, t * 2) if t < 0.5 else (_MID_RGB, _HIGH_RGB, t * 2 - 1)
     r, g, b = (round(a + (c - a) * u) for a, c in zip(start, end, strict=True))
     return (r, g, b)
 

@@ -1,29 +1,61 @@
-"""A self-contained HTML report: a leaderboard (your runs beside the published results) and, per
-run, the MMAD table, its heatmap, a per-category breakdown and sample answers. Everything a model
-wrote is escaped (Jinja autoescape); undefined template values are errors (StrictUndefined)."""
+"""The HTML report: one self-contained page (or a folder with the page and its thumbnails).
+
+It holds the leaderboard (your runs beside the published results, ranked only among comparable
+rows), a radar chart and heatmaps of the seven subtasks, per run a card (model, protocol card,
+cost, tokens, time), the MMAD table with Overkill and Miss, per-category and per-defect-type
+tables, and a viewer of every question the runs asked, rendered page by page from JSON in the page.
+
+Nothing a model wrote can act as markup or script: the template autoescapes (and fails on
+undefined values), the JSON is escaped so that ``</script>`` and ``<!--`` cannot end its block,
+the viewer sets text with ``textContent`` only, and a Content-Security-Policy allows only the
+page's own script (by hash) and no network at all.
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+import logging
 import os
-import re
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from mmad._io import atomic_write_text
-from mmad.data.schema import SUBTASKS
-from mmad.records.folder import open_run
-from mmad.records.record import Record, Status
-from mmad.report.plots import heatmap_png
+from mmad.data.schema import SUBTASKS, Subtask
+from mmad.records.folder import RunFolder
+from mmad.report.charts import Series, heat_colour, radar_svg
+from mmad.report.heatmap import heatmap_png
+from mmad.report.leaderboard import (
+    Leaderboard,
+    LeaderboardRow,
+    RunScores,
+    build_leaderboard,
+    card_summary,
+    run_card_hash,
+)
+from mmad.report.samples import SampleData, auto_thumb_size
 from mmad.report.tables import fmt
-from mmad.score.answers import graded_from_record
 from mmad.score.breakdown import GroupBy, breakdown
-from mmad.score.official_csv import PublishedResult
-from mmad.score.table import score_answers
+from mmad.score.published import PublishedEntry, leakage_notes, load_published_results
+from mmad.score.table import Policy, ScoreTable
+
+logger = logging.getLogger(__name__)
+PAGE_SIZE_WARNING = 50_000_000
+_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def script_json(value: Any) -> Markup:
+    """JSON that is safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&`` survive,
+    so no ``</script>`` or ``<!--`` in the data can end or alter the block."""
+    return Markup(json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_JSON_ESCAPES))
 
 
 def _environment() -> Environment:
@@ -34,123 +66,259 @@ def _environment() -> Environment:
     )
 
 
-def _run_section(run_dir: Path, samples: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    run = open_run(run_dir)
-    plain = run.plain
-    graded = [graded_from_record(r) for r in plain]
-    table = score_answers(graded)
-    meta = run.meta
-    name = run.model
-    with tempfile.TemporaryDirectory() as scratch:
-        png = heatmap_png(table, Path(scratch) / "heatmap.png", title=name)
-        heatmap = base64.b64encode(png.read_bytes()).decode("ascii")
-    metrics = {r.name: r.detection_metrics() for r in table.rows}
-    rows = [
-        {
-            "name": r.name,
-            "cells": [fmt(r.cells.get(s)) for s in SUBTASKS],
-            "average": fmt(r.average),
-            "overkill": fmt(metrics[r.name]["Overkill"]),
-            "miss": fmt(metrics[r.name]["Miss"]),
-        }
-        for r in table.rows
-    ]
+def _asset(name: str) -> str:
+    return (resources.files("mmad.report") / "templates" / name).read_text(encoding="utf-8")
+
+
+def _csp_hash(script: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+
+
+def _cell(value: float | None, digits: int = 2) -> dict[str, str]:
+    return {"text": fmt(value, digits), "colour": heat_colour(value)}
+
+
+def _table_rows(table: ScoreTable) -> list[dict[str, Any]]:
+    rows = []
+    for row in table.rows:
+        metrics = row.detection_metrics()
+        rows.append(
+            {
+                "name": row.name,
+                "cells": [_cell(row.cells.get(s)) for s in SUBTASKS],
+                "average": _cell(row.average),
+                "overkill": fmt(metrics["Overkill"]),
+                "miss": fmt(metrics["Miss"]),
+            }
+        )
     rows.append(
         {
             "name": "Average",
-            "cells": [fmt(table.average_cells.get(s)) for s in SUBTASKS],
-            "average": fmt(table.average),
+            "cells": [_cell(table.average_cells.get(s)) for s in SUBTASKS],
+            "average": _cell(table.average),
             "overkill": fmt(table.average_detection["Overkill"]),
             "miss": fmt(table.average_detection["Miss"]),
         }
     )
-    categories = [
+    return rows
+
+
+def _breakdown_rows(scores: RunScores, by: GroupBy) -> list[dict[str, Any]]:
+    return [
         {
             "name": b.group,
-            "cells": [fmt(b.cells[s], 1) for s in SUBTASKS],
-            "average": fmt(b.average, 1),
+            "cells": [_cell(b.cells[s], 1) for s in SUBTASKS],
+            "average": _cell(b.average, 1),
             "n": b.n_questions,
         }
-        for b in breakdown(graded, GroupBy.CATEGORY)
+        for b in breakdown(scores.graded, by)
     ]
 
-    def order(record: Record) -> tuple[int, str]:
-        wrong = record.status is not Status.ANSWERED or record.answer != record.correct_answer
-        return (0 if wrong else 1, record.question_id)
 
-    chosen = sorted(plain, key=order)[:samples]
-    sample_rows = [
-        {
-            "question": f"{r.question_id} — {r.question_text}",
-            "gold": r.correct_answer,
-            "answer": r.answer or "–",
-            "correct": r.answer == r.correct_answer,
-            "status": r.status.value,
-            "reply": (r.raw_reply or r.error_message or "")[:600],
-        }
-        for r in chosen
+def _duration(meta: dict[str, Any]) -> str:
+    try:
+        start = datetime.fromisoformat(str(meta["created_at"]))
+        end = datetime.fromisoformat(str(meta["finished_at"]))
+    except (KeyError, ValueError):
+        return "–"
+    seconds = max(0.0, (end - start).total_seconds())
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {rest:02d}s" if hours else f"{minutes}m {rest:02d}s"
+
+
+def _run_card(run: RunFolder) -> list[tuple[str, str]]:
+    meta = run.meta
+    usage = meta.get("usage") or {}
+    plain = run.plain
+    latencies = [r.latency_s for r in plain if r.latency_s is not None]
+    cost = usage.get("cost_usd")
+    if cost is None:
+        costs = [r.cost_usd for r in plain if r.cost_usd is not None]
+        cost = sum(costs) if costs else None
+    model = meta.get("model") or {}
+    card_hash = run_card_hash(run)
+    prompt_tokens = usage.get("prompt_tokens", sum(r.prompt_tokens or 0 for r in plain))
+    completion_tokens = usage.get("completion_tokens", sum(r.completion_tokens or 0 for r in plain))
+    return [
+        ("Model", run.model + "".join(f"; {k} {v}" for k, v in model.items() if isinstance(v, str | int | float))),
+        ("Run folder", str(run.path)),
+        ("Status", f"{run.status}; {run.completeness.describe()}"),
+        ("Protocol card", f"{card_hash[:16]}" if card_hash else "no card (run made before protocol cards)"),
+        ("Benchmark", f"sha256 {(run.benchmark_sha256 or '?')[:16]}; {(meta.get('dataset') or {}).get('source', '?')}"),
+        ("Cost", "–" if cost is None else f"${cost:,.4f}"),
+        ("Tokens", f"{prompt_tokens:,} prompt, {completion_tokens:,} completion; {usage.get('cached', 0):,} cached"),
+        (
+            "Time",
+            f"{_duration(meta)} wall ({meta.get('created_at', '?')} → {meta.get('finished_at', '?')}); "
+            + (
+                f"{sum(latencies):,.1f} s of requests, {sum(latencies) / len(latencies):.2f} s each"
+                if latencies
+                else ""
+            ),
+        ),
+        ("Made with", f"mmad {meta.get('mmad_version', '?')}, Python {meta.get('python', '?')}"),
     ]
+
+
+def _run_section(scores: RunScores, name: str, index: int, policy: Policy) -> dict[str, Any]:
+    run = scores.run
+    table = scores.strict if policy is Policy.STRICT else scores.upstream
+    with tempfile.TemporaryDirectory() as scratch:
+        png = heatmap_png(table, Path(scratch) / "heatmap.png", title=f"{name} ({policy.value})")
+        heatmap = base64.b64encode(png.read_bytes()).decode("ascii")
     failures = ", ".join(f"{k} {v}" for k, v in sorted(table.failures.items())) or "none"
-    section = {
+    card = run.card
+    return {
         "name": name,
-        "anchor": re.sub(r"[^a-z0-9]+", "-", name.lower()),
-        "meta": f"{run_dir} · protocol {meta.get('protocol', {}).get('variant', '?')}, "
-        f"{meta.get('config', {}).get('shots', '?')}-shot · images: {meta.get('images', '?')} · "
-        f"strategies: {', '.join(meta.get('strategies', [])) or 'none'} · dataset sha256 "
-        f"{str(meta.get('dataset', {}).get('sha256', ''))[:12]}",
-        "rows": rows,
-        "caption": f"{table.n_counted} answers (strict policy); without an answer: {failures}",
+        "anchor": f"run-{index}",
+        "facts": _run_card(run),
+        "card_json": json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) if card else "",
+        "card_line": card_summary(card) if card else "",
+        "rows": _table_rows(table),
+        "caption": (
+            f"{policy.value} policy: {table.n_counted:,} answers counted, without an answer: {failures}; "
+            f"strict average {fmt(scores.strict.average)}, upstream average {fmt(scores.upstream.average)}"
+        ),
+        "notes": table.notes,
         "heatmap": heatmap,
-        "categories": categories,
-        "samples": sample_rows,
+        "radar": radar_svg(
+            [Series(name, {s.value: table.average_cells.get(s) for s in SUBTASKS})], title=name, size=340
+        ),
+        "categories": _breakdown_rows(scores, GroupBy.CATEGORY),
+        "defects": _breakdown_rows(scores, GroupBy.DEFECT_TYPE),
     }
-    board = {
-        "name": name,
-        "source": "this run",
-        "mine": True,
-        "cells": [fmt(table.average_cells.get(s)) for s in SUBTASKS],
-        "average": fmt(table.average),
-        "sort": table.average or 0.0,
+
+
+def _leaderboard_view(board: Leaderboard) -> dict[str, Any]:
+    letters = board.group_letters()
+
+    def row(r: LeaderboardRow) -> dict[str, Any]:
+        return {
+            "rank": str(r.rank) if r.rank else "–",
+            "group": letters[r.group],
+            "name": r.name,
+            "mine": r.kind == "run",
+            "protocol": (f"card {r.card_hash[:8]}" if r.card_hash else "no card") if r.kind == "run" else "published",
+            "score": _cell(r.score),
+            "strict": fmt(r.strict),
+            "upstream": fmt(r.upstream),
+            "cells": [_cell(r.subtasks.get(s.value)) for s in SUBTASKS],
+            "overkill": fmt(r.overkill),
+            "miss": fmt(r.miss),
+            "completeness": r.completeness,
+            "marks": r.marks,
+            "protocol_text": r.protocol,
+            "source": r.source,
+            "citation": r.citation,
+        }
+
+    return {
+        "ranked": [row(r) for r in board.ranked],
+        "unranked": [row(r) for r in board.unranked],
+        "groups": [(letters[key], label) for key, label in board.groups.items()],
+        "notes": board.notes,
+        "policy": board.policy.value,
     }
-    return section, board
+
+
+def _overview(
+    scored: Sequence[RunScores], names: Sequence[str], entries: Sequence[PublishedEntry], policy: Policy
+) -> tuple[Markup, list[dict[str, Any]]]:
+    series = []
+    for scores, name in zip(scored, names, strict=True):
+        table = scores.strict if policy is Policy.STRICT else scores.upstream
+        series.append(Series(name, {s.value: table.average_cells.get(s) for s in SUBTASKS}))
+    for entry in entries:
+        if entry.id == "paper/human-expert" and entry.subtasks:
+            series.append(Series(f"{entry.system} (published)", entry.subtasks, reference=True))
+    heat = []
+    for scores, name in zip(scored, names, strict=True):
+        table = scores.strict if policy is Policy.STRICT else scores.upstream
+        heat.append(
+            {
+                "name": name,
+                "cells": [_cell(table.average_cells.get(s)) for s in SUBTASKS],
+                "average": _cell(table.average),
+            }
+        )
+    return radar_svg(series, title="Seven subtasks, every run"), heat
+
+
+def _display_names(scored: Sequence[RunScores]) -> list[str]:
+    models = [s.run.model for s in scored]
+    return [m if models.count(m) == 1 else f"{m} ({s.run.path.name})" for m, s in zip(models, scored, strict=True)]
 
 
 def write_html_report(
-    runs: Sequence[str | os.PathLike[str]],
+    runs: Sequence[str | os.PathLike[str] | RunFolder],
     out: str | os.PathLike[str],
     *,
-    published: Sequence[PublishedResult] = (),
+    published: Sequence[PublishedEntry] | None = None,
     title: str = "MMAD report",
-    samples: int = 25,
+    data: str | os.PathLike[str] | None = None,
+    thumb_size: int | None = None,
+    policy: Policy | str = Policy.STRICT,
+    reply_chars: int = 2000,
 ) -> Path:
-    """Write the report as one HTML file; returns its path."""
+    """Write the report; returns the page's path.
+
+    ``out`` ending in ``.html`` gives one self-contained file (thumbnails inline); any other path
+    is a folder that receives ``index.html`` and ``thumbs/``. ``published`` defaults to the results
+    shipped with mmad; ``data`` overrides the data root the runs' images are read from.
+    """
     from mmad._version import __version__
 
-    sections, board = [], []
-    for run in runs:
-        section, row = _run_section(Path(run), samples)
-        sections.append(section)
-        board.append(row)
-    for result in published:
-        averages = result.subtask_averages()
-        board.append(
-            {
-                "name": f"{result.model}{result.suffix}",
-                "source": f"published, {result.shots}-shot",
-                "mine": False,
-                "cells": [fmt(averages.get(s.official_column)) for s in SUBTASKS],
-                "average": fmt(result.average),
-                "sort": result.average or 0.0,
-            }
-        )
-    board.sort(key=lambda row: -float(row["sort"]))
+    policy = Policy(policy)
+    destination = Path(out)
+    single_file = destination.suffix.lower() in {".html", ".htm"}
+    page_path = destination if single_file else destination / "index.html"
+    page_path.parent.mkdir(parents=True, exist_ok=True)
+
+    scored = [RunScores.of(r) for r in runs]
+    names = _display_names(scored)
+    entries = load_published_results() if published is None else list(published)
+    board = build_leaderboard(scored, entries, policy=policy)
+
+    samples = SampleData()
+    for scores, name in zip(scored, names, strict=True):
+        samples.add_run(scores.run, name, data=Path(data) if data else None, reply_chars=reply_chars)
+    size = thumb_size or auto_thumb_size(samples.n_images, single_file=single_file)
+    thumbs = samples.thumbnails.render(size, None if single_file else page_path.parent)
+    sample_json = script_json(samples.to_json_ready(thumbs))
+
+    radar, heat = _overview(scored, names, entries, policy)
+    script = _asset("report.js")
     page = (
         _environment()
         .get_template("report.html.j2")
         .render(
-            title=title, version=__version__, subtasks=[s.value for s in SUBTASKS], leaderboard=board, runs=sections
+            title=title,
+            version=__version__,
+            generated=datetime.now().astimezone().isoformat(timespec="seconds"),
+            subtasks=[s.value for s in SUBTASKS],
+            shorts=[Subtask(s).short for s in SUBTASKS],
+            board=_leaderboard_view(board),
+            radar=radar,
+            heat=heat,
+            runs=[_run_section(s, n, i, policy) for i, (s, n) in enumerate(zip(scored, names, strict=True))],
+            published=entries,
+            leakage=leakage_notes(),
+            samples_json=sample_json,
+            n_questions=sum(len(r["rows"]) for r in samples.runs),
+            n_images=samples.n_images,
+            thumb_size=size,
+            single_file=single_file,
+            style=Markup(_asset("report.css")),
+            script=Markup(script),
+            script_hash=_csp_hash(script),
         )
     )
-    target = Path(out)
-    atomic_write_text(target, page)
-    return target
+    atomic_write_text(page_path, page)
+    if single_file and len(page.encode("utf-8")) > PAGE_SIZE_WARNING:
+        logger.warning(
+            "%s is %.0f MB; browsers slow down on pages this large: write a report folder instead (--out DIR)",
+            page_path,
+            len(page.encode("utf-8")) / 1e6,
+        )
+    return page_path

@@ -129,8 +129,14 @@ def read_accuracy_csv(path: str | os.PathLike[str], *, model: str | None = None)
     )
 
 
-def load_published(folder: str | os.PathLike[str]) -> list[PublishedResult]:
-    """Every accuracy CSV in a folder, best average first."""
+def load_published(folder: str | os.PathLike[str] | None = None) -> list[PublishedResult]:
+    """Every accuracy CSV in a folder, best average first; without a folder, the 22 official files
+    shipped with mmad (``mmad.score.published``)."""
+    if folder is None:
+        from mmad.score.published import CSV_FOLDER, packaged_folder
+
+        with packaged_folder() as base:
+            return load_published(base / CSV_FOLDER)
     results = [read_accuracy_csv(p) for p in sorted(Path(folder).glob("*.csv"))]
     return sorted(results, key=lambda r: -(r.average or 0.0))
 

@@ -1,0 +1,187 @@
+"""`mmad report` (the HTML report) and `mmad leaderboard` (the ranking in the terminal or a file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from mmad.cli.common import console
+from mmad.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mmad.report.leaderboard import Leaderboard, LeaderboardRow
+    from mmad.score.published import PublishedEntry
+
+FORMATS = ("table", "markdown", "csv", "json")
+_SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".json": "json", ".txt": "table"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add `report` and `leaderboard` to the app."""
+    app.command("report")(report_command)
+    app.command("leaderboard")(leaderboard_command)
+
+
+def _published(folder: Path | None, none: bool) -> list[PublishedEntry]:
+    """The published rows: the shipped ones, a folder's CSVs, or none."""
+    from mmad.score.published import load_published_results
+
+    if none:
+        return []
+    return load_published_results(folder)
+
+
+def report_command(
+    runs: list[Path] = typer.Argument(None, help="run directories made by `mmad eval`", show_default=False),
+    out: Path = typer.Option(
+        Path("report.html"), "--out", "-o", help="a .html file (self-contained), or a folder for index.html + thumbs/"
+    ),
+    published: Path = typer.Option(
+        None, "--published", help="a folder of accuracy CSVs instead of the published results shipped with mmad"
+    ),
+    no_published: bool = typer.Option(False, "--no-published", help="leave the published results out"),
+    data: Path = typer.Option(None, "--data", "-d", help="the data root the runs' images are in, if it moved"),
+    thumb_size: int = typer.Option(None, "--thumb-size", min=16, max=512, help="thumbnail side in px (default: auto)"),
+    policy: str = typer.Option(
+        "strict", "--policy", help="strict or upstream: the policy runs are ranked and shown by"
+    ),
+    title: str = typer.Option("MMAD report", "--title"),
+) -> None:
+    """One HTML page: leaderboard, radar and heatmaps, per-category and per-defect tables, run cards, every answer."""
+    from mmad.report.html import write_html_report
+
+    if not runs:
+        msg = "give at least one run directory, e.g. `mmad report runs/* --out report.html`"
+        raise ConfigError(msg)
+    path = write_html_report(
+        runs,
+        out,
+        published=_published(published, no_published),
+        title=title,
+        data=data,
+        thumb_size=thumb_size,
+        policy=_policy(policy),
+    )
+    folder = out.suffix.lower() not in {".html", ".htm"}
+    total = sum(p.stat().st_size for p in path.parent.rglob("*") if p.is_file()) if folder else path.stat().st_size
+    console.print(f"wrote {path} ({total / 1e6:.1f} MB{' with its thumbnails' if folder else ''})")
+
+
+def _policy(name: str) -> str:
+    if name not in ("strict", "upstream"):
+        msg = f"--policy {name!r}: choose strict or upstream"
+        raise ConfigError(msg)
+    return name
+
+
+def render_leaderboard(board: Leaderboard) -> list[Table]:
+    """The leaderboard for the terminal: ranked rows, then the rest, then the group legend."""
+    from mmad.report.tables import fmt
+
+    letters = board.group_letters()
+    tables = []
+    for title, rows in (("Ranked within comparable groups", board.ranked), ("Not ranked", board.unranked)):
+        if not rows:
+            continue
+        view = Table(title=title, title_justify="left")
+        for column in ("#", "Grp", "Model", "Average", "Strict", "Upstream", "Overkill", "Miss", "Completeness"):
+            view.add_column(column, justify="left" if column in ("Model", "Completeness", "Grp") else "right")
+        view.add_column("Protocol / marks", overflow="fold")
+        for row in rows:
+            protocol = [f"card {row.card_hash[:8]}"] if row.card_hash else ([] if row.kind == "run" else ["published"])
+            style = "bold" if row.kind == "run" else ""
+            view.add_row(
+                str(row.rank) if row.rank else "–",
+                letters[row.group],
+                row.name,
+                fmt(row.score),
+                fmt(row.strict),
+                fmt(row.upstream),
+                fmt(row.overkill),
+                fmt(row.miss),
+                _short_completeness(row),
+                "; ".join([*protocol, *row.marks]),
+                style=style,
+            )
+        tables.append(view)
+    legend = Table(title="Groups (ranks count only within a group)", title_justify="left", show_header=False)
+    legend.add_column("Grp")
+    legend.add_column("Group", overflow="fold")
+    for key, label in board.groups.items():
+        legend.add_row(letters[key], label)
+    tables.append(legend)
+    return tables
+
+
+def _short_completeness(row: LeaderboardRow) -> str:
+    if row.kind == "run" and row.asked is not None:
+        return f"{row.asked:,}/{row.in_benchmark:,} asked, {row.answered:,} answered"
+    return row.completeness.split(":")[0].replace(" (as published)", "")
+
+
+def leaderboard_command(
+    runs: list[Path] = typer.Argument(None, help="run directories to rank beside the published results"),
+    output_format: str = typer.Option(
+        None, "--format", "-f", help="table, markdown, csv or json (default: from --out's suffix, else table)"
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="write to this file instead of the terminal"),
+    dataset: list[str] = typer.Option(None, "--dataset", help="only these source datasets (repeatable)"),
+    subtask: list[str] = typer.Option(None, "--subtask", help="only these subtasks (repeatable; names or AD, DC, ...)"),
+    protocol: str = typer.Option(
+        None, "--protocol", help="keep rows whose protocol or group mentions this ('published', 'runs', a card hash)"
+    ),
+    policy: str = typer.Option("strict", "--policy", help="strict or upstream: the average runs are ranked by"),
+    published: Path = typer.Option(
+        None, "--published", help="a folder of accuracy CSVs instead of the shipped results"
+    ),
+    no_published: bool = typer.Option(False, "--no-published", help="rank your runs only"),
+) -> None:
+    """The published results and your runs in one ranking; incomplete, subset and other-protocol rows are marked."""
+    from mmad.report.leaderboard import (
+        build_leaderboard,
+        leaderboard_csv,
+        leaderboard_json,
+        leaderboard_markdown,
+        parse_subtasks,
+    )
+
+    chosen = output_format or (_SUFFIX_FORMATS.get(out.suffix.lower(), "table") if out else "table")
+    if chosen not in FORMATS:
+        msg = f"--format {chosen!r}: choose one of {', '.join(FORMATS)}"
+        raise ConfigError(msg)
+    board = build_leaderboard(
+        runs or [],
+        _published(published, no_published),
+        datasets=dataset or [],
+        subtasks=parse_subtasks(subtask or []),
+        protocol=protocol,
+        policy=_policy(policy),
+    )
+    if chosen == "table":
+        if out:
+            from rich.console import Console
+
+            with out.open("w", encoding="utf-8") as handle:
+                file_console = Console(file=handle, width=200)
+                for table in render_leaderboard(board):
+                    file_console.print(table)
+                for note in board.notes:
+                    file_console.print(note)
+            console.print(f"wrote {out}")
+            return
+        for table in render_leaderboard(board):
+            console.print(table)
+        for note in board.notes:
+            console.print(f"[dim]{note}[/]")
+        return
+    text = {"markdown": leaderboard_markdown, "csv": leaderboard_csv, "json": leaderboard_json}[chosen](board)
+    if out:
+        from mmad._io import atomic_write_text
+
+        atomic_write_text(out, text)
+        console.print(f"wrote {out}")
+    else:
+        typer.echo(text, nl=False)

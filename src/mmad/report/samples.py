@@ -1,0 +1,269 @@
+"""The per-sample viewer's data: every question a run asked, its images as small thumbnails, and the
+model's reply, packed for a page that renders them on demand.
+
+The whole of MMAD is 39,672 questions on about 8,400 query images plus their templates, so the
+data is packed: strings (question texts, option texts, replies) are stored once in a table and
+referred to by index, each image is thumbnailed once however many questions and runs show it, and
+a question id is rebuilt in the page from its image key and index. Thumbnails are JPEG data URLs
+in a single-file report, or files beside the page in a report folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from mmad._io import atomic_write_bytes
+from mmad.data.official import load_benchmark
+from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Benchmark
+from mmad.errors import MMADError
+from mmad.records.folder import RunFolder
+from mmad.records.record import Record, Status
+
+logger = logging.getLogger(__name__)
+
+THUMB_QUALITY = 70
+THUMB_FOLDER = "thumbs"
+SINGLE_FILE_IMAGE_BUDGET = 30_000_000
+"""Bytes of base64 thumbnails a single-file report aims at, leaving room for the data under ~50 MB."""
+STATUSES = [s.value for s in Status]
+LETTERS = "ABCDE"
+
+
+def auto_thumb_size(n_images: int, *, single_file: bool) -> int:
+    """The thumbnail side: 192 px in a report folder; in one file, the largest of 128/96/80/64 px whose
+    estimated total (about 0.35 bytes per pixel of JPEG, a third more as base64) fits the budget."""
+    if not single_file:
+        return 192
+    for size in (128, 96, 80, 64):
+        if n_images * size * size * 0.35 * 4 / 3 <= SINGLE_FILE_IMAGE_BUDGET:
+            return size
+    return 48
+
+
+def thumbnail_jpeg(path: Path, size: int) -> bytes | None:
+    """A JPEG thumbnail whose longest side is at most ``size``; None when the file cannot be read."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale, much faster
+            picture = image.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        logger.warning("no thumbnail for %s: %s", path, exc)
+        return None
+    picture.thumbnail((size, size), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=THUMB_QUALITY)
+    return buffer.getvalue()
+
+
+class Thumbnails:
+    """Each image thumbnailed once; an index per image, resolved to a data URL or a file name."""
+
+    def __init__(self) -> None:
+        self._index: dict[Path, int] = {}
+        self.paths: list[Path] = []
+
+    def add(self, path: Path) -> int:
+        """The index of an image (registered on first sight)."""
+        key = Path(os.path.normpath(path.absolute()))  # no symlink lookups: 16,000 resolve() calls cost seconds
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.paths)
+            self.paths.append(key)
+        return index
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def render(self, size: int, folder: Path | None = None) -> list[str | None]:
+        """The sources in index order: data URLs, or ``thumbs/<digest>.jpg`` files written under folder."""
+        workers = min(8, (os.cpu_count() or 1) + 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            blobs = list(pool.map(lambda p: thumbnail_jpeg(p, size), self.paths))
+        sources: list[str | None] = []
+        for blob in blobs:
+            if blob is None:
+                sources.append(None)
+            elif folder is None:
+                sources.append("data:image/jpeg;base64," + base64.b64encode(blob).decode("ascii"))
+            else:
+                name = f"{THUMB_FOLDER}/{hashlib.sha256(blob).hexdigest()[:20]}.jpg"
+                target = folder / name
+                if not target.exists():
+                    atomic_write_bytes(target, blob)
+                sources.append(name)
+        return sources
+
+
+class StringTable:
+    """Strings stored once, referred to by index."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self.values: list[str] = []
+
+    def add(self, text: str) -> int:
+        """The index of a string."""
+        index = self._index.get(text)
+        if index is None:
+            index = self._index[text] = len(self.values)
+            self.values.append(text)
+        return index
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… ({len(text) - limit:,} more characters in records.jsonl)"
+
+
+def benchmark_of(run: RunFolder, data: Path | None) -> Benchmark | None:
+    """The benchmark a run asked, to find its images; None (with a warning) when it cannot be read."""
+    config = run.meta.get("config") or {}
+    source = data or (Path(str(config["data"])) if config.get("data") else None)
+    if source is None:
+        logger.warning("%s: run.json names no data; thumbnails are left out (pass --data)", run.path)
+        return None
+    try:
+        return load_benchmark(source)
+    except (MMADError, OSError) as exc:
+        logger.warning("%s: cannot read the benchmark at %s (%s); thumbnails are left out", run.path, source, exc)
+        return None
+
+
+@dataclass
+class SampleData:
+    """Everything the viewer needs, ready to become JSON."""
+
+    strings: StringTable = field(default_factory=StringTable)
+    thumbnails: Thumbnails = field(default_factory=Thumbnails)
+    keys: list[list[Any]] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    questions: list[list[Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    _key_index: dict[str, int] = field(default_factory=dict)
+    _question_index: dict[str, int] = field(default_factory=dict)
+    _category_index: dict[str, int] = field(default_factory=dict)
+    _benchmarks: dict[str, Benchmark | None] = field(default_factory=dict)
+
+    def _benchmark(self, run: RunFolder, data: Path | None) -> Benchmark | None:
+        config = run.meta.get("config") or {}
+        marker = str(data or config.get("data") or "")
+        if marker not in self._benchmarks:
+            self._benchmarks[marker] = benchmark_of(run, data)
+        return self._benchmarks[marker]
+
+    def _key(self, image: str, benchmark: Benchmark | None) -> int:
+        index = self._key_index.get(image)
+        if index is not None:
+            return index
+        parts = image.split("/")
+        category = "/".join(parts[:2]) if len(parts) > 1 else image
+        if category not in self._category_index:
+            self._category_index[category] = len(self.categories)
+            self.categories.append(category)
+        thumb = None
+        if benchmark is not None:
+            try:
+                thumb = self.thumbnails.add(benchmark.resolve(image))
+            except MMADError as exc:
+                logger.warning("%s: %s", image, exc)
+        defect = parts[-2] if len(parts) > 1 else ""
+        index = self._key_index[image] = len(self.keys)
+        self.keys.append([image, thumb, self._category_index[category], defect])
+        return index
+
+    def _question(self, record: Record, key: int) -> int:
+        index = self._question_index.get(record.question_id)
+        if index is not None:
+            return index
+        subtask = RAW_TYPE_TO_SUBTASK.get(record.question_type)
+        letters = list(record.options)
+        if letters == list(LETTERS[: len(letters)]):
+            options: list[Any] = [self.strings.add(text) for text in record.options.values()]
+        else:
+            options = [[letter, self.strings.add(text)] for letter, text in record.options.items()]
+        number = record.question_id.rsplit("#", 1)[-1] if "#" in record.question_id else record.question_id
+        index = self._question_index[record.question_id] = len(self.questions)
+        self.questions.append(
+            [
+                key,
+                number,
+                SUBTASKS.index(subtask) if subtask else -1,
+                self.strings.add(record.question_text),
+                options,
+                record.correct_answer,
+            ]
+        )
+        return index
+
+    def add_run(self, run: RunFolder, name: str, *, data: Path | None = None, reply_chars: int = 2000) -> None:
+        """Add a run's plain records (the ones the MMAD table scores)."""
+        benchmark = self._benchmark(run, data)
+        shots = int(run.setting("shots") or 0)
+        similar = bool(run.setting("similar_templates"))
+        blind = bool(run.setting("blind"))
+        templates: dict[int, list[int]] = {}
+        rows = []
+        for record in run.plain:
+            key = self._key(record.image, benchmark)
+            question = self._question(record, key)
+            if benchmark is not None and shots and not blind and key not in templates:
+                templates[key] = self._templates(benchmark, record.image, shots, similar=similar)
+            reply = record.raw_reply if record.raw_reply is not None else (record.error_message or "")
+            row: list[Any] = [
+                question,
+                STATUSES.index(record.status.value),
+                record.answer or "",
+                self.strings.add(_truncate(reply, reply_chars)),
+            ]
+            if record.correct_answer != self.questions[question][5]:
+                row.append(record.correct_answer)  # posed with other letters than the first run that asked it
+            rows.append(row)
+        self.runs.append({"name": name, "templates": {str(k): v for k, v in templates.items()}, "rows": rows})
+
+    def _templates(self, benchmark: Benchmark, image: str, shots: int, *, similar: bool) -> list[int]:
+        try:
+            item = benchmark.item(image)
+        except KeyError:
+            return []
+        chosen = []
+        for relative in item.templates(shots, similar=similar):
+            try:
+                chosen.append(self.thumbnails.add(benchmark.resolve(relative)))
+            except MMADError as exc:
+                logger.warning("%s: template %s: %s", image, relative, exc)
+        return chosen
+
+    def to_json_ready(self, thumbs: Sequence[str | None]) -> dict[str, Any]:
+        """The packed data, with the thumbnails' sources."""
+        return {
+            "subtasks": [s.value for s in SUBTASKS],
+            "statuses": STATUSES,
+            "strings": self.strings.values,
+            "thumbs": list(thumbs),
+            "keys": self.keys,
+            "categories": self.categories,
+            "questions": self.questions,
+            "runs": self.runs,
+        }
+
+    @property
+    def n_images(self) -> int:
+        """How many distinct images (query and template) the viewer shows."""
+        return len(self.thumbnails)
+
+    def estimated_thumb_bytes(self, size: int) -> int:
+        """A rough size of the thumbnails as data URLs."""
+        return math.ceil(self.n_images * size * size * 0.35 * 4 / 3)
