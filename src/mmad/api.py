@@ -40,11 +40,9 @@ def write_run_files(result: RunResult, *, plot: bool = True) -> dict[str, Path]:
     write_accuracy_csv(score_answers(result.graded, Policy.UPSTREAM), accuracy_path)
     files.update(answers=answers_path, official_csv=accuracy_path)
     files.update(records=run_dir / "records.jsonl", run=run_dir / "run.json")
-    if result.config.prompt.circular:
-        from mmad.score.circular import circular_report
-
+    if result.circular is not None:
         files["circular"] = run_dir / "circular.json"
-        atomic_write_text(files["circular"], json.dumps(asdict(circular_report(result.records)), indent=2))
+        atomic_write_text(files["circular"], json.dumps(asdict(result.circular), indent=2))
     result.files = files
     return files
 

@@ -182,23 +182,11 @@ def _run(config: Any, *, out: Path | None, resume: bool) -> None:
     _report(result)
 
 
-def failure_summary(records: list[Any]) -> list[str]:
-    """One line per error class among failed records: count, class and the latest message."""
-    from collections import Counter
-
-    from mmad.records.record import Status
-
-    failed = [r for r in records if r.status is Status.ERROR]
-    counts = Counter(r.error_class or "error" for r in failed)
-    last = {r.error_class or "error": r.error_message or "" for r in failed}
-    return [f"{n} × {cls}: {last[cls]}" for cls, n in counts.most_common()]
-
-
 def _report(result: Any) -> None:
     stats = result.stats
     completeness = result.completeness
-    failures = failure_summary(result.records)
-    if completeness.answered == 0 and completeness.asked and all(r.failed for r in result.records if r.plain):
+    failures = [f.describe() for f in result.failures]
+    if completeness.asked and completeness.failed == completeness.asked:
         # Every request failed: a table would only show zeros, which are not results.
         err_console.print("[red]no answers[/]: every request failed, so there is nothing to score", highlight=False)
         for line in failures[:5]:

@@ -25,7 +25,7 @@ import io
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -84,21 +84,19 @@ def resized_size(width: int, height: int, max_side: int, resize: str = "mmad") -
 
 @dataclass(frozen=True)
 class EncodedImage:
-    """An image ready to send; its base64 data URL is made once, when first asked for."""
+    """An image ready to send. Its base64 data URL is made each time a request body is built and
+    is not kept: a URL is a third larger than the bytes, and only requests in flight need one."""
 
     data: bytes
     mime: str
     width: int
     height: int
     digest: str
-    _url: list[str] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def data_url(self) -> str:
         """The image as a base64 data URL."""
-        if not self._url:
-            self._url.append(f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}")
-        return self._url[0]
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
 def encode_image(path: Path, settings: ImageSettings) -> EncodedImage:
@@ -152,17 +150,39 @@ def load_image(part: ImagePart) -> Image.Image:
         return image.convert("RGB")
 
 
-class ImageEncoder:
-    """Encodes each image once per run; thread-safe, with a bounded memory of recent images."""
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+DEFAULT_AHEAD = 128
 
-    def __init__(self, settings: ImageSettings, max_items: int = 4096) -> None:
+
+class ImageEncoder:
+    """Encodes each image once per run; thread-safe.
+
+    Memory is bounded by bytes, not by the number of questions: the encoded images kept for reuse
+    (templates shown with many queries, an image asked about several times) are evicted, least
+    recently used first, past ``max_bytes``; a prefetch thread stays at most ``ahead`` images in
+    front of the requests being built.
+    """
+
+    def __init__(self, settings: ImageSettings, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.settings = settings
         self._cache: OrderedDict[str, EncodedImage] = OrderedDict()
         self._lock = threading.Lock()
-        self._max = max_items
-        self._asked = 0
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._order: dict[str, int] = {}  # prefetch order of each path, as the prefetcher reaches it
+        self._position = -1  # the furthest path (in prefetch order) a request has asked for
         self._stop = threading.Event()
         self.encoded = 0
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of encoded images held for reuse now."""
+        return self._bytes
+
+    @property
+    def cached_images(self) -> int:
+        """Encoded images held for reuse now."""
+        return len(self._cache)
 
     def encode(self, part: ImagePart, *, asked: bool = True) -> EncodedImage:
         """The prepared form of an image part."""
@@ -177,7 +197,7 @@ class ImageEncoder:
             raise DataError(msg)
         with self._lock:
             if asked:
-                self._asked += 1
+                self._position = max(self._position, self._order.get(part.path, -1))
             hit = self._cache.get(part.path)
             if hit is not None:
                 self._cache.move_to_end(part.path)
@@ -185,22 +205,32 @@ class ImageEncoder:
         encoded = encode_image(Path(part.path), self.settings)
         with self._lock:
             self.encoded += 1
-            self._cache[part.path] = encoded
-            while len(self._cache) > self._max:
-                self._cache.popitem(last=False)
+            if part.path not in self._cache:
+                self._cache[part.path] = encoded
+                self._bytes += len(encoded.data)
+            while self._bytes > self._max_bytes and len(self._cache) > 1:
+                _, evicted = self._cache.popitem(last=False)
+                self._bytes -= len(evicted.data)
         return encoded
 
-    def prefetch(self, paths: Iterable[str], *, ahead: int = 256) -> threading.Thread:
+    def prefetch(self, paths: Iterable[str], *, ahead: int = DEFAULT_AHEAD) -> threading.Thread:
         """Encode images in a background thread, in the order they will be needed.
 
         Decoding, resizing and JPEG encoding run in Pillow's C code without the GIL, so this
-        uses a second core while the event loop sends requests. It stays at most `ahead`
-        images ahead of what has been asked for, so memory stays bounded.
+        uses a second core while the event loop sends requests. It waits whenever it is `ahead`
+        images in front of the furthest image a request has asked for.
         """
 
         def work() -> None:
-            for done, path in enumerate(dict.fromkeys(paths)):
-                while done - self._asked > ahead and not self._stop.is_set():
+            seen: set[str] = set()
+            for path in paths:
+                if path in seen:
+                    continue
+                with self._lock:
+                    index = len(seen)
+                    self._order[path] = index
+                seen.add(path)
+                while self._too_far_ahead(index, ahead) and not self._stop.is_set():
                     self._stop.wait(0.01)
                 if self._stop.is_set():
                     return
@@ -215,6 +245,15 @@ class ImageEncoder:
         thread = threading.Thread(target=work, name="mmad-image-prefetch", daemon=True)
         thread.start()
         return thread
+
+    def _too_far_ahead(self, index: int, ahead: int) -> bool:
+        waiting = index - self._position
+        if waiting > ahead:
+            return True
+        # Large images (original bytes): never prefetch more than half the budget, or the cache
+        # would evict prefetched images before their requests use them.
+        average = self._bytes / len(self._cache) if self._cache else 0
+        return waiting > 1 and waiting * average > self._max_bytes / 2
 
     def stop(self) -> None:
         """End a prefetch thread."""

@@ -6,20 +6,35 @@ returns the table and the graded answers, and records the outcome in run.json.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mmad.records.folder import Completeness, open_run
-from mmad.records.record import Record, Status
+from mmad.records.folder import Completeness
+from mmad.records.record import PLAIN_VARIANTS, Record, Status
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
 from mmad.run.prepare import PreparedRun
 from mmad.score.answers import GradedAnswer, graded_from_record
+from mmad.score.circular import CircularReport, CircularTally
 from mmad.score.table import ScoreTable, score_answers
 
 RunStatus = Literal["complete", "partial", "interrupted"]
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """How many selected questions failed with one error class, and the latest message."""
+
+    error_class: str
+    count: int
+    message: str
+
+    def describe(self) -> str:
+        """'3 × timeout: no reply from ... within 120 s'."""
+        return f"{self.count} × {self.error_class}: {self.message}"
 
 
 @dataclass
@@ -34,7 +49,8 @@ class RunResult:
     status: RunStatus
     completeness: Completeness
     card: dict[str, Any]
-    records: list[Record] = field(default_factory=list, repr=False)
+    failures: list[FailureCount] = field(default_factory=list)
+    circular: CircularReport | None = None
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -90,10 +106,15 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
         await prepared.model.aclose()
         if prepared.judge is not None:
             await prepared.judge.aclose()
-    run = open_run(prepared.run_dir)
-    wanted = set(order)
-    records = [r for r in run.records if r.key in wanted]
-    graded = [graded_from_record(r) for r in records if r.plain]
+    graded, failures, circular = _read_outcome(prepared)
+    asked = [k for k in order if k in statuses and k[1] in PLAIN_VARIANTS]
+    completeness = Completeness(
+        selected=prepared.selection.n_questions,
+        in_benchmark=prepared.benchmark.n_questions,
+        asked=len(asked),
+        answered=sum(statuses[k] is Status.ANSWERED for k in asked),
+        failed=sum(statuses[k] is Status.ERROR for k in asked),
+    )
     return RunResult(
         run_dir=prepared.run_dir,
         config=prepared.config,
@@ -101,7 +122,38 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
         graded=graded,
         stats=stats,
         status=status,
-        completeness=run.completeness,
+        completeness=completeness,
         card=dict(meta.get("card") or {}),
-        records=records,
+        failures=failures,
+        circular=circular,
     )
+
+
+def _read_outcome(prepared: PreparedRun) -> tuple[list[GradedAnswer], list[FailureCount], CircularReport | None]:
+    """The graded answers, failure counts and circular report of the selection, read record by
+    record: the records themselves are not kept, so finishing a run of any size holds little more
+    than one small answer per question."""
+    wanted = set(prepared.order)
+    graded: list[GradedAnswer] = []
+    counts: Counter[str] = Counter()
+    messages: dict[str, str] = {}
+    circular = CircularTally() if prepared.config.prompt.circular else None
+    path = prepared.store.records_file
+    if path.exists():
+        with path.open("rb") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                record = Record.model_validate_json(line)
+                if record.key not in wanted:
+                    continue
+                if record.plain:
+                    graded.append(graded_from_record(record))
+                    if record.status is Status.ERROR:
+                        error_class = record.error_class or "error"
+                        counts[error_class] += 1
+                        messages[error_class] = record.error_message or ""
+                if circular is not None:
+                    circular.add(record)
+    failures = [FailureCount(cls, n, messages[cls]) for cls, n in counts.most_common()]
+    return graded, failures, circular.report() if circular is not None else None

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS
-from mmad.records.record import Record, Status, latest_records
+from mmad.records.record import Record, Status
 
 
 @dataclass
@@ -31,34 +31,53 @@ class CircularReport:
     gold_letters: dict[str, int]
 
 
+class CircularTally:
+    """Circular evaluation counted record by record (the latest record of each posing wins)."""
+
+    def __init__(self) -> None:
+        # question id -> (subtask group, {variant: (right, plain)})
+        self._questions: dict[str, tuple[str, dict[str, tuple[bool, bool]]]] = {}
+        self._answered: dict[tuple[str, str], str | None] = {}
+        self._gold: dict[tuple[str, str], str] = {}
+
+    def add(self, record: Record) -> None:
+        """Count one record (a later record of the same posing replaces an earlier one)."""
+        subtask = RAW_TYPE_TO_SUBTASK.get(record.question_type)
+        group = subtask.value if subtask else record.question_type
+        right = record.status is Status.ANSWERED and record.answer == record.correct_answer
+        entry = self._questions.setdefault(record.question_id, (group, {}))
+        entry[1][record.variant] = (right, record.plain)
+        answered = record.answer if record.status is Status.ANSWERED else None
+        self._answered[record.key] = answered
+        self._gold[record.key] = record.correct_answer
+
+    def report(self) -> CircularReport:
+        """Plain (rot0) and circular accuracy per subtask and overall."""
+        tallies: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+        for group, posings in self._questions.values():
+            plain = next((right for right, is_plain in posings.values() if is_plain), False)
+            outcome = (plain, all(right for right, _ in posings.values()))
+            tallies[group].append(outcome)
+            tallies["All"].append(outcome)
+        answered = Counter(letter for letter in self._answered.values() if letter)
+        gold = Counter(self._gold.values())
+        order = [s.value for s in SUBTASKS if s.value in tallies] + ["All"]
+        rows = [
+            CircularRow(
+                group,
+                100.0 * sum(p for p, _ in tallies[group]) / len(tallies[group]),
+                100.0 * sum(c for _, c in tallies[group]) / len(tallies[group]),
+                len(tallies[group]),
+            )
+            for group in order
+            if tallies.get(group)
+        ]
+        return CircularReport(rows, dict(sorted(answered.items())), dict(sorted(gold.items())))
+
+
 def circular_report(records: Iterable[Record]) -> CircularReport:
     """Plain (rot0) and circular accuracy per subtask and overall."""
-    latest = latest_records(records).values()
-    by_question: dict[str, list[Record]] = defaultdict(list)
-    answered: Counter[str] = Counter()
-    gold: Counter[str] = Counter()
-    for record in latest:
-        by_question[record.question_id].append(record)
-        gold[record.correct_answer] += 1
-        if record.status is Status.ANSWERED and record.answer:
-            answered[record.answer] += 1
-    tallies: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
-    for posings in by_question.values():
-        plain = next((r for r in posings if r.plain), posings[0])
-        right = [r.status is Status.ANSWERED and r.answer == r.correct_answer for r in posings]
-        subtask = RAW_TYPE_TO_SUBTASK.get(plain.question_type)
-        outcome = (plain.status is Status.ANSWERED and plain.answer == plain.correct_answer, all(right))
-        tallies[subtask.value if subtask else plain.question_type].append(outcome)
-        tallies["All"].append(outcome)
-    order = [s.value for s in SUBTASKS if s.value in tallies] + ["All"]
-    rows = [
-        CircularRow(
-            group,
-            100.0 * sum(p for p, _ in tallies[group]) / len(tallies[group]),
-            100.0 * sum(c for _, c in tallies[group]) / len(tallies[group]),
-            len(tallies[group]),
-        )
-        for group in order
-        if tallies.get(group)
-    ]
-    return CircularReport(rows, dict(sorted(answered.items())), dict(sorted(gold.items())))
+    tally = CircularTally()
+    for record in records:
+        tally.add(record)
+    return tally.report()
