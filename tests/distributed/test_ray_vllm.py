@@ -135,7 +135,10 @@ def test_processor_arguments_follow_the_run_config(mmad_json: Path) -> None:
 
 
 def test_letters_are_read_from_every_shape_of_the_logprobs_column() -> None:
-    step = {1: {"logprob": -0.2, "rank": 1, "decoded_token": " A"}, 2: {"logprob": -1.5, "rank": 2, "decoded_token": "B."}}
+    step = {
+        1: {"logprob": -0.2, "rank": 1, "decoded_token": " A"},
+        2: {"logprob": -1.5, "rank": 2, "decoded_token": "B."},
+    }
     assert first_step_letters([step]) == {"A": -0.2, "B": -1.5}
     assert first_step_letters([list(step.items())]) == {"A": -0.2, "B": -1.5}  # an Arrow map's (key, value) pairs
     assert first_step_letters([{"1": step[1]}]) == {"A": -0.2}  # string keys

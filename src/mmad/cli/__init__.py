@@ -53,6 +53,7 @@ def _register() -> None:
         eval_commands,
         score_commands,
         serve_commands,
+        sweep_commands,
     )
 
     data_commands.register(app)
@@ -61,6 +62,7 @@ def _register() -> None:
     serve_commands.register(app)
     build_commands.register(app)
     score_commands.register(app)
+    sweep_commands.register(app)
 
 
 def _usage_line(exc: UsageError) -> str:
