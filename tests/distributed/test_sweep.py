@@ -72,7 +72,7 @@ def test_a_bad_cell_is_named_before_anything_runs(mmad_json: Path, tmp_path: Pat
     assert not (tmp_path / "sweep").exists()
     with pytest.raises(ConfigError, match=r"shots\.0"):
         SweepSpec.parse({"data": "d", "models": ["random"], "shots": ["many"]})
-    with pytest.raises(RunError, match="holds no sweep|cannot be read"):
+    with pytest.raises(RunError, match=r"cannot be read"):
         asyncio.run(run_sweep(None, tmp_path / "nothing", resume=True))
 
 
