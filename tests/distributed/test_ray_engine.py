@@ -96,7 +96,7 @@ def test_a_killed_actor_is_replaced_and_every_question_recorded_once(
 ) -> None:
     import ray
 
-    with running_server(latency_s=0.05) as server:
+    with running_server(latency_s=0.1) as server:  # about 5 s of asking: the kill lands mid-run
         reference = evaluate("mmad:random", mmad_json, out=tmp_path / "ref", base_url=server.base_url, cache=False)
         config = RunConfig.from_flat(
             "mmad:random", str(mmad_json), base_url=server.base_url, cache=False, concurrency=2, engine="ray"
@@ -108,7 +108,7 @@ def test_a_killed_actor_is_replaced_and_every_question_recorded_once(
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 records = out / "records.jsonl"
-                if records.exists() and records.read_text().count("\n") >= 10:
+                if records.exists() and records.read_text().count("\n") >= 6:
                     name = next((n for n in ray.util.list_named_actors() if n.startswith("mmad-")), None)
                     if name is not None:
                         ray.kill(ray.get_actor(name))
@@ -259,3 +259,34 @@ def test_engine_and_ray_settings_are_flags_and_flat_names(mmad_json: Path) -> No
         RunConfig.from_flat("random", str(mmad_json), engine="spark")
     with pytest.raises(ConfigError, match=r"ray_actors \(--ray-actors\): must be at least 1"):
         RunConfig.from_flat("random", str(mmad_json), ray_actors=0)
+
+
+@pytest.mark.slow
+def test_without_an_address_a_local_ray_is_started_for_the_run(mmad_json: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "mmad", "-v", "eval", "-m", "random", "-d", str(mmad_json), "--out", str(out)]
+    finished = subprocess.run(
+        [*command, "--engine", "ray", "--ray-actors", "1", "--limit", "12", "--no-cache"],
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "starting a local Ray for this run" in finished.stderr
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.slow
+@pytest.mark.expert
+def test_an_in_process_model_is_loaded_by_the_actors_not_the_driver(
+    mmad_json: Path, tmp_path: Path, ray_cluster: str
+) -> None:
+    pytest.importorskip("torch", reason="the [expert] extra is installed by `make setup`")
+    local = evaluate("expert", mmad_json, out=tmp_path / "local", cache=False, limit=10)
+    on_ray = evaluate("expert", mmad_json, out=tmp_path / "ray", cache=False, limit=10, engine="ray", ray_actors=1)
+    assert local.complete and on_ray.complete
+    assert _outcome(tmp_path / "ray" / "records.jsonl") == _outcome(tmp_path / "local" / "records.jsonl")
+    described = [json.loads((tmp_path / name / "run.json").read_text())["model"] for name in ("local", "ray")]
+    assert described[0] == described[1] and described[1]["backbone"].startswith("efficientnet")
