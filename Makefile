@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU torch wheel first: a plain `torch` requirement would otherwise pull the CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,expert,demo,hf]'
+	$(PY) -m pip install --quiet -e '.[dev,expert,demo,hf,ray]'
 	touch $@
 
 setup: $(VENV)/.installed

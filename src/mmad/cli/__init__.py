@@ -54,6 +54,7 @@ def _register() -> None:
         report_commands,
         score_commands,
         serve_commands,
+        sweep_commands,
     )
 
     data_commands.register(app)
@@ -63,6 +64,7 @@ def _register() -> None:
     build_commands.register(app)
     score_commands.register(app)
     report_commands.register(app)
+    sweep_commands.register(app)
 
 
 def _usage_line(exc: UsageError) -> str:

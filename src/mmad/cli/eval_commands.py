@@ -78,6 +78,14 @@ def eval_command(
     answer_from: str = typer.Option(None, "--answer-from", help="text (parse the reply) or likelihood (best letter)"),
     max_tokens: str = typer.Option(None, "--max-tokens", help="a number, or none to leave it out [default: 128]"),
     temperature: str = typer.Option(None, "--temperature", help="a number, or none to leave it out [default: 0]"),
+    engine: str = typer.Option(
+        None, "--engine", help="local (this process) or ray (a Ray actor pool) [default: local]"
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", envvar="RAY_ADDRESS", help="the Ray cluster to use (default: a local Ray for this run)"
+    ),
+    ray_actors: int = typer.Option(None, "--ray-actors", help="--engine ray: actors (model replicas) [default: 2]"),
+    ray_gpus: float = typer.Option(None, "--ray-gpus", help="--engine ray: GPUs per actor, in-process models"),
     dry_run: bool = typer.Option(False, "--dry-run", help="estimate requests, tokens and cost; send nothing"),
 ) -> None:
     """Evaluate a model on MMAD (or any MMAD-format benchmark) with the official protocol."""
@@ -114,6 +122,10 @@ def eval_command(
         "judge": judge,
         "likelihood": likelihood,
         "answer_from": answer_from,
+        "engine": engine,
+        "ray_address": ray_address,
+        "ray_actors": ray_actors,
+        "ray_gpus": ray_gpus,
     }
     flat = {k: v for k, v in given.items() if v is not None}
     if image_size is not None:

@@ -132,6 +132,22 @@ class ExecutionConfig(_Section):
     prices: str | None = Field(default=None, description='json {"model": [input $/M, output $/M]}')
     cache: bool = True
     cache_dir: str | None = None
+    engine: Literal["local", "ray"] = Field(
+        default="local", description="local: this process asks; ray: a pool of Ray actors (or Ray Data LLM) asks"
+    )
+    ray_address: str | None = Field(
+        default=None, description="the Ray cluster to join (default $RAY_ADDRESS, else a local Ray for this run)"
+    )
+    ray_actors: int = Field(default=2, ge=1, le=4096, description="Ray engine: actors holding the model (replicas)")
+    ray_gpus: float = Field(default=0.0, ge=0, le=64, description="Ray engine: GPUs per actor (in-process models)")
+
+    @field_validator("ray_address")
+    @classmethod
+    def _address_given(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            msg = "must name a Ray cluster (auto, HOST:6379 or ray://HOST:10001), or be left out"
+            raise ValueError(msg)
+        return value
 
 
 class ConnectionConfig(_Section):

@@ -216,11 +216,7 @@ class Engine:
             )
 
     def _plan_failure_records(self, failure: PlanFailure) -> list[Record]:
-        message = redact(str(failure.error))
-        return [
-            self._record(q, status=Status.ERROR, error_class="input", error_message=message, attempts=0)
-            for q in failure.questions
-        ]
+        return plan_failure_records(failure)
 
     def _count(self, records: list[Record]) -> None:
         stats = self.stats
@@ -288,6 +284,13 @@ class Engine:
         self.stats.cost_usd += cost or 0.0
         return cost
 
+    async def answer(self, prompt: Prompt) -> list[Record]:
+        """The records of one prompt (cache, retries, parsing, judge), not written anywhere.
+
+        The Ray engine's actors call this and send the records to the driver, which writes them.
+        """
+        return await self._run_prompt(prompt)
+
     async def _run_prompt(self, prompt: Prompt) -> list[Record]:
         started = time.monotonic()
         digest = prompt.digest()
@@ -328,6 +331,25 @@ class Engine:
                 )
                 for q in prompt.questions
             ]
+        return await self.records_from_completion(
+            prompt, completion, attempts=attempts, cached=cached, started=started, digest=digest, extra=extra
+        )
+
+    async def records_from_completion(
+        self,
+        prompt: Prompt,
+        completion: Completion,
+        *,
+        attempts: int,
+        cached: bool,
+        started: float,
+        digest: str,
+        extra: dict[str, Any],
+    ) -> list[Record]:
+        """A reply's records: usage counted, the reply parsed (and judged), one record per question.
+
+        `started` is the `time.monotonic()` at which the prompt was sent.
+        """
         cost = None if cached else self._add_usage(completion)
         if self.settings.likelihood and not completion.letter_logprobs and not completion.refusal:
             self.stats.without_logprobs += 1
@@ -403,17 +425,31 @@ class Engine:
         return out
 
     def _record(self, question: PosedQuestion, *, status: Status, **fields: Any) -> Record:
-        return Record(
-            question_id=question.question_id,
-            image=question.image,
-            question_type=question.question_type,
-            question_text=question.text,
-            options=dict(question.options),
-            correct_answer=question.correct_answer,
-            variant=question.variant,
-            status=status,
-            **fields,
-        )
+        return question_record(question, status=status, **fields)
+
+
+def question_record(question: PosedQuestion, *, status: Status, **fields: Any) -> Record:
+    """The record of one posed question."""
+    return Record(
+        question_id=question.question_id,
+        image=question.image,
+        question_type=question.question_type,
+        question_text=question.text,
+        options=dict(question.options),
+        correct_answer=question.correct_answer,
+        variant=question.variant,
+        status=status,
+        **fields,
+    )
+
+
+def plan_failure_records(failure: PlanFailure) -> list[Record]:
+    """The error records of an image whose prompts could not be built (error class ``input``)."""
+    message = redact(str(failure.error))
+    return [
+        question_record(q, status=Status.ERROR, error_class="input", error_message=message, attempts=0)
+        for q in failure.questions
+    ]
 
 
 async def _aiter(items: Iterable[Work]) -> AsyncIterator[Work]:

@@ -7,6 +7,7 @@ records.jsonl, run.json says ``interrupted``, and ``--resume`` asks only what is
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -77,7 +78,7 @@ async def execute(prepared: PreparedRun, engine: Engine) -> EngineStats:
     """The engine stage: ask every wanted question; records are appended as answers arrive."""
     wanted = prepared.wanted
     todo = [s for s in prepared.selection.items if any(k in wanted for k in _keys_of(prepared, s))]
-    if prepared.model.prefetch_images:
+    if prepared.model.prefetch_images and prepared.config.execution.engine == "local":
         engine.images.prefetch(_image_paths(prepared, todo))
     try:
         return await engine.run(prepared.planner.work(todo), len(wanted))
@@ -102,9 +103,16 @@ async def run_async(
     on_progress: Callable[[EngineStats], None] | None = None,
 ) -> RunResult:
     """Prepare, ask and finish a run; resumable. Writes run.json and records.jsonl only."""
-    prepared = prepare(config, out=out, resume=resume, model=model, judge=judge)
+    if config.execution.engine == "ray":  # only stage two differs: a Ray actor pool (or Ray Data LLM) asks
+        from mmad.run.ray_runner import make_ray_engine, prepare_on_ray
+
+        prepared = prepare_on_ray(config, out=out, resume=resume, model=model, judge=judge)
+        make = functools.partial(make_ray_engine, prepared, on_progress, model=model, judge=judge)
+    else:
+        prepared = prepare(config, out=out, resume=resume, model=model, judge=judge)
+        make = functools.partial(make_engine, prepared, on_progress)
     try:
-        engine = make_engine(prepared, on_progress)
+        engine = make()
     except BaseException:
         await finish(prepared, EngineStats())
         raise

@@ -1,0 +1,175 @@
+"""`mmad sweep`: a grid of runs from a TOML file or flags, each cell a run folder, one table at the end.
+
+Exit codes: 0 every cell is complete, 1 some cell is partial or failed (resume the sweep), 2 a
+usage or input error (nothing was run), 130 interrupted (resume with ``mmad sweep --resume DIR``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mmad.cli.common import add_run_task, console, err_console, progress_bar
+from mmad.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the sweep command to the app."""
+    app.command("sweep")(sweep_command)
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """KEY=VALUE, the value read as JSON when it is JSON (numbers, true, lists), else as text."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        msg = f"--set {text!r}: write a setting as KEY=VALUE, e.g. --set limit=200 or --set image_size=768"
+        raise ConfigError(msg)
+    try:
+        return key.strip().replace("-", "_"), json.loads(value)
+    except ValueError:
+        return key.strip().replace("-", "_"), value
+
+
+def sweep_command(
+    grid: Path = typer.Argument(None, help="a sweep file (TOML), e.g. docs/sweeps/paper-ablations.toml"),
+    out: Path = typer.Option(None, "--out", "-o", help="the sweep folder (default sweeps/<file name>)"),
+    resume: Path = typer.Option(None, "--resume", help="continue this sweep: complete cells are kept"),
+    data: Path = typer.Option(None, "--data", "-d", help="data root holding mmad.json, or the json"),
+    model: list[str] = typer.Option(None, "--model", "-m", help="a model of the grid (repeat)"),
+    recipe: list[str] = typer.Option(None, "--recipe", help="official recipes instead of protocols (repeat)"),
+    protocol: list[str] = typer.Option(None, "--protocol", help="protocols of the grid (repeat)"),
+    shots: list[int] = typer.Option(None, "--shots", help="shot counts of the grid (repeat)"),
+    templates: list[str] = typer.Option(None, "--templates", help="random and/or similar (repeat)"),
+    strategies: list[str] = typer.Option(None, "--strategies", help="a strategy set: none, rag, rag+cot (repeat)"),
+    circular: str = typer.Option(None, "--circular", help="no, yes or both [default: no]"),
+    parallel: int = typer.Option(None, "--parallel", help="cells run at once [default: 2]"),
+    engine: str = typer.Option(None, "--engine", help="local or ray [default: local]"),
+    ray_address: str = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="the Ray cluster to use"),
+    setting: list[str] = typer.Option(None, "--set", help="a flat setting of every cell, KEY=VALUE (repeat)"),
+    html: bool = typer.Option(True, "--html/--no-html", help="also write an HTML report of every cell"),
+) -> None:
+    """Run a grid of evaluations (models × protocols or recipes × shots × templates × strategies × circular)."""
+    from mmad.run.sweep import SweepSpec
+
+    spec: SweepSpec | None = None
+    if resume is not None:
+        if grid is not None:
+            msg = "--resume continues a sweep with its recorded grid; it cannot be combined with a sweep file"
+            raise ConfigError(msg)
+        folder = resume
+    else:
+        raw: dict[str, Any] = {}
+        if grid is not None:
+            raw = SweepSpec.from_file(grid).model_dump(mode="json")
+        axes = {
+            "models": list(model) if model else None,
+            "recipes": list(recipe) if recipe else None,
+            "protocols": list(protocol) if protocol else None,
+            "shots": list(shots) if shots else None,
+            "templates": list(templates) if templates else None,
+            "strategies": list(strategies) if strategies else None,
+            "circular": _circular(circular),
+            "parallel": parallel,
+            "data": str(data) if data else None,
+        }
+        raw.update({k: v for k, v in axes.items() if v is not None})
+        settings = dict(raw.get("settings") or {})
+        settings.update(dict(_setting(s) for s in setting or []))
+        settings.update({k: v for k, v in (("engine", engine), ("ray_address", ray_address)) if v})
+        raw["settings"] = settings
+        if not raw.get("models") or not raw.get("data"):
+            msg = (
+                "give a sweep file, or --model and --data (e.g. mmad sweep -m random -d data/MMAD --shots 0 --shots 1)"
+            )
+            raise ConfigError(msg)
+        spec = SweepSpec.parse(raw, source=str(grid) if grid else "the sweep flags")
+        folder = out or Path("sweeps") / (grid.stem if grid else "sweep")
+    _run(spec, folder, resume=resume is not None, html=html)
+
+
+def _circular(text: str | None) -> list[bool] | None:
+    if text is None:
+        return None
+    choices = {"no": [False], "yes": [True], "both": [False, True]}
+    if text.lower() not in choices:
+        msg = f"--circular {text!r}: choose no, yes or both"
+        raise ConfigError(msg)
+    return choices[text.lower()]
+
+
+def _run(spec: Any, folder: Path, *, resume: bool, html: bool) -> None:
+    from mmad.api import evaluate_async
+    from mmad.run.engine import EngineStats
+    from mmad.run.sweep import run_sweep
+    from mmad.run.sweep_table import sweep_rows, write_sweep_table
+
+    with progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(cell: str, stats: EngineStats) -> None:
+            from mmad.cli.common import show_stats
+
+            if cell not in tasks:
+                tasks[cell] = add_run_task(bar, cell)
+            show_stats(bar, tasks[cell], stats)
+
+        async def ask(config: Any, out: Path, resume_cell: bool, progress: Any) -> Any:
+            return await evaluate_async(config, out=out, resume=resume_cell, on_progress=progress)
+
+        try:
+            result = asyncio.run(run_sweep(spec, folder, resume=resume, runner=ask, on_progress=on_progress))
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print(f"interrupted; continue the sweep with: mmad sweep --resume {folder}", highlight=False)
+            raise typer.Exit(130) from None
+    files = write_sweep_table(folder)
+    console.print(_table(sweep_rows(folder), folder))
+    if html:
+        report = _html_report([c.run_dir for c in result.cells], folder)
+        if report is not None:
+            files["html"] = report
+    console.print("written: " + ", ".join(str(p) for p in files.values()), soft_wrap=True)
+    failed = [c for c in result.cells if c.status != "complete"]
+    for cell in failed:
+        err_console.print(f"[yellow]{cell.status}[/] {cell.name}: {cell.error or ''}", highlight=False, soft_wrap=True)
+    if failed:
+        err_console.print(f"continue the sweep with: mmad sweep --resume {folder}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _table(rows: list[Any], folder: Path) -> Table:
+    from mmad.data.schema import SUBTASKS
+
+    view = Table(title=f"MMAD sweep — {folder}")
+    for column in ("Cell", "Status", "Asked", "Average", *(s.short for s in SUBTASKS)):
+        view.add_column(column, justify="left" if column in {"Cell", "Status"} else "right")
+    for row in rows:
+        values = [row.subtasks.get(s.value) for s in SUBTASKS]
+        view.add_row(
+            row.cell,
+            row.status,
+            f"{row.asked}/{row.selected}",
+            _pct(row.average),
+            *(_pct(v) for v in values),
+        )
+    return view
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _html_report(run_dirs: list[Path], folder: Path) -> Path | None:
+    """report.html of every cell that holds a run."""
+    from mmad.report.html import write_html_report
+
+    runs = [d for d in run_dirs if (d / "run.json").is_file()]
+    if not runs:
+        return None
+    return write_html_report(runs, folder / "report.html", title=f"MMAD sweep - {folder.name}")
