@@ -90,3 +90,18 @@ def test_likelihood_scoring_through_llama_cpp(llama_server: str, mmad_json: Path
     for record in with_scores:
         assert all(value <= 0 for value in record.scores.values())
         assert record.parse_method == "likelihood" and record.answer in record.options
+
+
+def test_blind_run_needs_no_other_flag(llama_server: str, mmad_json: Path, tmp_path: Path) -> None:
+    """Issue #16: with --blind alone, requests carry plain string content, which a text-only server
+    accepts; before, every request was a list of parts, answered 500, and retried again and again."""
+    from mmad.cli import main
+
+    out = tmp_path / "blind"
+    args = ["eval", "-m", "compat:smollm2", "--base-url", llama_server, "-d", str(mmad_json), "--out", str(out)]
+    code = main([*args, "--blind", "--limit", "12", "--no-cache", "--concurrency", "2"])
+    records = read_records(out / "records.jsonl")
+    assert code == 0 and len(records) == 12
+    assert not [r for r in records if r.status.value == "error"]
+    assert all(r.attempts == 1 for r in records)
+    assert sum(r.status.value == "answered" for r in records) >= 1
