@@ -163,11 +163,11 @@ class ImageEncoder:
     front of the requests being built.
     """
 
-    def __init__(self, settings: ImageSettings, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    def __init__(self, settings: ImageSettings, max_bytes: int | None = None) -> None:
         self.settings = settings
         self._cache: OrderedDict[str, EncodedImage] = OrderedDict()
         self._lock = threading.Lock()
-        self._max_bytes = max_bytes
+        self._max_bytes = DEFAULT_CACHE_BYTES if max_bytes is None else max_bytes
         self._bytes = 0
         self._order: dict[str, int] = {}  # prefetch order of each path, as the prefetcher reaches it
         self._position = -1  # the furthest path (in prefetch order) a request has asked for

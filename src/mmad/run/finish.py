@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mmad.records.folder import Completeness
-from mmad.records.record import PLAIN_VARIANTS, Record, Status
+from mmad.records.record import Record, Status
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
 from mmad.run.prepare import PreparedRun
@@ -70,19 +70,28 @@ def _usage(stats: EngineStats) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Outcome:
+    """What the selection's latest records say, counted in one pass over records.jsonl."""
+
+    graded: list[GradedAnswer] = field(default_factory=list)
+    present: int = 0
+    failed: int = 0
+    failures: list[FailureCount] = field(default_factory=list)
+    circular: CircularReport | None = None
+
+
 async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool = False) -> RunResult:
     """Close the run: compact records.jsonl, write the outcome to run.json, score the latest records."""
     store = prepared.store
     try:
         store.compact(prepared.order)
-        statuses = store.statuses()
-        order = prepared.order
-        missing = sum(k not in statuses for k in order)
-        failed = sum(statuses.get(k) is Status.ERROR for k in order)
+        outcome = _read_outcome(prepared)
+        missing = len(prepared.order) - outcome.present
         status: RunStatus
         if interrupted:
             status = "interrupted"
-        elif missing or failed or stats.stopped_reason is not None:
+        elif missing or outcome.failed or stats.stopped_reason is not None:
             status = "partial"
         else:
             status = "complete"
@@ -96,7 +105,7 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
             status=status,
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
             missing=missing,
-            failed=failed,
+            failed=outcome.failed,
             stopped_reason="interrupted (Ctrl-C)" if interrupted else stats.stopped_reason,
             usage=usage,
         )
@@ -106,14 +115,13 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
         await prepared.model.aclose()
         if prepared.judge is not None:
             await prepared.judge.aclose()
-    graded, failures, circular = _read_outcome(prepared)
-    asked = [k for k in order if k in statuses and k[1] in PLAIN_VARIANTS]
+    graded = outcome.graded
     completeness = Completeness(
         selected=prepared.selection.n_questions,
         in_benchmark=prepared.benchmark.n_questions,
-        asked=len(asked),
-        answered=sum(statuses[k] is Status.ANSWERED for k in asked),
-        failed=sum(statuses[k] is Status.ERROR for k in asked),
+        asked=len(graded),
+        answered=sum(g.failure is None for g in graded),
+        failed=sum(g.failure == Status.ERROR.value for g in graded),
     )
     return RunResult(
         run_dir=prepared.run_dir,
@@ -124,17 +132,17 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
         status=status,
         completeness=completeness,
         card=dict(meta.get("card") or {}),
-        failures=failures,
-        circular=circular,
+        failures=outcome.failures,
+        circular=outcome.circular,
     )
 
 
-def _read_outcome(prepared: PreparedRun) -> tuple[list[GradedAnswer], list[FailureCount], CircularReport | None]:
-    """The graded answers, failure counts and circular report of the selection, read record by
-    record: the records themselves are not kept, so finishing a run of any size holds little more
-    than one small answer per question."""
+def _read_outcome(prepared: PreparedRun) -> _Outcome:
+    """The graded answers, counts, failures and circular report of the selection, read record by
+    record from the compacted file (one line per posing): the records themselves are not kept, so
+    finishing a run of any size holds little more than one small answer per question."""
     wanted = set(prepared.order)
-    graded: list[GradedAnswer] = []
+    outcome = _Outcome()
     counts: Counter[str] = Counter()
     messages: dict[str, str] = {}
     circular = CircularTally() if prepared.config.prompt.circular else None
@@ -147,13 +155,17 @@ def _read_outcome(prepared: PreparedRun) -> tuple[list[GradedAnswer], list[Failu
                 record = Record.model_validate_json(line)
                 if record.key not in wanted:
                     continue
+                outcome.present += 1
+                if record.status is Status.ERROR:
+                    outcome.failed += 1
                 if record.plain:
-                    graded.append(graded_from_record(record))
+                    outcome.graded.append(graded_from_record(record))
                     if record.status is Status.ERROR:
                         error_class = record.error_class or "error"
                         counts[error_class] += 1
                         messages[error_class] = record.error_message or ""
                 if circular is not None:
                     circular.add(record)
-    failures = [FailureCount(cls, n, messages[cls]) for cls, n in counts.most_common()]
-    return graded, failures, circular.report() if circular is not None else None
+    outcome.failures = [FailureCount(cls, n, messages[cls]) for cls, n in counts.most_common()]
+    outcome.circular = circular.report() if circular is not None else None
+    return outcome

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +48,14 @@ class GradedAnswer:
     is_correct: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
+        # Interned: an image's questions, and a category's images, share these strings, so the
+        # answers of a whole run (39,672) hold each of them once.
+        self.image = sys.intern(self.image)
+        self.question_type = sys.intern(self.question_type)
         parts = self.image.split("/")
-        self.dataset = dataset_of(self.image)
-        self.category = parts[1] if len(parts) > 1 else ""
-        self.defect_type = parts[-2] if len(parts) > 1 else ""
+        self.dataset = sys.intern(dataset_of(self.image))
+        self.category = sys.intern(parts[1]) if len(parts) > 1 else ""
+        self.defect_type = sys.intern(parts[-2]) if len(parts) > 1 else ""
         self.is_normal = is_normal_key(self.image)
         self.is_correct = self.answer is not None and self.answer == self.correct_answer
 

@@ -1,0 +1,52 @@
+"""The floor for bench_eval_vs_bare.py: a bare `AsyncOpenAI` loop sending prepared requests.
+
+Reads requests.json (each request's text parts and image files, in order, made by the bench from
+mmad's own prompts), sends them with at most CONCURRENCY in flight, and prints how many it sent.
+It does what any client must do and nothing more: read each image once, base64 it, send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+from pathlib import Path
+
+from openai import AsyncOpenAI, DefaultAioHttpClient
+
+
+async def main(requests_file: Path, base_url: str, concurrency: int) -> None:
+    requests = json.loads(requests_file.read_text())
+    urls: dict[str, str] = {}
+
+    def image_url(path: str) -> str:
+        if path not in urls:
+            urls[path] = "data:image/jpeg;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+        return urls[path]
+
+    client = AsyncOpenAI(api_key="none", base_url=base_url, max_retries=0, http_client=DefaultAioHttpClient())
+    slots = asyncio.Semaphore(concurrency)
+    sent = 0
+
+    async def ask(request: list[dict[str, str]]) -> None:
+        nonlocal sent
+        content = [
+            {"type": "text", "text": part["text"]}
+            if "text" in part
+            else {"type": "image_url", "image_url": {"url": image_url(part["image"])}}
+            for part in request
+        ]
+        async with slots:
+            await client.chat.completions.create(
+                model="random", messages=[{"role": "user", "content": content}], max_tokens=128, temperature=0.0
+            )
+        sent += 1
+
+    await asyncio.gather(*(ask(r) for r in requests))
+    await client.close()
+    print(sent)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
