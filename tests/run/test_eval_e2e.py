@@ -222,3 +222,20 @@ def test_requests_spread_over_several_endpoints(mmad_json: Path, tmp_path: Path)
         counts = (first.stats.requests, second.stats.requests)
     assert result.complete and sum(counts) == result.table.n_answers
     assert min(counts) >= 0.3 * sum(counts)  # both replicas did a fair share
+
+
+def test_missing_files_fail_their_questions_not_the_run(fresh_mmad_json: Path, tmp_path: Path) -> None:
+    """A template missing from the copy (upstream issue #6) fails the questions that show it, with
+    the path named; the run goes on and is not stopped by --max-errors, which counts model failures."""
+    import shutil
+
+    shutil.rmtree(fresh_mmad_json.parent / "MVTec-AD")  # DS-MVTec's templates
+    with running_server() as server:
+        result = _eval(fresh_mmad_json, server, tmp_path / "run", max_errors=1, concurrency=2)
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    failed = [r for r in records if r.status is Status.ERROR]
+    assert failed and all(r.image.startswith("DS-MVTec/") for r in failed)
+    assert all(r.error_class == "input" and "MVTec-AD/bottle/train/good" in (r.error_message or "") for r in failed)
+    assert result.stats.stopped_reason is None and not result.complete
+    others = [r for r in records if not r.image.startswith("DS-MVTec/")]
+    assert others and all(r.status is Status.ANSWERED for r in others)

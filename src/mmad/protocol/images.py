@@ -25,7 +25,7 @@ import io
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -84,19 +84,27 @@ def resized_size(width: int, height: int, max_side: int, resize: str = "mmad") -
 
 @dataclass(frozen=True)
 class EncodedImage:
-    """An image ready to send. Its base64 data URL is made each time a request body is built and
-    is not kept: a URL is a third larger than the bytes, and only requests in flight need one."""
+    """An image ready to send; its base64 data URL is made once, when first asked for (a template
+    goes out with many queries), and counts against the encoder's memory budget from then on."""
 
     data: bytes
     mime: str
     width: int
     height: int
     digest: str
+    _url: list[str] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def data_url(self) -> str:
         """The image as a base64 data URL."""
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        if not self._url:
+            self._url.append(f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}")
+        return self._url[0]
+
+    @property
+    def size_in_memory(self) -> int:
+        """The bytes this image holds with its data URL (counted whether or not the URL is made yet)."""
+        return len(self.data) + (len(self.data) + 2) // 3 * 4 + len(self.mime) + 13
 
 
 def encode_image(path: Path, settings: ImageSettings) -> EncodedImage:
@@ -207,10 +215,11 @@ class ImageEncoder:
             self.encoded += 1
             if part.path not in self._cache:
                 self._cache[part.path] = encoded
-                self._bytes += len(encoded.data)
+                # Counted with the data URL it will get when a request is built from it.
+                self._bytes += encoded.size_in_memory
             while self._bytes > self._max_bytes and len(self._cache) > 1:
                 _, evicted = self._cache.popitem(last=False)
-                self._bytes -= len(evicted.data)
+                self._bytes -= evicted.size_in_memory
         return encoded
 
     def prefetch(self, paths: Iterable[str], *, ahead: int = DEFAULT_AHEAD) -> threading.Thread:

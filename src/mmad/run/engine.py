@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmad.errors import ModelCallError, PermanentError
+from mmad.errors import DataError, ModelCallError, PermanentError
 from mmad.models.base import Completion, Model, Request
 from mmad.models.prices import cost_usd
 from mmad.protocol.images import ImageEncoder
@@ -93,6 +93,7 @@ JUDGE_PROMPT = (
 )
 
 
+FLUSH_INTERVAL_S = 0.1
 FATAL_ERROR_CLASSES = frozenset({"auth", "not_found", "dns", "tls"})
 """Failures that every later request would meet too: the run stops at the first one."""
 
@@ -148,9 +149,12 @@ class Engine:
         source = work if isinstance(work, AsyncIterator) else _aiter(work)
         lock = asyncio.Lock()
         workers = [asyncio.create_task(self._worker(source, lock)) for _ in range(self.settings.concurrency)]
+        flusher = asyncio.create_task(self._flush_often())
         try:
             await asyncio.gather(*workers)
         finally:
+            flusher.cancel()
+            self.store.flush()
             for worker in workers:
                 worker.cancel()
             for preamble in self._preambles.values():
@@ -158,6 +162,12 @@ class Engine:
             self.stats.finished = time.monotonic()
             self._report()
         return self.stats
+
+    async def _flush_often(self) -> None:
+        """Hand appended records to the operating system every FLUSH_INTERVAL_S."""
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            self.store.flush()
 
     def _over_budget(self) -> bool:
         budget = self.settings.max_cost
@@ -193,7 +203,7 @@ class Engine:
                     self._in_flight -= 1
             if self.wanted is not None:
                 records = [r for r in records if r.key in self.wanted]
-            self.store.append(records)
+            self.store.append(records, flush=False)
             self._count(records)
             self._watch_failures(records)
 
@@ -317,8 +327,12 @@ class Engine:
                 for q in prompt.questions
             ]
         except Exception as exc:  # a broken image or a backend bug must not end the run
-            logger.exception("request for %s failed", prompt.image)
-            error = PermanentError(str(exc), error_class=type(exc).__name__)
+            if isinstance(exc, DataError):  # a missing or unreadable file: the data's fault, not the model's
+                logger.warning("cannot ask about %s: %s", prompt.image, exc)
+                error = PermanentError(str(exc), error_class="input")
+            else:
+                logger.exception("request for %s failed", prompt.image)
+                error = PermanentError(str(exc), error_class=type(exc).__name__)
             return [
                 self._record(
                     q,

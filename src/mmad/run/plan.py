@@ -8,7 +8,6 @@ import random
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from mmad.data.formats import missing_inputs
 from mmad.data.schema import Benchmark, ImageItem, Subtask
 from mmad.errors import ConfigError, DataError, MMADError
 from mmad.protocol.messages import Prompt
@@ -28,6 +27,8 @@ class SelectedItem:
 
     item: ImageItem
     asked: frozenset[str]
+    keys: tuple[Key, ...] = ()
+    """The (question, posing) keys of the asked questions, in the order they are asked."""
 
     @property
     def asked_item(self) -> ImageItem:
@@ -86,13 +87,14 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
     if not chosen:
         msg = "the selection holds no questions: loosen --dataset, --category, --subtask or --limit"
         raise ConfigError(msg)
-    items = [SelectedItem(item, frozenset(ids)) for item, ids in chosen]
-    keys = [
-        (posed.question_id, posed.variant)
-        for selected in items
-        for group in posed_questions(selected.asked_item, settings)
-        for posed in group
-    ]
+    items = []
+    for item, ids in chosen:
+        asked = frozenset(ids)
+        posed = posed_questions(
+            item.model_copy(update={"questions": [q for q in item.questions if q.id in asked]}), settings
+        )
+        items.append(SelectedItem(item, asked, tuple(p.key for group in posed for p in group)))
+    keys = [key for selected in items for key in selected.keys]
     return Selection(items, keys)
 
 
@@ -125,22 +127,27 @@ class Planner:
         item = selected.item
         return build_prompts(self.benchmark, item, self.settings, self.extras(item), asked=selected.asked)
 
+    def _template_shortfall(self, item: ImageItem) -> str:
+        shots = self.settings.shots
+        if shots <= 0 or len(item.templates(shots, similar=self.settings.similar_templates)) >= shots:
+            return ""
+        pool = "similar templates" if self.settings.similar_templates else "random templates"
+        listed = len(item.templates(shots, similar=self.settings.similar_templates))
+        return f"{shots}-shot needs {shots} {pool}; the record of {item.key} lists {listed}"
+
     def prompts(self, items: list[SelectedItem]) -> Iterator[Prompt]:
         """Every prompt, image by image (lazily: agent images are rendered as they are needed)."""
         for selected in items:
             yield from self.prompts_for(selected)
 
     def _work_for(self, selected: SelectedItem) -> list[Prompt] | PlanFailure:
+        # A missing image file is found when the request is built (the engine records it as an
+        # input failure); here only what the record itself lacks is checked, without touching disk.
         try:
             if not self.settings.blind:
-                missing = missing_inputs(
-                    self.benchmark,
-                    selected.item,
-                    shots=self.settings.shots,
-                    similar_templates=self.settings.similar_templates,
-                )
-                if missing:
-                    raise DataError("; ".join(missing))
+                short = self._template_shortfall(selected.item)
+                if short:
+                    raise DataError(short)
             return self.prompts_for(selected)
         except (MMADError, OSError, ValueError) as exc:
             logger.warning("cannot ask the questions of %s: %s", selected.item.key, exc)

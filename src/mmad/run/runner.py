@@ -77,20 +77,13 @@ def make_engine(prepared: PreparedRun, on_progress: Callable[[EngineStats], None
 async def execute(prepared: PreparedRun, engine: Engine) -> EngineStats:
     """The engine stage: ask every wanted question; records are appended as answers arrive."""
     wanted = prepared.wanted
-    todo = [s for s in prepared.selection.items if any(k in wanted for k in _keys_of(prepared, s))]
+    todo = [s for s in prepared.selection.items if any(k in wanted for k in s.keys)]
     if prepared.model.prefetch_images and prepared.config.execution.engine == "local":
         engine.images.prefetch(_image_paths(prepared, todo))
     try:
         return await engine.run(prepared.planner.work(todo), len(wanted))
     finally:
         engine.images.stop()
-
-
-def _keys_of(prepared: PreparedRun, selected: SelectedItem) -> list[tuple[str, str]]:
-    from mmad.protocol.prompts import posed_questions
-
-    settings = prepared.config.prompt_settings()
-    return [p.key for group in posed_questions(selected.asked_item, settings) for p in group]
 
 
 async def run_async(

@@ -1,9 +1,10 @@
 """The run directory: ``run.json`` (settings and provenance) and ``records.jsonl`` (one line per
 finished question).
 
-Lines are appended as requests finish and flushed to the operating system at once, so killing
-the process loses only the requests in flight. A torn last line (a write cut short) is cut off
-when the run is reopened. A lock file keeps two processes from writing one run.
+Lines are appended as requests finish and handed to the operating system within a tenth of a
+second, so killing the process loses only the requests in flight and the answers of that moment.
+A torn last line (a write cut short) is cut off when the run is reopened. A lock file keeps two
+processes from writing one run.
 """
 
 from __future__ import annotations
@@ -109,13 +110,21 @@ class RunStore:
             if data and not data.endswith(b"\n"):
                 handle.truncate(data.rfind(b"\n") + 1)
 
-    def append(self, records: Iterable[Record]) -> None:
-        """Append records and hand them to the operating system (safe against a killed process)."""
+    def append(self, records: Iterable[Record], *, flush: bool = True) -> None:
+        """Append records; with ``flush`` hand them to the operating system at once (safe against a
+        killed process). The engine appends without it and calls `flush` a few times a second:
+        a system call per answer costs more than the answer's own bookkeeping."""
         if self._handle is None:
             msg = "the run store is not open"
             raise RunError(msg)
         self._handle.write("".join(record.model_dump_json() + "\n" for record in records))
-        self._handle.flush()
+        if flush:
+            self._handle.flush()
+
+    def flush(self) -> None:
+        """Hand appended records to the operating system."""
+        if self._handle is not None:
+            self._handle.flush()
 
     def sync(self) -> None:
         """Push appended records to the disk itself."""
