@@ -55,10 +55,15 @@ def prepared_requests(data: Path, limit: int, folder: Path) -> Path:
     return path
 
 
-def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """(wall seconds, CPU seconds of the process, the finished process)."""
+    before = os.times()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
-    return time.perf_counter() - started, done
+    wall = time.perf_counter() - started
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return wall, cpu, done
 
 
 def main() -> None:
@@ -70,7 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, serving(latency=LATENCY) as base_url:
         requests = prepared_requests(data, args.questions, Path(scratch))
         n = len(json.loads(requests.read_text()))
-        bare_s, bare = timed(
+        bare_s, bare_cpu, bare = timed(
             [
                 sys.executable,
                 str(Path(__file__).parent / "bare_openai_loop.py"),
@@ -94,13 +99,13 @@ def main() -> None:
             ),
             *("--original-images", "--detail", "none"),
         ]
-        mmad_s, run = timed(eval_command)
+        mmad_s, mmad_cpu, run = timed(eval_command)
         if run.returncode != 0:
             sys.exit(f"mmad eval failed: {run.stderr[-2000:]}")
     ratio = bare_s / mmad_s
     print(f"{n} requests, concurrency {CONCURRENCY}, server latency {LATENCY} s, {os.cpu_count()} cores")
-    print(f"bare AsyncOpenAI loop: {bare_s:.1f} s ({n / bare_s:.0f} q/s), whole process")
-    print(f"mmad eval:             {mmad_s:.1f} s ({n / mmad_s:.0f} q/s), whole process")
+    print(f"bare AsyncOpenAI loop: {bare_s:.1f} s ({n / bare_s:.0f} q/s), whole process; CPU {bare_cpu:.1f} s")
+    print(f"mmad eval:             {mmad_s:.1f} s ({n / mmad_s:.0f} q/s), whole process; CPU {mmad_cpu:.1f} s")
     print(f"mmad / bare rate: {ratio:.2f}x (target >= {TARGET}x)")
     if ratio < TARGET:
         sys.exit("below the target")
