@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from mmad.builder import build_benchmark, make_synthetic_dataset
-from mmad.builder.assisted import QUESTION_SCHEMA, assist, export_review, import_review, mark_defect, parse_generated
+from mmad.builder.assisted import QUESTION_SCHEMA, assist, mark_defect, parse_generated
+from mmad.builder.review import export_review, import_review
 from mmad.cli import main
 from mmad.data.official import load_benchmark
 from mmad.data.validate import validate
