@@ -176,7 +176,7 @@ def review_import(
     say = "would be " if dry_run else ""
     for change in result.changes:
         console.print(
-            f"{say}{change.action} {change.image} [{change.type}] {shorten(change.stem)!r} "
+            f"{say}{change.action} {change.image} [{change.type}] {shorten(change.stem, 100)!r} "
             f"({change.uid}, line {change.line})",
             highlight=False,
             markup=False,
@@ -188,7 +188,10 @@ def review_import(
         console.print(f"not applied: {row.describe()} was removed by an earlier import", highlight=False, markup=False)
     for row in result.skipped:
         console.print(
-            f"not applied: {row.describe()} is not in this benchmark (--ignore-missing)", highlight=False, markup=False
+            f"not applied: {row.describe()} is not in this benchmark (--ignore-missing)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
     counts = (
         f"accepted {result.accepted}, removed {result.rejected}, already accepted {result.unchanged}, "

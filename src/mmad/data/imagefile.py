@@ -61,11 +61,11 @@ def image_problem(path: Path) -> FileProblem | None:
                 if not _intact_ending(path, image.format):
                     image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return FileProblem("too-large", f"is too large to open safely: {exc}")
+        return FileProblem("too-large", f"is too large to open safely: {str(exc).rstrip('.')}")
     except UnidentifiedImageError:
         return FileProblem("unreadable", "is not an image file Pillow can read")
     except OSError as exc:
-        reason = "it is cut short" if "truncated" in str(exc) else str(exc)
+        reason = "it is cut short" if "truncated" in str(exc).lower() else str(exc)
         return FileProblem("unreadable", f"cannot be read as an image ({reason})")
     except Exception as exc:  # a malformed file makes Pillow's decoders raise almost anything
         return FileProblem("unreadable", f"cannot be read as an image ({type(exc).__name__}: {exc})")

@@ -30,9 +30,15 @@ IssueSink = Callable[[str, str, str], None]
 """Receives (record key, problem, fix) for a record that cannot be parsed."""
 
 
-def _raise(key: str, problem: str, fix: str) -> None:
-    msg = f"record {key!r}: {problem}. {fix}"
-    raise BenchmarkFormatError(msg)
+def _raiser(source: Path | None) -> IssueSink:
+    """An issue sink that stops at the first bad record, naming the file and the record."""
+    where = f"{source}: " if source is not None else ""
+
+    def on_issue(key: str, problem: str, fix: str) -> None:
+        msg = f"{where}record {key!r}: {problem}. {fix} (`mmad validate` lists every problem)"
+        raise BenchmarkFormatError(msg)
+
+    return on_issue
 
 
 def _kind(value: Any) -> str:
@@ -165,14 +171,15 @@ def parse_item(key: str, record: Any, on_issue: IssueSink) -> ImageItem | None:
 
 
 def parse_benchmark(
-    raw: Any, *, root: Path, source: Path | None = None, sha256: str = "", on_issue: IssueSink = _raise
+    raw: Any, *, root: Path, source: Path | None = None, sha256: str = "", on_issue: IssueSink | None = None
 ) -> Benchmark:
-    """Build a Benchmark from the decoded json object."""
+    """Build a Benchmark from the decoded json object; a bad record raises BenchmarkFormatError, or goes to on_issue."""
     if not isinstance(raw, dict):
         where = source or "the benchmark json"
-        msg = f"{where}: the top level is a {type(raw).__name__}; MMAD's json is one object keyed by image path"
+        msg = f"{where}: the top level is {_kind(raw)}; MMAD's json is one object keyed by image path"
         raise BenchmarkFormatError(msg)
-    items = [item for key, record in raw.items() if (item := parse_item(key, record, on_issue)) is not None]
+    sink = on_issue or _raiser(source)
+    items = [item for key, record in raw.items() if (item := parse_item(key, record, sink)) is not None]
     return Benchmark(items=items, root=root, source=source, sha256=sha256)
 
 
