@@ -53,6 +53,10 @@ def _bench(tmp_path: Path) -> Path:
 def test_assisted_questions_review_and_import(tmp_path: Path) -> None:
     path = _bench(tmp_path)
     before = load_benchmark(path).n_questions
+    built = json.loads(path.read_text())
+    recorded = [qa["id"] for record in built.values() for qa in record["conversation"]]
+    assert recorded == [q.uid for q in load_benchmark(path).questions()]  # mmad build records content ids
+    assert len(set(recorded)) == len(recorded)
     with running_server(Writer()) as server:
         model = OpenAICompatibleModel("writer", base_url=server.base_url, key_env=None, provider="mmad", is_local=True)
         report = assist(path, model)
@@ -62,6 +66,9 @@ def test_assisted_questions_review_and_import(tmp_path: Path) -> None:
     assert len(added) == sum(report.added.values()) > 0 and bench.n_questions == before + len(added)
     assert any("schema" in reason or "JSON" in reason for reason in report.rejected)
     assert all(q.annotation is False for q in added)
+    rewritten = json.loads(path.read_text())
+    assert all(qa["id"].startswith("q-") for record in rewritten.values() for qa in record["conversation"])
+    assert [qa["id"] for record in rewritten.values() for qa in record["conversation"]][:3] == recorded[:3]
     assert all("caption" in item.extra for item in bench.items)
     assert validate(path).ok
     marked = list((tmp_path / "bench" / "assist" / "marked").glob("*.png"))

@@ -351,3 +351,34 @@ def test_model_text_cannot_become_a_spreadsheet_formula(
     fill(rows, {(X, "Defect Analysis"): "reject"}, tmp_path / "v.csv")
     assert run_cli(["review", "import", str(bench), str(tmp_path / "v.csv")], capsys)[0] == 0
     assert "Defect Analysis" not in types_of(bench, X)
+
+
+def test_export_and_import_name_paths_they_cannot_use(
+    bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    before = snapshot(tmp_path)
+    code, text = run_cli(["review", "export", str(bench), "--out", str(a_file)], capsys)
+    assert code == 2 and "is a file; give a folder" in text
+    code, text = run_cli(["review", "export", str(bench), "--out", str(a_file / "sub")], capsys)
+    assert code == 2 and "cannot write" in text and "choose another --out" in text and "Traceback" not in text
+    code, text = run_cli(["review", "import", str(tmp_path / "nowhere"), str(a_file)], capsys)
+    assert code == 2 and "no mmad.json" in text and "Traceback" not in text
+    assert snapshot(tmp_path) == before
+
+
+def test_a_damaged_review_log_only_loses_the_already_removed_notes(
+    bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = export(bench, tmp_path / "review", capsys)
+    verdicts = fill(rows, {(X, "Defect Analysis"): "reject"}, tmp_path / "v.csv")
+    assert run_cli(["review", "import", str(bench), str(verdicts)], capsys)[0] == 0
+    log = bench / "mmad.json.review-log.jsonl"
+    log.write_bytes(b"\xff{not json\n" + log.read_bytes() + b"[1, 2]\n")
+    code, text = run_cli(["review", "import", str(bench), str(verdicts)], capsys)
+    assert code == 0 and "was removed by an earlier import" in text and "nothing to change" in text
+    log.write_text("garbage\n")
+    before = snapshot(bench)
+    code, text = run_cli(["review", "import", str(bench), str(verdicts)], capsys)
+    assert code == 2 and "name no question of this benchmark" in text and snapshot(bench) == before

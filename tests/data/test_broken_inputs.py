@@ -395,9 +395,9 @@ CASES: list[tuple[str, Breaker, int, str, int, str | None]] = [
         "annotation is a string",
         set_qa(X, 1, "annotation", "yes"),
         1,
-        record("bad-record", X, "question 1: annotation is a string, not true or false"),
-        2,
-        loaded("annotation is a string", X),
+        record("bad-annotation", X, "annotation is 'yes', not true or false", question=1),
+        0,
+        None,
     ),
     (
         "id is a number",

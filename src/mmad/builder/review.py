@@ -31,7 +31,7 @@ from mmad.builder.verdicts import ACCEPT, MAX_LISTED, REJECT, Verdict, read_verd
 from mmad.data.formats import MMAD_JSON
 from mmad.data.official import load_benchmark, write_benchmark
 from mmad.data.schema import Benchmark, ImageItem, Question, question_id
-from mmad.errors import AnswersFormatError, BenchmarkFormatError, ConfigError
+from mmad.errors import AnswersFormatError, BenchmarkFormatError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +96,18 @@ def export_review(
     writer.writeheader()
     writer.writerows(rows)
     csv_path, html_path = folder / "review.csv", folder / "review.html"
-    atomic_write_text(csv_path, buffer.getvalue())
-    page = (
+    try:
+        atomic_write_text(csv_path, buffer.getvalue())
+        atomic_write_text(html_path, _page(rows, sections))
+    except OSError as exc:
+        msg = f"cannot write {exc.filename or folder}: {exc.strerror or exc}; choose another --out"
+        raise ConfigError(msg) from exc
+    logger.info("exported %d questions for review to %s", len(rows), folder)
+    return csv_path, html_path
+
+
+def _page(rows: list[dict[str, str]], sections: list[str]) -> str:
+    return (
         '<!doctype html><html><head><meta charset="utf-8"><title>mmad review</title><style>'
         "body{font-family:sans-serif;margin:2em}section{display:flex;gap:1.5em;border-top:1px solid #ccc;"
         "padding:1em 0}img{max-width:320px;height:auto}.gold{font-weight:bold;color:#1a7f37}"
@@ -106,9 +116,6 @@ def export_review(
         "<code>accept</code> or <code>reject</code>, then run <code>mmad review import</code>. The gold answer "
         f"is in bold.</p>{''.join(sections)}</body></html>"
     )
-    atomic_write_text(html_path, page)
-    logger.info("exported %d questions for review to %s", len(rows), folder)
-    return csv_path, html_path
 
 
 def _row(q: Question) -> dict[str, str]:
@@ -326,8 +333,12 @@ def _write(benchmark: Benchmark, source: Path, csv_path: Path, log: Path, result
     while backup.exists():
         n += 1
         backup = source.with_name(f"{source.name}.bak-{stamp}-{n}")
-    atomic_write_bytes(backup, original)
-    write_benchmark(benchmark, source)
+    try:
+        atomic_write_bytes(backup, original)
+        write_benchmark(benchmark, source)
+    except OSError as exc:  # both writes are atomic: the json is the old one or the new one, never half
+        msg = f"cannot write {exc.filename or source}: {exc.strerror or exc}; {source} was not changed"
+        raise DataError(msg) from exc
     entries = [
         json.dumps(
             {
@@ -345,7 +356,12 @@ def _write(benchmark: Benchmark, source: Path, csv_path: Path, log: Path, result
         )
         for change in result.changes
     ]
-    with log.open("a", encoding="utf-8") as handle:
-        handle.write("".join(entry + "\n" for entry in entries))
-    result.backup, result.log, result.written = backup, log, True
+    result.backup, result.written = backup, True
+    try:
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write("".join(entry + "\n" for entry in entries))
+    except OSError as exc:
+        logger.warning("the verdicts were applied, but the review log %s could not be written: %s", log, exc)
+    else:
+        result.log = log
     logger.info("review import: %d accepted, %d removed; backup %s", result.accepted, result.rejected, backup)

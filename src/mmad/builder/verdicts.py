@@ -110,7 +110,7 @@ def read_verdicts(path: Path) -> list[Verdict]:
     id_column = next((names.index(name) for name in ID_COLUMNS if name in names), None)
     if id_column is None:
         raise _refuse(path, "has no id column; export the review again with `mmad review export`")
-    columns = {name: names.index(name) for name in ("verdict", "image", "question") if name in names}
+    columns: dict[str, int] = {name: names.index(name) for name in ("verdict", "image", "question") if name in names}
     columns["id"] = id_column
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
     rows: list[Verdict] = []

@@ -205,8 +205,9 @@ def review_import(
         console.print(f"{counts}; nothing to change, the benchmark was not rewritten", highlight=False, markup=False)
     else:
         console.print(counts, highlight=False, markup=False)
+        logged = f"changes logged in {result.log}" if result.log else "the review log could not be written"
         console.print(
-            f"previous json kept as {result.backup} (to undo: copy it back); changes logged in {result.log}",
+            f"previous json kept as {result.backup} (to undo: copy it back); {logged}",
             highlight=False,
             markup=False,
             soft_wrap=True,

@@ -69,16 +69,16 @@ def qa_problems(qa: Any) -> list[tuple[str, str]]:
             if bad:
                 kinds = ", ".join(f"{letter} is {_kind(options[letter])}" for letter in bad)
                 problems.append((f"Options: {kinds}, not a string", "Write each option's text as a string."))
-    if qa.get("annotation") is not None and not isinstance(qa["annotation"], bool):
-        problems.append(
-            (f"annotation is {_kind(qa['annotation'])}, not true or false", "Write annotation as true or false.")
-        )
     if "id" in qa and (not isinstance(qa["id"], str) or not qa["id"].strip()):
         shown = "an empty string" if isinstance(qa["id"], str) else _kind(qa["id"])
         problems.append(
             (f"id is {shown}", "Remove the id (mmad derives one from the content) or write a non-empty string.")
         )
     return problems
+
+
+def _odd_annotation(field: str, value: Any) -> bool:
+    return field == "annotation" and value is not None and not isinstance(value, bool)
 
 
 def content_ids(key: str, conversation: list[dict[str, Any]]) -> list[str]:
@@ -154,8 +154,9 @@ def parse_item(key: str, record: Any, on_issue: IssueSink) -> ImageItem | None:
             stem=qa["Question"],
             options=qa["Options"],
             answer=qa["Answer"],
-            annotation=qa.get("annotation"),
-            extra={k: v for k, v in qa.items() if k not in KNOWN_QA_FIELDS},
+            annotation=qa["annotation"] if isinstance(qa.get("annotation"), bool) else None,
+            # An annotation that is not true/false is kept as it is (validate names it); no run needs it.
+            extra={k: v for k, v in qa.items() if k not in KNOWN_QA_FIELDS or _odd_annotation(k, v)},
         )
         for index, qa in enumerate(conversation)
     ]

@@ -324,6 +324,14 @@ def check_question(key: str, question: Question) -> list[Problem]:
             f"answer {question.answer!r} is not among the options {letters}",
             "Set Answer to the letter of the correct option.",
         )
+    if "annotation" in question.extra:
+        value = question.extra["annotation"]
+        add(
+            Severity.ERROR,
+            "bad-annotation",
+            f"annotation is {value!r}, not true or false",
+            "Write annotation as true or false, or remove it.",
+        )
     if not question.stem.strip():
         add(Severity.ERROR, "empty-question", "the question text is empty", "Write the question.")
     empty = [letter for letter, text in question.options.items() if not text.strip()]
