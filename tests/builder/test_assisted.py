@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from mmad.builder import build_benchmark, make_synthetic_dataset
-from mmad.builder.assisted import QUESTION_SCHEMA, assist, export_review, import_review, mark_defect, parse_generated
+from mmad.builder.assisted import QUESTION_SCHEMA, assist, mark_defect, parse_generated
+from mmad.builder.review import export_review, import_review
 from mmad.cli import main
 from mmad.data.official import load_benchmark
 from mmad.data.validate import validate
@@ -52,6 +53,10 @@ def _bench(tmp_path: Path) -> Path:
 def test_assisted_questions_review_and_import(tmp_path: Path) -> None:
     path = _bench(tmp_path)
     before = load_benchmark(path).n_questions
+    built = json.loads(path.read_text())
+    recorded = [qa["id"] for record in built.values() for qa in record["conversation"]]
+    assert recorded == [q.uid for q in load_benchmark(path).questions()]  # mmad build records content ids
+    assert len(set(recorded)) == len(recorded)
     with running_server(Writer()) as server:
         model = OpenAICompatibleModel("writer", base_url=server.base_url, key_env=None, provider="mmad", is_local=True)
         report = assist(path, model)
@@ -61,6 +66,9 @@ def test_assisted_questions_review_and_import(tmp_path: Path) -> None:
     assert len(added) == sum(report.added.values()) > 0 and bench.n_questions == before + len(added)
     assert any("schema" in reason or "JSON" in reason for reason in report.rejected)
     assert all(q.annotation is False for q in added)
+    rewritten = json.loads(path.read_text())
+    assert all(qa["id"].startswith("q-") for record in rewritten.values() for qa in record["conversation"])
+    assert [qa["id"] for record in rewritten.values() for qa in record["conversation"]][:3] == recorded[:3]
     assert all("caption" in item.extra for item in bench.items)
     assert validate(path).ok
     marked = list((tmp_path / "bench" / "assist" / "marked").glob("*.png"))

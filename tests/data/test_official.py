@@ -54,7 +54,11 @@ def test_round_trip_is_lossless(mmad_json: Path, tmp_path: Path) -> None:
     edited.write_text(json.dumps(raw))
     out = tmp_path / "out" / "mmad.json"
     write_benchmark(load_benchmark(edited), out)
-    assert json.loads(out.read_text()) == raw
+    written = json.loads(out.read_text())
+    # Lossless, plus each question's content id, recorded so that it survives later edits.
+    ids = [qa.pop("id") for record in written.values() for qa in record["conversation"]]
+    assert written == raw
+    assert ids == [q.uid for q in bench.questions()] and all(i.startswith("q-") for i in ids)
     assert load_benchmark(out, root=mmad_json.parent).n_questions == bench.n_questions
 
 

@@ -6,19 +6,14 @@
    subtask (Defect Description, Defect Analysis; Object Analysis for normal images from a
    description of the product), constrained by a JSON schema; answers outside the options,
    duplicate options and malformed replies are rejected with a reason.
-3. Review: `export_review` writes a CSV (one row per question, a `verdict` column to fill with
-   accept or reject) and a static HTML page showing each image with its questions (all model
-   text escaped); `import_review` applies the verdicts: rejected questions are removed, accepted
-   ones get ``annotation: true``.
+3. Review (:mod:`mmad.builder.review`): a CSV and an HTML page to fill in; the verdicts are
+   applied by each question's content id.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
-import html
-import io
 import json
 import logging
 import os
@@ -32,12 +27,11 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from mmad._io import atomic_write_text
 from mmad.builder.geometry import load_mask
 from mmad.builder.questions import STEMS, near_duplicate
 from mmad.data.official import load_benchmark, write_benchmark
 from mmad.data.schema import Benchmark, ImageItem, Question, question_id
-from mmad.errors import AnswersFormatError, ModelCallError
+from mmad.errors import ModelCallError
 from mmad.expert.render import regions
 from mmad.models.base import Model, Request
 from mmad.protocol.images import ImageEncoder, ImageSettings
@@ -239,140 +233,3 @@ def assist(benchmark_path: str | os.PathLike[str], model: Model, *, concurrency:
     report = asyncio.run(assist_async(benchmark, model, benchmark.source.parent, concurrency=concurrency))
     write_benchmark(benchmark, benchmark.source)
     return report
-
-
-REVIEW_COLUMNS = (
-    "question_id",
-    "image",
-    "type",
-    "question",
-    "A",
-    "B",
-    "C",
-    "D",
-    "E",
-    "answer",
-    "generator",
-    "verdict",
-    "note",
-)
-
-
-def export_review(
-    benchmark_path: str | os.PathLike[str], out: str | os.PathLike[str], *, only_unreviewed: bool = True
-) -> tuple[Path, Path]:
-    """Write review.csv (fill the verdict column: accept or reject) and review.html beside it."""
-    benchmark = load_benchmark(benchmark_path)
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows, sections = [], []
-    for item in benchmark.items:
-        questions = [q for q in item.questions if not (only_unreviewed and q.annotation)]
-        if not questions:
-            continue
-        image_url = os.path.relpath(benchmark.resolve(item.key), folder)
-        caption = item.extra.get("caption", "")
-        blocks = []
-        for q in questions:
-            source = q.extra.get("mmad_source", {})
-            rows.append(
-                {
-                    "question_id": q.id,
-                    "image": item.key,
-                    "type": q.type,
-                    "question": q.stem,
-                    **{k: q.options.get(k, "") for k in "ABCDE"},
-                    "answer": q.answer,
-                    "generator": source.get("generator", ""),
-                    "verdict": "",
-                    "note": "",
-                }
-            )
-            gold_class = ' class="gold"'
-            options = "".join(
-                f"<li{gold_class if k == q.answer else ''}>{html.escape(k)}. {html.escape(v)}</li>"
-                for k, v in q.options.items()
-            )
-            blocks.append(
-                f'<div class="q"><code>{html.escape(q.id)}</code> <b>{html.escape(q.type)}</b>'
-                f"<p>{html.escape(q.stem)}</p><ol>{options}</ol></div>"
-            )
-        sections.append(
-            f'<section><img src="{html.escape(image_url)}" alt="{html.escape(item.key)}">'
-            f'<div><h2>{html.escape(item.key)}</h2><p class="caption">{html.escape(caption)}</p>'
-            f"{''.join(blocks)}</div></section>"
-        )
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=REVIEW_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    csv_path, html_path = folder / "review.csv", folder / "review.html"
-    atomic_write_text(csv_path, buffer.getvalue())
-    page = (
-        '<!doctype html><html><head><meta charset="utf-8"><title>mmad review</title><style>'
-        "body{font-family:sans-serif;margin:2em}section{display:flex;gap:1.5em;border-top:1px solid #ccc;"
-        "padding:1em 0}img{max-width:320px;height:auto}.gold{font-weight:bold;color:#1a7f37}"
-        ".caption{color:#555}</style></head><body>"
-        f"<h1>Review: {len(rows)} questions</h1><p>Fill the <code>verdict</code> column of review.csv with "
-        "<code>accept</code> or <code>reject</code>, then run <code>mmad review import</code>. The gold answer "
-        f"is in bold.</p>{''.join(sections)}</body></html>"
-    )
-    atomic_write_text(html_path, page)
-    return csv_path, html_path
-
-
-@dataclass
-class ReviewResult:
-    """What importing verdicts did."""
-
-    accepted: int = 0
-    rejected: int = 0
-    pending: int = 0
-
-
-def import_review(benchmark_path: str | os.PathLike[str], verdicts: str | os.PathLike[str]) -> ReviewResult:
-    """Apply accept/reject verdicts; the benchmark json is rewritten atomically, or not at all."""
-    benchmark = load_benchmark(benchmark_path)
-    path = Path(verdicts)
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
-    except OSError as exc:
-        msg = f"cannot read {path}: {exc.strerror}"
-        raise AnswersFormatError(msg) from exc
-    decisions: dict[str, str] = {}
-    for number, row in enumerate(rows, start=2):
-        verdict = (row.get("verdict") or "").strip().lower()
-        if verdict not in {"", "accept", "reject"}:
-            msg = (
-                f"{path}, line {number} ({row.get('question_id')}): verdict {verdict!r}; "
-                "write accept, reject or nothing"
-            )
-            raise AnswersFormatError(msg)
-        if "question_id" not in row:
-            msg = f"{path} has no question_id column; export it again with `mmad review export`"
-            raise AnswersFormatError(msg)
-        decisions[row["question_id"]] = verdict
-    known = {q.id for q in benchmark.questions()}
-    unknown = sorted(set(decisions) - known)
-    if unknown:
-        msg = f"{path} names questions this benchmark lacks, e.g. {unknown[0]}; was it exported from another one?"
-        raise AnswersFormatError(msg)
-    result = ReviewResult()
-    for item in benchmark.items:
-        kept = []
-        for question in item.questions:
-            verdict = decisions.get(question.id, "")
-            if verdict == "reject":
-                result.rejected += 1
-                continue
-            if verdict == "accept":
-                result.accepted += 1
-                question = question.model_copy(update={"annotation": True})
-            elif question.id in decisions:
-                result.pending += 1
-            kept.append(question)
-        # Ids follow the position in the conversation, so they are renumbered after removals.
-        item.questions = [q.model_copy(update={"index": i, "id": question_id(item.key, i)}) for i, q in enumerate(kept)]
-    assert benchmark.source is not None
-    write_benchmark(benchmark, benchmark.source)
-    return result

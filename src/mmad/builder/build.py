@@ -35,7 +35,7 @@ from mmad.builder.readers import read_dataset
 from mmad.builder.samples import AdSample
 from mmad.builder.templates import descriptor, random_templates, similar_templates
 from mmad.builder.visa import DEFAULT_VISA_SPLIT
-from mmad.data.official import load_benchmark
+from mmad.data.official import content_ids, load_benchmark
 from mmad.data.schema import Benchmark
 from mmad.errors import DatasetLayoutError
 
@@ -303,7 +303,12 @@ def _image_record(
             conversation.append(qa)
     for qa in conversation:
         report.questions[qa["type"]] += 1
-    return {"mask_path": mask_path, "conversation": conversation}
+    # Each question records its content id, so review verdicts reach it whatever else is removed.
+    ids = content_ids(key, conversation)
+    return {
+        "mask_path": mask_path,
+        "conversation": [{"id": uid, **qa} for uid, qa in zip(ids, conversation, strict=True)],
+    }
 
 
 def _mask_record(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -141,21 +142,73 @@ review_app = typer.Typer(help="Human review of generated questions: export a CSV
 
 @review_app.command("export")
 def review_export(
-    benchmark: Path = typer.Argument(...),
-    out: Path = typer.Option(Path("review"), "--out", "-o"),
+    benchmark: Path = typer.Argument(..., help="the benchmark folder or its mmad.json"),
+    out: Path = typer.Option(Path("review"), "--out", "-o", help="the folder for review.csv and review.html"),
     all_questions: bool = typer.Option(False, "--all", help="include questions already accepted"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a review.csv or review.html already in --out"),
 ) -> None:
-    """Write review.csv (fill its verdict column) and review.html."""
-    from mmad.builder.assisted import export_review
+    """Write review.csv (fill its verdict column with accept or reject) and review.html."""
+    from mmad.builder.review import export_review
 
-    csv_path, html_path = export_review(benchmark, out, only_unreviewed=not all_questions)
-    console.print(f"wrote {csv_path} and {html_path}")
+    csv_path, html_path = export_review(benchmark, out, only_unreviewed=not all_questions, overwrite=overwrite)
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        rows = sum(1 for _ in csv.DictReader(handle))
+    console.print(f"wrote {csv_path} and {html_path}", highlight=False, markup=False)
+    if rows == 0:
+        console.print("no question awaits review (all are accepted); --all exports them all", highlight=False)
+    console.print(f"next: fill the verdict column, then mmad review import {benchmark} {csv_path}", highlight=False)
 
 
 @review_app.command("import")
-def review_import(benchmark: Path = typer.Argument(...), verdicts: Path = typer.Argument(...)) -> None:
-    """Apply accept/reject verdicts from a review CSV."""
-    from mmad.builder.assisted import import_review
+def review_import(
+    benchmark: Path = typer.Argument(..., help="the benchmark folder or its mmad.json"),
+    verdicts: Path = typer.Argument(..., help="the filled-in review.csv"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="say what would change, change nothing"),
+    ignore_missing: bool = typer.Option(
+        False, "--ignore-missing", help="pass over verdicts for questions not in the benchmark instead of refusing"
+    ),
+) -> None:
+    """Apply accept/reject verdicts from a review CSV: each change is listed, the old json kept as a backup."""
+    from mmad.builder.review import import_review
+    from mmad.builder.verdicts import shorten
 
-    result = import_review(benchmark, verdicts)
-    console.print(f"accepted {result.accepted}, rejected {result.rejected} (removed), {result.pending} left open")
+    result = import_review(benchmark, verdicts, dry_run=dry_run, ignore_missing=ignore_missing)
+    say = "would be " if dry_run else ""
+    for change in result.changes:
+        console.print(
+            f"{say}{change.action} {change.image} [{change.type}] {shorten(change.stem, 100)!r} "
+            f"({change.uid}, line {change.line})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    for key in result.images_removed:
+        console.print(f"{say}removed image {key} (no question left)", highlight=False, markup=False, soft_wrap=True)
+    for row in result.already_removed:
+        console.print(f"not applied: {row.describe()} was removed by an earlier import", highlight=False, markup=False)
+    for row in result.skipped:
+        console.print(
+            f"not applied: {row.describe()} is not in this benchmark (--ignore-missing)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    counts = (
+        f"accepted {result.accepted}, removed {result.rejected}, already accepted {result.unchanged}, "
+        f"no verdict {result.pending}"
+    )
+    if result.already_removed or result.skipped:
+        counts += f", not applied {len(result.already_removed) + len(result.skipped)}"
+    if dry_run:
+        console.print(f"dry run: {counts}; nothing was changed", highlight=False, markup=False)
+    elif not result.written:
+        console.print(f"{counts}; nothing to change, the benchmark was not rewritten", highlight=False, markup=False)
+    else:
+        console.print(counts, highlight=False, markup=False)
+        logged = f"changes logged in {result.log}" if result.log else "the review log could not be written"
+        console.print(
+            f"previous json kept as {result.backup} (to undo: copy it back); {logged}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )

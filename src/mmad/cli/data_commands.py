@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mmad.cli.common import console
+from mmad.cli.common import console, err_console
 
 
 def register(app: typer.Typer) -> None:
@@ -150,8 +150,8 @@ def validate_command(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=console,
-        disable=as_json,
+        console=err_console,
+        disable=as_json or not err_console.is_terminal,  # piped, a bar is only a stale last frame
     ) as bar:
         task = bar.add_task("items", total=None)
         report = validate(data, root=root, check_files=not no_files, progress=lambda n: bar.update(task, completed=n))
@@ -162,13 +162,16 @@ def validate_command(
         gaps = [p for p in report.problems if p.code.startswith("gap-")]
         for problem in listed[:show]:
             style = "red" if problem.severity == "error" else "yellow"
-            console.print(f"[{style}]{problem}[/]", highlight=False)
+            # markup=False: a problem's [code] and any text from the data are printed as they are.
+            console.print(str(problem), style=style, highlight=False, markup=False, soft_wrap=True)
         if len(listed) > show:
             console.print(f"… and {len(listed) - show} more (--show N, or --json)")
         if gaps:
             console.print("[bold]Known gaps of the published copies[/]")
             for problem in gaps:
-                console.print(f"[yellow]{problem.code}[/]: {problem.message}. {problem.fix}", highlight=False)
+                console.print(
+                    f"{problem.code}: {problem.message}. {problem.fix}", style="yellow", highlight=False, markup=False
+                )
         verdict = "[green]valid[/]" if report.ok else f"[red]{report.n_errors} errors[/]"
         console.print(
             f"{report.n_images} images, {report.n_questions} questions: {verdict}, "

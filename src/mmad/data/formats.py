@@ -45,9 +45,13 @@ def detect_format(data: Path) -> str:
             return VIEWER_CSV
         if qa_files(data):
             return QA_TREE
-    state = "the folder exists" if data.is_dir() else "the path does not exist"
+    if data.is_dir():
+        folders = [name for name in (*JSON_NAMES, VIEWER_CSV) if (data / name).is_dir()]
+        state = f"{data / folders[0]} is a folder, not a file" if folders else "the folder exists"
+    else:
+        state = "the path does not exist" if not data.exists() else "it is neither a file nor a folder"
     msg = (
-        f"no mmad.json, metadata.csv or <dataset>/<category>/QA.json in {data} ({state}). "
+        f"no {', '.join(JSON_NAMES)}, {VIEWER_CSV} or <dataset>/<category>/QA.json in {data} ({state}). "
         f"Pass the data root or the file itself, or run `mmad download --out {data}`"
     )
     raise BenchmarkFormatError(msg)

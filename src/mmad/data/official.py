@@ -16,27 +16,100 @@ from pathlib import Path
 from typing import Any
 
 from mmad._io import atomic_write_text
-from mmad.data.schema import Benchmark, ImageItem, Question, question_id
+from mmad.data.formats import JSON_NAMES
+from mmad.data.schema import Benchmark, ImageItem, Question, content_id, question_id
 from mmad.errors import BenchmarkFormatError
 
 logger = logging.getLogger(__name__)
 
 KNOWN_RECORD_FIELDS = ("mask_path", "random_templates", "similar_templates")
-KNOWN_QA_FIELDS = ("Question", "Options", "Answer", "type", "annotation")
+KNOWN_QA_FIELDS = ("id", "Question", "Options", "Answer", "type", "annotation")
+REQUIRED_QA_FIELDS = ("Question", "Options", "Answer", "type")
 
 IssueSink = Callable[[str, str, str], None]
 """Receives (record key, problem, fix) for a record that cannot be parsed."""
 
 
-def _raise(key: str, problem: str, fix: str) -> None:
-    msg = f"record {key!r}: {problem}. {fix}"
-    raise BenchmarkFormatError(msg)
+def _raiser(source: Path | None) -> IssueSink:
+    """An issue sink that stops at the first bad record, naming the file and the record."""
+    where = f"{source}: " if source is not None else ""
+
+    def on_issue(key: str, problem: str, fix: str) -> None:
+        msg = f"{where}record {key!r}: {problem}. {fix} (`mmad validate` lists every problem)"
+        raise BenchmarkFormatError(msg)
+
+    return on_issue
+
+
+def _kind(value: Any) -> str:
+    """A json value's kind, as a json reader would name it."""
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def qa_problems(qa: Any) -> list[tuple[str, str]]:
+    """What is wrong with the shape of one question object: (problem, fix) pairs, [] when it is well formed."""
+    if not isinstance(qa, dict):
+        return [(f"is {_kind(qa)}, not an object", "Each question is an object with Question/Options/Answer/type.")]
+    problems: list[tuple[str, str]] = []
+    missing = [name for name in REQUIRED_QA_FIELDS if name not in qa]
+    if missing:
+        problems.append((f"lacks {', '.join(missing)}", "Add the missing fields."))
+    for name in ("Question", "Answer", "type"):
+        if name in qa and not isinstance(qa[name], str):
+            problems.append((f"{name} is {_kind(qa[name])}, not a string", f"Write {name} as a string."))
+    options = qa.get("Options")
+    if "Options" in qa:
+        if not isinstance(options, dict):
+            problems.append((f"Options is {_kind(options)}, not an object", "Write Options as {'A': '...', ...}."))
+        else:
+            bad = [letter for letter, text in options.items() if not isinstance(text, str)]
+            if bad:
+                kinds = ", ".join(f"{letter} is {_kind(options[letter])}" for letter in bad)
+                problems.append((f"Options: {kinds}, not a string", "Write each option's text as a string."))
+    if "id" in qa and (not isinstance(qa["id"], str) or not qa["id"].strip()):
+        shown = "an empty string" if isinstance(qa["id"], str) else _kind(qa["id"])
+        problems.append(
+            (f"id is {shown}", "Remove the id (mmad derives one from the content) or write a non-empty string.")
+        )
+    return problems
+
+
+def _odd_annotation(field: str, value: Any) -> bool:
+    return field == "annotation" and value is not None and not isinstance(value, bool)
+
+
+def content_ids(key: str, conversation: list[dict[str, Any]]) -> list[str]:
+    """The content id of each well-formed question of one image: its recorded ``id``, else one derived from content.
+
+    Derived ids of identical questions on one image get ``-2``, ``-3``, ... so that each id names one question.
+    """
+    taken = {qa["id"] for qa in conversation if isinstance(qa.get("id"), str) and qa["id"].strip()}
+    ids = []
+    for qa in conversation:
+        recorded = qa.get("id")
+        if isinstance(recorded, str) and recorded.strip():
+            ids.append(recorded)
+            continue
+        base = content_id(key, qa["type"], qa["Question"], qa["Options"], qa["Answer"])
+        uid, n = base, 1
+        while uid in taken:
+            n += 1
+            uid = f"{base}-{n}"
+        taken.add(uid)
+        ids.append(uid)
+    return ids
 
 
 def parse_item(key: str, record: Any, on_issue: IssueSink) -> ImageItem | None:
-    """Turn one json record into an ImageItem; structural problems go to on_issue."""
+    """Turn one json record into an ImageItem; structural problems go to on_issue (each one), and None is returned."""
+    if not key.strip():
+        on_issue(key, "the image key is empty", "Key each record by its image path, relative to the data root.")
+        return None
     if not isinstance(record, dict):
-        on_issue(key, f"the value is a {type(record).__name__}, not an object", "Make it an object.")
+        on_issue(key, f"the value is {_kind(record)}, not an object", "Make it an object.")
         return None
     conv_field = next((name for name in record if name.startswith("conversation")), None)
     if conv_field is None:
@@ -44,56 +117,52 @@ def parse_item(key: str, record: Any, on_issue: IssueSink) -> ImageItem | None:
         return None
     conversation = record[conv_field]
     if not isinstance(conversation, list):
-        on_issue(key, f"'{conv_field}' is not a list", "Make it a list of question objects.")
+        on_issue(key, f"'{conv_field}' is {_kind(conversation)}, not a list", "Make it a list of question objects.")
         return None
-    questions: list[Question] = []
+    well_formed = True
     for index, qa in enumerate(conversation):
-        where = f"question {index}"
-        if not isinstance(qa, dict):
-            on_issue(
-                key,
-                f"{where} is not an object",
-                "Each question is an object with Question/Options/Answer/type.",
-            )
-            return None
-        missing = [name for name in ("Question", "Options", "Answer", "type") if name not in qa]
-        if missing:
-            on_issue(key, f"{where} lacks {', '.join(missing)}", "Add the missing fields.")
-            return None
-        options = qa["Options"]
-        if not isinstance(options, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in options.items()
-        ):
-            on_issue(key, f"{where}: Options is not an object of letter -> text", "Write Options as {'A': '...'}.")
-            return None
-        annotation = qa.get("annotation")
-        questions.append(
-            Question(
-                id=question_id(key, index),
-                image=key,
-                index=index,
-                type=str(qa["type"]),
-                stem=str(qa["Question"]),
-                options=options,
-                answer=str(qa["Answer"]),
-                annotation=annotation if isinstance(annotation, bool) else None,
-                extra={k: v for k, v in qa.items() if k not in KNOWN_QA_FIELDS},
-            )
-        )
+        for problem, fix in qa_problems(qa):
+            on_issue(key, f"question {index}: {problem}", fix)
+            well_formed = False
     templates: dict[str, list[str]] = {}
     for name in ("random_templates", "similar_templates"):
         value = record.get(name, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            on_issue(key, f"'{name}' is not a list of paths", "Write it as a list of strings.")
-            return None
-        templates[name] = value
-    mask_path = record.get("mask_path") or ""
-    if not isinstance(mask_path, str):
-        on_issue(key, "'mask_path' is not a string", "Write the mask path as a string ('' for normal images).")
+            what = f"is {_kind(value)}" if not isinstance(value, list) else "holds something other than strings"
+            on_issue(key, f"'{name}' {what}, not a list of paths", "Write it as a list of strings.")
+            well_formed = False
+        else:
+            templates[name] = value
+    mask_path = record.get("mask_path")
+    if mask_path is not None and not isinstance(mask_path, str):
+        on_issue(
+            key,
+            f"'mask_path' is {_kind(mask_path)}, not a string",
+            "Write the mask path as a string ('' for normal images).",
+        )
+        well_formed = False
+    if not well_formed:
         return None
+    ids = content_ids(key, conversation)
+    questions = [
+        Question(
+            id=question_id(key, index),
+            uid=ids[index],
+            image=key,
+            index=index,
+            type=qa["type"],
+            stem=qa["Question"],
+            options=qa["Options"],
+            answer=qa["Answer"],
+            annotation=qa["annotation"] if isinstance(qa.get("annotation"), bool) else None,
+            # An annotation that is not true/false is kept as it is (validate names it); no run needs it.
+            extra={k: v for k, v in qa.items() if k not in KNOWN_QA_FIELDS or _odd_annotation(k, v)},
+        )
+        for index, qa in enumerate(conversation)
+    ]
     return ImageItem(
         key=key,
-        mask_path=mask_path,
+        mask_path=mask_path or "",
         random_templates=templates["random_templates"],
         similar_templates=templates["similar_templates"],
         questions=questions,
@@ -103,41 +172,87 @@ def parse_item(key: str, record: Any, on_issue: IssueSink) -> ImageItem | None:
 
 
 def parse_benchmark(
-    raw: Any, *, root: Path, source: Path | None = None, sha256: str = "", on_issue: IssueSink = _raise
+    raw: Any, *, root: Path, source: Path | None = None, sha256: str = "", on_issue: IssueSink | None = None
 ) -> Benchmark:
-    """Build a Benchmark from the decoded json object."""
+    """Build a Benchmark from the decoded json object; a bad record raises BenchmarkFormatError, or goes to on_issue."""
     if not isinstance(raw, dict):
         where = source or "the benchmark json"
-        msg = f"{where}: the top level is a {type(raw).__name__}; MMAD's json is one object keyed by image path"
+        msg = f"{where}: the top level is {_kind(raw)}; MMAD's json is one object keyed by image path"
         raise BenchmarkFormatError(msg)
-    items = [item for key, record in raw.items() if (item := parse_item(key, record, on_issue)) is not None]
+    sink = on_issue or _raiser(source)
+    items = [item for key, record in raw.items() if (item := parse_item(key, record, sink)) is not None]
     return Benchmark(items=items, root=root, source=source, sha256=sha256)
 
 
+def _position(data: bytes, offset: int) -> str:
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def decode_json_bytes(data: bytes, path: Path) -> Any:
+    """Decode a json file's bytes as MMAD's loader does (UTF-8, no byte-order mark); BenchmarkFormatError otherwise."""
+    if not data.strip():
+        msg = f"{path} is empty; re-download it (`mmad download`) or re-build it"
+        raise BenchmarkFormatError(msg)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        msg = (
+            f"{path} is UTF-16 or UTF-32 text (it starts with a byte-order mark); MMAD's json is UTF-8. "
+            "Save it again as UTF-8"
+        )
+        raise BenchmarkFormatError(msg)
+    if data.startswith(b"\xef\xbb\xbf"):
+        msg = (
+            f"{path} starts with a UTF-8 byte-order mark, which Python's json (and so MMAD's official loader) "
+            "refuses; save it again as UTF-8 without BOM"
+        )
+        raise BenchmarkFormatError(msg)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = (
+            f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02X} at {_position(data, exc.start)} cannot be "
+            "decoded); MMAD's json is UTF-8: save it again as UTF-8, or re-download it"
+        )
+        raise BenchmarkFormatError(msg) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = "; it holds NUL bytes, so it is UTF-16/32 text or not text at all" if "\x00" in text else ""
+        msg = f"{path} is not valid json (line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}); re-download it"
+        raise BenchmarkFormatError(msg) from None
+    except RecursionError:
+        msg = f"{path} nests lists or objects too deeply to read; it is not an MMAD benchmark json"
+        raise BenchmarkFormatError(msg) from None
+
+
 def read_json(path: Path) -> tuple[Any, str]:
-    """Decode a json file and return it with its SHA-256."""
+    """Decode a json file and return it with its SHA-256; BenchmarkFormatError names the file and what is wrong."""
+    if path.is_dir():
+        msg = f"{path} is a folder, not a json file; give the data root that holds mmad.json, or the file itself"
+        raise BenchmarkFormatError(msg)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        msg = f"cannot read {path}: {exc.strerror}. Check the path, or run `mmad download` first"
+        msg = f"cannot read {path}: {exc.strerror or exc}. Check the path, or run `mmad download` first"
         raise BenchmarkFormatError(msg) from exc
-    try:
-        raw = json.loads(data)
-    except json.JSONDecodeError as exc:
-        msg = f"{path} is not valid json (line {exc.lineno}, column {exc.colno}: {exc.msg}); re-download it"
-        raise BenchmarkFormatError(msg) from exc
-    return raw, hashlib.sha256(data).hexdigest()
+    return decode_json_bytes(data, path), hashlib.sha256(data).hexdigest()
 
 
 def find_benchmark_json(data: Path) -> Path:
-    """The benchmark json of a data root (``mmad.json``), or the file itself."""
+    """The benchmark json of a data root (``mmad.json``, else ``benchmark.json``), or the file itself."""
     if data.is_file():
         return data
-    for name in ("mmad.json", "benchmark.json"):
+    for name in JSON_NAMES:
         candidate = data / name
         if candidate.is_file():
             return candidate
-    msg = f"no mmad.json in {data}; pass the json file itself, or run `mmad download --out {data}`"
+    folders = [name for name in JSON_NAMES if (data / name).is_dir()]
+    state = f"; {data / folders[0]} is a folder, not a file" if folders else ""
+    msg = (
+        f"no {' or '.join(JSON_NAMES)} file in {data}{state}. "
+        f"Pass the json file itself, or run `mmad download --out {data}`"
+    )
     raise BenchmarkFormatError(msg)
 
 
@@ -180,6 +295,7 @@ def item_to_record(item: ImageItem) -> dict[str, Any]:
     conversation = []
     for question in item.questions:
         qa: dict[str, Any] = {
+            "id": question.uid,
             "Question": question.stem,
             "Options": dict(question.options),
             "Answer": question.answer,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmad.errors import UnsafePathError
 
@@ -87,7 +89,12 @@ class Question(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str = Field(description="stable id '<image key>#<index in its conversation>'")
+    id: str = Field(description="record key '<image key>#<index in its conversation>': the position, which runs use")
+    uid: str = Field(
+        default="",
+        description="content id: the QA's recorded 'id', else derived from its content (see content_id); "
+        "survives edits of other questions, so review verdicts reach the question they were written for",
+    )
     image: str
     index: int
     type: str = Field(description="the raw `type` value of the json")
@@ -96,6 +103,18 @@ class Question(BaseModel):
     answer: str
     annotation: bool | None = None
     extra: dict[str, Any] = Field(default_factory=dict, description="unknown QA fields, kept for round trips")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_uid(cls, data: Any) -> Any:
+        # A question made without a content id (a reader, a test) gets the one its content gives.
+        if isinstance(data, dict) and not data.get("uid"):
+            try:
+                uid = content_id(data["image"], data["type"], data["stem"], data["options"], data["answer"])
+            except (KeyError, TypeError, AttributeError):
+                return data  # pydantic names the missing or wrong field
+            return {**data, "uid": uid}
+        return data
 
     @property
     def subtask(self) -> Subtask | None:
@@ -114,8 +133,25 @@ class Question(BaseModel):
 
 
 def question_id(key: str, index: int) -> str:
-    """The stable id of the index-th question of an image."""
+    """The record key of the index-th question of an image: its position, which changes when questions are removed."""
     return f"{key}#{index}"
+
+
+CONTENT_ID_PREFIX = "q-"
+
+
+def content_id(image: str, qtype: str, stem: str, options: Mapping[str, str], answer: str) -> str:
+    """A question's content id: ``q-`` and 16 hex digits of the SHA-256 of its image, type, stem, options and answer.
+
+    The ``q-`` prefix keeps spreadsheets from reading an id such as ``1234e567...`` as a number.
+    The annotation flag is left out, so accepting a question in review does not change its id.
+    """
+    canonical = json.dumps(
+        [image, qtype, stem, [[letter, text] for letter, text in options.items()], answer],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return CONTENT_ID_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 class ImageItem(BaseModel):

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
 from mmad.data.errata import item_errata, question_errata
 from mmad.data.formats import MMAD_JSON, detect_format
+from mmad.data.imagefile import image_problem, path_problem
 from mmad.data.official import find_benchmark_json, load_benchmark, parse_benchmark, read_json
 from mmad.data.schema import LETTERS, Benchmark, ImageItem, Question, Subtask, resolve_inside
 from mmad.errors import UnsafePathError
@@ -39,9 +36,12 @@ class Problem(BaseModel):
     message: str
     fix: str
     path: str | None = None  # the data-root-relative file concerned, when there is one
+    file: str | None = None  # the benchmark file the record is in (mmad.json), for messages
 
     def __str__(self) -> str:
         where = self.key if self.question is None else f"{self.key}#{self.question}"
+        if self.file:
+            where = f"{self.file}: {where}"
         return f"{self.severity.value}: [{self.code}] {where}: {self.message}. {self.fix}"
 
 
@@ -70,57 +70,46 @@ DEFAULT_EXPECTED_OPTIONS = 4
 ProgressHook = Callable[[int], None]
 
 
-def _duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    counts = Counter(key for key, _ in pairs)
-    result = dict(pairs)
-    duplicates = [key for key, n in counts.items() if n > 1]
-    if duplicates:
-        result["\x00duplicates"] = duplicates
-    return result
-
-
 def _check_file(
     benchmark: Benchmark, relative: str, what: str, key: str, problems: list[Problem], *, open_image: bool
 ) -> None:
+    code = what.replace(" ", "-")
+
+    def add(code: str, message: str, fix: str, path: str | None = relative) -> None:
+        problems.append(Problem(severity=Severity.ERROR, code=code, key=key, message=message, fix=fix, path=path))
+
     try:
         path = resolve_inside(benchmark.root, relative)
     except UnsafePathError as exc:
-        problems.append(
-            Problem(
-                severity=Severity.ERROR,
-                code="unsafe-path",
-                key=key,
-                message=f"{what} {exc}",
-                fix="Fix the path.",
-            )
-        )
+        add("unsafe-path", f"{what} {exc}", "Fix the path.", None)
         return
-    if not path.exists():
-        problems.append(
-            Problem(
-                severity=Severity.ERROR,
-                code=f"missing-{what.replace(' ', '-')}",
-                key=key,
-                message=f"{what} {relative} does not exist under {benchmark.root}",
-                fix="Re-download or re-extract the image archives, or fix the path in the json.",
-                path=relative,
+    try:
+        if not path.exists():
+            add(
+                f"missing-{code}",
+                f"{what} {relative} does not exist under {benchmark.root}",
+                "Re-download or re-extract the image archives, or fix the path in the json.",
             )
-        )
+            return
+        wrong = path_problem(path) or (image_problem(path) if open_image else None)
+    except (OSError, ValueError) as exc:  # a name the file system refuses: too long, a NUL byte, ...
+        add(f"unreadable-{code}", f"{what} path {relative!r} cannot be looked up ({exc})", "Fix the path.")
         return
-    if open_image and path.is_file():
-        try:
-            with Image.open(path) as image:
-                image.size  # noqa: B018 - reading the header is the check
-        except (UnidentifiedImageError, OSError) as exc:
-            problems.append(
-                Problem(
-                    severity=Severity.ERROR,
-                    code=f"unreadable-{what.replace(' ', '-')}",
-                    key=key,
-                    message=f"{what} {relative} cannot be read as an image ({exc})",
-                    fix="Replace the file with an intact copy.",
-                )
-            )
+    if wrong is None:
+        return
+    fixes = {
+        "not-a-file": f"Point the path at the {what} file itself.",
+        "too-large": "Replace it with the intended image; MMAD's images are at most a few megapixels.",
+    }
+    codes = {"not-a-file": f"{code}-not-a-file", "too-large": f"{code}-too-large", "empty": f"empty-{code}"}
+    add(
+        codes.get(wrong.code, f"unreadable-{code}"),
+        f"{what} {relative} {wrong.message}",
+        fixes.get(wrong.code, _REPLACE),
+    )
+
+
+_REPLACE = "Replace the file with an intact copy."
 
 
 def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open_images: bool) -> list[Problem]:
@@ -160,13 +149,22 @@ def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open
     if item.mask_path:
         try:
             mask = benchmark.mask_file(item)
+            if check_files:
+                problems.extend(_mask_problems(item, mask, open_images=open_images))
         except UnsafePathError as exc:
             problems.append(
                 Problem(severity=Severity.ERROR, code="unsafe-path", key=key, message=f"mask {exc}", fix="Fix it.")
             )
-        else:
-            if check_files:
-                problems.extend(_mask_problems(item, mask))
+        except (OSError, ValueError) as exc:  # a name the file system refuses: too long, a NUL byte, ...
+            problems.append(
+                Problem(
+                    severity=Severity.ERROR,
+                    code="unreadable-mask",
+                    key=key,
+                    message=f"mask_path {item.mask_path!r} cannot be looked up ({exc})",
+                    fix="Fix the path.",
+                )
+            )
     elif not item.defect_free and item.questions:
         problems.append(
             Problem(
@@ -190,6 +188,26 @@ def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open
                 "folder; `mmad build` writes such names with a capital G.",
             )
         )
+    if not item.questions:
+        problems.append(
+            Problem(
+                severity=Severity.ERROR,
+                code="no-questions",
+                key=key,
+                message=f"'{item.conversation_field}' holds no questions",
+                fix="Add the image's questions, or remove the record.",
+            )
+        )
+    if benchmark.origin == MMAD_JSON and not item.random_templates and item.questions:
+        problems.append(
+            Problem(
+                severity=Severity.WARNING,
+                code="no-templates",
+                key=key,
+                message="the record lists no random_templates",
+                fix="k-shot runs (MMAD's default is 1-shot) record its questions as failed; 0-shot runs need none.",
+            )
+        )
     for question in item.questions:
         problems.extend(check_question(key, question))
     return problems
@@ -199,7 +217,7 @@ def _built_by_mmad(item: ImageItem) -> bool:
     return any("mmad_source" in q.extra for q in item.questions)
 
 
-def _mask_problems(item: ImageItem, mask: Path | None) -> list[Problem]:
+def _mask_problems(item: ImageItem, mask: Path | None, *, open_images: bool = False) -> list[Problem]:
     """A mask_path must name a file; MMAD's own LOCO records may name a folder of instance masks instead.
 
     `Benchmark.mask_file` accepts ``<stem>/`` for ``<stem>.png`` as MMAD's GT agent does
@@ -218,7 +236,18 @@ def _mask_problems(item: ImageItem, mask: Path | None) -> list[Problem]:
             )
         ]
     if mask.is_file():
-        return []
+        wrong = image_problem(mask) if open_images else None
+        if wrong is None:
+            return []
+        return [
+            Problem(
+                severity=Severity.ERROR,
+                code="unreadable-mask",
+                key=item.key,
+                message=f"mask {item.mask_path} (relative to {where}) {wrong.message}",
+                fix=_REPLACE,
+            )
+        ]
     instances = [p for p in mask.iterdir() if p.is_file() and p.suffix.lower() in {".png", ".jpg", ".bmp", ".tif"}]
     if not instances:
         return [
@@ -295,14 +324,36 @@ def check_question(key: str, question: Question) -> list[Problem]:
             f"answer {question.answer!r} is not among the options {letters}",
             "Set Answer to the letter of the correct option.",
         )
-    texts = [text.strip().lower() for text in question.options.values()]
-    if len(set(texts)) != len(texts):
+    if "annotation" in question.extra:
+        value = question.extra["annotation"]
         add(
-            Severity.WARNING,
-            "duplicate-options",
-            "two options have the same text",
-            "Make the options distinct.",
+            Severity.ERROR,
+            "bad-annotation",
+            f"annotation is {value!r}, not true or false",
+            "Write annotation as true or false, or remove it.",
         )
+    if not question.stem.strip():
+        add(Severity.ERROR, "empty-question", "the question text is empty", "Write the question.")
+    empty = [letter for letter, text in question.options.items() if not text.strip()]
+    if empty:
+        add(
+            Severity.ERROR,
+            "empty-option",
+            f"option {', '.join(empty)} has no text",
+            "Write every option's text, or remove the option and re-letter the rest.",
+        )
+    seen: dict[str, str] = {}
+    for letter, text in question.options.items():
+        norm = " ".join(text.split()).lower()
+        if norm and norm in seen:
+            add(
+                Severity.ERROR,
+                "duplicate-options",
+                f"options {seen[norm]} and {letter} have the same text {text.strip()!r}; a model cannot choose "
+                "between them",
+                "Make the options distinct.",
+            )
+        seen.setdefault(norm, letter)
     for erratum in question_errata(question):
         add(Severity.WARNING, erratum.code, erratum.message, erratum.source)
     return problems
@@ -325,20 +376,20 @@ def _load_for_validation(data: Path, root: Path | None, problems: list[Problem])
         return benchmark
     json_path = find_benchmark_json(data)
     raw, digest = read_json(json_path)
-    # A second decode with a pairs hook finds duplicate keys, which a plain dict silently merges.
-    with json_path.open("rb") as handle:
-        checked = json.load(handle, object_pairs_hook=_duplicate_keys)
-    duplicates = checked.get("\x00duplicates", []) if isinstance(checked, dict) else []
-    for key in duplicates:
-        problems.append(
-            Problem(
-                severity=Severity.ERROR,
-                code="duplicate-key",
-                key=key,
-                message="this image key appears more than once; only the last record is kept by json readers",
-                fix="Merge the records' conversations into one record.",
+    if isinstance(raw, dict):
+        from mmad.data.structure import duplicate_fields
+
+        problems.extend(duplicate_fields(json_path))
+        if not raw:
+            problems.append(
+                Problem(
+                    severity=Severity.ERROR,
+                    code="no-images",
+                    key=str(json_path),
+                    message="the json is an empty object: it holds no image records",
+                    fix="Give the benchmark json that holds the questions (`mmad download`, or `mmad build`).",
+                )
             )
-        )
 
     def on_issue(key: str, problem: str, fix: str) -> None:
         problems.append(Problem(severity=Severity.ERROR, code="bad-record", key=key, message=problem, fix=fix))
@@ -364,6 +415,7 @@ def validate(
         progress: called with the number of items checked so far.
     """
     from mmad.data.gaps import known_gaps
+    from mmad.data.structure import duplicate_ids
 
     problems: list[Problem] = []
     benchmark = _load_for_validation(Path(data), Path(root) if root else None, problems)
@@ -371,8 +423,12 @@ def validate(
         problems.extend(check_item(benchmark, item, check_files=check_files, open_images=open_images))
         if progress is not None:
             progress(done)
-    problems.extend(known_gaps(benchmark, problems, check_files=check_files))
+    problems.extend(duplicate_ids(benchmark))
     source = str(benchmark.source or data)
+    for problem in problems:
+        if problem.file is None and problem.key != source:
+            problem.file = source
+    problems.extend(known_gaps(benchmark, problems, check_files=check_files))
     problems.sort(key=lambda p: p.severity is not Severity.ERROR)  # errors first, each kind in file order
     report = ValidationReport(
         source=source,

@@ -94,7 +94,15 @@ def read_metadata_csv(path: Path, *, root: Path | None = None) -> Benchmark:
     except OSError as exc:
         msg = f"cannot read {path}: {exc.strerror}"
         raise BenchmarkFormatError(msg) from exc
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        msg = f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02X} at offset {exc.start}); save it again as UTF-8"
+        raise BenchmarkFormatError(msg) from None
+    if "\x00" in text:
+        msg = f"{path} holds NUL bytes: it is UTF-16 text or not text at all; save it again as UTF-8"
+        raise BenchmarkFormatError(msg)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [name for name in COLUMNS if name not in (reader.fieldnames or [])]
     if missing:
         msg = (
@@ -102,9 +110,14 @@ def read_metadata_csv(path: Path, *, root: Path | None = None) -> Benchmark:
             "Pass the metadata.csv of jiang-cc/MMAD, or mmad.json"
         )
         raise BenchmarkFormatError(msg)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        msg = f"{path}, line {reader.line_num}: {exc}; the viewer export is a plain comma-separated file"
+        raise BenchmarkFormatError(msg) from None
     items: dict[str, ImageItem] = {}
     untyped = 0
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(rows, start=2):
         key = (row["query_image"] or "").strip()
         if not key:
             msg = f"{path}, line {line}: query_image is empty; every row names its image"
