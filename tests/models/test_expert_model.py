@@ -222,3 +222,19 @@ def test_describe_follows_the_fitted_state(builds: dict[str, Path], expert: Patc
     other.prepare(_bench(builds["linked"]))
     assert other.describe()["fitted"]["fingerprint"] != fingerprint
     assert other.describe()["detector"] != first["detector"]
+
+
+def test_expert_names_and_model_args() -> None:
+    from mmad.errors import ConfigError
+    from mmad.models.registry import ModelOptions, create_model
+
+    model = create_model("expert:category", ModelOptions(model_args={"image_size": 448, "max_normals": 4}))
+    assert isinstance(model, ExpertModel)
+    assert model.describe()["detector"]["image_size"] == 448 and model.describe()["max_normals"] == 4
+    assert create_model("expert").describe()["fit_on"] == "templates"
+    with pytest.raises(ConfigError, match="unknown expert mode 'catgory'"):
+        create_model("expert:catgory")
+    with pytest.raises(ConfigError, match="not size"):
+        create_model("expert", ModelOptions(model_args={"size": 448}))
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        create_model("expert", ModelOptions(model_args={"image_size": 300}))

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from mmad.errors import ConfigError, MissingExtraError
+from mmad.errors import ConfigError, DataError, MissingExtraError
 
 logger = logging.getLogger(__name__)
 
@@ -267,18 +267,18 @@ def calibrate(
     """
     count = len(grids)
     if count < 2:
-        msg = f"calibration needs at least 2 normal images, got {count}"
-        raise ValueError(msg)
+        msg = f"calibrating the expert needs at least 2 normal images, got {count}"
+        raise DataError(msg)
     if pooled:
         pairs = [(i, [j for j in range(count) if j != i]) for i in range(count)]
-    else:
-        pairs = [(i, [j]) for i in range(count) for j in range(count) if i != j][:max_pairs]
+    else:  # by offset, so that a cap still gives every image its turn as the query
+        pairs = [(i, [(i + d) % count]) for d in range(1, count) for i in range(count)][:max_pairs]
     maps = [(i, expert.score_map(grids[i], expert.bank([grids[j] for j in bank]))) for i, bank in pairs]
     sigma = expert.settings.envelope_sigma
-    ratios = []
-    for i, values in maps:
-        held_out = [m for k, m in maps if k != i] or [m for _k, m in maps]
-        ratios.append(float((values / envelope_of(held_out, sigma)).max()))
+    held_out = {
+        i: envelope_of([m for k, m in maps if k != i] or [m for _k, m in maps], sigma) for i in {i for i, _ in maps}
+    }
+    ratios = [float((values / held_out[i]).max()) for i, values in maps]
     plain = max(float(m.max()) for _i, m in maps)
     return Calibration(
         threshold=margin * max(ratios),
