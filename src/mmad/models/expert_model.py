@@ -1,22 +1,37 @@
 """The visual expert as an mmad model: it answers what it can see and abstains on the rest.
 
 - Anomaly Discrimination: "Yes" when the image score exceeds the category's threshold.
-  Calibration: for each category, the expert is fitted on one normal template and scores other
-  normal templates (leave-one-out, up to 6 pairs); the threshold is 1.3 × the highest of those
-  normal scores. Without a benchmark to calibrate on (over HTTP), a request with two or more
-  templates calibrates on its own templates the same way; otherwise the median of the known
-  thresholds is used.
+  Calibration (at ``prepare``): each category's normal images are the templates its items name
+  (up to ``max_normals``, in key order). The expert scores each normal image against the bank it
+  would use on a query (one other normal image for ``expert``, all the others for
+  ``expert:category``). The pixelwise maximum of those maps, smoothed, is the category's
+  envelope: its normal level at each position. A query's map is divided by it (so a border or a
+  shiny part that is always noisy does not hide a small defect elsewhere) and the threshold is
+  MARGINS[mode] × the highest such normal score. Without a benchmark (over HTTP), ``expert``
+  calibrates the same way on a request's own templates when it has two or more, otherwise it
+  compares the undivided score with the median undivided threshold of the known categories;
+  ``expert:category`` refuses (it has nothing to fit on).
 - Defect Localization: the option whose region holds the most anomaly-map mass per cell, on a
   3×3 grid over the image (the outer ring for "around the edges").
 - Every other subtask: abstention, recorded as such.
+
+A query's category comes from its benchmark key (its path relative to the data root, as
+written, never through a link: ``mmad build`` links images to files outside the root by
+default). ``describe()`` carries, after ``prepare``, a fingerprint of the fitted state (detector
+settings, each category's normal images by key and content, and its calibration), so a response
+cache keyed on it never reuses answers of a different fit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import os
 import re
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePath
 from statistics import median
 from typing import Any
 
@@ -24,15 +39,27 @@ import numpy as np
 from PIL import Image
 
 from mmad.data.schema import Benchmark
-from mmad.errors import ConfigError
-from mmad.expert.patchcore import ExpertResult, PatchCoreExpert, image_key
+from mmad.errors import ConfigError, DataError
+from mmad.expert.patchcore import (
+    IMAGE_SIZE,
+    Calibration,
+    DetectorSettings,
+    ExpertResult,
+    PatchCoreExpert,
+    calibrate,
+)
 from mmad.models.base import Completion, Model, Request
 from mmad.protocol.images import load_image
 from mmad.protocol.messages import ImagePart
 
 logger = logging.getLogger(__name__)
-MARGIN = 1.3
+# Threshold = margin × the highest normal score (divided by the envelope) of the category; chosen on
+# bench/bench_expert_small_defects.py. Templates mode sees many pairs, so their maximum already sits high.
+MARGINS = {"templates": 1.0, "category": 1.1}
+PLAIN_MARGIN = 1.3  # for undivided scores, when a query comes without a category
 DEFAULT_THRESHOLD = 20.0
+MAX_NORMALS = 7
+MAX_PAIRS = 30  # normal-vs-normal maps per category in templates mode
 
 _BLOCK = re.compile(r"Question(?:\s*\d+)?:\s*(?P<stem>.*?)\s*\n(?P<options>(?:[A-E]\. .*\n?)+)", re.MULTILINE)
 _OPTION = re.compile(r"^([A-E])\. (.*)$", re.MULTILINE)
@@ -89,98 +116,257 @@ def locate_option(anomaly_map: np.ndarray, options: dict[str, str]) -> str | Non
     return best
 
 
-def _category_of(path: str | None, root: Path | None) -> str | None:
-    if path is None or root is None:
-        return None
-    try:
-        parts = Path(path).resolve().relative_to(root.resolve()).parts
-    except ValueError:
-        return None
+def category_of_key(key: str) -> str | None:
+    """``dataset/category`` of a benchmark key (``dataset/category/.../file``), None for a shorter path."""
+    parts = key.split("/")
     return "/".join(parts[:2]) if len(parts) > 2 else None
+
+
+def key_under_root(path: str, root: Path) -> str | None:
+    """A path's key relative to root, read from the path as written: links are not followed, since
+    a linked build's files point outside the root. None when the path is not under root."""
+    # os.path.abspath, not Path.resolve: it normalises the text and leaves links alone.
+    absolute = os.path.abspath(path)  # noqa: PTH100
+    for base in dict.fromkeys((os.path.abspath(root), os.path.realpath(root))):  # noqa: PTH100
+        relative = PurePath(os.path.relpath(absolute, base))
+        if relative.parts and relative.parts[0] not in {os.curdir, os.pardir}:
+            return relative.as_posix()
+    return None
+
+
+def _file_key(path: Path) -> str:
+    """A feature-cache key that changes when the file does."""
+    stat = path.stat()
+    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+@dataclass(frozen=True)
+class FittedCategory:
+    """What the expert fitted for one category."""
+
+    normals: tuple[str, ...]  # benchmark keys
+    digests: tuple[str, ...]  # sha256 of each normal image's file
+    calibration: Calibration | None  # None: too few normal images to calibrate (templates mode only)
 
 
 class ExpertModel(Model):
     """PatchCore as an mmad backend."""
 
-    def __init__(self, expert: PatchCoreExpert | None = None, *, fit_on: str = "templates") -> None:
+    def __init__(
+        self,
+        expert: PatchCoreExpert | None = None,
+        *,
+        fit_on: str = "templates",
+        max_normals: int = MAX_NORMALS,
+    ) -> None:
         if fit_on not in {"templates", "category"}:
             msg = f"the expert fits on 'templates' (each query's) or 'category' (its normal images), not {fit_on!r}"
             raise ConfigError(msg)
-        self.name = f"expert:{fit_on}"
+        if max_normals < 2:
+            msg = f"max_normals must be at least 2 (one normal image to fit on, one to calibrate), not {max_normals}"
+            raise ConfigError(msg)
+        self.name = "expert:category" if fit_on == "category" else "expert"
         self.endpoint = "local-expert"
         self.expert = expert or PatchCoreExpert()
         self.fit_on = fit_on
-        self.thresholds: dict[str, float] = {}
-        self.pools: dict[str, list[str]] = {}
-        self._request_thresholds: dict[tuple[str, ...], float] = {}
+        self.max_normals = max_normals
+        self.fitted: dict[str, FittedCategory] = {}
         self.root: Path | None = None
+        self._keys: dict[str, str] = {}
+        self._request_calibrations: dict[tuple[str, ...], Calibration] = {}
+        self._fingerprint: str | None = None
 
     @classmethod
-    def from_name(cls, model_id: str = "", device: str | None = None) -> ExpertModel:
+    def from_name(
+        cls, model_id: str = "", device: str | None = None, options: dict[str, Any] | None = None
+    ) -> ExpertModel:
         """``expert`` (fit on each query's templates, as the paper's agent) or ``expert:category``
-        (fit on the category's normal images, gathered from the benchmark's templates)."""
-        return cls(PatchCoreExpert(device=device), fit_on="category" if model_id == "category" else "templates")
+        (fit on the category's normal images, gathered from the benchmark's templates).
 
-    def describe(self) -> dict[str, Any]:
-        """Backbone, layers and calibration."""
+        Options (``--model-args``): ``image_size`` (the detector's input side, a multiple of 16;
+        larger finds smaller defects and costs more) and ``max_normals`` (normal images per category).
+        """
+        if model_id not in {"", "templates", "category"}:
+            msg = f"unknown expert mode {model_id!r}: use expert (fit on each query's templates) or expert:category"
+            raise ConfigError(msg)
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"image_size", "max_normals"})
+        if unknown:
+            msg = f"the expert takes the model arguments image_size and max_normals, not {', '.join(unknown)}"
+            raise ConfigError(msg)
+        settings = DetectorSettings(image_size=int(options.get("image_size", IMAGE_SIZE)))
+        return cls(
+            PatchCoreExpert(device=device, settings=settings),
+            fit_on="category" if model_id == "category" else "templates",
+            max_normals=int(options.get("max_normals", MAX_NORMALS)),
+        )
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The calibrated threshold of each category that has one."""
+        return {c: f.calibration.threshold for c, f in self.fitted.items() if f.calibration is not None}
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that shape answers before anything is fitted."""
         return {
-            "name": self.name,
-            "backbone": "efficientnet-lite0 (ImageNet)",
-            "layers": [4, 10],
-            "image_size": self.expert.image_size,
+            "detector": self.expert.settings.describe(),
             "fit_on": self.fit_on,
-            "calibration": f"leave-one-out on normal templates x{MARGIN}",
+            "max_normals": self.max_normals,
+            "calibration": (
+                "per category: scores divided by the pixelwise max of normal-vs-normal maps (smoothed), "
+                f"threshold {MARGINS[self.fit_on]} x the highest such normal score"
+            ),
         }
 
+    def describe(self) -> dict[str, Any]:
+        """Backbone, layers and calibration; after ``prepare``, the fitted state's fingerprint and thresholds."""
+        out: dict[str, Any] = {"name": self.name, **self.settings()}
+        if self._fingerprint is not None:
+            out["fitted"] = {
+                "fingerprint": self._fingerprint,
+                "thresholds": {c: round(t, 4) for c, t in sorted(self.thresholds.items())},
+            }
+        return out
+
     def prepare(self, benchmark: Benchmark) -> None:
-        """Calibrate a threshold per category from its normal template images."""
+        """Gather each category's normal images and calibrate its threshold (fitting, in category mode)."""
         self.root = benchmark.root
-        pools: dict[str, list[str]] = {}
+        self._keys = {}
+        self._request_calibrations = {}
+        pools: dict[str, set[str]] = {}
         for item in benchmark.items:
-            pool = pools.setdefault(f"{item.dataset}/{item.category}", [])
-            for template in item.random_templates + item.similar_templates:
-                if template not in pool and len(pool) < 7:
-                    pool.append(template)
-        for category, pool in pools.items():
-            self.pools[category] = [str(benchmark.resolve(p)) for p in pool]
-            images = [load_image(ImagePart(path=path)) for path in self.pools[category]]
-            if len(images) >= 2:
-                self.thresholds[category] = self._calibrate(images, self.pools[category])
+            category = category_of_key(item.key)
+            if category is None:
+                continue
+            self._keys[str(benchmark.resolve(item.key))] = item.key
+            pools.setdefault(category, set()).update(item.random_templates + item.similar_templates)
+        fitted: dict[str, FittedCategory] = {}
+        for category, pool in sorted(pools.items()):
+            normals = tuple(sorted(pool)[: self.max_normals])
+            if len(normals) < 2:
+                if self.fit_on == "category":
+                    msg = (
+                        f"expert:category cannot fit on {category}: the benchmark's templates name "
+                        f"{len(normals)} normal image(s) of it ({', '.join(normals) or 'none'}) in {benchmark.root}; "
+                        "it needs at least 2 (one to fit on, one to calibrate). Give the category's items "
+                        "templates (rebuild with `mmad build`), or use `expert`, which fits on each query's templates"
+                    )
+                    raise DataError(msg)
+                logger.warning("expert: %s has %d normal template(s); no threshold calibrated", category, len(normals))
+            paths = [self._normal_path(benchmark, category, key) for key in normals]
+            digests = tuple(hashlib.sha256(path.read_bytes()).hexdigest() for path in paths)
+            calibration = self._calibrate_files(paths) if len(paths) >= 2 else None
+            fitted[category] = FittedCategory(normals, digests, calibration)
+        self.fitted = fitted
+        self._fingerprint = self._fingerprint_of(fitted)
         logger.info("expert thresholds: %s", {k: round(v, 2) for k, v in self.thresholds.items()})
 
-    def _calibrate(self, normals: list[Image.Image], keys: list[str] | None = None) -> float:
-        """MARGIN x the highest score of a normal image against the bank the expert would use:
-        one other template (templates mode) or all the other normal images (category mode)."""
-        names: list[str | None] = list(keys) if keys else [image_key(im) for im in normals]
-        scores = []
-        for i in range(1, min(len(normals), 7)):
-            bank = [j for j in range(len(normals)) if j != i] if self.fit_on == "category" else [i - 1]
-            result = self.expert.predict(normals[i], [normals[j] for j in bank], keys=[names[j] for j in bank])
-            scores.append(result.pred_score)
-        return MARGIN * max(scores)
+    def _normal_path(self, benchmark: Benchmark, category: str, key: str) -> Path:
+        path = benchmark.resolve(key)
+        if not path.is_file():
+            msg = (
+                f"normal image {key} of {category} (a template in {benchmark.source or benchmark.root}) is missing "
+                f"at {path}; rebuild the benchmark or restore the file (a link whose source moved reads as missing)"
+            )
+            raise DataError(msg)
+        return path
 
-    def threshold_for(self, query: ImagePart, templates: list[Image.Image]) -> float:
-        """The calibrated threshold of the query's category, or one calibrated on the request itself."""
-        category = _category_of(query.path, self.root)
-        if category in self.thresholds:
-            return self.thresholds[category]
-        if len(templates) >= 2:
-            # Calibrating costs several fits; requests that share their templates share the result.
-            key = tuple(image_key(t) for t in templates)
-            if key not in self._request_thresholds:
-                self._request_thresholds[key] = self._calibrate(templates)
-            return self._request_thresholds[key]
-        return median(self.thresholds.values()) if self.thresholds else DEFAULT_THRESHOLD
+    def _fingerprint_of(self, fitted: dict[str, FittedCategory]) -> str:
+        state = {
+            "settings": self.settings(),
+            "categories": {
+                c: {
+                    "normals": list(f.normals),
+                    "digests": list(f.digests),
+                    "calibration": f.calibration.digest() if f.calibration else None,
+                }
+                for c, f in sorted(fitted.items())
+            },
+        }
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _calibrate_files(self, paths: list[Path]) -> Calibration:
+        keys = [_file_key(p) for p in paths]
+        return self._calibrate([self.expert.image_features(k, _loader(p)) for k, p in zip(keys, paths, strict=True)])
+
+    def _calibrate(self, grids: list[Any]) -> Calibration:
+        """Against the bank the expert would use on a query: one other normal image (templates mode)
+        or all the other ones (category mode)."""
+        return calibrate(
+            self.expert,
+            grids,
+            pooled=self.fit_on == "category",
+            margin=MARGINS[self.fit_on],
+            plain_margin=PLAIN_MARGIN,
+            max_pairs=MAX_PAIRS,
+        )
+
+    def key_of(self, path: str | None) -> str | None:
+        """The benchmark key of an image path, or None when it is not under the prepared benchmark's root."""
+        if path is None or self.root is None:
+            return None
+        return self._keys.get(path) or key_under_root(path, self.root)
+
+    def calibration_for(self, category: str | None, templates: list[ImagePart]) -> Calibration | None:
+        """The category's calibration, or one made on the request's own templates (two or more)."""
+        fitted = self.fitted.get(category or "")
+        if fitted is not None and fitted.calibration is not None:
+            return fitted.calibration
+        if len(templates) < 2:
+            return None
+        # Calibrating costs several fits; requests that share their templates share the result.
+        keyed = [(self._image_key(t), t) for t in templates]
+        key = tuple(k for k, _ in keyed)
+        if key not in self._request_calibrations:
+            grids = [self.expert.image_features(k, _part_loader(t)) for k, t in keyed]
+            self._request_calibrations[key] = self._calibrate(grids)
+        return self._request_calibrations[key]
+
+    def plain_threshold(self) -> float:
+        """For a query with no calibration at all: the median undivided threshold of the categories."""
+        known = [f.calibration.plain_threshold for f in self.fitted.values() if f.calibration is not None]
+        return median(known) if known else DEFAULT_THRESHOLD
+
+    def _image_key(self, part: ImagePart) -> str:
+        if part.path is not None:
+            return _file_key(Path(part.path))
+        return hashlib.sha1((part.data_url or "").encode()).hexdigest()
 
     def inspect(self, query: ImagePart, templates: list[ImagePart]) -> tuple[ExpertResult, float]:
         """The expert's result for a query and its threshold."""
-        category = _category_of(query.path, self.root)
-        if self.fit_on == "category" and category in self.pools:
-            templates = [ImagePart(path=path, role="template") for path in self.pools[category]]
-        normals = [load_image(t) for t in templates]
-        keys: list[str | None] = [t.path or image_key(im) for t, im in zip(templates, normals, strict=True)]
-        result = self.expert.predict(load_image(query), normals, keys=keys)
-        return result, self.threshold_for(query, normals)
+        key = self.key_of(query.path)
+        category = category_of_key(key) if key else None
+        if self.fit_on == "category":
+            fitted = self.fitted.get(category or "")
+            if fitted is None:
+                msg = self._unfitted_message(query, key, category)
+                raise DataError(msg)
+            assert self.root is not None
+            paths = [self.root / k for k in fitted.normals]
+            normals = [_loader(p) for p in paths]
+            keys: list[str | None] = [_file_key(p) for p in paths]
+        else:
+            normals = [_part_loader(t) for t in templates]
+            keys = [self._image_key(t) for t in templates]
+        calibration = self.calibration_for(category, templates)
+        envelope = calibration.envelope if calibration else None
+        result = self.expert.predict(load_image(query), normals, keys=keys, envelope=envelope)
+        return result, calibration.threshold if calibration else self.plain_threshold()
+
+    def _unfitted_message(self, query: ImagePart, key: str | None, category: str | None) -> str:
+        where = query.path or "an image sent inline (no path)"
+        if self.root is None:
+            return (
+                f"expert:category has not been fitted: it needs a benchmark to fit on (run it with `mmad eval -d DIR`, "
+                f"or serve it with `--data DIR`); asked about {where}"
+            )
+        if key is None:
+            return (
+                f"expert:category cannot tell the category of {where}: it is not under the benchmark root {self.root}, "
+                "so there are no normal images to fit on; send images by their path under the root, or use `expert`"
+            )
+        known = ", ".join(sorted(self.fitted)) or "none"
+        return f"expert:category has no normal images of {category or key} (fitted: {known}); asked about {where}"
 
     async def generate(self, request: Request) -> Completion:
         """Answer Anomaly Discrimination and Defect Localization; abstain on the rest."""
@@ -213,3 +399,15 @@ class ExpertModel(Model):
         else:
             text = "\n".join(f"{i}. Answer: {letter or '-'}." for i, letter in enumerate(letters, start=1))
         return Completion(text=text, prompt_tokens=0, completion_tokens=0, scores=scores)
+
+
+def _loader(path: Path) -> Any:
+    def load() -> Image.Image:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+
+    return load
+
+
+def _part_loader(part: ImagePart) -> Any:
+    return lambda: load_image(part)

@@ -3,7 +3,7 @@
 Built in: the OpenAI-compatible presets (``openai:gpt-4o``, ``gemini:gemini-1.5-pro``,
 ``anthropic:claude-3-5-sonnet-20241022``, ``openrouter:...``, ``vllm:...``, ``sglang:...``,
 ``ollama:...``, ``lmstudio:...``, ``mmad:...``, ``compat:...`` with a base URL), ``random[:seed]``,
-``fixed:<letter>``, ``expert[:k]`` (the visual expert), ``hf:<repo or path>`` (transformers) and
+``fixed:<letter>``, ``expert`` / ``expert:category`` (the visual expert), ``hf:<repo or path>`` (transformers) and
 ``vllm-local:<repo or path>`` (vLLM's in-process engine).
 Other packages add providers through the ``mmad.models`` entry-point group; each entry point is a
 callable ``(model_id: str, options: ModelOptions) -> Model``.
@@ -81,7 +81,7 @@ def _fixed(model_id: str, options: ModelOptions) -> Model:
 def _expert(model_id: str, options: ModelOptions) -> Model:
     from mmad.models.expert_model import ExpertModel
 
-    model: Model = ExpertModel.from_name(model_id, device=options.device)
+    model: Model = ExpertModel.from_name(model_id, device=options.device, options=options.model_args)
     return model
 
 

@@ -1,0 +1,243 @@
+"""The expert as a model on built benchmarks: categories found in linked and copied builds alike,
+fitting per category, clear errors when it cannot fit, and a description that follows the fit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("torch", reason="the [expert] extra is installed by `make setup`")
+pytest.importorskip("skimage", reason="the [demo] extra (scikit-image photos) is installed by `make setup`")
+
+from mmad import evaluate
+from mmad.builder import build_benchmark
+from mmad.data.official import load_benchmark
+from mmad.data.schema import Benchmark
+from mmad.errors import DataError
+from mmad.expert.patchcore import DetectorSettings, PatchCoreExpert
+from mmad.models.base import Request
+from mmad.models.expert_model import ExpertModel, category_of_key, key_under_root
+from mmad.protocol.messages import ImagePart, Message, TextPart
+from mmad.records.record import read_records
+from tests.helpers.photo_defects import write_mvtec_tree
+
+pytestmark = pytest.mark.expert
+
+CATEGORIES = ("brick", "coffee", "grass")
+NAME = "Photos"
+
+
+def _source(root: Path, seed: int = 0) -> Path:
+    return write_mvtec_tree(root, seed=seed, categories=CATEGORIES, n_train=4, n_good=2, n_small=1, n_large=1, size=224)
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same photos built twice: linked (the default of `mmad build`) and copied; and other photos."""
+    root = tmp_path_factory.mktemp("photo_builds")
+    source = _source(root / "source")
+    build_benchmark(source, root / "linked", name=NAME)
+    build_benchmark(source, root / "copied", name=NAME, copy=True)
+    build_benchmark(_source(root / "other_source", seed=1), root / "other", name=NAME)
+    return {"linked": root / "linked", "copied": root / "copied", "other": root / "other", "source": source}
+
+
+@pytest.fixture(scope="module")
+def expert() -> PatchCoreExpert:
+    # Small input, fast fits: what these tests check does not depend on the detector's resolution.
+    return PatchCoreExpert(settings=DetectorSettings(image_size=160))
+
+
+def _bench(folder: Path) -> Benchmark:
+    return load_benchmark(folder / "mmad.json")
+
+
+def test_keys_are_read_from_the_path_as_written(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "000.png"
+    outside.parent.mkdir()
+    outside.write_bytes(b"x")
+    link = tmp_path / "root" / "DS" / "cat" / "test" / "bad" / "000.png"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    assert key_under_root(str(link), tmp_path / "root") == "DS/cat/test/bad/000.png"
+    assert key_under_root(str(outside), tmp_path / "root") is None
+    assert key_under_root(str(tmp_path / "root" / "DS" / ".." / "DS" / "x.png"), tmp_path / "root") == "DS/x.png"
+    assert category_of_key("DS/cat/test/bad/000.png") == "DS/cat"
+    assert category_of_key("DS/x.png") is None
+
+
+def test_linked_build_fits_each_category(builds: dict[str, Path], expert: PatchCoreExpert) -> None:
+    linked = _bench(builds["linked"])
+    item = next(i for i in linked.items if not i.is_normal)
+    query_file = linked.resolve(item.key)
+    # The precondition that makes this test mean something: the build links to files outside its root.
+    assert query_file.is_symlink()
+    assert not query_file.resolve().is_relative_to(builds["linked"].resolve())
+
+    model = ExpertModel(expert, fit_on="category")
+    model.prepare(linked)
+    assert set(model.fitted) == {f"{NAME}/{c}" for c in CATEGORIES}
+    thresholds = model.thresholds
+    assert len({round(t, 3) for t in thresholds.values()}) == len(CATEGORIES), thresholds
+    for each in linked.items:
+        assert model.key_of(str(linked.resolve(each.key))) == each.key
+
+    copied = ExpertModel(expert, fit_on="category")
+    copied.prepare(_bench(builds["copied"]))
+    assert copied.thresholds == pytest.approx(thresholds)
+    # The same images fitted the same way: the same fitted state, wherever the build lies.
+    assert copied.describe()["fitted"]["fingerprint"] == model.describe()["fitted"]["fingerprint"]
+
+
+@pytest.mark.slow
+def test_linked_build_evaluated_by_expert_category(builds: dict[str, Path], tmp_path: Path) -> None:
+    data = builds["linked"] / "mmad.json"
+    runs = {}
+    for model in ("expert:category", "expert"):
+        evaluate(model, data, out=tmp_path / model.replace(":", "_"), cache=False, subtasks=["Anomaly Discrimination"])
+        records = read_records(tmp_path / model.replace(":", "_") / "records.jsonl")
+        runs[model] = {r.image: r for r in records}
+    category_run, template_run = runs["expert:category"], runs["expert"]
+    assert set(category_run) == set(template_run) and len(category_run) == len(CATEGORIES) * 4
+
+    per_category: dict[str, set[float]] = {}
+    for image, record in category_run.items():
+        per_category.setdefault(image.split("/")[1], set()).add(record.scores["threshold"])
+    # One threshold per category, and a different one for each.
+    assert all(len(values) == 1 for values in per_category.values()), per_category
+    assert len({next(iter(v)) for v in per_category.values()}) == len(CATEGORIES)
+
+    # run.json records the fitted state, and its thresholds are those the records used.
+    fitted = json.loads((tmp_path / "expert_category" / "run.json").read_text())["model"]["fitted"]
+    assert len(fitted["fingerprint"]) == 16
+    for image, record in category_run.items():
+        expected = fitted["thresholds"][f"{NAME}/{image.split('/')[1]}"]
+        assert record.scores["threshold"] == pytest.approx(expected, abs=1e-4)
+    # Fitted on all the category's normal images, not on the query's one template, and calibrated for
+    # that bank: every score and every threshold differs from the paper's mode.
+    for image, record in category_run.items():
+        assert record.scores["pred_score"] != pytest.approx(template_run[image].scores["pred_score"], rel=1e-6)
+        assert record.scores["threshold"] != pytest.approx(template_run[image].scores["threshold"], rel=1e-6)
+
+
+def _strip_templates(folder: Path, category: str, keep: int) -> Benchmark:
+    raw = json.loads((folder / "mmad.json").read_text())
+    mine = [record for key, record in raw.items() if key.split("/")[1] == category]
+    kept = mine[0]["random_templates"][:keep]
+    for record in mine:
+        record["random_templates"] = list(kept)
+        record["similar_templates"] = list(kept)
+    (folder / "mmad.json").write_text(json.dumps(raw))
+    return _bench(folder)
+
+
+@pytest.mark.parametrize("keep", [0, 1])
+def test_category_mode_refuses_a_category_without_normal_images(
+    builds: dict[str, Path], expert: PatchCoreExpert, tmp_path: Path, keep: int
+) -> None:
+    folder = tmp_path / "bench"
+    shutil.copytree(builds["copied"], folder)
+    bench = _strip_templates(folder, "coffee", keep)
+    with pytest.raises(DataError, match=f"cannot fit on {NAME}/coffee.*{keep} normal image") as caught:
+        ExpertModel(expert, fit_on="category").prepare(bench)
+    assert "at least 2" in str(caught.value)
+    # The paper's mode fits on each query's templates and only lacks this category's threshold.
+    model = ExpertModel(expert)
+    model.prepare(bench)
+    assert f"{NAME}/coffee" not in model.thresholds and f"{NAME}/brick" in model.thresholds
+
+
+def test_a_missing_normal_image_is_named(builds: dict[str, Path], expert: PatchCoreExpert, tmp_path: Path) -> None:
+    folder = tmp_path / "bench"
+    shutil.copytree(builds["linked"], folder, symlinks=True)
+    bench = _bench(folder)
+    template = sorted({t for i in bench.items if i.category == "grass" for t in i.random_templates})[0]
+    (folder / template).unlink()
+    with pytest.raises(DataError, match=f"normal image {template} of {NAME}/grass .* is missing"):
+        ExpertModel(expert, fit_on="category").prepare(bench)
+
+
+def _request(query: ImagePart, template: ImagePart) -> Request:
+    text = "Question: Is there any defect in the object? \nA. Yes.\nB. No.\n"
+    return Request(messages=(Message(role="user", parts=(template, query, TextPart(text=text))),))
+
+
+def test_category_mode_refuses_queries_it_cannot_place(
+    builds: dict[str, Path], expert: PatchCoreExpert, tmp_path: Path
+) -> None:
+    bench = _bench(builds["copied"])
+    item = bench.items[0]
+    template = ImagePart(path=str(bench.resolve(item.random_templates[0])), role="template")
+    unfitted = ExpertModel(expert, fit_on="category")
+    with pytest.raises(DataError, match="has not been fitted"):
+        asyncio.run(unfitted.generate(_request(ImagePart(path=str(bench.resolve(item.key))), template)))
+
+    model = ExpertModel(expert, fit_on="category")
+    model.prepare(bench)
+    stray = tmp_path / "stray.png"
+    shutil.copy(bench.resolve(item.key), stray)
+    with pytest.raises(DataError, match=f"cannot tell the category of {stray}"):
+        asyncio.run(model.generate(_request(ImagePart(path=str(stray)), template)))
+    # The paper's mode needs no category: it calibrates on what it has.
+    plain = ExpertModel(expert)
+    plain.prepare(bench)
+    completion = asyncio.run(plain.generate(_request(ImagePart(path=str(stray)), template)))
+    assert completion.text in {"Answer: A", "Answer: B"}
+
+
+def test_describe_follows_the_fitted_state(builds: dict[str, Path], expert: PatchCoreExpert, tmp_path: Path) -> None:
+    model = ExpertModel(expert, fit_on="category")
+    before = model.describe()
+    assert "fitted" not in before
+    assert before["detector"]["image_size"] == expert.settings.image_size
+
+    model.prepare(_bench(builds["linked"]))
+    first = model.describe()
+    assert set(first["fitted"]["thresholds"]) == {f"{NAME}/{c}" for c in CATEGORIES}
+    fingerprint = first["fitted"]["fingerprint"]
+    model.prepare(_bench(builds["linked"]))
+    assert model.describe()["fitted"]["fingerprint"] == fingerprint  # deterministic
+
+    model.prepare(_bench(builds["other"]))  # the same keys, other photos
+    assert model.describe()["fitted"]["fingerprint"] != fingerprint
+
+    # One normal image changed in place, keys untouched.
+    folder = tmp_path / "bench"
+    shutil.copytree(builds["copied"], folder)
+    bench = _bench(folder)
+    model.prepare(bench)
+    assert model.describe()["fitted"]["fingerprint"] == fingerprint
+    template = bench.items[0].random_templates[0]
+    pixels = np.asarray(Image.open(folder / template).convert("RGB")).copy()
+    pixels[:8] = 0
+    Image.fromarray(pixels).save(folder / template)
+    model.prepare(bench)
+    assert model.describe()["fitted"]["fingerprint"] != fingerprint
+
+    # Other detector settings, other fit.
+    other = ExpertModel(PatchCoreExpert(settings=DetectorSettings(image_size=224)), fit_on="category")
+    other.prepare(_bench(builds["linked"]))
+    assert other.describe()["fitted"]["fingerprint"] != fingerprint
+    assert other.describe()["detector"] != first["detector"]
+
+
+def test_expert_names_and_model_args() -> None:
+    from mmad.errors import ConfigError
+    from mmad.models.registry import ModelOptions, create_model
+
+    model = create_model("expert:category", ModelOptions(model_args={"image_size": 448, "max_normals": 4}))
+    assert isinstance(model, ExpertModel)
+    assert model.describe()["detector"]["image_size"] == 448 and model.describe()["max_normals"] == 4
+    assert create_model("expert").describe()["fit_on"] == "templates"
+    with pytest.raises(ConfigError, match="unknown expert mode 'catgory'"):
+        create_model("expert:catgory")
+    with pytest.raises(ConfigError, match="not size"):
+        create_model("expert", ModelOptions(model_args={"size": 448}))
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        create_model("expert", ModelOptions(model_args={"image_size": 300}))
