@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
@@ -146,11 +145,9 @@ def content_id(image: str, qtype: str, stem: str, options: Mapping[str, str], an
     The ``q-`` prefix keeps spreadsheets from reading an id such as ``1234e567...`` as a number.
     The annotation flag is left out, so accepting a question in review does not change its id.
     """
-    canonical = json.dumps(
-        [image, qtype, stem, [[letter, text] for letter, text in options.items()], answer],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    # Fields joined by ASCII separator characters, which no text of a benchmark holds.
+    options_text = "\x1e".join(f"{letter}\x1f{text}" for letter, text in options.items())
+    canonical = "\x1d".join((image, qtype, stem, options_text, answer))
     return CONTENT_ID_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
