@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/mmad demo
+	$(VENV)/bin/mmad demo --force  # replaces the folder of an earlier demo, never anything else
 
 test: setup
 	$(PY) -m pytest

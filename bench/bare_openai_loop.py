@@ -26,24 +26,24 @@ async def main(requests_file: Path, base_url: str, concurrency: int) -> None:
         return urls[path]
 
     client = AsyncOpenAI(api_key="none", base_url=base_url, max_retries=0, http_client=DefaultAioHttpClient())
-    slots = asyncio.Semaphore(concurrency)
+    queue = iter(requests)
     sent = 0
 
-    async def ask(request: list[dict[str, str]]) -> None:
+    async def worker() -> None:  # CONCURRENCY of these pull from one iterator: the usual bounded loop
         nonlocal sent
-        content = [
-            {"type": "text", "text": part["text"]}
-            if "text" in part
-            else {"type": "image_url", "image_url": {"url": image_url(part["image"])}}
-            for part in request
-        ]
-        async with slots:
+        for request in queue:
+            content = [
+                {"type": "text", "text": part["text"]}
+                if "text" in part
+                else {"type": "image_url", "image_url": {"url": image_url(part["image"])}}
+                for part in request
+            ]
             await client.chat.completions.create(
                 model="random", messages=[{"role": "user", "content": content}], max_tokens=128, temperature=0.0
             )
-        sent += 1
+            sent += 1
 
-    await asyncio.gather(*(ask(r) for r in requests))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     await client.close()
     print(sent)
 

@@ -38,12 +38,21 @@ def progress_bar() -> Progress:
             "{task.fields[tokens]} tok · ${task.fields[cost]:.4f} · conc {task.fields[conc]}"
         ),
         console=err_console,
+        # Piped into a log, a bar cannot redraw: it would leave stale lines between the messages.
+        disable=not err_console.is_terminal,
     )
 
 
 def simple_progress(label: str) -> Progress:
     """A plain bar (on stderr) for building, checking and downloading."""
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal,
+    )
 
 
 def add_run_task(bar: Progress, name: str) -> TaskID:
@@ -114,6 +123,19 @@ def render_circular(path: Path) -> Table:
         + ", ".join(f"{k} {v}" for k, v in gold.items())
     )
     return view
+
+
+def show_unparsed(n_unparsed: int, examples: list[str], hint: str = "") -> None:
+    """Say how many replies had no readable letter, with a few of them (model text: no markup)."""
+    if not n_unparsed:
+        return
+    err_console.print(
+        f"{n_unparsed} replies had no readable letter (counted as unparsed){hint}; e.g.:", highlight=False
+    )
+    for reply in examples:
+        shown = " ".join(reply.split())
+        shown = shown[:157] + "..." if len(shown) > 160 else shown
+        err_console.print(f"  {shown!r}", markup=False, highlight=False, soft_wrap=True)
 
 
 def json_option(flag: str, text: str | None) -> dict[str, object] | None:

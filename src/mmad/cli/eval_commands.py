@@ -22,6 +22,7 @@ from mmad.cli.common import (
     progress_bar,
     render_circular,
     render_table,
+    show_unparsed,
 )
 from mmad.errors import ConfigError
 
@@ -212,6 +213,8 @@ def _report(result: Any) -> None:
             console.print(render_circular(result.files["circular"]))
         for line in failures[:5]:
             err_console.print(f"[yellow]failed[/] {line}", highlight=False, soft_wrap=True)
+        n_unparsed = result.table.failures.get("unparsed", 0)
+        show_unparsed(n_unparsed, result.unparsed, " (--judge MODEL can read them)")
     console.print(
         f"{completeness.describe()}; this session {stats.done} records ({stats.cached} from cache, "
         f"{stats.retries} retries), {stats.prompt_tokens + stats.completion_tokens} tokens, ${stats.cost_usd:.4f}",

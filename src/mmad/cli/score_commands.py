@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from mmad.cli.common import console, err_console, render_table
+from mmad.cli.common import console, err_console, render_table, show_unparsed
 from mmad.errors import AnswersFormatError
 
 
@@ -100,6 +100,9 @@ def score_command(
         console.print(f"{completeness.describe()}; run status {run.status}; protocol card {card}", soft_wrap=True)
     for note in table.notes:
         console.print(f"[dim]note: {note}[/]")
+    if run is not None:
+        unparsed = [r.raw_reply or "" for r in run.plain if r.status.value == "unparsed"]
+        show_unparsed(len(unparsed), unparsed[:3])
     err_console.print("wrote " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
 
 

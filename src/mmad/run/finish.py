@@ -51,6 +51,8 @@ class RunResult:
     card: dict[str, Any]
     failures: list[FailureCount] = field(default_factory=list)
     circular: CircularReport | None = None
+    unparsed: list[str] = field(default_factory=list)
+    """A few replies the parser could not read (the count is in the table)."""
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -79,6 +81,10 @@ class _Outcome:
     failed: int = 0
     failures: list[FailureCount] = field(default_factory=list)
     circular: CircularReport | None = None
+    unparsed: list[str] = field(default_factory=list)
+
+
+UNPARSED_EXAMPLES = 3
 
 
 async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool = False) -> RunResult:
@@ -134,6 +140,7 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
         card=dict(meta.get("card") or {}),
         failures=outcome.failures,
         circular=outcome.circular,
+        unparsed=outcome.unparsed,
     )
 
 
@@ -160,6 +167,8 @@ def _read_outcome(prepared: PreparedRun) -> _Outcome:
                     outcome.failed += 1
                 if record.plain:
                     outcome.graded.append(graded_from_record(record))
+                    if record.status is Status.UNPARSED and len(outcome.unparsed) < UNPARSED_EXAMPLES:
+                        outcome.unparsed.append(record.raw_reply or "")
                     if record.status is Status.ERROR:
                         error_class = record.error_class or "error"
                         counts[error_class] += 1
