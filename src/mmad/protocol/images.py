@@ -112,13 +112,15 @@ def encode_image(path: Path, settings: ImageSettings) -> EncodedImage:
     try:
         raw = path.read_bytes()
         with Image.open(io.BytesIO(raw)) as opened:
+            if settings.original:
+                # The file's own bytes go out: its header gives the size, and decoding every pixel
+                # (milliseconds per photo) would only check what `mmad validate` checks.
+                mime = _MIME.get(path.suffix.lower(), "image/png")
+                return EncodedImage(raw, mime, opened.width, opened.height, hashlib.sha256(raw).hexdigest())
             image = opened.convert("RGB")
     except (OSError, ValueError) as exc:
         msg = f"cannot read image {path}: {exc}; run `mmad validate` on the data root"
         raise DataError(msg) from exc
-    if settings.original:
-        mime = _MIME.get(path.suffix.lower(), "image/png")
-        return EncodedImage(raw, mime, image.width, image.height, hashlib.sha256(raw).hexdigest())
     if settings.max_side:
         size = resized_size(image.width, image.height, settings.max_side, settings.resize)
         if size != image.size:
