@@ -1,31 +1,46 @@
-"""The benchmark as data: schema, the official json, validation, counts and download."""
+"""The benchmark as data: schema, the official json, validation, counts and download.
 
-from mmad.data.formats import check_protocol, missing_inputs
-from mmad.data.hub import HuggingFaceSource, LocalFolderSource, download
-from mmad.data.info import BenchmarkInfo, describe
-from mmad.data.official import load_benchmark, write_benchmark
-from mmad.data.provenance import read_provenance
-from mmad.data.schema import SUBTASKS, Benchmark, ImageItem, Question, Subtask
-from mmad.data.validate import Problem, Severity, ValidationReport, validate
+Names load on first use: importing `mmad.data.schema` (which every layer above does) must not
+pull in the download machinery and the Hugging Face client.
+"""
 
-__all__ = [
-    "SUBTASKS",
-    "Benchmark",
-    "BenchmarkInfo",
-    "HuggingFaceSource",
-    "ImageItem",
-    "LocalFolderSource",
-    "Problem",
-    "Question",
-    "Severity",
-    "Subtask",
-    "ValidationReport",
-    "check_protocol",
-    "describe",
-    "download",
-    "load_benchmark",
-    "missing_inputs",
-    "read_provenance",
-    "validate",
-    "write_benchmark",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SUBTASKS": "mmad.data.schema",
+    "Benchmark": "mmad.data.schema",
+    "ImageItem": "mmad.data.schema",
+    "Question": "mmad.data.schema",
+    "Subtask": "mmad.data.schema",
+    "BenchmarkInfo": "mmad.data.info",
+    "describe": "mmad.data.info",
+    "HuggingFaceSource": "mmad.data.hub",
+    "LocalFolderSource": "mmad.data.hub",
+    "download": "mmad.data.hub",
+    "load_benchmark": "mmad.data.official",
+    "write_benchmark": "mmad.data.official",
+    "read_provenance": "mmad.data.provenance",
+    "check_protocol": "mmad.data.formats",
+    "missing_inputs": "mmad.data.formats",
+    "Problem": "mmad.data.validate",
+    "Severity": "mmad.data.validate",
+    "ValidationReport": "mmad.data.validate",
+    "validate": "mmad.data.validate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module 'mmad.data' has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

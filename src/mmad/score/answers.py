@@ -7,6 +7,7 @@ the parsed letter, or whatever the script kept when parsing failed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -21,6 +22,16 @@ from mmad.errors import AnswersFormatError
 from mmad.records.record import Record, Status, latest_records
 
 VALID_LETTERS = frozenset(LETTERS)
+
+
+@functools.lru_cache(maxsize=65536)
+def _image_fields(image: str) -> tuple[str, str, str, str, bool]:
+    """An image key's derived fields, worked out once per image (its questions share them), with the
+    strings interned so the answers of a whole run (39,672) hold each of them once."""
+    parts = image.split("/")
+    category = sys.intern(parts[1]) if len(parts) > 1 else ""
+    defect_type = sys.intern(parts[-2]) if len(parts) > 1 else ""
+    return sys.intern(image), sys.intern(dataset_of(image)), category, defect_type, is_normal_key(image)
 
 
 @dataclass(slots=True)
@@ -48,15 +59,8 @@ class GradedAnswer:
     is_correct: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        # Interned: an image's questions, and a category's images, share these strings, so the
-        # answers of a whole run (39,672) hold each of them once.
-        self.image = sys.intern(self.image)
+        self.image, self.dataset, self.category, self.defect_type, self.is_normal = _image_fields(self.image)
         self.question_type = sys.intern(self.question_type)
-        parts = self.image.split("/")
-        self.dataset = sys.intern(dataset_of(self.image))
-        self.category = sys.intern(parts[1]) if len(parts) > 1 else ""
-        self.defect_type = sys.intern(parts[-2]) if len(parts) > 1 else ""
-        self.is_normal = is_normal_key(self.image)
         self.is_correct = self.answer is not None and self.answer == self.correct_answer
 
     @property
@@ -115,26 +119,32 @@ def from_official_record(record: Any, index: int, source: Path | str) -> GradedA
     if not isinstance(record, dict):
         msg = f"{source}: record {index} is a {type(record).__name__}, not an object; each answer is an object"
         raise AnswersFormatError(msg)
-    missing = [f for f in ("image", "question_type", "correct_answer", "gpt_answer") if f not in record]
-    if missing:
+    try:
+        image, question_type, correct, raw = (
+            record["image"],
+            record["question_type"],
+            record["correct_answer"],
+            record["gpt_answer"],
+        )
+    except KeyError:
+        missing = [f for f in ("image", "question_type", "correct_answer", "gpt_answer") if f not in record]
         msg = (
             f"{source}: record {index} lacks {', '.join(missing)}; an official answer record has "
             "image, question, question_type, correct_answer and gpt_answer"
         )
-        raise AnswersFormatError(msg)
+        raise AnswersFormatError(msg) from None
     question = record.get("question")
     text = question.get("text", "") if isinstance(question, dict) else str(question or "")
-    raw = record["gpt_answer"]
-    raw_text = "" if raw is None else str(raw)
+    raw_text = raw if isinstance(raw, str) else ("" if raw is None else str(raw))
     letter = raw_text if raw_text in VALID_LETTERS else None
     return GradedAnswer(
-        image=str(record["image"]),
-        question_type=str(record["question_type"]),
-        correct_answer=str(record["correct_answer"]),
-        answer=letter,
-        failure=None if letter else "unparsed",
-        question_text=text,
-        official_answer=raw_text,
+        image if isinstance(image, str) else str(image),
+        question_type if isinstance(question_type, str) else str(question_type),
+        correct if isinstance(correct, str) else str(correct),
+        letter,
+        None if letter else "unparsed",
+        text,
+        raw_text,
     )
 
 
