@@ -133,7 +133,7 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
 def test_ctrl_c_saves_marks_and_says_how_to_resume(mmad_json: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     out = tmp_path / "run"
-    with running_server(latency_s=0.05) as server:
+    with running_server(latency_s=0.3) as server:  # about 7 s of asking: the signal lands mid-run
         process = subprocess.Popen(
             _command(mmad_json, out, server.base_url, resume=False),
             env=env,

@@ -190,7 +190,7 @@ def test_a_killed_driver_resumes_and_asks_every_question_once(
 def test_ctrl_c_on_the_ray_engine_saves_marks_and_resumes(mmad_json: Path, tmp_path: Path, ray_cluster: str) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     out = tmp_path / "run"
-    with running_server(latency_s=0.05) as server:
+    with running_server(latency_s=0.3) as server:  # seconds of asking: the signal lands mid-run
         driver = subprocess.Popen(
             _driver(mmad_json, out, server.base_url, ray_cluster, resume=False),
             env=env,

@@ -233,7 +233,7 @@ class Calibration:
     plain_threshold: float  # on undivided scores, for queries that come without a category
 
     def digest(self) -> str:
-        """A short hash of the calibration, envelope included."""
+        """A short hash of the calibration, envelope included (exact: it changes with the last bits)."""
         digest = hashlib.sha256(self.envelope.tobytes())
         digest.update(f"{self.threshold!r}|{self.plain_threshold!r}".encode())
         return digest.hexdigest()[:16]

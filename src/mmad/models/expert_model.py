@@ -272,14 +272,13 @@ class ExpertModel(Model):
         return path
 
     def _fingerprint_of(self, fitted: dict[str, FittedCategory]) -> str:
+        # What the fit is a function of: the settings and each category's normal images (by key and
+        # content). The fitted floats themselves are left out: their last bits change with the
+        # number of threads, which would make the same fit look different on another machine.
         state = {
             "settings": self.settings(),
             "categories": {
-                c: {
-                    "normals": list(f.normals),
-                    "digests": list(f.digests),
-                    "calibration": f.calibration.digest() if f.calibration else None,
-                }
+                c: {"normals": list(f.normals), "digests": list(f.digests), "fitted": f.calibration is not None}
                 for c, f in sorted(fitted.items())
             },
         }
