@@ -136,7 +136,7 @@ def test_the_next_batch_is_prepared_while_one_generates_with_the_same_answers(
         assert events.index(("prepare", number + 1, "start")) < events.index(("generate", number, "end", True))
     assert [c.text for c in overlapped] == [c.text for c in in_turn]
     for a, b in zip(overlapped, in_turn, strict=True):
-        assert max(abs(a.letter_logprobs[k] - b.letter_logprobs[k]) for k in "ABCDE") < 1e-4
+        assert max(abs(a.letter_logprobs[k] - b.letter_logprobs[k]) for k in "ABCDE") < 1e-3
 
 
 def test_the_backend_through_mmad_eval(tiny_model: Path, mmad_json: Path, tmp_path: Path) -> None:
