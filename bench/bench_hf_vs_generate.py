@@ -129,10 +129,11 @@ def bare_loop(
 
 
 def timed_bare(model: Any, prompts: list[Any], args: argparse.Namespace) -> tuple[float, list[str], list[float]]:
-    """(seconds, replies in prompt order, [seconds preparing, seconds generating])."""
-    split = [0.0, 0.0]
+    """(seconds, replies in prompt order, [seconds preparing, seconds generating, CPU seconds of the process])."""
+    split = [0.0, 0.0, time.process_time()]
     started = time.perf_counter()
     replies = bare_loop(model.processor, model.model, prompts, args.batch_size, args.max_tokens, split)
+    split[2] = time.process_time() - split[2]
     return time.perf_counter() - started, replies, split
 
 
@@ -158,16 +159,18 @@ class StageClock:
 
 
 def timed_mmad(model: Any, config: Any, out: Path) -> tuple[float, float, dict[str, str], dict[str, float]]:
-    """(whole run seconds, the engine's asking seconds, raw reply per question key, seconds per batcher stage)."""
+    """(whole run seconds, the engine's asking seconds, raw reply per question key, seconds per batcher stage
+    and the process's CPU seconds)."""
     from mmad.api import evaluate_async
     from mmad.records.record import read_records
 
     model.batcher.batches.clear()
     clock = StageClock(model.batcher)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = asyncio.run(evaluate_async(config, out=out, model=model))
         seconds = time.perf_counter() - started
+        clock.seconds["cpu"] = time.process_time() - cpu
     finally:
         model.batcher.prepare_batch, model.batcher.run_batch = clock.prepare, clock.run
     asking = result.stats.elapsed_s
@@ -192,12 +195,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="mmad's requests in flight (default 2x batch)")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-overlap", action="store_true", help="mmad prepares each batch only when the model is free"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's choice)")
     parser.add_argument("--json", default=None, help="also write the report to this file")
     args = parser.parse_args()
 
     import torch
 
+    from mmad.models.batching import MicroBatcher
     from mmad.models.hf import TransformersModel
     from mmad.run.config import RunConfig
 
@@ -228,6 +235,9 @@ def main() -> None:
     prompts = mmad_prompts(config)
     questions = sum(len(p.questions) for p in prompts)
     model = TransformersModel(model_id, device=device, dtype=args.dtype, batch_size=args.batch_size)
+    if args.no_overlap:  # the batcher as it was before issue #17: both halves in one stage
+        model.batcher = MicroBatcher(model.generate_batch, batch_size=args.batch_size, window_s=model.batcher.window_s)
+    load_before = os.getloadavg()[0]
 
     # Warm-up, untimed: first calls pay for lazy imports, allocator growth, and kernels made for each new
     # shape (oneDNN on a CPU, CUDA kernels and autotuning on a GPU). A whole bare pass warms every
@@ -237,7 +247,7 @@ def main() -> None:
     timed_mmad(model, warm, scratch / "warm")
 
     bare_times, mmad_times, asking_times = [], [], []
-    bare_split, mmad_split = [0.0, 0.0], {"prepare": 0.0, "run": 0.0}
+    bare_split, mmad_split = [0.0, 0.0, 0.0], {"prepare": 0.0, "run": 0.0, "cpu": 0.0}
     agree = compared = 0
     batches: Counter[int] = Counter()
     for repeat in range(args.repeats):
@@ -258,9 +268,9 @@ def main() -> None:
         agree += sum(mmad_replies.get(key) == reply for key, reply in ours.items())
         print(
             f"repeat {repeat + 1} ({' then '.join(order)}): bare {questions / seconds:.1f} q/s ({seconds:.2f} s: "
-            f"{split[0]:.2f} s preparing, {split[1]:.2f} s generating), mmad {questions / whole:.1f} q/s "
-            f"({whole:.2f} s whole run, {asking:.2f} s asking; stages {stages['prepare']:.2f} s preparing, "
-            f"{stages['run']:.2f} s running)",
+            f"{split[0]:.2f} s preparing, {split[1]:.2f} s generating; {split[2]:.2f} s CPU), "
+            f"mmad {questions / whole:.1f} q/s ({whole:.2f} s whole run, {asking:.2f} s asking; stages "
+            f"{stages['prepare']:.2f} s preparing, {stages['run']:.2f} s running; {stages['cpu']:.2f} s CPU)",
             flush=True,
         )
     bare_s, mmad_s = statistics.median(bare_times), statistics.median(mmad_times)
@@ -268,6 +278,8 @@ def main() -> None:
         "model": args.random or args.model,
         "device": torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({os.cpu_count()} cores)",
         "torch_threads": torch.get_num_threads(),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # other work on the machine
+        "overlap": not args.no_overlap,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "dtype": model.dtype,
@@ -291,6 +303,8 @@ def main() -> None:
         "bare_generate_s": round(bare_split[1] / args.repeats, 2),
         "mmad_prepare_s": round(mmad_split["prepare"] / args.repeats, 2),
         "mmad_run_s": round(mmad_split["run"] / args.repeats, 2),
+        "bare_cpu_s": round(bare_split[2] / args.repeats, 2),
+        "mmad_cpu_s": round(mmad_split["cpu"] / args.repeats, 2),
         "replies_agreeing": f"{agree}/{compared}",
     }
     print(json.dumps(report, indent=2))
