@@ -87,3 +87,100 @@ def test_one_batcher_serves_several_event_loops_in_turn() -> None:
         results = asyncio.run(_submit_all(batcher, 6))
         assert [r.text for r in results] == [f"answer to q{i}" for i in range(6)]  # type: ignore[union-attr]
     assert batcher.batches == [4, 2, 4, 2]
+
+
+class Stages:
+    """A prepare/run pair that records each call's start and end, and checks the pipeline's rules as it goes.
+
+    Batch k's run waits (up to 5 s) until batch k+1's preparation has begun, so a batcher that
+    prepared only after running would make every wait time out and the test fail; no wall-clock
+    time is asserted.
+    """
+
+    def __init__(self, batches_expected: int, fail_prepare_on: str | None = None) -> None:
+        self.events: list[tuple[str, int, str]] = []  # (stage, batch number, "start" | "end")
+        self.lock = threading.Lock()
+        self.started = [threading.Event() for _ in range(batches_expected)]
+        self.waited_in_vain: list[int] = []
+        self.fail_prepare_on = fail_prepare_on
+        self.preparing = self.running = self.prepared_waiting = 0
+        self.max_preparing = self.max_running = self.max_prepared_waiting = 0
+        self.count = 0
+
+    def _note(self, stage: str, number: int, edge: str) -> None:
+        with self.lock:
+            self.events.append((stage, number, edge))
+
+    def prepare(self, requests: list[Request]) -> tuple[int, list[str]]:
+        texts = [r.messages[0].text for r in requests]
+        with self.lock:
+            number, self.count = self.count, self.count + 1
+            self.preparing += 1
+            self.max_preparing = max(self.max_preparing, self.preparing)
+        self._note("prepare", number, "start")
+        if number < len(self.started):
+            self.started[number].set()
+        time.sleep(0.005)
+        with self.lock:
+            self.preparing -= 1
+        if self.fail_prepare_on in texts:
+            raise ValueError(f"cannot read the image of {self.fail_prepare_on}")
+        with self.lock:
+            self.prepared_waiting += 1
+            self.max_prepared_waiting = max(self.max_prepared_waiting, self.prepared_waiting)
+        self._note("prepare", number, "end")
+        return number, texts
+
+    def run(self, prepared: tuple[int, list[str]]) -> list[Completion]:
+        number, texts = prepared
+        with self.lock:
+            self.prepared_waiting -= 1
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        self._note("run", number, "start")
+        if number + 1 < len(self.started) and not self.started[number + 1].wait(5):
+            self.waited_in_vain.append(number)
+        self._note("run", number, "end")
+        with self.lock:
+            self.running -= 1
+        return [Completion(text=f"answer to {t}") for t in texts]
+
+    def position(self, stage: str, number: int, edge: str) -> int:
+        return self.events.index((stage, number, edge))
+
+
+def test_the_next_batch_is_prepared_while_the_current_one_runs() -> None:
+    stages = Stages(batches_expected=5)
+    batcher = MicroBatcher(stages.run, prepare_batch=stages.prepare, batch_size=4, window_s=0.01)
+    results = asyncio.run(_submit_all(batcher, 20))
+    assert [r.text for r in results] == [f"answer to q{i}" for i in range(20)]  # type: ignore[union-attr]
+    assert batcher.batches == [4, 4, 4, 4, 4]
+    assert stages.waited_in_vain == []
+    for number in range(4):  # batch n+1's preparation began before batch n's run ended
+        assert stages.position("prepare", number + 1, "start") < stages.position("run", number, "end")
+    # ... while the model ran one batch at a time, one preparation at a time, at most one batch waiting prepared
+    assert stages.max_running == 1 and stages.max_preparing == 1 and stages.max_prepared_waiting == 1
+    for number in range(4):
+        assert stages.position("run", number, "end") < stages.position("run", number + 1, "start")
+
+
+def test_a_request_that_cannot_be_prepared_fails_alone() -> None:
+    stages = Stages(batches_expected=0, fail_prepare_on="q1")
+    batcher = MicroBatcher(stages.run, prepare_batch=stages.prepare, batch_size=4, window_s=0.01)
+    results = asyncio.run(_submit_all(batcher, 8))
+    assert isinstance(results[1], ValueError) and "image of q1" in str(results[1])
+    ok = [r for i, r in enumerate(results) if i != 1]
+    assert [r.text for r in ok] == [f"answer to q{i}" for i in range(8) if i != 1]  # type: ignore[union-attr]
+    assert batcher.batches == [1, 1, 1, 1, 4]  # the batch that failed to prepare was never run whole
+
+
+def test_overlap_gives_the_answers_of_one_batch_at_a_time() -> None:
+    """The same batches through the two-stage pipeline and through run_batch alone, prepare included."""
+    stages, alone = Stages(batches_expected=3), Stages(batches_expected=0)
+    piped = MicroBatcher(stages.run, prepare_batch=stages.prepare, batch_size=4, window_s=0.01)
+    plain = MicroBatcher(lambda requests: alone.run(alone.prepare(requests)), batch_size=4, window_s=0.01)
+    first = asyncio.run(_submit_all(piped, 11))
+    second = asyncio.run(_submit_all(plain, 11))
+    assert [r.text for r in first] == [r.text for r in second]  # type: ignore[union-attr]
+    assert stages.waited_in_vain == [] and alone.max_prepared_waiting == 1
+    assert piped.batches == plain.batches == [4, 4, 3]

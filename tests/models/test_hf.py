@@ -9,6 +9,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ pytest.importorskip("transformers", reason="the [hf] extra is installed by `make
 from mmad import evaluate
 from mmad.data.official import load_benchmark
 from mmad.models.base import Request
-from mmad.models.hf import TransformersModel, preset_for
+from mmad.models.hf import PreparedBatch, TransformersModel, preset_for
 from mmad.protocol.prompts import PromptSettings, build_prompts
 from mmad.records.record import read_records
 from tests.helpers.tiny_vlm import make_random_qwen2_vl, make_tiny_llava
@@ -81,6 +82,61 @@ def test_concurrent_requests_are_batched(tiny_model: Path, mmad_json: Path) -> N
     results = asyncio.run(run())
     assert len(results) == 6 and all(isinstance(r.text, str) for r in results)
     assert sorted(model.batcher.batches) == [2, 4]
+
+
+def test_the_next_batch_is_prepared_while_one_generates_with_the_same_answers(
+    tiny_model: Path, mmad_json: Path
+) -> None:
+    """The real processor works on batch n+1 in its thread while the real model generates batch n.
+
+    Each generate waits (up to 30 s) until the next batch's preparation has begun, so a batcher
+    without overlap fails here; the answers must be those of the same batches generated in turn.
+    """
+    model = TransformersModel(str(tiny_model), device=DEVICE, batch_size=4)
+    requests = _requests(mmad_json, 12)
+    in_turn = [c for start in range(0, 12, 4) for c in model.generate_batch(requests[start : start + 4])]
+    prepare, run = model.batcher.prepare_batch, model.batcher.run_batch
+    lock, events, began = threading.Lock(), [], [threading.Event() for _ in range(3)]
+    numbers: dict[int, int] = {}
+
+    def note(*event: object) -> None:
+        with lock:
+            events.append(event)
+
+    def prepare_noted(batch: list[Request]) -> PreparedBatch:
+        with lock:
+            number = numbers[id(batch)] = len(numbers)
+        began[number].set()
+        note("prepare", number, "start")
+        prepared = prepare(batch)
+        note("prepare", number, "end")
+        return prepared
+
+    def run_noted(prepared: PreparedBatch) -> list:
+        number = numbers[id(prepared.requests)]  # the very list prepare_noted was given
+        note("generate", number, "start")
+        waited = number + 1 >= len(began) or began[number + 1].wait(30)
+        completions = run(prepared)
+        note("generate", number, "end", waited)
+        return completions
+
+    model.batcher.prepare_batch, model.batcher.run_batch = prepare_noted, run_noted
+
+    async def ask() -> list:
+        return await asyncio.gather(*(model.generate(r) for r in requests))
+
+    overlapped = asyncio.run(ask())
+    assert model.batcher.batches == [4, 4, 4]
+    generates = [e for e in events if e[0] == "generate"]
+    assert [e[1:3] for e in generates] == [
+        (n, edge) for n in range(3) for edge in ("start", "end")
+    ]  # never two at once
+    assert all(e[3] for e in generates if e[2] == "end")
+    for number in range(2):
+        assert events.index(("prepare", number + 1, "start")) < events.index(("generate", number, "end", True))
+    assert [c.text for c in overlapped] == [c.text for c in in_turn]
+    for a, b in zip(overlapped, in_turn, strict=True):
+        assert max(abs(a.letter_logprobs[k] - b.letter_logprobs[k]) for k in "ABCDE") < 1e-3
 
 
 def test_the_backend_through_mmad_eval(tiny_model: Path, mmad_json: Path, tmp_path: Path) -> None:

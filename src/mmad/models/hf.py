@@ -3,8 +3,10 @@
 Any model whose processor has a chat template works (Qwen2.5-VL and Qwen3-VL, InternVL-hf,
 LLaVA-OneVision, Idefics3/SmolVLM, ...): messages become the chat format with PIL images, the
 processor's chat template builds the inputs, ``generate`` decodes greedily. Requests that arrive
-together are generated as one left-padded batch. With ``want_logprobs`` the first generated
-step's log-probabilities of the letters A-E are returned (option-likelihood scoring).
+together are generated as one left-padded batch, and the next batch's images and tensors are
+prepared while the current one generates (`MicroBatcher`'s two stages). With ``want_logprobs``
+the first generated step's log-probabilities of the letters A-E are returned (option-likelihood
+scoring).
 Needs the ``[hf]`` extra.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from mmad.errors import ConfigError, MissingExtraError
@@ -74,6 +77,14 @@ def to_chat(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     return chat
 
 
+@dataclass
+class PreparedBatch:
+    """A batch ready for the model: its requests and the processor's tensors, on the model's device."""
+
+    requests: list[Request]
+    inputs: Any
+
+
 class TransformersModel(Model):
     """A transformers VLM with batched greedy generation."""
 
@@ -123,10 +134,13 @@ class TransformersModel(Model):
             loaded = loaded.to(self.device)
         self.model: Any = loaded.eval()
         self.dtype = str(self.model.dtype)
+        self.pixel_dtype = None if self.model.dtype == torch.float32 else self.model.dtype
         self.letter_ids = {
             letter: ids[0] for letter in LETTERS if (ids := tokenizer.encode(letter, add_special_tokens=False))
         }
-        self.batcher = MicroBatcher(self.generate_batch, batch_size=batch_size, window_s=batch_window_s)
+        self.batcher = MicroBatcher(
+            self.run_batch, prepare_batch=self.prepare_batch, batch_size=batch_size, window_s=batch_window_s
+        )
 
     def describe(self) -> dict[str, Any]:
         """Model, device, dtype and processor settings."""
@@ -140,9 +154,12 @@ class TransformersModel(Model):
             "decoding": "greedy",
         }
 
-    def generate_batch(self, requests: list[Request]) -> list[Completion]:
-        """Generate for several requests at once (left-padded); synchronous."""
-        torch = self.torch
+    def prepare_batch(self, requests: list[Request]) -> PreparedBatch:
+        """The CPU half of a batch: images read, the processor's tensors (left-padded) on the device.
+
+        The batcher calls this for the next batch while the model generates the current one, in
+        another thread: it touches the processor only, never the model.
+        """
         conversations = [to_chat(r.messages) for r in requests]
         inputs = self.processor.apply_chat_template(
             conversations,
@@ -152,8 +169,13 @@ class TransformersModel(Model):
             return_tensors="pt",
             processor_kwargs={"padding": True},
         ).to(self.device)
-        if "pixel_values" in inputs and self.model.dtype != torch.float32:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        if "pixel_values" in inputs and self.pixel_dtype is not None:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.pixel_dtype)
+        return PreparedBatch(requests, inputs)
+
+    def run_batch(self, batch: PreparedBatch) -> list[Completion]:
+        """The model's half of a batch: greedy generation, the replies decoded, letter scores read."""
+        torch, requests, inputs = self.torch, batch.requests, batch.inputs
         want_scores = any(r.want_logprobs for r in requests)
         with torch.inference_mode():
             output = self.model.generate(
@@ -167,9 +189,9 @@ class TransformersModel(Model):
         prompt_length = inputs["input_ids"].shape[1]
         new_tokens = output.sequences[:, prompt_length:]
         completions = []
+        eos = self.tokenizer.eos_token_id
         for row, request in enumerate(requests):
             tokens = new_tokens[row]
-            eos = self.tokenizer.eos_token_id
             length = int((tokens != eos).cumprod(0).sum()) if eos is not None else len(tokens)
             text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
             letters = None
@@ -185,6 +207,10 @@ class TransformersModel(Model):
                 )
             )
         return completions
+
+    def generate_batch(self, requests: list[Request]) -> list[Completion]:
+        """Generate for several requests at once (left-padded); synchronous, both halves in turn."""
+        return self.run_batch(self.prepare_batch(requests))
 
     async def generate(self, request: Request) -> Completion:
         """Queue the request; requests that arrive within a short window are generated together."""
