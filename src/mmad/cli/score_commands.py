@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -62,6 +63,8 @@ def score_command(
     _check_answers_path(answers)
     run = _run_of(answers)
     graded = load_answers(answers)
+    # The answers live until the process ends: the collector need not scan them again while scoring.
+    gc.freeze()
     if not graded:
         msg = f"{answers} holds no answers yet; nothing to score"
         raise AnswersFormatError(msg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mmad._io import collector_paused
 from mmad.errors import AnswersFormatError
 from mmad.records.folder import open_run
 from mmad.records.record import read_records
@@ -14,11 +15,12 @@ from mmad.score.answers import GradedAnswer, graded_from_records, read_official_
 def load_answers(path: str | os.PathLike[str]) -> list[GradedAnswer]:
     """Graded answers from a run directory, a records.jsonl, or an official answers json."""
     source = Path(path)
-    if source.is_dir():
-        return graded_from_records(open_run(source).records)
-    if source.suffix == ".jsonl":
-        return graded_from_records(read_records(source))
-    if source.suffix == ".json":
-        return read_official_answers(source)
+    with collector_paused():
+        if source.is_dir():
+            return graded_from_records(open_run(source).records)
+        if source.suffix == ".jsonl":
+            return graded_from_records(read_records(source))
+        if source.suffix == ".json":
+            return read_official_answers(source)
     msg = f"{path}: give a run directory, a records.jsonl or an official answers .json"
     raise AnswersFormatError(msg)
