@@ -9,6 +9,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def _default_mode() -> int:
@@ -20,18 +21,26 @@ def _default_mode() -> int:
 _FILE_MODE = _default_mode()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write bytes to path through a temporary file, so a crash never leaves half a file."""
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file handle whose content replaces path only when the block ends without an error,
+    so a crash never leaves half a file; for files written piece by piece."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
         Path(tmp).chmod(_FILE_MODE)  # mkstemp makes 0600 files; a written file gets the usual mode
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write bytes to path through a temporary file, so a crash never leaves half a file."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -120,6 +120,27 @@ def test_compaction_keeps_the_latest_record_in_plan_order(tmp_path: Path) -> Non
     assert [(r.question_id, r.answer) for r in records] == [("k#0", "A"), ("k#1", "B"), ("x#9", "C")]
 
 
+def test_compaction_keeps_variants_apart_drops_a_torn_line_and_the_store_appends_after(tmp_path: Path) -> None:
+    rotated = _answered("k#0", "C").model_copy(update={"variant": "rot1"})
+    store = RunStore(tmp_path)
+    store.open()
+    store.append([_answered("k#0", "A"), rotated, _answered("k#0", "B")])
+    store.close()
+    with (tmp_path / "records.jsonl").open("a") as handle:
+        handle.write('{"question_id": "k#2", "ima')  # the write a kill interrupted
+    store = RunStore(tmp_path)
+    store.open()
+    store.compact([("k#0", "rot1"), ("k#0", "")])
+    store.append([_answered("k#3", "D")])
+    store.close()
+    records = read_records(tmp_path / "records.jsonl")
+    assert [(r.question_id, r.variant, r.answer) for r in records] == [
+        ("k#0", "rot1", "C"),
+        ("k#0", "", "B"),
+        ("k#3", "", "D"),
+    ]
+
+
 def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     first = RunStore(tmp_path)
     first.open()

@@ -1,5 +1,6 @@
 """The scorer against answers whose every number is known in advance."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,31 @@ def test_upstream_selection_equals_the_literal_loop() -> None:
         literal = _literal_official_loop(pool)
         assert [a.image + str(a.answer) for a in kept] == [a.image + str(a.answer) for a in literal]
         assert removed + skipped + len(kept) == len(pool)
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_official_answers_file_is_what_json_dumps_writes(tmp_path: Path, count: int) -> None:
+    """Written record by record, the file is byte for byte the official scripts' json.dump(indent=4)."""
+    answers = [
+        GradedAnswer("MVTec-AD/bottle/test/broken_large/000.png", "Anomaly Detection", "A", "A", None, "Is it ok?\nA."),
+        GradedAnswer("VisA/pcb1/test/bad/001.JPG", "Defect Type", "B", None, "unparsed", 'Käse "q" \\ 缺陷', "ok?"),
+        GradedAnswer("GoodsAD/cigarette_box/test/good/002.jpg", "Object Analysis", "C", "D", None, ""),
+    ][:count]
+    path = tmp_path / "answers.json"
+    write_official_answers(answers, path)
+    expected = json.dumps(
+        [
+            {
+                "image": a.image,
+                "question": {"type": "text", "text": a.question_text},
+                "question_type": a.question_type,
+                "correct_answer": a.correct_answer,
+                "gpt_answer": a.gpt_answer,
+            }
+            for a in answers
+        ],
+        indent=4,
+        ensure_ascii=False,
+    )
+    assert path.read_text(encoding="utf-8") == expected
+    assert [a.gpt_answer for a in read_official_answers(path)] == [a.gpt_answer for a in answers]

@@ -11,12 +11,12 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmad._io import atomic_write_text
+from mmad._io import atomic_writer
 from mmad.data.schema import LETTERS, dataset_of, is_normal_key
 from mmad.errors import AnswersFormatError
 from mmad.records.record import Record, Status, latest_records
@@ -95,23 +95,29 @@ def _official_question(answer: GradedAnswer) -> dict[str, Any]:
     return {"type": "text", "text": answer.question_text}
 
 
-def to_official_records(answers: Iterable[GradedAnswer]) -> list[dict[str, Any]]:
-    """The official answers-json records."""
-    return [
-        {
+def official_records(answers: Iterable[GradedAnswer]) -> Iterator[dict[str, Any]]:
+    """The official answers-json records, one at a time."""
+    for a in answers:
+        yield {
             "image": a.image,
             "question": _official_question(a),
             "question_type": a.question_type,
             "correct_answer": a.correct_answer,
             "gpt_answer": a.gpt_answer,
         }
-        for a in answers
-    ]
 
 
 def write_official_answers(answers: Iterable[GradedAnswer], path: str | os.PathLike[str]) -> None:
-    """Write the official answers json, atomically."""
-    atomic_write_text(Path(path), json.dumps(to_official_records(answers), indent=4, ensure_ascii=False))
+    """Write the official answers json (as ``json.dumps(records, indent=4, ensure_ascii=False)``
+    would), atomically and one record at a time: the whole text of a full run is ~30 MB."""
+    with atomic_writer(Path(path)) as handle:
+        separator = b"[\n    "
+        for record in official_records(answers):
+            # A json string holds no raw newline, so indenting every line nests the record one level.
+            text = json.dumps(record, indent=4, ensure_ascii=False).replace("\n", "\n    ")
+            handle.write(separator + text.encode("utf-8"))
+            separator = b",\n    "
+        handle.write(b"[]" if separator == b"[\n    " else b"\n]")
 
 
 def from_official_record(record: Any, index: int, source: Path | str) -> GradedAnswer:
