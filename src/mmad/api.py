@@ -31,8 +31,13 @@ def write_run_files(result: RunResult, *, plot: bool = True) -> dict[str, Path]:
 
     The ``_accuracy.csv`` file is named as the official scripts name it, so it holds what they
     compute: the upstream policy's numbers. mmad's own (strict) table is in ``scores.*``.
+    When no request got a reply, only the records and run.json are there: files of zeros would
+    read as results.
     """
     run_dir = result.run_dir
+    if result.nothing_answered:
+        result.files = {"records": run_dir / "records.jsonl", "run": run_dir / "run.json"}
+        return result.files
     files = write_score_files(result.table, result.graded, run_dir, title=f"MMAD — {result.config.model}", plot=plot)
     answers_path = run_dir / answers_file_name(result.config)
     write_official_answers(result.graded, answers_path)

@@ -216,6 +216,16 @@ def test_a_dead_or_unauthorised_server_stops_the_run(workspace: Path, capsys: py
         requests = server.stats.requests
     assert code == 1 and "stopped early" in text and "no answers" in text and "Average" not in text
     assert requests < 92
+    assert sorted(p.name for p in (workspace / "auth").iterdir() if not p.name.startswith(".")) == [
+        "records.jsonl",
+        "run.json",
+    ], "a run without one answer leaves no score files (they would hold only zeros)"
+    code, text = run_cli(["leaderboard", str(workspace / "auth"), str(workspace / "run"), "--no-published"], capsys)
+    assert code == 0 and "1 runs have no answer" in text and str(workspace / "auth") in text
+    code, text = run_cli(["leaderboard", str(workspace / "auth"), "--no-published"], capsys)
+    assert code == 2 and "nothing to rank" in text and "0.00" not in text
+    code, text = run_cli(["report", str(workspace / "auth"), "--out", str(workspace / "r.html")], capsys)
+    assert code == 2 and "none of the 1 runs has an answer" in text and not (workspace / "r.html").exists()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -224,3 +234,22 @@ def test_a_dead_or_unauthorised_server_stops_the_run(workspace: Path, capsys: py
     assert code == 1 and "connection_refused" in text and "no reply within" not in text
     meta = json.loads((workspace / "dead" / "run.json").read_text())
     assert meta["status"] == "partial" and "3 requests failed in a row" in meta["stopped_reason"]
+
+
+def test_runs_names_a_missing_folder_and_where_runs_go(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run_cli(["runs", str(tmp_path / "nowhere")], capsys)
+    assert code == 2 and "does not exist" in text and "mmad runs DIR" in text
+    (tmp_path / "file").write_text("x")
+    code, text = run_cli(["runs", str(tmp_path / "file")], capsys)
+    assert code == 2 and "is a file, not a folder" in text
+
+
+def test_help_and_catalogue_show_every_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmad.protocol.prompts import Variant
+
+    assert main(["eval", "--help"]) == 0
+    text = re.sub(r"(\w)- (\w)", r"\1-\2", " ".join(capsys.readouterr().out.split()))  # lines joined
+    assert all(v.value in text for v in Variant), "every protocol variant is named in --protocol's help"
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert "[expert] extra" in text and "[hf] extra" in text and "[vllm] extra" in text

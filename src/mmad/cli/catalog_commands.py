@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mmad.cli.common import console
@@ -52,13 +53,13 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
     for column in ("Provider", "Base URL", "Key variable", "Note"):
         api.add_column(column)
     for name, preset in PRESETS.items():
-        api.add_row(name, preset.base_url or "(--base-url)", preset.key_env or "-", preset.note)
+        api.add_row(name, escape(preset.base_url or "(--base-url)"), preset.key_env or "-", escape(preset.note))
     console.print(api)
     local = Table(title="Models in process")
     local.add_column("Provider")
     local.add_column("What")
     for name, text in _IN_PROCESS.items():
-        local.add_row(name, text)
+        local.add_row(name, escape(text))
     for name in plugins:
         local.add_row(name, "plugin (entry point mmad.models)")
     console.print(local)
@@ -66,7 +67,8 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
     for column in ("Recipe", "What", "Official script", "Published rows"):
         table.add_column(column)
     for recipe in recipes:
-        table.add_row(recipe["name"], recipe["description"], recipe["source"], ", ".join(recipe["published"]) or "-")
+        published = ", ".join(recipe["published"]) or "-"
+        table.add_row(recipe["name"], escape(recipe["description"]), escape(recipe["source"]), published)
     console.print(table)
 
 
@@ -100,8 +102,14 @@ def runs_command(
     """The runs under a folder: model, status, asked and answered, score and protocol card."""
     from mmad.records.folder import RUN_FILE, is_run_folder
 
+    if not folder.exists():
+        msg = (
+            f"{folder} does not exist; `mmad eval` writes runs under ./runs unless --out says otherwise "
+            "(`mmad demo` under mmad-demo/runs): give that folder, `mmad runs DIR`"
+        )
+        raise RunError(msg)
     if not folder.is_dir():
-        msg = f"{folder} is not a folder; give the folder your runs are in (default ./runs)"
+        msg = f"{folder} is a file, not a folder; give the folder your runs are in (default ./runs)"
         raise RunError(msg)
     candidates = [folder] if is_run_folder(folder) else []
     candidates += sorted(p.parent for p in folder.glob(f"*/{RUN_FILE}"))
@@ -124,9 +132,9 @@ def runs_command(
     for row in rows:
         average = row.get("average")
         table.add_row(
-            row["run"],
-            row["model"],
-            row["status"],
+            escape(row["run"]),
+            escape(str(row["model"])),
+            escape(str(row["status"])),
             f"{row.get('asked', '-')}/{row.get('selected', '-')}",
             str(row.get("answered", "-")),
             str(row.get("failed", "-")),

@@ -39,7 +39,12 @@ def eval_command(
     resume: Path = typer.Option(None, "--resume", help="continue this run: ask only what is missing or failed"),
     config_file: Path = typer.Option(None, "--config", help="a run file (TOML, JSON, or a run's run.json)"),
     recipe: str = typer.Option(None, "--recipe", help="an official script's settings: gpt4o, gemini, internvl, ..."),
-    protocol: str = typer.Option(None, "--protocol", help="per-question, cumulative, gemini, per-image"),
+    protocol: str = typer.Option(
+        None,
+        "--protocol",
+        help="how questions become requests: per-question, cumulative, gemini, api-per-question, "
+        "system-cumulative, per-image",
+    ),
     shots: int = typer.Option(None, "--shots", help="template images shown before the query [default: 1]"),
     similar: bool = typer.Option(None, "--similar", help="use similar_templates instead of random_templates"),
     blind: bool = typer.Option(None, "--blind", help="text-only baseline: no images"),
@@ -199,9 +204,11 @@ def _report(result: Any) -> None:
     stats = result.stats
     completeness = result.completeness
     failures = [f.describe() for f in result.failures]
-    if completeness.asked and completeness.failed == completeness.asked:
-        # Every request failed: a table would only show zeros, which are not results.
-        err_console.print("[red]no answers[/]: every request failed, so there is nothing to score", highlight=False)
+    if completeness.asked and result.nothing_answered:
+        err_console.print(
+            "[red]no answers[/]: every request failed, so there is nothing to score (no score files written)",
+            highlight=False,
+        )
         for line in failures[:5]:
             err_console.print(f"  {line}", highlight=False, soft_wrap=True)
     else:

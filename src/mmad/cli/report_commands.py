@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from mmad.cli.common import console
-from mmad.errors import ConfigError
+from mmad.errors import ConfigError, RunError
 
 if TYPE_CHECKING:
     from mmad.report.leaderboard import Leaderboard, LeaderboardRow
@@ -160,6 +160,9 @@ def leaderboard_command(
         protocol=protocol,
         policy=_policy(policy),
     )
+    if not board.rows:
+        msg = "nothing to rank: " + " ".join(board.notes[:-1] or ["no run or published row is left in this view"])
+        raise RunError(msg)
     if chosen == "table":
         if out:
             from rich.console import Console

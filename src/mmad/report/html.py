@@ -30,6 +30,7 @@ from markupsafe import Markup
 
 from mmad._io import atomic_write_text
 from mmad.data.schema import SUBTASKS, Subtask
+from mmad.errors import RunError
 from mmad.records.folder import RunFolder
 from mmad.report.charts import Series, heat_colour, radar_svg
 from mmad.report.heatmap import heatmap_png
@@ -275,10 +276,17 @@ def write_html_report(
     page_path = destination if single_file else destination / "index.html"
     page_path.parent.mkdir(parents=True, exist_ok=True)
 
-    scored = [RunScores.of(r) for r in runs]
+    opened = [RunScores.of(r) for r in runs]
+    scored = [s for s in opened if s.has_answers]
+    if opened and not scored:
+        msg = (
+            f"none of the {len(opened)} runs has an answer (every request failed or none was asked): "
+            f"{', '.join(str(s.run.path) for s in opened)}; see their records.jsonl, then `mmad eval --resume RUN`"
+        )
+        raise RunError(msg)
     names = _display_names(scored)
     entries = load_published_results() if published is None else list(published)
-    board = build_leaderboard(scored, entries, policy=policy)
+    board = build_leaderboard(opened, entries, policy=policy)  # notes the runs left out
 
     samples = SampleData()
     for scores, name in zip(scored, names, strict=True):

@@ -205,6 +205,11 @@ class RunScores:
         graded = [graded_from_record(r) for r in folder.plain]
         return cls(folder, graded, score_answers(graded, Policy.STRICT), score_answers(graded, Policy.UPSTREAM))
 
+    @property
+    def has_answers(self) -> bool:
+        """Some request got a reply; without one, the run's figures would be zeros that mean nothing."""
+        return any(g.failure != "error" for g in self.graded)
+
 
 def _run_group(run: RunFolder) -> tuple[str, str]:
     completeness = run.completeness
@@ -416,9 +421,18 @@ def build_leaderboard(
     entries = load_published_results() if published is None else list(published)
     rows: list[LeaderboardRow] = []
     notes: list[str] = []
+    unanswered = []
     for run in runs:
         scores = run if isinstance(run, RunScores) else RunScores.of(run)
+        if not scores.has_answers:
+            unanswered.append(str(scores.run.path))
+            continue
         rows.append(run_row(scores, datasets=datasets, subtasks=chosen_subtasks, policy=policy))
+    if unanswered:
+        notes.append(
+            f"{len(unanswered)} runs have no answer (every request failed or none was asked) and are left out: "
+            f"{', '.join(unanswered)}; see their records.jsonl, then `mmad eval --resume RUN`"
+        )
     left_out = []
     for entry in entries:
         row = published_row(entry, datasets=datasets, subtasks=chosen_subtasks)

@@ -60,6 +60,11 @@ class RunResult:
         """Every selected question was asked, and no request failed."""
         return self.status == "complete"
 
+    @property
+    def nothing_answered(self) -> bool:
+        """No request got a reply: a table would hold only zeros, which are not results."""
+        return all(g.failure == Status.ERROR.value for g in self.graded)
+
 
 def _usage(stats: EngineStats) -> dict[str, Any]:
     return {
