@@ -123,6 +123,30 @@ def test_budget_stops_cleanly_and_resumes(mmad_json: Path, tmp_path: Path) -> No
     assert finished.complete
 
 
+def test_budget_holds_with_many_requests_in_flight(mmad_json: Path, tmp_path: Path) -> None:
+    """The first requests of a run are priced before any reply says what a request costs: 16 in
+    flight at once must not spend 16 requests' worth past the budget."""
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"random": [1000.0, 1000.0]}))
+    with running_server(latency_s=0.2) as server:
+        run = evaluate(
+            "compat:random",
+            mmad_json,
+            out=tmp_path / "run",
+            base_url=server.base_url,
+            cache=False,
+            concurrency=16,
+            max_cost=1.0,
+            prices=str(prices),
+            **FAST,
+        )
+        sent = server.stats.requests
+    per_request = run.stats.cost_usd / sent
+    assert run.stats.stopped_reason and "budget" in run.stats.stopped_reason
+    assert 0 < sent < 16, "the budget allows fewer requests than the concurrency"
+    assert run.stats.cost_usd <= 1.0 + per_request, (run.stats.cost_usd, sent)
+
+
 def test_planted_key_never_written(
     mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

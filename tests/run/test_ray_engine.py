@@ -83,6 +83,32 @@ def test_same_records_as_the_local_engine(mmad_json: Path, tmp_path: Path, ray_c
 
 
 @pytest.mark.slow
+def test_the_budget_holds_on_ray_with_many_requests_in_flight(
+    mmad_json: Path, tmp_path: Path, ray_cluster: str
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"mmad:random": [1000.0, 1000.0]}))
+    with running_server(latency_s=0.2) as server:
+        run = evaluate(
+            "mmad:random",
+            mmad_json,
+            out=tmp_path / "ray",
+            base_url=server.base_url,
+            cache=False,
+            concurrency=8,
+            max_cost=3.0,
+            prices=str(prices),
+            engine="ray",
+            ray_actors=2,
+        )
+        sent = server.stats.requests
+    assert run.stats.stopped_reason and "budget" in run.stats.stopped_reason
+    per_request = run.stats.cost_usd / max(1, sent)
+    assert 0 < sent < 16, "fewer requests than the 16 the driver keeps out at once"
+    assert run.stats.cost_usd <= 3.0 + per_request, (run.stats.cost_usd, sent)
+
+
+@pytest.mark.slow
 def test_a_model_without_an_endpoint_runs_on_the_actors(mmad_json: Path, tmp_path: Path, ray_cluster: str) -> None:
     evaluate("random:7", mmad_json, out=tmp_path / "local", cache=False, limit=20)
     on_ray = evaluate("random:7", mmad_json, out=tmp_path / "ray", cache=False, limit=20, engine="ray")

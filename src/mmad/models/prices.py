@@ -47,11 +47,15 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, tuple[f
 
 
 def price_for(model_name: str, table: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
-    """The (input, output) price of a ``provider:model`` name, or None when unknown or local."""
+    """The (input, output) price of a ``provider:model`` name: the table's (a --prices file can price
+    a local model's GPU time too), else free for local models, else None (unknown)."""
     provider, _, model = model_name.partition(":")
-    if provider in {"random", "fixed", "expert", "hf", "mmad", "vllm", "sglang", "ollama", "lmstudio"}:
+    listed = table.get(model_name) or table.get(model)
+    if listed is not None:
+        return listed
+    if provider in {"random", "fixed", "expert", "hf", "mmad", "vllm", "sglang", "ollama", "lmstudio", "vllm-local"}:
         return (0.0, 0.0)
-    return table.get(model) or table.get(model_name)
+    return None
 
 
 def cost_usd(

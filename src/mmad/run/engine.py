@@ -31,6 +31,7 @@ from mmad.protocol.parse import (
 from mmad.protocol.prompts import preamble_prompt, with_preamble
 from mmad.records.record import Record, Status
 from mmad.run.cache import ResponseCache, cache_key
+from mmad.run.estimate import estimate
 from mmad.run.limits import AdaptiveLimit, RetryPolicy, call_with_retries
 from mmad.run.secrets import redact
 from mmad.run.store import RunStore
@@ -136,6 +137,9 @@ class Engine:
         self._preambles: dict[str, asyncio.Task[tuple[str, int]]] = {}
         self._model_description = model.describe()
         self._in_flight = 0
+        self._reserved_usd = 0.0  # what the requests in flight are expected to cost (with --max-cost)
+        self._priced_requests = 0
+        self._image_sizes: dict[str, tuple[int, int]] = {}
         self._failures_in_a_row = 0
         self.wanted: set[tuple[str, str]] | None = None
 
@@ -174,7 +178,37 @@ class Engine:
         if budget is None:
             return False
         average = self.stats.cost_usd / max(1, self.stats.done) if self.stats.done else 0.0
-        return self.stats.cost_usd + average * self._in_flight >= budget
+        return self.stats.cost_usd + max(self._reserved_usd, average * self._in_flight) >= budget
+
+    def _expected_cost(self, prompt: Prompt) -> float:
+        """What one more request is expected to cost: the larger of the average so far and the
+        prompt's own estimate (the --dry-run rule), so the first requests are priced too."""
+        observed = self.stats.cost_usd / self._priced_requests if self._priced_requests else 0.0
+        try:
+            prior = estimate([prompt], self.images.settings, self.settings.price, self._image_sizes).cost_usd
+        except Exception:  # an unreadable image: the request itself will fail and say why
+            prior = None
+        return max(observed, prior or 0.0)
+
+    def _reserve(self, prompt: Prompt) -> float | None:
+        """Set aside a request's expected cost; None (and the run stops) when it would pass --max-cost.
+
+        Checked right before the request is counted in flight, with no await in between, so
+        concurrent workers cannot all pass the check on the same spent amount.
+        """
+        budget = self.settings.max_cost
+        if budget is None:
+            return 0.0
+        expected = self._expected_cost(prompt)
+        if self.stats.cost_usd + self._reserved_usd + expected > budget:
+            if self.stats.stopped_reason is None:
+                self.stats.stopped_reason = (
+                    f"the cost budget of ${budget:.2f} was reached (${self.stats.cost_usd:.4f} spent, "
+                    f"${self._reserved_usd:.4f} in flight, ${expected:.4f} expected for the next request)"
+                )
+            return None
+        self._reserved_usd += expected
+        return expected
 
     def _should_stop(self) -> bool:
         if self.stats.stopped_reason is not None:
@@ -196,11 +230,15 @@ class Engine:
             else:
                 if self.wanted is not None and not any(q.key in self.wanted for q in item.questions):
                     continue
+                reserved = self._reserve(item)
+                if reserved is None:
+                    return  # its questions stay unasked: the run is partial and --resume asks them
                 self._in_flight += 1
                 try:
                     records = await self._run_prompt(item)
                 finally:
                     self._in_flight -= 1
+                    self._reserved_usd -= reserved
             if self.wanted is not None:
                 records = [r for r in records if r.key in self.wanted]
             self.store.append(records, flush=False)
@@ -292,6 +330,7 @@ class Engine:
         self.stats.completion_tokens += completion.completion_tokens or 0
         cost = cost_usd(completion.prompt_tokens, completion.completion_tokens, self.settings.price)
         self.stats.cost_usd += cost or 0.0
+        self._priced_requests += cost is not None
         return cost
 
     async def answer(self, prompt: Prompt) -> list[Record]:

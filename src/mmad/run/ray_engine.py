@@ -56,6 +56,7 @@ ACTOR_CPUS = 1.0
 class _Job:
     prompts: list[Prompt]
     deaths: int = 0
+    reserved_usd: float = 0.0
 
     @property
     def size(self) -> int:
@@ -178,6 +179,8 @@ class RayEngine(DriverEngine):
                     if not wanted:
                         continue
                     job = _Job(wanted)
+                if not self._reserve_job(job):
+                    break  # over --max-cost: its questions stay unasked, --resume asks them
                 self._submit(job, actor)
             if not self._running and (self._should_stop() or (exhausted and not self._queue)):
                 return
@@ -290,6 +293,23 @@ class RayEngine(DriverEngine):
         self.actors = []
 
     # Work
+    def _reserve_job(self, job: _Job) -> bool:
+        """Set aside what a job's requests are expected to cost; False when that passes --max-cost."""
+        budget = self.settings.max_cost
+        if budget is None:
+            return True
+        expected = sum(self._expected_cost(p) for p in job.prompts)
+        if self.stats.cost_usd + self._reserved_usd + expected > budget:
+            if self.stats.stopped_reason is None:
+                self.stats.stopped_reason = (
+                    f"the cost budget of ${budget:.2f} was reached (${self.stats.cost_usd:.4f} spent, "
+                    f"${self._reserved_usd:.4f} in flight, ${expected:.4f} expected for the next requests)"
+                )
+            return False
+        self._reserved_usd += expected
+        job.reserved_usd = expected
+        return True
+
     def _submit(self, job: _Job, actor: _Actor) -> None:
         future = asyncio.wrap_future(actor.handle.ask.remote(job.prompts).future())
         self._running[future] = (job, actor)
@@ -302,6 +322,8 @@ class RayEngine(DriverEngine):
         actor.load -= job.size
         actor.jobs.discard(future)
         self._in_flight -= job.size
+        self._reserved_usd -= job.reserved_usd
+        job.reserved_usd = 0.0  # a job asked again (its actor died) is reserved anew
         ray = self._ray_module
         lost = (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError, ray.exceptions.ObjectLostError)
         try:
@@ -320,6 +342,7 @@ class RayEngine(DriverEngine):
             self._write_errors(job, type(exc).__name__, redact(str(exc))[-2000:])
             return
         self._usage[actor.name] = usage
+        self._priced_requests += job.size if self.settings.price is not None else 0
         for name in USAGE_FIELDS:
             total = sum(u.get(name, 0.0) for u in self._usage.values())
             setattr(self.stats, name, total if name == "cost_usd" else int(total))
