@@ -83,9 +83,7 @@ def test_same_records_as_the_local_engine(mmad_json: Path, tmp_path: Path, ray_c
 
 
 @pytest.mark.slow
-def test_the_budget_holds_on_ray_with_many_in_flight(
-    mmad_json: Path, tmp_path: Path, ray_cluster: str
-) -> None:
+def test_the_budget_holds_on_ray_with_many_in_flight(mmad_json: Path, tmp_path: Path, ray_cluster: str) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"mmad:random": [1000.0, 1000.0]}))
     with running_server(latency_s=0.2) as server:

@@ -17,7 +17,7 @@ import pytest
 from mmad.errors import ConfigError, RunError
 from mmad.records.record import read_records
 from mmad.run.sweep import SweepSpec, run_sweep
-from mmad.run.sweep_table import sweep_rows
+from mmad.run.sweep_table import sweep_rows, write_sweep_table
 from tests.helpers.serving import running_server
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -152,3 +152,28 @@ def test_a_sweep_on_ray_runs_its_cells_on_the_actor_pools(mmad_json: Path, tmp_p
     assert all(r.status == "complete" and r.asked == 24 and r.average is not None for r in rows)
     meta = json.loads((tmp_path / "sweep" / rows[0].cell / "run.json").read_text())
     assert meta["config"]["execution"]["engine"] == "ray"
+
+
+def test_a_circular_cell_shows_its_circular_accuracy(mmad_json: Path, tmp_path: Path) -> None:
+    """A model that always answers A is right on the plain posing when A is gold, never on every rotation."""
+    spec = SweepSpec.parse(
+        {
+            "data": str(mmad_json),
+            "models": ["fixed:A"],
+            "shots": [0],
+            "circular": [False, True],
+            "settings": {"limit": 20, "cache": False},
+        }
+    )
+    asyncio.run(run_sweep(spec, tmp_path / "sweep"))
+    write_sweep_table(tmp_path / "sweep")
+    rows = {row.cell: row for row in sweep_rows(tmp_path / "sweep")}
+    plain = next(r for name, r in rows.items() if not name.endswith("_circular"))
+    rotated = next(r for name, r in rows.items() if name.endswith("_circular"))
+    assert plain.circular is None and plain.average is not None and plain.average > 0
+    assert rotated.average == plain.average, "the plain columns are the unrotated posing's in both cells"
+    assert rotated.circular == 0.0
+    text = (tmp_path / "sweep" / "sweep_table.md").read_text()
+    assert "| Circular |" in text
+    table = list(csv.DictReader((tmp_path / "sweep" / "sweep_table.csv").read_text().splitlines()))
+    assert [float(r["circular"]) if r["circular"] else None for r in table] == [None, 0.0]

@@ -18,6 +18,7 @@ from mmad.data.schema import SUBTASKS
 from mmad.records.folder import is_run_folder, open_run
 from mmad.run.sweep import Sweep
 from mmad.score.answers import graded_from_records
+from mmad.score.circular import circular_report
 from mmad.score.table import score_answers
 
 
@@ -32,6 +33,10 @@ class SweepRow:
     selected: int
     average: float | None
     subtasks: dict[str, float | None] = field(default_factory=dict)
+    circular: float | None = None
+    """A --circular cell's share of questions right under every rotation of their options (the
+    plain figures beside it are the unrotated posing's); None for a plain cell."""
+    circular_subtasks: dict[str, float | None] = field(default_factory=dict)
 
 
 def sweep_rows(folder: str | Path) -> list[SweepRow]:
@@ -45,8 +50,11 @@ def sweep_rows(folder: str | Path) -> list[SweepRow]:
             rows.append(SweepRow(name, "", str(entry.get("status") or "pending"), 0, 0, None))
             continue
         run = open_run(run_dir)
-        table = score_answers(graded_from_records(run.records))
+        records = run.records
+        table = score_answers(graded_from_records(records))
         completeness = run.completeness
+        circular = circular_report(records) if any(not r.plain for r in records) else None
+        by_group = {r.group: r.circular for r in circular.rows} if circular is not None else {}
         rows.append(
             SweepRow(
                 cell=name,
@@ -56,6 +64,8 @@ def sweep_rows(folder: str | Path) -> list[SweepRow]:
                 selected=completeness.selected,
                 average=table.average,
                 subtasks={s.value: table.average_cells.get(s) for s in SUBTASKS},
+                circular=by_group.get("All"),
+                circular_subtasks={s.value: by_group.get(s.value) for s in SUBTASKS} if circular is not None else {},
             )
         )
     return rows
@@ -67,17 +77,17 @@ def _fmt(value: float | None) -> str:
 
 def render_markdown(rows: list[SweepRow], title: str = "MMAD sweep") -> str:
     """The table in Markdown."""
-    head = ["Cell", "Model", "Status", "Asked", "Average", *(s.short for s in SUBTASKS)]
+    head = ["Cell", "Model", "Status", "Asked", "Average", "Circular", *(s.short for s in SUBTASKS)]
     lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [row.cell, row.model, row.status, f"{row.asked}/{row.selected}", _fmt(row.average)]
+        cells = [row.cell, row.model, row.status, f"{row.asked}/{row.selected}", _fmt(row.average), _fmt(row.circular)]
         cells += [_fmt(row.subtasks.get(s.value)) for s in SUBTASKS]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += [
         "",
-        "Strict policy (an answer without a letter counts as wrong); "
-        + ", ".join(f"{s.short} = {s.value}" for s in SUBTASKS)
-        + ".",
+        "Strict policy (an answer without a letter counts as wrong); the subtask columns and Average are the "
+        "unrotated posing's; Circular (--circular cells) is the share of questions answered right under every "
+        "rotation of their options; " + ", ".join(f"{s.short} = {s.value}" for s in SUBTASKS) + ".",
     ]
     return "\n".join(lines) + "\n"
 
@@ -86,12 +96,13 @@ def render_csv(rows: list[SweepRow]) -> str:
     """The table as CSV (one column per subtask, full names)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["cell", "model", "status", "asked", "selected", "average", *(s.value for s in SUBTASKS)])
+    writer.writerow(
+        ["cell", "model", "status", "asked", "selected", "average", "circular", *(s.value for s in SUBTASKS)]
+    )
     for row in rows:
         values = [row.subtasks.get(s.value) for s in SUBTASKS]
-        writer.writerow(
-            [row.cell, row.model, row.status, row.asked, row.selected, _csv(row.average), *(_csv(v) for v in values)]
-        )
+        head = [row.cell, row.model, row.status, row.asked, row.selected, _csv(row.average), _csv(row.circular)]
+        writer.writerow([*head, *(_csv(v) for v in values)])
     return buffer.getvalue()
 
 
