@@ -15,6 +15,7 @@ from typing import Any
 
 from mmad._io import atomic_write_text
 from mmad.models.base import Model
+from mmad.records.folder import RECORDS_FILE, RUN_FILE
 from mmad.report.files import write_score_files
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
@@ -36,7 +37,7 @@ def write_run_files(result: RunResult, *, plot: bool = True) -> dict[str, Path]:
     """
     run_dir = result.run_dir
     if result.nothing_answered:
-        result.files = {"records": run_dir / "records.jsonl", "run": run_dir / "run.json"}
+        result.files = {"records": run_dir / RECORDS_FILE, "run": run_dir / RUN_FILE}
         return result.files
     files = write_score_files(result.table, result.graded, run_dir, title=f"MMAD — {result.config.model}", plot=plot)
     answers_path = run_dir / answers_file_name(result.config)
@@ -44,7 +45,7 @@ def write_run_files(result: RunResult, *, plot: bool = True) -> dict[str, Path]:
     accuracy_path = answers_path.with_name(answers_path.stem + "_accuracy.csv")
     write_accuracy_csv(score_answers(result.graded, Policy.UPSTREAM), accuracy_path)
     files.update(answers=answers_path, official_csv=accuracy_path)
-    files.update(records=run_dir / "records.jsonl", run=run_dir / "run.json")
+    files.update(records=run_dir / RECORDS_FILE, run=run_dir / RUN_FILE)
     if result.circular is not None:
         files["circular"] = run_dir / "circular.json"
         atomic_write_text(files["circular"], json.dumps(asdict(result.circular), indent=2))

@@ -167,9 +167,10 @@ def _pct(value: float | None) -> str:
 
 def _html_report(run_dirs: list[Path], folder: Path) -> Path | None:
     """report.html of every cell that holds a run."""
+    from mmad.records.folder import RUN_FILE
     from mmad.report.html import write_html_report
 
-    runs = [d for d in run_dirs if (d / "run.json").is_file()]
+    runs = [d for d in run_dirs if (d / RUN_FILE).is_file()]
     if not runs:
         return None
     return write_html_report(runs, folder / "report.html", title=f"MMAD sweep - {folder.name}")

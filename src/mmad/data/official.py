@@ -7,7 +7,6 @@ The official code takes the first field whose name starts with "conversation"; s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -15,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmad._io import atomic_write_text
+from mmad._io import atomic_write_text, sha256_bytes, sha256_text
 from mmad.data.formats import JSON_NAMES
 from mmad.data.schema import Benchmark, ImageItem, Question, content_id, question_id
 from mmad.errors import BenchmarkFormatError
@@ -236,7 +235,7 @@ def read_json(path: Path) -> tuple[Any, str]:
     except OSError as exc:
         msg = f"cannot read {path}: {exc.strerror or exc}. Check the path, or run `mmad download` first"
         raise BenchmarkFormatError(msg) from exc
-    return decode_json_bytes(data, path), hashlib.sha256(data).hexdigest()
+    return decode_json_bytes(data, path), sha256_bytes(data)
 
 
 def find_benchmark_json(data: Path) -> Path:
@@ -321,4 +320,4 @@ def write_benchmark(benchmark: Benchmark, path: str | os.PathLike[str], *, inden
     text = json.dumps(raw, indent=indent, ensure_ascii=False)
     target = Path(path)
     atomic_write_text(target, text)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_text(text)

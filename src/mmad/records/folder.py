@@ -90,7 +90,9 @@ class RunFolder:
     def model(self) -> str:
         """The model name the run was made with."""
         config = self.meta.get("config") or {}
-        return str(config.get("model") or self.meta.get("model", {}).get("name") or self.path.name)
+        legacy = self.meta.get("model")
+        legacy_name = legacy.get("name") if isinstance(legacy, dict) else legacy
+        return str(config.get("model") or legacy_name or self.path.name)
 
     def setting(self, name: str, default: Any = None) -> Any:
         """A run setting by its flat name (``shots``, ``similar_templates``, ``limit``...), from the nested
