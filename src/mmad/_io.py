@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import os
@@ -25,6 +26,8 @@ _FILE_MODE = _default_mode()
 def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """A binary file handle whose content replaces path only when the block ends without an error,
     so a crash never leaves half a file; for files written piece by piece."""
+    if path.is_dir():  # else the error would name the temporary file, not the path the caller gave
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

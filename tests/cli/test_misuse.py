@@ -253,3 +253,16 @@ def test_help_and_catalogue_show_every_choice(capsys: pytest.CaptureFixture[str]
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert "[expert] extra" in text and "[hf] extra" in text and "[vllm] extra" in text
+
+
+def test_output_paths_the_file_system_refuses_are_one_line(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run, taken = workspace / "run", workspace / "taken.txt"
+    taken.write_text("mine")
+    before = snapshot(workspace)
+    code, text = run_cli(["score", str(run), "-o", str(taken)], capsys)
+    assert code == 2 and f"cannot make the folder {taken}: a file of that name is there" in text
+    code, text = run_cli(["leaderboard", str(run), "-o", str(workspace), "--format", "csv"], capsys)
+    assert code == 2 and f"cannot write {workspace}: it is a folder" in text
+    code, text = run_cli(["report", str(run), "--out", str(taken / "r.html")], capsys)
+    assert code == 2 and "Traceback" not in text and str(taken) in text
+    assert snapshot(workspace) == before and taken.read_text() == "mine"

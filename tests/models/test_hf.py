@@ -209,3 +209,15 @@ def test_cli_rejects_model_args_that_are_not_a_json_object(
         assert main(args) == 2
         assert "--model-args" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_model_that_cannot_be_loaded_is_one_clear_error(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    missing = tmp_path / "no-such-model"
+    code = main(["eval", "-m", f"hf:{missing}", "-d", str(mmad_json), "--limit", "2", "--out", str(tmp_path / "run")])
+    text = capsys.readouterr().err
+    assert code == 2 and f"hf:{missing} cannot be loaded" in text and "Traceback" not in text
+    assert not (tmp_path / "run").exists()

@@ -72,6 +72,19 @@ def _usage_line(exc: UsageError) -> str:
     return f"error: {exc.format_message()} (see '{command} --help')"
 
 
+def _file_system_message(exc: OSError) -> str:
+    path = exc.filename or "a path"
+    if isinstance(exc, FileExistsError):
+        return f"cannot make the folder {path}: a file of that name is there; choose another path"
+    if isinstance(exc, IsADirectoryError):
+        return f"cannot write {path}: it is a folder; give a file name"
+    if isinstance(exc, NotADirectoryError):
+        return f"cannot use {path}: part of that path is a file, not a folder"
+    if isinstance(exc, PermissionError):
+        return f"cannot write {path}: permission denied; choose a folder you can write to"
+    return f"cannot use {path}: {exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI: usage and mmad's own errors become one red line on stderr; never a traceback for them."""
     _register()
@@ -96,6 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the file system's answer (a folder where a file goes, no permission, a full disk)
+        err_console.print(
+            f"error: {_file_system_message(exc)}",
+            style="red",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return 2
     return status if isinstance(status, int) else 0
 
 

@@ -121,12 +121,18 @@ class TransformersModel(Model):
         if "trust_remote_code" in self.model_kwargs:
             self.processor_kwargs.setdefault("trust_remote_code", self.model_kwargs["trust_remote_code"])
         processor_loader: Any = AutoProcessor
-        self.processor: Any = processor_loader.from_pretrained(model_id, **self.processor_kwargs)
+        try:
+            self.processor: Any = processor_loader.from_pretrained(model_id, **self.processor_kwargs)
+        except OSError as exc:  # not on disk, not in the cache, and the Hub unreachable or the name wrong
+            raise ConfigError(_unloadable(model_id, exc)) from exc
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"
         self.tokenizer = tokenizer
         model_loader: Any = AutoModelForImageTextToText
-        loaded = model_loader.from_pretrained(model_id, dtype=torch_dtype, **self.model_kwargs)
+        try:
+            loaded = model_loader.from_pretrained(model_id, dtype=torch_dtype, **self.model_kwargs)
+        except OSError as exc:
+            raise ConfigError(_unloadable(model_id, exc)) from exc
         if "device_map" in self.model_kwargs:
             # accelerate placed the layers (a model larger than one GPU); inputs go where the first layer is
             self.device = str(loaded.device)
@@ -215,3 +221,11 @@ class TransformersModel(Model):
     async def generate(self, request: Request) -> Completion:
         """Queue the request; requests that arrive within a short window are generated together."""
         return await self.batcher.submit(request)
+
+
+def _unloadable(model_id: str, exc: OSError) -> str:
+    first = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
+    return (
+        f"hf:{model_id} cannot be loaded: {first}. Give a local folder (hf:/path/to/model), or fetch it first "
+        f"where the Hub is reachable (`hf download {model_id}`) so it is in the Hugging Face cache"
+    )
