@@ -243,6 +243,7 @@ class RayEngine(DriverEngine):
         )
         actor = _Actor(name, handle)
         actor.startup = asyncio.wrap_future(handle.ready.remote().future())
+        actor.startup.add_done_callback(_mark_retrieved)
         self.actors.append(actor)
         return actor
 
@@ -312,6 +313,7 @@ class RayEngine(DriverEngine):
 
     def _submit(self, job: _Job, actor: _Actor) -> None:
         future = asyncio.wrap_future(actor.handle.ask.remote(job.prompts).future())
+        future.add_done_callback(_mark_retrieved)
         self._running[future] = (job, actor)
         actor.load += job.size
         actor.jobs.add(future)
@@ -383,3 +385,11 @@ async def _image_batches(source: AsyncIterator[Work]) -> AsyncIterator[list[Prom
 async def _aiter(items: Iterable[Work]) -> AsyncIterator[Work]:
     for item in items:
         yield item
+
+
+def _mark_retrieved(future: asyncio.Future[Any]) -> None:
+    """Read a finished call's error so asyncio does not log it as never retrieved: the calls still
+    pending when the run stops end with ActorDiedError once their actors are killed, as they should;
+    the driver reads the result of every call it still waits for itself."""
+    if not future.cancelled():
+        future.exception()
