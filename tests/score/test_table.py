@@ -260,3 +260,32 @@ def test_official_answers_file_is_what_json_dumps_writes(tmp_path: Path, count: 
     )
     assert path.read_text(encoding="utf-8") == expected
     assert [a.gpt_answer for a in read_official_answers(path)] == [a.gpt_answer for a in answers]
+
+
+def test_a_subtask_the_model_declines_is_missing_not_zero() -> None:
+    """The visual expert declines everything but AD and DL: those cells are not results of 0."""
+    normal, defect = "MVTec-AD/bottle/test/good/000.png", "MVTec-AD/bottle/test/broken/000.png"
+    answers = [
+        GradedAnswer(normal, "Anomaly Detection", "B", "B"),
+        GradedAnswer(defect, "Anomaly Detection", "A", "A"),
+        GradedAnswer(defect, "Defect Localization", "C", "D"),
+        GradedAnswer(defect, "Defect Classification", "A", None, "abstained"),
+        GradedAnswer(defect, "Defect Classification", "B", None, "abstained"),
+        GradedAnswer(defect, "Defect Description", "A", None, "unparsed"),
+    ]
+    strict = score_answers(answers, Policy.STRICT)
+    row = strict.row("MVTec-AD")
+    assert row.cells[Subtask.DEFECT_CLASSIFICATION] is None
+    assert row.cells[Subtask.DEFECT_DESCRIPTION] == 0.0, "an unreadable reply is still a wrong answer"
+    assert row.average == pytest.approx((100.0 + 0.0 + 0.0) / 3)
+    assert strict.declined == ["Defect Classification"]
+    assert any("declined every question of DC" in note for note in strict.notes)
+    upstream = score_answers(answers, Policy.UPSTREAM)
+    assert upstream.declined == [] and upstream.row("MVTec-AD").cells[Subtask.DEFECT_CLASSIFICATION] == 0.0
+
+
+def test_a_one_class_anomaly_cell_says_why_it_is_missing() -> None:
+    answers = [GradedAnswer("VisA/pcb1/test/bad/001.JPG", "Anomaly Detection", "A", "A")]
+    table = score_answers(answers, Policy.STRICT)
+    assert table.row("VisA").cells[Subtask.ANOMALY_DISCRIMINATION] is None
+    assert any("needs normal and defective images; VisA had only one" in note for note in table.notes)

@@ -216,6 +216,8 @@ def _report(result: Any) -> None:
         if not result.complete:
             title += f" (PARTIAL: {completeness.describe()})"
         console.print(render_table(result.table, title))
+        for note in result.table.notes:
+            console.print(f"note: {note}", style="dim", markup=False, highlight=False, soft_wrap=True)
         if "circular" in result.files:
             console.print(render_circular(result.files["circular"]))
         for line in failures[:5]:

@@ -255,6 +255,10 @@ def run_row(
             if completeness.subset
             else "subset: run with --limit/--dataset/--category/--subtask"
         )
+    declined = scores.strict.declined
+    if declined:
+        shorts = ", ".join(Subtask(d).short for d in declined)
+        marks.append(f"does not answer {shorts} (declined every question): its average covers fewer subtasks")
     score = strict if policy is Policy.STRICT else upstream
     if score is None:
         marks.append("no questions in this view")
@@ -278,7 +282,7 @@ def run_row(
         asked=completeness.asked,
         answered=completeness.answered,
         in_benchmark=completeness.in_benchmark,
-        eligible=completeness.complete and not subset and score is not None,
+        eligible=completeness.complete and not subset and score is not None and not declined,
         marks=marks,
         card=card,
     )

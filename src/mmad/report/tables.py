@@ -88,6 +88,7 @@ def table_to_dict(table: ScoreTable) -> dict[str, Any]:
         "n_skipped": table.n_skipped,
         "failures": table.failures,
         "notes": table.notes,
+        "declined": table.declined,
     }
 
 

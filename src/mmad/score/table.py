@@ -37,6 +37,13 @@ class Tally:
     correct: int = 0
     total: int = 0
     unanswered: int = 0
+    abstained: int = 0
+    """Of the unanswered, how many the model declined by design (the visual expert outside AD and DL)."""
+
+    @property
+    def declined_all(self) -> bool:
+        """The model declined every question of this cell: it does not do this subtask."""
+        return self.total > 0 and self.abstained == self.total
 
     @property
     def accuracy(self) -> float | None:
@@ -145,6 +152,8 @@ class ScoreTable:
     n_bad_gold: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    declined: list[str] = field(default_factory=list)
+    """Subtasks whose every question the model declined (strict policy shows them as missing)."""
 
     def row(self, name: str) -> DatasetRow:
         """The row of a dataset."""
@@ -236,6 +245,7 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
         tally.total += 1
         tally.correct += correct
         tally.unanswered += unanswered
+        tally.abstained += a.failure == "abstained"
         if subtask is Subtask.ANOMALY_DISCRIMINATION:
             side = detection[a.dataset].normal if a.is_normal else detection[a.dataset].abnormal
             side.total += 1
@@ -244,11 +254,19 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
 
     columns = [s for s in SUBTASKS if s in present_subtasks]
     rows: list[DatasetRow] = []
+    declined: set[Subtask] = set()
+    one_class: list[str] = []
     for name in dataset_names:
         cells: dict[Subtask, float | None] = {}
         for subtask in columns:
-            if subtask is Subtask.ANOMALY_DISCRIMINATION:
+            if not upstream and tallies[name][subtask].declined_all:
+                # Not a result: a 0 here would rank a model below others for a subtask it never tries.
+                cells[subtask] = None
+                declined.add(subtask)
+            elif subtask is Subtask.ANOMALY_DISCRIMINATION:
                 cells[subtask] = detection[name].balanced(zero_for_missing=upstream)
+                if cells[subtask] is None and tallies[name][subtask].total:
+                    one_class.append(name)
             else:
                 acc = tallies[name][subtask].accuracy
                 cells[subtask] = 0.0 if (acc is None and upstream) else acc
@@ -270,8 +288,22 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
         column: _mean([r.detection_metrics()[column] for r in rows], zero_for_missing=False)
         for column in DETECTION_COLUMNS
     }
-    if not upstream and any(not r.complete for r in rows):
+    if declined:
+        names = ", ".join(s.short for s in SUBTASKS if s in declined)
+        notes.append(
+            f"the model declined every question of {names} (it does not do them): those cells are shown as "
+            "missing and left out of the averages, so its average covers fewer subtasks than a full row's"
+        )
+    if one_class:
+        notes.append(
+            "Anomaly Discrimination is balanced accuracy, which needs normal and defective images; "
+            f"{', '.join(one_class)} had only one of the two among the questions asked (a small --limit), "
+            "so its cell is missing"
+        )
+    empty = any(tallies[r.name][s].total == 0 for r in rows for s in columns) or len(columns) < len(SUBTASKS)
+    if not upstream and empty:
         notes.append("some cells have no questions: they are shown as missing and left out of the averages")
+    table_declined = sorted(s.value for s in declined)
     return ScoreTable(
         policy=policy,
         rows=rows,
@@ -285,4 +317,5 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
         n_bad_gold=n_bad_gold,
         failures=failures,
         notes=notes,
+        declined=table_declined,
     )
