@@ -75,7 +75,7 @@ def test_run_directory_and_official_files(mmad_json: Path, tmp_path: Path) -> No
     assert record.prompt_hash and record.latency_s is not None and record.prompt_tokens
     assert record.parse_method == "explicit" and record.raw_reply.startswith("Answer:")
     assert result.table.average is not None
-    with pytest.raises(Exception, match="already holds a run"):
+    with pytest.raises(Exception, match=r"already holds a run; continue it .*resume=True from Python"):
         _eval(mmad_json, server, out)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from mmad.errors import DataError
 from mmad.protocol.messages import ImagePart
@@ -118,6 +118,10 @@ def encode_image(path: Path, settings: ImageSettings) -> EncodedImage:
                 mime = _MIME.get(path.suffix.lower(), "image/png")
                 return EncodedImage(raw, mime, opened.width, opened.height, hashlib.sha256(raw).hexdigest())
             image = opened.convert("RGB")
+    except UnidentifiedImageError as exc:  # its own text names an in-memory buffer, not the file
+        kind = "an empty file" if not raw else "not an image format Pillow reads (damaged, or another kind of file)"
+        msg = f"cannot read image {path}: {kind}; run `mmad validate` on the data root"
+        raise DataError(msg) from exc
     except (OSError, ValueError) as exc:
         msg = f"cannot read image {path}: {exc}; run `mmad validate` on the data root"
         raise DataError(msg) from exc

@@ -155,7 +155,10 @@ def prepare(
         recorded_meta = store.read_meta()
         check_resume(RunConfig.model_validate(recorded_meta["config"]), config, run_dir)
     elif store.exists():
-        msg = f"{run_dir} already holds a run; continue it with `mmad eval --resume {run_dir}` or choose --out"
+        msg = (
+            f"{run_dir} already holds a run; continue it (`mmad eval --resume {run_dir}`, or resume=True from "
+            "Python) or write to another folder (--out, or out=)"
+        )
         raise RunError(msg)
     elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         msg = f"{run_dir} exists and is not an empty folder or a run; choose another --out"
