@@ -266,3 +266,15 @@ def test_output_paths_the_file_system_refuses_are_one_line(workspace: Path, caps
     code, text = run_cli(["report", str(run), "--out", str(taken / "r.html")], capsys)
     assert code == 2 and "Traceback" not in text and str(taken) in text
     assert snapshot(workspace) == before and taken.read_text() == "mine"
+
+
+def test_a_named_key_variable_must_be_set_even_for_a_local_server(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MMAD_TEST_UNSET_KEY", raising=False)
+    with running_server() as server:
+        args = ["eval", "-m", "compat:x", "--base-url", server.base_url, "-d", str(workspace / "data")]
+        code, text = run_cli([*args, "--key-env", "MMAD_TEST_UNSET_KEY", "--out", str(workspace / "k")], capsys)
+        assert server.stats.requests == 0
+    assert code == 2 and "--key-env MMAD_TEST_UNSET_KEY: that environment variable is not set" in text
+    assert not (workspace / "k").exists()

@@ -32,6 +32,7 @@ class OpenAICompatibleModel(Model):
         *,
         base_url: str,
         key_env: str | None = "OPENAI_API_KEY",
+        key_required: bool = False,
         provider: str = "openai",
         detail: str | None = "low",
         extra_body: dict[str, Any] | None = None,
@@ -59,6 +60,7 @@ class OpenAICompatibleModel(Model):
         self.timeout_s = timeout_s
         self.text_only = text_only
         self.is_local = is_local
+        self.key_required = key_required
         self.top_logprobs = top_logprobs
         self._max_connections = max_connections
         self._clients: list[Any] = []
@@ -71,6 +73,12 @@ class OpenAICompatibleModel(Model):
         key = os.environ.get(self.key_env)
         if key:
             return key
+        if self.key_required:  # named on purpose (--key-env): a missing key is a mistake even locally
+            msg = (
+                f"--key-env {self.key_env}: that environment variable is not set or empty; export it, or leave "
+                "--key-env out for a server that needs no key"
+            )
+            raise ConfigError(msg)
         if self.is_local:
             return "not-needed"
         msg = f"{self.name} needs an API key in the environment variable {self.key_env}; set it and try again"

@@ -54,6 +54,7 @@ def _openai_compatible(provider: str) -> Factory:
             model_id,
             base_url=options.base_url or preset.base_url,
             key_env=options.key_env if options.key_env is not None else preset.key_env,
+            key_required=options.key_env is not None,
             provider=provider,
             detail=options.detail,
             extra_body=options.extra_body,
