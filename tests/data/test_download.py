@@ -82,6 +82,18 @@ def test_per_dataset_zips_unpack_to_the_json_layout_and_a_second_run_fetches_not
             r for r in hub.requests[seen:] if r.method == "GET" and ("/resolve/" in r.path or r.server == "cdn")
         ]
 
+    # A run on the downloaded data records where it came from in its card.
+    from mmad import evaluate
+
+    run = evaluate("random", out, out=tmp_path / "run", limit=5, cache=False)
+    assert run.card["data_provenance"] == {
+        "repo": "jiang-cc/MMAD",
+        "revision": "main",
+        "commit": PINNED,
+        "mmad_json_check": mmad["check"],
+        "matches_this_benchmark": True,
+    }
+
 
 def test_all_data_zip_of_the_readme_revision_gives_the_json_from_inside_the_archive(
     tmp_path: Path, release: Release, online: None
@@ -181,6 +193,14 @@ def test_datasets_on_a_revision_without_per_dataset_zips_says_what_it_has(
         with pytest.raises(DownloadError, match="the revision does not exist"):
             download(tmp_path / "data", source=_source(hub, "no-such-branch"), github=False)
     assert not [r for r in hub.requests if "/resolve/" in r.path]  # refused before fetching anything
+
+
+def test_a_misspelt_dataset_is_refused_before_the_network(tmp_path: Path) -> None:
+    """Nothing listens on the port: a name error must come first, without a connection attempt."""
+    unreachable = HuggingFaceSource(revision="main", endpoint="http://127.0.0.1:9", retries=0, backoff=0.0)
+    with pytest.raises(ConfigError, match="unknown dataset 'Visaa'; choose among DS-MVTec"):
+        download(tmp_path / "data", source=unreachable, datasets=["Visaa"], github=False)
+    assert not (tmp_path / "data").exists()
 
 
 def test_an_interrupted_transfer_resumes_on_the_next_run(tmp_path: Path, release: Release, online: None) -> None:

@@ -363,6 +363,7 @@ def download(
         progress: called as bytes arrive and archive members are unpacked.
     """
     target = Path(out)
+    chosen = normalize_datasets(list(datasets)) if datasets else None  # a misspelt name fails before the network
     hub = source or HuggingFaceSource(revision=revision)
     fallback: GitHubFileSource | None
     if isinstance(github, GitHubFileSource):
@@ -380,7 +381,7 @@ def download(
     plan = plan_download(
         available,
         where=loader.where,
-        datasets=normalize_datasets(list(datasets)) if datasets else None,
+        datasets=chosen,
         include=patterns,
         unpacked=unpacked,
     )
