@@ -241,3 +241,22 @@ def test_expert_names_and_model_args() -> None:
         create_model("expert", ModelOptions(model_args={"size": 448}))
     with pytest.raises(ConfigError, match="multiple of 16"):
         create_model("expert", ModelOptions(model_args={"image_size": 300}))
+
+
+def test_the_response_cache_never_serves_an_answer_from_another_fit(builds: dict[str, Path], tmp_path: Path) -> None:
+    """The same keys and query images, one normal image changed: the category fit differs, so no reply
+    cached for the old fit may be reused (the cache key holds the model's fitted fingerprint)."""
+    folder = tmp_path / "bench"
+    shutil.copytree(builds["copied"], folder)
+    common = {"cache": True, "cache_dir": str(tmp_path / "cache"), "subtasks": ["Anomaly Discrimination"]}
+    first = evaluate("expert:category", folder / "mmad.json", out=tmp_path / "first", **common)
+    again = evaluate("expert:category", folder / "mmad.json", out=tmp_path / "again", **common)
+    assert first.stats.cached == 0 and again.stats.cached == first.stats.done > 0
+
+    bench = _bench(folder)
+    template = bench.items[0].random_templates[0]
+    pixels = np.asarray(Image.open(folder / template).convert("RGB")).copy()
+    pixels[:8] = 0
+    Image.fromarray(pixels).save(folder / template)
+    refit = evaluate("expert:category", folder / "mmad.json", out=tmp_path / "refit", **common)
+    assert refit.stats.cached == 0 and refit.stats.done == first.stats.done
