@@ -147,6 +147,9 @@ def test_a_source_folder_named_goodsad(tmp_path: Path) -> None:
     assert {i.category for i in bench.items} == {"Goodie"}
     assert all(is_normal_key(i.key) == (i.defect_type == "good") for i in bench.items)
     assert report.renamed
+    plain = make_tree(tmp_path / "plain" / "widgets", "mvtec", categories=("widget",))
+    _, plain_report = build_benchmark(plain, tmp_path / "out4")
+    assert not plain_report.renamed, "nothing needed renaming: a normal image's 'good' folder is no rename"
     _, named = build_benchmark(lower, tmp_path / "out3", name="goodsad")
     assert named.name == "Goodsad" and "'good'" in named.notes[-1]
 

@@ -235,7 +235,8 @@ def build_benchmark(
                 progress(done, total)
     report.renamed["key taken by another image: numbered"] += keys.renamed
     report.renamed["category, defect or file name made key-safe ('good' -> 'Good', '#' -> '_')"] += sum(
-        any(component(n) != n for n in (s.image.name, s.category, "good" if s.is_normal else s.defect_type))
+        # A normal image's folder is "good" on purpose (the scorer reads it): only the other names count.
+        any(component(n) != n for n in (s.image.name, s.category, *(() if s.is_normal else (s.defect_type,))))
         for s in samples
     )
     report.renamed = +report.renamed  # drop zero counts
