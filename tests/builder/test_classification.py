@@ -79,3 +79,16 @@ def test_no_built_question_has_a_broad_answer_over_its_distractors(tmp_path: Pat
         if layout in {"visa", "loco"}:
             assert sum(n for r, n in report.skipped.items() if r.startswith("Defect Classification")) > 0
     assert asked > 0
+
+
+@pytest.mark.parametrize(("category", "lookalike"), [("bolt", "A screw."), ("wire", "A cable."), ("jar", "A bottle.")])
+def test_object_classification_never_offers_a_lookalike_of_the_product(category: str, lookalike: str) -> None:
+    from mmad.builder.questions import object_question
+
+    rng = np.random.default_rng(0)
+    balancer = LetterBalancer(rng)
+    for _ in range(200):
+        qa = object_question(category, [category, "widget"], balancer, rng)
+        assert qa is not None
+        wrong = [text for letter, text in qa["Options"].items() if letter != qa["Answer"]]
+        assert lookalike not in wrong

@@ -222,7 +222,7 @@ def object_question(
     """The product's name among the dataset's other products and a product vocabulary."""
     correct = vocab.product_name(category)
     pool = [vocab.product_name(c) for c in categories if c != category]
-    pool += [f"{p}." for p in vocab.GENERIC_PRODUCTS]
+    pool += [f"{p}." for p in vocab.GENERIC_PRODUCTS if not vocab.is_lookalike(p, correct)]
     distractors = pick_distractors(correct, pool, 3, rng)
     if distractors is None:
         return None
