@@ -201,6 +201,45 @@ def bare_product(text: str) -> str:
     return " ".join(words[1:] if words and words[0] in {"a", "an", "the"} else words)
 
 
+# Effects by defect family (what the defect may cause), for Defect Analysis.
+FAMILY_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("structural", ("crack", "break", "broken", "chip", "split", "fracture", "structural")),
+    ("missing", ("missing", "hole", "cut_lead", "poke", "opened", "open")),
+    ("assembly", ("misplaced", "flip", "bent", "swap", "extra", "fold", "deformation", "squeez", "logical")),
+    ("contamination", ("contamination", "stain", "oil", "liquid", "glue", "speck", "dirt", "color", "colour")),
+    ("surface", ("scratch", "rough", "abrasion", "surface", "print", "imprint", "stroke", "cut")),
+)
+FAMILY_EFFECTS: dict[str, tuple[str, ...]] = {
+    "structural": (
+        "It weakens the part, which may break under load.",
+        "It may lead to leakage or failure of the component.",
+    ),
+    "missing": (
+        "The product may not function as intended because a part is absent.",
+        "It leaves an opening that may let contents leak or dirt enter.",
+    ),
+    "assembly": (
+        "It may prevent correct fitting or assembly with other parts.",
+        "The product may not work reliably because a part is out of place.",
+    ),
+    "contamination": (
+        "It may affect hygiene and product safety.",
+        "It degrades the appearance and may indicate a process fault.",
+    ),
+    "surface": (
+        "It mainly affects the appearance and may start corrosion or wear.",
+        "It may reduce the product's value because of cosmetic damage.",
+    ),
+    "generic": ("It may reduce the product's quality and reliability.",),
+}
+BENIGN_EFFECTS = (
+    "It improves the product's strength.",
+    "It has no effect on the product.",
+    "It makes the product easier to clean.",
+    "It increases the product's shelf life.",
+)
+
+
 def humanize(name: str) -> str:
     """A folder name as words."""
     return re.sub(r"[_\-]+", " ", name).strip()
