@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from mmad.errors import ConfigError
 
@@ -25,21 +25,31 @@ if not console.is_terminal and "COLUMNS" not in os.environ:
 err_console = Console(stderr=True)
 
 
-def progress_bar() -> Progress:
-    """The live bar of an evaluation: done, rate, ETA, failures, tokens, cost (on stderr)."""
+def progress_bar(target: Console | None = None) -> Progress:
+    """The live bar of an evaluation: done, rate, ETA, failures, tokens, cost (on stderr).
+
+    Below 120 columns the run's name is shortened and tokens and concurrency are left out, so the
+    count and the time left always fit (at 80 columns rich would cut those first).
+    """
+    target = target or err_console
+    narrow = target.width < 120
+    details = (
+        "failed {task.fields[failed]} · ${task.fields[cost]:.2f}"
+        if narrow
+        else "failed {task.fields[failed]} · unparsed {task.fields[unparsed]} · "
+        "{task.fields[tokens]} tok · ${task.fields[cost]:.4f} · conc {task.fields[conc]}"
+    )
+    name = Column(max_width=18, no_wrap=True, overflow="ellipsis") if narrow else None
     return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        TextColumn("[bold]{task.description}", table_column=name),
+        BarColumn(bar_width=12 if narrow else 40),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:.1f} q/s"),
         TimeRemainingColumn(),
-        TextColumn(
-            "failed {task.fields[failed]} · unparsed {task.fields[unparsed]} · "
-            "{task.fields[tokens]} tok · ${task.fields[cost]:.4f} · conc {task.fields[conc]}"
-        ),
-        console=err_console,
+        TextColumn(details),
+        console=target,
         # Piped into a log, a bar cannot redraw: it would leave stale lines between the messages.
-        disable=not err_console.is_terminal,
+        disable=not target.is_terminal,
     )
 
 
