@@ -152,3 +152,20 @@ def test_a_sweep_on_ray_runs_its_cells_on_the_actor_pools(mmad_json: Path, tmp_p
     assert all(r.status == "complete" and r.asked == 24 and r.average is not None for r in rows)
     meta = json.loads((tmp_path / "sweep" / rows[0].cell / "run.json").read_text())
     assert meta["config"]["execution"]["engine"] == "ray"
+
+
+def test_grid_settings_are_checked_against_the_whole_grid() -> None:
+    # knowledge is used by the rag cells, so the plain cells carry it without complaint
+    spec = SweepSpec.parse(
+        {"data": "d", "models": ["random"], "strategies": ["none", "rag"], "settings": {"knowledge": "k.json"}}
+    )
+    assert len(spec.cells()) == 2
+    unused = SweepSpec.parse({"data": "d", "models": ["random"], "settings": {"knowledge": "k.json"}})
+    with pytest.raises(ConfigError, match=r"\[settings\] knowledge: no cell would use it: --knowledge is the"):
+        unused.cells()
+    # a model's own settings are checked for its cells
+    own = SweepSpec.parse({"data": "d", "models": [{"name": "random", "device": "cuda"}]})
+    with pytest.raises(ConfigError, match=r"sweep cell random_.*--device applies to in-process models"):
+        own.cells()
+    # $RAY_ADDRESS feeds the sweep's ray_address: on the local engine it is only a warning
+    assert SweepSpec.parse({"data": "d", "models": ["random"], "settings": {"ray_address": "auto"}}).cells()
