@@ -62,6 +62,28 @@ EVAL_MISTAKES = [
     (["--seed", "-3"], r"seed \(--seed\): must be at least 0"),
     (["--batch-size", "0"], r"batch_size \(--batch-size\): must be at least 1"),
     (["--timeout", "0"], r"timeout_s \(--timeout\): must be more than 0"),
+    # Flags that this run would ignore: refused by name, with the reason and the fix
+    (
+        ["--ray-actors", "3"],
+        r"--ray-actors applies to the Ray engine only.*add --engine ray, or leave --ray-actors out",
+    ),
+    (["--ray-gpus", "1"], r"--ray-gpus applies to the Ray engine only"),
+    (["--ray-address", "auto"], r"--ray-address applies to the Ray engine only"),
+    (["--device", "cuda"], r"--device applies to in-process models \(hf:, vllm-local:, expert\), but random"),
+    (["--dtype", "bfloat16"], r"--dtype applies to in-process models"),
+    (["--batch-size", "4"], r"--batch-size applies to in-process models"),
+    (["--model-args", '{"a": 1}'], r"--model-args applies to in-process models"),
+    (["--base-url", "http://127.0.0.1:9/v1"], r"--base-url applies to models behind an HTTP API.*random runs in this"),
+    (["--key-env", "MY_KEY"], r"--key-env applies to models behind an HTTP API"),
+    (["--extra-body", '{"top_k": 1}'], r"--extra-body applies to models behind an HTTP API"),
+    (["--text-only-server"], r"--text-only-server applies to models behind an HTTP API"),
+    (["--knowledge", "k.json"], r"--knowledge is the domain-knowledge file of the rag strategy.*add --strategy rag"),
+    (["--similar", "--shots", "0"], r"--similar chooses which template images.*--shots is 0.*leave --similar out"),
+    (["--device", "cuda", "--dtype", "float16"], r"--device applies .*\(and 1 more: --dtype\)"),
+    # --dry-run makes the checks of a real run (templates for the shots, the model's provider)
+    (["--dry-run", "--shots", "9"], r"--shots 9: .* fewer than 9 random_templates"),
+    (["--dry-run", "-m", "nosuch:model"], r"unknown model provider 'nosuch'"),
+    (["--dry-run", "--strategy", "rag"], r"the rag strategy needs domain_knowledge.json: none in .*pass --knowledge"),
 ]
 
 
@@ -278,3 +300,12 @@ def test_a_named_key_variable_must_be_set_even_for_a_local_server(
         assert server.stats.requests == 0
     assert code == 2 and "--key-env MMAD_TEST_UNSET_KEY: that environment variable is not set" in text
     assert not (workspace / "k").exists()
+
+
+def test_ray_address_in_the_environment_alone_is_no_error(
+    mmad_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # $RAY_ADDRESS is read when a Ray engine joins a cluster; on the local engine it is simply not used.
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    code, text = run_cli(["eval", "-m", "random", "-d", str(mmad_json), "--dry-run"], capsys)
+    assert code == 0 and "nothing sent" in text

@@ -61,3 +61,105 @@ def test_the_api_rejects_unknown_settings_by_name() -> None:
 def test_cot_is_refused_where_the_protocol_has_no_cot_turn() -> None:
     with pytest.raises(ConfigError, match="--strategy cot is not defined for --protocol cumulative"):
         RunConfig.from_flat("random", "data", protocol="cumulative", strategies=["cot"])
+
+
+@pytest.mark.parametrize(
+    ("model", "settings", "message"),
+    [
+        ("random", {"ray_actors": 3}, r"--ray-actors applies to the Ray engine only"),
+        ("openai:gpt-4o", {"device": "cuda"}, r"--device applies to in-process models .* openai:gpt-4o is asked over"),
+        ("fixed:A", {"model_args": {"x": 1}}, r"--model-args applies to in-process models"),
+        ("hf:some/model", {"base_url": "http://127.0.0.1:9/v1"}, r"--base-url applies to models behind an HTTP API"),
+        ("expert", {"extra_body": {"top_k": 1}}, r"--extra-body applies to models behind an HTTP API"),
+        ("vllm-local:some/model", {"device": "cuda:1"}, r"--device would be ignored: vllm-local: reads only"),
+        ("expert", {"dtype": "float16"}, r"--dtype would be ignored: expert: reads only --device, --model-args"),
+        ("random", {"knowledge": "k.json", "strategies": ["cot"]}, r"--knowledge is the domain-knowledge file"),
+        ("random", {"similar": True, "shots": 0}, r"--similar chooses which template images"),
+    ],
+)
+def test_the_api_refuses_settings_the_run_would_ignore(model: str, settings: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        mmad.evaluate(model, "no-such-data", **settings)  # refused before the data is looked at
+
+
+def test_settings_that_apply_or_are_not_the_users_are_accepted() -> None:
+    assert RunConfig.from_flat("random", "d", engine="ray", ray_actors=3, ray_gpus=1).execution.ray_actors == 3
+    assert RunConfig.from_flat("hf:m", "d", device="cuda", dtype="bfloat16", batch_size=4).connection.device == "cuda"
+    assert RunConfig.from_flat("vllm-local:m", "d", model_args={"tensor_parallel_size": 2}).connection.model_args
+    assert RunConfig.from_flat("vllm:m", "d", base_url="http://127.0.0.1:9/v1", text_only=True).connection.text_only
+    assert RunConfig.from_flat("random", "d", knowledge="k.json", strategies=["rag"]).prompt.knowledge == "k.json"
+    # the default value changes nothing, so nothing is ignored
+    assert RunConfig.from_flat("random", "d", ray_actors=2, similar=False, shots=0, text_only=False)
+    # a recipe's value is not the user's: internvl's processor preset on an API model is no error
+    assert RunConfig.from_flat("openai:gpt-4o", "d", recipe="internvl").connection.model_args
+    # plugin providers may read any option
+    assert RunConfig.from_flat("myplugin:m", "d", device="cuda", base_url="http://127.0.0.1:9/v1")
+
+
+def test_a_config_file_takes_flat_names_at_the_top_level_and_says_where_a_misplaced_key_belongs(
+    tmp_path: Path,
+) -> None:
+    flat = tmp_path / "flat.toml"
+    flat.write_text(
+        'model = "vllm:m"\ndata = "bench"\nlimit = 10\nbase_url = "http://127.0.0.1:9/v1"\nimage_size = 256\n'
+        "[prompt]\nshots = 0\n"
+    )
+    config = RunConfig.from_file(flat)
+    assert config.selection.limit == 10 and config.connection.base_url == "http://127.0.0.1:9/v1"
+    assert config.images.size == 256 and config.prompt.shots == 0
+    misplaced = tmp_path / "misplaced.toml"
+    misplaced.write_text('model = "vllm:m"\ndata = "bench"\n[execution]\nbase_url = "http://127.0.0.1:9/v1"\n')
+    with pytest.raises(ConfigError, match=r"execution\.base_url: belongs in \[connection\]; or write it at the top"):
+        RunConfig.from_file(misplaced)
+    twice = tmp_path / "twice.toml"
+    twice.write_text('model = "random"\ndata = "bench"\nlimit = 5\n[selection]\nlimit = 10\n')
+    with pytest.raises(ConfigError, match=r"limit is given twice, as limit at the top level and in \[selection\]"):
+        RunConfig.from_file(twice)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('model = "random"\ndata = "bench"\nlimt = 5\n')
+    with pytest.raises(ConfigError, match=r"unknown.toml: 'limt' is not a setting; the top level holds model"):
+        RunConfig.from_file(unknown)
+    ignored = tmp_path / "ignored.json"
+    ignored.write_text(json.dumps({"model": "random", "data": "bench", "execution": {"ray_actors": 4}}))
+    with pytest.raises(ConfigError, match=r"ignored.json: --ray-actors applies to the Ray engine only"):
+        RunConfig.from_file(ignored)
+
+
+def test_relative_paths_in_a_config_file_are_relative_to_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    toml = folder / "run.toml"
+    toml.write_text(
+        'model = "random"\ndata = "../data/MMAD"\nknowledge = "k.json"\nstrategy = ["rag"]\n'
+        '[execution]\nprices = "/abs/prices.json"\ncache_dir = "cache"\n'
+    )
+    config = RunConfig.from_file(toml)
+    assert Path(config.data) == folder / "../data/MMAD" and Path(config.prompt.knowledge or "") == folder / "k.json"
+    assert config.execution.prices == "/abs/prices.json" and Path(config.execution.cache_dir or "") == folder / "cache"
+    # a flag is the user's own path: relative to where they are, as every flag
+    assert RunConfig.from_file(toml, data="here").data == "here"
+    # a run.json runs again with the paths it recorded
+    recorded = RunConfig.from_flat("random", "rel/data")
+    run_json = folder / "run.json"
+    run_json.write_text(json.dumps({"mmad_version": "0", "config": recorded.model_dump(mode="json")}))
+    assert RunConfig.from_file(run_json).data == "rel/data"
+
+
+def test_a_runs_recorded_settings_are_not_checked_again_but_new_flags_are(tmp_path: Path) -> None:
+    # a run recorded before the check (ray_actors on the local engine) still resumes and runs again
+    old = RunConfig.from_flat("random", "d", engine="ray", ray_actors=4).model_dump(mode="json")
+    old["execution"]["engine"] = "local"
+    run_json = tmp_path / "run.json"
+    run_json.write_text(json.dumps({"mmad_version": "0", "config": old}))
+    assert RunConfig.from_file(run_json).execution.ray_actors == 4
+    with pytest.raises(ConfigError, match=r"--device applies to in-process models"):
+        RunConfig.from_file(run_json, device="cuda")
+
+
+def test_the_quickstarts_config_example_is_a_valid_config(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "docs" / "quickstart.md").read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "run.toml").write_text(example)
+    config = RunConfig.from_file(tmp_path / "run.toml")
+    assert config.selection.limit == 500 and config.prompt.strategies == ["rag"]
+    assert Path(config.data) == tmp_path / "../data/MMAD"

@@ -177,3 +177,20 @@ def test_a_circular_cell_shows_its_circular_accuracy(mmad_json: Path, tmp_path: 
     assert "| Circular |" in text
     table = list(csv.DictReader((tmp_path / "sweep" / "sweep_table.csv").read_text().splitlines()))
     assert [float(r["circular"]) if r["circular"] else None for r in table] == [None, 0.0]
+
+
+def test_grid_settings_are_checked_against_the_whole_grid() -> None:
+    # knowledge is used by the rag cells, so the plain cells carry it without complaint
+    spec = SweepSpec.parse(
+        {"data": "d", "models": ["random"], "strategies": ["none", "rag"], "settings": {"knowledge": "k.json"}}
+    )
+    assert len(spec.cells()) == 2
+    unused = SweepSpec.parse({"data": "d", "models": ["random"], "settings": {"knowledge": "k.json"}})
+    with pytest.raises(ConfigError, match=r"\[settings\] knowledge: no cell would use it: --knowledge is the"):
+        unused.cells()
+    # a model's own settings are checked for its cells
+    own = SweepSpec.parse({"data": "d", "models": [{"name": "random", "device": "cuda"}]})
+    with pytest.raises(ConfigError, match=r"sweep cell random_.*--device applies to in-process models"):
+        own.cells()
+    # $RAY_ADDRESS feeds the sweep's ray_address: on the local engine it is only a warning
+    assert SweepSpec.parse({"data": "d", "models": ["random"], "settings": {"ray_address": "auto"}}).cells()

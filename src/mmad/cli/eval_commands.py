@@ -88,7 +88,9 @@ def eval_command(
         None, "--engine", help="local (this process) or ray (a Ray actor pool) [default: local]"
     ),
     ray_address: str = typer.Option(
-        None, "--ray-address", envvar="RAY_ADDRESS", help="the Ray cluster to use (default: a local Ray for this run)"
+        None,
+        "--ray-address",
+        help="--engine ray: the Ray cluster to join [default: $RAY_ADDRESS, else a local Ray for this run]",
     ),
     ray_actors: int = typer.Option(None, "--ray-actors", help="--engine ray: actors (model replicas) [default: 2]"),
     ray_gpus: float = typer.Option(None, "--ray-gpus", help="--engine ray: GPUs per actor, in-process models"),
@@ -263,27 +265,14 @@ def _interrupted(run_dir: Path) -> None:
 
 
 def _dry_run(config: Any) -> None:
-    from mmad.data.official import load_benchmark
-    from mmad.models.prices import load_prices, price_for
-    from mmad.protocol.strategies import parse_strategies
-    from mmad.run.estimate import estimate
-    from mmad.run.plan import Planner, select_questions
+    from mmad.run.estimate import dry_run
 
-    benchmark = load_benchmark(config.data)
-    selection = select_questions(benchmark, config.selection, config.prompt_settings())
-    strategies = parse_strategies(config.prompt.strategies)
-    plain = parse_strategies([s for s in config.prompt.strategies if not s.startswith("agent")])
-    planner = Planner(benchmark, config.prompt_settings(), plain)
-    price = price_for(config.model, load_prices(config.execution.prices))
-    result = estimate(list(planner.prompts(selection.items)), config.image_settings(), price)
-    if strategies.agent_expert:
-        result.images_sent += result.requests
-        result.prompt_tokens += 85 * result.requests
+    result = dry_run(config)  # the checks of a real run's first stage, then the count; nothing is built or sent
     prompt = config.prompt
     console.print(f"[bold]dry run[/] for {config.model} ({prompt.protocol.value}, {prompt.shots}-shot): nothing sent")
     console.print(f"  questions {result.questions}, requests {result.requests}, images sent {result.images_sent}")
     console.print(f"  tokens ≈ {result.prompt_tokens:,} in + {result.completion_tokens:,} out")
-    if result.cost_usd is None or price is None:
+    if result.cost_usd is None or result.price is None:
         console.print("  cost: no price known for this model; give --prices FILE")
     else:
-        console.print(f"  cost ≈ ${result.cost_usd:.2f} at ${price[0]}/M in, ${price[1]}/M out")
+        console.print(f"  cost ≈ ${result.cost_usd:.2f} at ${result.price[0]}/M in, ${result.price[1]}/M out")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -287,23 +288,38 @@ class RunConfig(BaseModel):
 
     # Construction
     @classmethod
-    def from_flat(cls, model: str, data: str, *, recipe: str | None = None, **settings: Any) -> RunConfig:
-        """A config from flat names (``shots=0``, ``concurrency=32``, ``image_size=None``), over a recipe."""
-        nested: dict[str, dict[str, Any]] = {}
-        for name, value in settings.items():
-            if name not in FLAT_NAMES:
-                msg = f"unknown setting {name!r}; known settings: {', '.join(sorted(FLAT_NAMES))}"
-                raise ConfigError(msg)
-            section, field = FLAT_NAMES[name]
-            nested.setdefault(section, {})[field] = value
-        return cls.from_nested({"model": model, "data": data, "recipe": recipe, **nested})
+    def from_flat(
+        cls,
+        model: str,
+        data: str,
+        *,
+        recipe: str | None = None,
+        check_unused: Collection[str] | None = None,
+        **settings: Any,
+    ) -> RunConfig:
+        """A config from flat names (``shots=0``, ``concurrency=32``, ``image_size=None``), over a recipe.
+
+        A given setting this run would ignore (``ray_actors`` on the local engine, ``device`` for an
+        API model) is a ConfigError; ``check_unused`` narrows that check to these flat names (a
+        sweep checks its grid-wide settings against the whole grid instead of each cell).
+        """
+        nested = _nest(settings)
+        names = settings if check_unused is None else check_unused
+        explicit = {".".join(FLAT_NAMES[n]) for n in names if n in FLAT_NAMES}
+        return cls.from_nested({"model": model, "data": data, "recipe": recipe, **nested}, explicit=explicit)
 
     @classmethod
-    def from_nested(cls, raw: dict[str, Any], *, source: str = "") -> RunConfig:
-        """A config from nested sections; a recipe's settings sit under what is given explicitly."""
+    def from_nested(
+        cls, raw: dict[str, Any], *, source: str = "", explicit: Collection[str] | None = None
+    ) -> RunConfig:
+        """A config from nested sections; a recipe's settings sit under what is given explicitly.
+
+        ``explicit`` are the dotted settings the user gave (default: every one in ``raw``'s sections);
+        any of them that this run would ignore is refused (`mmad.run.unused`).
+        """
         raw = dict(raw)
         recipe_name = raw.get("recipe")
-        given = {s: dict(raw.pop(s) or {}) for s in SECTIONS if s in raw}
+        given = {s: raw.pop(s) or {} for s in SECTIONS if s in raw}
         for section, values in given.items():
             if not isinstance(values, dict):
                 msg = f"{source or 'config'}: [{section}] must be a table of settings"
@@ -322,13 +338,25 @@ class RunConfig(BaseModel):
                 merged.setdefault(section, {})[field] = value
         raw.setdefault("overridden", sorted(set(overridden) | set(raw.get("overridden") or [])))
         try:
-            return cls.model_validate({**raw, **merged})
+            config = cls.model_validate({**raw, **merged})
         except ValidationError as exc:
             raise config_error(exc, source) from None
+        from mmad.run.unused import refuse_unused
+
+        if explicit is None:
+            explicit = {f"{section}.{field}" for section, values in given.items() for field in values}
+        refuse_unused(config, explicit, source=source)
+        return config
 
     @classmethod
     def from_file(cls, path: str | Path, **flat: Any) -> RunConfig:
-        """A config from a TOML file, a JSON config or a run folder's run.json; flat settings on top."""
+        """A config from a TOML file, a JSON config or a run folder's run.json; flat settings on top.
+
+        A config file may give any setting at the top level by its flat name (``limit = 10``, as
+        ``mmad sweep``'s ``[settings]``) or in its section (``[selection] limit = 10``). Relative
+        paths in a config file (data, knowledge, prices, cache_dir) are relative to the file's
+        folder; a run.json's config runs again as recorded, and flat settings are checked as flags.
+        """
         source = Path(path)
         try:
             text = source.read_text(encoding="utf-8")
@@ -340,21 +368,37 @@ class RunConfig(BaseModel):
             msg = f"{source} is not valid {'TOML' if source.suffix == '.toml' else 'JSON'}: {exc}"
             raise ConfigError(msg) from exc
         if isinstance(raw, dict) and isinstance(raw.get("config"), dict) and "mmad_version" in raw:
-            raw = raw["config"]  # a run folder's run.json: run the same config again
+            # a run folder's run.json: run the same config again (it was checked when it was made)
+            return cls.from_nested_with_flat(raw["config"], flat, source=str(source))
         if not isinstance(raw, dict):
             msg = f"{source}: a config file is a table of settings (model, data, [prompt], [execution], ...)"
             raise ConfigError(msg)
-        return cls.from_nested_with_flat(raw, flat, source=str(source))
+        raw = _resolve_paths(_lift_flat(raw, str(source)), source.parent)
+        explicit = {f"{s}.{f}" for s in SECTIONS if isinstance(raw.get(s), dict) for f in raw[s]}
+        explicit |= {".".join(FLAT_NAMES[n]) for n in flat if n in FLAT_NAMES}
+        return cls.from_nested_with_flat(raw, flat, source=str(source), explicit=explicit)
 
     @classmethod
-    def from_nested_with_flat(cls, raw: dict[str, Any], flat: dict[str, Any], *, source: str) -> RunConfig:
-        """Nested settings (a file's, a recorded run's) with flat settings on top."""
+    def from_nested_with_flat(
+        cls,
+        raw: dict[str, Any],
+        flat: dict[str, Any],
+        *,
+        source: str,
+        explicit: Collection[str] | None = None,
+    ) -> RunConfig:
+        """Nested settings (a file's, a recorded run's) with flat settings on top.
+
+        Only ``explicit`` (default: the flat settings) are checked for settings the run would ignore.
+        """
         raw = _apply_flat(raw, flat)
         missing = [k for k in ("model", "data") if not raw.get(k)]
         if missing:
             msg = f"{source} does not say {' or '.join(missing)}; add it to the file or give --{missing[0]}"
             raise ConfigError(msg)
-        return cls.from_nested(raw, source=str(source))
+        if explicit is None:
+            explicit = {".".join(FLAT_NAMES[n]) for n in flat if n in FLAT_NAMES}
+        return cls.from_nested(raw, source=str(source), explicit=explicit)
 
     def changed_settings(self, other: RunConfig) -> list[str]:
         """The dotted settings that differ between two configs (for --resume and compare)."""
@@ -367,17 +411,77 @@ class RunConfig(BaseModel):
         return changed
 
 
+def _unknown(name: str) -> ConfigError:
+    return ConfigError(f"unknown setting {name!r}; known settings: {', '.join(sorted(FLAT_NAMES))}")
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        if name not in FLAT_NAMES:
+            raise _unknown(name)
+        section, field = FLAT_NAMES[name]
+        nested.setdefault(section, {})[field] = value
+    return nested
+
+
 def _apply_flat(raw: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any]:
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for name, value in flat.items():
-        if name in {"model", "data", "recipe"}:
+        if name in IDENTITY:
             out[name] = value
             continue
         if name not in FLAT_NAMES:
-            msg = f"unknown setting {name!r}; known settings: {', '.join(sorted(FLAT_NAMES))}"
-            raise ConfigError(msg)
+            raise _unknown(name)
         section, field = FLAT_NAMES[name]
         out.setdefault(section, {})[field] = value
+    return out
+
+
+IDENTITY = ("model", "data", "recipe")
+# Keys of a config file's top level besides the sections and the flat names.
+_TOP_LEVEL = frozenset({*IDENTITY, "overridden"})
+# Settings that name files: relative ones in a config file are relative to the file's folder.
+PATH_SETTINGS = (("prompt", "knowledge"), ("execution", "prices"), ("execution", "cache_dir"))
+
+
+def _lift_flat(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """A config file's top-level flat settings (``limit = 10``) moved into their sections."""
+    out = {k: v for k, v in raw.items() if k in _TOP_LEVEL or k in SECTIONS}
+    for name, value in raw.items():
+        if name in out:
+            continue
+        if name not in FLAT_NAMES:
+            msg = (
+                f"{source}: {name!r} is not a setting; the top level holds model, data, recipe, the sections "
+                f"[{'], ['.join(SECTIONS)}] and flat settings by their flag names ({', '.join(sorted(FLAT_NAMES))})"
+            )
+            raise ConfigError(msg)
+        section, field = FLAT_NAMES[name]
+        table = out.setdefault(section, {})
+        if not isinstance(table, dict):
+            continue  # reported by from_nested: [section] must be a table
+        if field in table:
+            msg = f"{source}: {field} is given twice, as {name} at the top level and in [{section}]; keep one"
+            raise ConfigError(msg)
+        table[field] = value
+    return out
+
+
+def _resolve_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative file settings of a config file, made relative to its folder (as most tools read them)."""
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str) and value.strip() and not Path(value).expanduser().is_absolute():
+            return str(folder / value)
+        return value
+
+    out = dict(raw)
+    out["data"] = resolve(out.get("data"))
+    for section, field in PATH_SETTINGS:
+        table = out.get(section)
+        if isinstance(table, dict) and field in table:
+            out[section] = {**table, field: resolve(table[field])}
     return out
 
 
@@ -414,6 +518,10 @@ def config_error(exc: ValidationError, source: str = "") -> ConfigError:
         if error["type"] == "extra_forbidden":
             known = ", ".join(SECTIONS[location[0]].model_fields) if location and location[0] in SECTIONS else ""
             reason = f"is not a setting{' of [' + location[0] + ']: known ' + known if known else ''}"
+            if len(location) == 2 and location[1] in FLAT_NAMES:
+                home, field = FLAT_NAMES[location[1]]
+                named = "" if field == location[1] else f" (as {field})"
+                reason = f"belongs in [{home}]{named}; or write it at the top level as {location[1]} = ..."
             name = ".".join(location)
         value = error.get("input")
         shown = (

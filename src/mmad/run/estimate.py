@@ -3,7 +3,12 @@
 Text tokens are counted as characters / 4. Image tokens follow OpenAI's published rule: 85 for
 ``detail: low``; otherwise 85 + 170 per 512-px tile after fitting the image in 2048 px and its
 short side in 768 px. Output tokens are assumed to be 8 per question asked (a letter and a few
-words), capped by max_tokens; chain of thought adds its 256-token turn per image.
+words), capped by max_tokens; chain of thought adds its 256-token turn per image; an expert agent
+adds its drawn image (85 tokens, as at low detail) to each request.
+
+`dry_run` makes the same checks as a real run's first stage (`mmad.run.preflight`: the benchmark,
+the selection, templates for the shots, the knowledge file, a price for --max-cost) and that the
+model's provider exists, but builds no model, opens no connection and writes nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +18,15 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from mmad.errors import UnknownModelError
 from mmad.protocol.images import ImageSettings
 from mmad.protocol.messages import Prompt, TextPart
+from mmad.protocol.strategies import parse_strategies
+from mmad.run.config import RunConfig
+from mmad.run.plan import Planner
+from mmad.run.preflight import preflight
+
+AGENT_IMAGE_TOKENS = 85
 
 
 @dataclass
@@ -75,5 +87,42 @@ def estimate(
             result.requests += 1
             result.completion_tokens += 256
     if price is not None:
-        result.cost_usd = (result.prompt_tokens * price[0] + result.completion_tokens * price[1]) / 1e6
+        result.cost_usd = cost(result, price)
+    return result
+
+
+def cost(result: Estimate, price: tuple[float, float]) -> float:
+    """Dollars for an estimate's tokens at (input, output) dollars per million."""
+    return (result.prompt_tokens * price[0] + result.completion_tokens * price[1]) / 1e6
+
+
+def check_model_name(name: str) -> None:
+    """The provider of ``provider:model`` exists (as `create_model` would check), without building the model."""
+    from mmad.models.presets import PRESETS
+    from mmad.models.registry import providers
+
+    provider, _, model_id = name.partition(":")
+    known = providers()
+    if provider not in known:
+        msg = f"unknown model provider {provider!r} in {name!r}; known providers: {', '.join(sorted(known))}"
+        raise UnknownModelError(msg)
+    if provider in PRESETS and not model_id:
+        msg = f"{name!r} names no model: write it as {provider}:<model>, e.g. openai:gpt-4o"
+        raise UnknownModelError(msg)
+
+
+def dry_run(config: RunConfig) -> Estimate:
+    """What a run of this config would send and cost, after the checks a real run makes first."""
+    check_model_name(config.model)
+    checked = preflight(config)
+    strategies = checked.strategies
+    # The agent's drawings are made when its questions are asked (into the run folder): counted, not drawn.
+    plain = parse_strategies([s for s in config.prompt.strategies if not s.startswith("agent")])
+    planner = Planner(checked.benchmark, config.prompt_settings(), plain, checked.knowledge)
+    result = estimate(list(planner.prompts(checked.selection.items)), config.image_settings(), checked.price)
+    if strategies.agent_expert:
+        result.images_sent += result.requests
+        result.prompt_tokens += AGENT_IMAGE_TOKENS * result.requests
+        if checked.price is not None:
+            result.cost_usd = cost(result, checked.price)
     return result

@@ -14,19 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mmad.data.formats import check_protocol
 from mmad.data.official import load_benchmark
 from mmad.data.schema import Benchmark
 from mmad.errors import ConfigError, RunError
 from mmad.models.base import Model
-from mmad.models.prices import load_prices, price_for
 from mmad.models.registry import ModelOptions, create_model
-from mmad.protocol.strategies import DomainKnowledge, StrategySet, parse_strategies
+from mmad.protocol.strategies import StrategySet
 from mmad.records.record import Status
 from mmad.run.card import protocol_card
 from mmad.run.config import RESUMABLE_SECTIONS, RunConfig
 from mmad.run.naming import default_run_dir
-from mmad.run.plan import Planner, Selection, select_questions
+from mmad.run.plan import Planner, Selection
+from mmad.run.preflight import preflight
 from mmad.run.store import RunStore
 
 logger = logging.getLogger(__name__)
@@ -98,23 +97,6 @@ def check_resume(recorded: RunConfig, given: RunConfig, run_dir: Path) -> None:
         raise ConfigError(msg)
 
 
-def _check_shots(benchmark: Benchmark, selection: Selection, config: RunConfig) -> None:
-    shots = config.prompt.shots
-    if shots == 0 or config.prompt.blind:
-        return
-    similar = config.prompt.similar_templates
-    pool = "similar_templates" if similar else "random_templates"
-    short = [s.item for s in selection.items if len(s.item.templates(shots, similar=similar)) < shots]
-    if short:
-        most = max(len(item.similar_templates if similar else item.random_templates) for item in short)
-        msg = (
-            f"--shots {shots}: {len(short)} selected images have fewer than {shots} {pool} "
-            f"(e.g. {short[0].key} has {len(short[0].templates(shots, similar=similar))}; the most any of them "
-            f"has is {most}); choose --shots {most} or fewer"
-        )
-        raise ConfigError(msg)
-
-
 def _new_meta(
     config: RunConfig, prepared_card: dict[str, Any], benchmark: Benchmark, selection: Selection
 ) -> dict[str, Any]:
@@ -172,12 +154,8 @@ def prepare(
                 f"now {benchmark.sha256[:12]}…); resuming would mix versions"
             )
             raise RunError(msg)
-    strategies = parse_strategies(config.prompt.strategies)
-    knowledge = DomainKnowledge.find(benchmark, config.prompt.knowledge) if strategies.rag else None
-    selection = select_questions(benchmark, config.selection, config.prompt_settings())
-    if not config.prompt.blind:
-        check_protocol(benchmark, shots=config.prompt.shots, similar_templates=config.prompt.similar_templates)
-    _check_shots(benchmark, selection, config)
+    checked = preflight(config, benchmark)
+    selection, strategies, knowledge, price = checked.selection, checked.strategies, checked.knowledge, checked.price
     agent = None
     if strategies.agent_expert:
         from mmad.protocol.agent import AgentRenderer
@@ -190,10 +168,6 @@ def prepare(
             similar=config.prompt.similar_templates,
         )
     planner = Planner(benchmark, config.prompt_settings(), strategies, knowledge, agent)
-    price = price_for(config.model, load_prices(config.execution.prices))
-    if config.execution.max_cost is not None and price is None:
-        msg = f"--max-cost needs a price for {config.model}; give one in a --prices file"
-        raise ConfigError(msg)
     model = model or make_model(config)
     model.check()
     batch_size = getattr(getattr(model, "batcher", None), "batch_size", None)

@@ -177,13 +177,33 @@ class SweepSpec(BaseModel):
             flat.update(similar_templates=templates == "similar", strategies=list(strategies), circular=circular)
             if protocol is not None:
                 flat["protocol"] = protocol
+            own = [k for k in flat if k in model.settings or k not in self.settings]  # the grid's are checked below
             try:
-                config = RunConfig.from_flat(model.name, self.data, recipe=recipe, **flat)
+                config = RunConfig.from_flat(model.name, self.data, recipe=recipe, check_unused=own, **flat)
             except ConfigError as exc:
                 msg = f"sweep cell {name}: {exc}"
                 raise ConfigError(msg) from None
             cells[name] = Cell(name, config)
+        self._check_grid_settings(list(cells.values()))
         return list(cells.values())
+
+    def _check_grid_settings(self, cells: list[Cell]) -> None:
+        """A [settings] value no cell would use is refused (ray_address only warned about: $RAY_ADDRESS feeds it)."""
+        from mmad.run.config import FLAT_NAMES
+        from mmad.run.unused import unused_settings
+
+        for name in self.settings:
+            if name not in FLAT_NAMES:
+                continue
+            dotted = ".".join(FLAT_NAMES[name])
+            reasons = [unused_settings(c.config, [dotted]) for c in cells]
+            if not reasons or not all(reasons):
+                continue
+            if name == "ray_address":
+                logger.warning("the sweep's ray_address is not used: no cell runs on the Ray engine")
+                continue
+            msg = f"the sweep's [settings] {name}: no cell would use it: {reasons[0][0].message}"
+            raise ConfigError(msg)
 
 
 def _model_settings(entry: dict[str, Any]) -> dict[str, Any]:

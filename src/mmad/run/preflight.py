@@ -1,0 +1,63 @@
+"""The checks a run makes against its benchmark before a model is built or anything is written.
+
+`prepare` runs them first, and `--dry-run` runs the same ones (`mmad.run.estimate.dry_run`), so an
+estimate is only ever shown for a run that would start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmad.data.formats import check_protocol
+from mmad.data.official import load_benchmark
+from mmad.data.schema import Benchmark
+from mmad.errors import ConfigError
+from mmad.models.prices import load_prices, price_for
+from mmad.protocol.strategies import DomainKnowledge, StrategySet, parse_strategies
+from mmad.run.config import RunConfig
+from mmad.run.plan import Selection, select_questions
+
+
+@dataclass
+class Preflight:
+    """What the checks loaded, for the stages that follow."""
+
+    benchmark: Benchmark
+    selection: Selection
+    strategies: StrategySet
+    knowledge: DomainKnowledge | None
+    price: tuple[float, float] | None
+
+
+def check_shots(benchmark: Benchmark, selection: Selection, config: RunConfig) -> None:
+    """Every selected image has the templates its shots show."""
+    shots = config.prompt.shots
+    if shots == 0 or config.prompt.blind:
+        return
+    similar = config.prompt.similar_templates
+    pool = "similar_templates" if similar else "random_templates"
+    short = [s.item for s in selection.items if len(s.item.templates(shots, similar=similar)) < shots]
+    if short:
+        most = max(len(item.similar_templates if similar else item.random_templates) for item in short)
+        msg = (
+            f"--shots {shots}: {len(short)} selected images have fewer than {shots} {pool} "
+            f"(e.g. {short[0].key} has {len(short[0].templates(shots, similar=similar))}; the most any of them "
+            f"has is {most}); choose --shots {most} or fewer"
+        )
+        raise ConfigError(msg)
+
+
+def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Preflight:
+    """Load the benchmark and check the config against it: selection, templates, knowledge, price."""
+    benchmark = benchmark or load_benchmark(config.data)
+    strategies = parse_strategies(config.prompt.strategies)
+    knowledge = DomainKnowledge.find(benchmark, config.prompt.knowledge) if strategies.rag else None
+    selection = select_questions(benchmark, config.selection, config.prompt_settings())
+    if not config.prompt.blind:
+        check_protocol(benchmark, shots=config.prompt.shots, similar_templates=config.prompt.similar_templates)
+    check_shots(benchmark, selection, config)
+    price = price_for(config.model, load_prices(config.execution.prices))
+    if config.execution.max_cost is not None and price is None:
+        msg = f"--max-cost needs a price for {config.model}; give one in a --prices file"
+        raise ConfigError(msg)
+    return Preflight(benchmark, selection, strategies, knowledge, price)

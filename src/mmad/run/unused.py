@@ -1,0 +1,134 @@
+"""Settings a run would silently ignore: refused by name, so a flag never does nothing unnoticed.
+
+Only what the user set explicitly is checked (a flag, a keyword of `mmad.evaluate`, a key of a
+--config file), never a default or a recipe's value, and only where the value differs from the
+default (setting the default changes nothing, so nothing is ignored). Plugin providers (the
+``mmad.models`` entry points) may read any connection setting, so theirs are not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mmad.errors import ConfigError
+from mmad.models.presets import PRESETS
+
+if TYPE_CHECKING:
+    from mmad.run.config import RunConfig
+
+API_SETTINGS = ("base_url", "key_env", "extra_body", "text_only")
+IN_PROCESS_SETTINGS = ("device", "dtype", "batch_size", "model_args")
+RAY_SETTINGS = ("ray_address", "ray_actors", "ray_gpus")
+# Which in-process settings each built-in provider reads (mmad.models.registry's factories).
+_READS: dict[str, frozenset[str]] = {
+    "hf": frozenset(IN_PROCESS_SETTINGS),
+    "vllm-local": frozenset({"dtype", "batch_size", "model_args"}),
+    "expert": frozenset({"device", "model_args"}),
+    "random": frozenset(),
+    "fixed": frozenset(),
+}
+_IN_PROCESS = "hf:, vllm-local:, expert"
+
+
+@dataclass(frozen=True)
+class Unused:
+    """One explicitly given setting that this run would not use."""
+
+    setting: str
+    """Dotted, e.g. ``execution.ray_actors``."""
+    message: str
+
+
+def _flag(setting: str) -> str:
+    from mmad.run.config import flag_of
+
+    section, _, field = setting.partition(".")
+    return flag_of(section, field)
+
+
+def _connection(config: RunConfig, field: str) -> str | None:
+    """Why a connection setting does not apply to the model, or None when it does."""
+    provider = config.model.partition(":")[0]
+    flag = _flag(f"connection.{field}")
+    if field in API_SETTINGS:
+        if provider in PRESETS or provider not in _READS:
+            return None
+        return (
+            f"{flag} applies to models behind an HTTP API (openai:, vllm:, compat:, ...), but {config.model} runs in "
+            f"this process, so it would be ignored; leave {flag} out, or serve the model and use e.g. "
+            f"-m vllm:NAME --base-url URL"
+        )
+    if provider in _READS and field in _READS[provider]:
+        return None
+    if _READS.get(provider):
+        reads = ", ".join(_flag(f"connection.{f}") for f in IN_PROCESS_SETTINGS if f in _READS[provider])
+        why = f"{provider}: reads only {reads}"
+        if provider == "vllm-local" and field == "device":
+            why += (
+                " (vLLM places the model itself: choose GPUs with CUDA_VISIBLE_DEVICES or "
+                "--model-args '{\"tensor_parallel_size\": N}')"
+            )
+        return f"{flag} would be ignored: {why}; leave {flag} out"
+    if provider in PRESETS or provider in _READS:
+        if provider in PRESETS:
+            where, hint = "is asked over HTTP", " (a served model's own settings are given where its server starts)"
+        else:
+            where, hint = "loads no weights", ""
+        return (
+            f"{flag} applies to in-process models ({_IN_PROCESS}), but {config.model} {where}, so it would be "
+            f"ignored; leave {flag} out{hint}"
+        )
+    return None  # a plugin provider: it may read any option
+
+
+def _why_unused(config: RunConfig, setting: str) -> str | None:
+    section, _, field = setting.partition(".")
+    flag = _flag(setting)
+    if section == "execution" and field in RAY_SETTINGS and config.execution.engine != "ray":
+        return (
+            f"{flag} applies to the Ray engine only, but this run uses the local engine, so it would be ignored; "
+            f"add --engine ray, or leave {flag} out"
+        )
+    if section == "connection" and (field in API_SETTINGS or field in IN_PROCESS_SETTINGS):
+        return _connection(config, field)
+    if setting == "prompt.knowledge" and "rag" not in config.prompt.strategies:
+        return (
+            f"{flag} is the domain-knowledge file of the rag strategy, but this run has no rag strategy, so it "
+            f"would be ignored; add --strategy rag, or leave {flag} out"
+        )
+    if setting == "prompt.similar_templates" and config.prompt.similar_templates and config.prompt.shots == 0:
+        return (
+            f"{flag} chooses which template images the shots show, but --shots is 0, so no template is shown "
+            f"and it would be ignored; give --shots 1 (or more), or leave {flag} out"
+        )
+    return None
+
+
+def unused_settings(config: RunConfig, explicit: Collection[str]) -> list[Unused]:
+    """The explicitly given settings (dotted names) that this run would not use."""
+    from mmad.run.config import SECTIONS
+
+    found: list[Unused] = []
+    for setting in sorted(explicit):
+        section, _, field = setting.partition(".")
+        if section not in SECTIONS or field not in SECTIONS[section].model_fields:
+            continue
+        default = SECTIONS[section]().model_dump()[field]
+        if getattr(getattr(config, section), field) == default:
+            continue
+        why = _why_unused(config, setting)
+        if why is not None:
+            found.append(Unused(setting, why))
+    return found
+
+
+def refuse_unused(config: RunConfig, explicit: Collection[str], *, source: str = "") -> None:
+    """ConfigError naming the first setting that would be ignored (and how many more there are)."""
+    found = unused_settings(config, explicit)
+    if not found:
+        return
+    more = f" (and {len(found) - 1} more: {', '.join(_flag(u.setting) for u in found[1:])})" if len(found) > 1 else ""
+    prefix = f"{source}: " if source else ""
+    raise ConfigError(prefix + found[0].message + more)
