@@ -123,7 +123,7 @@ def test_the_same_bad_value_gives_the_same_error_from_the_api_and_a_run_file(wor
         (["eval"], r"give --model and --data"),
         (["score"], r"Missing argument 'answers'"),
         (["score", "/nonexistent/run"], r"/nonexistent/run does not exist"),
-        (["runs", "/nonexistent"], r"/nonexistent is not a folder"),
+        (["runs", "/nonexistent"], r"/nonexistent does not exist"),
     ],
 )
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str], message: str | None) -> None:

@@ -31,10 +31,10 @@ from mmad.protocol.parse import (
 from mmad.protocol.prompts import preamble_prompt, with_preamble
 from mmad.records.record import Record, Status
 from mmad.run.cache import ResponseCache, cache_key
-from mmad.run.estimate import estimate
 from mmad.run.limits import AdaptiveLimit, RetryPolicy, call_with_retries
 from mmad.run.secrets import redact
 from mmad.run.store import RunStore
+from mmad.run.tokens import estimate
 
 logger = logging.getLogger(__name__)
 
