@@ -85,14 +85,14 @@ def score_command(
     paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
     if as_json:
         data = table_to_dict(table)
-        if run is not None:
+        if run is not None and completeness is not None:
             data["run"] = {
                 "model": run.model,
                 "status": run.status,
                 "card_hash": run.meta.get("card_hash"),
-                **vars(run.completeness),
-                "missing": run.completeness.missing,
-                "complete": run.completeness.complete,
+                **vars(completeness),
+                "missing": completeness.missing,
+                "complete": completeness.complete,
             }
         typer.echo(json.dumps(data, indent=2))
         return
