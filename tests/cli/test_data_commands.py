@@ -73,3 +73,23 @@ def test_a_piped_score_table_keeps_its_numbers(tmp_path: Path) -> None:
         [sys.executable, "-m", "mmad", "score", str(path)], capture_output=True, text=True, env=env, check=True
     ).stdout
     assert "Average" in shown and "…" not in shown
+
+
+def test_validate_show_takes_zero_or_more(fresh_mmad_json: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(fresh_mmad_json), "--show", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid value for '--show'" in err and "greater than or equal to 0" in err
+    assert main(["validate", str(fresh_mmad_json), "--show", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "… and" in out and " more (--show N, or --json)" in out and "valid" in out
+
+
+def test_download_progress_never_reaches_stdout_or_a_pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.data.test_download import _folder
+
+    hub = _folder(tmp_path)
+    assert main(["download", "--source", str(hub), "--out", str(tmp_path / "data")]) == 0
+    captured = capsys.readouterr()
+    assert "next: mmad validate" in captured.out
+    # Not a terminal here: no bar at all (it was drawn on stdout, a frame of "unpacking ALL_DATA.zip ━━━ 6/6").
+    assert "━" not in captured.out + captured.err and "unpacking" not in captured.out + captured.err

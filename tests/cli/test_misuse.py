@@ -119,7 +119,10 @@ def test_the_same_bad_value_gives_the_same_error_from_the_api_and_a_run_file(wor
         ([], None),
         (["bogus"], r"No such command 'bogus'"),
         (["eval", "--bogus"], r"No such option: --bogus"),
-        (["eval", "-v"], r"No such option: -v"),
+        (["eval", "-v"], r"No such option: -v \(-v goes before the command: mmad -v eval \.\.\.\)"),
+        (["score", "--verbose"], r"--verbose goes before the command: mmad --verbose score \.\.\."),
+        (["info", "--version"], r"No such option: --version.*goes before the command: mmad --version\)"),
+        (["eval", "-x"], r"No such option: -x \(see 'mmad eval --help'\)$"),
         (["eval"], r"give --model and --data"),
         (["score"], r"Missing argument 'answers'"),
         (["score", "/nonexistent/run"], r"/nonexistent/run does not exist"),
@@ -309,3 +312,166 @@ def test_ray_address_in_the_environment_alone_is_no_error(
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     code, text = run_cli(["eval", "-m", "random", "-d", str(mmad_json), "--dry-run"], capsys)
     assert code == 0 and "nothing sent" in text
+
+
+def test_compare_names_the_protocol_differences_in_the_terminal(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zero = workspace / "zero-shot"
+    assert main(["eval", "-m", "random", "-d", str(workspace / "data"), "--out", str(zero), "--shots", "0"]) == 0
+    cards = [json.loads((run / "run.json").read_text())["card_hash"] for run in (workspace / "run", zero)]
+    assert cards[0] != cards[1]
+    capsys.readouterr()
+    code, text = run_cli(["compare", str(workspace / "run"), str(zero)], capsys)
+    flat = " ".join(text.split())
+    assert code == 0 and "Average" in text
+    assert f"different protocols (A card {cards[0]}, B card {cards[1]})" in flat, text
+    assert "protocol differs: shots: 1 vs 0" in flat
+    code, text = run_cli(["compare", str(workspace / "run"), str(workspace / "run")], capsys)
+    assert code == 0 and "protocol differs" not in text and "different protocols" not in text
+    code, text = run_cli(["compare", str(workspace / "run"), str(zero), "--json"], capsys)
+    payload = json.loads(text)
+    assert payload["card_hashes"] == {"a": cards[0], "b": cards[1]}
+    assert "protocol differs: shots: 1 vs 0" in payload["notes"]
+
+
+def test_compare_refuses_runs_over_different_benchmarks(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = workspace / "other-data"
+    shutil.copytree(workspace / "data", other)
+    questions = json.loads((other / "mmad.json").read_text())
+    first = next(iter(questions.values()))
+    first["conversation"][0]["Question"] += " (reworded)"
+    (other / "mmad.json").write_text(json.dumps(questions))
+    assert main(["eval", "-m", "random", "-d", str(other), "--out", str(workspace / "other"), "--no-cache"]) == 0
+    capsys.readouterr()
+    before = snapshot(workspace)
+    code, text = run_cli(["compare", str(workspace / "run"), str(workspace / "other")], capsys)
+    assert code == 2 and "Traceback" not in text
+    assert "were run on different benchmarks (mmad.json sha256" in text and "not the same questions" in text
+    assert snapshot(workspace) == before
+
+
+def test_score_of_a_partial_run_says_partial_and_how_much_was_asked(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers.runs import copy_run, edit_records
+
+    cut = copy_run(workspace / "run", workspace / "cut")
+    edit_records(cut, lambda i, r: r if i < 48 else None)
+    code, text = run_cli(["score", str(cut), "--no-plot"], capsys)
+    flat = " ".join(text.split())
+    assert code == 0, text
+    assert "(PARTIAL: asked 48 of 92 selected" in flat, text
+    assert "asked 48 of 92 selected" in flat.split("PARTIAL", 1)[1]  # again under the table, with the status
+    code, text = run_cli(["score", str(cut), "--no-plot", "--json"], capsys)
+    run = json.loads(text)["run"]
+    assert (run["asked"], run["selected"], run["complete"]) == (48, 92, False)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", "Expecting property name"),
+        ('["gpt-4o", 2.5, 10]', "has no attribute 'items'"),
+        ('{"gpt-4o": 2.5}', "not subscriptable"),
+        ('{"gpt-4o": ["cheap", "dear"]}', "could not convert string to float"),
+        ('{"gpt-4o": [2.5]}', "index out of range"),
+    ],
+)
+def test_a_bad_price_file_is_named(
+    workspace: Path, capsys: pytest.CaptureFixture[str], content: str, reason: str
+) -> None:
+    prices = workspace / "prices.json"
+    prices.write_text(content)
+    before = snapshot(workspace)
+    out = workspace / "priced"
+    code, text = run_cli(
+        ["eval", "-m", "random", "-d", str(workspace / "data"), "--out", str(out), "--prices", str(prices)], capsys
+    )
+    flat = " ".join(text.split())
+    assert code == 2 and "Traceback" not in text
+    assert f'{prices}: a price file is a JSON object {{"model": [input_usd_per_M, output_usd_per_M]}}' in flat
+    assert reason in flat
+    assert snapshot(workspace) == before and not out.exists()
+
+
+def _records(run: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+
+
+def test_an_unresolvable_host_is_a_dns_failure_that_stops_the_run(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")  # a remote URL needs a key; .invalid never resolves
+    out = workspace / "dns"
+    base = "http://no-such-host.invalid/v1"
+    code, text = run_cli(
+        ["eval", "-m", "compat:x", "--base-url", base, "-d", str(workspace / "data"), "--out", str(out),
+         "--max-retries", "0", "--no-cache"],
+        capsys,
+    )  # fmt: skip
+    flat = " ".join(text.split())
+    assert code == 1 and "Traceback" not in text
+    assert f"stopped early: dns: cannot resolve the host of {base} (DNS:" in flat and "check --base-url" in flat
+    records = _records(out)
+    assert records and len(records) < 92 and {r["error_class"] for r in records} == {"dns"}
+    assert "sk-test-not-a-key" not in text + (out / "records.jsonl").read_text() + (out / "run.json").read_text()
+
+
+def test_https_to_a_plain_http_server_is_a_tls_failure(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.2)
+        stop = threading.Event()
+
+        def answer_plain_http() -> None:  # what a plain-HTTP server says to bytes it cannot read as a request
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    conn.settimeout(5)
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+        thread = threading.Thread(target=answer_plain_http, daemon=True)
+        thread.start()
+        base = f"https://127.0.0.1:{listener.getsockname()[1]}/v1"
+        out = workspace / "tls"
+        try:
+            code, text = run_cli(
+                ["eval", "-m", "compat:x", "--base-url", base, "-d", str(workspace / "data"), "--out", str(out),
+                 "--max-retries", "0", "--no-cache"],
+                capsys,
+            )  # fmt: skip
+        finally:
+            stop.set()
+            thread.join()
+    flat = " ".join(text.split())
+    assert code == 1 and "Traceback" not in text
+    assert f"stopped early: tls: TLS with {base} failed" in flat and "is the URL's scheme (http/https) right?" in flat
+    records = _records(out)
+    assert records and {r["error_class"] for r in records} == {"tls"}
+
+
+def test_https_to_mmad_serve_names_the_scheme_when_the_handshake_never_ends(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """mmad serve waits for a request line that a TLS handshake never sends: only a time-out comes."""
+    with running_server() as server:
+        base = server.base_url.replace("http://", "https://")
+        out = workspace / "hang"
+        code, text = run_cli(
+            ["eval", "-m", "compat:x", "--base-url", base, "-d", str(workspace / "data"), "--out", str(out),
+             "--max-retries", "0", "--timeout", "1", "--limit", "1", "--no-cache"],
+            capsys,
+        )  # fmt: skip
+    flat = " ".join(text.split())
+    assert code == 1 and "Traceback" not in text
+    assert f"no reply from {base} within 1 s" in flat, text
+    assert "if the server speaks plain HTTP, use http:// in --base-url" in flat
+    assert {r["error_class"] for r in _records(out)} == {"timeout"}

@@ -104,3 +104,26 @@ def test_thumbnail_size_fits_the_page_budget() -> None:
     assert auto_thumb_size(200, single_file=True) == 128
     assert auto_thumb_size(12_000, single_file=True) == 64
     assert auto_thumb_size(12_000, single_file=False) == 192
+
+
+@pytest.mark.parametrize("side", [30_000, 10_000])  # over Pillow's bomb error limit; over its warning limit only
+def test_a_decompression_bomb_image_is_shown_as_unavailable(
+    fresh_mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], side: int
+) -> None:
+    from tests.data.test_broken_inputs import png_header
+
+    data = fresh_mmad_json.parent
+    bomb = next(iter(json.loads(fresh_mmad_json.read_text())))
+    assert main(["eval", "-m", "random", "-d", str(data), "--out", str(tmp_path / "run"), "--no-cache"]) == 0
+    (data / bomb).write_bytes(png_header(side, side))
+    capsys.readouterr()
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "run"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "DecompressionBombWarning" not in err
+    assert "WARNING" in err and f"nothumbnailfor{data / bomb}:" in "".join(err.split()), err  # rich wraps the line
+    page = out.read_text()
+    packed = json.loads(re.search(r'id="mmad-data">(.*?)</script>', page, re.S)[1])
+    thumb = next(key[1] for key in packed["keys"] if key[0] == bomb)
+    assert packed["thumbs"][thumb] is None  # the page draws "no image" for it
+    assert sum(source is not None for source in packed["thumbs"]) == len(packed["thumbs"]) - 1

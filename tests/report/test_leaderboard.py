@@ -9,6 +9,7 @@ import pytest
 
 from mmad.cli import main
 from mmad.data.schema import Subtask
+from mmad.errors import ConfigError
 from mmad.records import Status, open_run
 from mmad.report.leaderboard import (
     RunScores,
@@ -198,6 +199,22 @@ def test_cli_leaderboard_errors(random_run: Path, tmp_path: Path, capsys) -> Non
     assert "is not a folder" in capsys.readouterr().err
     assert main(["leaderboard", str(tmp_path / "not-a-run")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    for args, bad in (
+        (["--dataset", "Nowhere"], "Nowhere"),
+        ([str(random_run), "--dataset", "VisA", "--dataset", "visa"], "visa"),
+    ):
+        assert main(["leaderboard", *args]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"--dataset {bad}: no such dataset; choose from DS-MVTec, MVTec-LOCO, VisA, GoodsAD" in err, err
+
+
+def test_a_run_of_its_own_dataset_can_be_chosen(random_run: Path, tmp_path: Path) -> None:
+    renamed = copy_run(random_run, tmp_path / "renamed")
+    edit_records(renamed, lambda i, r: r.model_copy(update={"image": r.image.replace("VisA/", "Cans/", 1)}))
+    board = build_leaderboard([renamed], published=[], datasets=["Cans"])
+    assert [r.kind for r in board.rows] == ["run"] and board.rows[0].strict is not None
+    with pytest.raises(ConfigError, match=r"--dataset Tins: no such dataset; choose from .*GoodsAD, Cans "):
+        build_leaderboard([renamed], published=[], datasets=["Tins"])
 
 
 def test_completeness_comes_from_the_run_folder(random_run: Path, interrupted: Path) -> None:

@@ -11,7 +11,7 @@ import sys
 
 import typer
 from rich.logging import RichHandler
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption, UsageError
 
 from mmad.cli.common import err_console
 from mmad.errors import MMADError
@@ -67,8 +67,16 @@ def _register() -> None:
     sweep_commands.register(app)
 
 
+TOP_LEVEL_OPTIONS = ("-v", "-vv", "--verbose", "--version")
+"""Options of `mmad` itself: given after a command, click says only that the command lacks them."""
+
+
 def _usage_line(exc: UsageError) -> str:
     command = exc.ctx.command_path if exc.ctx is not None else "mmad"
+    if isinstance(exc, NoSuchOption) and exc.option_name in TOP_LEVEL_OPTIONS and command != "mmad":
+        option = exc.option_name
+        usage = "mmad --version" if option == "--version" else f"mmad {option} {command.split()[-1]} ..."
+        return f"error: {exc.format_message()} ({option} goes before the command: {usage})"
     return f"error: {exc.format_message()} (see '{command} --help')"
 
 

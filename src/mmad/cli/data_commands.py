@@ -57,7 +57,12 @@ def download_command(
     if not source:
         console.print(f"revision {revision or DEFAULT_REVISION} of jiang-cc/MMAD → {out}")
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,  # stdout holds only the result lines
+        disable=not err_console.is_terminal,  # piped, a bar is only a stale last frame
     ) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -140,7 +145,9 @@ def validate_command(
     root: Path = typer.Option(None, "--root", help="the folder image paths are relative to (default: the file's)"),
     no_files: bool = typer.Option(False, "--no-files", help="check the json only, not the files it names"),
     as_json: bool = typer.Option(False, "--json", help="print the report as json"),
-    show: int = typer.Option(50, "--show", help="how many problems to list (the known-gap summaries always show)"),
+    show: int = typer.Option(
+        50, "--show", min=0, help="how many problems to list, 0 for none (the known-gap summaries always show)"
+    ),
 ) -> None:
     """Check the questions and every file they name, then sum up the known gaps; exit 1 when there are errors."""
     from mmad.data.validate import validate

@@ -85,12 +85,14 @@ def score_command(
     paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
     if as_json:
         data = table_to_dict(table)
-        if run is not None:
+        if run is not None and completeness is not None:
             data["run"] = {
                 "model": run.model,
                 "status": run.status,
                 "card_hash": run.meta.get("card_hash"),
                 **vars(completeness),
+                "missing": completeness.missing,
+                "complete": completeness.complete,
             }
         typer.echo(json.dumps(data, indent=2))
         return
@@ -125,6 +127,7 @@ def compare_command(
         _check_answers_path(path)
     folder_a, folder_b = _run_of(run_a), _run_of(run_b)
     notes: list[str] = []
+    cards: dict[str, str | None] = {}
     if folder_a is not None and folder_b is not None:
         sha_a, sha_b = folder_a.benchmark_sha256, folder_b.benchmark_sha256
         if sha_a and sha_b and sha_a != sha_b:
@@ -135,6 +138,7 @@ def compare_command(
             raise AnswersFormatError(msg)
         differences = card_differences(folder_a.card, folder_b.card)
         notes += [f"protocol differs: {k}: {a!r} vs {b!r}" for k, a, b in differences if k != "mmad_version"]
+        cards = {"a": folder_a.meta.get("card_hash"), "b": folder_b.meta.get("card_hash")}
     answers_a, answers_b = load_answers(run_a), load_answers(run_b)
     result = compare_runs(answers_a, answers_b, samples=samples, seed=seed)
     shared = shared_questions(answers_a, answers_b)
@@ -143,6 +147,7 @@ def compare_command(
         payload = {
             "overlap": {"shared": shared, "a": len(answers_a), "b": len(answers_b)},
             "notes": notes,
+            "card_hashes": cards,
             "differences": [{**vars(d), "delta": d.delta} for d in result],
         }
         typer.echo(json.dumps(payload, indent=2))
@@ -164,3 +169,14 @@ def compare_command(
         )
     view.caption = overlap
     console.print(view)
+    if notes:
+        # A difference measured across protocols may be the protocol's, not the model's: say so beside the table.
+        hashes = {k: v or "none (run made before protocol cards)" for k, v in cards.items()}
+        console.print(
+            f"[yellow]the runs were asked under different protocols[/] (A card {hashes['a']}, B card {hashes['b']}); "
+            "part of B - A may come from these settings:",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for note in notes:
+            console.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)

@@ -41,7 +41,12 @@ def classify_transport_error(exc: BaseException, endpoint: str, timeout_s: float
             msg = f"the connection to {endpoint} was dropped ({type(cause).__name__})"
             return RetryableError(msg, error_class="connection_dropped")
     if any(isinstance(cause, TimeoutError) for cause in chain) or "timeout" in type(exc).__name__.lower():
-        return RetryableError(f"no reply from {endpoint} within {timeout_s:.0f} s", error_class="timeout")
+        msg = f"no reply from {endpoint} within {timeout_s:.0f} s"
+        if endpoint.startswith("https://") and any("connect" in type(cause).__name__.lower() for cause in chain):
+            # A plain-HTTP server given a TLS handshake often just waits for a request line: no TLS error
+            # ever comes, only this time-out, so the likely cause is named here.
+            msg += " (the connection was never set up; if the server speaks plain HTTP, use http:// in --base-url)"
+        return RetryableError(msg, error_class="timeout")
     root = chain[-1]
     msg = f"the connection to {endpoint} failed: {type(root).__name__}: {root}"
     return RetryableError(msg, error_class="connection")

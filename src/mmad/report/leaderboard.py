@@ -21,7 +21,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any, Literal
 
-from mmad.data.schema import SUBTASKS, Subtask
+from mmad.data.schema import SOURCE_DATASETS, SUBTASKS, Subtask
 from mmad.errors import ConfigError
 from mmad.records.folder import RunFolder, open_run
 from mmad.report.tables import fmt
@@ -386,6 +386,19 @@ def parse_subtasks(names: Iterable[str]) -> list[Subtask]:
     return chosen
 
 
+def check_datasets(datasets: Iterable[str], runs: Sequence[RunScores] = ()) -> None:
+    """A ConfigError for a dataset name that is neither an MMAD source nor a dataset of the runs (a typo
+    would otherwise give an empty view)."""
+    known = list(dict.fromkeys([*SOURCE_DATASETS, *(row.name for scores in runs for row in scores.strict.rows)]))
+    unknown = [name for name in datasets if name not in known]
+    if unknown:
+        msg = (
+            f"--dataset {', '.join(unknown)}: no such dataset; choose from {', '.join(known)} "
+            "(the MMAD sources and the datasets of the runs given)"
+        )
+        raise ConfigError(msg)
+
+
 def rank_rows(rows: list[LeaderboardRow]) -> list[LeaderboardRow]:
     """Rank eligible rows within their group; order ranked rows then the rest, best figure first."""
     by_group: dict[str, list[LeaderboardRow]] = {}
@@ -426,8 +439,9 @@ def build_leaderboard(
     rows: list[LeaderboardRow] = []
     notes: list[str] = []
     unanswered = []
-    for run in runs:
-        scores = run if isinstance(run, RunScores) else RunScores.of(run)
+    all_scores = [run if isinstance(run, RunScores) else RunScores.of(run) for run in runs]
+    check_datasets(datasets, all_scores)
+    for scores in all_scores:
         if not scores.has_answers:
             unanswered.append(str(scores.run.path))
             continue

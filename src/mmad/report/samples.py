@@ -16,6 +16,7 @@ import io
 import logging
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,12 +54,18 @@ def auto_thumb_size(n_images: int, *, single_file: bool) -> int:
 
 
 def thumbnail_jpeg(path: Path, size: int) -> bytes | None:
-    """A JPEG thumbnail whose longest side is at most ``size``; None when the file cannot be read."""
+    """A JPEG thumbnail whose longest side is at most ``size``; None (with a warning) when the file cannot
+    be read or claims more pixels than Pillow's bomb limit (the page then shows it as unavailable)."""
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            if width * height > (Image.MAX_IMAGE_PIXELS or math.inf):
+                # Above the limit Pillow only warns, then would decode it all: refuse it as an error would.
+                msg = f"{width}x{height} pixels is over the limit of {Image.MAX_IMAGE_PIXELS:,} (a decompression bomb?)"
+                raise Image.DecompressionBombError(msg)
             image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale, much faster
             picture = image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         logger.warning("no thumbnail for %s: %s", path, exc)
         return None
     picture.thumbnail((size, size), Image.Resampling.BILINEAR)
@@ -89,7 +96,10 @@ class Thumbnails:
     def render(self, size: int, folder: Path | None = None) -> list[str | None]:
         """The sources in index order: data URLs, or ``thumbs/<digest>.jpg`` files written under folder."""
         workers = min(8, (os.cpu_count() or 1) + 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Set here, not in the threads (the filters are global): an image over Pillow's bomb warning limit
+        # is refused in thumbnail_jpeg with a logged line, so the warning itself would only repeat it.
+        with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             blobs = list(pool.map(lambda p: thumbnail_jpeg(p, size), self.paths))
         sources: list[str | None] = []
         for blob in blobs:
