@@ -42,7 +42,7 @@ EVAL_MISTAKES = [
     (["--shots", "9"], r"--shots 9: .* fewer than 9 random_templates .*choose --shots 3 or fewer"),
     (["--max-retries", "-1"], r"max_retries \(--max-retries\): must be at least 0"),
     (["--protocol", "bogus"], r"protocol \(--protocol\): must be 'per-question', 'cumulative'"),
-    (["--detail", "bogus"], r"detail \(--detail\): must be 'low', 'high' or 'auto'"),
+    (["--detail", "bogus"], r"detail \(--detail\): must be 'low', 'high', 'auto' or 'none'"),
     (["--parser", "bogus"], r"parser \(--parser\): must be 'mmad' or 'upstream'"),
     (["--subtask", "bogus"], r"subtasks \(--subtask\): unknown subtask 'bogus'"),
     (["--strategy", "bogus"], r"strategies \(--strategy\): unknown strategy 'bogus'"),
@@ -363,6 +363,7 @@ def test_score_of_a_partial_run_says_partial_and_how_much_was_asked(
     assert code == 0, text
     assert "(PARTIAL: asked 48 of 92 selected" in flat, text
     assert "asked 48 of 92 selected" in flat.split("PARTIAL", 1)[1]  # again under the table, with the status
+    assert "run.json says complete, but records.jsonl lacks 44 of the selected questions" in flat
     code, text = run_cli(["score", str(cut), "--no-plot", "--json"], capsys)
     run = json.loads(text)["run"]
     assert (run["asked"], run["selected"], run["complete"]) == (48, 92, False)

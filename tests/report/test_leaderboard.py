@@ -228,3 +228,12 @@ def test_equal_figures_share_a_rank(random_run: Path, tmp_path: Path) -> None:
     edit_records(better, lambda i, r: answer_right(r))
     ranks = {Path(r.source).name: r.rank for r in build_leaderboard([random_run, twin, better], published=[]).rows}
     assert ranks == {"better": 1, "random": 2, "twin": 2}
+
+
+def test_markdown_cells_carry_no_html_from_a_model_name(random_run: Path, tmp_path: Path) -> None:
+    named = copy_run(random_run, tmp_path / "named")
+    meta = json.loads((named / "run.json").read_text())
+    meta["config"]["model"] = "compat:<img src=x onerror=alert(1)>|x"
+    (named / "run.json").write_text(json.dumps(meta))
+    markdown = leaderboard_markdown(build_leaderboard([named], []))
+    assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;\\|x" in markdown

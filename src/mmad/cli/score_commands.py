@@ -103,6 +103,13 @@ def score_command(
     if completeness is not None:
         card = run.meta.get("card_hash") or "none (run made before protocol cards)"
         console.print(f"{completeness.describe()}; run status {run.status}; protocol card {card}", soft_wrap=True)
+        if run.status == "complete" and completeness.missing:
+            err_console.print(
+                f"[yellow]note[/]: run.json says complete, but records.jsonl lacks {completeness.missing} of the "
+                f"selected questions (records lost or removed); `mmad eval --resume {answers}` asks them",
+                highlight=False,
+                soft_wrap=True,
+            )
     for note in table.notes:
         console.print(f"[dim]note: {note}[/]")
     if run is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import io
 import json
 import os
@@ -580,7 +581,8 @@ def leaderboard_csv(board: Leaderboard) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A table cell: pipes escaped, one line, and no HTML a Markdown renderer would run (names are untrusted)."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def leaderboard_markdown(board: Leaderboard, *, title: str = "MMAD leaderboard") -> str:

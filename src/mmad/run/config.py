@@ -515,6 +515,8 @@ def config_error(exc: ValidationError, source: str = "") -> ConfigError:
         else:
             name = "the config"
         reason = _plain(str(error["msg"]))
+        if location[-1:] == ["detail"] and error["type"] == "literal_error":  # None is spelt "none" in flags
+            reason = "must be 'low', 'high', 'auto' or 'none' (none leaves the field out of the request)"
         if error["type"] == "extra_forbidden":
             known = ", ".join(SECTIONS[location[0]].model_fields) if location and location[0] in SECTIONS else ""
             reason = f"is not a setting{' of [' + location[0] + ']: known ' + known if known else ''}"
