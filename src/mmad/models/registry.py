@@ -129,8 +129,9 @@ def providers() -> dict[str, Factory]:
     return found
 
 
-def create_model(name: str, options: ModelOptions | None = None) -> Model:
-    """The backend for a ``provider:model`` name."""
+def check_model_name(name: str) -> tuple[Factory, str]:
+    """The factory and model id of a ``provider:model`` name; UnknownModelError when the provider is
+    unknown or a preset's model is missing. Builds nothing (the dry run checks names with it)."""
     provider, _, model_id = name.partition(":")
     table = providers()
     if provider not in table:
@@ -139,4 +140,10 @@ def create_model(name: str, options: ModelOptions | None = None) -> Model:
     if provider in PRESETS and not model_id:
         msg = f"{name!r} names no model: write it as {provider}:<model>, e.g. openai:gpt-4o"
         raise UnknownModelError(msg)
-    return table[provider](model_id, options or ModelOptions())
+    return table[provider], model_id
+
+
+def create_model(name: str, options: ModelOptions | None = None) -> Model:
+    """The backend for a ``provider:model`` name."""
+    factory, model_id = check_model_name(name)
+    return factory(model_id, options or ModelOptions())

@@ -196,19 +196,26 @@ class Engine:
         Checked right before the request is counted in flight, with no await in between, so
         concurrent workers cannot all pass the check on the same spent amount.
         """
-        budget = self.settings.max_cost
-        if budget is None:
+        if self.settings.max_cost is None:
             return 0.0
         expected = self._expected_cost(prompt)
+        return expected if self._set_aside(expected, "the next request") else None
+
+    def _set_aside(self, expected: float, what: str) -> bool:
+        """Add an expected cost to what is in flight, unless spent + in flight + it passes --max-cost
+        (then the run stops, saying by how much)."""
+        budget = self.settings.max_cost
+        if budget is None:
+            return True
         if self.stats.cost_usd + self._reserved_usd + expected > budget:
             if self.stats.stopped_reason is None:
                 self.stats.stopped_reason = (
                     f"the cost budget of ${budget:.2f} was reached (${self.stats.cost_usd:.4f} spent, "
-                    f"${self._reserved_usd:.4f} in flight, ${expected:.4f} expected for the next request)"
+                    f"${self._reserved_usd:.4f} in flight, ${expected:.4f} expected for {what})"
                 )
-            return None
+            return False
         self._reserved_usd += expected
-        return expected
+        return True
 
     def _should_stop(self) -> bool:
         if self.stats.stopped_reason is not None:

@@ -13,7 +13,6 @@ model's provider exists, but builds no model, opens no connection and writes not
 
 from __future__ import annotations
 
-from mmad.errors import UnknownModelError
 from mmad.protocol.strategies import parse_strategies
 from mmad.run.config import RunConfig
 from mmad.run.plan import Planner
@@ -23,17 +22,9 @@ from mmad.run.tokens import AGENT_IMAGE_TOKENS, Estimate, cost, estimate
 
 def check_model_name(name: str) -> None:
     """The provider of ``provider:model`` exists (as `create_model` would check), without building the model."""
-    from mmad.models.presets import PRESETS
-    from mmad.models.registry import providers
+    from mmad.models.registry import check_model_name as check
 
-    provider, _, model_id = name.partition(":")
-    known = providers()
-    if provider not in known:
-        msg = f"unknown model provider {provider!r} in {name!r}; known providers: {', '.join(sorted(known))}"
-        raise UnknownModelError(msg)
-    if provider in PRESETS and not model_id:
-        msg = f"{name!r} names no model: write it as {provider}:<model>, e.g. openai:gpt-4o"
-        raise UnknownModelError(msg)
+    check(name)
 
 
 def dry_run(config: RunConfig) -> Estimate:

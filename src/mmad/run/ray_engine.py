@@ -296,18 +296,11 @@ class RayEngine(DriverEngine):
     # Work
     def _reserve_job(self, job: _Job) -> bool:
         """Set aside what a job's requests are expected to cost; False when that passes --max-cost."""
-        budget = self.settings.max_cost
-        if budget is None:
+        if self.settings.max_cost is None:
             return True
         expected = sum(self._expected_cost(p) for p in job.prompts)
-        if self.stats.cost_usd + self._reserved_usd + expected > budget:
-            if self.stats.stopped_reason is None:
-                self.stats.stopped_reason = (
-                    f"the cost budget of ${budget:.2f} was reached (${self.stats.cost_usd:.4f} spent, "
-                    f"${self._reserved_usd:.4f} in flight, ${expected:.4f} expected for the next requests)"
-                )
+        if not self._set_aside(expected, "the next requests"):
             return False
-        self._reserved_usd += expected
         job.reserved_usd = expected
         return True
 
