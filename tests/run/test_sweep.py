@@ -79,9 +79,11 @@ def test_a_bad_cell_is_named_before_anything_runs(mmad_json: Path, tmp_path: Pat
 def test_the_shipped_paper_ablations_grid_is_valid() -> None:
     spec = SweepSpec.from_file(DOCS / "sweeps" / "paper-ablations.toml")
     cells = spec.cells()
-    assert len(cells) == 2 * 3 * 2 * 4
+    assert len(cells) == 2 * (3 * 2 * 4 + 3)  # 0 shots: one template kind, no agent
     assert {tuple(c.config.prompt.strategies) for c in cells} == {(), ("rag",), ("cot",), ("agent:expert:bbox",)}
-    assert {c.config.prompt.shots for c in cells} == {1, 2, 4}
+    assert {c.config.prompt.shots for c in cells} == {0, 1, 2, 4}
+    assert len(spec.skipped) == 2 and all("0shot" in name and "agent" in name for name in spec.skipped)
+    assert all("0 shots shows none" in reason for reason in spec.skipped.values())
 
 
 @pytest.mark.slow

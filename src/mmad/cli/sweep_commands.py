@@ -135,6 +135,8 @@ def _run(spec: Any, folder: Path, *, resume: bool, html: bool) -> None:
         if report is not None:
             files["html"] = report
     console.print("written: " + ", ".join(str(p) for p in files.values()), soft_wrap=True)
+    for name, reason in result.skipped.items():
+        err_console.print(f"[dim]skipped {name}: {reason}[/]", highlight=False, soft_wrap=True)
     failed = [c for c in result.cells if c.status != "complete"]
     for cell in failed:
         err_console.print(f"[yellow]{cell.status}[/] {cell.name}: {cell.error or ''}", highlight=False, soft_wrap=True)

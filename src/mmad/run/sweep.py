@@ -31,12 +31,12 @@ import json
 import logging
 import tomllib
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from mmad._io import atomic_write_text
 from mmad.errors import ConfigError, MMADError, RunError
@@ -151,9 +151,18 @@ class SweepSpec(BaseModel):
             msg = f"{source}: {problems}"
             raise ConfigError(msg) from None
 
+    _skipped: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Cells of the grid that cannot be asked, with the reason (filled by `cells`)."""
+        return dict(self._skipped)
+
     def cells(self) -> list[Cell]:
-        """Every cell of the grid, checked; at 0 shots the template kind makes no difference and is asked once."""
+        """Every cell of the grid, checked; at 0 shots the template kind makes no difference and is asked once,
+        and an agent that fits the expert on templates is left out (it has none to fit on)."""
         cells: dict[str, Cell] = {}
+        self._skipped = {}
         protocols: list[tuple[str | None, str | None]] = (
             [(r, None) for r in self.recipes] if self.recipes else [(None, p) for p in self.protocols]
         )
@@ -172,6 +181,9 @@ class SweepSpec(BaseModel):
                 ]
             )
             if name in cells:
+                continue
+            if shots == 0 and any(s.startswith("agent:") and not s.startswith("agent:gt") for s in strategies):
+                self._skipped[name] = "agent:expert fits the expert on the query's templates, and 0 shots shows none"
                 continue
             flat: dict[str, Any] = {**self.settings, **model.settings, "shots": shots}
             flat.update(similar_templates=templates == "similar", strategies=list(strategies), circular=circular)
@@ -237,6 +249,7 @@ class SweepResult:
 
     folder: Path
     cells: list[CellOutcome]
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -299,6 +312,7 @@ def _new_manifest(spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:
         "spec": spec.model_dump(mode="json"),
         "status": "running",
         "cells": {c.name: {"folder": c.name, "status": "pending", "error": None} for c in cells},
+        "skipped": spec.skipped,
     }
 
 
@@ -357,7 +371,7 @@ async def run_sweep(
         manifest["status"] = "complete" if all(o.status == "complete" for o in outcomes) else "partial"
         manifest["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         sweep.write(manifest)
-    return SweepResult(sweep.folder, outcomes)
+    return SweepResult(sweep.folder, outcomes, dict(manifest.get("skipped") or spec.skipped))
 
 
 async def _run_cell(config: RunConfig, out: Path, resume: bool, on_progress: Progress | None) -> RunResult:
