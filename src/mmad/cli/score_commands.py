@@ -127,7 +127,7 @@ def compare_command(
 ) -> None:
     """Per-subtask and per-category differences (B - A) with paired bootstrap 95% intervals."""
     from mmad.run.card import card_differences
-    from mmad.score.compare import compare_runs, shared_questions
+    from mmad.score.compare import compare_runs, declined_subtasks, shared_questions
     from mmad.score.load import load_answers
 
     for path in (run_a, run_b):
@@ -148,6 +148,7 @@ def compare_command(
         cards = {"a": folder_a.meta.get("card_hash"), "b": folder_b.meta.get("card_hash")}
     answers_a, answers_b = load_answers(run_a), load_answers(run_b)
     result = compare_runs(answers_a, answers_b, samples=samples, seed=seed)
+    declined = [s.value for s in declined_subtasks(answers_a, answers_b)]
     shared = shared_questions(answers_a, answers_b)
     overlap = f"{shared} questions in both (A has {len(answers_a)}, B has {len(answers_b)})"
     if as_json:
@@ -155,6 +156,7 @@ def compare_command(
             "overlap": {"shared": shared, "a": len(answers_a), "b": len(answers_b)},
             "notes": notes,
             "card_hashes": cards,
+            "declined": declined,
             "differences": [{**vars(d), "delta": d.delta} for d in result],
         }
         typer.echo(json.dumps(payload, indent=2))
@@ -176,6 +178,15 @@ def compare_command(
         )
     view.caption = overlap
     console.print(view)
+    if declined:
+        console.print(
+            f"left out: {', '.join(declined)}: one of the runs declined every question of them (the visual "
+            "expert answers only AD and DL), so Average is over the rest",
+            style="dim",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if notes:
         # A difference measured across protocols may be the protocol's, not the model's: say so beside the table.
         hashes = {k: v or "none (run made before protocol cards)" for k, v in cards.items()}

@@ -3,7 +3,8 @@
 Resampling is by image (all of an image's questions together, since they are not independent),
 with the same resample applied to both runs, so the interval is for the paired difference.
 Subtask scores are pooled over datasets, Anomaly Discrimination as balanced accuracy; the
-overall score is the mean of the seven subtask scores. An unanswered question counts as wrong.
+overall score is the mean of the seven subtask scores. An unanswered question counts as wrong; a
+subtask one run declines entirely (the visual expert's) is left out of both.
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ def _key(answer: GradedAnswer) -> str:
 def shared_questions(a: Sequence[GradedAnswer], b: Sequence[GradedAnswer]) -> int:
     """How many questions two runs both answered records for."""
     return len({_key(x) for x in a} & {_key(x) for x in b})
+
+
+def declined_subtasks(a: Sequence[GradedAnswer], b: Sequence[GradedAnswer]) -> list[Subtask]:
+    """Subtasks that one of the runs declined on every question (the visual expert outside AD and DL):
+    a paired difference there would compare answers with refusals, so they are left out."""
+    declined = []
+    for subtask in SUBTASKS:
+        for run in (a, b):
+            asked = [x for x in run if RAW_TYPE_TO_SUBTASK.get(x.question_type) is subtask]
+            if asked and all(x.failure == "abstained" for x in asked):
+                declined.append(subtask)
+                break
+    return declined
 
 
 def compare_runs(
@@ -95,14 +109,17 @@ def compare_runs(
         draws.append(scores(cluster_weights[:, cluster].astype(float)))
     boot = np.concatenate(draws)  # (B, groups, 2)
 
+    declined = set(declined_subtasks([x for x, _ in pairs], [y for _, y in pairs]))
+
     def combine(values: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        if "AD:normal" in names:
+        if "AD:normal" in names and Subtask.ANOMALY_DISCRIMINATION not in declined:
             out[Subtask.ANOMALY_DISCRIMINATION.value] = (
                 values[..., names.index("AD:normal"), :] + values[..., names.index("AD:abnormal"), :]
             ) / 2
         for subtask in SUBTASKS[1:]:
-            out[subtask.value] = values[..., names.index(subtask.value), :]
+            if subtask not in declined:
+                out[subtask.value] = values[..., names.index(subtask.value), :]
         present = [v for v in out.values() if not np.all(np.isnan(v))]
         out["Average"] = np.nanmean(np.stack(present), axis=0)
         for category in categories:
