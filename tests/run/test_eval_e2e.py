@@ -263,3 +263,23 @@ def test_missing_files_fail_their_questions_not_the_run(fresh_mmad_json: Path, t
     assert result.stats.stopped_reason is None and not result.complete
     others = [r for r in records if not r.image.startswith("DS-MVTec/")]
     assert others and all(r.status is Status.ANSWERED for r in others)
+
+
+def test_the_budget_is_the_runs_across_resumes(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"random": [1000.0, 1000.0]}))
+    out = tmp_path / "run"
+    with running_server() as server:
+        base = ["eval", "--resume", str(out)]
+        first = ["eval", "-m", "compat:random", "--base-url", server.base_url, "-d", str(mmad_json), "--out", str(out)]
+        assert main([*first, "--no-cache", "-c", "2", "--max-cost", "0.5", "--prices", str(prices)]) == 1
+        spent = json.loads((out / "run.json").read_text())["usage"]["cost_usd"]
+        asked = server.stats.requests
+        capsys.readouterr()
+        assert main(base) == 1, "the recorded budget is spent: a resume asks nothing more"
+        assert server.stats.requests == asked and "before this session" in capsys.readouterr().err
+        assert main([*base, "--max-cost", "1000"]) == 0
+    usage = json.loads((out / "run.json").read_text())["usage"]
+    assert usage["cost_usd"] > spent and 0 < spent <= 0.5 + spent / max(1, asked)

@@ -85,6 +85,8 @@ class EngineSettings:
     max_errors: int | None = None
     price: tuple[float, float] | None = None
     cache_settings: dict[str, Any] = field(default_factory=dict)
+    spent_before_usd: float = 0.0
+    """What earlier sessions of a resumed run spent: --max-cost is the run's budget, not each session's."""
 
 
 JUDGE_PROMPT = (
@@ -178,7 +180,8 @@ class Engine:
         if budget is None:
             return False
         average = self.stats.cost_usd / max(1, self.stats.done) if self.stats.done else 0.0
-        return self.stats.cost_usd + max(self._reserved_usd, average * self._in_flight) >= budget
+        spent = self.settings.spent_before_usd + self.stats.cost_usd
+        return spent + max(self._reserved_usd, average * self._in_flight) >= budget
 
     def _expected_cost(self, prompt: Prompt) -> float:
         """What one more request is expected to cost: the larger of the average so far and the
@@ -207,11 +210,18 @@ class Engine:
         budget = self.settings.max_cost
         if budget is None:
             return True
-        if self.stats.cost_usd + self._reserved_usd + expected > budget:
+        spent = self.settings.spent_before_usd + self.stats.cost_usd
+        if spent + self._reserved_usd + expected > budget:
             if self.stats.stopped_reason is None:
+                before = (
+                    f", ${self.settings.spent_before_usd:.4f} of it before this session"
+                    if self.settings.spent_before_usd
+                    else ""
+                )
                 self.stats.stopped_reason = (
-                    f"the cost budget of ${budget:.2f} was reached (${self.stats.cost_usd:.4f} spent, "
-                    f"${self._reserved_usd:.4f} in flight, ${expected:.4f} expected for {what})"
+                    f"the cost budget of ${budget:.2f} would be passed: ${spent:.4f} spent{before}, "
+                    f"${self._reserved_usd:.4f} expected for the requests in flight and ${expected:.4f} for "
+                    f"{what}; raise --max-cost to go on"
                 )
             return False
         self._reserved_usd += expected
@@ -221,7 +231,11 @@ class Engine:
         if self.stats.stopped_reason is not None:
             return True
         if self._over_budget():
-            self.stats.stopped_reason = f"the cost budget of ${self.settings.max_cost:.2f} was reached"
+            spent = self.settings.spent_before_usd + self.stats.cost_usd
+            self.stats.stopped_reason = (
+                f"the cost budget of ${self.settings.max_cost:.2f} was reached (${spent:.4f} spent); "
+                "raise --max-cost to go on"
+            )
             return True
         return False
 

@@ -36,6 +36,7 @@ def engine_settings(prepared: PreparedRun) -> EngineSettings:
         max_cost=execution.max_cost,
         max_errors=execution.max_errors,
         price=prepared.price,
+        spent_before_usd=_spent_before(prepared),
         cache_settings={
             "images": config.image_settings().describe(),
             "decoding": config.decoding.model_dump(mode="json"),
@@ -44,6 +45,12 @@ def engine_settings(prepared: PreparedRun) -> EngineSettings:
             "benchmark": prepared.benchmark.sha256,
         },
     )
+
+
+def _spent_before(prepared: PreparedRun) -> float:
+    """Dollars the earlier sessions of a resumed run spent (run.json's usage)."""
+    usage = prepared.meta.get("usage") if prepared.resumed else None
+    return float(usage.get("cost_usd") or 0.0) if isinstance(usage, dict) else 0.0
 
 
 def _image_paths(prepared: PreparedRun, items: list[SelectedItem]) -> Iterator[str]:
