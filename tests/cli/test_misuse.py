@@ -68,6 +68,7 @@ EVAL_MISTAKES = [
         r"--ray-actors applies to the Ray engine only.*add --engine ray, or leave --ray-actors out",
     ),
     (["--ray-gpus", "1"], r"--ray-gpus applies to the Ray engine only"),
+    (["--engine", "ray", "--ray-gpus", "1"], r"--ray-gpus reserves GPUs for models loaded in each Ray actor.*random"),
     (["--ray-address", "auto"], r"--ray-address applies to the Ray engine only"),
     (["--device", "cuda"], r"--device applies to in-process models \(hf:, vllm-local:, expert\), but random"),
     (["--dtype", "bfloat16"], r"--dtype applies to in-process models"),

@@ -163,3 +163,18 @@ def test_the_quickstarts_config_example_is_a_valid_config(tmp_path: Path) -> Non
     config = RunConfig.from_file(tmp_path / "run.toml")
     assert config.selection.limit == 500 and config.prompt.strategies == ["rag"]
     assert Path(config.data) == tmp_path / "../data/MMAD"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("flag.toml", "no_cache = true\n", r"'no_cache' is the flag --no-cache; in a run file write cache = false"),
+        ("out.toml", 'out = "runs/x"\n', r"out is not a setting of a run file .*give --out DIR"),
+        ("run.yaml", "limit: 3\n", r"a run file is TOML \(.toml\) or JSON .* not .yaml"),
+    ],
+)
+def test_run_file_mistakes_say_what_to_write(tmp_path: Path, name: str, text: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text('model = "random"\ndata = "data"\n' + text if name.endswith(".toml") else text)
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_file(path)

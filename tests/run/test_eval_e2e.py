@@ -189,6 +189,10 @@ def test_cli_eval_and_dry_run(mmad_json: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(["eval", "-m", "openai:gpt-4o", "-d", str(mmad_json), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "nothing sent" in out and "cost ≈ $" in out and "requests 92" in out
+    assert (
+        main(["eval", "-m", "openai:gpt-4o", "-d", str(mmad_json), "--dry-run", "--strategy", "cot", "--circular"]) == 0
+    )
+    assert "(per-question, 1-shot, strategy cot, circular): nothing sent" in capsys.readouterr().out
     with running_server() as server:
         status = main(
             [

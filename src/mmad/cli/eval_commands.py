@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from mmad.cli.common import (
     add_run_task,
@@ -269,7 +270,10 @@ def _dry_run(config: Any) -> None:
 
     result = dry_run(config)  # the checks of a real run's first stage, then the count; nothing is built or sent
     prompt = config.prompt
-    console.print(f"[bold]dry run[/] for {config.model} ({prompt.protocol.value}, {prompt.shots}-shot): nothing sent")
+    how = [prompt.protocol.value, f"{prompt.shots}-shot" + (" similar" if prompt.similar_templates else "")]
+    how += [f"strategy {s}" for s in prompt.strategies] + (["circular"] if prompt.circular else [])
+    how += ["blind"] if prompt.blind else []
+    console.print(f"[bold]dry run[/] for {escape(config.model)} ({', '.join(how)}): nothing sent", highlight=False)
     console.print(f"  questions {result.questions}, requests {result.requests}, images sent {result.images_sent}")
     console.print(f"  tokens ≈ {result.prompt_tokens:,} in + {result.completion_tokens:,} out")
     if result.cost_usd is None or result.price is None:

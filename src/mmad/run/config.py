@@ -358,9 +358,13 @@ class RunConfig(BaseModel):
         folder; a run.json's config runs again as recorded, and flat settings are checked as flags.
         """
         source = Path(path)
+        if source.suffix.lower() not in {".toml", ".json"}:
+            kind = source.suffix or "a file without a suffix"
+            msg = f"{source}: a run file is TOML (.toml) or JSON (.json, or a run folder's run.json), not {kind}"
+            raise ConfigError(msg)
         try:
             text = source.read_text(encoding="utf-8")
-            raw = tomllib.loads(text) if source.suffix == ".toml" else json.loads(text)
+            raw = tomllib.loads(text) if source.suffix.lower() == ".toml" else json.loads(text)
         except (OSError, UnicodeDecodeError) as exc:
             msg = f"cannot read the config file {source}: {exc}"
             raise ConfigError(msg) from exc
@@ -452,10 +456,19 @@ def _lift_flat(raw: dict[str, Any], source: str) -> dict[str, Any]:
         if name in out:
             continue
         if name not in FLAT_NAMES:
-            msg = (
-                f"{source}: {name!r} is not a setting; the top level holds model, data, recipe, the sections "
-                f"[{'], ['.join(SECTIONS)}] and flat settings by their flag names ({', '.join(sorted(FLAT_NAMES))})"
-            )
+            positive = name.removeprefix("no_").removeprefix("no-")
+            if name != positive and positive in FLAT_NAMES:  # the --no-cache style of a flag
+                msg = (
+                    f"{source}: {name!r} is the flag --{name.replace('_', '-')}; in a run file write {positive} = false"
+                )
+            elif name == "out":
+                msg = f"{source}: out is not a setting of a run file (one file can make many runs); give --out DIR"
+            else:
+                msg = (
+                    f"{source}: {name!r} is not a setting; the top level holds model, data, recipe, the sections "
+                    f"[{'], ['.join(SECTIONS)}] and flat settings by their flag names "
+                    f"({', '.join(sorted(FLAT_NAMES))})"
+                )
             raise ConfigError(msg)
         section, field = FLAT_NAMES[name]
         table = out.setdefault(section, {})

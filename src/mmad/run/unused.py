@@ -91,6 +91,14 @@ def _why_unused(config: RunConfig, setting: str) -> str | None:
             f"{flag} applies to the Ray engine only, but this run uses the local engine, so it would be ignored; "
             f"add --engine ray, or leave {flag} out"
         )
+    if setting == "execution.ray_gpus" and config.execution.ray_gpus:
+        provider = config.model.partition(":")[0]
+        if provider in PRESETS or provider in {"random", "fixed"}:
+            # Ray would hold the actors until GPUs appear: on a cluster without them, for ever.
+            return (
+                f"{flag} reserves GPUs for models loaded in each Ray actor (hf:, vllm-local:, expert), but "
+                f"{config.model} loads no weights there, so the GPUs would sit idle; leave {flag} out"
+            )
     if section == "connection" and (field in API_SETTINGS or field in IN_PROCESS_SETTINGS):
         return _connection(config, field)
     if setting == "prompt.knowledge" and "rag" not in config.prompt.strategies:
