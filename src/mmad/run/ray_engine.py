@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import logging
 import math
+import os
 import time
 import uuid
 from collections import deque
@@ -143,6 +144,7 @@ class RayEngine(DriverEngine):
         try:
             with ray_session(self.address) as ray:
                 self._ray = ray
+                self._check_local_gpus(ray)
                 try:
                     await self._drive(_image_batches(source))
                 finally:
@@ -151,6 +153,18 @@ class RayEngine(DriverEngine):
             self.stats.finished = time.monotonic()
             self._report()
         return self.stats
+
+    def _check_local_gpus(self, ray: Any) -> None:
+        """A Ray on this machine never gains GPUs: actors asking for more than it has would wait for ever."""
+        if not self.gpus or self.address or os.environ.get("RAY_ADDRESS"):
+            return  # a cluster may add GPU nodes (autoscaling): its actors are given ready_timeout_s
+        available = float(ray.cluster_resources().get("GPU", 0))
+        if available < self.gpus:
+            msg = (
+                f"--ray-gpus {self.gpus:g}: the local Ray of this run has {available:g} GPUs, so no actor could be "
+                "placed; give --ray-address of a cluster with GPUs, or leave --ray-gpus out"
+            )
+            raise RunError(msg)
 
     async def _drive(self, batches: AsyncIterator[list[Prompt] | PlanFailure]) -> None:
         self._ship_models()
