@@ -1,7 +1,9 @@
 """Kill `mmad eval` with SIGKILL at random moments, resume, and compare with an uninterrupted run."""
 
+import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,3 +184,23 @@ def test_ctrl_c_saves_marks_and_says_how_to_resume(mmad_json: Path, tmp_path: Pa
         )
     assert resumed.returncode == 0, resumed.stderr
     assert len(_outcome(out / "records.jsonl")) == 92
+
+
+def test_a_run_made_with_a_relative_path_resumes_from_any_folder(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmad import evaluate
+    from mmad.cli import main
+    from tests.helpers.runs import edit_records
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    shutil.copytree(mmad_json.parent, work / "data")
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    evaluate("random", "data", out=work / "run", cache=False)
+    recorded = json.loads((work / "run" / "run.json").read_text())["config"]["data"]
+    assert recorded == str((work / "data").resolve())
+    edit_records(work / "run", lambda i, r: r if i < 10 else None)
+    monkeypatch.chdir(elsewhere)
+    assert main(["eval", "--resume", str(work / "run")]) == 0
+    assert main(["eval", "--resume", str(work / "run"), "-d", str(work / "data" / "mmad.json")]) == 0

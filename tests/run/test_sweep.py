@@ -196,3 +196,27 @@ def test_grid_settings_are_checked_against_the_whole_grid() -> None:
         own.cells()
     # $RAY_ADDRESS feeds the sweep's ray_address: on the local engine it is only a warning
     assert SweepSpec.parse({"data": "d", "models": ["random"], "settings": {"ray_address": "auto"}}).cells()
+
+
+def test_a_cell_without_a_reply_shows_no_figures(mmad_json: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spec = SweepSpec.parse(
+        {
+            "data": str(mmad_json),
+            "models": ["fixed:A", {"name": "compat:x", "base_url": f"http://127.0.0.1:{port}/v1", "label": "dead"}],
+            "shots": [0],
+            "settings": {"limit": 5, "cache": False, "max_retries": 0, "max_errors": 2},
+        }
+    )
+    asyncio.run(run_sweep(spec, tmp_path / "sweep"))
+    write_sweep_table(tmp_path / "sweep")
+    rows = {row.model: row for row in sweep_rows(tmp_path / "sweep")}
+    assert rows["compat:x"].average is None and rows["compat:x"].subtasks == {}
+    assert rows["fixed:A"].average is not None
+    table = list(csv.DictReader((tmp_path / "sweep" / "sweep_table.csv").read_text().splitlines()))
+    dead = next(r for r in table if r["model"] == "compat:x")
+    assert dead["average"] == "" and dead["Anomaly Discrimination"] == ""

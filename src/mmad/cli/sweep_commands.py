@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mmad.cli.common import add_run_task, console, err_console, progress_bar
@@ -149,15 +150,18 @@ def _table(rows: list[Any], folder: Path) -> Table:
     from mmad.data.schema import SUBTASKS
 
     view = Table(title=f"MMAD sweep — {folder}")
-    for column in ("Cell", "Status", "Asked", "Average", *(s.short for s in SUBTASKS)):
+    circular = any(row.circular is not None for row in rows)
+    head = ["Cell", "Status", "Asked", "Average", *(["Circular"] if circular else []), *(s.short for s in SUBTASKS)]
+    for column in head:
         view.add_column(column, justify="left" if column in {"Cell", "Status"} else "right")
     for row in rows:
         values = [row.subtasks.get(s.value) for s in SUBTASKS]
         view.add_row(
-            row.cell,
+            escape(row.cell),
             row.status,
             f"{row.asked}/{row.selected}",
             _pct(row.average),
+            *([_pct(row.circular)] if circular else []),
             *(_pct(v) for v in values),
         )
     return view

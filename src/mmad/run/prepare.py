@@ -86,9 +86,30 @@ def resume_config(run_dir: str | Path, **flat: Any) -> RunConfig:
     return RunConfig.from_nested_with_flat(recorded, flat, source=f"{run_dir}/run.json")
 
 
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """The config with its file paths (data, knowledge, prices, cache folder) made absolute."""
+
+    def absolute(path: str | None) -> str | None:
+        return str(Path(path).expanduser().resolve()) if path else path
+
+    return config.model_copy(
+        update={
+            "data": absolute(config.data),
+            "prompt": config.prompt.model_copy(update={"knowledge": absolute(config.prompt.knowledge)}),
+            "execution": config.execution.model_copy(
+                update={
+                    "prices": absolute(config.execution.prices),
+                    "cache_dir": absolute(config.execution.cache_dir),
+                }
+            ),
+        }
+    )
+
+
 def check_resume(recorded: RunConfig, given: RunConfig, run_dir: Path) -> None:
     """A resumed run may change how requests are sent, never what is asked."""
-    changed = [c for c in given.changed_settings(recorded) if c.split(".")[0] not in RESUMABLE_SECTIONS]
+    # The data may be named by another path (a resume from another folder): its sha256 is checked instead.
+    changed = [c for c in given.changed_settings(recorded) if c.split(".")[0] not in RESUMABLE_SECTIONS and c != "data"]
     if changed:
         msg = (
             f"--resume {run_dir} would change {', '.join(changed)} (recorded in its run.json); a resumed run asks "
@@ -130,6 +151,8 @@ def prepare(
     """Check and plan a run; returns it with its store open (locked). Raises before anything is sent."""
     run_dir = Path(out) if out else default_run_dir(config)
     store = RunStore(run_dir)
+    if not resume:
+        config = with_absolute_paths(config)  # so the run can be resumed or reported from any folder
     if resume:
         if not store.exists():
             msg = f"{run_dir} holds no run to resume (no run.json); start one with `mmad eval`"
@@ -144,6 +167,12 @@ def prepare(
         raise RunError(msg)
     elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         msg = f"{run_dir} exists and is not an empty folder or a run; choose another --out"
+        raise RunError(msg)
+    if resume and not Path(config.data).exists():
+        msg = (
+            f"{run_dir} was run on {config.data}, which is not there from {Path.cwd()} (a path relative to the "
+            f"folder the run was started in); give the benchmark's path with -d (its sha256 is checked)"
+        )
         raise RunError(msg)
     benchmark = load_benchmark(config.data)
     if resume:

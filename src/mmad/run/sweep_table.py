@@ -51,8 +51,12 @@ def sweep_rows(folder: str | Path) -> list[SweepRow]:
             continue
         run = open_run(run_dir)
         records = run.records
-        table = score_answers(graded_from_records(records))
+        graded = graded_from_records(records)
         completeness = run.completeness
+        if not any(g.failure != "error" for g in graded):  # no reply at all: figures would be zeros, not results
+            rows.append(SweepRow(name, run.model, run.status, completeness.asked, completeness.selected, None))
+            continue
+        table = score_answers(graded)
         circular = circular_report(records) if any(not r.plain for r in records) else None
         by_group = {r.group: r.circular for r in circular.rows} if circular is not None else {}
         rows.append(
