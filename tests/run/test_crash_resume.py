@@ -153,7 +153,8 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
         first.close()
 
 
-def test_ctrl_c_saves_marks_and_says_how_to_resume(mmad_json: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_marks_and_says_how_to_resume(mmad_json: Path, tmp_path: Path, stop: signal.Signals) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     out = tmp_path / "run"
     with running_server(latency_s=0.3) as server:  # about 7 s of asking: the signal lands mid-run
@@ -170,7 +171,7 @@ def test_ctrl_c_saves_marks_and_says_how_to_resume(mmad_json: Path, tmp_path: Pa
             if records.exists() and records.read_text().count("\n") >= 8:
                 break
             time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _, err = process.communicate(timeout=60)
         assert process.returncode == 130, err
         assert "Traceback" not in err

@@ -7,6 +7,7 @@ with errors); 2 a usage or input error (nothing was changed); 130 interrupted.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import typer
@@ -93,9 +94,27 @@ def _file_system_message(exc: OSError) -> str:
     return f"cannot use {path}: {exc.strerror or exc}"
 
 
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    # A SIGTERM (a scheduler's stop, `timeout`, `kill`) takes Ctrl-C's path: records saved, run.json
+    # marked interrupted, the resume command printed; otherwise the run would stay "running" for ever.
+    signal.raise_signal(signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI: usage and mmad's own errors become one red line on stderr; never a traceback for them."""
     _register()
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    except ValueError:  # not the main thread (an embedding application): its own handlers stay
+        previous = None
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         status = app(args=argv, standalone_mode=False, prog_name="mmad")
     except NoArgsIsHelpError as exc:
