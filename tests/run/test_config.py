@@ -83,7 +83,7 @@ def test_the_api_refuses_settings_the_run_would_ignore(model: str, settings: dic
 
 
 def test_settings_that_apply_or_are_not_the_users_are_accepted() -> None:
-    assert RunConfig.from_flat("random", "d", engine="ray", ray_actors=3, ray_gpus=1).execution.ray_actors == 3
+    assert RunConfig.from_flat("hf:org/model", "d", engine="ray", ray_actors=3, ray_gpus=1).execution.ray_actors == 3
     assert RunConfig.from_flat("hf:m", "d", device="cuda", dtype="bfloat16", batch_size=4).connection.device == "cuda"
     assert RunConfig.from_flat("vllm-local:m", "d", model_args={"tensor_parallel_size": 2}).connection.model_args
     assert RunConfig.from_flat("vllm:m", "d", base_url="http://127.0.0.1:9/v1", text_only=True).connection.text_only
@@ -178,3 +178,13 @@ def test_run_file_mistakes_say_what_to_write(tmp_path: Path, name: str, text: st
     path.write_text('model = "random"\ndata = "data"\n' + text if name.endswith(".toml") else text)
     with pytest.raises(ConfigError, match=message):
         RunConfig.from_file(path)
+
+
+def test_a_run_file_spells_none_and_a_single_strategy_as_the_flags_do(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'model = "random"\ndata = "data"\nmax_tokens = "none"\ntemperature = "None"\nstrategy = "rag+cot"\n'
+    )
+    config = RunConfig.from_file(path)
+    assert config.decoding.max_tokens is None and config.decoding.temperature is None
+    assert config.prompt.strategies == ["rag", "cot"]

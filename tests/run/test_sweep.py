@@ -72,6 +72,11 @@ def test_a_bad_cell_is_named_before_anything_runs(mmad_json: Path, tmp_path: Pat
     assert not (tmp_path / "sweep").exists()
     with pytest.raises(ConfigError, match=r"shots\.0"):
         SweepSpec.parse({"data": "d", "models": ["random"], "shots": ["many"]})
+    # Checked against the benchmark before any cell runs: the test data has no domain_knowledge.json.
+    rag = SweepSpec.parse({"data": str(mmad_json), "models": ["random"], "strategies": ["none", "rag"]})
+    with pytest.raises(ConfigError, match=r"sweep cell random_per-question_1shot_random_rag: .*domain_knowledge"):
+        asyncio.run(run_sweep(rag, tmp_path / "rag"))
+    assert not (tmp_path / "rag").exists()
     with pytest.raises(RunError, match=r"cannot be read"):
         asyncio.run(run_sweep(None, tmp_path / "nothing", resume=True))
 

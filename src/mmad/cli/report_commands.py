@@ -66,8 +66,10 @@ def report_command(
         policy=_policy(policy),
     )
     folder = out.suffix.lower() not in {".html", ".htm"}
-    total = sum(p.stat().st_size for p in path.parent.rglob("*") if p.is_file()) if folder else path.stat().st_size
-    console.print(f"wrote {path} ({total / 1e6:.1f} MB{' with its thumbnails' if folder else ''})")
+    thumbs = path.parent / "thumbs"
+    written = [path, *(p for p in thumbs.rglob("*") if p.is_file())] if folder and thumbs.is_dir() else [path]
+    total = sum(p.stat().st_size for p in written)
+    console.print(f"wrote {path} ({total / 1e6:.1f} MB{' with its thumbnails' if len(written) > 1 else ''})")
 
 
 def _policy(name: str) -> str:

@@ -38,6 +38,14 @@ class PromptConfig(_Section):
     strategies: list[str] = Field(default_factory=list, description="rag, cot, agent:expert:bbox, ...")
     knowledge: str | None = Field(default=None, description="domain-knowledge json (default: in the data root)")
 
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        # strategy = "rag" or "rag+cot" in a run file, as --strategy takes one at a time
+        return (
+            [part for part in value.replace(",", "+").split("+") if part.strip()] if isinstance(value, str) else value
+        )
+
     @field_validator("strategies")
     @classmethod
     def _known_strategies(cls, value: list[str]) -> list[str]:
@@ -63,6 +71,12 @@ class DecodingConfig(_Section):
 
     max_tokens: int | None = Field(default=128, ge=1, le=65536)
     temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
+
+    @field_validator("max_tokens", "temperature", mode="before")
+    @classmethod
+    def _none_spelt_out(cls, value: Any) -> Any:
+        # TOML has no null: a run file says "none", as the flags do, to leave the field out.
+        return None if isinstance(value, str) and value.strip().lower() == "none" else value
 
 
 class ImageConfig(_Section):

@@ -303,6 +303,23 @@ class Sweep:
             handle.close()
 
 
+def preflight_cells(cells: list[Cell]) -> None:
+    """Each cell's checks against its benchmark (selection, templates for its shots, the rag knowledge
+    file, a price for --max-cost), before any cell runs: a bad cell must not wait behind good ones."""
+    from mmad.data.official import load_benchmark
+    from mmad.run.preflight import preflight
+
+    loaded: dict[str, Any] = {}
+    for cell in cells:
+        try:
+            if cell.config.data not in loaded:
+                loaded[cell.config.data] = load_benchmark(cell.config.data)
+            preflight(cell.config, loaded[cell.config.data])
+        except MMADError as exc:
+            msg = f"sweep cell {cell.name}: {exc}"
+            raise ConfigError(msg) from None
+
+
 def _new_manifest(spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:
     from mmad._version import __version__
 
@@ -347,6 +364,7 @@ async def run_sweep(
         spec = shared_cache(spec)
         manifest = {}
     cells = spec.cells()  # every cell is checked before any is run
+    preflight_cells(cells)
     if not resume:
         manifest = _new_manifest(spec, cells)
     ask = runner or _run_cell
