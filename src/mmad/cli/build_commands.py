@@ -78,8 +78,13 @@ def build_command(
         f"[green]built[/] {out / 'mmad.json'}: {report.images} images, {benchmark.n_questions} questions "
         f"({report.layout} layout)"
     )
+    from mmad.data.schema import RAW_TYPE_TO_SUBTASK
+
     for qtype, n in sorted(report.questions.items()):
-        console.print(f"  {qtype}: {n}")
+        subtask = RAW_TYPE_TO_SUBTASK.get(qtype)
+        # The subtask's name, as every table shows it; the json's own type name where it differs.
+        label = qtype if subtask is None or subtask.value == qtype else f"{subtask.value} (type {qtype!r} in mmad.json)"
+        console.print(f"  {label}: {n}", highlight=False)
     for reason, n in sorted(report.skipped.items()):
         console.print(f"  [yellow]skipped[/] {n}: {reason}", highlight=False)
     for reason, n in sorted(report.renamed.items()):
