@@ -1,5 +1,5 @@
 """The paper's training-free strategies as prompt extras: domain-knowledge RAG, the expert agent
-and chain of thought, as the MMAD paper (§5) and the official code (jam-cc/MMAD,
+and chain of thought, as the MMAD paper and the official code (jam-cc/MMAD,
 ``evaluation/examples/``) apply them; docs/protocol.md describes each.
 
 A strategy string is ``rag``, ``cot``, ``agent:<expert>:<notation>`` (expert ``expert`` or ``gt``;
