@@ -137,3 +137,22 @@ def test_missing_inputs_name_what_a_k_shot_question_lacks(fresh_mmad_json: Path)
     assert missing_inputs(bench, item, shots=1) == [f"template {item.random_templates[0]} is missing"]
     assert missing_inputs(bench, item, shots=0) == []
     assert missing_inputs(bench, item, shots=4)[-1] == "4-shot needs 4 random templates; the record lists 3"
+
+
+def test_identical_rows_of_one_image_in_the_viewer_export_are_distinct_questions(
+    tmp_path: Path, release: Release
+) -> None:
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(release.metadata.decode("utf-8"))))
+    path = tmp_path / "metadata.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([*rows, rows[1]])  # the first question again, as a copied row
+    bench = load_benchmark(path, root=release.tree)
+    key = rows[1][rows[0].index("query_image")]
+    item = next(i for i in bench.items if i.key == key)
+    uids = [q.uid for q in item.questions]
+    assert len(uids) == len(set(uids)) and uids[-1] == uids[0] + "-2"
+    report = validate(path, root=release.tree)
+    assert not [p for p in report.problems if p.code == "duplicate-id"]

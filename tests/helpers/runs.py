@@ -39,3 +39,16 @@ def copy_run(source: Path, target: Path) -> Path:
 def answer_right(record: Record) -> Record:
     """The record answered with its gold letter."""
     return record.model_copy(update={"answer": record.correct_answer, "raw_reply": f"Answer: {record.correct_answer}"})
+
+
+def wait_for_records(run_dir: Path, count: int, timeout_s: float, *, alive: Callable[[], bool] = lambda: True) -> None:
+    """Return once a run being written holds ``count`` records (or ``alive()`` turns false, or time runs out):
+    a signal sent then lands in the middle of the run."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    records = run_dir / RECORDS_FILE
+    while time.monotonic() < deadline and alive():
+        if records.exists() and records.read_text().count("\n") >= count:
+            return
+        time.sleep(0.02)

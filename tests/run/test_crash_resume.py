@@ -15,6 +15,7 @@ import pytest
 from mmad import evaluate
 from mmad.records.record import read_records
 from mmad.run.store import RunStore
+from tests.helpers.runs import wait_for_records
 from tests.helpers.serving import running_server
 
 
@@ -165,12 +166,7 @@ def test_ctrl_c_saves_marks_and_says_how_to_resume(mmad_json: Path, tmp_path: Pa
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            records = out / "records.jsonl"
-            if records.exists() and records.read_text().count("\n") >= 8:
-                break
-            time.sleep(0.02)
+        wait_for_records(out, 8, 60)
         process.send_signal(stop)
         _, err = process.communicate(timeout=60)
         assert process.returncode == 130, err

@@ -27,6 +27,7 @@ from mmad.run.finish import finish
 from mmad.run.ray_engine import RayEngine
 from mmad.run.ray_runner import make_ray_engine, prepare_on_ray
 from mmad.run.runner import execute
+from tests.helpers.runs import wait_for_records
 from tests.helpers.serving import running_server
 
 pytestmark = pytest.mark.ray
@@ -191,12 +192,7 @@ def test_a_killed_driver_resumes_and_asks_every_question_once(
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and driver.poll() is None:
-            records = out / "records.jsonl"
-            if records.exists() and records.read_text().count("\n") >= 12:
-                break
-            time.sleep(0.02)
+        wait_for_records(out, 12, 120, alive=lambda: driver.poll() is None)
         assert driver.poll() is None, log.read_text()[-2000:]
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
@@ -234,12 +230,7 @@ def test_ctrl_c_on_the_ray_engine_saves_marks_and_resumes(mmad_json: Path, tmp_p
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            records = out / "records.jsonl"
-            if records.exists() and records.read_text().count("\n") >= 8:
-                break
-            time.sleep(0.02)
+        wait_for_records(out, 8, 120)
         driver.send_signal(signal.SIGINT)
         _, stderr = driver.communicate(timeout=60)
         assert driver.returncode == 130, stderr[-2000:]

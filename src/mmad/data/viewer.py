@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 from mmad.data.formats import VIEWER_CSV
+from mmad.data.official import content_ids
 from mmad.data.schema import Benchmark, ImageItem, Question, is_normal_key, question_id
 from mmad.errors import BenchmarkFormatError
 
@@ -148,6 +149,13 @@ def read_metadata_csv(path: Path, *, root: Path | None = None) -> Benchmark:
     lacks = dict(LACKS)
     if untyped:
         lacks["type"] += f"; {untyped} question(s) on abnormal images could not be typed"
+    for item in items.values():
+        # Identical rows of one image are distinct questions: number their ids as mmad.json's reader does.
+        rows_as_json = [
+            {"type": q.type, "Question": q.stem, "Options": q.options, "Answer": q.answer} for q in item.questions
+        ]
+        ids = content_ids(item.key, rows_as_json)
+        item.questions = [q.model_copy(update={"uid": uid}) for q, uid in zip(item.questions, ids, strict=True)]
     most_similar = max((len(i.similar_templates) for i in items.values()), default=0)
     return Benchmark(
         items=list(items.values()),
