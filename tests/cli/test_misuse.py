@@ -84,6 +84,8 @@ EVAL_MISTAKES = [
     # --dry-run makes the checks of a real run (templates for the shots, the model's provider)
     (["--dry-run", "--shots", "9"], r"--shots 9: .* fewer than 9 random_templates"),
     (["--dry-run", "-m", "nosuch:model"], r"unknown model provider 'nosuch'"),
+    (["--dry-run", "--shots", "0", "--strategy", "agent:expert:bbox"], r"agent:expert fits the expert .* --shots 1"),
+    (["--dry-run", "--strategy", "agent:gt:heatmap"], r"agent:gt:heatmap does not exist"),
     (["--dry-run", "--strategy", "rag"], r"the rag strategy needs domain_knowledge.json: none in .*pass --knowledge"),
 ]
 

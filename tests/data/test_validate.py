@@ -208,3 +208,18 @@ def test_mmad_loco_mask_folders_warn_and_scorer_misreads_are_flagged(fresh_mmad_
     fresh_mmad_json.write_text(json.dumps(data))
     codes = _codes(validate(fresh_mmad_json, check_files=False))
     assert codes["scorer-misreads-key"] == [key]
+
+
+def test_a_broken_template_is_reported_for_every_image_that_shows_it(fresh_mmad_json: Path) -> None:
+    root = fresh_mmad_json.parent
+    data = json.loads(fresh_mmad_json.read_text())
+    users: dict[str, list[str]] = {}
+    for key, record in data.items():
+        for template in record.get("random_templates") or []:
+            users.setdefault(template, []).append(key)
+    template, keys = max(users.items(), key=lambda pair: len(pair[1]))
+    assert len(keys) >= 2, "the test data shares templates between images"
+    (root / template).write_bytes(b"not an image")
+    report = validate(fresh_mmad_json)
+    flagged = {p.key for p in report.problems if p.path == template and p.code == "unreadable-template"}
+    assert flagged == set(keys)

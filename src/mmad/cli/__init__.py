@@ -90,7 +90,7 @@ def _file_system_message(exc: OSError) -> str:
     if isinstance(exc, NotADirectoryError):
         return f"cannot use {path}: part of that path is a file, not a folder"
     if isinstance(exc, PermissionError):
-        return f"cannot write {path}: permission denied; choose a folder you can write to"
+        return f"cannot use {path}: permission denied; choose a path you may read or write"
     return f"cannot use {path}: {exc.strerror or exc}"
 
 

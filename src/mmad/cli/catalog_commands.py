@@ -74,13 +74,13 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
 
 def _run_row(folder: Path) -> dict[str, Any]:
     from mmad.records.folder import open_run
-    from mmad.score.answers import graded_from_record
+    from mmad.score.answers import any_reply, graded_from_record
     from mmad.score.table import score_answers
 
     run = open_run(folder)
     completeness = run.completeness
     graded = [graded_from_record(r) for r in run.plain]
-    average = score_answers(graded).average if graded and any(g.failure != "error" for g in graded) else None
+    average = score_answers(graded).average if any_reply(graded) else None
     return {
         "run": str(folder),
         "model": run.model,

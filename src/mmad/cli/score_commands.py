@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -55,20 +54,20 @@ def score_command(
     as_json: bool = typer.Option(False, "--json", help="print the table as json (files are still written)"),
 ) -> None:
     """Score answers: the MMAD table in the terminal, and its files."""
+    from mmad._io import collector_paused
     from mmad.report.files import write_score_files
     from mmad.report.tables import table_to_dict
+    from mmad.score.answers import any_reply
     from mmad.score.load import load_answers
     from mmad.score.table import score_answers
 
     _check_answers_path(answers)
     run = _run_of(answers)
     graded = load_answers(answers)
-    # The answers live until the process ends: the collector need not scan them again while scoring.
-    gc.freeze()
     if not graded:
         msg = f"{answers} holds no answers yet; nothing to score"
         raise AnswersFormatError(msg)
-    if all(g.failure == "error" for g in graded):
+    if not any_reply(graded):
         err_console.print(
             f"[red]nothing to score[/]: every one of the {len(graded)} requests in {answers} failed "
             f"(see its records.jsonl); a table would show only zeros",
@@ -76,13 +75,14 @@ def score_command(
             soft_wrap=True,
         )
         raise typer.Exit(1)
-    table = score_answers(graded, policy.value)
     completeness = run.completeness if run is not None else None
     folder = out or (answers if answers.is_dir() else answers.parent)
     stem = "" if answers.is_dir() else answers.stem
     if policy is not PolicyChoice.strict:
         stem = f"{stem}_{policy.value}" if stem else policy.value
-    paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
+    with collector_paused():  # tens of thousands of small acyclic objects: the collector would only rescan them
+        table = score_answers(graded, policy.value)
+        paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
     if as_json:
         data = table_to_dict(table)
         if run is not None and completeness is not None:

@@ -112,8 +112,22 @@ def _check_file(
 _REPLACE = "Replace the file with an intact copy."
 
 
-def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open_images: bool) -> list[Problem]:
-    """The problems of one image item."""
+FileFindings = dict[tuple[str, str], list[Problem]]
+
+
+def check_item(
+    benchmark: Benchmark,
+    item: ImageItem,
+    *,
+    check_files: bool,
+    open_images: bool,
+    checked: FileFindings | None = None,
+) -> list[Problem]:
+    """The problems of one image item.
+
+    ``checked`` keeps each file's findings across items: MMAD's items share their templates (a few
+    normal images per category), and a file is opened and decoded once however many items name it.
+    """
     problems: list[Problem] = []
     key = item.key
     for erratum in item_errata(item):
@@ -131,8 +145,14 @@ def check_item(benchmark: Benchmark, item: ImageItem, *, check_files: bool, open
         *((t, "template") for t in dict.fromkeys(item.random_templates + item.similar_templates)),
     ]
     for relative, what in paths:
-        if check_files:
-            _check_file(benchmark, relative, what, key, problems, open_image=open_images)
+        if check_files and checked is not None and (relative, what) in checked:
+            problems.extend(p.model_copy(update={"key": key}) for p in checked[(relative, what)])
+        elif check_files:
+            found: list[Problem] = []
+            _check_file(benchmark, relative, what, key, found, open_image=open_images)
+            if checked is not None:
+                checked[(relative, what)] = found
+            problems.extend(found)
         else:
             try:
                 resolve_inside(benchmark.root, relative)
@@ -419,8 +439,9 @@ def validate(
 
     problems: list[Problem] = []
     benchmark = _load_for_validation(Path(data), Path(root) if root else None, problems)
+    checked: FileFindings = {}
     for done, item in enumerate(benchmark.items, start=1):
-        problems.extend(check_item(benchmark, item, check_files=check_files, open_images=open_images))
+        problems.extend(check_item(benchmark, item, check_files=check_files, open_images=open_images, checked=checked))
         if progress is not None:
             progress(done)
     problems.extend(duplicate_ids(benchmark))

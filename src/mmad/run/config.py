@@ -383,7 +383,7 @@ class RunConfig(BaseModel):
             msg = f"cannot read the config file {source}: {exc}"
             raise ConfigError(msg) from exc
         except (ValueError, tomllib.TOMLDecodeError) as exc:
-            msg = f"{source} is not valid {'TOML' if source.suffix == '.toml' else 'JSON'}: {exc}"
+            msg = f"{source} is not valid {'TOML' if source.suffix.lower() == '.toml' else 'JSON'}: {exc}"
             raise ConfigError(msg) from exc
         if isinstance(raw, dict) and isinstance(raw.get("config"), dict) and "mmad_version" in raw:
             # a run folder's run.json: run the same config again (it was checked when it was made)

@@ -179,9 +179,13 @@ class Engine:
         budget = self.settings.max_cost
         if budget is None:
             return False
+        # Engines that send without reserving (the Ray Data LLM stage) fall back on the average so far.
         average = self.stats.cost_usd / max(1, self.stats.done) if self.stats.done else 0.0
-        spent = self.settings.spent_before_usd + self.stats.cost_usd
-        return spent + max(self._reserved_usd, average * self._in_flight) >= budget
+        return self._spent() + max(self._reserved_usd, average * self._in_flight) >= budget
+
+    def _spent(self) -> float:
+        """Dollars the run has spent, earlier sessions of a resumed run included."""
+        return self.settings.spent_before_usd + self.stats.cost_usd
 
     def _expected_cost(self, prompt: Prompt) -> float:
         """What one more request is expected to cost: the larger of the average so far and the
@@ -193,15 +197,16 @@ class Engine:
             prior = None
         return max(observed, prior or 0.0)
 
-    def _reserve(self, prompt: Prompt) -> float | None:
+    async def _reserve(self, prompt: Prompt) -> float | None:
         """Set aside a request's expected cost; None (and the run stops) when it would pass --max-cost.
 
-        Checked right before the request is counted in flight, with no await in between, so
+        The estimate reads image sizes, so it is made off the event loop; the check and the
+        reservation follow with no await between them and the request being counted in flight, so
         concurrent workers cannot all pass the check on the same spent amount.
         """
         if self.settings.max_cost is None:
             return 0.0
-        expected = self._expected_cost(prompt)
+        expected = await asyncio.to_thread(self._expected_cost, prompt)
         return expected if self._set_aside(expected, "the next request") else None
 
     def _set_aside(self, expected: float, what: str) -> bool:
@@ -210,7 +215,7 @@ class Engine:
         budget = self.settings.max_cost
         if budget is None:
             return True
-        spent = self.settings.spent_before_usd + self.stats.cost_usd
+        spent = self._spent()
         if spent + self._reserved_usd + expected > budget:
             if self.stats.stopped_reason is None:
                 before = (
@@ -231,9 +236,8 @@ class Engine:
         if self.stats.stopped_reason is not None:
             return True
         if self._over_budget():
-            spent = self.settings.spent_before_usd + self.stats.cost_usd
             self.stats.stopped_reason = (
-                f"the cost budget of ${self.settings.max_cost:.2f} was reached (${spent:.4f} spent); "
+                f"the cost budget of ${self.settings.max_cost:.2f} was reached (${self._spent():.4f} spent); "
                 "raise --max-cost to go on"
             )
             return True
@@ -251,7 +255,7 @@ class Engine:
             else:
                 if self.wanted is not None and not any(q.key in self.wanted for q in item.questions):
                     continue
-                reserved = self._reserve(item)
+                reserved = await self._reserve(item)
                 if reserved is None:
                     return  # its questions stay unasked: the run is partial and --resume asks them
                 self._in_flight += 1

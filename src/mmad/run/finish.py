@@ -17,7 +17,7 @@ from mmad.records.record import Record, Status
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
 from mmad.run.prepare import PreparedRun
-from mmad.score.answers import GradedAnswer, graded_from_record
+from mmad.score.answers import GradedAnswer, any_reply, graded_from_record
 from mmad.score.circular import CircularReport, CircularTally
 from mmad.score.table import ScoreTable, score_answers
 
@@ -63,7 +63,7 @@ class RunResult:
     @property
     def nothing_answered(self) -> bool:
         """No request got a reply: a table would hold only zeros, which are not results."""
-        return all(g.failure == Status.ERROR.value for g in self.graded)
+        return not any_reply(self.graded)
 
 
 def _usage(stats: EngineStats) -> dict[str, Any]:

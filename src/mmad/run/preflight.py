@@ -51,6 +51,10 @@ def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Prefligh
     """Load the benchmark and check the config against it: selection, templates, knowledge, price."""
     benchmark = benchmark or load_benchmark(config.data)
     strategies = parse_strategies(config.prompt.strategies)
+    if strategies.agent_expert:
+        from mmad.protocol.agent import check_agent
+
+        check_agent(strategies.agent_expert, strategies.agent_notation or "bbox", config.prompt.shots)
     knowledge = DomainKnowledge.find(benchmark, config.prompt.knowledge) if strategies.rag else None
     selection = select_questions(benchmark, config.selection, config.prompt_settings())
     if not config.prompt.blind:

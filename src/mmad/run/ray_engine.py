@@ -193,7 +193,7 @@ class RayEngine(DriverEngine):
                     if not wanted:
                         continue
                     job = _Job(wanted)
-                if not self._reserve_job(job):
+                if not await self._reserve_job(job):
                     break  # over --max-cost: its questions stay unasked, --resume asks them
                 self._submit(job, actor)
             if not self._running and (self._should_stop() or (exhausted and not self._queue)):
@@ -308,11 +308,11 @@ class RayEngine(DriverEngine):
         self.actors = []
 
     # Work
-    def _reserve_job(self, job: _Job) -> bool:
+    async def _reserve_job(self, job: _Job) -> bool:
         """Set aside what a job's requests are expected to cost; False when that passes --max-cost."""
         if self.settings.max_cost is None:
             return True
-        expected = sum(self._expected_cost(p) for p in job.prompts)
+        expected = await asyncio.to_thread(lambda: sum(self._expected_cost(p) for p in job.prompts))
         if not self._set_aside(expected, "the next requests"):
             return False
         job.reserved_usd = expected

@@ -127,8 +127,9 @@ class RunStore:
             self._handle.flush()
 
     def sync(self) -> None:
-        """Push appended records to the disk itself."""
+        """Push appended records to the disk itself (Python's buffer first)."""
         if self._handle is not None:
+            self._handle.flush()
             os.fsync(self._handle.fileno())
 
     def compact(self, order: list[tuple[str, str]] | None = None) -> None:
@@ -137,6 +138,7 @@ class RunStore:
         Works on the raw lines: the records are not parsed into objects, so compacting a run of
         any size holds its text once and nothing more.
         """
+        self.flush()  # records still in Python's buffer are read, not left behind
         if not self.records_file.exists():
             return
         # Where each question's latest line starts, not the lines: a run of 39,672 questions has

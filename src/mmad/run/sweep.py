@@ -40,6 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from mmad._io import atomic_write_text
 from mmad.errors import ConfigError, MMADError, RunError
+from mmad.protocol.agent import agent_problem
+from mmad.protocol.strategies import parse_strategies
 from mmad.records.folder import is_run_folder, open_run
 from mmad.run.cache import default_cache_dir
 from mmad.run.config import RunConfig
@@ -182,8 +184,12 @@ class SweepSpec(BaseModel):
             )
             if name in cells:
                 continue
-            if shots == 0 and any(s.startswith("agent:") and not s.startswith("agent:gt") for s in strategies):
-                self._skipped[name] = "agent:expert fits the expert on the query's templates, and 0 shots shows none"
+            agent = parse_strategies(list(strategies))
+            problem = (
+                agent_problem(agent.agent_expert, agent.agent_notation or "bbox", shots) if agent.agent_expert else None
+            )
+            if problem is not None and shots == 0:  # a grid crossing shots with strategies meets this by design
+                self._skipped[name] = problem
                 continue
             flat: dict[str, Any] = {**self.settings, **model.settings, "shots": shots}
             flat.update(similar_templates=templates == "similar", strategies=list(strategies), circular=circular)

@@ -17,7 +17,7 @@ from mmad._io import atomic_write_text
 from mmad.data.schema import SUBTASKS
 from mmad.records.folder import is_run_folder, open_run
 from mmad.run.sweep import Sweep
-from mmad.score.answers import graded_from_records
+from mmad.score.answers import any_reply, graded_from_records
 from mmad.score.circular import circular_report
 from mmad.score.table import score_answers
 
@@ -53,7 +53,7 @@ def sweep_rows(folder: str | Path) -> list[SweepRow]:
         records = run.records
         graded = graded_from_records(records)
         completeness = run.completeness
-        if not any(g.failure != "error" for g in graded):  # no reply at all: figures would be zeros, not results
+        if not any_reply(graded):  # no reply at all: figures would be zeros, not results
             rows.append(SweepRow(name, run.model, run.status, completeness.asked, completeness.selected, None))
             continue
         table = score_answers(graded)

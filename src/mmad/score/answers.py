@@ -71,6 +71,11 @@ class GradedAnswer:
         return self.answer or ""
 
 
+def any_reply(answers: Iterable[GradedAnswer]) -> bool:
+    """Whether some request got a reply: without one, a run's figures would be zeros that mean nothing."""
+    return any(a.failure != Status.ERROR.value for a in answers)
+
+
 def graded_from_record(record: Record) -> GradedAnswer:
     """The scorer's view of a run record."""
     answered = record.status is Status.ANSWERED

@@ -109,7 +109,7 @@ def compare_runs(
         draws.append(scores(cluster_weights[:, cluster].astype(float)))
     boot = np.concatenate(draws)  # (B, groups, 2)
 
-    declined = set(declined_subtasks([x for x, _ in pairs], [y for _, y in pairs]))
+    declined = set(declined_subtasks(a, b))  # of the runs as they are, as the CLI reports it
 
     def combine(values: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
