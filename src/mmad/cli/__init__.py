@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from types import FrameType
 
 import typer
 from rich.logging import RichHandler
@@ -16,6 +17,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOpt
 
 from mmad.cli.common import err_console
 from mmad.errors import MMADError
+from mmad.run.secrets import redact
 
 app = typer.Typer(
     name="mmad",
@@ -41,7 +43,11 @@ def _configure(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
 ) -> None:
     # Only mmad's loggers get louder: other libraries' debug output would drown the run's.
+    from mmad.run.secrets import RedactingFilter
+
     handler = RichHandler(console=err_console, show_path=False)
+    # On the handler, not a logger: a filter on a logger misses its children's records.
+    handler.addFilter(RedactingFilter())
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
     logging.getLogger("mmad").setLevel(logging.WARNING - 10 * min(verbose, 2))
 
@@ -94,10 +100,16 @@ def _file_system_message(exc: OSError) -> str:
     return f"cannot use {path}: {exc.strerror or exc}"
 
 
-def _terminate_as_interrupt(signum: int, frame: object) -> None:
+def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     # A SIGTERM (a scheduler's stop, `timeout`, `kill`) takes Ctrl-C's path: records saved, run.json
     # marked interrupted, the resume command printed; otherwise the run would stay "running" for ever.
-    signal.raise_signal(signal.SIGINT)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):  # asyncio.run's handler cancels its main task; Python's own raises KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+        return
+    # SIGINT ignored: a child started with `&` by a non-interactive shell (CI, SLURM scripts) inherits that.
+    # Re-raising SIGINT would then do nothing, and only SIGKILL would stop mmad; SIGTERM must stop it.
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,13 +133,13 @@ def _main(argv: list[str] | None) -> int:
         exc.show()
         return 0
     except UsageError as exc:
-        err_console.print(_usage_line(exc), style="red", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(redact(_usage_line(exc)), style="red", highlight=False, markup=False, soft_wrap=True)
         return 2
     except MMADError as exc:
-        err_console.print(f"error: {exc}", style="red", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(f"error: {redact(str(exc))}", style="red", highlight=False, markup=False, soft_wrap=True)
         return 2
     except ClickException as exc:
-        err_console.print(f"error: {exc.format_message()}", style="red", highlight=False, markup=False)
+        err_console.print(f"error: {redact(exc.format_message())}", style="red", highlight=False, markup=False)
         return exc.exit_code or 2
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
