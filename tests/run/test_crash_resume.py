@@ -201,3 +201,74 @@ def test_a_run_made_with_a_relative_path_resumes_from_any_folder(
     monkeypatch.chdir(elsewhere)
     assert main(["eval", "--resume", str(work / "run")]) == 0
     assert main(["eval", "--resume", str(work / "run"), "-d", str(work / "data" / "mmad.json")]) == 0
+
+
+def _runs_json(folder: Path, env: dict[str, str]) -> dict[str, dict[str, object]]:
+    listed = subprocess.run(
+        [sys.executable, "-m", "mmad", "runs", str(folder), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    return {row["run"]: row for row in json.loads(listed.stdout)}
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_is_listed_as_stale_with_its_resume_command(mmad_json: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
+    out = tmp_path / "runs" / "killed"
+    with running_server(latency_s=0.3) as server:
+        process = subprocess.Popen(
+            _command(mmad_json, out, server.base_url, resume=False),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_records(out, 4, 60, alive=lambda: process.poll() is None)
+            alive = _runs_json(tmp_path / "runs", env)[str(out)]
+            assert alive["status"] == "running" and alive["stale"] is False
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(30)
+    row = _runs_json(tmp_path / "runs", env)[str(out)]
+    assert row["stale"] is True
+    assert row["resume"] == f"mmad eval --resume {out}"
+    assert f"pid {process.pid} is gone" in str(row["status"])
+    table = subprocess.run(
+        [sys.executable, "-m", "mmad", "runs", str(tmp_path / "runs")], env=env, capture_output=True, text=True
+    )
+    assert "stale" in table.stdout and "mmad eval --resume" in table.stdout
+
+
+@pytest.mark.slow
+def test_a_run_folder_deleted_mid_run_stops_the_run_and_says_so(mmad_json: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    out = tmp_path / "run"
+    with running_server(latency_s=0.1) as server:
+        process = subprocess.Popen(
+            _command(mmad_json, out, server.base_url, resume=False),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for_records(out, 4, 60, alive=lambda: process.poll() is None)
+        shutil.rmtree(out)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert f"the run folder {out} was deleted" in stderr, stderr
+    assert "this session" not in stdout and "Traceback" not in stderr
+    assert not (out / "run.json").exists(), "no run.json may claim answers that are gone"
+
+
+def test_the_lock_names_the_process_that_holds_it(tmp_path: Path) -> None:
+    first = RunStore(tmp_path)
+    first.open()
+    try:
+        with pytest.raises(Exception, match=rf"another mmad process \(pid {os.getpid()}\)"):
+            RunStore(tmp_path).open()
+    finally:
+        first.close()

@@ -81,10 +81,19 @@ def _run_row(folder: Path) -> dict[str, Any]:
     completeness = run.completeness
     graded = [graded_from_record(r) for r in run.plain]
     average = score_answers(graded).average if any_reply(graded) else None
+    status = run.status
+    resume = None
+    if run.stale:  # "running" for ever otherwise: its process died holding nothing
+        in_sweep = (folder.parent / "sweep.json").is_file()
+        resume = f"mmad sweep --resume {folder.parent}" if in_sweep else f"mmad eval --resume {folder}"
+        pid = run.lock_pid
+        status = f"stale ({'pid ' + str(pid) if pid else 'its process'} is gone; resume: {resume})"
     return {
         "run": str(folder),
         "model": run.model,
-        "status": run.status,
+        "status": status,
+        "stale": run.stale,
+        "resume": resume,
         "selected": completeness.selected,
         "asked": completeness.asked,
         "answered": completeness.answered,
@@ -96,12 +105,28 @@ def _run_row(folder: Path) -> dict[str, Any]:
 
 
 def runs_command(
-    folder: Path = typer.Argument(Path("runs"), help="a folder holding run directories (searched two levels deep)"),
+    folder: Path = typer.Argument(
+        None, help="a folder holding run directories (searched two levels deep) [default: ./runs]", show_default=False
+    ),
     as_json: bool = typer.Option(False, "--json", help="print json"),
 ) -> None:
     """The runs under a folder: model, status, asked and answered, score and protocol card."""
     from mmad.records.folder import RUN_FILE, is_run_folder
 
+    if folder is None:
+        folder = Path("runs")
+        if not folder.exists():
+            # Before the first `mmad eval` there are no runs: that is an answer, not a usage error.
+            if as_json:
+                typer.echo("[]")
+            else:
+                console.print(
+                    "no runs yet: ./runs does not exist (`mmad eval` writes its runs there unless --out says "
+                    "otherwise; `mmad demo` under mmad-demo/runs)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            return
     if not folder.exists():
         msg = (
             f"{folder} does not exist; `mmad eval` writes runs under ./runs unless --out says otherwise "

@@ -7,6 +7,7 @@ A run folder holds ``run.json`` (the settings, the protocol card and what became
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass
@@ -82,9 +83,45 @@ class RunFolder:
         return [r for r in self.latest.values() if r.plain]
 
     @property
-    def status(self) -> str:
+    def recorded_status(self) -> str:
         """running, complete, partial, interrupted or failed, as run.json says."""
         return str(self.meta.get("status", "unknown"))
+
+    @property
+    def torn(self) -> bool:
+        """Whether records.jsonl ends in a line without its newline (a write a crash cut short)."""
+        try:
+            with self.records_file.open("rb") as handle:
+                if handle.seek(0, os.SEEK_END) == 0:
+                    return False
+                handle.seek(-1, os.SEEK_END)
+                return handle.read(1) != b"\n"
+        except OSError:
+            return False
+
+    @property
+    def status(self) -> str:
+        """What run.json says, except that a run it calls complete whose records lack questions, hold
+        failures or end in a torn line is 'incomplete': run.json is written before records can be lost."""
+        status = self.recorded_status
+        if status == "complete" and (self.torn or not self.completeness.complete):
+            return "incomplete"
+        return status
+
+    @property
+    def stale(self) -> bool:
+        """run.json says ``running`` but no process holds the run's lock: the process that ran it
+        died without finishing (SIGKILL, a lost machine). Its records stand; ``--resume`` goes on."""
+        return self.status == "running" and not lock_is_held(self.path / LOCK_FILE)
+
+    @property
+    def lock_pid(self) -> int | None:
+        """The pid of the process that last locked the run (None for runs made before it was written)."""
+        try:
+            text = (self.path / LOCK_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
 
     @property
     def model(self) -> str:
@@ -131,6 +168,21 @@ class RunFolder:
             answered=sum(r.status is Status.ANSWERED for r in plain),
             failed=sum(r.status is Status.ERROR for r in plain),
         )
+
+
+def lock_is_held(path: Path) -> bool:
+    """Whether a process holds the flock of a run's lock file (a lock dies with its process)."""
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def is_run_folder(path: str | os.PathLike[str]) -> bool:

@@ -161,6 +161,8 @@ class Engine:
         finally:
             flusher.cancel()
             self.store.flush()
+            if self.cache is not None:
+                self.cache.flush()
             for worker in workers:
                 worker.cancel()
             for preamble in self._preambles.values():
@@ -174,6 +176,9 @@ class Engine:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
             self.store.flush()
+            if self.store.lost() and self.stats.stopped_reason is None:
+                # Asking on would only spend money on answers with nowhere to go.
+                self.stats.stopped_reason = f"the run folder {self.store.folder} was deleted while the run wrote it"
 
     def _over_budget(self) -> bool:
         budget = self.settings.max_cost
@@ -335,7 +340,7 @@ class Engine:
             lambda: self.model.generate(request), self.settings.policy, self.limit, on_retry=on_retry
         )
         if self.cache is not None and not completion.refusal:
-            await asyncio.to_thread(self.cache.put, key, completion)
+            self.cache.put(key, completion)  # queued in memory; the cache's own thread writes it
         return completion, attempts, False
 
     async def _thoughts(self, prompt: Prompt) -> tuple[str, int]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from mmad.errors import RunError
 from mmad.records.folder import Completeness
 from mmad.records.record import Record, Status
 from mmad.run.config import RunConfig
@@ -96,6 +97,12 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
     """Close the run: compact records.jsonl, write the outcome to run.json, score the latest records."""
     store = prepared.store
     try:
+        if store.lost():  # finishing would write a run.json over answers that are gone, and count them
+            msg = (
+                f"the run folder {prepared.run_dir} was deleted (or its records.jsonl replaced) while the run "
+                "wrote it: the answers of this session are gone; start the run again"
+            )
+            raise RunError(msg)
         store.compact(prepared.order)
         outcome = _read_outcome(prepared)
         missing = len(prepared.order) - outcome.present

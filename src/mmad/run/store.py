@@ -91,16 +91,37 @@ class RunStore:
     def open(self) -> None:
         """Lock the run and open records.jsonl for appending, cutting off a torn last line."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = (self.folder / LOCK_FILE).open("w")
+        # Opened without truncating: the pid in it belongs to whoever holds the lock until we have it.
+        self._lock = (self.folder / LOCK_FILE).open("a+", encoding="utf-8")
         try:
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
+            self._lock.seek(0)
+            holder = self._lock.read().strip()
             self._lock.close()
             self._lock = None
-            msg = f"another mmad process is writing {self.folder}; wait for it, or use another --out"
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            msg = f"another mmad process{who} is writing {self.folder}; wait for it, or use another --out"
             raise RunError(msg) from exc
+        # The pid lets `mmad runs` name the process of a run whose lock nobody holds any more (a SIGKILL).
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(f"{os.getpid()}\n")
+        self._lock.flush()
         self._repair_tail()
         self._handle = self.records_file.open("a", encoding="utf-8")
+
+    def lost(self) -> bool:
+        """Whether the records.jsonl being appended was deleted or replaced under the run (the run
+        folder removed mid-run): what is written from then on, and what was written, is gone."""
+        if self._handle is None:
+            return False
+        try:
+            on_disk = self.records_file.stat()
+        except OSError:
+            return True
+        mine = os.fstat(self._handle.fileno())
+        return (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino)
 
     def _repair_tail(self) -> None:
         if not self.records_file.exists():
