@@ -66,3 +66,15 @@ def test_upstream_list_rule_of_the_gemini_script() -> None:
     assert [p.letter for p in upstream_parse_list("1. Answer: B.\n2. Answer: A.\n3. Answer: C.", 3)] == ["B", "A", "C"]
     # "A" the article counts too, as in the script: four letters for three questions drop them all
     assert [p.letter for p in upstream_parse_list("A crack. 1. B 2. A 3. C", 3)] == [None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [("Answer: B", "B"), ("B", "B"), ("B. Yes.", "B"), ("1. Answer: A.", "A"), ("1. B", "B"), ("**A**", "A")],
+)
+def test_a_one_question_list_parses_like_a_per_question_reply(reply: str, expected: str) -> None:
+    """Issue 21 item 2: --protocol per-image sends an image with one asked question (--subtask AD) as a
+    one-item list; its reply is read as a per-question reply is, not lost as unparsed."""
+    [parsed] = parse_numbered_list(reply, [YN])
+    assert parsed.letter == expected
+    assert parsed.letter == parse_answer(reply, YN).letter

@@ -220,6 +220,8 @@ def test_cli_eval_and_dry_run(mmad_json: Path, tmp_path: Path, capsys: pytest.Ca
     records = read_records(tmp_path / "run" / "records.jsonl")
     assert {r.question_type for r in records} == {"Anomaly Detection"}
     assert {r.image.split("/")[0] for r in records} == {"VisA"}
+    # one asked question per image: "Answer: B" is read as a per-question reply is (issue 21 item 2)
+    assert {r.status.value for r in records} == {"answered"}
 
 
 def test_every_eval_flag_maps_onto_the_config() -> None:

@@ -284,8 +284,14 @@ _ITEM = re.compile(
 
 
 def parse_numbered_list(reply: str, options_per_item: list[dict[str, str]]) -> list[Parsed]:
-    """Answers given as a numbered list ("1. Answer: B.") for a request that held several questions."""
+    """Answers given as a numbered list ("1. Answer: B.") for a request that held several questions.
+
+    A request that held one question (an image with one asked question under ``per-image``) is
+    answered like a per-question request: "Answer: B", "B" or "B. Yes." count, numbered or not.
+    """
     body = strip_thinking(reply)
+    if len(options_per_item) == 1:
+        return [parse_answer(reply, options_per_item[0])]
     answers: dict[int, Parsed] = {}
     for match in _ITEM.finditer(body):
         number = int(match.group(1))
