@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import mmad
+from mmad.data.schema import SUBTASKS
 from mmad.errors import AnswersFormatError
 from mmad.score import load_published, read_accuracy_csv, recompute_average_row
 from mmad.score.official_csv import SUBTASK_COLUMNS, published_csv_text
@@ -102,14 +103,23 @@ def test_human_baselines_paper_rows_and_later_results_are_shipped() -> None:
     expert, ordinary = entries["paper/human-expert"], entries["paper/human-ordinary"]
     assert expert.kind == ordinary.kind == "human" and not expert.ranked
     assert expert.average == pytest.approx(86.65) and ordinary.average == pytest.approx(78.69)
-    # The paper's rows average their seven subtasks, except the expert's stated 86.65 (86.62), which is noted.
-    for entry in (ordinary, entries["paper/gpt-4o"], entries["paper/anomalygpt"]):
+    # The paper's rows average their seven subtasks; the expert's AD is 95.24 (AD-Copilot README), not 95.04.
+    for entry in (expert, ordinary, entries["paper/gpt-4o"], entries["paper/anomalygpt"]):
         assert sum(entry.subtasks.values()) / 7 == pytest.approx(entry.average, abs=0.01)
-    assert sum(expert.subtasks.values()) / 7 == pytest.approx(86.62, abs=0.01) and "86.62" in expert.notes
+    assert expert.subtasks["Anomaly Discrimination"] == pytest.approx(95.24) and not expert.notes
     assert entries["paper/gpt-4o"].average == pytest.approx(74.92)
     later = {e.system.split(" (")[0]: e for e in entries.values() if e.id.startswith("later/")}
     assert later["AgentIAD"].average == pytest.approx(82.88) and "2512.13671" in later["AgentIAD"].citation
-    assert later["AD-Copilot-Thinking"].average == pytest.approx(82.29)
+    assert "Anomaly-LR" in later["AgentIAD"].citation
+    for name, average in (("AD-Copilot-Thinking", 82.29), ("AD-Copilot", 78.71)):
+        assert later[name].average == pytest.approx(average) and later[name].shots == 1
+    thinking = later["AD-Copilot-Thinking"].subtasks
+    assert list(thinking.values()) == [73.95, 74.29, 76.40, 84.92, 86.93, 91.86, 87.67]
+    assert list(thinking) == [s.value for s in SUBTASKS]
+    assert sum(later["AD-Copilot"].subtasks.values()) / 7 == pytest.approx(78.71, abs=0.01)
+    # every later row says its shots: a number, or that the source does not state it (or why it has none)
+    for entry in later.values():
+        assert entry.shots is not None or "shot" in entry.protocol, entry.id
     assert later["EMIT"].average == pytest.approx(81.95) and "corrected" in later["EMIT"].protocol
     assert all(not e.ranked for e in later.values())
     claude = next(e for e in entries.values() if "claude" in (e.csv or ""))
