@@ -223,3 +223,39 @@ def test_a_broken_template_is_reported_for_every_image_that_shows_it(fresh_mmad_
     report = validate(fresh_mmad_json)
     flagged = {p.key for p in report.problems if p.path == template and p.code == "unreadable-template"}
     assert flagged == set(keys)
+
+
+def test_an_image_key_that_leaves_the_root_is_named_as_the_record(fresh_mmad_json: Path) -> None:
+    data = json.loads(fresh_mmad_json.read_text())
+    masked = [k for k, v in data.items() if v.get("mask_path")]
+    escaping, absolute = f"../{masked[0]}", f"/abs/{masked[1]}"
+    data[escaping], data[absolute] = data.pop(masked[0]), data.pop(masked[1])
+    fresh_mmad_json.write_text(json.dumps(data))
+    for check_files in (True, False):
+        report = validate(fresh_mmad_json, check_files=check_files)
+        unsafe = [p for p in report.problems if p.code == "unsafe-path"]
+        assert sorted(p.key for p in unsafe) == sorted([escaping, absolute])
+        assert all(p.message.startswith(f"image path {p.key!r}") for p in unsafe)
+        assert not any("ground_truth" in p.message for p in unsafe)  # not the mask path mmad derived from it
+
+
+def test_a_raw_dataset_folder_is_told_to_build_and_a_jsonl_file_what_it_is(tmp_path: Path) -> None:
+    from mmad.builder import make_synthetic_dataset
+    from mmad.cli import main
+    from mmad.errors import BenchmarkFormatError
+
+    source = make_synthetic_dataset(tmp_path / "raw", categories=["washer"], n_train=1, n_test_good=1, n_per_defect=1)
+    for folder in (source.root, source.root / "washer"):
+        with pytest.raises(BenchmarkFormatError, match=r"anomaly-detection dataset.*`mmad build ") as caught:
+            validate(folder)
+        assert "mmad download" not in str(caught.value)
+    assert main(["eval", "-m", "random", "-d", str(source.root)]) == 2
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"question_id": "a"}\n{"question_id": "b"}\n')
+    with pytest.raises(BenchmarkFormatError, match="JSON Lines") as caught:
+        validate(records)
+    assert "re-download" not in str(caught.value)
+    # MMAD's own data root short of its json still gets `mmad download`.
+    (tmp_path / "MMAD" / "VisA" / "candle" / "test").mkdir(parents=True)
+    with pytest.raises(BenchmarkFormatError, match="mmad download"):
+        validate(tmp_path / "MMAD")

@@ -136,7 +136,18 @@ def assist_command(
     backend = create_model(model, ModelOptions(base_url=base_url, detail="high"))
     backend.check()
     report = assist(benchmark, backend, concurrency=concurrency)
-    console.print(f"{report.captions} captions; added " + ", ".join(f"{k} {v}" for k, v in report.added.items()))
+    added = ", ".join(f"{k} {v}" for k, v in report.added.items())
+    if added:
+        console.print(f"{report.captions} captions; added {added}", highlight=False, markup=False, soft_wrap=True)
+    else:
+        console.print(
+            f"{report.captions} captions; added no questions (every one was rejected: reasons below)"
+            if report.rejected
+            else f"{report.captions} captions; added no questions",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     for reason, n in sorted(report.rejected.items()):
         console.print(f"  [yellow]rejected[/] {n}: {reason}")
     console.print(f"next: mmad review export {benchmark} --out review/")

@@ -44,6 +44,17 @@ def _check_answers_path(path: Path) -> None:
         raise AnswersFormatError(msg)
 
 
+def _run_summary(run: Any, completeness: Any) -> dict[str, Any]:
+    return {
+        "model": run.model,
+        "status": run.status,
+        "card_hash": run.meta.get("card_hash"),
+        **vars(completeness),
+        "missing": completeness.missing,
+        "complete": completeness.complete,
+    }
+
+
 def score_command(
     answers: Path = typer.Argument(..., help="a run directory, records.jsonl, or official answers .json"),
     policy: PolicyChoice = typer.Option(
@@ -64,10 +75,17 @@ def score_command(
     _check_answers_path(answers)
     run = _run_of(answers)
     graded = load_answers(answers)
-    if not graded:
-        msg = f"{answers} holds no answers yet; nothing to score"
-        raise AnswersFormatError(msg)
-    if not any_reply(graded):
+    completeness = run.completeness if run is not None else None
+    if not graded or not any_reply(graded):
+        if as_json:
+            # A script reading stdout gets an answer it can parse; the reason also goes to stderr.
+            unscored: dict[str, Any] = {"scored": False, "answers": len(graded), "with_reply": 0}
+            if run is not None and completeness is not None:
+                unscored["run"] = _run_summary(run, completeness)
+            typer.echo(json.dumps(unscored, indent=2))
+        if not graded:
+            msg = f"{answers} holds no answers yet; nothing to score"
+            raise AnswersFormatError(msg)
         err_console.print(
             f"[red]nothing to score[/]: every one of the {len(graded)} requests in {answers} failed "
             f"(see its records.jsonl); a table would show only zeros",
@@ -84,16 +102,9 @@ def score_command(
         table = score_answers(graded, policy.value)
         paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
     if as_json:
-        data = table_to_dict(table)
+        data = {"scored": True, **table_to_dict(table)}
         if run is not None and completeness is not None:
-            data["run"] = {
-                "model": run.model,
-                "status": run.status,
-                "card_hash": run.meta.get("card_hash"),
-                **vars(completeness),
-                "missing": completeness.missing,
-                "complete": completeness.complete,
-            }
+            data["run"] = _run_summary(run, completeness)
         typer.echo(json.dumps(data, indent=2))
         return
     title = f"MMAD — {run.model if run is not None else answers.name}"
@@ -103,7 +114,7 @@ def score_command(
     if completeness is not None:
         card = run.meta.get("card_hash") or "none (run made before protocol cards)"
         console.print(f"{completeness.describe()}; run status {run.status}; protocol card {card}", soft_wrap=True)
-        if run.status == "complete" and completeness.missing:
+        if run.recorded_status == "complete" and completeness.missing:
             err_console.print(
                 f"[yellow]note[/]: run.json says complete, but records.jsonl lacks {completeness.missing} of the "
                 f"selected questions (records lost or removed); `mmad eval --resume {answers}` asks them",

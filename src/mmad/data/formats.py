@@ -46,6 +46,9 @@ def detect_format(data: Path) -> str:
         if qa_files(data):
             return QA_TREE
     if data.is_dir():
+        raw = _raw_dataset_message(data)
+        if raw:
+            raise BenchmarkFormatError(raw)
         folders = [name for name in (*JSON_NAMES, VIEWER_CSV) if (data / name).is_dir()]
         state = f"{data / folders[0]} is a folder, not a file" if folders else "the folder exists"
     else:
@@ -55,6 +58,27 @@ def detect_format(data: Path) -> str:
         f"Pass the data root or the file itself, or run `mmad download --out {data}`"
     )
     raise BenchmarkFormatError(msg)
+
+
+_SPLITS = frozenset({"train", "training", "test", "testing", "test_public", "ground_truth"})
+
+
+def _raw_dataset_message(data: Path) -> str | None:
+    """The way out when a folder holds an anomaly-detection dataset (<category>/train, test, ground_truth),
+    not a benchmark: it needs `mmad build`; `mmad download` would put MMAD's own files into it."""
+    from mmad.data.known import DATASETS
+
+    if any(p.is_dir() and p.name in DATASETS for p in data.iterdir()):
+        return None  # MMAD's own data root, short of its json: `mmad download` is the fix
+    # The dataset root (<category>/train...), one category (train/, test/), or raw VisA (split_csv).
+    splits = {p.name.lower() for p in data.iterdir() if p.is_dir()}
+    splits |= {p.name.lower() for p in data.glob("*/*") if p.is_dir()}
+    if not (splits & _SPLITS or (data / "split_csv").is_dir()):
+        return None
+    return (
+        f"{data} holds an anomaly-detection dataset's images (train/test folders), not an MMAD benchmark; "
+        f"make one from it with `mmad build {data} --out DIR`, then give DIR"
+    )
 
 
 def _json_hint() -> str:

@@ -191,6 +191,13 @@ def _position(data: bytes, offset: int) -> str:
 
 def decode_json_bytes(data: bytes, path: Path) -> Any:
     """Decode a json file's bytes as MMAD's loader does (UTF-8, no byte-order mark); BenchmarkFormatError otherwise."""
+    if path.suffix.lower() == ".jsonl":
+        # JSON Lines is what a run writes (records.jsonl); re-downloading would not turn it into a benchmark.
+        msg = (
+            f"{path} is a JSON Lines file (a run's records.jsonl?), not a benchmark json; give the data root "
+            "that holds mmad.json, or the json itself (a run's records are scored with `mmad score RUN`)"
+        )
+        raise BenchmarkFormatError(msg)
     if not data.strip():
         msg = f"{path} is empty; re-download it (`mmad download`) or re-build it"
         raise BenchmarkFormatError(msg)

@@ -166,14 +166,22 @@ def check_item(
                         fix="Fix it.",
                     )
                 )
-    if item.mask_path:
+    if item.mask_path and not _inside_root(benchmark, key):
+        pass  # the mask is looked up beside the image: the unsafe key is the record's fault, reported as the image's
+    elif item.mask_path:
         try:
             mask = benchmark.mask_file(item)
             if check_files:
                 problems.extend(_mask_problems(item, mask, open_images=open_images))
         except UnsafePathError as exc:
             problems.append(
-                Problem(severity=Severity.ERROR, code="unsafe-path", key=key, message=f"mask {exc}", fix="Fix it.")
+                Problem(
+                    severity=Severity.ERROR,
+                    code="unsafe-path",
+                    key=key,
+                    message=f"mask_path {item.mask_path!r}: {exc}",
+                    fix="Fix mask_path: it is relative to the image's <dataset>/<category>/ folder.",
+                )
             )
         except (OSError, ValueError) as exc:  # a name the file system refuses: too long, a NUL byte, ...
             problems.append(
@@ -235,6 +243,14 @@ def check_item(
 
 def _built_by_mmad(item: ImageItem) -> bool:
     return any("mmad_source" in q.extra for q in item.questions)
+
+
+def _inside_root(benchmark: Benchmark, relative: str) -> bool:
+    try:
+        resolve_inside(benchmark.root, relative)
+    except UnsafePathError:
+        return False
+    return True
 
 
 def _mask_problems(item: ImageItem, mask: Path | None, *, open_images: bool = False) -> list[Problem]:
