@@ -93,7 +93,6 @@ def score_command(
             soft_wrap=True,
         )
         raise typer.Exit(1)
-    completeness = run.completeness if run is not None else None
     folder = out or (answers if answers.is_dir() else answers.parent)
     stem = "" if answers.is_dir() else answers.stem
     if policy is not PolicyChoice.strict:
