@@ -360,3 +360,45 @@ def test_internvl_recipe_with_the_ground_truth_agent_on_a_jpg_with_a_png_mask(be
     assert _as_text(prompt.messages[0]) == O.internvl_query(1, 0, raw[0], agent="contour")
     with Image.open(image.path or "") as drawn:
         assert drawn.size == (511, 301) and drawn.format == "PNG"
+
+
+def _reversed_options(bench: Benchmark) -> Benchmark:
+    """The bench with every question's Options written in reverse ({"D": ..., ..., "A": ...})."""
+    source = Path(bench.source or "")
+    data = json.loads(source.read_text())
+    for record in data.values():
+        for qa in record["conversation"]:
+            qa["Options"] = dict(reversed(list(qa["Options"].items())))
+    swapped = source.with_name("mmad-reversed-options.json")
+    swapped.write_text(json.dumps(data, indent=4))
+    return load_benchmark(swapped)
+
+
+def test_options_go_out_in_the_files_order_under_each_scripts_letters(bench: Benchmark) -> None:
+    """GPT4/gpt4o.py, GPT4/gpt4o-mini.py and Gemini/gemini_query.py list QA['Options'].items() under
+    their json letters; GPT4/gpt4v.py (and Transformers/internvl_query.py, which imports it) re-letter
+    them by position. A question whose Options read {"B": ..., "A": ...} is sent as each script sends it."""
+    reversed_bench = _reversed_options(bench)
+    key = PNG_KEY
+    item = reversed_bench.item(key)
+    raw = _raw(reversed_bench, key)
+    assert list(raw[0]["Options"]) == ["B", "A"]
+    templates, query = _templates(reversed_bench, key), (key, SIZES[key])
+    gpt4o = _recipe_prompts(reversed_bench, "gpt4o", item)
+    for i, prompt in enumerate(gpt4o):
+        assert O.normalise_payload(_payload("gpt4o", prompt, "gpt-4o")) == O.gpt4o_payload(
+            "gpt-4o", templates, query, raw[: i + 1]
+        )
+        assert prompt.questions[0].correct_answer == raw[i]["Answer"]
+    for i, prompt in enumerate(_recipe_prompts(reversed_bench, "gpt4o-mini", item)):
+        sent = O.normalise_payload(_payload("gpt4o-mini", prompt, "gpt-4o-mini"))
+        assert sent == O.gpt4o_mini_payload("gpt-4o-mini", templates, query, i, raw[i])
+    _, rest = _recipe_prompts(reversed_bench, "gemini", item)
+    (message,) = O.normalise_payload(_payload("gemini", rest, "gemini-1.5-flash"))["messages"]
+    assert message["content"][-1]["text"] == O.gemini_parts(templates, query, raw[1:])[-1]["text"]
+    for i, prompt in enumerate(_recipe_prompts(reversed_bench, "internvl", item)):
+        assert _as_text(prompt.messages[0]) == O.internvl_query(1, i, raw[i])
+        assert list(prompt.questions[0].options) == ["A", "B", "C", "D"][: len(raw[i]["Options"])]
+    for i, prompt in enumerate(_recipe_prompts(reversed_bench, "gpt4v", item)):
+        sent = O.normalise_payload(_payload("gpt4v", prompt, "gpt-4o"))
+        assert sent == O.gpt4v_payload("gpt-4o", templates, query, raw[: i + 1])

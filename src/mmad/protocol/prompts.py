@@ -44,6 +44,8 @@ class Variant(StrEnum):
 # The variants with a chain-of-thought turn: the official one (internvl_query.py) and per-image,
 # which keeps the same turn structure. The official code made CoT with no other request shape.
 COT_VARIANTS = frozenset({Variant.PER_QUESTION, Variant.PER_IMAGE})
+# The variants whose scripts send each option under its json letter, in the json's order.
+FILE_LETTER_VARIANTS = frozenset({Variant.CUMULATIVE, Variant.API_PER_QUESTION, Variant.GEMINI})
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,26 @@ def check_settings(settings: PromptSettings, *, chain_of_thought: bool) -> None:
         raise ConfigError(msg)
 
 
-def pose(question: Question, *, rotation: int = 0, circular: bool = False) -> PosedQuestion:
-    """Re-letter the options by position (json order, rotated for circular evaluation); map the gold letter."""
+def pose(question: Question, *, rotation: int = 0, circular: bool = False, file_letters: bool = False) -> PosedQuestion:
+    """The options as asked, and the gold letter among them.
+
+    Options are re-lettered by position (json order, rotated for circular evaluation), as
+    ``GPT4/gpt4v.py``'s ``parse_conversation`` does (and InternVL's script, which imports it).
+    ``file_letters`` keeps the file's letters in the file's order instead, as ``GPT4/gpt4o.py``,
+    ``GPT4/gpt4o-mini.py`` and ``Gemini/gemini_query.py`` send them: ``{"B": ..., "A": ...}`` goes
+    out as "B. ..." then "A. ...".
+    """
+    if file_letters and not circular and not rotation:
+        return PosedQuestion(
+            question_id=question.id,
+            image=question.image,
+            question_type=question.type,
+            text=question.stem,
+            options=dict(question.options),
+            correct_answer=question.answer,
+            number=question.index + 1,
+            variant="",
+        )
     items = list(question.options.items())
     if rotation:
         items = items[rotation:] + items[:rotation]
@@ -102,9 +122,12 @@ def pose(question: Question, *, rotation: int = 0, circular: bool = False) -> Po
 def posed_questions(item: ImageItem, settings: PromptSettings) -> list[list[PosedQuestion]]:
     """Per question, the posings to ask: one, or one per rotation under circular evaluation."""
     out = []
+    file_letters = Variant(settings.variant) in FILE_LETTER_VARIANTS
     for question in item.questions:
         n = len(question.options) if settings.circular else 1
-        out.append([pose(question, rotation=r, circular=settings.circular) for r in range(n)])
+        out.append(
+            [pose(question, rotation=r, circular=settings.circular, file_letters=file_letters) for r in range(n)]
+        )
     return out
 
 
