@@ -128,3 +128,20 @@ def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
     for run in result.runs.values():
         assert run.complete and run.table.average is not None
         assert (run.run_dir / "records.jsonl").exists()
+
+
+def test_a_mask_of_another_size_is_refused_naming_the_file_and_both_sizes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    source = make_tree(tmp_path / "src", "mvtec")
+    mask = source / "tablet" / "ground_truth" / "hole" / "001_mask.png"
+    with Image.open(source / "tablet" / "test" / "hole" / "001.png") as image:
+        width, height = image.size
+    with Image.open(mask) as opened:
+        opened.resize((width // 2, height)).save(mask)  # half as wide: stretched back, every defect would move
+    with pytest.raises(DatasetLayoutError) as caught:
+        build_benchmark(source, tmp_path / "out")
+    message = str(caught.value)
+    assert str(mask) in message and f"{width // 2}x{height}" in message and f"{width}x{height}" in message
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    assert main(["build", str(source), "--out", str(tmp_path / "cli")]) == 2

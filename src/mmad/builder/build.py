@@ -71,6 +71,32 @@ def _place(source: Path, target: Path, copy: bool) -> None:
         target.symlink_to(source.resolve())
 
 
+def _header_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with Image.open(path) as opened:
+            return opened.size
+    except UNREADABLE:
+        return None  # the build reports an unreadable file where it reads it
+
+
+def _check_mask_sizes(samples: list[AdSample]) -> None:
+    """Refuse, before anything is written, a mask whose size is not its image's: stretched to fit, it
+    would move every defect, and every Defect Localization answer with it."""
+    for sample in samples:
+        if not sample.masks:
+            continue
+        image_size = _header_size(sample.image)
+        for mask in sample.masks:
+            mask_size = _header_size(mask)
+            if image_size is not None and mask_size is not None and mask_size != image_size:
+                msg = (
+                    f"mask {mask} is {mask_size[0]}x{mask_size[1]} px but its image {sample.image} is "
+                    f"{image_size[0]}x{image_size[1]}; mmad does not stretch a mask onto an image of another size. "
+                    "Give each image the mask made for it (or remove the mask), then build again"
+                )
+                raise DatasetLayoutError(msg)
+
+
 def _write_mask(sample: AdSample, size: tuple[int, int], target: Path) -> np.ndarray:
     """Write the union of the sample's masks as one 0/255 PNG at the image's size (width, height); return it."""
     union = geometry.union_mask(sample.masks, (size[1], size[0]))
@@ -188,6 +214,7 @@ def build_benchmark(
     dataset = read_dataset(source_root, layout, visa_split=visa_split)
     notes = list(dataset.notes)
     name = _benchmark_name(name, source_root, notes)
+    _check_mask_sizes(dataset.samples)
     rng = np.random.default_rng(seed)
     samples = _split_normals(dataset.samples, rng, 0.5, notes)
     table: dict[str, dict[str, str]] = {}
