@@ -127,3 +127,22 @@ def test_a_decompression_bomb_image_is_shown_as_unavailable(
     thumb = next(key[1] for key in packed["keys"] if key[0] == bomb)
     assert packed["thumbs"][thumb] is None  # the page draws "no image" for it
     assert sum(source is not None for source in packed["thumbs"]) == len(packed["thumbs"]) - 1
+
+
+def test_data_naming_another_benchmark_is_warned_and_its_images_left_out(
+    random_run: Path, fresh_mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    same = write_html_report([random_run], tmp_path / "same.html", published=[], data=fresh_mmad_json.parent)
+    assert json.loads(re.search(r'id="mmad-data">(.*?)</script>', same.read_text(), re.S)[1])["thumbs"]
+    other = json.loads(fresh_mmad_json.read_text())
+    first = next(iter(other.values()))
+    first["conversation"][0]["Question"] = "Is anything wrong with this other object?"
+    fresh_mmad_json.write_text(json.dumps(other))
+    out = tmp_path / "r.html"
+    assert (
+        main(["report", str(random_run), "--data", str(fresh_mmad_json.parent), "--no-published", "-o", str(out)]) == 0
+    )
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is not the one the run asked" in err and "sha256" in err
+    data = json.loads(re.search(r'id="mmad-data">(.*?)</script>', out.read_text(), re.S)[1])
+    assert data["thumbs"] == [] and all(key[1] is None for key in data["keys"])

@@ -172,7 +172,20 @@ class SampleData:
         marker = str(data or config.get("data") or "")
         if marker not in self._benchmarks:
             self._benchmarks[marker] = benchmark_of(run, data)
-        return self._benchmarks[marker]
+        benchmark = self._benchmarks[marker]
+        asked = run.benchmark_sha256
+        if benchmark is not None and asked and benchmark.sha256 and benchmark.sha256 != asked:
+            # Another benchmark's images under the same keys would show the wrong picture and templates.
+            logger.warning(
+                "%s: the benchmark at %s is not the one the run asked (its sha256 is %s…, the run recorded %s…); "
+                "its images and templates are left out: give --data the benchmark the run was made on",
+                run.path,
+                data or marker,
+                benchmark.sha256[:12],
+                asked[:12],
+            )
+            return None
+        return benchmark
 
     def _key(self, image: str, benchmark: Benchmark | None) -> int:
         index = self._key_index.get(image)
