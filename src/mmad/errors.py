@@ -13,7 +13,8 @@ Hierarchy::
     │   └── UnknownModelError       a "provider:model" name that no registry entry answers
     ├── MissingExtraError           an optional dependency is not installed; names the pip extra
     ├── RunError                    a run directory cannot be created, resumed or trusted
-    │   └── BudgetExceededError     --max-cost was reached; the run stopped cleanly
+    │   ├── BudgetExceededError     --max-cost was reached; the run stopped cleanly
+    │   └── CacheError              the response cache folder or database cannot be used
     └── ModelCallError              one request to a model failed (kept in the record, not raised
         │                           to the user unless every retry failed)
         ├── RetryableError          429, 5xx, time-out, dropped connection: worth another try
@@ -76,6 +77,10 @@ class RunError(MMADError):
 
 class BudgetExceededError(RunError):
     """The cost budget was reached."""
+
+
+class CacheError(RunError):
+    """The response cache cannot be opened, read or written (or its size limit is invalid)."""
 
 
 class ModelCallError(MMADError):

@@ -55,6 +55,7 @@ def _configure(
 def _register() -> None:
     from mmad.cli import (
         build_commands,
+        cache_commands,
         catalog_commands,
         data_commands,
         eval_commands,
@@ -72,6 +73,7 @@ def _register() -> None:
     score_commands.register(app)
     report_commands.register(app)
     sweep_commands.register(app)
+    cache_commands.register(app)
 
 
 TOP_LEVEL_OPTIONS = ("-v", "-vv", "--verbose", "--version")

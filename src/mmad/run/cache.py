@@ -1,15 +1,63 @@
-"""A response cache keyed by the hash of the request, so a re-run costs nothing."""
+"""A response cache keyed by the hash of the request, so a re-run costs nothing.
+
+One SQLite database per cache folder (``responses.sqlite3``, WAL, one connection per process).
+A request must not pay for the cache: the keys are read into memory when the cache opens, so a
+miss is a set lookup that touches neither the file system nor the database, and replies are
+queued in memory and written in batches by a background thread, off the event loop. Several
+processes may share a folder (a sweep's cells, two runs at once): SQLite serialises their
+writes, and each process picks up the others' keys when it writes its own batch.
+
+The database is kept under a size limit (``$MMAD_CACHE_MAX_MB``, default 512 MB of replies) by
+dropping the oldest replies first. Caches of mmad 0.x (one ``<hash[:2]>/<hash>.json`` file per
+reply) are read into the database once, the first time it is created in that folder; the files
+are left where they are (``mmad cache clear`` removes them).
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
+import logging
 import os
-from dataclasses import asdict
+import re
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mmad._io import atomic_write_text
+from mmad.errors import CacheError
 from mmad.models.base import Completion
+
+logger = logging.getLogger(__name__)
+
+DATABASE = "responses.sqlite3"
+DEFAULT_MAX_MB = 512
+BATCH = 256
+"""Replies queued before the writer thread writes them without waiting for WRITE_INTERVAL_S."""
+WRITE_INTERVAL_S = 0.5
+BUSY_TIMEOUT_MS = 30_000
+_LEGACY_NAME = re.compile(r"^[0-9a-f]{64}\.json$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    value TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    stored REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('bytes', 0), ('hits', 0);
+CREATE TRIGGER IF NOT EXISTS responses_added AFTER INSERT ON responses
+    BEGIN UPDATE meta SET value = value + new.size WHERE name = 'bytes'; END;
+CREATE TRIGGER IF NOT EXISTS responses_removed AFTER DELETE ON responses
+    BEGIN UPDATE meta SET value = value - old.size WHERE name = 'bytes'; END;
+"""
 
 
 def default_cache_dir() -> Path:
@@ -20,33 +68,326 @@ def default_cache_dir() -> Path:
     return Path(base) / "mmad" / "responses"
 
 
+def default_max_bytes() -> int:
+    """$MMAD_CACHE_MAX_MB megabytes of replies, else DEFAULT_MAX_MB."""
+    raw = os.environ.get("MMAD_CACHE_MAX_MB")
+    if not raw:
+        return DEFAULT_MAX_MB * 1_000_000
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        msg = f"MMAD_CACHE_MAX_MB={raw!r} is not a positive number of megabytes; set e.g. MMAD_CACHE_MAX_MB=512"
+        raise CacheError(msg)
+    return int(value * 1_000_000)
+
+
 def cache_key(model: dict[str, object], prompt_digest: str, settings: dict[str, object]) -> str:
     """The hash of everything that decides a reply."""
     payload = json.dumps({"model": model, "prompt": prompt_digest, "settings": settings}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _short(key: str) -> int:
+    """The index's form of a key: its first 60 bits (a collision only costs one database query)."""
+    return int(key[:15], 16)
+
+
+def legacy_files(folder: Path) -> list[Path]:
+    """The one-file-per-reply cache files of mmad 0.x in a folder."""
+    found: list[Path] = []
+    if not folder.is_dir():
+        return found
+    for sub in folder.iterdir():
+        if len(sub.name) == 2 and sub.is_dir():
+            found.extend(p for p in sub.iterdir() if _LEGACY_NAME.match(p.name))
+    return found
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What `mmad cache info` shows."""
+
+    path: Path
+    entries: int
+    reply_bytes: int
+    file_bytes: int
+    hits: int
+    max_bytes: int
+    legacy_files: int
+
+
 class ResponseCache:
-    """Completions stored one file per request hash."""
+    """Completions in one SQLite database per folder, looked up in memory, written in batches."""
 
-    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, folder: str | os.PathLike[str] | None = None, *, max_bytes: int | None = None) -> None:
         self.folder = Path(folder) if folder else default_cache_dir()
+        self.path = self.folder / DATABASE
+        self.max_bytes = default_max_bytes() if max_bytes is None else max_bytes
         self.hits = 0
+        self._unsaved_hits = 0
+        self._keys: set[int] = set()
+        self._pending: dict[str, Completion] = {}
+        self._last_id = 0
+        self._db_lock = threading.Lock()  # one connection, used by the event loop (hits) and the writer
+        self._write_lock = threading.Lock()  # one batch at a time
+        self._wake = threading.Condition()
+        self._closing = False
+        self._writer: threading.Thread | None = None
+        self._write_error: BaseException | None = None
+        self._db = self._connect()
+        self._load_keys()
+        _OPEN.add(self)
 
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.json"
+    # -- opening ---------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists()
+            db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
+            )
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._set_wal(db)
+            db.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash may lose the last batch, never corrupt
+            db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from exc
+        except OSError as exc:
+            msg = f"the response cache folder {self.folder} cannot be used ({exc.strerror or exc}); "
+            raise CacheError(
+                msg + "set MMAD_CACHE_DIR (or cache_dir) to a writable folder, or pass --no-cache"
+            ) from exc
+        if new:
+            self._import_legacy(db)
+        return db
+
+    @staticmethod
+    def _set_wal(db: sqlite3.Connection) -> None:
+        # Switching to WAL needs a moment alone with the file; a second process opening it at the
+        # same instant gets SQLITE_BUSY at once (the busy handler is not used for this), so retry.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _error(self, exc: BaseException) -> CacheError:
+        msg = (
+            f"the response cache {self.path} cannot be read or written ({exc}); "
+            "run `mmad cache clear` to start it afresh, or pass --no-cache"
+        )
+        return CacheError(msg)
+
+    def _import_legacy(self, db: sqlite3.Connection) -> None:
+        files = legacy_files(self.folder)
+        if not files:
+            return
+        rows = []
+        for path in files:
+            try:
+                value = json.dumps(asdict(Completion(**json.loads(path.read_text()))))
+            except (OSError, ValueError, TypeError):
+                continue  # a half-written or foreign file: the request is asked again
+            key = path.name.removesuffix(".json")
+            rows.append((key, value, len(key) + len(value), path.stat().st_mtime))
+        with _transaction(db):
+            db.executemany("INSERT OR IGNORE INTO responses (key, value, size, stored) VALUES (?, ?, ?, ?)", rows)
+        logger.info("read %d replies of an older mmad's cache in %s into %s", len(rows), self.folder, DATABASE)
+
+    def _load_keys(self) -> None:
+        with self._db_lock:
+            try:
+                self._refresh_keys()
+            except sqlite3.DatabaseError as exc:
+                raise self._error(exc) from exc
+
+    def _refresh_keys(self) -> None:
+        """Add the keys written since the last look (by this process or another)."""
+        rows = self._db.execute("SELECT id, key FROM responses WHERE id > ?", (self._last_id,)).fetchall()
+        for row_id, key in rows:
+            self._keys.add(_short(key))
+            self._last_id = max(self._last_id, row_id)
+
+    # -- asking ----------------------------------------------------------------------------------
+
+    def __contains__(self, key: str) -> bool:
+        return _short(key) in self._keys
 
     def get(self, key: str) -> Completion | None:
-        """The stored completion, or None."""
-        path = self._path(key)
-        try:
-            data = json.loads(path.read_text())
-            completion = Completion(**data)
-        except (OSError, ValueError, TypeError):
+        """The stored completion, or None. A key the cache has never seen costs no I/O."""
+        if _short(key) not in self._keys:
             return None
+        completion = self._pending.get(key)
+        if completion is None:
+            completion = self._read(key)
+            if completion is None:
+                return None
         self.hits += 1
+        self._unsaved_hits += 1
         return completion
 
+    def _read(self, key: str) -> Completion | None:
+        with self._db_lock:
+            try:
+                row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+            except sqlite3.DatabaseError as exc:
+                logger.warning("the response cache %s could not be read: %s", self.path, exc)
+                return None
+        if row is None:  # evicted, cleared, or another key with the same first 60 bits
+            return None
+        try:
+            return Completion(**json.loads(row[0]))
+        except (ValueError, TypeError):
+            return None
+
     def put(self, key: str, completion: Completion) -> None:
-        """Store a completion."""
-        atomic_write_text(self._path(key), json.dumps(asdict(completion)))
+        """Queue a completion; the writer thread stores it within WRITE_INTERVAL_S."""
+        if self._write_error is not None:
+            return  # already reported once; the run goes on without storing
+        with self._wake:
+            self._pending[key] = completion
+            self._keys.add(_short(key))
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_often, name="mmad-cache-writer", daemon=True)
+                self._writer.start()
+            if len(self._pending) >= BATCH:
+                self._wake.notify()
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _write_often(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._closing or len(self._pending) >= BATCH, timeout=WRITE_INTERVAL_S)
+                closing = self._closing
+            self.flush()
+            if closing:
+                return
+
+    def flush(self) -> None:
+        """Write what is queued (and the hit count) now; returns once it is in the database."""
+        with self._write_lock:
+            batch = dict(self._pending)
+            hits, self._unsaved_hits = self._unsaved_hits, 0
+            if not batch and not hits:
+                return
+            rows = []
+            now = time.time()
+            for key, completion in batch.items():
+                value = json.dumps(asdict(completion))
+                rows.append((key, value, len(key) + len(value), now))
+            try:
+                with self._db_lock, _transaction(self._db):
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO responses (key, value, size, stored) VALUES (?, ?, ?, ?)", rows
+                    )
+                    if hits:
+                        self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'hits'", (hits,))
+                    self._evict()
+                with self._db_lock:
+                    self._refresh_keys()
+            except sqlite3.DatabaseError as exc:
+                if self._write_error is None:
+                    logger.warning("%s; replies are no longer stored in this run", self._error(exc))
+                self._write_error = exc
+            with self._wake:
+                for key in batch:
+                    if self._pending.get(key) is batch[key]:
+                        del self._pending[key]
+
+    def _evict(self) -> None:
+        """Drop the oldest replies until the cache is back under 90% of its limit (inside a transaction)."""
+        (total,) = self._db.execute("SELECT value FROM meta WHERE name = 'bytes'").fetchone()
+        if total <= self.max_bytes:
+            return
+        excess = total - int(self.max_bytes * 0.9)
+        freed, last = 0, None
+        for row_id, size in self._db.execute("SELECT id, size FROM responses ORDER BY id"):
+            freed += size
+            last = row_id
+            if freed >= excess:
+                break
+        if last is not None:
+            self._db.execute("DELETE FROM responses WHERE id <= ?", (last,))
+            logger.info("the response cache passed %d bytes: dropped its oldest %d bytes", self.max_bytes, freed)
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer and close the database."""
+        if self._closing:
+            return
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        if self._writer is not None:
+            self._writer.join()
+        self.flush()
+        with self._db_lock:
+            self._db.close()
+        _OPEN.discard(self)
+
+    # -- looking after ---------------------------------------------------------------------------
+
+    def info(self) -> CacheInfo:
+        """Entries, sizes and hits of the whole folder (every process's)."""
+        self.flush()
+        with self._db_lock:
+            entries = self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
+            values = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+        file_bytes = sum(p.stat().st_size for p in self.folder.glob(DATABASE + "*") if p.is_file())
+        return CacheInfo(
+            path=self.path,
+            entries=int(entries),
+            reply_bytes=int(values.get("bytes", 0)),
+            file_bytes=file_bytes,
+            hits=int(values.get("hits", 0)),
+            max_bytes=self.max_bytes,
+            legacy_files=len(legacy_files(self.folder)),
+        )
+
+    def clear(self) -> int:
+        """Remove every reply (and an older mmad's files); returns how many replies there were."""
+        self.flush()
+        with self._db_lock:
+            entries = int(self._db.execute("SELECT count(*) FROM responses").fetchone()[0])
+            with _transaction(self._db):
+                self._db.execute("DELETE FROM responses")
+                self._db.execute("UPDATE meta SET value = 0")
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # else the freed pages linger in the WAL file
+            self._keys.clear()
+        for path in legacy_files(self.folder):
+            entries += 1
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only once empty
+        return entries
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK), so a writer waits for the lock at the start, not mid-way."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+_OPEN: weakref.WeakSet[ResponseCache] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Write what every open cache still holds in memory before the process ends."""
+    for cache in list(_OPEN):
+        with contextlib.suppress(Exception):
+            cache.close()

@@ -20,6 +20,7 @@ from mmad.models.prices import cost_usd
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Message, PosedQuestion, Prompt, TextPart
 from mmad.protocol.parse import (
+    UPSTREAM_PARSERS,
     Parsed,
     ParseMethod,
     parse_answer,
@@ -97,8 +98,12 @@ JUDGE_PROMPT = (
 
 
 FLUSH_INTERVAL_S = 0.1
-FATAL_ERROR_CLASSES = frozenset({"auth", "not_found", "dns", "tls"})
+FATAL_ERROR_CLASSES = frozenset({"auth", "not_found", "dns", "tls", "images_refused"})
 """Failures that every later request would meet too: the run stops at the first one."""
+NO_REPLY_CLASSES = frozenset(
+    {"connection_refused", "connection_dropped", "connection", "timeout", "dns", "tls", "client"}
+)
+"""Failures of a call that never heard from the server (the rest are the server's own answers)."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,7 @@ class Engine:
         self._priced_requests = 0
         self._image_sizes: dict[str, tuple[int, int]] = {}
         self._failures_in_a_row = 0
+        self._replied = False  # whether any request has had an answer (a reply or an HTTP error) from the server
         self.wanted: set[tuple[str, str]] | None = None
 
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
@@ -284,7 +290,10 @@ class Engine:
             return
         self._failures_in_a_row += 1
         error = failed[0]
-        if error.error_class in FATAL_ERROR_CLASSES and self.stats.stopped_reason is None:
+        fatal = error.error_class in FATAL_ERROR_CLASSES or (
+            error.error_class == "connection_refused" and not self._replied
+        )
+        if fatal and self.stats.stopped_reason is None:
             self.stats.stopped_reason = f"{error.error_class}: {error.error_message}"
         limit = self.settings.max_errors
         if limit and self._failures_in_a_row >= limit and self.stats.stopped_reason is None:
@@ -337,11 +346,26 @@ class Engine:
             logger.info("retrying %s after %s", prompt.image, error.error_class)
 
         completion, attempts = await call_with_retries(
-            lambda: self.model.generate(request), self.settings.policy, self.limit, on_retry=on_retry
+            lambda: self._generate(request), self.settings.policy, self.limit, on_retry=on_retry
         )
         if self.cache is not None and not completion.refusal:
             self.cache.put(key, completion)  # queued in memory; the cache's own thread writes it
         return completion, attempts, False
+
+    async def _generate(self, request: Request) -> Completion:
+        """One call to the model, noting whether the server has ever answered."""
+        try:
+            completion = await self.model.generate(request)
+        except ModelCallError as exc:
+            if exc.error_class not in NO_REPLY_CLASSES:
+                self._replied = True
+            elif exc.error_class == "connection_refused" and not self._replied:
+                # Nothing has ever reached the server: it is not running (or --base-url is wrong), and
+                # a minute of retries would not change that. Once it has answered, a refusal is a restart.
+                raise PermanentError(str(exc), error_class="connection_refused") from exc
+            raise
+        self._replied = True
+        return completion
 
     async def _thoughts(self, prompt: Prompt) -> tuple[str, int]:
         """The chain-of-thought reply for an image, asked once and shared by its questions."""
@@ -477,12 +501,14 @@ class Engine:
             scored = {k: v for k, v in completion.letter_logprobs.items() if k in questions[0].options}
             if scored:
                 return [Parsed(max(scored, key=lambda k: scored[k]), ParseMethod.LIKELIHOOD)]
+        upstream = self.settings.parser in UPSTREAM_PARSERS
         if prompt.answer_format == "numbered-list":
-            if self.settings.parser == "upstream":
+            if upstream:
                 return upstream_parse_list(reply, len(questions))
             return parse_numbered_list(reply, [q.options for q in questions])
-        if self.settings.parser == "upstream":
-            return [upstream_parse(reply, q.options) for q in questions]
+        if upstream:
+            first = self.settings.parser == "upstream-first"
+            return [upstream_parse(reply, q.options, first=first) for q in questions]
         if prompt.answer_format == "last-letter":
             return [parse_last_letter(reply, q.options) for q in questions]
         return [parse_answer(reply, q.options) for q in questions]

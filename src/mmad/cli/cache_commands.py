@@ -1,0 +1,98 @@
+"""`mmad cache info` and `mmad cache clear`: the response cache that makes a re-run free."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from mmad.cli.common import console
+
+cache_app = typer.Typer(
+    help="The response cache: replies stored by request hash, so a re-run costs nothing.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the cache commands to the app."""
+    app.add_typer(cache_app, name="cache")
+
+
+def _folder(folder: Path | None) -> Path:
+    from mmad.run.cache import default_cache_dir
+
+    return folder if folder is not None else default_cache_dir()
+
+
+def _exists(folder: Path) -> bool:
+    from mmad.run.cache import DATABASE, legacy_files
+
+    return (folder / DATABASE).is_file() or bool(legacy_files(folder))
+
+
+DIR_HELP = "the cache folder [default: $MMAD_CACHE_DIR, else ~/.cache/mmad/responses]"
+
+
+@cache_app.command("info")
+def info_command(
+    folder: Path = typer.Option(None, "--dir", help=DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print the figures as json"),
+) -> None:
+    """Where the cache is, how many replies it holds, its size and how often it answered."""
+    from mmad.run.cache import DATABASE, ResponseCache
+
+    where = _folder(folder)
+    if not _exists(where):
+        if as_json:
+            console.print_json(json.dumps({"path": str(where / DATABASE), "entries": 0, "exists": False}))
+        else:
+            console.print(f"no response cache at {where} yet: the first run with the cache on makes it")
+        return
+    cache = ResponseCache(where)
+    try:
+        info = cache.info()
+    finally:
+        cache.close()
+    if as_json:
+        figures = {
+            "path": str(info.path),
+            "exists": True,
+            "entries": info.entries,
+            "reply_bytes": info.reply_bytes,
+            "file_bytes": info.file_bytes,
+            "max_bytes": info.max_bytes,
+            "hits": info.hits,
+            "legacy_files": info.legacy_files,
+        }
+        console.print_json(json.dumps(figures))
+        return
+    console.print(f"path     {info.path}")
+    console.print(f"entries  {info.entries:,}")
+    console.print(
+        f"size     {info.reply_bytes / 1e6:,.1f} MB of replies ({info.file_bytes / 1e6:,.1f} MB on disk); "
+        f"limit {info.max_bytes / 1e6:,.0f} MB (MMAD_CACHE_MAX_MB), oldest dropped first"
+    )
+    console.print(f"hits     {info.hits:,} (requests answered from the cache since it was made or cleared)")
+    if info.legacy_files:
+        console.print(
+            f"legacy   {info.legacy_files:,} one-file-per-reply files of an older mmad, already read into the "
+            "database; `mmad cache clear` removes them"
+        )
+
+
+@cache_app.command("clear")
+def clear_command(folder: Path = typer.Option(None, "--dir", help=DIR_HELP)) -> None:
+    """Remove every stored reply (runs ask their questions again)."""
+    from mmad.run.cache import ResponseCache
+
+    where = _folder(folder)
+    if not _exists(where):
+        console.print(f"no response cache at {where}: nothing to clear")
+        return
+    cache = ResponseCache(where)
+    try:
+        removed = cache.clear()
+    finally:
+        cache.close()
+    console.print(f"removed {removed:,} replies from {where}")

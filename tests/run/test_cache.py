@@ -1,0 +1,176 @@
+"""The response cache: one SQLite store per folder, misses without I/O, batched writes, a size
+limit, two processes at once, older caches, and `mmad cache info|clear`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mmad.cli import main
+from mmad.errors import CacheError
+from mmad.models.base import Completion
+from mmad.run.cache import DATABASE, ResponseCache, cache_key
+
+
+def _key(i: int, model: str = "m") -> str:
+    return cache_key({"name": model}, f"prompt {i}", {"images": "jpeg 512"})
+
+
+def _rows(folder: Path) -> int:
+    with sqlite3.connect(folder / DATABASE) as db:
+        return int(db.execute("SELECT count(*) FROM responses").fetchone()[0])
+
+
+def test_a_reply_survives_the_process_whole(tmp_path: Path) -> None:
+    reply = Completion(
+        text="B. The screw is bent.",
+        prompt_tokens=812,
+        completion_tokens=7,
+        finish_reason="stop",
+        letter_logprobs={"A": -3.5, "B": -0.03},
+        extra={"thoughts": "looked twice"},
+    )
+    cache = ResponseCache(tmp_path)
+    cache.put(_key(1), reply)
+    assert cache.get(_key(1)) == reply  # from memory, before any write
+    cache.close()
+    again = ResponseCache(tmp_path)
+    assert again.get(_key(1)) == reply
+    assert again.get(_key(2)) is None
+    assert again.hits == 1
+    again.close()
+
+
+def test_a_miss_runs_no_query_and_a_put_is_written_by_another_thread(tmp_path: Path) -> None:
+    filled = ResponseCache(tmp_path)
+    for i in range(500):
+        filled.put(_key(i), Completion(text="A"))
+    filled.close()
+    cache = ResponseCache(tmp_path)
+    statements: list[str] = []
+    cache._db.set_trace_callback(statements.append)
+    for i in range(500, 3000):
+        assert cache.get(_key(i)) is None
+    assert statements == []  # a miss is a set lookup: no SQL, so no read of the file
+    cache.put(_key(9999), Completion(text="C"))
+    assert statements == []  # queued, not written by the caller
+    deadline = time.monotonic() + 10
+    while _rows(tmp_path) < 501:  # the writer thread stores it without a flush
+        assert time.monotonic() < deadline, "the queued reply was never written"
+        time.sleep(0.02)
+    assert cache.get(_key(3)) == Completion(text="A")  # a hit is one query
+    cache.close()
+
+
+def test_the_size_limit_drops_the_oldest_replies_first(tmp_path: Path) -> None:
+    one = len(_key(0)) + len(json.dumps({"text": "x" * 1000}))
+    cache = ResponseCache(tmp_path, max_bytes=40 * one)
+    for i in range(100):
+        cache.put(_key(i), Completion(text="x" * 1000))
+        cache.flush()  # one batch per reply, so their ages differ
+    info = cache.info()
+    assert 0 < info.reply_bytes <= 40 * one
+    assert cache.get(_key(99)) is not None and cache.get(_key(98)) is not None
+    assert cache.get(_key(0)) is None and cache.get(_key(50)) is None
+    cache.close()
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from mmad.models.base import Completion
+    from mmad.run.cache import ResponseCache, cache_key
+    folder, name, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    while time.time() < start:  # both processes begin together
+        time.sleep(0.001)
+    cache = ResponseCache(folder)
+    for i in range(3000):
+        cache.put(cache_key({"name": name}, str(i), {}), Completion(text=name))
+        if i % 500 == 0:
+            cache.flush()
+    cache.close()
+    """
+)
+
+
+def test_two_processes_writing_at_once_keep_both_sets(tmp_path: Path) -> None:
+    start = time.time() + 1.5
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name, str(start)], stderr=subprocess.PIPE)
+        for name in ("first", "second")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    cache = ResponseCache(tmp_path)
+    for name in ("first", "second"):
+        assert all(cache.get(cache_key({"name": name}, str(i), {})) == Completion(text=name) for i in range(3000))
+    assert cache.info().entries == 6000
+    cache.close()
+
+
+def test_an_open_cache_sees_what_another_process_stored(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    start = time.time()
+    subprocess.run([sys.executable, "-c", WRITER, str(tmp_path), "other", str(start)], check=True, timeout=120)
+    cache.put(_key(1), Completion(text="mine"))
+    cache.flush()  # a batch of its own brings the others' keys into the index
+    assert cache.get(cache_key({"name": "other"}, "7", {})) == Completion(text="other")
+    cache.close()
+
+
+def test_an_older_mmads_files_are_read_and_cleared(tmp_path: Path) -> None:
+    good, broken = _key(1), _key(2)
+    for key, text in ((good, json.dumps({"text": "D", "prompt_tokens": 5})), (broken, "{half a fi")):
+        (tmp_path / key[:2]).mkdir(exist_ok=True)
+        (tmp_path / key[:2] / f"{key}.json").write_text(text)
+    cache = ResponseCache(tmp_path)
+    assert cache.get(good) == Completion(text="D", prompt_tokens=5)
+    assert cache.get(broken) is None  # asked again, not a crash
+    assert cache.info().legacy_files == 2
+    assert cache.clear() == 1 + 2
+    assert not any(tmp_path.glob("??/*.json"))
+    assert cache.get(good) is None
+    cache.close()
+
+
+def test_a_damaged_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / DATABASE).write_bytes(b"this is not a database, just some bytes that happen to be here" * 20)
+    with pytest.raises(CacheError, match=r"responses\.sqlite3.*mmad cache clear.*--no-cache"):
+        ResponseCache(tmp_path)
+
+
+def test_a_bad_size_limit_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMAD_CACHE_MAX_MB", "lots")
+    with pytest.raises(CacheError, match="MMAD_CACHE_MAX_MB='lots'"):
+        ResponseCache(tmp_path)
+
+
+def test_cache_info_and_clear_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "responses"
+    monkeypatch.setenv("MMAD_CACHE_DIR", str(folder))
+    assert main(["cache", "info"]) == 0
+    assert "no response cache" in capsys.readouterr().out
+    assert not folder.exists()  # looking does not make one
+    cache = ResponseCache(folder)
+    for i in range(10):
+        cache.put(_key(i), Completion(text="A"))
+    assert cache.get(_key(3)) is not None
+    cache.close()
+    assert main(["cache", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["entries"] == 10 and info["hits"] == 1 and info["path"] == str(folder / DATABASE)
+    assert main(["cache", "clear"]) == 0
+    assert "removed 10 replies" in capsys.readouterr().out
+    assert main(["cache", "info", "--dir", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == 0
