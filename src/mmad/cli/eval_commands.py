@@ -79,7 +79,9 @@ def eval_command(
     image_size: int = typer.Option(None, "--image-size", help="longest side in px, 0 keeps the size [default: 512]"),
     original_images: bool = typer.Option(None, "--original-images", help="send the files' own bytes"),
     detail: str = typer.Option(None, "--detail", help="low, high, auto or none [default: low]"),
-    parser: str = typer.Option(None, "--parser", help="mmad (layered) or upstream (official regex)"),
+    parser: str = typer.Option(
+        None, "--parser", help="mmad (layered), upstream (official regex: last letter) or upstream-first (LLaVA's)"
+    ),
     judge: str = typer.Option(None, "--judge", help="a model that maps unparsed replies to letters"),
     likelihood: bool = typer.Option(None, "--likelihood", help="also record letter log-probabilities"),
     answer_from: str = typer.Option(None, "--answer-from", help="text (parse the reply) or likelihood (best letter)"),

@@ -35,6 +35,7 @@ class ParseMethod(StrEnum):
     OPTION_MEANING = "option-meaning"
     UPSTREAM_REGEX = "upstream-regex"
     UPSTREAM_DIFFLIB = "upstream-difflib"
+    UPSTREAM_DROPPED = "upstream-dropped-image"
     LIKELIHOOD = "likelihood"
 
 
@@ -244,6 +245,8 @@ def parse_answer(reply: str, options: dict[str, str]) -> Parsed:
 
 
 _UPSTREAM = re.compile(r"\b([A-E])\b")
+# The official parsers: the last standalone letter (most scripts), the first (LLaVA's, Cambrian's).
+UPSTREAM_PARSERS = frozenset({"upstream", "upstream-first"})
 
 
 def upstream_parse(reply: str, options: dict[str, str] | None = None, *, first: bool = False) -> Parsed:
@@ -262,10 +265,11 @@ def upstream_parse(reply: str, options: dict[str, str] | None = None, *, first: 
 def upstream_parse_list(reply: str, count: int) -> list[Parsed]:
     """Gemini/gemini_query.py's rule for one reply to several questions: every standalone A-E of
     the reply, in order, one per question. When their number differs from ``count`` the script
-    drops the whole image; here every question is left without a letter."""
+    drops the whole image, question 1 included: every question is left without a letter and marked
+    ``UPSTREAM_DROPPED``, so that the upstream scoring policy leaves the whole image out."""
     found = _UPSTREAM.findall(reply)
     if len(found) != count:
-        return [Parsed(None) for _ in range(count)]
+        return [Parsed(None, ParseMethod.UPSTREAM_DROPPED) for _ in range(count)]
     return [Parsed(letter, ParseMethod.UPSTREAM_REGEX) for letter in found]
 
 

@@ -35,7 +35,7 @@ class DecodingSettings:
 class AnswerSettings:
     """How replies become letters."""
 
-    parser: Literal["mmad", "upstream"] = "mmad"
+    parser: Literal["mmad", "upstream", "upstream-first"] = "mmad"
 
 
 SECTIONS: dict[str, type] = {
@@ -163,8 +163,6 @@ RECIPES: dict[str, Recipe] = {
                 _JPEG_BYTES,
                 "transport: the script calls google.generativeai generate_content with inline_data parts; "
                 "mmad sends the same parts to Gemini's OpenAI-compatible endpoint",
-                "the script reads every standalone letter of the second reply in order and drops the whole "
-                "image when their count differs from the questions'; mmad reads the numbered list per question",
             ),
             prompt={"variant": Variant.GEMINI.value, "shots": 1},
             images={**_API_IMAGES, "detail": None, "mime": "extension"},
@@ -244,13 +242,12 @@ RECIPES: dict[str, Recipe] = {
                 "text layout: 'Following is 1 image of normal sample:<image>\\nTest image: \\n<image>\\n"
                 "Following is new question list: ' in the llava_v1 conversation template",
                 "options shuffled with an unseeded random.shuffle: no run can be repeated",
-                "the script takes the first standalone letter; mmad's upstream parser the last",
                 "in-process backends load the original files; the 512-px JPEG applies to OpenAI-compatible servers",
             ),
             prompt={"variant": Variant.PER_QUESTION.value, "shots": 1},
             images={**_API_IMAGES, "detail": None, "mime": "content"},
             decoding={"max_tokens": 64, "temperature": 0.2},
-            answers={"parser": "upstream"},
+            answers={"parser": "upstream-first"},
         ),
     ]
 }

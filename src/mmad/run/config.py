@@ -108,7 +108,7 @@ class ImageConfig(_Section):
 class AnswerConfig(_Section):
     """How replies become letters."""
 
-    parser: Literal["mmad", "upstream"] = "mmad"
+    parser: Literal["mmad", "upstream", "upstream-first"] = "mmad"
     judge: str | None = Field(default=None, description="a model that maps unparsed replies to a letter")
     likelihood: bool = Field(default=False, description="also ask for letter log-probabilities")
     answer_from: Literal["text", "likelihood"] = "text"

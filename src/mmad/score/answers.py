@@ -52,6 +52,7 @@ class GradedAnswer:
     failure: str | None = None
     question_text: str = ""
     official_answer: str | None = None
+    dropped_image: bool = False
     dataset: str = field(init=False, default="")
     category: str = field(init=False, default="")
     defect_type: str = field(init=False, default="")
@@ -87,6 +88,8 @@ def graded_from_record(record: Record) -> GradedAnswer:
         failure=None if answered else record.status.value,
         question_text=record.question_text,
         official_answer=record.extra.get("official_answer"),
+        # Gemini/gemini_query.py drops an image whose second reply has the wrong number of letters
+        dropped_image=record.parse_method == "upstream-dropped-image",
     )
 
 

@@ -209,6 +209,15 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
     # Rows follow first appearance, as the official scorer's do; columns follow the paper's order.
     dataset_names = list(dict.fromkeys(a.dataset for a in all_answers))
     if upstream:
+        # The script that dropped an image wrote none of its answers, question 1 included.
+        dropped = {a.image for a in all_answers if a.dropped_image}
+        if dropped:
+            all_answers = [a for a in all_answers if a.image not in dropped]
+            dataset_names = list(dict.fromkeys(a.dataset for a in all_answers))
+            notes.append(
+                f"upstream policy: {len(dropped)} images left out whole, as Gemini/gemini_query.py drops an "
+                "image whose second reply has the wrong number of letters"
+            )
         counted, removed, n_skipped = upstream_selection(all_answers)
         notes.append(
             f"upstream policy: {removed} answers without a letter were dropped from the denominators and "

@@ -1,0 +1,77 @@
+"""Recipe runs end to end with a scripted model: how each official script reads its replies and
+what its scoring policy makes of them (Gemini's dropped images, LLaVA's first letter)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from mmad.api import evaluate_async
+from mmad.models.base import Completion, Model, Request
+from mmad.records.record import Record, read_records
+from mmad.run.config import RunConfig
+from mmad.score.answers import graded_from_records
+from mmad.score.table import ScoreTable, score_answers
+
+BASE_URL = "http://127.0.0.1:9/v1"  # never reached: the model is given in-process
+
+
+class Scripted(Model):
+    """Replies what a function of the request says."""
+
+    name = "scripted"
+
+    def __init__(self, reply: Callable[[Request], str]) -> None:
+        self.reply = reply
+
+    async def generate(self, request: Request) -> Completion:
+        return Completion(text=self.reply(request))
+
+
+def _run(mmad_json: Path, out: Path, model: Model, **settings: object) -> list[Record]:
+    config = RunConfig.from_flat("compat:scripted", str(mmad_json), cache=False, concurrency=1, **settings)
+    asyncio.run(evaluate_async(config, out=out, model=model))
+    return read_records(out / "records.jsonl")
+
+
+def _figures(table: ScoreTable) -> tuple[object, ...]:
+    return (table.n_counted, table.n_skipped, table.average_cells, [(r.name, r.cells) for r in table.rows])
+
+
+def test_llava_reads_the_first_letter(mmad_json: Path, tmp_path: Path) -> None:
+    """LLaVA_Query/llava_query.py keeps parse_answer(...)[0], the first standalone letter; the other
+    scripts keep the last."""
+    model = Scripted(lambda request: "A or B? B")
+    llava = _run(mmad_json, tmp_path / "llava", model, recipe="llava", base_url=BASE_URL, limit=3)
+    internvl = _run(mmad_json, tmp_path / "internvl", model, recipe="internvl", base_url=BASE_URL, limit=3)
+    assert {r.answer for r in llava} == {"A"}
+    assert {r.answer for r in internvl} == {"B"}
+
+
+def test_gemini_drops_the_whole_image_when_the_second_reply_miscounts(mmad_json: Path, tmp_path: Path) -> None:
+    """Gemini/gemini_query.py: when the second reply's standalone letters are not one per question,
+    the script drops the image, question 1 included, and writes none of its answers. Under the
+    upstream policy the image is left out whole, so the table is the one the script's answers make;
+    question 1 of the next image is not skipped."""
+    dropped: list[str] = []
+
+    def reply(request: Request) -> str:
+        if len(request.choices) == 1:
+            return "B"
+        image = request.question_ids[0].rsplit("#", 1)[0]
+        if not dropped:
+            dropped.append(image)
+            return "A"  # one letter for several questions
+        return "\n".join(f"{i}. {options[-1]}" for i, options in enumerate(request.choices, start=1))
+
+    records = _run(mmad_json, tmp_path / "gemini", Scripted(reply), recipe="gemini", base_url=BASE_URL)
+    (image,) = dropped
+    rest = [r for r in records if r.image == image and not r.question_id.endswith("#0")]
+    assert rest and all(r.answer is None and r.parse_method == "upstream-dropped-image" for r in rest)
+    graded = graded_from_records(records)
+    assert any(a.image == image and a.answer for a in graded)  # mmad keeps question 1's letter (strict)
+    upstream = score_answers(graded, "upstream")
+    as_the_script_wrote_them = score_answers([a for a in graded if a.image != image], "upstream")
+    assert _figures(upstream) == _figures(as_the_script_wrote_them)
+    assert any("left out whole" in note for note in upstream.notes)
