@@ -87,6 +87,13 @@ EVAL_MISTAKES = [
     (["--dry-run", "--shots", "0", "--strategy", "agent:expert:bbox"], r"agent:expert fits the expert .* --shots 1"),
     (["--dry-run", "--strategy", "agent:gt:heatmap"], r"agent:gt:heatmap does not exist"),
     (["--dry-run", "--strategy", "rag"], r"the rag strategy needs domain_knowledge.json: none in .*pass --knowledge"),
+    # A baseline's id is a letter or a seed: anything else used to run as fixed:A or end in a traceback
+    (["-m", "fixed:yes"], r"'fixed:yes': fixed answers one option letter, fixed:A, .*fixed:E \(not 'yes'\)"),
+    (["-m", "fixed:Z"], r"'fixed:Z': fixed answers one option letter"),
+    (["-m", "random:abc"], r"'random:abc': random takes a whole-number seed, e.g. random or random:1"),
+    (["--dry-run", "-m", "fixed:yes"], r"'fixed:yes': fixed answers one option letter"),
+    (["--seed", "3"], r"--seed seeds the sample --limit draws, but this run has no --limit.*add --limit N"),
+    (["--dry-run", "--seed", "3"], r"--seed seeds the sample --limit draws"),
 ]
 
 
@@ -261,7 +268,8 @@ def test_a_dead_or_unauthorised_server_stops_the_run(workspace: Path, capsys: py
     code, text = run_cli([*dead, "--out", str(workspace / "dead"), "--max-errors", "3", "--max-retries", "0"], capsys)
     assert code == 1 and "connection_refused" in text and "no reply within" not in text
     meta = json.loads((workspace / "dead" / "run.json").read_text())
-    assert meta["status"] == "partial" and "3 requests failed in a row" in meta["stopped_reason"]
+    # No request ever reached a server: the first refusal stops the run (not --max-errors later).
+    assert meta["status"] == "partial" and "is the server running" in meta["stopped_reason"]
 
 
 def test_runs_names_a_missing_folder_and_where_runs_go(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -479,3 +487,41 @@ def test_https_to_mmad_serve_names_the_scheme_when_the_handshake_never_ends(
     assert f"no reply from {base} within 1 s" in flat, text
     assert "if the server speaks plain HTTP, use http:// in --base-url" in flat
     assert {r["error_class"] for r in _records(out)} == {"timeout"}
+
+
+def test_a_flag_over_a_recipe_is_announced(mmad_json: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["eval", "-m", "random", "-d", str(mmad_json), "--recipe", "gpt4o", "--dry-run"]
+    code, text = run_cli([*args, "--max-tokens", "64", "--shots", "0"], capsys)
+    assert code == 0 and "nothing sent" in text, text
+    assert "note: --max-tokens 64 overrides the gpt4o recipe's max_tokens = 200" in text
+    assert "note: --shots 0 overrides the gpt4o recipe's shots = 1" in text
+    code, text = run_cli(args, capsys)  # the recipe alone: nothing to announce
+    assert code == 0 and "overrides" not in text
+
+
+def test_the_dry_run_on_ray_names_a_missing_ray_extra(
+    mmad_json: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as it does without the [ray] extra
+    args = ["eval", "-m", "random", "-d", str(mmad_json), "--engine", "ray"]
+    code, text = run_cli([*args, "--dry-run"], capsys)
+    assert code == 2 and "nothing sent" not in text, text
+    assert re.search(r"The Ray engine \(--engine ray\).*\[ray\]", text) and len(text.strip().splitlines()) == 1
+    code, text = run_cli([*args, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and "[ray]" in text and not (tmp_path / "run").exists()
+
+
+def test_visa_split_on_a_source_that_is_not_raw_visa_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers.ad_trees import make_tree
+
+    source = make_tree(tmp_path / "src", "mvtec")
+    for split in ("bogus", "2cls_fewshot"):
+        code, text = run_cli(["build", str(source), "--out", str(tmp_path / "bench"), "--visa-split", split], capsys)
+        assert code == 2 and "Traceback" not in text, text
+        assert f"--visa-split {split} chooses raw VisA's split_csv/ scheme" in " ".join(text.split())
+        assert "leave --visa-split out" in text
+        assert not (tmp_path / "bench").exists() or not any((tmp_path / "bench").iterdir())

@@ -36,7 +36,7 @@ from mmad.builder.files import (
     subdirs,
 )
 from mmad.builder.samples import AdSample, SourceDataset, find_masks, missing_mask
-from mmad.builder.visa import is_raw_visa, read_raw_visa
+from mmad.builder.visa import DEFAULT_VISA_SPLIT, is_raw_visa, read_raw_visa
 from mmad.errors import DatasetLayoutError
 
 LAYOUTS = ("mvtec", "visa", "loco", "goodsad", "folder")
@@ -196,6 +196,12 @@ def read_dataset(root: str | Path, layout: str = "auto", *, visa_split: str = "1
         chosen = detect_layout(path)
     if chosen == "visa" and is_raw_visa(path):
         result = read_raw_visa(path, visa_split)
+    elif visa_split != DEFAULT_VISA_SPLIT:  # only raw VisA's split_csv/ has schemes: it would do nothing
+        msg = (
+            f"--visa-split {visa_split} chooses raw VisA's split_csv/ scheme, but {path} is read as the {chosen} "
+            "layout, which has none, so it would be ignored; leave --visa-split out"
+        )
+        raise DatasetLayoutError(msg)
     elif chosen == "folder":
         result = read_folder(path)
     else:

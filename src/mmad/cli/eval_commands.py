@@ -151,6 +151,9 @@ def eval_command(
         if value != "unset":
             flat[name] = value
     config = _config(model, data, resume, config_file, recipe, flat)
+    if resume is None:  # a resumed run's overrides were shown when it started
+        for note in config.override_notes():
+            err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if dry_run:
         _dry_run(config)
         return

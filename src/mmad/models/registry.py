@@ -140,7 +140,22 @@ def check_model_name(name: str) -> tuple[Factory, str]:
     if provider in PRESETS and not model_id:
         msg = f"{name!r} names no model: write it as {provider}:<model>, e.g. openai:gpt-4o"
         raise UnknownModelError(msg)
+    if table[provider] is BUILTIN.get(provider):
+        _check_baseline(provider, model_id, name)
     return table[provider], model_id
+
+
+def _check_baseline(provider: str, model_id: str, name: str) -> None:
+    """The baselines' ids are a seed and a letter: anything else would run as their default, unnoticed."""
+    from mmad.data.schema import LETTERS
+
+    if provider == "random" and model_id and not model_id.isdigit():
+        msg = f"{name!r}: random takes a whole-number seed, e.g. random or random:1 (not {model_id!r})"
+        raise UnknownModelError(msg)
+    if provider == "fixed" and model_id and (len(model_id) != 1 or model_id.upper() not in LETTERS):
+        choices = ", ".join(f"fixed:{letter}" for letter in LETTERS)
+        msg = f"{name!r}: fixed answers one option letter, {choices} (not {model_id!r})"
+        raise UnknownModelError(msg)
 
 
 def create_model(name: str, options: ModelOptions | None = None) -> Model:

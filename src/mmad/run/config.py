@@ -12,15 +12,20 @@ import json
 import tomllib
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from mmad.data.schema import Subtask
 from mmad.errors import ConfigError
 from mmad.protocol.images import ImageSettings
 from mmad.protocol.prompts import PromptSettings, Variant
 from mmad.protocol.strategies import parse_strategies
+
+# Strict scalars: in a run file ``shots = true`` or ``limit = "10"`` is a mistake to name, not 1 or 10.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]  # still takes a whole number: timeout_s = 30
+Bool = Annotated[bool, Strict()]
 
 
 class _Section(BaseModel):
@@ -31,10 +36,10 @@ class PromptConfig(_Section):
     """How questions become requests."""
 
     protocol: Variant = Variant.PER_QUESTION
-    shots: int = Field(default=1, ge=0, le=64, description="template images shown before the query")
-    similar_templates: bool = Field(default=False, description="similar_templates instead of random_templates")
-    blind: bool = Field(default=False, description="text-only baseline: no images")
-    circular: bool = Field(default=False, description="ask every rotation of the options")
+    shots: Int = Field(default=1, ge=0, le=64, description="template images shown before the query")
+    similar_templates: Bool = Field(default=False, description="similar_templates instead of random_templates")
+    blind: Bool = Field(default=False, description="text-only baseline: no images")
+    circular: Bool = Field(default=False, description="ask every rotation of the options")
     strategies: list[str] = Field(default_factory=list, description="rag, cot, agent:expert:bbox, ...")
     knowledge: str | None = Field(default=None, description="domain-knowledge json (default: in the data root)")
 
@@ -69,8 +74,8 @@ class PromptConfig(_Section):
 class DecodingConfig(_Section):
     """Generation settings; None leaves the field out of the request, as some official scripts do."""
 
-    max_tokens: int | None = Field(default=128, ge=1, le=65536)
-    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: Int | None = Field(default=128, ge=1, le=65536)
+    temperature: Float | None = Field(default=0.0, ge=0.0, le=2.0)
 
     @field_validator("max_tokens", "temperature", mode="before")
     @classmethod
@@ -82,10 +87,10 @@ class DecodingConfig(_Section):
 class ImageConfig(_Section):
     """How images are prepared before they are sent."""
 
-    size: int | None = Field(default=512, ge=16, le=8192, description="longest side in px; None keeps the size")
+    size: Int | None = Field(default=512, ge=16, le=8192, description="longest side in px; None keeps the size")
     format: Literal["jpeg", "png"] = "jpeg"
     detail: Literal["low", "high", "auto"] | None = "low"
-    original: bool = Field(default=False, description="send the files' own bytes")
+    original: Bool = Field(default=False, description="send the files' own bytes")
     resize: Literal["mmad", "official"] = Field(
         default="mmad", description="official: int() truncation of the scaled side, as the official scripts"
     )
@@ -110,7 +115,7 @@ class AnswerConfig(_Section):
 
     parser: Literal["mmad", "upstream", "upstream-first"] = "mmad"
     judge: str | None = Field(default=None, description="a model that maps unparsed replies to a letter")
-    likelihood: bool = Field(default=False, description="also ask for letter log-probabilities")
+    likelihood: Bool = Field(default=False, description="also ask for letter log-probabilities")
     answer_from: Literal["text", "likelihood"] = "text"
 
     @property
@@ -122,11 +127,11 @@ class AnswerConfig(_Section):
 class SelectionConfig(_Section):
     """Which questions are asked (and scored)."""
 
-    limit: int | None = Field(default=None, ge=1, description="a seeded random sample of this many questions")
+    limit: Int | None = Field(default=None, ge=1, description="a seeded random sample of this many questions")
     datasets: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     subtasks: list[str] = Field(default_factory=list)
-    seed: int = Field(default=0, ge=0)
+    seed: Int = Field(default=0, ge=0)
 
     @field_validator("subtasks")
     @classmethod
@@ -137,15 +142,15 @@ class SelectionConfig(_Section):
 class ExecutionConfig(_Section):
     """How requests are sent."""
 
-    concurrency: int = Field(default=16, ge=1, le=4096, description="requests in flight at most")
-    max_retries: int = Field(default=5, ge=0, le=100)
-    timeout_s: float = Field(default=120.0, gt=0, le=86400, description="seconds per request")
-    retry_base_s: float = Field(default=1.0, ge=0, le=3600)
-    retry_max_s: float = Field(default=60.0, ge=0, le=3600)
-    max_cost: float | None = Field(default=None, gt=0, description="stop cleanly once this many dollars are spent")
-    max_errors: int = Field(default=20, ge=0, description="stop after this many failed requests in a row (0: never)")
+    concurrency: Int = Field(default=16, ge=1, le=4096, description="requests in flight at most")
+    max_retries: Int = Field(default=5, ge=0, le=100)
+    timeout_s: Float = Field(default=120.0, gt=0, le=86400, description="seconds per request")
+    retry_base_s: Float = Field(default=1.0, ge=0, le=3600)
+    retry_max_s: Float = Field(default=60.0, ge=0, le=3600)
+    max_cost: Float | None = Field(default=None, gt=0, description="stop cleanly once this many dollars are spent")
+    max_errors: Int = Field(default=20, ge=0, description="stop after this many failed requests in a row (0: never)")
     prices: str | None = Field(default=None, description='json {"model": [input $/M, output $/M]}')
-    cache: bool = True
+    cache: Bool = True
     cache_dir: str | None = None
     engine: Literal["local", "ray"] = Field(
         default="local", description="local: this process asks; ray: a pool of Ray actors (or Ray Data LLM) asks"
@@ -153,8 +158,8 @@ class ExecutionConfig(_Section):
     ray_address: str | None = Field(
         default=None, description="the Ray cluster to join (default $RAY_ADDRESS, else a local Ray for this run)"
     )
-    ray_actors: int = Field(default=2, ge=1, le=4096, description="Ray engine: actors holding the model (replicas)")
-    ray_gpus: float = Field(default=0.0, ge=0, le=64, description="Ray engine: GPUs per actor (in-process models)")
+    ray_actors: Int = Field(default=2, ge=1, le=4096, description="Ray engine: actors holding the model (replicas)")
+    ray_gpus: Float = Field(default=0.0, ge=0, le=64, description="Ray engine: GPUs per actor (in-process models)")
 
     @field_validator("ray_address")
     @classmethod
@@ -171,10 +176,10 @@ class ConnectionConfig(_Section):
     base_url: str | None = None
     key_env: str | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)
-    text_only: bool = Field(default=False, description="the server rejects image parts")
+    text_only: Bool = Field(default=False, description="the server rejects image parts")
     device: str | None = None
     dtype: str | None = None
-    batch_size: int | None = Field(default=None, ge=1, le=65536)
+    batch_size: Int | None = Field(default=None, ge=1, le=65536)
     model_args: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("base_url")
@@ -418,6 +423,27 @@ class RunConfig(BaseModel):
             explicit = {".".join(FLAT_NAMES[n]) for n in flat if n in FLAT_NAMES}
         return cls.from_nested(raw, source=str(source), explicit=explicit)
 
+    def override_notes(self) -> list[str]:
+        """One line per setting given on top of the recipe (its flag, its value, the recipe's), to be shown:
+        a flag that quietly replaced part of an official script's settings would go unnoticed."""
+        if not self.recipe or not self.overridden:
+            return []
+        from mmad.run.recipes import recipe_settings
+
+        recipe = recipe_settings(self.recipe)
+        mine = self.model_dump(mode="json")
+        notes = []
+        for dotted in self.overridden:
+            section, _, field = dotted.partition(".")
+            if section not in SECTIONS or field not in mine[section]:
+                continue
+            was = recipe.get(section, {}).get(field)
+            notes.append(
+                f"{flag_of(section, field)} {_shown(mine[section][field])} overrides the {self.recipe} recipe's "
+                f"{field} = {_shown(was)}"
+            )
+        return notes
+
     def changed_settings(self, other: RunConfig) -> list[str]:
         """The dotted settings that differ between two configs (for --resume and compare)."""
         mine, theirs = self.model_dump(mode="json"), other.model_dump(mode="json")
@@ -427,6 +453,14 @@ class RunConfig(BaseModel):
                 if theirs[section].get(field) != value:
                     changed.append(f"{section}.{field}")
         return changed
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as a flag takes it (none for None)."""
+    value = getattr(value, "value", value)  # an enum
+    if value is None:
+        return "none"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _unknown(name: str) -> ConfigError:
@@ -527,6 +561,11 @@ def _plain(message: str) -> str:
         if message.startswith(old):
             return new + message[len(old) :]
     return message
+
+
+def plain_reason(message: str) -> str:
+    """A pydantic message in the words of mmad's errors ("must be at least 1")."""
+    return _plain(message)
 
 
 def config_error(exc: ValidationError, source: str = "") -> ConfigError:

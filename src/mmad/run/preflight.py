@@ -48,7 +48,18 @@ def check_shots(benchmark: Benchmark, selection: Selection, config: RunConfig) -
 
 
 def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Preflight:
-    """Load the benchmark and check the config against it: selection, templates, knowledge, price."""
+    """Check the config against the benchmark (selection, templates, knowledge, price) and the [ray] extra
+    for the Ray engine."""
+    if config.execution.engine == "ray":  # the dry run and a sweep name a missing [ray] extra before anything
+        from mmad.run.ray_session import import_ray
+
+        import_ray()
+    if config.connection.text_only and not config.prompt.blind:
+        msg = (
+            "--text-only-server sends no images, yet the prompt would still ask about them (answers to pictures "
+            "the model never saw); add --blind for the text-only baseline, or leave --text-only-server out"
+        )
+        raise ConfigError(msg)
     benchmark = benchmark or load_benchmark(config.data)
     strategies = parse_strategies(config.prompt.strategies)
     if strategies.agent_expert:

@@ -101,6 +101,11 @@ def _why_unused(config: RunConfig, setting: str) -> str | None:
             )
     if section == "connection" and (field in API_SETTINGS or field in IN_PROCESS_SETTINGS):
         return _connection(config, field)
+    if setting == "selection.seed" and config.selection.limit is None:
+        return (
+            f"{flag} seeds the sample --limit draws, but this run has no --limit (it asks every selected question), "
+            f"so it would be ignored; add --limit N, or leave {flag} out"
+        )
     if setting == "prompt.knowledge" and "rag" not in config.prompt.strategies:
         return (
             f"{flag} is the domain-knowledge file of the rag strategy, but this run has no rag strategy, so it "
