@@ -277,6 +277,7 @@ def test_a_json_that_contradicts_mmads_record_for_the_commit_never_replaces_the_
     assert (out / "mmad.json").read_bytes() == release.mmad_json
 
 
+@pytest.mark.subprocess
 def test_the_cli_downloads_with_the_real_client_in_a_clean_process(tmp_path: Path, release: Release) -> None:
     hub = FakeHub()
     hub.add(PINNED, release.per_dataset_repo(), "main")
@@ -368,3 +369,43 @@ def test_unreachable_hub_gives_a_clear_message(tmp_path: Path, online: None) -> 
         port = probe.getsockname()[1]
     with pytest.raises(DownloadError, match="cannot reach the Hugging Face Hub"):
         download(tmp_path, source=HuggingFaceSource(endpoint=f"http://127.0.0.1:{port}"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--revision", ""], "--revision is empty; give a commit, branch or ref, or leave --revision out"),
+        (["--revision", "  "], "--revision is empty"),
+        (["--datasets", ""], "--datasets names no dataset; give one or more of DS-MVTec"),
+        (["--datasets", " , "], "--datasets names no dataset"),
+        (["--include", "VisA.zip", "--datasets", "VisA"], "--include fetches exactly the files its globs match, so"),
+        (["--source", "{hub}", "--revision", "main"], "--revision main chooses a Hub commit, but --source copies a"),
+    ],
+)
+def test_download_flags_that_would_fetch_something_else_are_refused_before_the_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    from mmad.cli import main
+
+    hub = _folder(tmp_path)
+    out = tmp_path / "data"
+    code = main(["download", "--out", str(out), *(f.replace("{hub}", str(hub)) for f in flags)])
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert code == 2 and message in " ".join(text.split()), text
+    assert "HF_HUB_OFFLINE" not in text and len(text.strip().splitlines()) == 1  # refused before any connection
+    assert not out.exists()
+
+
+def test_download_into_a_file_is_refused_before_the_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmad.cli import main
+
+    taken = tmp_path / "data"
+    taken.write_text("mine")
+    code = main(["download", "--out", str(taken)])
+    text = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and f"--out {taken} is a file; give the data root folder to fill" in text, text
+    assert "HF_HUB_OFFLINE" not in text and taken.read_text() == "mine"
+    with pytest.raises(ConfigError, match="is a file"):  # the library refuses it too, before copying anything
+        download(taken, source=LocalFolderSource(_folder(tmp_path)))
+    assert taken.read_text() == "mine"

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import TaskID
 from rich.table import Table
 
-from mmad.cli.common import console, err_console
+from mmad.cli.common import console, simple_progress
 
 
 def register(app: typer.Typer) -> None:
@@ -47,23 +47,21 @@ def download_command(
     ),
 ) -> None:
     """Download MMAD (jiang-cc/MMAD on the Hugging Face Hub), check it, unpack it; resumes where it stopped."""
-    from mmad.data.hub import download
+    from mmad.data.hub import check_download_request, download
     from mmad.data.known import DEFAULT_REVISION
     from mmad.data.sources import GitHubFileSource, HuggingFaceSource, LocalFolderSource
     from mmad.data.sources import Source as DataSource
 
+    # Before the first line is printed: a request that would fetch something else is refused first.
+    patterns = tuple(include) if include else None
+    check_download_request(
+        out, local=source is not None, revision=revision, datasets=datasets or None, patterns=patterns
+    )
     hub: DataSource = LocalFolderSource(source) if source else HuggingFaceSource(revision=revision)
     github: GitHubFileSource | bool = False if no_github else (GitHubFileSource(github_base) if github_base else True)
     if not source:
         console.print(f"revision {revision or DEFAULT_REVISION} of jiang-cc/MMAD → {out}")
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,  # stdout holds only the result lines
-        disable=not err_console.is_terminal,  # piped, a bar is only a stale last frame
-    ) as bar:
+    with simple_progress() as bar:  # on stderr: stdout holds only the result lines
         tasks: dict[str, TaskID] = {}
 
         def on_progress(what: str, done: int, total: int) -> None:
@@ -75,7 +73,7 @@ def download_command(
             out,
             source=hub,
             datasets=datasets or None,
-            patterns=tuple(include) if include else None,
+            patterns=patterns,
             extract=not no_extract,
             keep_archives=keep_archives,
             github=github,
@@ -152,15 +150,8 @@ def validate_command(
     """Check the questions and every file they name, then sum up the known gaps; exit 1 when there are errors."""
     from mmad.data.validate import validate
 
-    with Progress(
-        TextColumn("checking"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=as_json or not err_console.is_terminal,  # piped, a bar is only a stale last frame
-    ) as bar:
-        task = bar.add_task("items", total=None)
+    with simple_progress() as bar:  # on stderr, so --json's stdout stays json
+        task = bar.add_task("checking", total=None)
         report = validate(data, root=root, check_files=not no_files, progress=lambda n: bar.update(task, completed=n))
     if as_json:
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))

@@ -47,7 +47,7 @@ from mmad.data.sources import (
 )
 from mmad.data.transfer import discard_part, finish_part
 from mmad.data.unpack import extract_archive
-from mmad.errors import DownloadError
+from mmad.errors import ConfigError, DownloadError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ __all__ = [
     "HuggingFaceSource",
     "LocalFolderSource",
     "check_disk_space",
+    "check_download_request",
     "download",
     "hub_unreachable",
     "plan_download",
@@ -332,6 +333,49 @@ class _Downloader:
             )
 
 
+def check_download_request(
+    out: str | os.PathLike[str],
+    *,
+    local: bool = False,
+    revision: str | None = None,
+    datasets: list[str] | tuple[str, ...] | None = None,
+    patterns: tuple[str, ...] | None = None,
+) -> list[str] | None:
+    """Refuse a request that would fetch something else than asked, before any connection; returns the
+    datasets as the repository spells them (None for the usual plan).
+
+    An empty --revision or --datasets would fetch the default commit or all 28 GB; a --revision with a
+    local --source, or --datasets with --include, would be ignored.
+    """
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        msg = f"--out {target} is a file; give the data root folder to fill (it may not exist yet)"
+        raise ConfigError(msg)
+    if revision is not None and not revision.strip():
+        msg = f"--revision is empty; give a commit, branch or ref, or leave --revision out for {DEFAULT_REVISION}"
+        raise ConfigError(msg)
+    if local and revision is not None:
+        msg = (
+            f"--revision {revision} chooses a Hub commit, but --source copies a local folder, which has no "
+            "revisions; leave --revision out, or --source out to fetch from the Hub"
+        )
+        raise ConfigError(msg)
+    if datasets is None:
+        return None
+    chosen = normalize_datasets(list(datasets))  # a misspelt name fails before the network
+    if not chosen:
+        msg = f"--datasets names no dataset; give one or more of {', '.join(DATASETS)}, or leave --datasets out "
+        msg += "to fetch all of them"
+        raise ConfigError(msg)
+    if patterns:
+        msg = (
+            "--include fetches exactly the files its globs match, so --datasets would be ignored; give one of them "
+            "(e.g. --include 'VisA.zip' or --datasets VisA)"
+        )
+        raise ConfigError(msg)
+    return chosen
+
+
 def download(
     out: str | os.PathLike[str],
     *,
@@ -363,7 +407,10 @@ def download(
         progress: called as bytes arrive and archive members are unpacked.
     """
     target = Path(out)
-    chosen = normalize_datasets(list(datasets)) if datasets else None  # a misspelt name fails before the network
+    local = source is not None and not isinstance(source, HuggingFaceSource)
+    chosen = check_download_request(
+        target, local=local, revision=revision, datasets=datasets or None, patterns=patterns
+    )
     hub = source or HuggingFaceSource(revision=revision)
     fallback: GitHubFileSource | None
     if isinstance(github, GitHubFileSource):
