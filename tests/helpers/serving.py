@@ -16,6 +16,9 @@ def running_server(
 ) -> Iterator[ChatServer]:
     """A real HTTP server over a model (the seeded random baseline by default)."""
     plan = FaultPlan(rate=fault_rate, retry_after_s=0.01, hang_s=hang_s, seed=seed)
-    server = ChatServer(model or RandomModel(seed=3), latency_s=latency_s, faults=plan, model_name="random")
+    # Tests name the served model freely (compat:x, mmad:random): any name is answered.
+    server = ChatServer(
+        model or RandomModel(seed=3), latency_s=latency_s, faults=plan, model_name="random", any_model=True
+    )
     with serve_in_thread(server) as running:
         yield running

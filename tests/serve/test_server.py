@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
+import re
+import subprocess
+import sys
 import time
 
 import openai
 import pytest
+from PIL import Image
 
 from mmad.models.registry import create_model
 from mmad.serve.server import ChatServer, FaultPlan, serve_in_thread
 
 
-def _ask(base_url: str) -> openai.types.chat.ChatCompletion:
+def _ask(base_url: str, model: str = "fixed:B") -> openai.types.chat.ChatCompletion:
     async def ask() -> openai.types.chat.ChatCompletion:
         client = openai.AsyncOpenAI(api_key="none", base_url=base_url, max_retries=0)
         try:
             return await client.chat.completions.create(
-                model="fixed",
+                model=model,
                 messages=[{"role": "user", "content": "Is there any defect in the object?\nA. Yes.\nB. No.\n"}],
             )
         finally:
@@ -48,3 +54,62 @@ def test_injected_faults_reach_the_client_as_a_real_server_sends_them(kind: str,
 def test_an_unknown_fault_kind_is_named() -> None:
     with pytest.raises(ValueError, match=r"unknown fault kinds \['bogus'\]"):
         FaultPlan(rate=0.5, kinds=("bogus",))
+
+
+def test_a_model_it_does_not_serve_gets_404_as_from_a_real_server() -> None:
+    with serve_in_thread(ChatServer(create_model("fixed:B"), model_name="fixed:B")) as server:
+        with pytest.raises(
+            openai.NotFoundError, match=r"The model `gpt-4o` does not exist: this server serves `fixed:B`"
+        ):
+            _ask(server.base_url, model="gpt-4o")
+        assert _ask(server.base_url, model="fixed:B").choices[0].message.content == "Answer: B"
+
+
+def test_a_fault_rate_without_fault_kinds_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"a fault rate of 1 needs at least one fault kind"):
+        FaultPlan(rate=1.0, kinds=())
+    assert FaultPlan(rate=0.0, kinds=()).kinds == ()  # no faults asked for: nothing to choose from, and no error
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_fault_rate_with_an_empty_fault_list() -> None:
+    # Before, it started and answered every request with an IndexError (a 500 with no cause named).
+    done = subprocess.run(
+        [sys.executable, "-m", "mmad", "serve", "--port", "0", "--fault-rate", "1", "--faults", ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--fault-rate 1 with no --faults: name at least one kind" in done.stderr
+
+
+def test_a_text_only_server_answers_images_as_llama_cpp_does() -> None:
+    from mmad.serve.server import TEXT_ONLY_MESSAGE
+
+    png = io.BytesIO()
+    Image.new("RGB", (32, 32), (120, 60, 30)).save(png, format="PNG")
+    image = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+
+    async def ask(base_url: str) -> None:
+        client = openai.AsyncOpenAI(api_key="none", base_url=base_url, max_retries=0)
+        try:
+            await client.chat.completions.create(
+                model="fixed:B",
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": image}},
+                            {"type": "text", "text": "Is there any defect?\nA. Yes.\nB. No.\n"},
+                        ],
+                    }
+                ],
+            )
+        finally:
+            await client.close()
+
+    with serve_in_thread(ChatServer(create_model("fixed:B"), text_only=True)) as server:
+        with pytest.raises(openai.InternalServerError, match=re.escape(TEXT_ONLY_MESSAGE)):
+            asyncio.run(ask(server.base_url))
+        assert _ask(server.base_url).choices[0].message.content == "Answer: B"  # text alone is answered

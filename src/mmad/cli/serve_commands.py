@@ -44,6 +44,9 @@ def serve_command(
     hang: float = typer.Option(30.0, "--hang", min=0.0, help="how long an injected time-out hangs"),
     seed: int = typer.Option(0, "--seed"),
     data: Path = typer.Option(None, "--data", help="a benchmark the model may prepare on (the expert calibrates)"),
+    text_only: bool = typer.Option(
+        False, "--text-only", help="act as a text-only llama.cpp server: requests with images get its HTTP 500"
+    ),
 ) -> None:
     """Serve an mmad model as an OpenAI-compatible chat-completions API."""
     from mmad.data.official import load_benchmark
@@ -55,13 +58,18 @@ def serve_command(
     if unknown:
         msg = f"--faults {','.join(unknown)}: unknown fault kind; choose from {', '.join(FAULT_KINDS)}"
         raise ConfigError(msg)
+    if fault_rate > 0 and not kinds:
+        msg = f"--fault-rate {fault_rate:g} with no --faults: name at least one kind ({', '.join(FAULT_KINDS)})"
+        raise ConfigError(msg)
     _check_host(host)
     plan = FaultPlan(rate=fault_rate, kinds=kinds, retry_after_s=retry_after, hang_s=hang, seed=seed)
     backend = create_model(model)
     backend.check()
     if data is not None:
         backend.prepare(load_benchmark(data))
-    server = ChatServer(backend, host=host, port=port, latency_s=latency, faults=plan, model_name=model)
+    server = ChatServer(
+        backend, host=host, port=port, latency_s=latency, faults=plan, model_name=model, text_only=text_only
+    )
 
     async def main() -> None:
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -77,6 +79,43 @@ def to_openai_payload(
         body["logprobs"] = True
         body["top_logprobs"] = top_logprobs
     return body
+
+
+_SLOT = f"mmad-image-{os.urandom(8).hex()}"
+"""Stands in for each image's data URL while the rest of a body is encoded (random per process, so
+no text a prompt could hold matches it)."""
+_NEEDS_ESCAPING = frozenset('"\\')
+
+
+def json_body(body: dict[str, Any]) -> bytes:
+    """A chat-completions body as the JSON bytes the SDK would send (compact, UTF-8), made cheaply.
+
+    The images' data URLs are nearly all of a body, and JSON-encoding them scans every character
+    for escapes that base64 never holds. So the body is encoded with a short stand-in for each URL
+    and the URLs are spliced in as they are: a copy, not an encode. A URL that would need escaping
+    (a hand-made one) is encoded as usual.
+    """
+    urls: list[str] = []
+    messages = []
+    for message in body.get("messages", ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            messages.append(message)
+            continue
+        parts = []
+        for part in content:
+            image_url = part.get("image_url") if isinstance(part, dict) else None
+            url = image_url.get("url") if isinstance(image_url, dict) else None
+            if isinstance(url, str) and url.isascii() and url.isprintable() and _NEEDS_ESCAPING.isdisjoint(url):
+                urls.append(url)
+                part = {**part, "image_url": {**image_url, "url": _SLOT}}
+            parts.append(part)
+        messages.append({**message, "content": parts})
+    text = json.dumps({**body, "messages": messages}, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if urls:
+        pieces = text.split(_SLOT)
+        text = "".join(piece + url for piece, url in zip(pieces, urls, strict=False)) + pieces[-1]
+    return text.encode()
 
 
 def from_openai_messages(messages: list[dict[str, Any]]) -> tuple[Message, ...]:
@@ -159,6 +198,15 @@ def from_openai_response(payload: Any) -> Completion:
     )
 
 
+IMAGES_REFUSED = (
+    "image input is not supported",  # llama.cpp's server without --mmproj (HTTP 500)
+    "can only concatenate str (not",  # llama-cpp-python's server, given a list of content parts (HTTP 500)
+    "missing data required for image input",  # Ollama, a model without a vision projector
+    "is not a multimodal model",  # vLLM, a text-only model
+)
+"""What servers of text-only models answer to a request with images: every request would fail the same way."""
+
+
 def classify_status(status: int, body: str, retry_after: str | None) -> ModelCallError:
     """An HTTP error status as a retryable or permanent failure."""
     after = None
@@ -168,6 +216,13 @@ def classify_status(status: int, body: str, retry_after: str | None) -> ModelCal
         except ValueError:
             after = None
     snippet = body[:200]
+    if status in {400, 500} and any(sign in body.lower() for sign in IMAGES_REFUSED):
+        msg = (
+            f"the server takes no images ({status}: {snippet}); it serves a text-only model. For the text-only "
+            "baseline add --blind (and --text-only-server where the server takes no list of content parts); "
+            "otherwise serve a vision model (llama.cpp: --mmproj)"
+        )
+        return PermanentError(msg, error_class="images_refused")
     if status == 429:
         return RetryableError(f"rate limited (429): {snippet}", error_class="rate_limit", retry_after=after)
     if status in {408, 409} or status >= 500:

@@ -27,6 +27,10 @@ from mmad.protocol.images import ImageEncoder, ImageSettings
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "drop", "malformed", "empty")
+TEXT_ONLY_MESSAGE = "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj"
+"""What llama.cpp's server answers (HTTP 500) when a text-only model (no --mmproj) is sent an image."""
+TLS_RECORD_HANDSHAKE = 0x16
+"""The first byte of a TLS ClientHello: a client that was given https:// for this plain-HTTP server."""
 # A backend's failure reaches the client as the HTTP status a real server would answer with.
 _STATUS_OF_ERROR = {"bad_request": 400, "refused": 400, "auth": 401, "not_found": 404, "rate_limit": 429}
 _REASONS = {
@@ -55,6 +59,9 @@ class FaultPlan:
         if unknown:
             msg = f"unknown fault kinds {sorted(unknown)}; choose from {FAULT_KINDS}"
             raise ValueError(msg)
+        if self.rate > 0 and not self.kinds:
+            msg = f"a fault rate of {self.rate:g} needs at least one fault kind; choose from {FAULT_KINDS}"
+            raise ValueError(msg)
 
 
 @dataclass
@@ -79,13 +86,20 @@ class ChatServer:
         latency_s: float = 0.0,
         faults: FaultPlan | None = None,
         model_name: str | None = None,
+        any_model: bool = False,
+        text_only: bool = False,
     ) -> None:
+        """``any_model`` answers whatever model name a request gives (tests that name the model freely);
+        otherwise, as real servers do, a name it does not serve gets 404. ``text_only`` plays a
+        text-only llama.cpp server: a request carrying images gets its HTTP 500."""
         self.model = model
         self.host = host
         self.port = port
         self.latency_s = latency_s
         self.faults = faults or FaultPlan()
         self.model_name = model_name or model.name
+        self.any_model = any_model
+        self.text_only = text_only
         self.stats = ServerStats()
         self._rng = random.Random(self.faults.seed)
         self._images = ImageEncoder(ImageSettings(original=True))
@@ -128,7 +142,13 @@ class ChatServer:
             self._connections.add(task)
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
+                first = await reader.readexactly(1)
+                if first[0] == TLS_RECORD_HANDSHAKE:
+                    # A plain-HTTP server waiting for a request line would leave the client's handshake
+                    # hanging until its time-out; closing makes the client's TLS layer fail at once.
+                    logger.warning("a client began a TLS handshake; this server speaks plain HTTP (use http://)")
+                    break
+                head = first + await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = [*lines[0].split(" ", 2), "", ""][:3]
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
@@ -140,7 +160,8 @@ class ChatServer:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
             pass
         finally:
-            with contextlib.suppress(Exception):
+            # Cancelled here by close(): ending quietly keeps asyncio from logging a traceback per connection.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 writer.close()
                 await writer.wait_closed()
             if task is not None:
@@ -197,7 +218,24 @@ class ChatServer:
             return kind
         return None
 
+    def _serves(self, body: bytes) -> str | None:
+        """The model name a request asks for, when this server does not serve it."""
+        if self.any_model:
+            return None
+        try:
+            name = json.loads(body).get("model")
+        except (ValueError, AttributeError):
+            return None  # an unreadable body gets its 400 below
+        if not isinstance(name, str) or name in {self.model_name, self.model.name}:
+            return None
+        return name
+
     async def _chat(self, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        unknown = self._serves(body)
+        if unknown is not None:
+            message = f"The model `{unknown}` does not exist: this server serves `{self.model_name}`"
+            await self._error(writer, 404, message, "not_found_error")
+            return True
         fault = self._pick_fault()
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
@@ -226,6 +264,9 @@ class ChatServer:
             messages = from_openai_messages(payload.get("messages") or [])
         except (ValueError, AttributeError, ModelCallError) as exc:
             await self._error(writer, 400, f"bad request: {exc}", "invalid_request_error")
+            return True
+        if self.text_only and any(m.images for m in messages):
+            await self._error(writer, 500, TEXT_ONLY_MESSAGE, "server_error")
             return True
         request = Request(
             messages=messages,
