@@ -9,6 +9,7 @@ on the GPUs Ray gives them.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from mmad.models.base import Completion, Model, Request
 from mmad.run.config import RunConfig
 from mmad.run.engine import Engine, EngineStats
 from mmad.run.prepare import PreparedRun, prepare
-from mmad.run.ray_session import import_ray
+from mmad.run.ray_session import check_ray_address, import_ray
 
 IN_PROCESS = frozenset({"hf", "vllm-local", "expert"})
 """Providers whose model lives in the asking process: built on the actors, never on the driver."""
@@ -72,6 +73,8 @@ def prepare_on_ray(
 ) -> PreparedRun:
     """Stage one for the Ray engine: `prepare`, with a stand-in for models that only actors load."""
     check_ray_config(config)
+    if not import_ray().is_initialized():  # a dead address is named before the run folder is made
+        check_ray_address(config.execution.ray_address or os.environ.get("RAY_ADDRESS"))
     if model is None and provider_of(config) in IN_PROCESS:
         model = ActorModel(config)
     return prepare(config, out=out, resume=resume, model=model, judge=judge)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from mmad.errors import MissingExtraError
+from mmad.errors import MissingExtraError, RunError
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,40 @@ def import_ray() -> ModuleType:
     return ray
 
 
+REACH_TIMEOUT_S = 5.0
+"""How long a cluster's address may take to accept a connection before the run gives up on it."""
+DEFAULT_GCS_PORT = 6379
+DEFAULT_CLIENT_PORT = 10001
+
+
+def check_ray_address(address: str | None) -> None:
+    """Refuse a Ray address that accepts no connection, naming it.
+
+    ``ray.init`` retries a dead address for minutes before its own error; a plain connection
+    says in seconds whether anything listens there. ``auto`` and ``local`` are Ray's to resolve.
+    """
+    if not address or address in {"auto", "local"}:
+        return
+    client = address.startswith("ray://")
+    hostport = address.removeprefix("ray://").split("/", 1)[0]
+    host, _, port_text = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+    host = host.strip("[]") or hostport
+    try:
+        port = int(port_text) if port_text else (DEFAULT_CLIENT_PORT if client else DEFAULT_GCS_PORT)
+    except ValueError:
+        msg = f"--ray-address {address}: the port {port_text!r} is not a number; give HOST:PORT (e.g. 10.0.0.5:6379)"
+        raise RunError(msg) from None
+    try:
+        socket.create_connection((host, port), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        msg = (
+            f"cannot reach the Ray cluster at {address} ({host}:{port}: {reason}); is Ray running there "
+            "(`ray start --head`), and is --ray-address (or $RAY_ADDRESS) right?"
+        )
+        raise RunError(msg) from exc
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None) -> Iterator[ModuleType]:
     """Ray, initialised for the duration of the block (joined, or started locally when no address is known)."""
@@ -39,6 +74,7 @@ def ray_session(address: str | None = None) -> Iterator[ModuleType]:
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     target = address or os.environ.get("RAY_ADDRESS")
     if target:
+        check_ray_address(target)
         logger.info("joining the Ray cluster at %s", target)
         ray.init(address=target, **options)
     else:
