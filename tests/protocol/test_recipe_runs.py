@@ -4,8 +4,11 @@ what its scoring policy makes of them (Gemini's dropped images, LLaVA's first le
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from mmad.api import evaluate_async
 from mmad.models.base import Completion, Model, Request
@@ -75,3 +78,32 @@ def test_gemini_drops_the_whole_image_when_the_second_reply_miscounts(mmad_json:
     as_the_script_wrote_them = score_answers([a for a in graded if a.image != image], "upstream")
     assert _figures(upstream) == _figures(as_the_script_wrote_them)
     assert any("left out whole" in note for note in upstream.notes)
+
+
+def test_a_recipe_run_is_scored_under_its_published_rows_policy(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The published gpt-4o row was computed by helper/summary.py: `--recipe gpt4o`'s headline, its
+    files and `mmad score` of the run use the upstream policy and say so; without a recipe, strict."""
+    from mmad.cli import main
+
+    model = Scripted(lambda request: "B")
+    out = tmp_path / "gpt4o"
+    config = RunConfig.from_flat("compat:scripted", str(mmad_json), cache=False, recipe="gpt4o", base_url=BASE_URL)
+    result = asyncio.run(evaluate_async(config, out=out, model=model))
+    assert result.table.policy.value == "upstream"
+    assert "gpt4o recipe" in result.table.notes[0]
+    assert json.loads((out / "scores.json").read_text())["policy"] == "upstream"
+    assert result.card["scoring"].startswith("upstream, as the gpt4o recipe's published rows")
+    written = (out / "scores.json").read_text()
+    assert main(["score", str(out), "--no-plot"]) == 0
+    assert "upstream policy, the one behind the gpt4o recipe's published rows" in capsys.readouterr().out
+    assert (out / "scores.json").read_text() == written  # the same files as `mmad eval` wrote
+    assert main(["score", str(out), "--no-plot", "--policy", "strict"]) == 0
+    assert json.loads((out / "strict_scores.json").read_text())["policy"] == "strict"
+    plain = asyncio.run(
+        evaluate_async(
+            RunConfig.from_flat("compat:scripted", str(mmad_json), cache=False), out=tmp_path / "p", model=model
+        )
+    )
+    assert plain.table.policy.value == "strict" and plain.card["scoring"] == "strict (upstream beside it)"

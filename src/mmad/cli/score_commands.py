@@ -57,8 +57,12 @@ def _run_summary(run: Any, completeness: Any) -> dict[str, Any]:
 
 def score_command(
     answers: Path = typer.Argument(..., help="a run directory, records.jsonl, or official answers .json"),
-    policy: PolicyChoice = typer.Option(
-        PolicyChoice.strict, "--policy", help="strict (unanswered = wrong) or upstream (official summary.py)"
+    policy: PolicyChoice | None = typer.Option(
+        None,
+        "--policy",
+        help="strict (unanswered = wrong) or upstream (official summary.py) [default: a recipe run's recipe's "
+        "policy, else strict]",
+        show_default=False,
     ),
     out: Path = typer.Option(None, "--out", "-o", help="where to write CSV, Markdown, JSON and the heatmap"),
     no_plot: bool = typer.Option(False, "--no-plot", help="skip the heatmap PNG"),
@@ -68,6 +72,7 @@ def score_command(
     from mmad._io import collector_paused
     from mmad.report.files import write_score_files
     from mmad.report.tables import table_to_dict
+    from mmad.run.recipes import recipe_policy, recipe_policy_note
     from mmad.score.answers import any_reply
     from mmad.score.load import load_answers
     from mmad.score.table import score_answers
@@ -95,10 +100,16 @@ def score_command(
         raise typer.Exit(1)
     folder = out or (answers if answers.is_dir() else answers.parent)
     stem = "" if answers.is_dir() else answers.stem
-    if policy is not PolicyChoice.strict:
+    # A recipe run is scored as its published rows were, and its files are the ones `mmad eval` wrote.
+    recipe = run.setting("recipe") if run is not None else None
+    default = PolicyChoice(recipe_policy(recipe)) if recipe else PolicyChoice.strict
+    policy = policy or default
+    if policy is not default:
         stem = f"{stem}_{policy.value}" if stem else policy.value
     with collector_paused():  # tens of thousands of small acyclic objects: the collector would only rescan them
         table = score_answers(graded, policy.value)
+        if recipe and policy is default:
+            table.notes.insert(0, recipe_policy_note(recipe))
         paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
     if as_json:
         data = {"scored": True, **table_to_dict(table)}

@@ -5,6 +5,8 @@ result files it made, and overrides per config section: ``prompt`` (`PromptSetti
 ``images`` (`ImageSettings` fields), ``decoding`` (``max_tokens``, ``temperature``; None = the
 field is left out of the request), ``answers`` (``parser``) and ``processor`` (processor
 arguments for in-process backends). Explicit flags override a recipe; the run records which.
+A recipe also names the scoring policy that made its published rows (``upstream``: what the
+official ``helper/summary.py`` computes); a recipe run's headline and files use it.
 
 ``exact`` recipes rebuild the script's request: texts byte for byte, part order, image sizes,
 decoding fields. The others are presets: the image handling and decoding of a script whose text
@@ -67,6 +69,8 @@ class Recipe(BaseModel):
     decoding: dict[str, Any]
     answers: dict[str, Any]
     processor: dict[str, Any] = {}
+    # The published rows were computed by helper/summary.py, whose numbers are the upstream policy's.
+    policy: Literal["strict", "upstream"] = "upstream"
 
     @model_validator(mode="after")
     def _known_fields(self) -> Recipe:

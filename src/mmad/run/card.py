@@ -19,6 +19,7 @@ from mmad.protocol.messages import ImagePart, Prompt, TextPart
 from mmad.protocol.prompts import Extras, build_prompts
 from mmad.protocol.strategies import StrategySet
 from mmad.run.config import RunConfig
+from mmad.run.recipes import recipe_policy
 
 HASH_LENGTH = 12
 _NOT_IN_HASH = frozenset({"mmad_version", "hash", "data_source", "data_provenance"})
@@ -91,7 +92,7 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         "parser": config.answers.parser,
         "answer_from": config.answers.answer_from,
         "judge": config.answers.judge,
-        "scoring": "strict (upstream beside it)",
+        "scoring": _scoring(config.recipe),
         "data_sha256": benchmark.sha256,
         "data_source": str(benchmark.source),
         "data_provenance": _provenance(benchmark),
@@ -99,6 +100,15 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
     }
     card["hash"] = card_hash(card)
     return card
+
+
+def _scoring(recipe: str | None) -> str:
+    """The policy of the run's headline and files: its recipe's (that of the published rows), else strict."""
+    if not recipe:
+        return "strict (upstream beside it)"
+    policy = recipe_policy(recipe)
+    other = "strict" if policy == "upstream" else "upstream"
+    return f"{policy}, as the {recipe} recipe's published rows ({other} beside it)"
 
 
 def _provenance(benchmark: Benchmark) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from mmad.records.record import Record, Status
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
 from mmad.run.prepare import PreparedRun
+from mmad.run.recipes import recipe_policy, recipe_policy_note
 from mmad.score.answers import GradedAnswer, any_reply, graded_from_record
 from mmad.score.circular import CircularReport, CircularTally
 from mmad.score.table import ScoreTable, score_answers
@@ -144,7 +145,7 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
     return RunResult(
         run_dir=prepared.run_dir,
         config=prepared.config,
-        table=score_answers(graded),
+        table=_headline_table(graded, prepared.config.recipe),
         graded=graded,
         stats=stats,
         status=status,
@@ -154,6 +155,14 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
         circular=outcome.circular,
         unparsed=outcome.unparsed,
     )
+
+
+def _headline_table(graded: list[GradedAnswer], recipe: str | None) -> ScoreTable:
+    """The run's table: under its recipe's policy (the one that made the published rows), else strict."""
+    table = score_answers(graded, recipe_policy(recipe))
+    if recipe:
+        table.notes.insert(0, recipe_policy_note(recipe))
+    return table
 
 
 def _read_outcome(prepared: PreparedRun) -> _Outcome:

@@ -34,6 +34,22 @@ def recipe_settings(name: str) -> dict[str, dict[str, Any]]:
     return sections
 
 
+def recipe_policy(name: str | None) -> str:
+    """The scoring policy of a run's headline and files: its recipe's (the one that made the published
+    rows), else mmad's own ``strict``."""
+    return get_recipe(name).policy if name else "strict"
+
+
+def recipe_policy_note(name: str) -> str:
+    """What a recipe run's table says about its policy."""
+    policy = recipe_policy(name)
+    other = "strict" if policy == "upstream" else "upstream"
+    return (
+        f"scored under the {policy} policy, the one behind the {name} recipe's published rows "
+        f"(the official summary.py's); `mmad score --policy {other}` gives the other"
+    )
+
+
 def recipe_catalogue() -> list[dict[str, Any]]:
     """Every recipe (name, description, official script, published result files, exact or preset),
     and the published files no recipe reproduces, with the reason."""
@@ -44,6 +60,7 @@ def recipe_catalogue() -> list[dict[str, Any]]:
             "source": recipe.source,
             "published": list(recipe.published),
             "exact": recipe.exact,
+            "policy": recipe.policy,
             "not_reproduced": list(recipe.not_reproduced),
         }
         for recipe in RECIPES.values()
