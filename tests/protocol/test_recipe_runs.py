@@ -107,3 +107,34 @@ def test_a_recipe_run_is_scored_under_its_published_rows_policy(
         )
     )
     assert plain.table.policy.value == "strict" and plain.card["scoring"] == "strict (upstream beside it)"
+
+
+def test_official_debug_is_the_scripts_debug_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Transformers/internvl_query.py (and the other scripts) under --debug: random.seed(1), then
+    random.sample(list(chat_ad.keys()), 1600); the answers file gets "_Debug"."""
+    import random
+
+    from mmad.cli import main
+    from mmad.data.official import load_benchmark
+    from mmad.protocol.prompts import PromptSettings
+    from mmad.run.naming import answers_file_name
+    from mmad.run.plan import select_questions
+
+    qa = {"Question": "Is there any defect?", "Options": {"A": "Yes.", "B": "No."}, "Answer": "B"}
+    keys = [f"VisA/candle/test/{'good' if i % 3 else 'bad'}/{i:04d}.JPG" for i in range(1700)]
+    data = {
+        key: {"mask_path": "", "random_templates": [], "conversation": [{**qa, "type": "Anomaly Detection"}]}
+        for key in keys
+    }
+    (tmp_path / "mmad.json").write_text(json.dumps(data))
+    benchmark = load_benchmark(tmp_path / "mmad.json")
+    config = RunConfig.from_flat("random", str(tmp_path), subset="official-debug")
+    selection = select_questions(benchmark, config.selection, PromptSettings())
+    random.seed(1)
+    expected = random.sample(list(data.keys()), 1600)
+    assert {s.item.key for s in selection.items} == set(expected)
+    assert answers_file_name(config) == "answers_1_shot_random_Debug.json"
+    small = {key: data[key] for key in keys[:10]}
+    (tmp_path / "small.json").write_text(json.dumps(small))
+    assert main(["eval", "-m", "random", "-d", str(tmp_path / "small.json"), "--subset", "official-debug"]) == 2
+    assert "1,600 images" in capsys.readouterr().err

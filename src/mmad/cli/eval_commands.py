@@ -54,6 +54,9 @@ def eval_command(
     knowledge: Path = typer.Option(None, "--knowledge", help="domain-knowledge json for rag"),
     limit: int = typer.Option(None, "--limit", help="ask a seeded random sample of this many questions"),
     seed: int = typer.Option(None, "--seed", help="the seed of --limit's sample [default: 0]"),
+    subset: str = typer.Option(
+        None, "--subset", help="official-debug: the 1,600 images the official scripts' --debug asks"
+    ),
     dataset: list[str] = typer.Option(None, "--dataset", help="only these source datasets"),
     category: list[str] = typer.Option(None, "--category", help="only these categories"),
     subtask: list[str] = typer.Option(None, "--subtask", help="only these subtasks"),
@@ -110,6 +113,7 @@ def eval_command(
         "knowledge": str(knowledge) if knowledge else None,
         "limit": limit,
         "seed": seed,
+        "subset": subset,
         "datasets": list(dataset) if dataset else None,
         "categories": list(category) if category else None,
         "subtasks": list(subtask) if subtask else None,

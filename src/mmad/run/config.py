@@ -128,6 +128,9 @@ class SelectionConfig(_Section):
     """Which questions are asked (and scored)."""
 
     limit: Int | None = Field(default=None, ge=1, description="a seeded random sample of this many questions")
+    subset: Literal["official-debug"] | None = Field(
+        default=None, description="official-debug: the official scripts' --debug images (random.seed(1), 1,600)"
+    )
     datasets: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     subtasks: list[str] = Field(default_factory=list)

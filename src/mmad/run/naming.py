@@ -42,4 +42,6 @@ def answers_file_name(config: RunConfig) -> str:
         suffix = "_Similar_template" + suffix
     if prompt.blind:
         suffix += "_Text_only"
+    if config.selection.subset == "official-debug":
+        suffix += "_Debug"  # as the scripts name a --debug run
     return f"answers_{prompt.shots}_shot_{slug(config.model.split(':', 1)[-1])}{suffix}.json"

@@ -49,8 +49,26 @@ class Selection:
         return sum(len(s.asked) for s in self.items)
 
 
+# The official scripts' --debug: random.seed(1), then random.sample(list(chat_ad.keys()), 1600)
+# (e.g. Transformers/internvl_query.py, GPT4/gpt4o.py).
+DEBUG_SEED = 1
+DEBUG_IMAGES = 1600
+
+
+def official_debug_keys(benchmark: Benchmark) -> set[str]:
+    """The image keys the official scripts ask under ``--debug``."""
+    keys = [item.key for item in benchmark.items]
+    if len(keys) < DEBUG_IMAGES:
+        msg = (
+            f"--subset official-debug samples {DEBUG_IMAGES:,} images as the official scripts' --debug does; "
+            f"this benchmark has {len(keys):,} (the scripts would stop with ValueError); use --limit instead"
+        )
+        raise ConfigError(msg)
+    return set(random.Random(DEBUG_SEED).sample(keys, DEBUG_IMAGES))
+
+
 def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: PromptSettings) -> Selection:
-    """The questions a run asks: filters, then a seeded sample, in file order."""
+    """The questions a run asks: a named subset, filters, then a seeded sample, in file order."""
     wanted_subtasks = {Subtask.parse(s) for s in config.subtasks}
     datasets = set(config.datasets)
     categories = set(config.categories)
@@ -70,8 +88,11 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
                 f"it has {', '.join(sorted({item.category for item in benchmark.items}))}"
             )
             raise ConfigError(msg)
+    subset = official_debug_keys(benchmark) if config.subset == "official-debug" else None
     chosen: list[tuple[ImageItem, list[str]]] = []
     for item in benchmark.items:
+        if subset is not None and item.key not in subset:
+            continue
         if datasets and item.dataset not in datasets:
             continue
         if categories and item.category not in categories and f"{item.dataset}/{item.category}" not in categories:
