@@ -1,17 +1,25 @@
 """The pure translation functions of the OpenAI-compatible backend."""
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
+from openai._utils._json import openapi_dumps
+from PIL import Image
 
 from mmad.errors import PermanentError, RetryableError
-from mmad.models.base import choices_from_text
+from mmad.models.base import Request, choices_from_text
 from mmad.models.openai_convert import (
     classify_status,
     from_openai_messages,
     from_openai_response,
+    json_body,
     letter_logprobs,
     to_openai_messages,
+    to_openai_payload,
 )
-from mmad.protocol.images import EncodedImage
+from mmad.protocol.images import EncodedImage, ImageEncoder, ImageSettings
 from mmad.protocol.messages import ImagePart, Message, TextPart
 
 
@@ -146,3 +154,30 @@ def test_status_classes(status, body, after, kind, cls) -> None:
 def test_choices_read_from_prompt_text() -> None:
     text = "Question 1: q? \nA. Yes.\nB. No.\nQuestion 2: r? \nA. x\nB. y\nC. z\nD. w\n"
     assert choices_from_text(text) == (("A", "B"), ("A", "B", "C", "D"))
+
+
+def test_json_body_is_the_sdks_bytes_without_escaping_the_images(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    for name in ("t.png", "q.png"):
+        Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(tmp_path / name)
+    messages = (
+        Message(role="system", parts=(TextPart(text='You are an "inspector".\n'),)),
+        Message(
+            role="user",
+            parts=(
+                TextPart(text="Template: ünïcode, a tab\t and a \\ backslash"),
+                ImagePart(path=str(tmp_path / "t.png"), role="template"),
+                ImagePart(path=str(tmp_path / "q.png")),
+            ),
+        ),
+    )
+    encoder = ImageEncoder(ImageSettings())
+    body = to_openai_payload("m", Request(messages=messages, max_tokens=64, want_logprobs=True), encoder.encode)
+    body["extra"] = {"top_k": 1}
+    sent = json_body(body)
+    assert sent == openapi_dumps(body)  # the bytes the SDK would have sent
+    assert json.loads(sent) == body
+    # a URL JSON must escape (made by hand, not by the encoder) is escaped as usual
+    odd = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 'x"\n\\é'}}]}]}
+    assert json_body(odd) == openapi_dumps(odd) and json.loads(json_body(odd)) == odd
+    assert json_body({"model": "m", "messages": "text"}) == openapi_dumps({"model": "m", "messages": "text"})

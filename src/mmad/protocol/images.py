@@ -277,3 +277,17 @@ class ImageEncoder:
     def digests(self, parts: list[ImagePart]) -> dict[str, str]:
         """Content digests of path-based image parts, for request hashing."""
         return {p.path: self.encode(p).digest for p in parts if p.path is not None}
+
+    def digests_if_encoded(self, parts: list[ImagePart]) -> dict[str, str] | None:
+        """`digests`, when every image is already encoded (no I/O, so no thread needed); else None."""
+        found: dict[str, str] = {}
+        with self._lock:
+            for part in parts:
+                if part.path is None:
+                    continue
+                hit = self._cache.get(part.path)
+                if hit is None:
+                    return None
+                self._position = max(self._position, self._order.get(part.path, -1))
+                found[part.path] = hit.digest
+        return found

@@ -323,7 +323,10 @@ class Engine:
         """The completion of a prompt: from the cache, or from the model with retries."""
         if self.cache is not None:
             parts = [p for m in prompt.messages for p in m.images]
-            digests = await asyncio.to_thread(self.images.digests, parts) if parts else {}
+            # Prefetched images are hashed already; a thread hop per request costs more than the lookup.
+            digests = self.images.digests_if_encoded(parts)
+            if digests is None:
+                digests = await asyncio.to_thread(self.images.digests, parts)
             key = cache_key(self._model_description, prompt.digest(digests), self.settings.cache_settings)
             hit = self.cache.get(key)
             if hit is not None:
