@@ -1,7 +1,8 @@
 """The floor for bench_eval_vs_bare.py: a bare `AsyncOpenAI` loop sending prepared requests.
 
-Reads requests.json (each request's text parts and image files, in order, made by the bench from
-mmad's own prompts), sends them with at most CONCURRENCY in flight, and prints how many it sent.
+Reads requests.json (each request's text parts and image files, with the image's MIME type and
+OpenAI `detail` where given, in order, made by the bench from mmad's own prompts), sends them with
+at most CONCURRENCY in flight, and prints how many it sent.
 It does what any client must do and nothing more: read each image once, base64 it, send.
 """
 
@@ -20,10 +21,15 @@ async def main(requests_file: Path, base_url: str, concurrency: int) -> None:
     requests = json.loads(requests_file.read_text())
     urls: dict[str, str] = {}
 
-    def image_url(path: str) -> str:
+    def image_url(part: dict[str, str]) -> dict[str, str]:
+        path = part["image"]
         if path not in urls:
-            urls[path] = "data:image/jpeg;base64," + base64.b64encode(Path(path).read_bytes()).decode()
-        return urls[path]
+            mime = part.get("mime", "image/jpeg")
+            urls[path] = f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode()
+        url = {"url": urls[path]}
+        if part.get("detail"):
+            url["detail"] = part["detail"]
+        return url
 
     client = AsyncOpenAI(api_key="none", base_url=base_url, max_retries=0, http_client=DefaultAioHttpClient())
     queue = iter(requests)
@@ -35,7 +41,7 @@ async def main(requests_file: Path, base_url: str, concurrency: int) -> None:
             content = [
                 {"type": "text", "text": part["text"]}
                 if "text" in part
-                else {"type": "image_url", "image_url": {"url": image_url(part["image"])}}
+                else {"type": "image_url", "image_url": image_url(part)}
                 for part in request
             ]
             await client.chat.completions.create(

@@ -1,0 +1,165 @@
+"""`mmad eval` with its defaults (response cache on) against a bare `AsyncOpenAI` loop, whole processes.
+
+Issue #22's setting: an OpenAI-compatible server on 127.0.0.1 (`mmad serve`, its own process,
+200 ms per request), 2,944 questions of 96-px images, 1-shot, `-c 64`. `mmad eval` runs as a user
+runs it: no flag but the model, server, data, output folder, `--limit` and `-c`; the response
+cache on, in a folder of its own (MMAD_CACHE_DIR) that is
+
+- empty: the first run of a new cache;
+- full: 30,000 replies of other runs already in it, none of them this run's (every lookup misses);
+- warm (shown, not judged): this run's own replies in it, so nothing is sent at all.
+
+The bare loop (bench/bare_openai_loop.py) sends the same requests: the same texts and the same
+image bytes (mmad's own encoding of each image, written to files the loop reads and base64s once),
+`chat.completions.create` over the SDK's aiohttp transport, 64 workers, nothing else. The two run
+back to back, alternating, `--rounds` times; the ratio of each round and the median are printed.
+Target: mmad at least 0.9x the bare loop's rate, cache empty and full.
+
+    python bench/bench_eval_defaults.py [--rounds 3] [--questions 2944] [--profile FILE]
+
+--profile also runs `mmad eval` (empty cache) once under cProfile and prints where its time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fullsize_data import fullsize_root
+from mmad.data.official import load_benchmark
+from mmad.models.base import Completion
+from mmad.protocol.images import ImageEncoder
+from mmad.protocol.messages import ImagePart, TextPart
+from mmad.protocol.strategies import parse_strategies
+from mmad.run.cache import ResponseCache, cache_key
+from mmad.run.config import RunConfig
+from mmad.run.plan import Planner, select_questions
+from serve_process import serving
+
+CONCURRENCY = 64
+LATENCY = 0.2
+TARGET = 0.9
+OTHER_REPLIES = 30_000
+MODEL = "mmad:random"
+
+
+def prepared_requests(data: Path, limit: int, folder: Path) -> Path:
+    """mmad's own requests for its `limit` sampled questions at the defaults: text parts, and each
+    image as mmad encodes it (written once to a file), with its MIME type and `detail`."""
+    config = RunConfig.from_flat(MODEL, str(data), limit=limit)
+    benchmark = load_benchmark(data)
+    selection = select_questions(benchmark, config.selection, config.prompt_settings())
+    planner = Planner(benchmark, config.prompt_settings(), parse_strategies([]))
+    encoder = ImageEncoder(config.image_settings())
+    detail = config.images.detail
+    images = folder / "images"
+    images.mkdir()
+    requests = []
+    for prompt in planner.prompts(selection.items):
+        parts: list[dict[str, str]] = []
+        for part in prompt.messages[0].parts:
+            if isinstance(part, TextPart):
+                parts.append({"text": part.text})
+                continue
+            assert isinstance(part, ImagePart)
+            encoded = encoder.encode(part)
+            path = images / encoded.digest
+            if not path.exists():
+                path.write_bytes(encoded.data)
+            parts.append({"image": str(path), "mime": encoded.mime, **({"detail": detail} if detail else {})})
+        requests.append(parts)
+    path = folder / "requests.json"
+    path.write_text(json.dumps(requests))
+    return path
+
+
+def fill_with_other_replies(folder: Path, n: int) -> None:
+    """A cache folder holding n replies to requests this run never makes."""
+    cache = ResponseCache(folder)
+    for i in range(n):
+        cache.put(cache_key({"name": "another-model"}, f"prompt {i}", {}), Completion(text="B", prompt_tokens=900))
+    cache.close()
+
+
+def timed(
+    command: list[str], env: dict[str, str] | None = None
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """(wall seconds, CPU seconds of the process, the finished process)."""
+    before = os.times()
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})})
+    wall = time.perf_counter() - started
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return wall, cpu, done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--questions", type=int, default=2944)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--data-cache", type=Path, default=Path(tempfile.gettempdir()) / "mmad-bench")
+    parser.add_argument("--profile", type=Path, default=None, help="also profile one empty-cache run into FILE")
+    args = parser.parse_args()
+    data = fullsize_root(args.data_cache, size=96, suffix=".png")
+    results: dict[str, list[tuple[float, float]]] = {"bare": [], "empty": [], "full": [], "warm": []}
+    with tempfile.TemporaryDirectory() as scratch_name, serving(latency=LATENCY) as base_url:
+        scratch = Path(scratch_name)
+        requests = prepared_requests(data, args.questions, scratch)
+        n = len(json.loads(requests.read_text()))
+        bare_command = [sys.executable, str(Path(__file__).parent / "bare_openai_loop.py"), str(requests), base_url]
+        bare_command.append(str(CONCURRENCY))
+
+        def mmad(tag: str, cache: Path, prefix: tuple[str, ...] = ()) -> tuple[float, float]:
+            out = scratch / f"run-{tag}-{time.monotonic_ns()}"
+            command = [*prefix, "-m", "mmad", "eval", "-m", MODEL, "--base-url", base_url, "-d", str(data)]
+            command += ["--out", str(out), "-c", str(CONCURRENCY), "--limit", str(args.questions)]
+            wall, cpu, run = timed([sys.executable, *command], {"MMAD_CACHE_DIR": str(cache)})
+            if run.returncode != 0:
+                sys.exit(f"mmad eval ({tag}) failed: {run.stderr[-2000:]}")
+            return wall, cpu
+
+        for round_ in range(args.rounds):
+            empty = scratch / f"cache-empty-{round_}"
+            full = scratch / f"cache-full-{round_}"
+            fill_with_other_replies(full, OTHER_REPLIES)
+            wall, cpu, bare = timed(bare_command)
+            if bare.returncode != 0 or int(bare.stdout.strip()) != n:
+                sys.exit(f"the bare loop failed: {bare.stderr[-2000:]}")
+            results["bare"].append((wall, cpu))
+            results["empty"].append(mmad("empty", empty))
+            results["full"].append(mmad("full", full))
+            results["warm"].append(mmad("warm", empty))  # the empty run's own replies are in it now
+            row = ", ".join(
+                f"{k} {v[-1][0]:.1f} s ({n / v[-1][0]:.0f} q/s, CPU {v[-1][1]:.1f} s)" for k, v in results.items()
+            )
+            print(f"round {round_ + 1}: {row}", flush=True)
+        if args.profile:
+            mmad("profile", scratch / "cache-profile", ("-m", "cProfile", "-o", str(args.profile)))
+    print(f"\n{n} requests, concurrency {CONCURRENCY}, server latency {LATENCY} s, {os.cpu_count()} cores")
+    for tag in ("empty", "full", "warm"):
+        ratios = [b[0] / m[0] for b, m in zip(results["bare"], results[tag], strict=True)]
+        each = ", ".join(f"{r:.2f}" for r in ratios)
+        judged = "" if tag == "warm" else f" (target >= {TARGET}x)"
+        median = statistics.median(ratios)
+        print(f"mmad eval, cache {tag}: its rate / the bare loop's, per round {each}; median {median:.2f}x{judged}")
+    bare_rate = statistics.median(n / w for w, _ in results["bare"])
+    bare_cpu = statistics.median(c for _, c in results["bare"])
+    print(f"bare AsyncOpenAI loop: median {bare_rate:.0f} q/s, CPU {bare_cpu:.1f} s")
+    if args.profile:
+        pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
