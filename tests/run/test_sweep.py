@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,7 @@ def test_the_shipped_paper_ablations_grid_is_valid() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_killed_sweep_resumes_and_completes_every_cell(mmad_json: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     folder = tmp_path / "sweep"
@@ -138,7 +141,7 @@ def test_a_killed_sweep_resumes_and_completes_every_cell(mmad_json: Path, tmp_pa
             tmp_path / "cache"
         )
         assert (folder / name / "scores.json").exists() or any((folder / name).glob("scores.*"))
-    assert any((tmp_path / "cache").rglob("*.json"))  # one response cache, shared by the cells
+    assert (tmp_path / "cache" / "responses.sqlite3").is_file()  # one response cache, shared by the cells
     rows = list(csv.DictReader((folder / "sweep_table.csv").read_text().splitlines()))
     assert [r["cell"] for r in rows] == list(manifest["cells"])
     assert all(r["status"] == "complete" and r["average"] for r in rows)
@@ -225,3 +228,149 @@ def test_a_cell_without_a_reply_shows_no_figures(mmad_json: Path, tmp_path: Path
     table = list(csv.DictReader((tmp_path / "sweep" / "sweep_table.csv").read_text().splitlines()))
     dead = next(r for r in table if r["model"] == "compat:x")
     assert dead["average"] == "" and dead["Anomaly Discrimination"] == ""
+
+
+GRID_MISTAKES = [
+    # two entries of one model would name the same cells: one used to be dropped without a word
+    (
+        'models = [{ name = "random", limit = 5 }, { name = "random", limit = 10 }]',
+        r"models: 'random' and 'random' would both name their cells 'random', and one would be dropped; give each",
+    ),
+    ("shots = []", r"shots: is empty, so the grid has no cell; list at least one value, e.g. shots = \[0, 1\]"),
+    ("templates = []", r"templates: is empty, so the grid has no cell"),
+    ("strategies = []", r"strategies: is empty"),
+    ("circular = []", r"circular: is empty"),
+    ("protocols = []", r"protocols is empty, so the grid has no cell"),
+    ('recipes = ["gpt4o"]\nprotocols = ["cumulative"]', r"protocols \['cumulative'\] would be ignored: each recipe"),
+    ("shots = [true]", r"shots\.0: must be a valid integer \(got True\)"),
+    ("circular = [1]", r"circular\.0: must be a valid boolean \(got 1\)"),
+    ("parallel = true", r"parallel: must be a valid integer \(got True\)"),
+    ("shot = [0]", r"'shot' is not a key of the grid; did you mean 'shots'\? known: data, models"),
+    ("limit = 5", r"'limit' is a setting of every cell, not a key of the grid; write it under \[sweep.settings\]"),
+    ("[sweep.settings]\nlimt = 5", r"\[settings\] 'limt' is not a setting; did you mean 'limit'\?"),
+    ("[sweep.settings]\nshots = 2", r"\[settings\] shots is an axis of the grid.*write it in \[sweep\] as shots = "),
+    ("[sweep.settings]\nno_cache = true", r"'no_cache' is not a setting; it is the flag --no-cache.*cache = false"),
+    (
+        'models = [{ name = "compat:x", bse_url = "http://127.0.0.1:9/v1" }]',
+        r"the model 'compat:x': 'bse_url' is not a setting; did you mean 'base_url'\?",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), GRID_MISTAKES)
+def test_sweep_file_mistakes_name_the_key_and_the_fix(
+    tmp_path: Path, mmad_json: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    from mmad.cli import main
+
+    lines = ["[sweep]", f'data = "{mmad_json}"']
+    if not text.startswith("models"):
+        lines.append('models = ["random"]')
+    if text.startswith("[sweep.settings]"):
+        lines, text = [*lines, text], ""
+    grid = tmp_path / "grid.toml"
+    grid.write_text("\n".join([*lines[:2], text, *lines[2:]]) + "\n")
+    with pytest.raises(ConfigError, match=rf"grid.toml: .*{message}"):
+        SweepSpec.from_file(grid)
+    out = tmp_path / "sweep"
+    code = main(["sweep", str(grid), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_an_unknown_provider_is_named_before_any_cell_runs(mmad_json: Path, tmp_path: Path) -> None:
+    spec = SweepSpec.parse(
+        {"data": str(mmad_json), "models": ["fixed:A", "nosuch:model"], "shots": [0], "settings": {"limit": 3}}
+    )
+    with pytest.raises(ConfigError, match=r"sweep cell nosuch-model_.*unknown model provider 'nosuch'"):
+        asyncio.run(run_sweep(spec, tmp_path / "sweep"))
+    assert not (tmp_path / "sweep").exists(), "the fixed:A cell must not have run"
+    bad_letter = SweepSpec.parse({"data": str(mmad_json), "models": ["random", "fixed:yes"], "shots": [0]})
+    with pytest.raises(ConfigError, match=r"'fixed:yes': fixed answers one option letter"):
+        asyncio.run(run_sweep(bad_letter, tmp_path / "letter"))
+    assert not (tmp_path / "letter").exists()
+
+
+def test_a_sweep_refused_on_ray_leaves_nothing_behind(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    spec = SweepSpec.parse(
+        {"data": str(mmad_json), "models": ["random"], "shots": [0], "settings": {"engine": "ray", "limit": 3}}
+    )
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "ray", None)  # as without the [ray] extra
+        with pytest.raises(ConfigError, match=r"sweep cell random_.*needs ray\[data\].*mmad\[ray\]"):
+            asyncio.run(run_sweep(spec, tmp_path / "no-extra"))
+    assert not (tmp_path / "no-extra").exists()
+
+    import mmad.run.ray_session as session
+
+    @contextlib.contextmanager
+    def unreachable(address: str | None = None) -> Iterator[None]:  # what joining a cluster that is down raises
+        raise RunError("cannot join the Ray cluster at 127.0.0.1:1")
+        yield
+
+    monkeypatch.setattr(session, "ray_session", unreachable)
+    with pytest.raises(RunError, match="cannot join"):
+        asyncio.run(run_sweep(spec, tmp_path / "unreachable"))
+    assert not (tmp_path / "unreachable").exists(), "no sweep.json (nor a lock) for a sweep that never started"
+
+
+def _small_sweep(*extra: str) -> list[str]:
+    return ["sweep", "-m", "fixed:A", "--shots", "0", "--set", "limit=3", "--set", "cache=false", "--no-html", *extra]
+
+
+def test_a_sweep_resumes_from_any_folder_and_resume_takes_no_grid_flags(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from mmad.cli import main
+
+    started, elsewhere = tmp_path / "started", tmp_path / "elsewhere"
+    shutil.copytree(mmad_json.parent, started / "data")
+    elsewhere.mkdir()
+    monkeypatch.chdir(started)
+    assert main(_small_sweep("-d", "data", "--out", "s")) == 0
+    manifest = json.loads((started / "s" / "sweep.json").read_text())
+    assert manifest["spec"]["data"] == str(started / "data")
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["sweep", "--resume", str(started / "s"), "--no-html"]) == 0, capsys.readouterr().err
+    before = (started / "s" / "sweep.json").read_text()
+    for flags, flag in (
+        (["--shots", "1"], "--shots"),
+        (["--set", "limit=5"], "--set"),
+        (["-m", "random"], "--model"),
+        (["--out", "other"], "--out"),
+        (["--ray-address", "auto"], "--ray-address"),
+    ):
+        code = main(["sweep", "--resume", str(started / "s"), *flags])
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 2 and f"{flag} cannot be combined with --resume: the sweep continues with the grid" in err
+        assert "start a new sweep with --out NEW_FOLDER" in err
+    assert (started / "s" / "sweep.json").read_text() == before
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # the environment is not a flag: the local cells resume
+    assert main(["sweep", "--resume", str(started / "s"), "--no-html"]) == 0
+
+
+def test_a_flag_over_a_sweep_file_or_a_recipe_is_announced(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'[sweep]\ndata = "{mmad_json}"\nmodels = ["fixed:A"]\nshots = [1]\n[sweep.settings]\nlimit = 5\n')
+    assert main([*_small_sweep(str(grid), "--out", str(tmp_path / "a"))]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"note: --shots replaces {grid}'s shots = [1]" in err
+    assert f"note: limit 3 replaces {grid}'s [settings] limit = 5" in err
+    args = _small_sweep(
+        "-d", str(mmad_json), "--recipe", "gpt4o", "--set", "max_tokens=64", "--out", str(tmp_path / "b")
+    )
+    assert main(args) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("note: --max-tokens 64 overrides the gpt4o recipe's max_tokens = 200") == 1

@@ -38,6 +38,7 @@ def _setting(text: str) -> tuple[str, Any]:
 
 
 def sweep_command(
+    ctx: typer.Context,
     grid: Path = typer.Argument(None, help="a sweep file (TOML), e.g. docs/sweeps/paper-ablations.toml"),
     out: Path = typer.Option(None, "--out", "-o", help="the sweep folder (default sweeps/<file name>)"),
     resume: Path = typer.Option(None, "--resume", help="continue this sweep: complete cells are kept"),
@@ -63,11 +64,14 @@ def sweep_command(
         if grid is not None:
             msg = "--resume continues a sweep with its recorded grid; it cannot be combined with a sweep file"
             raise ConfigError(msg)
+        _refuse_with_resume(ctx, resume)
         folder = resume
     else:
         raw: dict[str, Any] = {}
         if grid is not None:
-            raw = SweepSpec.from_file(grid).model_dump(mode="json")
+            raw = SweepSpec.from_file(grid).model_dump(mode="json", exclude_unset=True)  # what the file says
+        from_file = set(raw) - {"settings"}
+        file_settings = dict(raw.get("settings") or {})
         axes = {
             "models": list(model) if model else None,
             "recipes": list(recipe) if recipe else None,
@@ -79,10 +83,15 @@ def sweep_command(
             "parallel": parallel,
             "data": str(data) if data else None,
         }
-        raw.update({k: v for k, v in axes.items() if v is not None})
-        settings = dict(raw.get("settings") or {})
+        given = {k: v for k, v in axes.items() if v is not None}
+        settings = dict(file_settings)
         settings.update(dict(_setting(s) for s in setting or []))
         settings.update({k: v for k, v in (("engine", engine), ("ray_address", ray_address)) if v})
+        for key in sorted(k for k in given if k in from_file and raw[k] != given[k]):
+            _note(f"{_FLAGS[key]} replaces {grid}'s {key} = {raw[key]}")
+        for key in sorted(k for k in settings if k in file_settings and file_settings[k] != settings[k]):
+            _note(f"{key} {settings[key]} replaces {grid}'s [settings] {key} = {file_settings[key]}")
+        raw.update(given)
         raw["settings"] = settings
         if not raw.get("models") or not raw.get("data"):
             msg = (
@@ -91,7 +100,43 @@ def sweep_command(
             raise ConfigError(msg)
         spec = SweepSpec.parse(raw, source=str(grid) if grid else "the sweep flags")
         folder = out or Path("sweeps") / (grid.stem if grid else "sweep")
+        for line in dict.fromkeys(n for cell in spec.cells() for n in cell.config.override_notes()):
+            _note(line)  # a setting on top of a recipe is shown once, however many cells it reaches
     _run(spec, folder, resume=resume is not None, html=html)
+
+
+# The flag of each key of the grid, for notes and refusals.
+_FLAGS = {
+    "models": "--model",
+    "recipes": "--recipe",
+    "protocols": "--protocol",
+    "shots": "--shots",
+    "templates": "--templates",
+    "strategies": "--strategies",
+    "circular": "--circular",
+    "parallel": "--parallel",
+    "data": "--data",
+}
+
+
+def _note(text: str) -> None:
+    err_console.print(f"note: {text}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _refuse_with_resume(ctx: typer.Context, folder: Path) -> None:
+    """--resume runs the grid sweep.json recorded: a flag that would change it would be ignored."""
+    for param in ctx.command.params:
+        if param.name in {"resume", "html", "ctx"} or param.name is None:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name != "COMMANDLINE":
+            continue  # a default, or $RAY_ADDRESS
+        flag = max(param.opts, key=len) if param.opts else param.name
+        msg = (
+            f"{flag} cannot be combined with --resume: the sweep continues with the grid {folder}/sweep.json "
+            f"recorded; leave {flag} out, or start a new sweep with --out NEW_FOLDER"
+        )
+        raise ConfigError(msg)
 
 
 def _circular(text: str | None) -> list[bool] | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import fcntl
 import functools
 import itertools
@@ -36,7 +37,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mmad._io import atomic_write_text
 from mmad.errors import ConfigError, MMADError, RunError
@@ -44,7 +54,7 @@ from mmad.protocol.agent import agent_problem
 from mmad.protocol.strategies import parse_strategies
 from mmad.records.folder import is_run_folder, open_run
 from mmad.run.cache import default_cache_dir
-from mmad.run.config import RunConfig
+from mmad.run.config import FLAT_NAMES, PATH_SETTINGS, Bool, Int, RunConfig, plain_reason
 from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
 from mmad.run.naming import slug
@@ -56,6 +66,74 @@ CellStatus = Literal["pending", "running", "complete", "partial", "interrupted",
 Progress = Callable[[EngineStats], None]
 Runner = Callable[[RunConfig, Path, bool, Progress | None], Awaitable[RunResult]]
 """(config, run folder, resume, progress) -> the finished run: `run_async` by default; the CLI's also writes reports."""
+
+
+# The grid's keys (SweepSpec's fields) and each axis written out, for messages.
+GRID_KEYS = ("data", "models", "recipes", "protocols", "shots", "templates", "strategies", "circular", "parallel")
+_EXAMPLES = {
+    "protocols": 'protocols = ["per-question"]',
+    "shots": "shots = [0, 1]",
+    "templates": 'templates = ["random", "similar"]',
+    "strategies": 'strategies = ["none", "rag"]',
+    "circular": "circular = [false]",
+}
+# Cell settings that are axes of the grid: each cell sets them, so a value in [settings] would be overwritten.
+_AXES = {
+    "shots": "shots",
+    "similar": "templates",
+    "similar_templates": "templates",
+    "strategy": "strategies",
+    "strategies": "strategies",
+    "circular": "circular",
+    "protocol": "protocols",
+    "recipe": "recipes",
+}
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def setting_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a flat setting of the grid's cells, or None."""
+    if name in _AXES:
+        axis = _AXES[name]
+        return (
+            f"{name} is an axis of the grid, set by each cell, so this value would be overwritten; "
+            f"write it in [sweep] as {_EXAMPLES.get(axis, axis + ' = [...]')}"
+        )
+    if name in FLAT_NAMES:
+        return None
+    positive = name.removeprefix("no_").removeprefix("no-")
+    if name in {"data", "model", "models"}:
+        hint = "it belongs in [sweep] (data = ..., models = [...])"
+    elif name == "out":
+        hint = "give the sweep folder with --out DIR"
+    elif name != positive and positive in FLAT_NAMES:  # the --no-cache style of a flag
+        hint = f"it is the flag --{name.replace('_', '-')}; in a sweep file write {positive} = false"
+    else:
+        known = sorted(n for n in FLAT_NAMES if n not in _AXES)
+        hint = f"{_did_you_mean(name, known)}the settings are mmad eval's: {', '.join(known)}"
+    return f"{name!r} is not a setting; {hint}"
+
+
+def _grid_problem(error: Any) -> str:
+    """One pydantic error of a grid, in the words of a run file's errors."""
+    location = [str(p) for p in error["loc"]]
+    where = ".".join(location)
+    if error["type"] == "extra_forbidden" and len(location) == 1:
+        name = location[0]
+        if name in FLAT_NAMES:
+            return f"{name!r} is a setting of every cell, not a key of the grid; write it under [sweep.settings]"
+        return f"{name!r} is not a key of the grid; {_did_you_mean(name, list(GRID_KEYS))}known: {', '.join(GRID_KEYS)}"
+    if error["type"] == "extra_forbidden":
+        return f"{where} is not a key of a model entry; known: name, label, settings, and any setting of mmad eval"
+    if error["type"] == "value_error" and location in ([], ["settings"]):  # the message names the key
+        return ("[settings] " if location else "") + plain_reason(str(error["msg"]))
+    value = error.get("input")
+    shown = "" if error["type"] in {"missing", "value_error"} or isinstance(value, dict | list) else f" (got {value!r})"
+    return f"{where}: {plain_reason(str(error['msg']))}{shown}"
 
 
 def _random_only() -> list[Literal["random", "similar"]]:
@@ -85,12 +163,53 @@ class SweepSpec(BaseModel):
     models: list[ModelEntry]
     recipes: list[str] = Field(default_factory=list, description="official recipes; replace the protocols axis")
     protocols: list[str] = Field(default_factory=lambda: ["per-question"])
-    shots: list[int] = Field(default_factory=lambda: [1])
+    shots: list[Int] = Field(default_factory=lambda: [1])
     templates: list[Literal["random", "similar"]] = Field(default_factory=_random_only)
     strategies: list[list[str]] = Field(default_factory=_no_strategies)
-    circular: list[bool] = Field(default_factory=lambda: [False])
+    circular: list[Bool] = Field(default_factory=lambda: [False])
     settings: dict[str, Any] = Field(default_factory=dict, description="flat settings of every cell")
-    parallel: int = Field(default=2, ge=1, le=64, description="cells run at once")
+    parallel: Int = Field(default=2, ge=1, le=64, description="cells run at once")
+
+    @field_validator("shots", "templates", "strategies", "circular")
+    @classmethod
+    def _not_empty(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        if not value:  # an empty axis is an empty grid: nothing would run, and nothing would say so
+            msg = f"is empty, so the grid has no cell; list at least one value, e.g. {_EXAMPLES[str(info.field_name)]}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            problem = setting_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _one_axis_each(self) -> SweepSpec:
+        if not self.recipes and not self.protocols:
+            msg = f"protocols is empty, so the grid has no cell; list at least one value, e.g. {_EXAMPLES['protocols']}"
+            raise ValueError(msg)
+        if self.recipes and self.protocols != ["per-question"]:
+            msg = (
+                f"protocols {self.protocols} would be ignored: each recipe sets its own protocol; give recipes or "
+                "protocols, not both (mmad models --recipes shows each recipe's protocol)"
+            )
+            raise ValueError(msg)
+        named: dict[str, str] = {}
+        for model in self.models:
+            cell_name = slug(model.label or model.name)
+            if cell_name in named:
+                msg = (
+                    f"models: {named[cell_name]!r} and {model.label or model.name!r} would both name their cells "
+                    f"{cell_name!r}, and one would be dropped; give each its own label, e.g. "
+                    f'{{ name = "{model.name}", label = "{cell_name}-2", ... }}'
+                )
+                raise ValueError(msg)
+            named[cell_name] = model.label or model.name
+        return self
 
     @field_validator("models", mode="before")
     @classmethod
@@ -104,7 +223,13 @@ class SweepSpec(BaseModel):
                 out.append({"name": entry})
             elif isinstance(entry, dict):
                 known = {"name", "label", "settings"}
-                out.append({**{k: v for k, v in entry.items() if k in known}, "settings": _model_settings(entry)})
+                settings = _model_settings(entry)
+                for name in settings:
+                    problem = setting_problem(name)
+                    if problem is not None:
+                        msg = f"the model {entry.get('name', '')!r}: {problem}"
+                        raise ValueError(msg)
+                out.append({**{k: v for k, v in entry.items() if k in known}, "settings": settings})
             else:
                 out.append(entry)
         return out
@@ -144,16 +269,15 @@ class SweepSpec(BaseModel):
     def parse(cls, raw: dict[str, Any], *, source: str = "the sweep") -> SweepSpec:
         """A grid from a table; errors name the setting."""
         try:
-            return cls.model_validate(raw)
+            spec = cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'the grid'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            )
-            msg = f"{source}: {problems}"
+            msg = f"{source}: " + "; ".join(_grid_problem(e) for e in exc.errors())
             raise ConfigError(msg) from None
+        spec._source = source
+        return spec
 
     _skipped: dict[str, str] = PrivateAttr(default_factory=dict)
+    _source: str = PrivateAttr(default="the sweep")
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -199,7 +323,7 @@ class SweepSpec(BaseModel):
             try:
                 config = RunConfig.from_flat(model.name, self.data, recipe=recipe, check_unused=own, **flat)
             except ConfigError as exc:
-                msg = f"sweep cell {name}: {exc}"
+                msg = f"{self._source}: sweep cell {name}: {exc}"
                 raise ConfigError(msg) from None
             cells[name] = Cell(name, config)
         self._check_grid_settings(list(cells.values()))
@@ -207,7 +331,6 @@ class SweepSpec(BaseModel):
 
     def _check_grid_settings(self, cells: list[Cell]) -> None:
         """A [settings] value no cell would use is refused (ray_address only warned about: $RAY_ADDRESS feeds it)."""
-        from mmad.run.config import FLAT_NAMES
         from mmad.run.unused import unused_settings
 
         for name in self.settings:
@@ -220,7 +343,7 @@ class SweepSpec(BaseModel):
             if name == "ray_address":
                 logger.warning("the sweep's ray_address is not used: no cell runs on the Ray engine")
                 continue
-            msg = f"the sweep's [settings] {name}: no cell would use it: {reasons[0][0].message}"
+            msg = f"{self._source}: [settings] {name}: no cell would use it: {reasons[0][0].message}"
             raise ConfigError(msg)
 
 
@@ -310,14 +433,17 @@ class Sweep:
 
 
 def preflight_cells(cells: list[Cell]) -> None:
-    """Each cell's checks against its benchmark (selection, templates for its shots, the rag knowledge
-    file, a price for --max-cost), before any cell runs: a bad cell must not wait behind good ones."""
+    """Each cell's checks: its model's provider, and against its benchmark (selection, templates for its
+    shots, the rag knowledge file, a price for --max-cost, the [ray] extra for the Ray engine), before any
+    cell runs: a bad cell must not wait behind good ones."""
     from mmad.data.official import load_benchmark
+    from mmad.models.registry import check_model_name
     from mmad.run.preflight import preflight
 
     loaded: dict[str, Any] = {}
     for cell in cells:
         try:
+            check_model_name(cell.config.model)  # an unknown provider is named now, not after the good cells ran
             if cell.config.data not in loaded:
                 loaded[cell.config.data] = load_benchmark(cell.config.data)
             preflight(cell.config, loaded[cell.config.data])
@@ -339,11 +465,32 @@ def _new_manifest(spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:
     }
 
 
+def with_absolute_paths(spec: SweepSpec) -> SweepSpec:
+    """The grid with its data and file settings made absolute (from the current folder), as sweep.json
+    records them: `--resume` may be run from any folder."""
+
+    files = {name for name, target in FLAT_NAMES.items() if target in PATH_SETTINGS}
+
+    def absolute(settings: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: str(Path(v).expanduser().absolute()) if k in files and isinstance(v, str) and v.strip() else v
+            for k, v in settings.items()
+        }
+
+    models = [m.model_copy(update={"settings": absolute(m.settings)}) for m in spec.models]
+    update = {"data": str(Path(spec.data).expanduser().absolute()), "settings": absolute(spec.settings)}
+    copy = spec.model_copy(update={**update, "models": models})
+    copy._source = spec._source
+    return copy
+
+
 def shared_cache(spec: SweepSpec) -> SweepSpec:
     """The grid with one response cache for every cell (the one its settings name, else the default one)."""
     settings = dict(spec.settings)
     settings.setdefault("cache_dir", str(default_cache_dir()))
-    return spec.model_copy(update={"settings": settings})
+    copy = spec.model_copy(update={"settings": settings})
+    copy._source = spec._source
+    return copy
 
 
 async def run_sweep(
@@ -367,14 +514,15 @@ async def run_sweep(
         if sweep.folder.exists() and any(sweep.folder.iterdir()):
             msg = f"{sweep.folder} is not empty; continue a sweep there with `mmad sweep --resume {sweep.folder}`"
             raise RunError(msg)
-        spec = shared_cache(spec)
+        spec = with_absolute_paths(shared_cache(spec))
         manifest = {}
     cells = spec.cells()  # every cell is checked before any is run
     preflight_cells(cells)
     if not resume:
         manifest = _new_manifest(spec, cells)
     ask = runner or _run_cell
-    with sweep.locked():
+    # Ray is joined before the folder is made: a sweep refused there leaves nothing behind.
+    with _ray_for(cells), sweep.locked():
         sweep.write(manifest)
         limit = asyncio.Semaphore(spec.parallel)
 
@@ -385,13 +533,12 @@ async def run_sweep(
                 on_cell(outcome)
             return outcome
 
-        with _ray_for(cells):
-            try:
-                outcomes = list(await asyncio.gather(*(one(c) for c in cells)))
-            except BaseException:
-                manifest["status"] = "interrupted"
-                sweep.write(manifest)
-                raise
+        try:
+            outcomes = list(await asyncio.gather(*(one(c) for c in cells)))
+        except BaseException:
+            manifest["status"] = "interrupted"
+            sweep.write(manifest)
+            raise
         manifest["status"] = "complete" if all(o.status == "complete" for o in outcomes) else "partial"
         manifest["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         sweep.write(manifest)
