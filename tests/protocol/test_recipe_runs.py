@@ -138,3 +138,19 @@ def test_official_debug_is_the_scripts_debug_sample(tmp_path: Path, capsys: pyte
     (tmp_path / "small.json").write_text(json.dumps(small))
     assert main(["eval", "-m", "random", "-d", str(tmp_path / "small.json"), "--subset", "official-debug"]) == 2
     assert "1,600 images" in capsys.readouterr().err
+
+
+def test_the_snapshot_the_provider_reports_is_recorded_beside_the_alias(mmad_json: Path, tmp_path: Path) -> None:
+    """A published row names a snapshot (gpt-4o-2024-08-06); the response's model field says which one
+    answered an alias. It goes into every record and, counted, into run.json beside config.model."""
+    from mmad.cli import main
+    from tests.helpers.serving import running_server
+
+    out = tmp_path / "run"
+    with running_server() as server:  # answers as the model "random", whatever was asked for
+        args = ["eval", "-m", "compat:gpt-4o", "-d", str(mmad_json), "--recipe", "gpt4o", "--limit", "3"]
+        assert main([*args, "--base-url", server.base_url, "--out", str(out), "--no-cache"]) == 0
+    records = read_records(out / "records.jsonl")
+    assert {r.extra.get("model_snapshot") for r in records} == {"random"}
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["model"] == "compat:gpt-4o" and meta["model_snapshots"] == {"random": 3}

@@ -119,12 +119,16 @@ def render_table(table: ScoreTable, title: str) -> Table:
 
 def render_circular(path: Path) -> Table:
     """The circular-evaluation table of a run."""
+    from mmad.data.schema import Subtask
+    from mmad.report.tables import fmt
+    from mmad.score.answers import covers_text
+
     data = json.loads(path.read_text())
     view = Table(title="Circular evaluation: right on every rotation of the options")
     for column in ("Subtask", "Plain", "Circular", "Questions"):
         view.add_column(column, justify="left" if column == "Subtask" else "right")
     for row in data["rows"]:
-        view.add_row(row["group"], f"{row['plain']:.1f}", f"{row['circular']:.1f}", str(row["questions"]))
+        view.add_row(row["group"], fmt(row["plain"], 1), fmt(row["circular"], 1), str(row["questions"]))
     answered, gold = data["answered_letters"], data["gold_letters"]
     view.caption = (
         "answered letters "
@@ -132,6 +136,10 @@ def render_circular(path: Path) -> Table:
         + " | gold "
         + ", ".join(f"{k} {v}" for k, v in gold.items())
     )
+    if data.get("declined"):
+        # A declined subtask is a missing row, not a 0: say what All is then the mean of.
+        declined = ", ".join(Subtask(name).short for name in data["declined"])
+        view.caption += f"\n– = declined on every question: {declined}; All covers {covers_text(data['covers'])}"
     return view
 
 

@@ -139,6 +139,41 @@ def score_command(
     err_console.print("wrote " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
 
 
+def _reasons(counts: dict[str, int]) -> str:
+    """Why questions were left out on one side, in words: 'error 236, abstained 60' or 'none'."""
+    return ", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"
+
+
+def _compare_side(path: Path, folder: Any, answers: list[Any]) -> dict[str, Any]:
+    """What compare says about one of its runs: how much of it is there, and whether it is partial."""
+    failed = sum(a.failure == "error" for a in answers)
+    side: dict[str, Any] = {"path": str(path), "answers": len(answers), "failed": failed, "missing": 0}
+    if folder is not None:
+        completeness = folder.completeness
+        side.update(
+            status=folder.status, selected=completeness.selected, asked=completeness.asked, missing=completeness.missing
+        )
+    side["partial"] = bool(side["failed"] or side["missing"])
+    return side
+
+
+def _warn_partial(sides: dict[str, Any]) -> None:
+    """One line per partial run: its gaps are left out of the pairs, never counted as wrong answers."""
+    for name, side in sides.items():
+        if not side["partial"]:
+            continue
+        gaps = [f"{side['failed']} of {side['answers']} requests failed"] if side["failed"] else []
+        if side["missing"]:
+            gaps.append(f"{side['missing']} of its {side['selected']} selected questions were never asked")
+        err_console.print(
+            f"[yellow]warning[/]: {name.upper()} ({side['path']}) is a partial run: {'; '.join(gaps)}. Its unanswered "
+            f"questions are left out of the comparison, not counted as wrong; `mmad eval --resume {side['path']}` "
+            "asks them",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def compare_command(
     run_a: Path = typer.Argument(..., help="the baseline run (directory, records.jsonl or answers json)"),
     run_b: Path = typer.Argument(..., help="the run to compare with it"),
@@ -148,7 +183,8 @@ def compare_command(
 ) -> None:
     """Per-subtask and per-category differences (B - A) with paired bootstrap 95% intervals."""
     from mmad.run.card import card_differences
-    from mmad.score.compare import compare_runs, declined_subtasks, shared_questions
+    from mmad.score.answers import covers_text
+    from mmad.score.compare import compare_runs, declined_subtasks, pair_answers
     from mmad.score.load import load_answers
 
     for path in (run_a, run_b):
@@ -168,19 +204,35 @@ def compare_command(
         notes += [f"protocol differs: {k}: {a!r} vs {b!r}" for k, a, b in differences if k != "mmad_version"]
         cards = {"a": folder_a.meta.get("card_hash"), "b": folder_b.meta.get("card_hash")}
     answers_a, answers_b = load_answers(run_a), load_answers(run_b)
+    pairing = pair_answers(answers_a, answers_b)
+    sides = {"a": _compare_side(run_a, folder_a, answers_a), "b": _compare_side(run_b, folder_b, answers_b)}
+    if pairing.shared and not pairing.pairs:
+        err_console.print(
+            f"[red]nothing to compare[/]: {run_a} and {run_b} share {pairing.shared} questions, but no question "
+            f"was answered by both (left out: A {_reasons(pairing.left_out_a)}; B {_reasons(pairing.left_out_b)})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     result = compare_runs(answers_a, answers_b, samples=samples, seed=seed)
     declined = [s.value for s in declined_subtasks(answers_a, answers_b)]
-    shared = shared_questions(answers_a, answers_b)
+    shared = pairing.shared
     overlap = f"{shared} questions in both (A has {len(answers_a)}, B has {len(answers_b)})"
+    average = next((d for d in result if d.group == "Average"), None)
     if as_json:
         payload = {
             "overlap": {"shared": shared, "a": len(answers_a), "b": len(answers_b)},
+            "paired": len(pairing.pairs),
+            "left_out": {"total": pairing.left_out, "a": pairing.left_out_a, "b": pairing.left_out_b},
+            "partial": any(side["partial"] for side in sides.values()),
+            "runs": sides,
             "notes": notes,
             "card_hashes": cards,
             "declined": declined,
             "differences": [{**vars(d), "delta": d.delta} for d in result],
         }
         typer.echo(json.dumps(payload, indent=2))
+        _warn_partial(sides)
         return
     view = Table(title=f"{run_b.name} vs {run_a.name} (paired bootstrap by image, {samples} resamples)")
     for column in ("Group", "A", "B", "B - A", "95% interval", "n"):
@@ -197,17 +249,34 @@ def compare_command(
             str(d.n),
             end_section=d.group == "Average",
         )
-    view.caption = overlap
+    view.caption = f"{len(pairing.pairs)} questions answered by both runs, paired; {overlap}"
     console.print(view)
+    if pairing.left_out:
+        console.print(
+            f"left out {pairing.left_out} questions not answered by both (a failed request, a refusal or an "
+            f"abstention is no answer; a reply without a letter is a wrong one): "
+            f"A {_reasons(pairing.left_out_a)}; B {_reasons(pairing.left_out_b)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if average is not None:
+        console.print(
+            f"Average covers {covers_text(average.covers)}; each category's average covers the subtasks paired in it",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if declined:
         console.print(
-            f"left out: {', '.join(declined)}: one of the runs declined every question of them (the visual "
-            "expert answers only AD and DL), so Average is over the rest",
+            f"no figure for {', '.join(declined)}: one of the runs declined every question of them (the visual "
+            "expert answers only AD and DL), so no question of theirs is paired",
             style="dim",
             markup=False,
             highlight=False,
             soft_wrap=True,
         )
+    _warn_partial(sides)
     if notes:
         # A difference measured across protocols may be the protocol's, not the model's: say so beside the table.
         hashes = {k: v or "none (run made before protocol cards)" for k, v in cards.items()}

@@ -198,6 +198,8 @@ def from_openai_response(payload: Any) -> Completion:
     refusal_text = message.get("refusal")
     finish = choice.get("finish_reason")
     usage = payload.get("usage") or {}
+    # The snapshot the provider answered with ("gpt-4o-2024-08-06" for the alias "gpt-4o").
+    snapshot = payload.get("model")
     return Completion(
         text=text if not refusal_text else f"{text}{refusal_text}",
         prompt_tokens=usage.get("prompt_tokens"),
@@ -205,6 +207,7 @@ def from_openai_response(payload: Any) -> Completion:
         finish_reason=finish,
         refusal=bool(refusal_text) or finish in REFUSAL_FINISH,
         letter_logprobs=letter_logprobs(choice),
+        extra={"model_snapshot": snapshot} if isinstance(snapshot, str) and snapshot else {},
     )
 
 

@@ -47,6 +47,7 @@ def write_score_files(
             r.group: {
                 "cells": {s.value: v for s, v in r.cells.items()},
                 "average": r.average,
+                "covers": [s.value for s in r.covers],
                 "n": r.n_questions,
             }
             for r in rows

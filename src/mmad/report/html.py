@@ -44,6 +44,7 @@ from mmad.report.leaderboard import (
 )
 from mmad.report.samples import SampleData, auto_thumb_size
 from mmad.report.tables import fmt
+from mmad.score.answers import covers_text
 from mmad.score.breakdown import GroupBy, breakdown
 from mmad.score.published import PublishedEntry, leakage_notes, load_published_results
 from mmad.score.table import Policy, ScoreTable
@@ -110,6 +111,7 @@ def _breakdown_rows(scores: RunScores, by: GroupBy) -> list[dict[str, Any]]:
             "name": b.group,
             "cells": [_cell(b.cells[s], 1) for s in SUBTASKS],
             "average": _cell(b.average, 1),
+            "covers": covers_text(b.covers),
             "n": b.n_questions,
         }
         for b in breakdown(scores.graded, by)

@@ -26,7 +26,7 @@ from mmad.data.schema import SOURCE_DATASETS, SUBTASKS, Subtask
 from mmad.errors import ConfigError
 from mmad.records.folder import RunFolder, open_run
 from mmad.report.tables import fmt
-from mmad.score.answers import GradedAnswer, any_reply, graded_from_record
+from mmad.score.answers import GradedAnswer, any_reply, covers_text, graded_from_record
 from mmad.score.published import PublishedEntry, load_published_results
 from mmad.score.table import Policy, ScoreTable, score_answers
 
@@ -61,6 +61,9 @@ class LeaderboardRow:
     seen_test_products: str = "none known"
     citation: str = ""
     card: dict[str, Any] = field(default_factory=dict)
+    covers: list[str] = field(default_factory=list)
+    """For a run, the subtasks its score is the mean of (a declined subtask is missing, not 0); for a
+    published row, empty: its figures are the source's."""
 
     @property
     def ranked(self) -> bool:
@@ -256,11 +259,18 @@ def run_row(
             if completeness.subset
             else "subset: run with --limit/--dataset/--category/--subtask"
         )
+    score = strict if policy is Policy.STRICT else upstream
+    per_subtask = strict_subtasks if policy is Policy.STRICT else upstream_subtasks
+    covers = [s.value for s in SUBTASKS if per_subtask.get(s.value) is not None]
     declined = scores.strict.declined
     if declined:
-        shorts = ", ".join(Subtask(d).short for d in declined)
-        marks.append(f"does not answer {shorts} (declined every question): its average covers fewer subtasks")
-    score = strict if policy is Policy.STRICT else upstream
+        shorts = ", ".join(s.short for s in SUBTASKS if s.value in declined)
+        counted = (
+            f"its average covers {covers_text(covers)}"
+            if policy is Policy.STRICT
+            else "the upstream policy (summary.py) counts them 0"
+        )
+        marks.append(f"does not answer {shorts} (declined every question): {counted}")
     if score is None:
         marks.append("no questions in this view")
     return LeaderboardRow(
@@ -277,7 +287,7 @@ def run_row(
         score=score,
         strict=strict,
         upstream=upstream,
-        subtasks=strict_subtasks if policy is Policy.STRICT else upstream_subtasks,
+        subtasks=per_subtask,
         overkill=overkill,
         miss=miss,
         asked=completeness.asked,
@@ -286,6 +296,7 @@ def run_row(
         eligible=completeness.complete and not subset and score is not None and not declined,
         marks=marks,
         card=card,
+        covers=covers,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mmad.data.schema import SUBTASKS, Subtask
+from mmad.score.answers import covers_text
 from mmad.score.breakdown import BreakdownRow
 from mmad.score.table import DETECTION_COLUMNS, ScoreTable
 
@@ -48,7 +49,7 @@ def table_to_markdown(table: ScoreTable, *, title: str | None = None) -> str:
     lines.append("")
     lines.append(
         f"Policy `{table.policy.value}`: {table.n_answers} answers, {table.n_counted} counted, "
-        f"{table.n_unanswered} counted without an answer."
+        f"{table.n_unanswered} counted without an answer. The Average covers {covers_text(table.average_covers)}."
     )
     lines.extend(f"- {note}" for note in table.notes)
     return "\n".join(lines) + "\n"
@@ -73,12 +74,14 @@ def table_to_dict(table: ScoreTable) -> dict[str, Any]:
                     **row.detection_metrics(),
                 },
                 "average": row.average,
+                "covers": [s.value for s in row.covers],
                 "complete": row.complete,
             }
         )
     return {
         "policy": table.policy.value,
         "average": table.average,
+        "average_covers": [s.value for s in table.average_covers],
         "subtask_averages": {s.value: v for s, v in table.average_cells.items()},
         "detection_averages": {c: table.average_detection[c] for c in DETECTION_COLUMNS},
         "rows": rows,
@@ -100,4 +103,11 @@ def breakdown_to_markdown(rows: list[BreakdownRow], *, title: str) -> str:
         values = [fmt(row.cells[s], 1) for s in SUBTASKS] + [fmt(row.average, 1), str(row.n_questions)]
         lines.append(f"| {row.group} | " + " | ".join(values) + " |")
     legend = ", ".join(f"{s.short} = {s.value}" for s in SUBTASKS)
-    return "\n".join([*lines, "", legend]) + "\n"
+    meaning = (
+        "A row's Average is the mean of the cells shown in it; – is a cell without questions, or one whose "
+        "every question the model declined (not a 0)."
+    )
+    declined = [s.short for s in SUBTASKS if any(s in row.declined for row in rows)]
+    if declined:
+        meaning += f" Declined by the model: {', '.join(declined)}."
+    return "\n".join([*lines, "", legend, "", meaning]) + "\n"

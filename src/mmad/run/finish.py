@@ -89,6 +89,7 @@ class _Outcome:
     failures: list[FailureCount] = field(default_factory=list)
     circular: CircularReport | None = None
     unparsed: list[str] = field(default_factory=list)
+    snapshots: Counter[str] = field(default_factory=Counter)
 
 
 UNPARSED_EXAMPLES = 3
@@ -128,6 +129,8 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
             stopped_reason="interrupted (Ctrl-C)" if interrupted else stats.stopped_reason,
             usage=usage,
         )
+        if outcome.snapshots:  # beside the alias in config.model: the models the provider says answered
+            meta["model_snapshots"] = dict(outcome.snapshots.most_common())
         store.write_meta(meta)
     finally:
         store.close()
@@ -184,6 +187,9 @@ def _read_outcome(prepared: PreparedRun) -> _Outcome:
                 if record.key not in wanted:
                     continue
                 outcome.present += 1
+                snapshot = record.extra.get("model_snapshot")
+                if isinstance(snapshot, str):
+                    outcome.snapshots[snapshot] += 1
                 if record.status is Status.ERROR:
                     outcome.failed += 1
                 if record.plain:

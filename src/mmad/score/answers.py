@@ -11,13 +11,13 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mmad._io import atomic_writer
-from mmad.data.schema import LETTERS, dataset_of, is_normal_key
+from mmad.data.schema import LETTERS, SUBTASKS, Subtask, dataset_of, is_normal_key
 from mmad.errors import AnswersFormatError
 from mmad.records.record import Record, Status, latest_records
 
@@ -70,6 +70,31 @@ class GradedAnswer:
         if self.official_answer is not None:
             return self.official_answer
         return self.answer or ""
+
+
+NOT_ANSWERS = frozenset({Status.ERROR.value, Status.REFUSED.value, Status.ABSTAINED.value})
+"""Outcomes that are not an answer: the request failed, or the model refused or declined by design.
+A reply without a letter (``unparsed``) is an answer, a wrong one, as in MMAD's protocol."""
+
+
+def is_answer(answer: GradedAnswer) -> bool:
+    """Whether the model answered the question (a letter, right or wrong, or a reply without one)."""
+    return answer.failure not in NOT_ANSWERS
+
+
+def covered(cells: Mapping[Subtask, float | None]) -> list[Subtask]:
+    """The subtasks an average over these cells covers (those with a figure), in the paper's order."""
+    return [s for s in SUBTASKS if cells.get(s) is not None]
+
+
+def covers_text(subtasks: Iterable[Subtask | str]) -> str:
+    """Which subtasks an average covers, in words: 'all 7 subtasks' or 'AD, DL (2 of 7 subtasks)'."""
+    chosen = [s if isinstance(s, Subtask) else Subtask(s) for s in subtasks]
+    if len(chosen) == len(SUBTASKS):
+        return f"all {len(SUBTASKS)} subtasks"
+    if not chosen:
+        return "no subtask"
+    return f"{', '.join(s.short for s in chosen)} ({len(chosen)} of {len(SUBTASKS)} subtasks)"
 
 
 def any_reply(answers: Iterable[GradedAnswer]) -> bool:

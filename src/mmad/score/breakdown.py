@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Subtask
-from mmad.score.answers import VALID_LETTERS, GradedAnswer
+from mmad.score.answers import VALID_LETTERS, GradedAnswer, covered
 from mmad.score.table import DetectionStats, Tally
 
 
@@ -28,7 +28,8 @@ _KEYS: dict[GroupBy, Callable[[GradedAnswer], str]] = {
 
 @dataclass
 class BreakdownRow:
-    """One group's accuracies (strict policy): None where the group has no such questions."""
+    """One group's accuracies (strict policy): None where the group has no such questions, or where
+    the model declined every one of them (as in the MMAD table: a declined cell is not a 0)."""
 
     group: str
     cells: dict[Subtask, float | None]
@@ -37,12 +38,23 @@ class BreakdownRow:
     average: float | None
     n_questions: int
 
+    @property
+    def covers(self) -> list[Subtask]:
+        """The subtasks its average covers."""
+        return covered(self.cells)
+
+    @property
+    def declined(self) -> list[Subtask]:
+        """The subtasks whose every question in this group the model declined."""
+        return [s for s in SUBTASKS if self.tallies[s].declined_all]
+
 
 def breakdown(answers: Iterable[GradedAnswer], by: GroupBy | str) -> list[BreakdownRow]:
     """Strict accuracies per group; Anomaly Discrimination is balanced where both classes occur.
 
     A defect-type group holds only normal or only abnormal images, so its Anomaly Discrimination
-    cell is the plain accuracy of that class.
+    cell is the plain accuracy of that class. A subtask the model declined on every question of
+    a group is missing there, and the group's average is over the subtasks it covers.
     """
     key = _KEYS[GroupBy(by)]
     tallies: dict[str, dict[Subtask, Tally]] = {}
@@ -59,6 +71,7 @@ def breakdown(answers: Iterable[GradedAnswer], by: GroupBy | str) -> list[Breakd
         tally.total += 1
         tally.correct += a.is_correct
         tally.unanswered += a.answer is None
+        tally.abstained += a.failure == "abstained"
         if subtask is Subtask.ANOMALY_DISCRIMINATION:
             side = detection[group].normal if a.is_normal else detection[group].abnormal
             side.total += 1
@@ -67,7 +80,9 @@ def breakdown(answers: Iterable[GradedAnswer], by: GroupBy | str) -> list[Breakd
     for group in sorted(tallies):
         cells: dict[Subtask, float | None] = {}
         for subtask in SUBTASKS:
-            if subtask is Subtask.ANOMALY_DISCRIMINATION:
+            if tallies[group][subtask].declined_all:
+                cells[subtask] = None
+            elif subtask is Subtask.ANOMALY_DISCRIMINATION:
                 balanced = detection[group].balanced()
                 cells[subtask] = balanced if balanced is not None else tallies[group][subtask].accuracy
             else:

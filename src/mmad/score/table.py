@@ -20,7 +20,7 @@ from enum import StrEnum
 from statistics import fmean
 
 from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Subtask
-from mmad.score.answers import VALID_LETTERS, GradedAnswer
+from mmad.score.answers import VALID_LETTERS, GradedAnswer, covered, covers_text
 
 
 class Policy(StrEnum):
@@ -115,6 +115,11 @@ class DatasetRow:
     complete: bool
     upstream: bool = False
 
+    @property
+    def covers(self) -> list[Subtask]:
+        """The subtasks its average covers (every column under the upstream policy, which counts 0)."""
+        return covered(self.cells)
+
     def detection_metrics(self) -> dict[str, float | None]:
         """Recall, Precision, F1, Overkill and Miss of this dataset.
 
@@ -154,6 +159,11 @@ class ScoreTable:
     notes: list[str] = field(default_factory=list)
     declined: list[str] = field(default_factory=list)
     """Subtasks whose every question the model declined (strict policy shows them as missing)."""
+
+    @property
+    def average_covers(self) -> list[Subtask]:
+        """The subtasks the headline average covers (those with a figure in the Average row)."""
+        return covered(self.average_cells)
 
     def row(self, name: str) -> DatasetRow:
         """The row of a dataset."""
@@ -301,7 +311,7 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
         names = ", ".join(s.short for s in SUBTASKS if s in declined)
         notes.append(
             f"the model declined every question of {names} (it does not do them): those cells are shown as "
-            "missing and left out of the averages, so its average covers fewer subtasks than a full row's"
+            f"missing and left out of the averages, so the Average covers {covers_text(covered(average_cells))}"
         )
     if one_class:
         notes.append(
