@@ -154,3 +154,29 @@ def test_the_snapshot_the_provider_reports_is_recorded_beside_the_alias(mmad_jso
     assert {r.extra.get("model_snapshot") for r in records} == {"random"}
     meta = json.loads((out / "run.json").read_text())
     assert meta["config"]["model"] == "compat:gpt-4o" and meta["model_snapshots"] == {"random": 3}
+
+
+def test_a_server_backend_is_told_what_it_will_not_honour(mmad_json: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Transformers/internvl_query.py loads one 448-px tile per image (load_image(max_num=1)); a vLLM
+    server tiles its own way and mmad cannot reach its processor. The dry run and the card say so;
+    an in-process model, or a recipe with nothing to say, gets no caveat."""
+    from mmad.cli import main
+    from mmad.data.official import load_benchmark
+    from mmad.protocol.strategies import StrategySet
+    from mmad.run.card import protocol_card
+
+    args = ["eval", "-d", str(mmad_json), "--recipe", "internvl", "--dry-run"]
+    assert main([*args, "-m", "vllm:OpenGVLab/InternVL2-8B"]) == 0
+    err = capsys.readouterr().err
+    assert "asked over HTTP" in err and "max_dynamic_patch" in err
+    assert main([*args, "-m", "random"]) == 0
+    assert "asked over HTTP" not in capsys.readouterr().err
+    benchmark = load_benchmark(mmad_json)
+
+    def card(model: str, recipe: str) -> dict[str, object]:
+        return protocol_card(RunConfig.from_flat(model, str(mmad_json), recipe=recipe), benchmark, StrategySet())
+
+    served = card("vllm:OpenGVLab/InternVL2-8B", "internvl")
+    assert "max_dynamic_patch" in str(served["server_not_honoured"])
+    assert "server_not_honoured" not in card("random", "internvl")
+    assert "server_not_honoured" not in card("openai:gpt-4o", "gpt4o")

@@ -283,6 +283,15 @@ def _dry_run(config: Any) -> None:
     how += [f"strategy {s}" for s in prompt.strategies] + (["circular"] if prompt.circular else [])
     how += ["blind"] if prompt.blind else []
     console.print(f"[bold]dry run[/] for {escape(config.model)} ({', '.join(how)}): nothing sent", highlight=False)
+    from mmad.run.recipes import server_caveats
+
+    for caveat in server_caveats(config.recipe, config.model):
+        err_console.print(
+            f"[yellow]warning[/]: {escape(config.model)} is asked over HTTP, which does not take this from the "
+            f"{config.recipe} recipe: {escape(caveat)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"  questions {result.questions}, requests {result.requests}, images sent {result.images_sent}")
     console.print(f"  tokens ≈ {result.prompt_tokens:,} in + {result.completion_tokens:,} out")
     if result.cost_usd is None or result.price is None:

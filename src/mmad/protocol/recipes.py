@@ -71,6 +71,9 @@ class Recipe(BaseModel):
     processor: dict[str, Any] = {}
     # The published rows were computed by helper/summary.py, whose numbers are the upstream policy's.
     policy: Literal["strict", "upstream"] = "upstream"
+    # What a model behind an HTTP server (vllm:, sglang:, compat:, ...) does not take from the recipe:
+    # the server's own processor prepares the pixels, and mmad cannot reach it.
+    server_caveats: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _known_fields(self) -> Recipe:
@@ -109,6 +112,10 @@ _REFUSAL_RETRY = "the script re-asks replies containing 'please', 'sorry', 'toda
 # Transformers/qwen2_5_vl_query.py: min_pixels = 64*28*28, max_pixels = 1280*28*28 (the image
 # processor's size in transformers 5, as mmad.models.hf.PRESETS gives it).
 _QWEN_PROCESSOR = {"size": {"shortest_edge": 64 * 28 * 28, "longest_edge": 1280 * 28 * 28}}
+_QWEN_SERVER = (
+    "the processor's 64-1280 28-px tokens per image: a server resizes with its own settings; start it with "
+    'them (vLLM: --mm-processor-kwargs \'{"min_pixels": 50176, "max_pixels": 1003520}\')'
+)
 _QWEN_LAYOUT = (
     "text layout: the script's separate text items ('Answer with the option's letter from the given "
     "choices directly! ', 'Following is the question list: ') and apply_chat_template(add_vision_id=True); "
@@ -192,6 +199,11 @@ RECIPES: dict[str, Recipe] = {
             decoding={"max_tokens": 128, "temperature": 0.0},
             answers={"parser": "upstream"},
             processor={"crop_to_patches": False},
+            server_caveats=(
+                "one 448-px tile per image (load_image(max_num=1); crop_to_patches=False in-process): a server "
+                "tiles each image its own way (vLLM's InternVL: up to 12 tiles and a thumbnail); start it with "
+                "--mm-processor-kwargs '{\"max_dynamic_patch\": 1}'",
+            ),
         ),
         Recipe(
             name="qwen2.5-vl",
@@ -213,6 +225,7 @@ RECIPES: dict[str, Recipe] = {
             decoding={"max_tokens": 128, "temperature": 0.0},
             answers={"parser": "upstream"},
             processor=_QWEN_PROCESSOR,
+            server_caveats=(_QWEN_SERVER,),
         ),
         Recipe(
             name="qwen2-vl",
@@ -229,6 +242,7 @@ RECIPES: dict[str, Recipe] = {
             decoding={"max_tokens": 128, "temperature": 0.0},
             answers={"parser": "upstream"},
             processor=_QWEN_PROCESSOR,
+            server_caveats=(_QWEN_SERVER,),
         ),
         Recipe(
             name="llava",

@@ -19,7 +19,7 @@ from mmad.protocol.messages import ImagePart, Prompt, TextPart
 from mmad.protocol.prompts import Extras, build_prompts
 from mmad.protocol.strategies import StrategySet
 from mmad.run.config import RunConfig
-from mmad.run.recipes import recipe_policy
+from mmad.run.recipes import recipe_policy, server_caveats
 
 HASH_LENGTH = 12
 _NOT_IN_HASH = frozenset({"mmad_version", "hash", "data_source", "data_provenance"})
@@ -93,6 +93,8 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         "answer_from": config.answers.answer_from,
         "judge": config.answers.judge,
         "scoring": _scoring(config.recipe),
+        # Only where there is something to say, so that other runs keep their card hash.
+        **({"server_not_honoured": caveats} if (caveats := server_caveats(config.recipe, config.model)) else {}),
         "data_sha256": benchmark.sha256,
         "data_source": str(benchmark.source),
         "data_provenance": _provenance(benchmark),

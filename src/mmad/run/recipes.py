@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mmad.models.presets import PRESETS
 from mmad.protocol.recipes import NO_RECIPE, RECIPES, get_recipe
 
 # protocol-layer field -> (config section, field)
@@ -50,6 +51,13 @@ def recipe_policy_note(name: str) -> str:
     )
 
 
+def server_caveats(recipe: str | None, model: str) -> list[str]:
+    """What a model behind an HTTP server does not take from its recipe (in-process models take all)."""
+    if not recipe or model.partition(":")[0] not in PRESETS:
+        return []
+    return list(get_recipe(recipe).server_caveats)
+
+
 def recipe_catalogue() -> list[dict[str, Any]]:
     """Every recipe (name, description, official script, published result files, exact or preset),
     and the published files no recipe reproduces, with the reason."""
@@ -61,6 +69,7 @@ def recipe_catalogue() -> list[dict[str, Any]]:
             "published": list(recipe.published),
             "exact": recipe.exact,
             "policy": recipe.policy,
+            "server_caveats": list(recipe.server_caveats),
             "not_reproduced": list(recipe.not_reproduced),
         }
         for recipe in RECIPES.values()
