@@ -17,6 +17,7 @@ from mmad.models.baselines import RandomModel
 from mmad.records import read_records
 from mmad.records.record import Status
 from mmad.serve.server import ChatServer, FaultPlan, serve_in_thread
+from tests.helpers.runs import copy_run, edit_records
 
 
 def _run(data: Path, out: Path, fault_rate: float) -> Path:
@@ -86,3 +87,18 @@ def test_a_run_without_any_reply_is_not_compared(runs: dict[str, Path], capsys: 
     assert code == 1 and "Traceback" not in text
     assert "nothing to compare" in text and "no question was answered by both" in text and "B error" in text
     assert "Average" not in captured.out, "no table of differences against a run that never answered"
+
+
+def test_an_interrupted_run_is_partial_and_its_unasked_questions_are_left_out(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cut = copy_run(runs["full"], tmp_path / "cut")
+    edit_records(cut, lambda i, r: r if i < 48 else None)
+    missing = len(read_records(runs["full"] / "records.jsonl")) - 48
+    capsys.readouterr()
+    assert main(["compare", str(runs["full"]), str(cut), "--samples", "100", "--json"]) == 0
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    assert payload["partial"] is True and payload["runs"]["b"]["missing"] == missing
+    assert payload["left_out"]["b"] == {"no record": missing} and payload["paired"] == 48
+    assert f"{missing} of its {48 + missing} selected questions were never asked" in " ".join(captured.err.split())
