@@ -88,7 +88,8 @@ def test_the_shipped_paper_ablations_grid_is_valid() -> None:
     cells = spec.cells()
     assert len(cells) == 2 * (3 * 2 * 8 + 7)  # 0 shots: one template kind, no expert agent (the oracle needs none)
     oracle = {(f"agent:gt:{n}",) for n in ("bbox", "contour", "highlight", "mask")}
-    assert {tuple(c.config.prompt.strategies) for c in cells} == {(), ("rag",), ("cot",), ("agent:expert:bbox",)} | oracle
+    plain = {(), ("rag",), ("cot",), ("agent:expert:bbox",)}
+    assert {tuple(c.config.prompt.strategies) for c in cells} == plain | oracle
     assert {c.config.prompt.shots for c in cells} == {0, 1, 2, 4}
     assert len(spec.skipped) == 2 and all("0shot" in name and "agent" in name for name in spec.skipped)
     assert all("needs --shots 1 or more" in reason for reason in spec.skipped.values())
