@@ -10,7 +10,8 @@ Hierarchy::
     ├── AnswersFormatError          an answers / records / results file cannot be read
     ├── DownloadError               the Hub cannot be reached, or the disk is too small
     ├── ConfigError                 a setting, flag or name is invalid (unknown model, bad subset, ...)
-    │   └── UnknownModelError       a "provider:model" name that no registry entry answers
+    │   ├── UnknownModelError       a "provider:model" name that no registry entry answers
+    │   └── TooFewTemplatesError    --shots asks for more template images than the benchmark lists
     ├── MissingExtraError           an optional dependency is not installed; names the pip extra
     ├── RunError                    a run directory cannot be created, resumed or trusted
     │   ├── BudgetExceededError     --max-cost was reached; the run stopped cleanly
@@ -60,6 +61,10 @@ class ConfigError(MMADError):
 
 class UnknownModelError(ConfigError):
     """No registered backend answers this model name."""
+
+
+class TooFewTemplatesError(ConfigError):
+    """Selected images list fewer template images than --shots shows (a sweep skips such a cell)."""
 
 
 class MissingExtraError(MMADError):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from mmad.data.formats import check_protocol
 from mmad.data.official import load_benchmark
 from mmad.data.schema import Benchmark
-from mmad.errors import ConfigError
+from mmad.errors import ConfigError, TooFewTemplatesError
 from mmad.models.prices import load_prices, price_for
 from mmad.protocol.strategies import DomainKnowledge, StrategySet, parse_strategies
 from mmad.run.config import RunConfig
@@ -44,7 +44,7 @@ def check_shots(benchmark: Benchmark, selection: Selection, config: RunConfig) -
             f"(e.g. {short[0].key} has {len(short[0].templates(shots, similar=similar))}; the most any of them "
             f"has is {most}); choose --shots {most} or fewer"
         )
-        raise ConfigError(msg)
+        raise TooFewTemplatesError(msg)
 
 
 def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Preflight:

@@ -49,7 +49,7 @@ from pydantic import (
 )
 
 from mmad._io import atomic_write_text
-from mmad.errors import ConfigError, MMADError, RunError
+from mmad.errors import ConfigError, MMADError, RunError, TooFewTemplatesError
 from mmad.protocol.agent import agent_problem
 from mmad.protocol.strategies import parse_strategies
 from mmad.records.folder import is_run_folder, open_run
@@ -432,24 +432,29 @@ class Sweep:
             handle.close()
 
 
-def preflight_cells(cells: list[Cell]) -> None:
+def preflight_cells(cells: list[Cell]) -> dict[str, str]:
     """Each cell's checks: its model's provider, and against its benchmark (selection, templates for its
     shots, the rag knowledge file, a price for --max-cost, the [ray] extra for the Ray engine), before any
-    cell runs: a bad cell must not wait behind good ones."""
+    cell runs: a bad cell must not wait behind good ones. A cell whose shots the benchmark's templates
+    cannot fill is returned (name -> reason) to be skipped: a grid of shot counts meets it by design."""
     from mmad.data.official import load_benchmark
     from mmad.models.registry import check_model_name
     from mmad.run.preflight import preflight
 
     loaded: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     for cell in cells:
         try:
             check_model_name(cell.config.model)  # an unknown provider is named now, not after the good cells ran
             if cell.config.data not in loaded:
                 loaded[cell.config.data] = load_benchmark(cell.config.data)
             preflight(cell.config, loaded[cell.config.data])
+        except TooFewTemplatesError as exc:
+            skipped[cell.name] = str(exc)
         except MMADError as exc:
             msg = f"sweep cell {cell.name}: {exc}"
             raise ConfigError(msg) from None
+    return skipped
 
 
 def _new_manifest(spec: SweepSpec, cells: list[Cell]) -> dict[str, Any]:
@@ -517,9 +522,15 @@ async def run_sweep(
         spec = with_absolute_paths(shared_cache(spec))
         manifest = {}
     cells = spec.cells()  # every cell is checked before any is run
-    preflight_cells(cells)
+    unfilled = preflight_cells(cells)
+    cells = [c for c in cells if c.name not in unfilled]
+    if not cells:
+        reasons = "; ".join(f"{name}: {why}" for name, why in unfilled.items())
+        msg = f"no cell of the sweep can be asked: {reasons}"
+        raise ConfigError(msg)
     if not resume:
         manifest = _new_manifest(spec, cells)
+        manifest["skipped"] = {**manifest["skipped"], **unfilled}
     ask = runner or _run_cell
     # Ray is joined before the folder is made: a sweep refused there leaves nothing behind.
     with _ray_for(cells), sweep.locked():
