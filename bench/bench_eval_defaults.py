@@ -15,9 +15,11 @@ image bytes (mmad's own encoding of each image, written to files the loop reads 
 back to back, alternating, `--rounds` times; the ratio of each round and the median are printed.
 Target: mmad at least 0.9x the bare loop's rate, cache empty and full.
 
-    python bench/bench_eval_defaults.py [--rounds 3] [--questions 2944] [--profile FILE]
+    python bench/bench_eval_defaults.py [--rounds 3] [--questions 2944] [--profile FILE] [--compare-src DIR]
 
 --profile also runs `mmad eval` (empty cache) once under cProfile and prints where its time goes.
+--compare-src also runs another mmad's `src/` each round (cache empty, and full of 30,000 replies
+in the one-file-per-reply form mmad kept before issue #22), for a before/after on the same box.
 """
 
 from __future__ import annotations
@@ -92,6 +94,14 @@ def fill_with_other_replies(folder: Path, n: int) -> None:
     cache.close()
 
 
+def fill_old_style(folder: Path, n: int) -> None:
+    """The same, as mmad before issue #22 kept it: one `<hash[:2]>/<hash>.json` file per reply."""
+    for i in range(n):
+        key = cache_key({"name": "another-model"}, f"prompt {i}", {})
+        (folder / key[:2]).mkdir(parents=True, exist_ok=True)
+        (folder / key[:2] / f"{key}.json").write_text(json.dumps({"text": "B", "prompt_tokens": 900}))
+
+
 def timed(
     command: list[str], env: dict[str, str] | None = None
 ) -> tuple[float, float, subprocess.CompletedProcess[str]]:
@@ -111,9 +121,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data-cache", type=Path, default=Path(tempfile.gettempdir()) / "mmad-bench")
     parser.add_argument("--profile", type=Path, default=None, help="also profile one empty-cache run into FILE")
+    parser.add_argument(
+        "--compare-src",
+        type=Path,
+        default=None,
+        help="the src/ folder of another mmad (e.g. `git archive 06f9ed3`), run the same way each round",
+    )
     args = parser.parse_args()
     data = fullsize_root(args.data_cache, size=96, suffix=".png")
     results: dict[str, list[tuple[float, float]]] = {"bare": [], "empty": [], "full": [], "warm": []}
+    if args.compare_src:
+        results.update({"other empty": [], "other full": []})
     with tempfile.TemporaryDirectory() as scratch_name, serving(latency=LATENCY) as base_url:
         scratch = Path(scratch_name)
         requests = prepared_requests(data, args.questions, scratch)
@@ -121,11 +139,12 @@ def main() -> None:
         bare_command = [sys.executable, str(Path(__file__).parent / "bare_openai_loop.py"), str(requests), base_url]
         bare_command.append(str(CONCURRENCY))
 
-        def mmad(tag: str, cache: Path, prefix: tuple[str, ...] = ()) -> tuple[float, float]:
-            out = scratch / f"run-{tag}-{time.monotonic_ns()}"
+        def mmad(tag: str, cache: Path, prefix: tuple[str, ...] = (), src: Path | None = None) -> tuple[float, float]:
+            out = scratch / f"run-{tag.replace(' ', '-')}-{time.monotonic_ns()}"
             command = [*prefix, "-m", "mmad", "eval", "-m", MODEL, "--base-url", base_url, "-d", str(data)]
             command += ["--out", str(out), "-c", str(CONCURRENCY), "--limit", str(args.questions)]
-            wall, cpu, run = timed([sys.executable, *command], {"MMAD_CACHE_DIR": str(cache)})
+            env = {"MMAD_CACHE_DIR": str(cache), **({"PYTHONPATH": str(src)} if src else {})}
+            wall, cpu, run = timed([sys.executable, *command], env)
             if run.returncode != 0:
                 sys.exit(f"mmad eval ({tag}) failed: {run.stderr[-2000:]}")
             return wall, cpu
@@ -141,6 +160,11 @@ def main() -> None:
             results["empty"].append(mmad("empty", empty))
             results["full"].append(mmad("full", full))
             results["warm"].append(mmad("warm", empty))  # the empty run's own replies are in it now
+            if args.compare_src:
+                old_full = scratch / f"cache-old-full-{round_}"
+                fill_old_style(old_full, OTHER_REPLIES)
+                results["other empty"].append(mmad("other empty", scratch / f"old-{round_}", src=args.compare_src))
+                results["other full"].append(mmad("other full", old_full, src=args.compare_src))
             row = ", ".join(
                 f"{k} {v[-1][0]:.1f} s ({n / v[-1][0]:.0f} q/s, CPU {v[-1][1]:.1f} s)" for k, v in results.items()
             )
@@ -148,10 +172,10 @@ def main() -> None:
         if args.profile:
             mmad("profile", scratch / "cache-profile", ("-m", "cProfile", "-o", str(args.profile)))
     print(f"\n{n} requests, concurrency {CONCURRENCY}, server latency {LATENCY} s, {os.cpu_count()} cores")
-    for tag in ("empty", "full", "warm"):
+    for tag in [t for t in results if t != "bare"]:
         ratios = [b[0] / m[0] for b, m in zip(results["bare"], results[tag], strict=True)]
         each = ", ".join(f"{r:.2f}" for r in ratios)
-        judged = "" if tag == "warm" else f" (target >= {TARGET}x)"
+        judged = f" (target >= {TARGET}x)" if tag in ("empty", "full") else ""
         median = statistics.median(ratios)
         print(f"mmad eval, cache {tag}: its rate / the bare loop's, per round {each}; median {median:.2f}x{judged}")
     bare_rate = statistics.median(n / w for w, _ in results["bare"])

@@ -65,7 +65,29 @@ def test_a_miss_runs_no_query_and_a_put_is_written_by_another_thread(tmp_path: P
     while _rows(tmp_path) < 501:  # the writer thread stores it without a flush
         assert time.monotonic() < deadline, "the queued reply was never written"
         time.sleep(0.02)
-    assert cache.get(_key(3)) == Completion(text="A")  # a hit is one query
+    cache.close()
+    reopened = ResponseCache(tmp_path)
+    hits: list[str] = []
+    reopened._db.set_trace_callback(hits.append)
+    assert reopened.get(_key(3)) == Completion(text="A")  # a small cache's replies are held in memory
+    assert reopened.get(_key(9999)) == Completion(text="C")
+    assert hits == []
+    reopened.close()
+
+
+def test_a_cache_too_large_to_hold_answers_a_hit_with_one_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filled = ResponseCache(tmp_path)
+    filled.put(_key(1), Completion(text="A"))
+    filled.close()
+    monkeypatch.setattr("mmad.run.cache.PRELOAD_BYTES", 10)
+    cache = ResponseCache(tmp_path)
+    statements: list[str] = []
+    cache._db.set_trace_callback(statements.append)
+    assert cache.get(_key(2)) is None and statements == []
+    assert cache.get(_key(1)) == Completion(text="A")
+    assert len(statements) == 1 and statements[0].startswith("SELECT value FROM responses")
     cache.close()
 
 

@@ -40,6 +40,8 @@ DEFAULT_MAX_MB = 512
 BATCH = 256
 """Replies queued before the writer thread writes them without waiting for WRITE_INTERVAL_S."""
 WRITE_INTERVAL_S = 0.5
+PRELOAD_BYTES = 64_000_000
+"""A cache holding at most this many bytes of replies is read whole into memory when it opens."""
 BUSY_TIMEOUT_MS = 30_000
 _LEGACY_NAME = re.compile(r"^[0-9a-f]{64}\.json$")
 
@@ -128,6 +130,7 @@ class ResponseCache:
         self.hits = 0
         self._unsaved_hits = 0
         self._keys: set[int] = set()
+        self._values: dict[str, str] = {}  # the stored replies' json, where they fit in PRELOAD_BYTES
         self._pending: dict[str, Completion] = {}
         self._last_id = 0
         self._db_lock = threading.Lock()  # one connection, used by the event loop (hits) and the writer
@@ -202,8 +205,19 @@ class ResponseCache:
         logger.info("read %d replies of an older mmad's cache in %s into %s", len(rows), self.folder, DATABASE)
 
     def _load_keys(self) -> None:
+        """The index, and the replies themselves when they are few enough to hold (PRELOAD_BYTES).
+
+        A hit then costs no query either: on the event loop, a query gives up the GIL, and getting
+        it back behind the image-prefetch thread cost milliseconds per hit on a busy machine.
+        """
         with self._db_lock:
             try:
+                (total,) = self._db.execute("SELECT value FROM meta WHERE name = 'bytes'").fetchone()
+                if total <= PRELOAD_BYTES:
+                    for row_id, key, value in self._db.execute("SELECT id, key, value FROM responses"):
+                        self._keys.add(_short(key))
+                        self._values[key] = value
+                        self._last_id = max(self._last_id, row_id)
                 self._refresh_keys()
             except sqlite3.DatabaseError as exc:
                 raise self._error(exc) from exc
@@ -226,7 +240,8 @@ class ResponseCache:
             return None
         completion = self._pending.get(key)
         if completion is None:
-            completion = self._read(key)
+            value = self._values.get(key)
+            completion = self._read(key) if value is None else _completion(value)
             if completion is None:
                 return None
         self.hits += 1
@@ -242,10 +257,7 @@ class ResponseCache:
                 return None
         if row is None:  # evicted, cleared, or another key with the same first 60 bits
             return None
-        try:
-            return Completion(**json.loads(row[0]))
-        except (ValueError, TypeError):
-            return None
+        return _completion(row[0])
 
     def put(self, key: str, completion: Completion) -> None:
         """Queue a completion; the writer thread stores it within WRITE_INTERVAL_S."""
@@ -362,12 +374,20 @@ class ResponseCache:
             self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # else the freed pages linger in the WAL file
             self._keys.clear()
+            self._values.clear()
         for path in legacy_files(self.folder):
             entries += 1
             path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 path.parent.rmdir()  # only once empty
         return entries
+
+
+def _completion(value: str) -> Completion | None:
+    try:
+        return Completion(**json.loads(value))
+    except (ValueError, TypeError):
+        return None  # written by a newer mmad with other fields: asked again
 
 
 @contextlib.contextmanager
