@@ -120,9 +120,12 @@ class TransformersModel(Model):
         self.processor_kwargs = {**preset_for(model_id), **(processor_kwargs or {})}
         if "trust_remote_code" in self.model_kwargs:
             self.processor_kwargs.setdefault("trust_remote_code", self.model_kwargs["trust_remote_code"])
+        # The Hub out of reach but the model cached: no request, no minutes of retries. Not kept in the
+        # kwargs: describe() (and so the response cache's key) stays the same online and off.
+        cached_only = {"local_files_only": True} if _hub_access(model_id) else {}
         processor_loader: Any = AutoProcessor
         try:
-            self.processor: Any = processor_loader.from_pretrained(model_id, **self.processor_kwargs)
+            self.processor: Any = processor_loader.from_pretrained(model_id, **{**cached_only, **self.processor_kwargs})
         except OSError as exc:  # not on disk, not in the cache, and the Hub unreachable or the name wrong
             raise ConfigError(_unloadable(model_id, exc)) from exc
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
@@ -130,7 +133,7 @@ class TransformersModel(Model):
         self.tokenizer = tokenizer
         model_loader: Any = AutoModelForImageTextToText
         try:
-            loaded = model_loader.from_pretrained(model_id, dtype=torch_dtype, **self.model_kwargs)
+            loaded = model_loader.from_pretrained(model_id, dtype=torch_dtype, **{**cached_only, **self.model_kwargs})
         except OSError as exc:
             raise ConfigError(_unloadable(model_id, exc)) from exc
         if "device_map" in self.model_kwargs:
@@ -221,6 +224,59 @@ class TransformersModel(Model):
     async def generate(self, request: Request) -> Completion:
         """Queue the request; requests that arrive within a short window are generated together."""
         return await self.batcher.submit(request)
+
+
+HUB_PROBE_TIMEOUT_S = 5.0
+"""How long the Hub may take to answer one request before an uncached model is refused."""
+
+
+def _hub_access(model_id: str) -> bool:
+    """Whether to load from the Hugging Face cache alone (the Hub cannot be reached, the model is cached).
+
+    Without network, transformers waits on the Hub (retries, time-outs per file) for minutes before
+    its error. One request with a short time-out says at once whether the Hub answers; a model
+    neither on disk nor in the cache is then refused straight away.
+    """
+    from pathlib import Path
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if Path(model_id).expanduser().exists() or constants.HF_HUB_OFFLINE:
+        return False  # a folder, or offline already: transformers does not go to the Hub
+    reason = _hub_unreachable(constants.ENDPOINT)
+    if reason is None:
+        return False
+    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        logger.info("the Hub cannot be reached (%s); loading %s from the Hugging Face cache", reason, model_id)
+        return True
+    msg = (
+        f"hf:{model_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the Hub at "
+        f"{constants.ENDPOINT} cannot be reached ({reason}). Fetch it where there is a network "
+        f"(`hf download {model_id}`) and copy the cache here, or give a local folder (hf:/path/to/model)"
+    )
+    raise ConfigError(msg)
+
+
+def _hub_unreachable(endpoint: str) -> str | None:
+    """Why the Hub does not answer one request within HUB_PROBE_TIMEOUT_S (None when it answers)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{endpoint.rstrip('/')}/api/models?limit=1", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=HUB_PROBE_TIMEOUT_S):
+            return None
+    except urllib.error.HTTPError:
+        return None  # any HTTP status: the Hub answered
+    except TimeoutError:
+        return f"no answer within {HUB_PROBE_TIMEOUT_S:.0f} s"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            return f"no answer within {HUB_PROBE_TIMEOUT_S:.0f} s"
+        return str(getattr(reason, "strerror", None) or reason)
+    except OSError as exc:
+        return str(exc.strerror or exc)
 
 
 def _unloadable(model_id: str, exc: OSError) -> str:
