@@ -63,6 +63,7 @@ def test_a_model_it_does_not_serve_gets_404_as_from_a_real_server() -> None:
         ):
             _ask(server.base_url, model="gpt-4o")
         assert _ask(server.base_url, model="fixed:B").choices[0].message.content == "Answer: B"
+        assert _ask(server.base_url, model="fixed").choices[0].message.content == "Answer: B"  # the family
 
 
 def test_a_fault_rate_without_fault_kinds_is_refused() -> None:

@@ -226,7 +226,9 @@ class ChatServer:
             name = json.loads(body).get("model")
         except (ValueError, AttributeError):
             return None  # an unreadable body gets its 400 below
-        if not isinstance(name, str) or name in {self.model_name, self.model.name}:
+        # The backend's family answers too: `mmad:fixed` asks `mmad serve --model fixed:A` for "fixed".
+        served = {self.model_name, self.model.name, self.model_name.partition(":")[0]}
+        if not isinstance(name, str) or name in served:
             return None
         return name
 
