@@ -136,3 +136,21 @@ def test_leaderboard_and_report_leave_declined_subtasks_missing(
             declined = [cells[i] for i, s in enumerate(SUBTASKS) if s.value in DECLINED]
             assert declined == ["–"] * len(DECLINED), (kind, body)
             assert 'title="mean of AD' in body or 'title="mean of DL' in body, body
+
+
+def test_a_sweep_cell_of_the_expert_names_what_its_averages_cover(mmad_json: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from mmad.run.sweep import SweepSpec, run_sweep
+    from mmad.run.sweep_table import sweep_rows, write_sweep_table
+
+    settings = {"limit": 30, "cache": False}
+    spec = SweepSpec.parse({"data": str(mmad_json), "models": ["expert"], "circular": [True], "settings": settings})
+    asyncio.run(run_sweep(spec, tmp_path / "sweep"))
+    write_sweep_table(tmp_path / "sweep")
+    (row,) = sweep_rows(tmp_path / "sweep")
+    assert row.covers and set(row.covers) <= set(ANSWERED)
+    assert all(row.subtasks[s] is None and row.circular_subtasks[s] is None for s in DECLINED)
+    text = (tmp_path / "sweep" / "sweep_table.md").read_text()
+    shorts = ", ".join(Subtask(s).short for s in row.covers)
+    assert f"- {row.cell}: {shorts} ({len(row.covers)} of 7 subtasks)" in text

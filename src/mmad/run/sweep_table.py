@@ -17,7 +17,7 @@ from mmad._io import atomic_write_text
 from mmad.data.schema import SUBTASKS
 from mmad.records.folder import is_run_folder, open_run
 from mmad.run.sweep import Sweep
-from mmad.score.answers import any_reply, graded_from_records
+from mmad.score.answers import any_reply, covers_text, graded_from_records
 from mmad.score.circular import circular_report
 from mmad.score.table import score_answers
 
@@ -37,6 +37,8 @@ class SweepRow:
     """A --circular cell's share of questions right under every rotation of their options (the
     plain figures beside it are the unrotated posing's); None for a plain cell."""
     circular_subtasks: dict[str, float | None] = field(default_factory=dict)
+    covers: list[str] = field(default_factory=list)
+    """The subtasks the cell's Average is the mean of (a subtask the model declined is missing, not 0)."""
 
 
 def sweep_rows(folder: str | Path) -> list[SweepRow]:
@@ -70,6 +72,7 @@ def sweep_rows(folder: str | Path) -> list[SweepRow]:
                 subtasks={s.value: table.average_cells.get(s) for s in SUBTASKS},
                 circular=by_group.get("All"),
                 circular_subtasks={s.value: by_group.get(s.value) for s in SUBTASKS} if circular is not None else {},
+                covers=[s.value for s in table.average_covers],
             )
         )
     return rows
@@ -93,6 +96,10 @@ def render_markdown(rows: list[SweepRow], title: str = "MMAD sweep") -> str:
         "unrotated posing's; Circular (--circular cells) is the share of questions answered right under every "
         "rotation of their options; " + ", ".join(f"{s.short} = {s.value}" for s in SUBTASKS) + ".",
     ]
+    narrower = [row for row in rows if row.average is not None and len(row.covers) < len(SUBTASKS)]
+    if narrower:
+        lines += ["", "Averages over fewer subtasks (– is a subtask without questions, or one the model declined):"]
+        lines += [f"- {row.cell}: {covers_text(row.covers)}" for row in narrower]
     return "\n".join(lines) + "\n"
 
 
