@@ -17,6 +17,7 @@ from mmad.cli import main
 from mmad.errors import CacheError
 from mmad.models.base import Completion
 from mmad.run.cache import DATABASE, ResponseCache, cache_key
+from tests.helpers.serving import running_server
 
 
 def _key(i: int, model: str = "m") -> str:
@@ -123,6 +124,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_two_processes_writing_at_once_keep_both_sets(tmp_path: Path) -> None:
     start = time.time() + 1.5
     procs = [
@@ -139,6 +141,7 @@ def test_two_processes_writing_at_once_keep_both_sets(tmp_path: Path) -> None:
     cache.close()
 
 
+@pytest.mark.subprocess
 def test_an_open_cache_sees_what_another_process_stored(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path)
     start = time.time()
@@ -196,3 +199,25 @@ def test_cache_info_and_clear_commands(
     assert "removed 10 replies" in capsys.readouterr().out
     assert main(["cache", "info", "--dir", str(folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"] == 0
+
+
+@pytest.mark.slow
+def test_eval_stores_its_replies_and_an_unusable_cache_folder_is_exit_2(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "responses"
+    monkeypatch.setenv("MMAD_CACHE_DIR", str(folder))
+    with running_server() as server:
+        command = ["eval", "-m", "mmad:random", "-d", str(mmad_json), "--base-url", server.base_url, "-c", "8"]
+        assert main([*command, "--out", str(tmp_path / "a")]) == 0
+        asked = _rows(folder)
+        assert asked > 0 and not any(folder.glob("??/*.json"))  # one database, no file per reply
+        assert server.stats.requests > 0
+        before = server.stats.requests
+        assert main([*command, "--out", str(tmp_path / "b")]) == 0
+        assert server.stats.requests == before  # every reply came from the cache
+        capsys.readouterr()
+        monkeypatch.setenv("MMAD_CACHE_DIR", str(tmp_path / "a" / "run.json"))  # a file, not a folder
+        assert main([*command, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "response cache folder" in err and "--no-cache" in err
