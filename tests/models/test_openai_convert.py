@@ -142,6 +142,10 @@ def test_letter_logprobs() -> None:
         (401, "bad key", None, PermanentError, "auth"),
         (400, '{"code": "content_filter"}', None, PermanentError, "refused"),
         (400, "bad image", None, PermanentError, "bad_request"),
+        # Text-only models' servers sent images: every request would fail alike, so none is retried.
+        (500, '{"message": "image input is not supported - hint: ... mmproj"}', None, PermanentError, "images_refused"),
+        (500, '{"detail": "can only concatenate str (not \\"list\\") to str"}', None, PermanentError, "images_refused"),
+        (400, "Qwen/Qwen2.5-7B is not a multimodal model", None, PermanentError, "images_refused"),
     ],
 )
 def test_status_classes(status, body, after, kind, cls) -> None:
