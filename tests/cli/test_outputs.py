@@ -138,3 +138,88 @@ def test_a_key_in_an_error_or_a_log_message_is_scrubbed(
     logging.getLogger("mmad.models.openai_api").warning("key sk-abcdefghijklmnopqrstuv rejected")
     err = capsys.readouterr().err
     assert secret not in err and "sk-abcdefghijklmnop" not in err and err.count("***") == 2
+
+
+def _numbers(run: Path) -> set[str]:
+    """Every figure of a run's MMAD table as the terminal prints it: cells, averages, Overkill and Miss."""
+    from mmad.report.tables import fmt, table_rows
+    from mmad.score.load import load_answers
+    from mmad.score.table import score_answers
+
+    table = score_answers(load_answers(run), "strict")
+    found = {fmt(v) for _, cells, average in table_rows(table) for v in (*cells, average) if v is not None}
+    for metrics in [*(r.detection_metrics() for r in table.rows), table.average_detection]:
+        found |= {fmt(metrics[k]) for k in ("Overkill", "Miss") if metrics[k] is not None}
+    return found
+
+
+@pytest.mark.parametrize("command", ["eval", "score"])
+def test_at_80_columns_every_number_and_dataset_name_is_printed_whole(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    run = tmp_path / "run"
+    assert _eval(mmad_json, run) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "80")
+    assert (main(["eval", "--resume", str(run)]) if command == "eval" else main(["score", str(run), "--no-plot"])) == 0
+    out = capsys.readouterr().out
+    table = out.split("policy strict")[0]
+    assert "…" not in out
+    assert all(len(line) <= 80 for line in table.splitlines())
+    tokens = set(table.split())
+    assert {"DS-MVTec", "MVTec-LOCO", "VisA", "GoodsAD", "Average", "Overkill", "Miss"} <= tokens
+    numbers = _numbers(run)
+    assert len(numbers) > 10 and numbers <= tokens
+    assert "AD = Anomaly Discrimination" in out  # the short column names are explained
+
+
+def test_piped_progress_is_a_plain_line_on_stderr_every_few_seconds() -> None:
+    import io
+
+    from rich.console import Console
+
+    from mmad.cli.common import CliProgress, simple_progress
+
+    now = [0.0]
+    log = io.StringIO()
+    piped = Console(file=log, width=80)  # not a terminal: a bar could not redraw
+    with CliProgress(*simple_progress().columns, console=piped, every_s=5.0, clock=lambda: now[0]) as bar:
+        task = bar.add_task("building", total=100)
+        for step in range(1, 101):
+            now[0] = step * 0.5  # 50 s in all
+            bar.update(task, completed=step)
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("building: 1/100 (1%)")
+    assert lines[-1].startswith("building: 100/100 (100%)") and "done in" in lines[-1]
+    assert 9 <= len(lines) <= 12  # one every 5 s of the 50, not one per update
+    assert all("\x1b" not in line and "━" not in line for line in lines)  # plain text, no bar frames
+    log.truncate(0)
+    with CliProgress(*simple_progress().columns, console=piped) as bar:
+        bar.update(bar.add_task("compat:x [b]", total=2), completed=2)
+    assert log.getvalue().strip("\x00").splitlines() == ["compat:x [b]: 2/2 (100%), done in 0:00:00"]  # no emoji
+
+
+def test_eval_without_a_terminal_prints_progress_lines_to_stderr(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _eval(mmad_json, tmp_path / "run", "--limit", "12") == 0
+    captured = capsys.readouterr()
+    progress = [line for line in captured.err.splitlines() if line.startswith("random: ")]
+    assert progress and progress[-1].startswith("random: 12/12 (100%)")
+    assert "random: " not in captured.out  # stdout holds only the results
+
+
+@pytest.mark.expert
+def test_the_backbones_loading_message_is_logged_not_printed_to_stdout(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from mmad.expert.patchcore import PatchCoreExpert
+
+    monkeypatch.setattr(PatchCoreExpert, "_shared", {})  # load the backbone afresh, as a new process does
+    with caplog.at_level(logging.INFO, logger="mmad.expert"):
+        PatchCoreExpert()
+    assert "Loaded pretrained" not in capfd.readouterr().out  # stdout holds only results
+    assert "Loaded pretrained weights for efficientnet-lite0" in caplog.text

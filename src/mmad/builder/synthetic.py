@@ -297,10 +297,13 @@ def make_synthetic_dataset(
     n_test_good: int = 6,
     n_per_defect: int = 4,
     categories: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SyntheticDataset:
-    """Write the synthetic dataset in MVTec AD layout under root; deterministic from seed."""
+    """Write the synthetic dataset in MVTec AD layout under root; deterministic from seed.
+    ``progress`` is called with (done, total) images."""
     target = Path(root)
     chosen = categories or list(DEFECTS)
+    total = sum(n_train + n_test_good + n_per_defect * len(DEFECTS[c]) for c in chosen)
     rng = np.random.default_rng(seed)
     count = 0
     knowledge: dict[str, dict[str, str]] = {}
@@ -312,6 +315,8 @@ def make_synthetic_dataset(
                 placed, _ = pose(category, scene(category, size, rng), None, rng)
                 capture(placed, rng).save(base / split / folder / f"{i:03d}.png", compress_level=1)
                 count += 1
+                if progress is not None:
+                    progress(count, total)
         for kind in DEFECTS[category]:
             (base / "test" / kind).mkdir(parents=True, exist_ok=True)
             (base / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
@@ -326,6 +331,8 @@ def make_synthetic_dataset(
                     base / "ground_truth" / kind / f"{i:03d}_mask.png"
                 )
                 count += 1
+                if progress is not None:
+                    progress(count, total)
         entries = {"good": f" <Normal Characteristics>\n Description: {KNOWLEDGE_GOOD[category]}"}
         for kind in DEFECTS[category]:
             title = kind.replace("_", " ").title()

@@ -15,7 +15,7 @@ import typer
 from rich.logging import RichHandler
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption, UsageError
 
-from mmad.cli.common import err_console
+from mmad.cli.common import err_console, fit_consoles
 from mmad.errors import MMADError
 from mmad.run.secrets import redact
 
@@ -45,6 +45,7 @@ def _configure(
     # Only mmad's loggers get louder: other libraries' debug output would drown the run's.
     from mmad.run.secrets import RedactingFilter
 
+    fit_consoles()
     handler = RichHandler(console=err_console, show_path=False)
     # On the handler, not a logger: a filter on a logger misses its children's records.
     handler.addFilter(RedactingFilter())

@@ -117,7 +117,13 @@ def demo_command(
                 tasks[name] = add_run_task(bar, name)
             show_stats(bar, tasks[name], stats)
 
-        result = run_demo(out, seed=seed, on_progress=on_progress, fresh=False)
+        def on_step(step: str, done: int, total: int) -> None:
+            name = {"generating": "generating images", "building": "building benchmark"}.get(step, step)
+            if name not in tasks:
+                tasks[name] = add_run_task(bar, name)
+            bar.update(tasks[name], completed=done, total=total)
+
+        result = run_demo(out, seed=seed, on_progress=on_progress, on_step=on_step, fresh=False)
     for name, run in result.runs.items():
         console.print(render_table(run.table, f"{name} — {SMOKE_TEST_LABEL}"))
     console.print(f"benchmark: {result.benchmark}; runs: {result.folder / 'runs'}; {time.monotonic() - started:.0f} s")

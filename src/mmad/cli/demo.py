@@ -75,13 +75,17 @@ def run_demo(
     seed: int = 0,
     fresh: bool = False,
     on_progress: Callable[[str, EngineStats], None] | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
 ) -> DemoResult:
-    """Generate, build, serve and evaluate; returns the runs."""
+    """Generate, build, serve and evaluate; returns the runs. ``on_step`` is called with (step, done,
+    total) while the dataset is generated ('generating') and its benchmark built ('building')."""
     root = Path(folder)
     prepare_demo_folder(root, replace=fresh)
-    source = make_synthetic_dataset(root / "source", seed=seed)
+    generating = (lambda done, total: on_step("generating", done, total)) if on_step else None
+    source = make_synthetic_dataset(root / "source", seed=seed, progress=generating)
     bench_dir = root / "benchmark"
-    build_benchmark(source.root, bench_dir, name=DATASET_NAME, seed=seed, knowledge=source.knowledge)
+    building = (lambda done, total: on_step("building", done, total)) if on_step else None
+    build_benchmark(source.root, bench_dir, name=DATASET_NAME, seed=seed, knowledge=source.knowledge, progress=building)
     result = DemoResult(folder=root, benchmark=bench_dir / "mmad.json")
     for name, factory in demo_models().items():
         progress = (lambda stats, n=name: on_progress(n, stats)) if on_progress else None

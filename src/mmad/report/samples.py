@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,14 +93,21 @@ class Thumbnails:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def render(self, size: int, folder: Path | None = None) -> list[str | None]:
-        """The sources in index order: data URLs, or ``thumbs/<digest>.jpg`` files written under folder."""
+    def render(
+        self, size: int, folder: Path | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> list[str | None]:
+        """The sources in index order: data URLs, or ``thumbs/<digest>.jpg`` files written under folder;
+        ``progress`` is called with (done, total) thumbnails."""
         workers = min(8, (os.cpu_count() or 1) + 1)
         # Set here, not in the threads (the filters are global): an image over Pillow's bomb warning limit
         # is refused in thumbnail_jpeg with a logged line, so the warning itself would only repeat it.
         with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            blobs = list(pool.map(lambda p: thumbnail_jpeg(p, size), self.paths))
+            blobs = []
+            for blob in pool.map(lambda p: thumbnail_jpeg(p, size), self.paths):
+                blobs.append(blob)
+                if progress is not None:
+                    progress(len(blobs), len(self.paths))
         sources: list[str | None] = []
         for blob in blobs:
             if blob is None:
