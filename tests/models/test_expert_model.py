@@ -21,7 +21,7 @@ from mmad.data.official import load_benchmark
 from mmad.data.schema import Benchmark
 from mmad.errors import DataError
 from mmad.expert.patchcore import DetectorSettings, PatchCoreExpert
-from mmad.models.base import Request
+from mmad.models.base import Completion, Request
 from mmad.models.expert_model import ExpertModel, category_of_key, key_under_root
 from mmad.protocol.messages import ImagePart, Message, TextPart
 from mmad.records.record import read_records
@@ -260,3 +260,65 @@ def test_the_response_cache_never_serves_an_answer_from_another_fit(builds: dict
     Image.fromarray(pixels).save(folder / template)
     refit = evaluate("expert:category", folder / "mmad.json", out=tmp_path / "refit", **common)
     assert refit.stats.cached == 0 and refit.stats.done == first.stats.done
+
+
+@pytest.mark.slow
+def test_each_category_is_fitted_once_per_process(
+    builds: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Fits are keyed on the settings, the mode and the normal images' contents: the same photos built
+    again (copied instead of linked) and a run of an expert that was fitted already cost no fit;
+    other settings or other photos do."""
+    from mmad.models import expert_model
+
+    monkeypatch.setattr(expert_model, "_fits", {})  # as in a fresh process
+    made: list[int] = []
+    real = expert_model.calibrate
+    monkeypatch.setattr(expert_model, "calibrate", lambda *a, **k: made.append(len(a[1])) or real(*a, **k))
+
+    first = expert_model.fitted_expert(builds["linked"], image_size=160)
+    assert first.fits_made == len(CATEGORIES) == len(made)
+    again = expert_model.fitted_expert(builds["copied"] / "mmad.json", image_size=160)
+    assert again.fits_made == 0 and len(made) == len(CATEGORIES)
+    assert again.thresholds == first.thresholds and again.expert is first.expert  # one detector, one feature cache
+
+    from mmad.api import evaluate_async
+    from mmad.run.config import RunConfig
+
+    config = RunConfig.from_flat("expert", str(builds["linked"] / "mmad.json"), cache=False)
+    run = asyncio.run(evaluate_async(config, out=tmp_path / "run", model=again))
+    assert run.complete and len(made) == len(CATEGORIES)  # the engine's prepare found every category fitted
+
+    assert expert_model.fitted_expert(builds["other"], image_size=160).fits_made == len(CATEGORIES)
+    assert expert_model.fitted_expert(builds["linked"], image_size=224).fits_made == len(CATEGORIES)
+    assert expert_model.fitted_expert(builds["linked"], fit_on="category", image_size=160).fits_made == len(CATEGORIES)
+
+
+def test_an_image_is_inspected_once_for_all_its_questions(
+    builds: dict[str, Path], expert: PatchCoreExpert, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Questions the expert cannot answer cost no inspection; an image's AD and DL questions (one request
+    each in the per-question protocol) share one."""
+    bench = _bench(builds["copied"])
+    item = next(i for i in bench.items if not i.is_normal)
+    template = ImagePart(path=str(bench.resolve(item.random_templates[0])), role="template")
+    query = ImagePart(path=str(bench.resolve(item.key)))
+    model = ExpertModel(expert)
+    model.prepare(bench)
+    seen: list[str | None] = []
+    real = model.inspect
+    monkeypatch.setattr(model, "inspect", lambda q, t: seen.append(q.path) or real(q, t))
+
+    def ask(text: str) -> Completion:
+        message = Message(role="user", parts=(template, query, TextPart(text=text)))
+        return asyncio.run(model.generate(Request(messages=(message,))))
+
+    analysis = ask("Question: What is the type of the defect? \nA. Stain.\nB. Scratch.\n")
+    assert analysis.abstained and seen == []
+    detect = ask("Question: Is there any defect in the object? \nA. Yes.\nB. No.\n")
+    where = ask("Question: Where is the defect? \nA. Top left.\nB. Bottom right.\nC. Center.\n")
+    assert detect.text in {"Answer: A", "Answer: B"} and where.text in {"Answer: A", "Answer: B", "Answer: C"}
+    assert seen == [query.path]
+    other = ImagePart(path=str(bench.resolve(next(i for i in bench.items if i.key != item.key).key)))
+    asyncio.run(model.generate(_request(other, template)))
+    assert seen == [query.path, other.path]

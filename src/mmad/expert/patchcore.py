@@ -6,10 +6,13 @@ grid of 1/8 of the input side. The memory bank holds every patch of the normal i
 fitted on (the query's templates, as the paper's agent does, or a category's normal images). A
 query patch's anomaly is its distance to the nearest bank patch; the map is that distance
 smoothed (Gaussian, σ = 4 px of a 224 px input, scaled with the input) at the input's
-resolution, then resized to the image. With a calibration (`calibrate`), the map is divided by
-the category's envelope, the normal level of each position. The image score is the maximum of
-the map at the input's resolution. Field names follow anomalib: ``pred_score``,
-``anomaly_map``, ``pred_label``.
+resolution, then resized to the image. The image score is the maximum of the map at the input's
+resolution; with a calibration (`calibrate`), of the map divided by the category's envelope, the
+normal level of each position. The envelope is a per-position threshold for that score only: the
+map a result carries (where the defect is) stays the undivided distance, since dividing it moves
+its peak towards the quiet positions where the envelope is low, away from a defect on a busy
+part (Defect Localization on the demo benchmark fell from 91 to 77 when answers were read from
+the divided map). Field names follow anomalib: ``pred_score``, ``anomaly_map``, ``pred_label``.
 
 Why these settings (figures in docs/benchmarks.md, bench/bench_expert_small_defects.py): at
 224 px a defect of 0.1-0.7% of the image covers less than one 8 px cell and the image's
@@ -75,8 +78,8 @@ class DetectorSettings:
 class ExpertResult:
     """What the expert sees in one image."""
 
-    pred_score: float
-    anomaly_map: np.ndarray  # float32, the input image's size (height, width)
+    pred_score: float  # the map's maximum, divided by the envelope when there is one
+    anomaly_map: np.ndarray  # float32, the input image's size (height, width); never divided by the envelope
 
     def pred_label(self, threshold: float) -> bool:
         """Defective or not at a threshold."""
@@ -198,6 +201,17 @@ class PatchCoreExpert:
         """The smoothed anomaly map of a patch grid against a bank, at the input's resolution."""
         _channels, height, width = grid.shape
         distances = self.torch.cdist(grid.flatten(1).T, bank).min(dim=1).values.reshape(height, width).cpu().numpy()
+        return self.smooth(distances)
+
+    def nearest_both_ways(self, first: Any, second: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Each patch's distance to the nearest patch of the other grid, for both grids, from one cdist."""
+        distances = self.torch.cdist(first.flatten(1).T, second.flatten(1).T)
+        one = distances.min(dim=1).values.reshape(first.shape[1:]).cpu().numpy()
+        two = distances.min(dim=0).values.reshape(second.shape[1:]).cpu().numpy()
+        return one, two
+
+    def smooth(self, distances: np.ndarray) -> np.ndarray:
+        """A grid of nearest-patch distances as an anomaly map at the input's resolution."""
         side = self.image_size
         full = np.asarray(Image.fromarray(distances.astype(np.float32)).resize((side, side), Image.Resampling.BILINEAR))
         smoothed: np.ndarray = ndimage.gaussian_filter(full, sigma=self.settings.sigma_224 * side / 224)
@@ -214,8 +228,8 @@ class PatchCoreExpert:
         """Fit on the normal image(s) and score the query: image score and anomaly map.
 
         A normal image may be given as a loader (called only when its key is not cached). With an
-        envelope (see `calibrate`), the map is the distance divided by it: how many times the
-        normal level of that position.
+        envelope (see `calibrate`), the score is the maximum of the distance divided by it (how
+        many times the normal level of that position); the map stays the distance.
         """
         keys = list(keys) if keys is not None else [None] * len(normals)
         grids = [
@@ -223,11 +237,10 @@ class PatchCoreExpert:
             for normal, key in zip(normals, keys, strict=True)
         ]
         local = self.score_map(self.features([query])[0], self.bank(grids))
-        if envelope is not None:
-            local = local / envelope
+        score = float((local / envelope).max()) if envelope is not None else float(local.max())
         width, height = query.size
         resized = local if local.shape == (height, width) else _resize(local, width, height)
-        return ExpertResult(pred_score=float(local.max()), anomaly_map=resized)
+        return ExpertResult(pred_score=score, anomaly_map=resized)
 
 
 @dataclass(frozen=True)
@@ -260,29 +273,55 @@ def calibrate(
     Each normal image is scored against the bank a query would meet: all the other normal images
     (``pooled``, a category's bank) or each other one in turn (a query's one template). The
     envelope is the pixelwise maximum of those maps. The threshold is ``margin`` × the highest
-    normal score divided by an envelope made without that image's own maps (so the image does
-    not set its own bar); ``plain_threshold`` is ``plain_margin`` × the highest undivided score.
-    Images with a position-dependent normal level (the borders of a shifted capture, a shiny
-    part) thus get a threshold per position; small defects in quiet regions stand out.
+    normal score divided by an envelope made without that image, as the query and as (part of)
+    the bank alike: an image held out only as the query still shapes the envelope through the
+    maps where it is the bank, which sit high exactly where it differs from the others, so its
+    own ratio came out low and so did the threshold (overkill 5/36 on the demo benchmark,
+    2/36 held out both ways). In pooled mode the held-out envelope is made of the other images
+    each scored against a bank without the held-out one. ``plain_threshold`` is ``plain_margin``
+    × the highest undivided score. Images with a position-dependent normal level (the borders of
+    a shifted capture, a shiny part) thus get a threshold per position; small defects in quiet
+    regions stand out. With only two images no map leaves one out both ways: the envelope is
+    flat and the threshold is the undivided one.
     """
     count = len(grids)
     if count < 2:
         msg = f"calibrating the expert needs at least 2 normal images, got {count}"
         raise DataError(msg)
+    nearest: dict[tuple[int, int], np.ndarray] = {}
+
+    def map_of(query: int, bank: tuple[int, ...]) -> np.ndarray:
+        # The nearest patch in a bank is the nearest of the nearest patches in each of its images, so one
+        # cdist per pair of images serves every bank, both ways round.
+        for other in bank:
+            if (query, other) not in nearest:
+                nearest[query, other], nearest[other, query] = expert.nearest_both_ways(grids[query], grids[other])
+        return expert.smooth(np.min(np.stack([nearest[query, other] for other in bank]), axis=0))
+
+    pairs: list[tuple[int, tuple[int, ...]]]
     if pooled:
-        pairs = [(i, [j for j in range(count) if j != i]) for i in range(count)]
+        pairs = [(i, tuple(j for j in range(count) if j != i)) for i in range(count)]
     else:  # by offset, so that a cap still gives every image its turn as the query
-        pairs = [(i, [(i + d) % count]) for d in range(1, count) for i in range(count)][:max_pairs]
-    maps = [(i, expert.score_map(grids[i], expert.bank([grids[j] for j in bank]))) for i, bank in pairs]
+        pairs = [(i, ((i + d) % count,)) for d in range(1, count) for i in range(count)]
+        pairs = pairs[:max_pairs]
+    maps = {pair: map_of(*pair) for pair in pairs}
     sigma = expert.settings.envelope_sigma
-    held_out = {
-        i: envelope_of([m for k, m in maps if k != i] or [m for _k, m in maps], sigma) for i in {i for i, _ in maps}
-    }
-    ratios = [float((values / held_out[i]).max()) for i, values in maps]
-    plain = max(float(m.max()) for _i, m in maps)
+    plain = max(float(m.max()) for m in maps.values())
+    ratios = []
+    # Two images cannot hold one out both ways: each is in the only other map.
+    for (held, _bank), values in list(maps.items()) if count > 2 else []:
+        if pooled:
+            others = [map_of(k, tuple(j for j in bank if j != held)) for k, bank in pairs if k != held]
+        else:
+            others = [m for (k, bank), m in maps.items() if held != k and held not in bank]
+        if others:  # a small max_pairs can leave an image in every pair that was kept
+            ratios.append(float((values / envelope_of(others, sigma)).max()))
+    if not ratios:
+        flat = np.ones_like(next(iter(maps.values())))
+        return Calibration(threshold=plain_margin * plain, envelope=flat, plain_threshold=plain_margin * plain)
     return Calibration(
         threshold=margin * max(ratios),
-        envelope=envelope_of([m for _i, m in maps], sigma),
+        envelope=envelope_of(list(maps.values()), sigma),
         plain_threshold=plain_margin * plain,
     )
 

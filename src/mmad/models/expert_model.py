@@ -5,15 +5,22 @@
   (up to ``max_normals``, in key order). The expert scores each normal image against the bank it
   would use on a query (one other normal image for ``expert``, all the others for
   ``expert:category``). The pixelwise maximum of those maps, smoothed, is the category's
-  envelope: its normal level at each position. A query's map is divided by it (so a border or a
-  shiny part that is always noisy does not hide a small defect elsewhere) and the threshold is
-  MARGINS[mode] × the highest such normal score. Without a benchmark (over HTTP), ``expert``
+  envelope: its normal level at each position. A query's score is its map divided by it (so a
+  border or a shiny part that is always noisy does not hide a small defect elsewhere) and the
+  threshold is MARGINS[mode] × the highest such normal score, each normal image held out of the
+  envelope it is divided by. Without a benchmark (over HTTP), ``expert``
   calibrates the same way on a request's own templates when it has two or more, otherwise it
   compares the undivided score with the median undivided threshold of the known categories;
   ``expert:category`` refuses (it has nothing to fit on).
 - Defect Localization: the option whose region holds the most anomaly-map mass per cell, on a
-  3×3 grid over the image (the outer ring for "around the edges").
-- Every other subtask: abstention, recorded as such.
+  3×3 grid over the image (the outer ring for "around the edges"), read from the undivided map
+  (the envelope is a threshold for the score, not a map of where defects are).
+- Every other subtask: abstention, recorded as such, without looking at the image. An image's AD
+  and DL questions, asked one per request, share one inspection.
+
+A category's calibration is a function of the detector's settings, the mode and its normal
+images' contents; fits are kept per process under that key (`fitted_expert`), so a category is
+fitted once however many runs, models or tests ask for it.
 
 A query's category comes from its benchmark key (its path relative to the data root, as
 written, never through a link: ``mmad build`` links images to files outside the root by
@@ -30,6 +37,10 @@ import json
 import logging
 import os
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from statistics import median
@@ -60,6 +71,12 @@ PLAIN_MARGIN = 1.3  # for undivided scores, when a query comes without a categor
 DEFAULT_THRESHOLD = 20.0
 MAX_NORMALS = 7
 MAX_PAIRS = 30  # normal-vs-normal maps per category in templates mode
+RESULTS_KEPT = 32  # inspections kept for the other questions about the same image
+FITS_KEPT = 256  # category calibrations kept per process (an envelope is 0.4 MB at 320 px)
+
+_fits: dict[str, Calibration] = {}
+_fits_lock = threading.Lock()
+_experts: dict[tuple[str, DetectorSettings], PatchCoreExpert] = {}
 
 _BLOCK = re.compile(r"Question(?:\s*\d+)?:\s*(?P<stem>.*?)\s*\n(?P<options>(?:[A-E]\. .*\n?)+)", re.MULTILINE)
 _OPTION = re.compile(r"^([A-E])\. (.*)$", re.MULTILINE)
@@ -175,6 +192,9 @@ class ExpertModel(Model):
         self._keys: dict[str, str] = {}
         self._request_calibrations: dict[tuple[str, ...], Calibration] = {}
         self._fingerprint: str | None = None
+        self._results: OrderedDict[tuple[str, ...], Future[tuple[ExpertResult, float]]] = OrderedDict()
+        self._results_lock = threading.Lock()
+        self.fits_made = 0  # categories this model calibrated itself rather than found fitted
 
     @classmethod
     def from_name(
@@ -228,11 +248,17 @@ class ExpertModel(Model):
             }
         return out
 
-    def prepare(self, benchmark: Benchmark) -> None:
-        """Gather each category's normal images and calibrate its threshold (fitting, in category mode)."""
+    def prepare(self, benchmark: Benchmark, *, on_category: Callable[[str, int, int], None] | None = None) -> None:
+        """Gather each category's normal images and calibrate its threshold (fitting, in category mode).
+
+        A category fitted before in this process, on the same settings and normal images, is
+        reused. ``on_category(category, done, total)`` is called after each category.
+        """
         self.root = benchmark.root
         self._keys = {}
         self._request_calibrations = {}
+        with self._results_lock:
+            self._results.clear()
         pools: dict[str, set[str]] = {}
         for item in benchmark.items:
             category = category_of_key(item.key)
@@ -241,7 +267,7 @@ class ExpertModel(Model):
             self._keys[str(benchmark.resolve(item.key))] = item.key
             pools.setdefault(category, set()).update(item.random_templates + item.similar_templates)
         fitted: dict[str, FittedCategory] = {}
-        for category, pool in sorted(pools.items()):
+        for done, (category, pool) in enumerate(sorted(pools.items()), start=1):
             normals = tuple(sorted(pool)[: self.max_normals])
             if len(normals) < 2:
                 if self.fit_on == "category":
@@ -255,8 +281,10 @@ class ExpertModel(Model):
                 logger.warning("expert: %s has %d normal template(s); no threshold calibrated", category, len(normals))
             paths = [self._normal_path(benchmark, category, key) for key in normals]
             digests = tuple(hashlib.sha256(path.read_bytes()).hexdigest() for path in paths)
-            calibration = self._calibrate_files(paths) if len(paths) >= 2 else None
+            calibration = self._fit(paths, digests) if len(paths) >= 2 else None
             fitted[category] = FittedCategory(normals, digests, calibration)
+            if on_category is not None:
+                on_category(category, done, len(pools))
         self.fitted = fitted
         self._fingerprint = self._fingerprint_of(fitted)
         logger.info("expert thresholds: %s", {k: round(v, 2) for k, v in self.thresholds.items()})
@@ -283,6 +311,28 @@ class ExpertModel(Model):
             },
         }
         return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _fit(self, paths: list[Path], digests: tuple[str, ...]) -> Calibration:
+        """A category's calibration, from the process's fits when the same one was made before."""
+        recipe = {
+            "detector": self.expert.settings.describe(),
+            "pooled": self.fit_on == "category",
+            "margin": MARGINS[self.fit_on],
+            "plain_margin": PLAIN_MARGIN,
+            "max_pairs": MAX_PAIRS,
+            "normals": list(digests),
+        }
+        key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+        with _fits_lock:
+            known = _fits.get(key)
+        if known is not None:
+            return known
+        calibration = self._calibrate_files(paths)
+        self.fits_made += 1
+        with _fits_lock:
+            while len(_fits) >= FITS_KEPT:  # oldest first: a long sweep over many benchmarks stays bounded
+                _fits.pop(next(iter(_fits)))
+            return _fits.setdefault(key, calibration)
 
     def _calibrate_files(self, paths: list[Path]) -> Calibration:
         keys = [_file_key(p) for p in paths]
@@ -367,26 +417,49 @@ class ExpertModel(Model):
         known = ", ".join(sorted(self.fitted)) or "none"
         return f"expert:category has no normal images of {category or key} (fitted: {known}); asked about {where}"
 
+    def inspect_shared(self, query: ImagePart, templates: list[ImagePart]) -> tuple[ExpertResult, float]:
+        """`inspect`, once per query and templates: an image's other questions (and a concurrent
+        request about it) wait for the same inspection."""
+        key = (self._image_key(query), *(self._image_key(t) for t in templates))
+        with self._results_lock:
+            future = self._results.get(key)
+            owner = future is None
+            if future is None:
+                future = self._results[key] = Future()
+                while len(self._results) > RESULTS_KEPT:
+                    self._results.popitem(last=False)
+            else:
+                self._results.move_to_end(key)
+        if owner:
+            try:
+                future.set_result(self.inspect(query, templates))
+            except BaseException as exc:
+                future.set_exception(exc)
+                with self._results_lock:
+                    self._results.pop(key, None)
+        return future.result()
+
     async def generate(self, request: Request) -> Completion:
         """Answer Anomaly Discrimination and Defect Localization; abstain on the rest."""
         first = next((m for m in request.messages if m.role == "user"), None)
         images = [p for p in first.images if p.role != "expert"] if first else []
         last = next((m for m in reversed(request.messages) if m.role == "user"), None)
         blocks = [
-            (m.group("stem"), dict(_OPTION.findall(m.group("options"))))
+            (_kind_of(m.group("stem")), dict(_OPTION.findall(m.group("options"))))
             for m in _BLOCK.finditer(last.text if last else "")
         ]
         if len(images) < 2 or not blocks:
             return Completion(text="", abstained=True, extra={"abstain_reason": "needs a template and a query"})
+        if all(kind is None for kind, _options in blocks):
+            return Completion(text="", abstained=True, extra={"abstain_reason": "asks nothing the expert sees"})
         query, templates = images[-1], images[:-1]
-        result, threshold = await asyncio.to_thread(self.inspect, query, templates)
+        result, threshold = await asyncio.to_thread(self.inspect_shared, query, templates)
         letters: list[str | None] = []
-        for stem, options in blocks:
-            lowered = stem.lower()
-            if "is there any defect" in lowered or "any anomal" in lowered:
+        for kind, options in blocks:
+            if kind == "detect":
                 wanted = "yes" if result.pred_score > threshold else "no"
                 letters.append(next((k for k, v in options.items() if v.lower().startswith(wanted)), None))
-            elif "where is the defect" in lowered or "location" in lowered:
+            elif kind == "locate":
                 letters.append(locate_option(result.anomaly_map, options))
             else:
                 letters.append(None)
@@ -398,6 +471,46 @@ class ExpertModel(Model):
         else:
             text = "\n".join(f"{i}. Answer: {letter or '-'}." for i, letter in enumerate(letters, start=1))
         return Completion(text=text, prompt_tokens=0, completion_tokens=0, scores=scores)
+
+
+def _kind_of(stem: str) -> str | None:
+    """'detect' (Anomaly Discrimination), 'locate' (Defect Localization) or None (abstain) for a question."""
+    lowered = stem.lower()
+    if "is there any defect" in lowered or "any anomal" in lowered:
+        return "detect"
+    if "where is the defect" in lowered or "location" in lowered:
+        return "locate"
+    return None
+
+
+def fitted_expert(
+    benchmark: Benchmark | str | Path,
+    *,
+    fit_on: str = "templates",
+    image_size: int | None = None,
+    device: str | None = None,
+) -> ExpertModel:
+    """An expert prepared on a benchmark (an mmad.json, its folder or a loaded one), ready to answer.
+
+    Its detector (weights and feature cache) is shared with every other expert of the same settings
+    made here, and each category's fit is made once per process: a second call on the same
+    benchmark costs no calibration. Meant for test fixtures and scripts that ask one fitted expert
+    many times.
+    """
+    if not isinstance(benchmark, Benchmark):
+        from mmad.data.official import load_benchmark
+
+        path = Path(benchmark)
+        benchmark = load_benchmark(path / "mmad.json" if path.is_dir() else path)
+    settings = DetectorSettings(image_size=image_size or IMAGE_SIZE)
+    where = device or "cpu"
+    with _fits_lock:
+        expert = _experts.get((where, settings))
+        if expert is None:
+            expert = _experts[where, settings] = PatchCoreExpert(device=where, settings=settings)
+    model = ExpertModel(expert, fit_on=fit_on)
+    model.prepare(benchmark)
+    return model
 
 
 def _loader(path: Path) -> Any:
