@@ -223,3 +223,17 @@ def test_the_backbones_loading_message_is_logged_not_printed_to_stdout(
         PatchCoreExpert()
     assert "Loaded pretrained" not in capfd.readouterr().out  # stdout holds only results
     assert "Loaded pretrained weights for efficientnet-lite0" in caplog.text
+
+
+def test_serve_on_every_interface_warns_that_anyone_may_use_it(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:  # the port is taken, so the command ends right after its warning
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        assert main(["serve", "--host", "0.0.0.0", "--port", port]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "--host 0.0.0.0 lets other machines reach this server" in err and "no authentication" in err
+        assert main(["serve", "--host", "127.0.0.1", "--port", port]) == 2  # busy on every interface
+        assert "warning" not in capsys.readouterr().err

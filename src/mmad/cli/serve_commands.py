@@ -29,6 +29,18 @@ def _check_host(host: str) -> None:
             raise ConfigError(msg) from None
 
 
+def _reachable_from_elsewhere(host: str) -> bool:
+    """Whether binding host lets other machines connect (0.0.0.0, ::, a LAN address, a name for one)."""
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        except OSError:
+            return False  # _check_host has refused it already
+        return any(not ipaddress.ip_address(str(address).split("%")[0]).is_loopback for address in found)
+
+
 def serve_command(
     model: str = typer.Option("random", "--model", "-m", help="the mmad backend to serve (random, fixed:A, expert)"),
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="0 picks a free port"),
@@ -62,6 +74,13 @@ def serve_command(
         msg = f"--fault-rate {fault_rate:g} with no --faults: name at least one kind ({', '.join(FAULT_KINDS)})"
         raise ConfigError(msg)
     _check_host(host)
+    if _reachable_from_elsewhere(host):
+        err_console.print(
+            f"[yellow]warning[/]: --host {host} lets other machines reach this server, and it has no "
+            "authentication: anyone who can connect may use its model. Use 127.0.0.1 unless that is what you want",
+            highlight=False,
+            soft_wrap=True,
+        )
     plan = FaultPlan(rate=fault_rate, kinds=kinds, retry_after_s=retry_after, hang_s=hang, seed=seed)
     backend = create_model(model)
     backend.check()
