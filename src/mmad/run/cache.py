@@ -1,9 +1,10 @@
 """A response cache keyed by the hash of the request, so a re-run costs nothing.
 
-One SQLite database per cache folder (``responses.sqlite3``, WAL, one connection per process).
-A request must not pay for the cache: the keys are read into memory when the cache opens, so a
-miss is a set lookup that touches neither the file system nor the database, and replies are
-queued in memory and written in batches by a background thread, off the event loop. Several
+One SQLite database per cache folder (``responses.sqlite3``, WAL, one connection per open cache).
+A request must not pay for the cache: the keys are read into memory when the cache opens (and
+the replies too, up to PRELOAD_BYTES), so a miss is a set lookup that touches neither the file
+system nor the database, and replies are queued in memory and written in batches by a
+background thread, off the event loop. Several
 processes may share a folder (a sweep's cells, two runs at once): SQLite serialises their
 writes, and each process picks up the others' keys when it writes its own batch.
 
@@ -139,6 +140,7 @@ class ResponseCache:
         self._closing = False
         self._writer: threading.Thread | None = None
         self._write_error: BaseException | None = None
+        self._pid = os.getpid()
         self._db = self._connect()
         self._load_keys()
         _OPEN.add(self)
@@ -285,6 +287,8 @@ class ResponseCache:
 
     def flush(self) -> None:
         """Write what is queued (and the hit count) now; returns once it is in the database."""
+        if os.getpid() != self._pid:
+            return  # a forked child: the connection is its parent's (SQLite forbids using it here)
         with self._write_lock:
             batch = dict(self._pending)
             hits, self._unsaved_hits = self._unsaved_hits, 0
@@ -332,7 +336,7 @@ class ResponseCache:
 
     def close(self) -> None:
         """Write what is queued, stop the writer and close the database."""
-        if self._closing:
+        if self._closing or os.getpid() != self._pid:
             return
         with self._wake:
             self._closing = True
