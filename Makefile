@@ -7,24 +7,45 @@ export HF_DATASETS_OFFLINE := 1
 
 .PHONY: setup demo test test-fast check lint format bench clean
 
-$(VENV)/.installed: pyproject.toml
+# Two installs, each shown as it goes (minutes of torch are no time for a silent pip):
+# - the demo's: CPU torch, the visual expert and scikit-image, nothing else (no Ray, browser or transformers);
+# - the full one for the tests, lint and every backend; it covers the demo too.
+DEMO_INSTALLED := $(VENV)/.demo-installed
+# The CPU torch wheel first: a plain `torch` requirement would otherwise pull the CUDA build.
+TORCH := torch==2.13.0
+
+$(PY):
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# The CPU torch wheel first: a plain `torch` requirement would otherwise pull the CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,expert,demo,hf,ray]'
+
+$(DEMO_INSTALLED): pyproject.toml | $(PY)
+	@echo "== installing what the demo needs into $(VENV): CPU torch, the visual expert, scikit-image (once)"
+	$(PY) -m pip install --progress-bar on $(TORCH)
+	$(PY) -m pip install --progress-bar on -e '.[demo]'
 	touch $@
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	@echo "== installing mmad with every extra the tests use into $(VENV) (once)"
+	$(PY) -m pip install --progress-bar on --upgrade pip
+	$(PY) -m pip install --progress-bar on $(TORCH)
+	$(PY) -m pip install --progress-bar on -e '.[dev,expert,demo,hf,ray]'
+	touch $(DEMO_INSTALLED) $@
 
 setup: $(VENV)/.installed
 
-demo: setup
+demo: $(DEMO_INSTALLED)
 	$(VENV)/bin/mmad demo --force  # replaces the folder of an earlier demo, never anything else
 
+# One worker per core; the tests on Ray share one worker and its one local Ray (see tests/conftest.py).
+WORKERS ?= auto
+PYTEST_PARALLEL := -n $(WORKERS) --dist loadgroup
+# The edit-test loop: no Ray, Chromium, torch model or child process.
+FAST := not slow and not ray and not browser and not expert and not hf and not subprocess
+
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL) --durations=30
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "$(FAST)"
 
 check: setup
 	$(VENV)/bin/ruff format --check src tests bench

@@ -68,6 +68,7 @@ def test_unknown_names_raise() -> None:
         _ = mmad.nope
 
 
+@pytest.mark.subprocess
 def test_importing_mmad_loads_no_heavy_library() -> None:
     import subprocess
     import sys

@@ -60,6 +60,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert "json list of records" in err and "Traceback" not in err
 
 
+@pytest.mark.subprocess
 def test_a_piped_score_table_keeps_its_numbers(tmp_path: Path) -> None:
     """Piped into a log, rich would assume 80 columns and cut the numbers to '88.…'."""
     import os

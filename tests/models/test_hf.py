@@ -24,6 +24,8 @@ from mmad.protocol.prompts import PromptSettings, build_prompts
 from mmad.records.record import read_records
 from tests.helpers.tiny_vlm import make_random_qwen2_vl, make_tiny_llava
 
+pytestmark = pytest.mark.hf
+
 DEVICE = os.environ.get("MMAD_TEST_DEVICE", "cpu")
 NO_TORCHVISION = importlib.util.find_spec("torchvision") is None
 QWEN2_VL = pytest.param(

@@ -18,7 +18,7 @@ import pytest
 from mmad import evaluate
 from mmad.records.record import read_records
 
-pytestmark = [pytest.mark.optional, pytest.mark.slow]
+pytestmark = [pytest.mark.optional, pytest.mark.slow, pytest.mark.subprocess]
 
 
 def _gguf() -> Path | None:
