@@ -210,3 +210,22 @@ def test_report_folder_over_http_loads_only_its_own_files(browser: Any, random_r
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+
+def test_a_long_reply_leaves_the_question_its_full_width(browser: Any, random_run: Path, tmp_path: Path) -> None:
+    long_reply = "Let me look at every part of the object in turn. " * 60 + "x" * 400
+    run = copy_run(random_run, tmp_path / "long")
+    edit_records(run, lambda i, r: r.model_copy(update={"raw_reply": long_reply}) if i == 0 else r)
+    session = Session(browser, write_html_report([run], tmp_path / "r.html", published=[]).as_uri())
+    boxes = session.page.eval_on_selector(
+        "#samples-list article.sample",
+        """card => Object.fromEntries(['.thumbs', '.qtext', 'pre.reply'].map(s => {
+            const r = card.querySelector(s).getBoundingClientRect(); return [s, [r.left, r.width]]; }))""",
+    )
+    thumbs, question, reply = boxes[".thumbs"], boxes[".qtext"], boxes["pre.reply"]
+    assert session.page.inner_text("#samples-list article.sample pre.reply >> nth=0").startswith("Let me look")
+    # The reply sits beside the images, under the question, as wide as it: not in the images' column,
+    # where its text widened that column and squeezed the question into what was left.
+    assert reply[0] == question[0] > thumbs[0] + thumbs[1]
+    assert abs(reply[1] - question[1]) < 2 and question[1] > 700
+    session.close()
