@@ -43,7 +43,7 @@ EVAL_MISTAKES = [
     (["--max-retries", "-1"], r"max_retries \(--max-retries\): must be at least 0"),
     (["--protocol", "bogus"], r"protocol \(--protocol\): must be 'per-question', 'cumulative'"),
     (["--detail", "bogus"], r"detail \(--detail\): must be 'low', 'high', 'auto' or 'none'"),
-    (["--parser", "bogus"], r"parser \(--parser\): must be 'mmad' or 'upstream'"),
+    (["--parser", "bogus"], r"parser \(--parser\): must be 'mmad', 'upstream' or 'upstream-first'"),
     (["--subtask", "bogus"], r"subtasks \(--subtask\): unknown subtask 'bogus'"),
     (["--strategy", "bogus"], r"strategies \(--strategy\): unknown strategy 'bogus'"),
     (["--image-size", "-1"], r"size \(--image-size\): must be at least 16"),

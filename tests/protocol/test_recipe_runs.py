@@ -33,7 +33,7 @@ class Scripted(Model):
 
 
 def _run(mmad_json: Path, out: Path, model: Model, **settings: object) -> list[Record]:
-    config = RunConfig.from_flat("compat:scripted", str(mmad_json), cache=False, concurrency=1, **settings)
+    config = RunConfig.from_flat("compat:scripted", str(mmad_json), **{"cache": False, "concurrency": 1, **settings})
     asyncio.run(evaluate_async(config, out=out, model=model))
     return read_records(out / "records.jsonl")
 
@@ -180,3 +180,39 @@ def test_a_server_backend_is_told_what_it_will_not_honour(mmad_json: Path, capsy
     assert "max_dynamic_patch" in str(served["server_not_honoured"])
     assert "server_not_honoured" not in card("random", "internvl")
     assert "server_not_honoured" not in card("openai:gpt-4o", "gpt4o")
+
+
+def test_internvl_with_cot_carries_each_images_earlier_questions(mmad_json: Path, tmp_path: Path) -> None:
+    """Transformers/internvl_query.py with --CoT: the CoT turn's history list goes to every chat() call,
+    and chat() appends each question and reply to it, so question k is sent after the CoT turn with
+    questions 1..k-1 and their replies (question 2: user, assistant, user, assistant, user), even
+    without --record_history. mmad's own cot sends three messages."""
+    seen: list[Request] = []
+
+    def reply(request: Request) -> str:
+        seen.append(request)
+        if not request.question_ids:
+            return "thoughts"
+        return f"reply to {request.question_ids[0]}"
+
+    model = Scripted(reply)
+    records = _run(
+        mmad_json, tmp_path / "r", model, recipe="internvl", base_url=BASE_URL, strategies=["cot"], concurrency=8
+    )
+    assert records and all(r.status.value in {"answered", "unparsed"} for r in records)
+    by_id = {r.question_ids[0]: r for r in seen if r.question_ids}
+    image = records[0].image
+    ids = sorted((q for q in by_id if q.startswith(image + "#")), key=lambda q: int(q.rsplit("#", 1)[1]))
+    assert len(ids) >= 3
+    for k, qid in enumerate(ids):
+        messages = by_id[qid].messages
+        assert [m.role for m in messages] == ["user", "assistant"] + ["user", "assistant"] * k + ["user"]
+        assert messages[1].text == "thoughts"
+        for j in range(k):
+            earlier = by_id[ids[j]].messages[-1]
+            assert messages[2 + 2 * j] == earlier  # the earlier question's turn, <image> placeholders as text
+            assert messages[3 + 2 * j].text == f"reply to {ids[j]}"
+        assert not any(m.images for m in messages[1:])  # only the CoT turn carries the images
+    seen.clear()
+    _run(mmad_json, tmp_path / "plain", model, strategies=["cot"], base_url=BASE_URL, limit=5)
+    assert {len(r.messages) for r in seen if r.question_ids} == {3}

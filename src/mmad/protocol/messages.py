@@ -89,6 +89,14 @@ class Prompt(BaseModel):
     answer_format: AnswerFormat = "single"
     max_tokens: int | None = Field(default=128, description="the reply's token limit; None leaves it out")
     needs_preamble: bool = Field(default=False, description="a chain-of-thought turn comes first (per image)")
+    carries_history: bool = Field(
+        default=False,
+        description="the earlier questions of its image and their replies go between the chain-of-thought turn "
+        "and its question (InternVL's chat() appends every turn to the history it is given)",
+    )
+    after: tuple[str, str] | None = Field(
+        default=None, description="with carries_history: the key of the posing asked just before it (None: first)"
+    )
 
     def digest(self, image_digests: dict[str, str] | None = None) -> str:
         """A stable hash of what is sent (image parts by content digest where known)."""

@@ -58,6 +58,9 @@ class PromptSettings:
     blind: bool = False
     circular: bool = False
     max_tokens: int | None = 128
+    # With chain of thought, each question also carries the earlier questions and replies of its image:
+    # internvl_query.py hands chat() the CoT turn's history list, which chat() extends in place.
+    cot_history: bool = False
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,7 @@ def build_prompts(
         max_tokens: int | None,
         answer_format: AnswerFormat = "single",
         needs_preamble: bool = False,
+        after: tuple[str, str] | None = None,
     ) -> None:
         prompts.append(
             Prompt(
@@ -317,17 +321,21 @@ def build_prompts(
                 answer_format=answer_format,
                 max_tokens=max_tokens,
                 needs_preamble=needs_preamble,
+                carries_history=needs_preamble and settings.cot_history,
+                after=after,
             )
         )
 
     if variant in {Variant.PER_QUESTION, Variant.PER_IMAGE}:
         context = _internvl_context(templates, query, extras, settings.blind)
         if variant is Variant.PER_QUESTION:
+            previous: tuple[str, str] | None = None
             for group in posings:
                 for posed in group:
                     if is_asked(posed):
                         turns = _internvl_messages(context, _question_list([posed]), cot)
-                        add(turns, [posed], max_tokens=settings.max_tokens, needs_preamble=cot)
+                        add(turns, [posed], max_tokens=settings.max_tokens, needs_preamble=cot, after=previous)
+                        previous = posed.key
         else:
             for rotation in range(max((len(g) for g in posings), default=0)):
                 batch = [g[rotation] for g in posings if rotation < len(g) and is_asked(g[rotation])]
@@ -389,8 +397,11 @@ def preamble_prompt(prompt: Prompt) -> Prompt:
     return Prompt(image=prompt.image, messages=prompt.messages[:1], questions=(), max_tokens=text.COT_MAX_TOKENS)
 
 
-def with_preamble(prompt: Prompt, thoughts: str) -> Prompt:
-    """The prompt with the model's chain-of-thought reply kept in the history."""
+def with_preamble(prompt: Prompt, thoughts: str, history: Sequence[tuple[Message, str]] = ()) -> Prompt:
+    """The prompt with the model's chain-of-thought reply kept in the history, then (``carries_history``)
+    each earlier question's turn and its reply, in the order they were asked."""
     first, *rest = prompt.messages
-    reply = Message(role="assistant", parts=(TextPart(text=thoughts),))
-    return prompt.model_copy(update={"messages": (first, reply, *rest), "needs_preamble": False})
+    turns: list[Message] = [Message(role="assistant", parts=(TextPart(text=thoughts),))]
+    for asked, reply in history:
+        turns += [asked, Message(role="assistant", parts=(TextPart(text=reply),))]
+    return prompt.model_copy(update={"messages": (first, *turns, *rest), "needs_preamble": False})

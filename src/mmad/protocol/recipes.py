@@ -194,7 +194,7 @@ RECIPES: dict[str, Recipe] = {
                 _CRASH,
                 "--record_history and --defect_shot",
             ),
-            prompt={"variant": Variant.PER_QUESTION.value, "shots": 1},
+            prompt={"variant": Variant.PER_QUESTION.value, "shots": 1, "cot_history": True},
             images={"original": True, "max_side": None, "detail": None},
             decoding={"max_tokens": 128, "temperature": 0.0},
             answers={"parser": "upstream"},

@@ -87,6 +87,8 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         "blind": prompt.blind,
         "circular": prompt.circular,
         "strategies": strategies.names,
+        # Only where it changes what is sent, so that other runs keep their card hash.
+        **({"cot_history": True} if prompt.cot_history and strategies.cot else {}),
         "decoding": config.decoding.model_dump(mode="json"),
         "images": config.images.model_dump(mode="json") | {"text_only": config.connection.text_only},
         "parser": config.answers.parser,

@@ -42,6 +42,11 @@ class PromptConfig(_Section):
     circular: Bool = Field(default=False, description="ask every rotation of the options")
     strategies: list[str] = Field(default_factory=list, description="rag, cot, agent:expert:bbox, ...")
     knowledge: str | None = Field(default=None, description="domain-knowledge json (default: in the data root)")
+    cot_history: Bool = Field(
+        default=False,
+        description="with cot: each question also carries its image's earlier questions and replies, as "
+        "InternVL's chat() keeps them (set by the internvl recipe)",
+    )
 
     @field_validator("strategies", mode="before")
     @classmethod
@@ -68,6 +73,7 @@ class PromptConfig(_Section):
             blind=self.blind,
             circular=self.circular,
             max_tokens=decoding.max_tokens,
+            cot_history=self.cot_history,
         )
 
 

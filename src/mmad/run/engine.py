@@ -142,6 +142,8 @@ class Engine:
         self.stats = EngineStats()
         self.limit = AdaptiveLimit(settings.concurrency)
         self._preambles: dict[str, asyncio.Task[tuple[str, int]]] = {}
+        # Per posing of a prompt that carries its image's history: the turns up to and including its own.
+        self._turns: dict[tuple[str, str], asyncio.Future[list[tuple[Message, str]]]] = {}
         self._model_description = model.describe()
         self._in_flight = 0
         self._reserved_usd = 0.0  # what the requests in flight are expected to cost (with --max-cost)
@@ -264,10 +266,16 @@ class Engine:
             if isinstance(item, PlanFailure):
                 records = self._plan_failure_records(item)
             else:
-                if self.wanted is not None and not any(q.key in self.wanted for q in item.questions):
+                # A question answered before is asked again where a later one needs its reply as history.
+                if (
+                    self.wanted is not None
+                    and not item.carries_history
+                    and not any(q.key in self.wanted for q in item.questions)
+                ):
                     continue
                 reserved = await self._reserve(item)
                 if reserved is None:
+                    self._abandon(item)
                     return  # its questions stay unasked: the run is partial and --resume asks them
                 self._in_flight += 1
                 try:
@@ -397,14 +405,54 @@ class Engine:
         """
         return await self._run_prompt(prompt)
 
+    def _turn(self, key: tuple[str, str]) -> asyncio.Future[list[tuple[Message, str]]]:
+        if key not in self._turns:
+            self._turns[key] = asyncio.get_running_loop().create_future()
+        return self._turns[key]
+
+    def _abandon(self, prompt: Prompt) -> None:
+        """A prompt that will not be asked: the later questions waiting for its turn fail instead of waiting."""
+        if prompt.carries_history:
+            turn = self._turn(prompt.questions[0].key)
+            if not turn.done():
+                turn.set_exception(
+                    PermanentError("an earlier question of the image was not asked", error_class="history")
+                )
+
     async def _run_prompt(self, prompt: Prompt) -> list[Record]:
+        """The records of a prompt; one that carries its image's history first waits for the earlier
+        question's turn (InternVL's chat() history: the CoT turn, then every earlier question and reply)."""
+        if not prompt.carries_history:
+            return await self._ask(prompt)
+        mine = self._turn(prompt.questions[0].key)
+        turns: list[tuple[Message, str]] = []
+        try:
+            if prompt.after is not None:
+                turns = list(await asyncio.shield(self._turn(prompt.after)))
+        except ModelCallError as exc:
+            mine.set_exception(exc)
+            return [
+                self._record(q, status=Status.ERROR, error_class=exc.error_class, error_message=str(exc), attempts=0)
+                for q in prompt.questions
+            ]
+        try:
+            records = await self._ask(prompt, turns)
+            reply = next((r.raw_reply for r in records if r.raw_reply is not None), None)
+            if reply is not None:  # a failed request leaves no turn, as the later questions would not see one
+                turns = [*turns, (prompt.messages[-1], reply)]
+            return records
+        finally:
+            if not mine.done():
+                mine.set_result(turns)
+
+    async def _ask(self, prompt: Prompt, history: list[tuple[Message, str]] | None = None) -> list[Record]:
         started = time.monotonic()
         digest = prompt.digest()
         extra: dict[str, Any] = {}
         try:
             if prompt.needs_preamble:
                 thoughts, _ = await self._thoughts(prompt)
-                prompt = with_preamble(prompt, thoughts)
+                prompt = with_preamble(prompt, thoughts, history or [])
                 extra["preamble"] = thoughts
             completion, attempts, cached = await self._complete(prompt)
         except ModelCallError as exc:

@@ -192,6 +192,8 @@ class RayEngine(DriverEngine):
                     wanted = [p for p in item if self.wanted is None or any(q.key in self.wanted for q in p.questions)]
                     if not wanted:
                         continue
+                    if any(p.carries_history for p in wanted):  # the earlier questions' replies are its history
+                        wanted = list(item)
                     job = _Job(wanted)
                 if not await self._reserve_job(job):
                     break  # over --max-cost: its questions stay unasked, --resume asks them
