@@ -97,6 +97,7 @@ def test_sigterm_stops_a_backgrounded_eval_which_then_resumes(mmad_json: Path, t
         assert "resume with: mmad eval --resume" in log.read_text()
         meta = json.loads((out / "run.json").read_text())
         assert meta["status"] == "interrupted"
+        assert meta["stopped_reason"] == "interrupted (SIGTERM)"  # not "(Ctrl-C)": nobody pressed it
         kept = read_records(out / "records.jsonl")
         assert len(kept) >= 4
         resumed = subprocess.run(

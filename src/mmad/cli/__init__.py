@@ -106,6 +106,9 @@ def _file_system_message(exc: OSError) -> str:
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     # A SIGTERM (a scheduler's stop, `timeout`, `kill`) takes Ctrl-C's path: records saved, run.json
     # marked interrupted, the resume command printed; otherwise the run would stay "running" for ever.
+    from mmad.run.interrupts import note_interrupt_cause
+
+    note_interrupt_cause(signal.Signals(signum).name)
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):  # asyncio.run's handler cancels its main task; Python's own raises KeyboardInterrupt
         handler(signal.SIGINT, frame)
@@ -118,6 +121,9 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI: usage and mmad's own errors become one red line on stderr; never a traceback for them."""
     _register()
+    from mmad.run.interrupts import note_interrupt_cause
+
+    note_interrupt_cause("Ctrl-C")  # until a SIGTERM says otherwise
     try:
         previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     except ValueError:  # not the main thread (an embedding application): its own handlers stay

@@ -17,6 +17,7 @@ from mmad.records.folder import Completeness
 from mmad.records.record import Record, Status
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
+from mmad.run.interrupts import interrupt_cause
 from mmad.run.prepare import PreparedRun
 from mmad.run.recipes import recipe_policy, recipe_policy_note
 from mmad.score.answers import GradedAnswer, any_reply, graded_from_record
@@ -126,7 +127,7 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
             missing=missing,
             failed=outcome.failed,
-            stopped_reason="interrupted (Ctrl-C)" if interrupted else stats.stopped_reason,
+            stopped_reason=f"interrupted ({interrupt_cause()})" if interrupted else stats.stopped_reason,
             usage=usage,
         )
         if outcome.snapshots:  # beside the alias in config.model: the models the provider says answered
