@@ -143,11 +143,20 @@ def test_sigterm_stops_a_backgrounded_sweep(mmad_json: Path, tmp_path: Path) -> 
             if shell.poll() is None:
                 os.kill(pid, signal.SIGKILL)
                 shell.wait(10)
-    assert code == 130, log.read_text()
-    assert "mmad sweep --resume" in log.read_text()
-    manifest = json.loads((folder / "sweep.json").read_text())
-    assert manifest["status"] == "interrupted", manifest
-    assert json.loads((first / "run.json").read_text())["status"] == "interrupted"
+        assert code == 130, log.read_text()
+        assert "mmad sweep --resume" in log.read_text()
+        manifest = json.loads((folder / "sweep.json").read_text())
+        assert manifest["status"] == "interrupted", manifest
+        assert json.loads((first / "run.json").read_text())["status"] == "interrupted"
+        resumed = subprocess.run(
+            [sys.executable, "-m", "mmad", "sweep", "--resume", str(folder)],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((folder / "sweep.json").read_text())["status"] == "complete"
 
 
 def test_sigterm_stops_a_backgrounded_server(tmp_path: Path) -> None:
