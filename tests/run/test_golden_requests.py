@@ -53,6 +53,11 @@ GOLDEN = {
     "cumulative 0-shot": ({"protocol": "cumulative", "shots": 0}, "eece26c66f0330e8"),
     "recipe gpt4o": ({"recipe": "gpt4o", "base_url": "http://127.0.0.1:9/v1"}, "719669608634abcd"),
     "cot, similar 2-shot": ({"strategies": ["cot"], "shots": 2, "similar_templates": True}, "fbe2a7c329f56146"),
+    # issue 21: question k carries the CoT turn and questions 1..k-1 with their replies (InternVL's chat())
+    "recipe internvl, cot": (
+        {"recipe": "internvl", "strategies": ["cot"], "base_url": "http://127.0.0.1:9/v1"},
+        "8e67d15a94f3fa0a",
+    ),
 }
 
 
