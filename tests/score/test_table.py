@@ -15,6 +15,7 @@ from mmad.score import (
     write_accuracy_csv,
     write_official_answers,
 )
+from mmad.score.table import DETECTION_COLUMNS
 
 DATASETS = ["DS-MVTec", "MVTec-LOCO", "VisA", "GoodsAD"]
 N = 10
@@ -282,6 +283,25 @@ def test_a_subtask_the_model_declines_is_missing_not_zero() -> None:
     assert any("declined every question of DC" in note for note in strict.notes)
     upstream = score_answers(answers, Policy.UPSTREAM)
     assert upstream.declined == [] and upstream.row("MVTec-AD").cells[Subtask.DEFECT_CLASSIFICATION] == 0.0
+
+
+def test_a_declined_anomaly_discrimination_has_no_detection_figures() -> None:
+    """A model that declines every AD question (the visual expert without templates) made no normal or
+    defective call: its Overkill and Miss are missing, not 100."""
+    normal, defect = "MVTec-AD/bottle/test/good/000.png", "MVTec-AD/bottle/test/broken/000.png"
+    answers = [
+        GradedAnswer(normal, "Anomaly Detection", "B", None, "abstained"),
+        GradedAnswer(defect, "Anomaly Detection", "A", None, "abstained"),
+        GradedAnswer(defect, "Defect Localization", "C", "C"),
+        GradedAnswer("VisA/pcb1/test/good/000.JPG", "Anomaly Detection", "B", "B"),
+        GradedAnswer("VisA/pcb1/test/bad/001.JPG", "Anomaly Detection", "A", "B"),
+    ]
+    strict = score_answers(answers, Policy.STRICT)
+    assert strict.row("MVTec-AD").detection_metrics() == dict.fromkeys(DETECTION_COLUMNS, None)
+    assert strict.row("VisA").detection_metrics()["Overkill"] == 0.0
+    assert strict.average_detection["Overkill"] == 0.0 and strict.average_detection["Miss"] == 100.0
+    upstream = score_answers(answers, Policy.UPSTREAM)  # summary.py takes an absent class's accuracy as 0
+    assert upstream.row("MVTec-AD").detection_metrics()["Overkill"] == 100.0
 
 
 def test_a_one_class_anomaly_cell_says_why_it_is_missing() -> None:

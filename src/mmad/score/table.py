@@ -125,8 +125,12 @@ class DatasetRow:
 
         Under the upstream policy Overkill and Miss are what ``summary.py`` computes: an absent
         class has accuracy 0, so a dataset without a normal (abnormal) Anomaly Discrimination
-        answer has Overkill (Miss) 100.
+        answer has Overkill (Miss) 100. Under the strict policy a dataset whose every Anomaly
+        Discrimination question the model declined has none of them.
         """
+        if not self.upstream and self.tallies[Subtask.ANOMALY_DISCRIMINATION].declined_all:
+            # Abstentions are not "normal"/"defective" calls: figures here would be 100s the model never earned.
+            return dict.fromkeys(DETECTION_COLUMNS, None)
         d = self.detection
         overkill, miss = d.overkill, d.miss
         if self.upstream:
