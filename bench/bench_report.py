@@ -1,4 +1,4 @@
-"""The HTML report's size and build time for the demo's 555 questions and for a full-size (39,672-question)
+"""The HTML report's size and build time for the demo's 538 questions and for a full-size (39,672-question)
 run, made by the real runner with the random model. Target: the single-file page of the full size
 stays under about 50 MB. With --browser, also the time Chromium takes to open it and apply a filter.
 
@@ -72,7 +72,7 @@ def full_size_tree(root: Path) -> Path:
 
 
 def demo_tree(root: Path) -> Path:
-    """The demo's synthetic benchmark: 555 questions on real texture photos."""
+    """The demo's synthetic benchmark: 538 questions on real texture photos."""
     from mmad.builder.build import build_benchmark
     from mmad.builder.synthetic import DATASET_NAME, make_synthetic_dataset
 
@@ -146,7 +146,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = options.work or Path(scratch)
         if options.only in (None, "demo"):
-            results["demo"] = measure("demo-555", demo_tree(work / "demo"), work, options.browser)
+            results["demo"] = measure("demo-538", demo_tree(work / "demo"), work, options.browser)
         if options.only in (None, "full"):
             start = time.perf_counter()
             data = full_size_tree(work / "full")

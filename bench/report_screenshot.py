@@ -1,4 +1,4 @@
-"""Make docs/report-screenshot.png: the report of the demo's benchmark (555 questions) with the random
+"""Make docs/report-screenshot.png: the report of the demo's benchmark (538 questions) with the random
 baseline, the visual expert (when the [expert] extra is installed) and an interrupted run, opened in
 headless Chromium. Not a benchmark; `make bench` does not run it.
 

@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
 def eval_command(
     model: str = typer.Option(None, "--model", "-m", help="provider:model, e.g. openai:gpt-4o, vllm:NAME, random"),
     data: Path = typer.Option(None, "--data", "-d", help="data root holding mmad.json, or the json"),
-    out: Path = typer.Option(None, "--out", "-o", help="run directory (default runs/<model>_<k>shot_<protocol>)"),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="run directory (default runs/<model>[_<recipe>]_<k>shot_<protocol>[_<strategy>...])"
+    ),
     resume: Path = typer.Option(None, "--resume", help="continue this run: ask only what is missing or failed"),
     config_file: Path = typer.Option(None, "--config", help="a run file (TOML, JSON, or a run's run.json)"),
     recipe: str = typer.Option(None, "--recipe", help="an official script's settings: gpt4o, gemini, internvl, ..."),
