@@ -136,8 +136,13 @@ def test_a_key_in_an_error_or_a_log_message_is_scrubbed(
     assert main(["runs", str(tmp_path)]) == 0
     logging.getLogger("mmad.models.openai_api").warning("request failed: Authorization: Bearer %s", secret)
     logging.getLogger("mmad.models.openai_api").warning("key sk-abcdefghijklmnopqrstuv rejected")
+    try:
+        raise RuntimeError(f"401 for key {secret}")
+    except RuntimeError:
+        logging.getLogger("mmad.run.engine").exception("the request failed")
     err = capsys.readouterr().err
-    assert secret not in err and "sk-abcdefghijklmnop" not in err and err.count("***") == 2
+    assert secret not in err and "sk-abcdefghijklmnop" not in err and err.count("***") == 3
+    assert "RuntimeError: 401 for key ***" in err  # the traceback is printed, scrubbed
 
 
 def _numbers(run: Path) -> set[str]:
@@ -237,3 +242,30 @@ def test_serve_on_every_interface_warns_that_anyone_may_use_it(capsys: pytest.Ca
         assert "--host 0.0.0.0 lets other machines reach this server" in err and "no authentication" in err
         assert main(["serve", "--host", "127.0.0.1", "--port", port]) == 2  # busy on every interface
         assert "warning" not in capsys.readouterr().err
+
+
+def test_runs_says_what_an_average_over_declined_subtasks_covers(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run that declines five subtasks (as the visual expert does) has an average over two: `mmad runs` says so."""
+    import json
+
+    from mmad.records.record import Status
+    from tests.helpers.runs import edit_records
+
+    run = tmp_path / "runs" / "r"
+    assert _eval(mmad_json, run) == 0
+    kept = {"Anomaly Detection", "Defect Localization"}
+
+    def decline(_: int, record: Record) -> Record:
+        if record.question_type in kept:
+            return record
+        return record.model_copy(update={"status": Status.ABSTAINED, "answer": None, "raw_reply": None})
+
+    edit_records(run, decline)
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path / "runs"), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["covers"] == ["Anomaly Discrimination", "Defect Localization"]
+    assert main(["runs", str(tmp_path / "runs")]) == 0
+    assert "the average covers AD, DL (2 of 7 subtasks)" in " ".join(capsys.readouterr().out.split())

@@ -26,10 +26,18 @@ class RedactingFilter(logging.Filter):
     """A logging filter that removes credentials from every message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message without secrets."""
+        """Rewrite the record's message, and the traceback a handler would print with it, without secrets."""
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
             record.msg = cleaned
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters print exc_text when it is set: an exception's message may hold a key too.
+            record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+_FORMATTER = logging.Formatter()
