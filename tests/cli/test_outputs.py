@@ -250,7 +250,7 @@ def test_runs_says_what_an_average_over_declined_subtasks_covers(
     """A run that declines five subtasks (as the visual expert does) has an average over two: `mmad runs` says so."""
     import json
 
-    from mmad.records.record import Status
+    from mmad.records.record import Record, Status
     from tests.helpers.runs import edit_records
 
     run = tmp_path / "runs" / "r"

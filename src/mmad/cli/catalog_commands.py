@@ -80,7 +80,8 @@ def _run_row(folder: Path) -> dict[str, Any]:
     run = open_run(folder)
     completeness = run.completeness
     graded = [graded_from_record(r) for r in run.plain]
-    average = score_answers(graded).average if any_reply(graded) else None
+    table = score_answers(graded) if any_reply(graded) else None
+    average = table.average if table is not None else None
     status = run.status
     resume = None
     if run.stale:  # "running" for ever otherwise: its process died holding nothing
@@ -99,6 +100,8 @@ def _run_row(folder: Path) -> dict[str, Any]:
         "answered": completeness.answered,
         "failed": completeness.failed,
         "average": average,
+        # a declined subtask is missing, not 0: the average of the visual expert is over AD and DL only
+        "covers": [s.value for s in table.average_covers] if table is not None else [],
         "card_hash": run.meta.get("card_hash"),
         "created_at": run.meta.get("created_at"),
     }
@@ -111,7 +114,9 @@ def runs_command(
     as_json: bool = typer.Option(False, "--json", help="print json"),
 ) -> None:
     """The runs under a folder: model, status, asked and answered, score and protocol card."""
+    from mmad.data.schema import SUBTASKS
     from mmad.records.folder import RUN_FILE, is_run_folder
+    from mmad.score.answers import covers_text
 
     if folder is None:
         folder = Path("runs")
@@ -167,3 +172,7 @@ def runs_command(
             str(row.get("card_hash") or "-"),
         )
     console.print(table)
+    for row in rows:
+        covers = row.get("covers") or []
+        if row.get("average") is not None and len(covers) < len(SUBTASKS):
+            console.print(f"{row['run']}: the average covers {covers_text(covers)}", highlight=False, markup=False)
