@@ -71,11 +71,6 @@ def _key(answer: GradedAnswer) -> str:
     return f"{answer.image}|{answer.question_text}|{answer.question_type}|{answer.correct_answer}"
 
 
-def shared_questions(a: Sequence[GradedAnswer], b: Sequence[GradedAnswer]) -> int:
-    """How many questions two runs both answered records for."""
-    return len({_key(x) for x in a} & {_key(x) for x in b})
-
-
 def pair_answers(a: Sequence[GradedAnswer], b: Sequence[GradedAnswer]) -> Pairing:
     """Pair the questions both runs answered; count, per side, why the rest were left out."""
     index_a = {_key(x): x for x in a}
