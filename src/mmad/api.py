@@ -22,7 +22,7 @@ from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
 from mmad.run.naming import answers_file_name
 from mmad.run.runner import run_async
-from mmad.score.answers import write_official_answers
+from mmad.score.answers import without_dropped_images, write_official_answers
 from mmad.score.official_csv import write_accuracy_csv
 from mmad.score.table import Policy, score_answers
 
@@ -41,7 +41,7 @@ def write_run_files(result: RunResult, *, plot: bool = True) -> dict[str, Path]:
         return result.files
     files = write_score_files(result.table, result.graded, run_dir, title=f"MMAD — {result.config.model}", plot=plot)
     answers_path = run_dir / answers_file_name(result.config)
-    write_official_answers(result.graded, answers_path)
+    write_official_answers(without_dropped_images(result.graded), answers_path)  # as the script writes them
     accuracy_path = answers_path.with_name(answers_path.stem + "_accuracy.csv")
     write_accuracy_csv(score_answers(result.graded, Policy.UPSTREAM), accuracy_path)
     files.update(answers=answers_path, official_csv=accuracy_path)

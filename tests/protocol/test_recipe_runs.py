@@ -77,7 +77,10 @@ def test_gemini_drops_the_whole_image_when_the_second_reply_miscounts(mmad_json:
     upstream = score_answers(graded, "upstream")
     as_the_script_wrote_them = score_answers([a for a in graded if a.image != image], "upstream")
     assert _figures(upstream) == _figures(as_the_script_wrote_them)
-    assert any("left out whole" in note for note in upstream.notes)
+    assert any("every answer of 1 image left out" in note for note in upstream.notes)
+    (answers_json,) = (tmp_path / "gemini").glob("answers_*_shot_*.json")
+    written = {r["image"] for r in json.loads(answers_json.read_text())}
+    assert image not in written and len(written) == len({a.image for a in graded}) - 1
 
 
 def test_a_recipe_run_is_scored_under_its_published_rows_policy(

@@ -124,6 +124,14 @@ def graded_from_records(records: Iterable[Record]) -> list[GradedAnswer]:
     return [graded_from_record(r) for r in latest_records(records).values() if r.plain]
 
 
+def without_dropped_images(answers: Iterable[GradedAnswer]) -> list[GradedAnswer]:
+    """The answers an official script would have written: none of an image it dropped
+    (Gemini/gemini_query.py, when its second reply has the wrong number of letters)."""
+    kept = list(answers)
+    dropped = {a.image for a in kept if a.dropped_image}
+    return [a for a in kept if a.image not in dropped] if dropped else kept
+
+
 def _official_question(answer: GradedAnswer) -> dict[str, Any]:
     return {"type": "text", "text": answer.question_text}
 

@@ -20,7 +20,7 @@ from enum import StrEnum
 from statistics import fmean
 
 from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Subtask
-from mmad.score.answers import VALID_LETTERS, GradedAnswer, covered, covers_text
+from mmad.score.answers import VALID_LETTERS, GradedAnswer, covered, covers_text, without_dropped_images
 
 
 class Policy(StrEnum):
@@ -224,13 +224,14 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
     dataset_names = list(dict.fromkeys(a.dataset for a in all_answers))
     if upstream:
         # The script that dropped an image wrote none of its answers, question 1 included.
-        dropped = {a.image for a in all_answers if a.dropped_image}
-        if dropped:
-            all_answers = [a for a in all_answers if a.image not in dropped]
+        kept = without_dropped_images(all_answers)
+        if len(kept) < len(all_answers):
+            n_images = len({a.image for a in all_answers}) - len({a.image for a in kept})
+            all_answers = kept
             dataset_names = list(dict.fromkeys(a.dataset for a in all_answers))
             notes.append(
-                f"upstream policy: {len(dropped)} images left out whole, as Gemini/gemini_query.py drops an "
-                "image whose second reply has the wrong number of letters"
+                f"upstream policy: every answer of {n_images} image{'' if n_images == 1 else 's'} left out, as "
+                "Gemini/gemini_query.py drops an image whose second reply has the wrong number of letters"
             )
         counted, removed, n_skipped = upstream_selection(all_answers)
         notes.append(
