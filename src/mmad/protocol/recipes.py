@@ -201,7 +201,8 @@ RECIPES: dict[str, Recipe] = {
             processor={"crop_to_patches": False},
             server_caveats=(
                 "one 448-px tile per image (load_image(max_num=1); crop_to_patches=False in-process): a server "
-                "tiles each image its own way (vLLM's InternVL: up to 12 tiles and a thumbnail); start it with "
+                "tiles each image its own way (vLLM's InternVL: up to the checkpoint's max_dynamic_patch tiles and a "
+                "thumbnail); start it with "
                 "--mm-processor-kwargs '{\"max_dynamic_patch\": 1}'",
             ),
         ),
