@@ -376,3 +376,18 @@ def test_a_flag_over_a_sweep_file_or_a_recipe_is_announced(
     assert main(args) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert err.count("note: --max-tokens 64 overrides the gpt4o recipe's max_tokens = 200") == 1
+
+
+def test_the_terminal_sweep_table_names_what_a_narrower_average_covers(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cell whose Average is over two subtasks says so under the terminal table, as sweep_table.md does."""
+    from mmad.cli import main
+
+    narrow = ["sweep", "-m", "random", "--shots", "0", "--set", 'subtasks=["AD", "DL"]', "--set", "cache=false"]
+    capsys.readouterr()
+    assert main([*narrow, "--no-html", "-d", str(mmad_json), "--out", str(tmp_path / "s")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    (row,) = sweep_rows(tmp_path / "s")
+    assert f"Average of {row.cell}: AD, DL (2 of 7 subtasks)" in out
+    assert f"- {row.cell}: AD, DL (2 of 7 subtasks)" in (tmp_path / "s" / "sweep_table.md").read_text()

@@ -153,7 +153,7 @@ def _run(spec: Any, folder: Path, *, resume: bool, html: bool) -> None:
     from mmad.api import evaluate_async
     from mmad.run.engine import EngineStats
     from mmad.run.sweep import run_sweep
-    from mmad.run.sweep_table import sweep_rows, write_sweep_table
+    from mmad.run.sweep_table import narrower_averages, sweep_rows, write_sweep_table
 
     with progress_bar() as bar:
         tasks: dict[str, Any] = {}
@@ -175,7 +175,10 @@ def _run(spec: Any, folder: Path, *, resume: bool, html: bool) -> None:
             err_console.print(f"interrupted; continue the sweep with: mmad sweep --resume {folder}", highlight=False)
             raise typer.Exit(130) from None
     files = write_sweep_table(folder)
-    console.print(_table(sweep_rows(folder), folder))
+    rows = sweep_rows(folder)
+    console.print(_table(rows, folder))
+    for line in narrower_averages(rows):  # an expert cell's AD+DL average is not a seven-subtask one
+        console.print(f"Average of {line}", highlight=False, markup=False, soft_wrap=True)
     if html:
         report = _html_report([c.run_dir for c in result.cells], folder)
         if report is not None:

@@ -96,11 +96,20 @@ def render_markdown(rows: list[SweepRow], title: str = "MMAD sweep") -> str:
         "unrotated posing's; Circular (--circular cells) is the share of questions answered right under every "
         "rotation of their options; " + ", ".join(f"{s.short} = {s.value}" for s in SUBTASKS) + ".",
     ]
-    narrower = [row for row in rows if row.average is not None and len(row.covers) < len(SUBTASKS)]
+    narrower = narrower_averages(rows)
     if narrower:
-        lines += ["", "Averages over fewer subtasks (– is a subtask without questions, or one the model declined):"]
-        lines += [f"- {row.cell}: {covers_text(row.covers)}" for row in narrower]
+        lines += ["", "Averages over fewer subtasks (- is a subtask without questions, or one the model declined):"]
+        lines += [f"- {line}" for line in narrower]
     return "\n".join(lines) + "\n"
+
+
+def narrower_averages(rows: list[SweepRow]) -> list[str]:
+    """'cell: AD, DL (2 of 7 subtasks)' for each cell whose Average covers fewer than the seven subtasks."""
+    return [
+        f"{row.cell}: {covers_text(row.covers)}"
+        for row in rows
+        if row.average is not None and len(row.covers) < len(SUBTASKS)
+    ]
 
 
 def render_csv(rows: list[SweepRow]) -> str:
