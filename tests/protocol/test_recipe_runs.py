@@ -219,3 +219,15 @@ def test_internvl_with_cot_carries_each_images_earlier_questions(mmad_json: Path
     seen.clear()
     _run(mmad_json, tmp_path / "plain", model, strategies=["cot"], base_url=BASE_URL, limit=5)
     assert {len(r.messages) for r in seen if r.question_ids} == {3}
+
+
+def test_the_estimate_counts_the_history_internvl_resends(mmad_json: Path) -> None:
+    """With cot under --recipe internvl each question re-sends its image's earlier turns: the dry run's
+    token estimate grows with them."""
+    from mmad.run.estimate import dry_run
+
+    def tokens(**settings: object) -> int:
+        config = RunConfig.from_flat("vllm:OpenGVLab/InternVL2-8B", str(mmad_json), strategies=["cot"], **settings)
+        return dry_run(config).prompt_tokens
+
+    assert tokens(recipe="internvl") > tokens(recipe="internvl", cot_history=False)

@@ -55,6 +55,7 @@ def estimate(
     sizes = sizes if sizes is not None else {}
     result = Estimate(price=price)
     preambles: set[str] = set()
+    history: dict[str, int] = {}  # per image: the earlier turns a prompt that carries its history re-sends
     for prompt in prompts:
         result.requests += 1
         result.questions += len(prompt.questions)
@@ -73,7 +74,12 @@ def estimate(
                     result.images_sent += 1
                     result.prompt_tokens += image_tokens(width, height, settings.detail)
         guess = 8 * max(1, len(prompt.questions))
-        result.completion_tokens += guess if prompt.max_tokens is None else min(prompt.max_tokens, guess)
+        reply = guess if prompt.max_tokens is None else min(prompt.max_tokens, guess)
+        result.completion_tokens += reply
+        if prompt.carries_history:
+            result.prompt_tokens += history.get(prompt.image, 0)
+            turn = sum(len(p.text) // 4 + 1 for p in prompt.messages[-1].parts if isinstance(p, TextPart))
+            history[prompt.image] = history.get(prompt.image, 0) + turn + reply
         if prompt.needs_preamble and prompt.image not in preambles:
             preambles.add(prompt.image)
             result.requests += 1
