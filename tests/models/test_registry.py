@@ -42,3 +42,10 @@ def test_plugins_come_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None
     model = registry.create_model("myorg:D")
     assert isinstance(model, FixedModel) and model.letter == "D"
     assert "broken" not in registry.providers()  # a failing plugin is logged and left out
+
+
+@pytest.mark.parametrize("name", ["random:abc", "random:²", "random:-1", "random:1.5"])
+def test_a_random_seed_that_is_not_a_whole_number_is_refused_by_name(name: str) -> None:
+    with pytest.raises(UnknownModelError, match=r"random takes a whole-number seed"):
+        registry.create_model(name)
+    assert isinstance(registry.create_model("random:12"), RandomModel)

@@ -149,7 +149,7 @@ def _check_baseline(provider: str, model_id: str, name: str) -> None:
     """The baselines' ids are a seed and a letter: anything else would run as their default, unnoticed."""
     from mmad.data.schema import LETTERS
 
-    if provider == "random" and model_id and not model_id.isdigit():
+    if provider == "random" and model_id and not (model_id.isascii() and model_id.isdigit()):  # int() refuses '²'
         msg = f"{name!r}: random takes a whole-number seed, e.g. random or random:1 (not {model_id!r})"
         raise UnknownModelError(msg)
     if provider == "fixed" and model_id and (len(model_id) != 1 or model_id.upper() not in LETTERS):
