@@ -119,15 +119,26 @@ def test_cli_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
-    from mmad.cli.demo import run_demo
+def test_demo_runs_the_whole_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmad.cli.demo import demo_models, run_demo
 
-    result = run_demo(tmp_path / "demo")
+    fitted: list[int] = []
+    if "expert" in demo_models():  # each category is fitted once, though the demo and its run both prepare
+        from mmad.models import expert_model
+
+        monkeypatch.setattr(expert_model, "_fits", {})
+        real = expert_model.calibrate
+        monkeypatch.setattr(expert_model, "calibrate", lambda *a, **k: fitted.append(1) or real(*a, **k))
+    steps: list[tuple[str, int, int]] = []
+    result = run_demo(tmp_path / "demo", on_step=lambda *step: steps.append(step))
     assert validate(result.benchmark).ok
     assert "random" in result.runs
     for run in result.runs.values():
         assert run.complete and run.table.average is not None
         assert (run.run_dir / "records.jsonl").exists()
+    if "expert" in result.runs:
+        fits = [step for step in steps if step[0] == "fitting the expert"]
+        assert fits[-1] == ("fitting the expert", 6, 6) and len(fitted) == 6
 
 
 def test_a_mask_of_another_size_is_refused_naming_the_file_and_both_sizes(tmp_path: Path) -> None:
