@@ -370,6 +370,7 @@ def test_a_flag_over_a_sweep_file_or_a_recipe_is_announced(
     err = " ".join(capsys.readouterr().err.split())
     assert f"note: --shots replaces {grid}'s shots = [1]" in err
     assert f"note: limit 3 replaces {grid}'s [settings] limit = 5" in err
+    assert "--model replaces" not in err, "-m fixed:A is the file's own model: nothing is replaced"
     args = _small_sweep(
         "-d", str(mmad_json), "--recipe", "gpt4o", "--set", "max_tokens=64", "--out", str(tmp_path / "b")
     )

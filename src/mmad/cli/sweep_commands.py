@@ -87,7 +87,7 @@ def sweep_command(
         settings = dict(file_settings)
         settings.update(dict(_setting(s) for s in setting or []))
         settings.update({k: v for k, v in (("engine", engine), ("ray_address", ray_address)) if v})
-        for key in sorted(k for k in given if k in from_file and raw[k] != given[k]):
+        for key in sorted(k for k in given if k in from_file and raw[k] != _as_in_file(k, given[k])):
             _note(f"{_FLAGS[key]} replaces {grid}'s {key} = {raw[key]}")
         for key in sorted(k for k in settings if k in file_settings and file_settings[k] != settings[k]):
             _note(f"{key} {settings[key]} replaces {grid}'s [settings] {key} = {file_settings[key]}")
@@ -117,6 +117,11 @@ _FLAGS = {
     "parallel": "--parallel",
     "data": "--data",
 }
+
+
+def _as_in_file(key: str, value: Any) -> Any:
+    """A flag's value as the sweep file's entry reads once parsed: ``-m random`` is ``{"name": "random"}``."""
+    return [{"name": m} for m in value] if key == "models" else value
 
 
 def _note(text: str) -> None:
