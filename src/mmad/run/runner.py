@@ -91,6 +91,10 @@ async def execute(prepared: PreparedRun, engine: Engine) -> EngineStats:
         return await engine.run(prepared.planner.work(todo), len(wanted))
     finally:
         engine.images.stop()
+        if engine.cache is not None:
+            # A sweep's cells run in one process: an open cache would keep its writer thread, its
+            # connection and its preloaded replies for the rest of the sweep, one set per cell.
+            engine.cache.close()
 
 
 async def run_async(
