@@ -237,3 +237,27 @@ def test_markdown_cells_carry_no_html_from_a_model_name(random_run: Path, tmp_pa
     (named / "run.json").write_text(json.dumps(meta))
     markdown = leaderboard_markdown(build_leaderboard([named], []))
     assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;\\|x" in markdown
+
+
+def test_a_run_declining_subtasks_outside_the_view_is_ranked(random_run: Path, tmp_path: Path) -> None:
+    """Declining DC..OA (as the visual expert does) keeps a run off the full board, not off an AD+DL view,
+    where its average covers what every other row's does."""
+    kept = {"Anomaly Detection", "Defect Localization"}
+
+    def decline(_: int, record):  # type: ignore[no-untyped-def]
+        if record.question_type in kept:
+            return record
+        return record.model_copy(update={"status": Status.ABSTAINED, "answer": None, "raw_reply": None})
+
+    expert_like = copy_run(random_run, tmp_path / "declines")
+    edit_records(expert_like, decline)
+    full = _row(build_leaderboard([expert_like], published=[]), "random")
+    assert full.rank is None and any("does not answer DC, DD, DA, OC, OA" in m for m in full.marks)
+    view = [Subtask.ANOMALY_DISCRIMINATION, Subtask.DEFECT_LOCALIZATION]
+    narrowed = _row(build_leaderboard([expert_like], published=[], subtasks=view), "random")
+    assert narrowed.rank == 1 and narrowed.eligible, narrowed.marks
+    assert not any("does not answer" in m for m in narrowed.marks)
+    with_dc = _row(
+        build_leaderboard([expert_like], published=[], subtasks=[*view, Subtask.DEFECT_CLASSIFICATION]), "random"
+    )
+    assert with_dc.rank is None and any("does not answer DC (declined" in m for m in with_dc.marks)

@@ -262,9 +262,14 @@ def run_row(
     score = strict if policy is Policy.STRICT else upstream
     per_subtask = strict_subtasks if policy is Policy.STRICT else upstream_subtasks
     covers = [s.value for s in SUBTASKS if per_subtask.get(s.value) is not None]
-    declined = scores.strict.declined
+    # Declined within this view: outside it (--subtask AD --subtask DL for the expert) its figures cover
+    # what every other row's do, and it is ranked like them.
+    in_view = [r for r in scores.strict.rows if not datasets or r.name in datasets]
+    declined = [
+        s for s in SUBTASKS if (not subtasks or s in subtasks) and any(r.tallies[s].declined_all for r in in_view)
+    ]
     if declined:
-        shorts = ", ".join(s.short for s in SUBTASKS if s.value in declined)
+        shorts = ", ".join(s.short for s in declined)
         counted = (
             f"its average covers {covers_text(covers)}"
             if policy is Policy.STRICT
