@@ -329,13 +329,16 @@ def build_prompts(
     if variant in {Variant.PER_QUESTION, Variant.PER_IMAGE}:
         context = _internvl_context(templates, query, extras, settings.blind)
         if variant is Variant.PER_QUESTION:
-            previous: tuple[str, str] | None = None
+            # One chain per rotation: under --circular a rotation must not carry the model's reply to
+            # another rotation of the same question (its answer, under other letters).
+            previous: dict[int, tuple[str, str]] = {}
             for group in posings:
-                for posed in group:
+                for rotation, posed in enumerate(group):
                     if is_asked(posed):
                         turns = _internvl_messages(context, _question_list([posed]), cot)
-                        add(turns, [posed], max_tokens=settings.max_tokens, needs_preamble=cot, after=previous)
-                        previous = posed.key
+                        after = previous.get(rotation)
+                        add(turns, [posed], max_tokens=settings.max_tokens, needs_preamble=cot, after=after)
+                        previous[rotation] = posed.key
         else:
             for rotation in range(max((len(g) for g in posings), default=0)):
                 batch = [g[rotation] for g in posings if rotation < len(g) and is_asked(g[rotation])]

@@ -55,7 +55,7 @@ def estimate(
     sizes = sizes if sizes is not None else {}
     result = Estimate(price=price)
     preambles: set[str] = set()
-    history: dict[str, int] = {}  # per image: the earlier turns a prompt that carries its history re-sends
+    history: dict[tuple[str, str], int] = {}  # per posing: the turns its successor in the chain re-sends
     for prompt in prompts:
         result.requests += 1
         result.questions += len(prompt.questions)
@@ -77,9 +77,11 @@ def estimate(
         reply = guess if prompt.max_tokens is None else min(prompt.max_tokens, guess)
         result.completion_tokens += reply
         if prompt.carries_history:
-            result.prompt_tokens += history.get(prompt.image, 0)
+            # Along the prompt's own chain (`after`): under --circular each rotation has one.
+            earlier = history.get(prompt.after, 0) if prompt.after is not None else 0
+            result.prompt_tokens += earlier
             turn = sum(len(p.text) // 4 + 1 for p in prompt.messages[-1].parts if isinstance(p, TextPart))
-            history[prompt.image] = history.get(prompt.image, 0) + turn + reply
+            history[prompt.questions[0].key] = earlier + turn + reply
         if prompt.needs_preamble and prompt.image not in preambles:
             preambles.add(prompt.image)
             result.requests += 1
