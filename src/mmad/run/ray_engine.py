@@ -64,6 +64,10 @@ class _Job:
         return len(self.prompts)
 
 
+CLOSE_TIMEOUT_S = 10.0
+"""How long the actors may take to write their caches and close their connections at the end of a run."""
+
+
 @dataclass
 class _Actor:
     name: str
@@ -302,6 +306,13 @@ class RayEngine(DriverEngine):
 
     def _stop_actors(self) -> None:
         ray = self._ray_module
+        # ray.kill runs no atexit handler in the actor: what its response cache still holds in memory
+        # (up to WRITE_INTERVAL_S of replies) is written by close() first, or lost.
+        ready = [a for a in self.actors if a.ready]
+        try:
+            ray.get([a.handle.close.remote() for a in ready], timeout=CLOSE_TIMEOUT_S)
+        except Exception:  # a dead or stuck actor (Ctrl-C reaches Ray's processes too): killed below
+            logger.debug("not every Ray actor closed within %.0f s", CLOSE_TIMEOUT_S)
         for actor in self.actors:
             try:
                 ray.kill(actor.handle)

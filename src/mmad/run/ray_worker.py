@@ -98,8 +98,10 @@ class PromptWorker:
         return list(answers), usage_of(engine.stats)
 
     async def close(self) -> None:
-        """Release the model's connections."""
+        """Write what the response cache holds in memory; release the model's connections."""
         if self.engine is not None:
+            if self.engine.cache is not None:
+                await asyncio.to_thread(self.engine.cache.close)
             await self.engine.model.aclose()
             if self.engine.judge is not None:
                 await self.engine.judge.aclose()
