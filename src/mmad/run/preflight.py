@@ -47,6 +47,25 @@ def check_shots(benchmark: Benchmark, selection: Selection, config: RunConfig) -
         raise TooFewTemplatesError(msg)
 
 
+def check_expert_templates(config: RunConfig) -> None:
+    """The visual expert compares the query with template images: without any it declines every question,
+    a run of nothing but abstentions that would finish "complete" (a sweep skips such a cell)."""
+    if config.model.partition(":")[0] != "expert":
+        return
+    if config.prompt.blind:
+        msg = (
+            f"-m {config.model} with --blind: the visual expert looks only at the images, so it would decline "
+            "every question; leave --blind out"
+        )
+        raise ConfigError(msg)
+    if config.prompt.shots == 0:
+        msg = (
+            f"-m {config.model} with --shots 0: the visual expert compares the query with template images, so "
+            "without any it would decline every question; use --shots 1 or more"
+        )
+        raise TooFewTemplatesError(msg)
+
+
 def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Preflight:
     """Check the config against the benchmark (selection, templates, knowledge, price) and the [ray] extra
     for the Ray engine."""
@@ -60,6 +79,7 @@ def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Prefligh
             "the model never saw); add --blind for the text-only baseline, or leave --text-only-server out"
         )
         raise ConfigError(msg)
+    check_expert_templates(config)
     benchmark = benchmark or load_benchmark(config.data)
     strategies = parse_strategies(config.prompt.strategies)
     if strategies.agent_expert:
