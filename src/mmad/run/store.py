@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -20,6 +21,23 @@ from mmad._io import atomic_write_text, atomic_writer
 from mmad.errors import AnswersFormatError, RunError
 from mmad.records.folder import LOCK_FILE, RECORDS_FILE, RUN_FILE
 from mmad.records.record import Record, Status, read_records
+
+LOCK_WAIT_S = 0.5
+"""How long a run waits for its lock: `mmad runs` holds it shared for an instant to see whether a
+process still holds it (a stale run), and that instant must not refuse a run being started."""
+
+
+def _lock_soon(handle: IO[str]) -> None:
+    """flock the run's lock file, exclusively, within LOCK_WAIT_S (BlockingIOError: a writer holds it)."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class RunStore:
@@ -94,7 +112,7 @@ class RunStore:
         # Opened without truncating: the pid in it belongs to whoever holds the lock until we have it.
         self._lock = (self.folder / LOCK_FILE).open("a+", encoding="utf-8")
         try:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_soon(self._lock)
         except BlockingIOError as exc:
             self._lock.seek(0)
             holder = self._lock.read().strip()
