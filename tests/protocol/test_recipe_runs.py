@@ -113,7 +113,7 @@ def test_a_recipe_run_is_scored_under_its_published_rows_policy(
 
 
 def test_official_debug_is_the_scripts_debug_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Transformers/internvl_query.py (and the other scripts) under --debug: random.seed(1), then
+    """Transformers/internvl_query.py (the only released script with it) under --debug: random.seed(1), then
     random.sample(list(chat_ad.keys()), 1600); the answers file gets "_Debug"."""
     import random
 

@@ -50,13 +50,13 @@ class Selection:
 
 
 # The official scripts' --debug: random.seed(1), then random.sample(list(chat_ad.keys()), 1600)
-# (e.g. Transformers/internvl_query.py, GPT4/gpt4o.py).
+# (Transformers/internvl_query.py; no other released script has --debug).
 DEBUG_SEED = 1
 DEBUG_IMAGES = 1600
 
 
-def official_debug_keys(benchmark: Benchmark) -> set[str]:
-    """The image keys the official scripts ask under ``--debug``."""
+def official_debug_keys(benchmark: Benchmark) -> list[str]:
+    """The image keys the official scripts ask under ``--debug``, in the order they ask them (the sample's)."""
     keys = [item.key for item in benchmark.items]
     if len(keys) < DEBUG_IMAGES:
         msg = (
@@ -64,11 +64,13 @@ def official_debug_keys(benchmark: Benchmark) -> set[str]:
             f"this benchmark has {len(keys):,} (the scripts would stop with ValueError); use --limit instead"
         )
         raise ConfigError(msg)
-    return set(random.Random(DEBUG_SEED).sample(keys, DEBUG_IMAGES))
+    return random.Random(DEBUG_SEED).sample(keys, DEBUG_IMAGES)
 
 
 def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: PromptSettings) -> Selection:
-    """The questions a run asks: a named subset, filters, then a seeded sample, in file order."""
+    """The questions a run asks: a named subset, filters, then a seeded sample, in file order (the
+    subset's own order for official-debug: the answers file, and so summary.py's remove-while-iterating
+    skips, follow the order the script asked in)."""
     wanted_subtasks = {Subtask.parse(s) for s in config.subtasks}
     datasets = set(config.datasets)
     categories = set(config.categories)
@@ -88,11 +90,12 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
                 f"it has {', '.join(sorted({item.category for item in benchmark.items}))}"
             )
             raise ConfigError(msg)
-    subset = official_debug_keys(benchmark) if config.subset == "official-debug" else None
+    candidates = benchmark.items
+    if config.subset == "official-debug":
+        by_key = {item.key: item for item in benchmark.items}
+        candidates = [by_key[key] for key in official_debug_keys(benchmark)]
     chosen: list[tuple[ImageItem, list[str]]] = []
-    for item in benchmark.items:
-        if subset is not None and item.key not in subset:
-            continue
+    for item in candidates:
         if datasets and item.dataset not in datasets:
             continue
         if categories and item.category not in categories and f"{item.dataset}/{item.category}" not in categories:
