@@ -322,3 +322,11 @@ def test_an_image_is_inspected_once_for_all_its_questions(
     other = ImagePart(path=str(bench.resolve(next(i for i in bench.items if i.key != item.key).key)))
     asyncio.run(model.generate(_request(other, template)))
     assert seen == [query.path, other.path]
+
+
+def test_the_description_changes_with_how_answers_are_made(expert: PatchCoreExpert) -> None:
+    """describe() is part of the response cache's key: replies cached by the expert of 06f9ed3 (DL from the
+    divided map, images held out only as the query) must not be served for this one."""
+    described = ExpertModel(expert).describe()
+    assert described["localization"] == "the undivided map"
+    assert "held out of its envelope as query and bank" in described["calibration"]

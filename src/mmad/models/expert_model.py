@@ -232,10 +232,13 @@ class ExpertModel(Model):
             "detector": self.expert.settings.describe(),
             "fit_on": self.fit_on,
             "max_normals": self.max_normals,
+            # Part of the response cache's key: a change to how answers are made must change this text.
             "calibration": (
                 "per category: scores divided by the pixelwise max of normal-vs-normal maps (smoothed), "
-                f"threshold {MARGINS[self.fit_on]} x the highest such normal score"
+                f"threshold {MARGINS[self.fit_on]} x the highest such normal score, each normal image held "
+                "out of its envelope as query and bank"
             ),
+            "localization": "the undivided map",
         }
 
     def describe(self) -> dict[str, Any]:
