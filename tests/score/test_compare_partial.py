@@ -102,3 +102,17 @@ def test_an_interrupted_run_is_partial_and_its_unasked_questions_are_left_out(
     assert payload["partial"] is True and payload["runs"]["b"]["missing"] == missing
     assert payload["left_out"]["b"] == {"no record": missing} and payload["paired"] == 48
     assert f"{missing} of its {48 + missing} selected questions were never asked" in " ".join(captured.err.split())
+
+
+def test_json_of_runs_with_nothing_to_compare_is_still_json(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A script reading `compare --json` gets a payload it can parse, saying nothing was compared and why."""
+    capsys.readouterr()
+    code = main(["compare", str(runs["full"]), str(runs["failed"]), "--samples", "100", "--json"])
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    n = len(read_records(runs["failed"] / "records.jsonl"))
+    assert code == 1 and payload["compared"] is False and payload["paired"] == 0 and payload["differences"] == []
+    assert payload["partial"] is True and payload["left_out"]["b"] == {"error": n}
+    assert "nothing to compare" in captured.err

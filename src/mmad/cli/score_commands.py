@@ -206,7 +206,19 @@ def compare_command(
     answers_a, answers_b = load_answers(run_a), load_answers(run_b)
     pairing = pair_answers(answers_a, answers_b)
     sides = {"a": _compare_side(run_a, folder_a, answers_a), "b": _compare_side(run_b, folder_b, answers_b)}
+    shared = pairing.shared
+    head = {
+        "overlap": {"shared": shared, "a": len(answers_a), "b": len(answers_b)},
+        "paired": len(pairing.pairs),
+        "left_out": {"total": pairing.left_out, "a": pairing.left_out_a, "b": pairing.left_out_b},
+        "partial": any(side["partial"] for side in sides.values()),
+        "runs": sides,
+        "notes": notes,
+        "card_hashes": cards,
+    }
     if pairing.shared and not pairing.pairs:
+        if as_json:  # a script reading stdout gets an answer it can parse; the reason goes to stderr
+            typer.echo(json.dumps({"compared": False, **head, "declined": [], "differences": []}, indent=2))
         err_console.print(
             f"[red]nothing to compare[/]: {run_a} and {run_b} share {pairing.shared} questions, but no question "
             f"was answered by both (left out: A {_reasons(pairing.left_out_a)}; B {_reasons(pairing.left_out_b)})",
@@ -216,18 +228,12 @@ def compare_command(
         raise typer.Exit(1)
     result = compare_runs(answers_a, answers_b, samples=samples, seed=seed)
     declined = [s.value for s in declined_subtasks(answers_a, answers_b)]
-    shared = pairing.shared
     overlap = f"{shared} questions in both (A has {len(answers_a)}, B has {len(answers_b)})"
     average = next((d for d in result if d.group == "Average"), None)
     if as_json:
         payload = {
-            "overlap": {"shared": shared, "a": len(answers_a), "b": len(answers_b)},
-            "paired": len(pairing.pairs),
-            "left_out": {"total": pairing.left_out, "a": pairing.left_out_a, "b": pairing.left_out_b},
-            "partial": any(side["partial"] for side in sides.values()),
-            "runs": sides,
-            "notes": notes,
-            "card_hashes": cards,
+            "compared": True,
+            **head,
             "declined": declined,
             "differences": [{**vars(d), "delta": d.delta} for d in result],
         }
