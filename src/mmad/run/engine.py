@@ -143,7 +143,9 @@ class Engine:
         self.limit = AdaptiveLimit(settings.concurrency)
         self._preambles: dict[str, asyncio.Task[tuple[str, int]]] = {}
         # Per posing of a prompt that carries its image's history: the turns up to and including its own.
-        self._turns: dict[tuple[str, str], asyncio.Future[list[tuple[Message, str]]]] = {}
+        # None: the posing was not asked (a stop), so the questions after it fail as 'history' errors. A
+        # result, not an exception: an exception nobody awaits is logged by asyncio as a traceback.
+        self._turns: dict[tuple[str, str], asyncio.Future[list[tuple[Message, str]] | None]] = {}
         self._model_description = model.describe()
         self._in_flight = 0
         self._reserved_usd = 0.0  # what the requests in flight are expected to cost (with --max-cost)
@@ -405,7 +407,7 @@ class Engine:
         """
         return await self._run_prompt(prompt)
 
-    def _turn(self, key: tuple[str, str]) -> asyncio.Future[list[tuple[Message, str]]]:
+    def _turn(self, key: tuple[str, str]) -> asyncio.Future[list[tuple[Message, str]] | None]:
         if key not in self._turns:
             self._turns[key] = asyncio.get_running_loop().create_future()
         return self._turns[key]
@@ -415,9 +417,7 @@ class Engine:
         if prompt.carries_history:
             turn = self._turn(prompt.questions[0].key)
             if not turn.done():
-                turn.set_exception(
-                    PermanentError("an earlier question of the image was not asked", error_class="history")
-                )
+                turn.set_result(None)
 
     async def _run_prompt(self, prompt: Prompt) -> list[Record]:
         """The records of a prompt; one that carries its image's history first waits for the earlier
@@ -426,15 +426,17 @@ class Engine:
             return await self._ask(prompt)
         mine = self._turn(prompt.questions[0].key)
         turns: list[tuple[Message, str]] = []
-        try:
-            if prompt.after is not None:
-                turns = list(await asyncio.shield(self._turn(prompt.after)))
-        except ModelCallError as exc:
-            mine.set_exception(exc)
-            return [
-                self._record(q, status=Status.ERROR, error_class=exc.error_class, error_message=str(exc), attempts=0)
-                for q in prompt.questions
-            ]
+        if prompt.after is not None:
+            earlier = await asyncio.shield(self._turn(prompt.after))
+            if earlier is None:
+                if not mine.done():
+                    mine.set_result(None)
+                message = "an earlier question of the image was not asked"
+                return [
+                    self._record(q, status=Status.ERROR, error_class="history", error_message=message, attempts=0)
+                    for q in prompt.questions
+                ]
+            turns = list(earlier)
         try:
             records = await self._ask(prompt, turns)
             reply = next((r.raw_reply for r in records if r.raw_reply is not None), None)
