@@ -392,3 +392,21 @@ def test_the_terminal_sweep_table_names_what_a_narrower_average_covers(
     (row,) = sweep_rows(tmp_path / "s")
     assert f"Average of {row.cell}: AD, DL (2 of 7 subtasks)" in out
     assert f"- {row.cell}: AD, DL (2 of 7 subtasks)" in (tmp_path / "s" / "sweep_table.md").read_text()
+
+
+def test_the_terminal_sweep_table_keeps_every_number_and_name_whole_at_80_columns(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    args = ["sweep", "-m", "fixed:A", "-m", "random", "--shots", "0", "--shots", "1", "--set", "cache=false"]
+    capsys.readouterr()
+    assert main([*args, "--no-html", "-d", str(mmad_json), "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    table = out.split("written:")[0]
+    assert "…" not in table and all(len(line) <= 80 for line in table.splitlines()), table
+    rows = sweep_rows(tmp_path / "s")
+    for i, row in enumerate(rows, 1):
+        assert f"{i}: {row.cell} (complete)" in table
+        assert f"{row.average:.1f}" in table

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
@@ -199,19 +200,37 @@ def _run(spec: Any, folder: Path, *, resume: bool, html: bool) -> None:
         raise typer.Exit(1)
 
 
-def _table(rows: list[Any], folder: Path) -> Table:
+def _table(rows: list[Any], folder: Path) -> RenderableType:
+    """The sweep table, every number whole: where the cells' names do not fit beside the numbers
+    (80 columns), a borderless table of numbered cells with their names and statuses below it."""
+    from rich.console import Group
+    from rich.measure import Measurement
+    from rich.text import Text
+
+    from mmad.cli.common import _compact_table
+
+    title = f"MMAD sweep — {folder}"
+    full = _sweep_view(Table(title=title), rows, numbered=False)
+    if Measurement.get(console, console.options.update_width(10_000), full).maximum <= console.width:
+        return full
+    view = _sweep_view(_compact_table(title, None), rows, numbered=True)
+    names = "\n".join(f"{i}: {row.cell} ({row.status})" for i, row in enumerate(rows, 1))
+    return Group(view, Text(names, style="dim"))
+
+
+def _sweep_view(view: Table, rows: list[Any], *, numbered: bool) -> Table:
     from mmad.data.schema import SUBTASKS
 
-    view = Table(title=f"MMAD sweep — {folder}")
     circular = any(row.circular is not None for row in rows)
-    head = ["Cell", "Status", "Asked", "Average", *(["Circular"] if circular else []), *(s.short for s in SUBTASKS)]
+    head = ["#"] if numbered else ["Cell", "Status"]
+    head += ["Asked", "Average", *(["Circular"] if circular else []), *(s.short for s in SUBTASKS)]
     for column in head:
-        view.add_column(column, justify="left" if column in {"Cell", "Status"} else "right")
-    for row in rows:
+        wide = column in {"Cell", "Status"}
+        view.add_column(column, justify="left" if wide else "right", no_wrap=not wide, overflow="fold")
+    for i, row in enumerate(rows, 1):
         values = [row.subtasks.get(s.value) for s in SUBTASKS]
         view.add_row(
-            escape(row.cell),
-            row.status,
+            *([str(i)] if numbered else [escape(row.cell), row.status]),
             f"{row.asked}/{row.selected}",
             _pct(row.average),
             *([_pct(row.circular)] if circular else []),
