@@ -269,3 +269,25 @@ def test_runs_says_what_an_average_over_declined_subtasks_covers(
     assert row["covers"] == ["Anomaly Discrimination", "Defect Localization"]
     assert main(["runs", str(tmp_path / "runs")]) == 0
     assert "the average covers AD, DL (2 of 7 subtasks)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_runs_at_80_columns_cuts_no_model_card_or_resume_command(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    runs = tmp_path / "runs"
+    killed = runs / "openai-gpt-4o_1shot_per-question_killed"
+    assert _eval(mmad_json, runs / "done", "--limit", "4") == 0
+    assert _eval(mmad_json, killed, "--limit", "4") == 0
+    meta = json.loads((killed / "run.json").read_text(encoding="utf-8"))
+    meta["status"] = "running"  # what a SIGKILL leaves: nobody holds its lock
+    (killed / "run.json").write_text(json.dumps(meta), encoding="utf-8")
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert all(len(line) <= 80 for line in out.splitlines() if "resume" not in line)
+    assert str(meta["card_hash"]) in out and "complete" in out.split() and "stale" in out.split()
+    assert f"mmad eval --resume {killed}" in out  # whole, on one line, ready to copy

@@ -156,15 +156,31 @@ def runs_command(
     if not rows:
         console.print(f"no runs under {folder} (a run folder holds {RUN_FILE})")
         return
-    table = Table(title=f"Runs under {folder}")
-    for column in ("Run", "Model", "Status", "Asked", "Answered", "Failed", "Average (strict)", "Card"):
-        table.add_column(column, justify="right" if column in {"Asked", "Answered", "Failed"} else "left")
+    from rich import box
+
+    # Below 110 columns the borders go (as the score tables' do), so that at 80 the columns fit without "…"
+    narrow = console.width < 110
+    table = Table(
+        title=f"Runs under {folder} (averages: strict policy)",
+        box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+        pad_edge=not narrow,
+        padding=(0, 0 if narrow else 1),
+    )
+    for column in ("Run", "Model", "Status", "Asked", "Answered", "Failed", "Average", "Card"):
+        # Run and Model fold, never "…" (a cut path or model could not be typed back); the others never wrap
+        table.add_column(
+            column,
+            justify="right" if column in {"Asked", "Answered", "Failed"} else "left",
+            overflow="fold",
+            no_wrap=column not in {"Run", "Model"},
+        )
     for row in rows:
         average = row.get("average")
         table.add_row(
             escape(row["run"]),
             escape(str(row["model"])),
-            escape(str(row["status"])),
+            # a stale run's pid and resume command go under the table, on a line of their own that is never cut
+            "stale" if row.get("stale") else escape(str(row["status"])),
             f"{row.get('asked', '-')}/{row.get('selected', '-')}",
             str(row.get("answered", "-")),
             str(row.get("failed", "-")),
@@ -172,6 +188,9 @@ def runs_command(
             str(row.get("card_hash") or "-"),
         )
     console.print(table)
+    for row in rows:
+        if row.get("stale"):
+            console.print(f"{row['run']}: {row['status']}", highlight=False, markup=False, soft_wrap=True)
     for row in rows:
         covers = row.get("covers") or []
         if row.get("average") is not None and len(covers) < len(SUBTASKS):
