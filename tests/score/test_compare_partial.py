@@ -116,3 +116,19 @@ def test_json_of_runs_with_nothing_to_compare_is_still_json(
     assert code == 1 and payload["compared"] is False and payload["paired"] == 0 and payload["differences"] == []
     assert payload["partial"] is True and payload["left_out"]["b"] == {"error": n}
     assert "nothing to compare" in captured.err
+
+
+def test_the_official_answers_file_of_a_partial_run_says_its_failures_count_as_wrong(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gpt_answer cannot say "failed": scoring or comparing the run's answers json names the run folder that can."""
+    (answers,) = runs["partial"].glob("answers_*.json")
+    failed = sum(r.status is Status.ERROR for r in read_records(runs["partial"] / "records.jsonl"))
+    capsys.readouterr()
+    assert main(["score", str(answers), "--out", str(tmp_path), "--no-plot"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"its run's {failed} failed questions count as wrong here; `mmad score {runs['partial']}`" in err, err
+    assert main(["compare", str(runs["full"]), str(answers), "--samples", "100", "--json"]) == 0
+    assert "is an official answers file" in capsys.readouterr().err
+    assert main(["score", str(runs["partial"]), "--out", str(tmp_path / "dir"), "--no-plot"]) == 0
+    assert "official answers file" not in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,28 @@ def _run_of(path: Path) -> Any:
     if path.name == "records.jsonl" and is_run_folder(path.parent):
         return open_run(path.parent)
     return None
+
+
+def _note_official_file_of_a_run(path: Path) -> None:
+    """An official answers file has only gpt_answer, so a question its run declined or failed reads as a wrong
+    answer there: say so when the file sits in a run folder that has such questions, and name the folder."""
+    from mmad.records.folder import is_run_folder, open_run
+    from mmad.records.record import Status
+
+    if path.is_dir() or path.suffix.lower() != ".json" or not is_run_folder(path.parent):
+        return
+    counts = Counter(r.status for r in open_run(path.parent).plain)
+    gaps = [
+        f"{counts[s]} {word}" for s, word in ((Status.ABSTAINED, "declined"), (Status.ERROR, "failed")) if counts[s]
+    ]
+    if gaps:
+        err_console.print(
+            f"[yellow]note[/]: {path} is an official answers file, which cannot tell a declined or failed question "
+            f"from a wrong answer: its run's {' and '.join(gaps)} questions count as wrong here; "
+            f"`mmad score {path.parent}` scores them as the run recorded them",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _check_answers_path(path: Path) -> None:
@@ -78,6 +101,7 @@ def score_command(
     from mmad.score.table import score_answers
 
     _check_answers_path(answers)
+    _note_official_file_of_a_run(answers)
     run = _run_of(answers)
     graded = load_answers(answers)
     completeness = run.completeness if run is not None else None
@@ -189,6 +213,7 @@ def compare_command(
 
     for path in (run_a, run_b):
         _check_answers_path(path)
+        _note_official_file_of_a_run(path)
     folder_a, folder_b = _run_of(run_a), _run_of(run_b)
     notes: list[str] = []
     cards: dict[str, str | None] = {}
