@@ -221,3 +221,13 @@ def test_eval_stores_its_replies_and_an_unusable_cache_folder_is_exit_2(
         assert main([*command, "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "response cache folder" in err and "--no-cache" in err
+
+
+def test_a_reply_json_cannot_hold_is_skipped_and_the_rest_stored(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    cache.put(_key(1), Completion(text="A", extra={"tensor": object()}))
+    cache.put(_key(2), Completion(text="B"))
+    cache.close()
+    again = ResponseCache(tmp_path)
+    assert again.get(_key(1)) is None and again.get(_key(2)) == Completion(text="B")
+    again.close()

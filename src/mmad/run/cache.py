@@ -297,7 +297,11 @@ class ResponseCache:
             rows = []
             now = time.time()
             for key, completion in batch.items():
-                value = json.dumps(asdict(completion))
+                try:
+                    value = json.dumps(asdict(completion))
+                except (TypeError, ValueError) as exc:  # a backend's extra that JSON cannot hold
+                    logger.warning("a reply was not cached: %s", exc)
+                    continue
                 rows.append((key, value, len(key) + len(value), now))
             try:
                 with self._db_lock, _transaction(self._db):
