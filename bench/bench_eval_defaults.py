@@ -172,17 +172,22 @@ def main() -> None:
         if args.profile:
             mmad("profile", scratch / "cache-profile", ("-m", "cProfile", "-o", str(args.profile)))
     print(f"\n{n} requests, concurrency {CONCURRENCY}, server latency {LATENCY} s, {os.cpu_count()} cores")
+    missed = []
     for tag in [t for t in results if t != "bare"]:
         ratios = [b[0] / m[0] for b, m in zip(results["bare"], results[tag], strict=True)]
         each = ", ".join(f"{r:.2f}" for r in ratios)
         judged = f" (target >= {TARGET}x)" if tag in ("empty", "full") else ""
         median = statistics.median(ratios)
         print(f"mmad eval, cache {tag}: its rate / the bare loop's, per round {each}; median {median:.2f}x{judged}")
+        if judged and median < TARGET:
+            missed.append(tag)
     bare_rate = statistics.median(n / w for w, _ in results["bare"])
     bare_cpu = statistics.median(c for _, c in results["bare"])
     print(f"bare AsyncOpenAI loop: median {bare_rate:.0f} q/s, CPU {bare_cpu:.1f} s")
     if args.profile:
         pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(25)
+    if missed:
+        sys.exit(f"below the target with the cache {' and '.join(missed)}")
 
 
 if __name__ == "__main__":
