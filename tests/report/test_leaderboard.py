@@ -261,3 +261,14 @@ def test_a_run_declining_subtasks_outside_the_view_is_ranked(random_run: Path, t
         build_leaderboard([expert_like], published=[], subtasks=[*view, Subtask.DEFECT_CLASSIFICATION]), "random"
     )
     assert with_dc.rank is None and any("does not answer DC (declined" in m for m in with_dc.marks)
+
+
+def test_at_80_columns_no_name_or_figure_is_cut(random_run: Path, interrupted: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["leaderboard", str(random_run), str(interrupted)]) == 0
+    text = capsys.readouterr().out
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
+    assert {"Average", "Strict", "Upstream", "Overkill", "Miss", "74.31", "32.44", "32.63"} <= set(text.split())
+    # the protocol and marks of a row are one line under its table, not a word per line beside it
+    assert "GPT-4o (gpt-4o): published; the paper reports 74.92" in text.replace("\n", " ")
+    assert "random (interrupted): card" in text

@@ -12,6 +12,8 @@ from mmad.cli.common import console, simple_progress
 from mmad.errors import ConfigError, RunError
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from mmad.report.leaderboard import Leaderboard, LeaderboardRow
     from mmad.score.published import PublishedEntry
 
@@ -82,24 +84,46 @@ def _policy(name: str) -> str:
     return name
 
 
-def render_leaderboard(board: Leaderboard) -> list[Table]:
-    """The leaderboard for the terminal: ranked rows, then the rest, then the group legend."""
+def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableType]:
+    """The leaderboard for the terminal: ranked rows, then the rest, then the group legend.
+
+    Below 140 columns the tables lose their borders and the protocol and marks move under each table,
+    one line per row: in a column of their own they were folded a word per line and cut every name."""
+    from rich import box
+    from rich.text import Text
+
     from mmad.report.tables import fmt
 
+    narrow = width < 140
     letters = board.group_letters()
-    tables = []
+    tables: list[RenderableType] = []
     for title, rows in (("Ranked within comparable groups", board.ranked), ("Not ranked", board.unranked)):
         if not rows:
             continue
-        view = Table(title=title, title_justify="left")
+        view = Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+            pad_edge=not narrow,
+            padding=(0, 0 if narrow else 1),
+        )
         for column in ("#", "Grp", "Model", "Average", "Strict", "Upstream", "Overkill", "Miss", "Completeness"):
-            view.add_column(column, justify="left" if column in ("Model", "Completeness", "Grp") else "right")
-        view.add_column("Protocol / marks", overflow="fold")
+            view.add_column(
+                column,
+                justify="left" if column in ("Model", "Completeness", "Grp") else "right",
+                overflow="fold",
+                no_wrap=column not in ("Model", "Completeness"),
+            )
+        if not narrow:
+            view.add_column("Protocol / marks", overflow="fold")
+        notes = []
         for row in rows:
             protocol = [f"card {row.card_hash[:8]}"] if row.card_hash else ([] if row.kind == "run" else ["published"])
             style = "bold" if row.kind == "run" else ""
-            view.add_row(
-                str(row.rank) if row.rank else "–",
+            rank = str(row.rank) if row.rank else "–"
+            marks = "; ".join([*protocol, *row.marks])
+            cells = [
+                rank,
                 letters[row.group],
                 row.name,
                 fmt(row.score),
@@ -108,10 +132,13 @@ def render_leaderboard(board: Leaderboard) -> list[Table]:
                 fmt(row.overkill),
                 fmt(row.miss),
                 _short_completeness(row),
-                "; ".join([*protocol, *row.marks]),
-                style=style,
-            )
+            ]
+            view.add_row(*cells, *([] if narrow else [marks]), style=style)
+            if marks != "published":  # the group legend already says which rows are published
+                notes.append(f"{rank} {letters[row.group]} {row.name}: {marks}")
         tables.append(view)
+        if narrow and notes:
+            tables.append(Text("\n".join(notes)))
     legend = Table(title="Groups (ranks count only within a group)", title_justify="left", show_header=False)
     legend.add_column("Grp")
     legend.add_column("Group", overflow="fold")
@@ -174,13 +201,13 @@ def leaderboard_command(
 
             with out.open("w", encoding="utf-8") as handle:
                 file_console = Console(file=handle, width=200)
-                for table in render_leaderboard(board):
+                for table in render_leaderboard(board, file_console.width):
                     file_console.print(table)
                 for note in board.notes:
                     file_console.print(note)
             console.print(f"wrote {out}")
             return
-        for table in render_leaderboard(board):
+        for table in render_leaderboard(board, console.width):
             console.print(table)
         for note in board.notes:
             console.print(f"[dim]{note}[/]")
