@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -65,6 +67,19 @@ def check_ray_address(address: str | None) -> None:
 
 
 @contextlib.contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """Put back the SIGTERM handler ``ray.init`` replaces with its own ``sys.exit(15)`` in the driver:
+    mmad's turns a scheduler's stop into an interrupt (records saved, run.json marked, exit 130)."""
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if on_main else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def ray_session(address: str | None = None) -> Iterator[ModuleType]:
     """Ray, initialised for the duration of the block (joined, or started locally when no address is known)."""
     ray = import_ray()
@@ -73,13 +88,14 @@ def ray_session(address: str | None = None) -> Iterator[ModuleType]:
         return
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     target = address or os.environ.get("RAY_ADDRESS")
-    if target:
-        check_ray_address(target)
-        logger.info("joining the Ray cluster at %s", target)
-        ray.init(address=target, **options)
-    else:
-        logger.info("starting a local Ray for this run (give --ray-address to use a cluster)")
-        ray.init(include_dashboard=False, **options)
+    with _sigterm_kept():
+        if target:
+            check_ray_address(target)
+            logger.info("joining the Ray cluster at %s", target)
+            ray.init(address=target, **options)
+        else:
+            logger.info("starting a local Ray for this run (give --ray-address to use a cluster)")
+            ray.init(include_dashboard=False, **options)
     try:
         yield ray
     finally:
