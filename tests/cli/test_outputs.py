@@ -291,3 +291,17 @@ def test_runs_at_80_columns_cuts_no_model_card_or_resume_command(
     assert all(len(line) <= 80 for line in out.splitlines() if "resume" not in line)
     assert str(meta["card_hash"]) in out and "complete" in out.split() and "stale" in out.split()
     assert f"mmad eval --resume {killed}" in out  # whole, on one line, ready to copy
+
+
+def test_a_key_pasted_as_the_model_name_is_refused_before_it_is_written(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "sk-proj-4f9a2b7c1d0e5f6a7b8c"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    out = tmp_path / "run"
+    with running_server() as server:
+        args = ["eval", "-m", f"openai:{secret}", "--base-url", server.base_url, "-d", str(mmad_json)]
+        assert main([*args, "--out", str(out), "--limit", "2", "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert secret not in err and "holds an API key, not a model name" in err
+    assert not out.exists()  # run.json would have kept it (and the progress line printed it)

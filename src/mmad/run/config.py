@@ -282,6 +282,15 @@ class RunConfig(BaseModel):
         if not value.strip() or value != value.strip():
             msg = "must be a provider:model name such as openai:gpt-4o, vllm:NAME or random"
             raise ValueError(msg)
+        from mmad.run.secrets import redact
+
+        if redact(value) != value:
+            # A key pasted as the model's name would be written to run.json, the progress line and the report.
+            msg = (
+                "holds an API key, not a model name: give the model's name here (openai:gpt-4o) "
+                "and the key in its environment variable (OPENAI_API_KEY, or --key-env NAME)"
+            )
+            raise ValueError(msg)
         return value
 
     @field_validator("data")
