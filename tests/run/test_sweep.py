@@ -410,3 +410,30 @@ def test_the_terminal_sweep_table_keeps_every_number_and_name_whole_at_80_column
     for i, row in enumerate(rows, 1):
         assert f"{i}: {row.cell} (complete)" in table
         assert f"{row.average:.1f}" in table
+
+
+def test_a_misspelt_sweep_table_or_a_missing_key_is_named_in_words(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[sweeps]\ndata = "data/MMAD"\nmodels = ["random"]\n')
+    with pytest.raises(
+        ConfigError, match=r"grid.toml: \[sweeps\] is not a table of a sweep file; did you mean \[sweep\]"
+    ) as info:
+        SweepSpec.from_file(grid)
+    assert "Field required" not in str(info.value)
+    grid.write_text("[sweep]\nshots = [0]\n")
+    with pytest.raises(ConfigError, match=r'data is missing: give it in \[sweep\], e.g. data = "data/MMAD"') as info:
+        SweepSpec.from_file(grid)
+    assert "Field required" not in str(info.value)
+
+
+def test_data_and_models_flags_fill_a_sweep_file_that_leaves_them_out(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[sweep]\nshots = [0]\n")
+    out = tmp_path / "sweep"
+    assert main([*_small_sweep(str(grid), "-d", str(mmad_json), "--out", str(out))]) == 0
+    assert "replaces" not in capsys.readouterr().err  # they filled the file, they replaced nothing
+    assert json.loads((out / "sweep.json").read_text())["cells"]

@@ -70,7 +70,9 @@ def sweep_command(
     else:
         raw: dict[str, Any] = {}
         if grid is not None:
-            raw = SweepSpec.from_file(grid).model_dump(mode="json", exclude_unset=True)  # what the file says
+            # -d and -m fill a file that leaves data or models out (a flag over a key it gives is a note below)
+            fill = {k: v for k, v in (("data", str(data) if data else None), ("models", list(model or []))) if v}
+            raw = SweepSpec.from_file(grid, fill).model_dump(mode="json", exclude_unset=True)  # what the file says
         from_file = set(raw) - {"settings"}
         file_settings = dict(raw.get("settings") or {})
         axes = {

@@ -126,11 +126,16 @@ def _grid_problem(error: Any) -> str:
         name = location[0]
         if name in FLAT_NAMES:
             return f"{name!r} is a setting of every cell, not a key of the grid; write it under [sweep.settings]"
+        if name != "sweep" and _did_you_mean(name, ["sweep"]):  # [sweeps]: the grid's own table misspelt
+            return f"[{name}] is not a table of a sweep file; did you mean [sweep]?"
         return f"{name!r} is not a key of the grid; {_did_you_mean(name, list(GRID_KEYS))}known: {', '.join(GRID_KEYS)}"
     if error["type"] == "extra_forbidden":
         return f"{where} is not a key of a model entry; known: name, label, settings, and any setting of mmad eval"
     if error["type"] == "value_error" and location in ([], ["settings"]):  # the message names the key
         return ("[settings] " if location else "") + plain_reason(str(error["msg"]))
+    if error["type"] == "missing" and len(location) == 1:
+        example = {"data": 'data = "data/MMAD"', "models": 'models = ["openai:gpt-4o"]'}.get(where, where + " = ...")
+        return f"{where} is missing: give it in [sweep], e.g. {example}"
     value = error.get("input")
     shown = "" if error["type"] in {"missing", "value_error"} or isinstance(value, dict | list) else f" (got {value!r})"
     return f"{where}: {plain_reason(str(error['msg']))}{shown}"
@@ -249,8 +254,9 @@ class SweepSpec(BaseModel):
         return sets
 
     @classmethod
-    def from_file(cls, path: str | Path) -> SweepSpec:
-        """A grid from a TOML file (a ``[sweep]`` table, or the settings at the top level)."""
+    def from_file(cls, path: str | Path, fill: dict[str, Any] | None = None) -> SweepSpec:
+        """A grid from a TOML file (a ``[sweep]`` table, or the settings at the top level); ``fill`` gives
+        keys the file leaves out (``data`` and ``models`` from -d and -m)."""
         source = Path(path)
         try:
             raw = tomllib.loads(source.read_text(encoding="utf-8"))
@@ -263,7 +269,7 @@ class SweepSpec(BaseModel):
         table = raw.get("sweep", raw)
         if "settings" in raw and "sweep" in raw:
             table = {**table, "settings": raw["settings"]}
-        return cls.parse(table, source=str(source))
+        return cls.parse({**(fill or {}), **table}, source=str(source))
 
     @classmethod
     def parse(cls, raw: dict[str, Any], *, source: str = "the sweep") -> SweepSpec:
@@ -271,7 +277,9 @@ class SweepSpec(BaseModel):
         try:
             spec = cls.model_validate(raw)
         except ValidationError as exc:
-            msg = f"{source}: " + "; ".join(_grid_problem(e) for e in exc.errors())
+            # an unknown key first: it is often why a required one looks missing ([sweeps] for [sweep])
+            errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+            msg = f"{source}: " + "; ".join(_grid_problem(e) for e in errors)
             raise ConfigError(msg) from None
         spec._source = source
         return spec
