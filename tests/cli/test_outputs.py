@@ -305,3 +305,24 @@ def test_a_key_pasted_as_the_model_name_is_refused_before_it_is_written(
     err = capsys.readouterr().err
     assert secret not in err and "holds an API key, not a model name" in err
     assert not out.exists()  # run.json would have kept it (and the progress line printed it)
+
+
+def test_piped_progress_says_a_task_is_done_once() -> None:
+    import io
+
+    from rich.console import Console
+
+    from mmad.cli.common import CliProgress, add_run_task, progress_bar
+
+    now = [0.0]
+    log = io.StringIO()
+    piped = Console(file=log, width=80)
+    with CliProgress(*progress_bar(piped).columns, console=piped, every_s=5.0, clock=lambda: now[0]) as bar:
+        task = add_run_task(bar, "random")
+        bar.update(task, total=60, completed=0, rate=0.0)
+        now[0] = 4.0
+        bar.update(task, completed=60, rate=15.4)
+        now[0] = 4.1
+        bar.update(task, rate=15.3)  # the engine's last rate, after the last question
+    done = [line for line in log.getvalue().splitlines() if "60/60" in line]
+    assert len(done) == 1, log.getvalue()

@@ -76,6 +76,7 @@ class CliProgress(Progress):
         self._clock = clock
         self._said_at: dict[TaskID, float] = {}
         self._said: dict[TaskID, str] = {}
+        self._ended: set[TaskID] = set()
         self._plain_lock = threading.Lock()
 
     def update(
@@ -125,10 +126,14 @@ class CliProgress(Progress):
             last = self._said_at.get(task_id)
             if not (final or task.finished) and last is not None and now - last < self._every_s:
                 return  # a task's end is said when it comes, not when the whole display stops
+            if task.finished and task_id in self._ended:
+                return  # its end was said; a rate updated after it would repeat the "done" line
             line = plain_progress_line(task, self.label)
             if line == self._said.get(task_id):
                 return
             self._said_at[task_id], self._said[task_id] = now, line
+            if task.finished:
+                self._ended.add(task_id)
         self.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
