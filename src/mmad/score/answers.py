@@ -20,6 +20,7 @@ from mmad._io import atomic_writer
 from mmad.data.schema import LETTERS, SUBTASKS, Subtask, dataset_of, is_normal_key
 from mmad.errors import AnswersFormatError
 from mmad.records.record import Record, Status, latest_records
+from mmad.score.auroc import detection_score
 
 VALID_LETTERS = frozenset(LETTERS)
 
@@ -53,6 +54,10 @@ class GradedAnswer:
     question_text: str = ""
     official_answer: str | None = None
     dropped_image: bool = False
+    score: float | None = None
+    """Anomaly Discrimination only: how defective the model thinks the image is, where it says (see score_kind)."""
+    score_kind: str = ""
+    """``likelihood`` (a letter log-odds, log p(Yes) - log p(No)) or ``model`` (a score of its own: the expert's)."""
     dataset: str = field(init=False, default="")
     category: str = field(init=False, default="")
     defect_type: str = field(init=False, default="")
@@ -115,6 +120,8 @@ def graded_from_record(record: Record) -> GradedAnswer:
         official_answer=record.extra.get("official_answer"),
         # Gemini/gemini_query.py drops an image whose second reply has the wrong number of letters
         dropped_image=record.parse_method == "upstream-dropped-image",
+        score=detection_score(record) if record.question_type == "Anomaly Detection" else None,
+        score_kind="model" if "pred_score" in record.scores else "likelihood",
     )
 
 

@@ -1,0 +1,180 @@
+"""95% intervals on the MMAD table's cells by a bootstrap over images.
+
+The questions of one image are not independent (a model that misreads an image tends to miss several
+of its questions), so the unit resampled is the image: all of its questions move together. Images are
+drawn with replacement within each dataset (each row keeps its size), every cell is recomputed as
+`score_answers` computes it (Anomaly Discrimination balanced, rows the mean of their subtasks, the
+headline the mean of the rows), and the interval is the 2.5th and 97.5th percentiles of the resampled
+values. Seeded: the same answers, samples and seed give the same intervals.
+
+A cell the table shows as missing (no questions; a subtask the model declined on every question; an
+Anomaly Discrimination cell with one class) has no interval, and the averages skip it, as the table's do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Subtask
+from mmad.score.answers import VALID_LETTERS, GradedAnswer, without_dropped_images
+from mmad.score.table import Policy, upstream_selection
+
+LEVEL = 95.0
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A figure (percent) and its bootstrap interval."""
+
+    point: float
+    low: float
+    high: float
+
+
+@dataclass
+class TableIntervals:
+    """Intervals on every cell of the MMAD table; None where the table's cell is missing."""
+
+    policy: Policy
+    columns: list[Subtask]
+    datasets: list[str]
+    cells: dict[str, dict[Subtask, Interval | None]]
+    row_averages: dict[str, Interval | None]
+    subtask_averages: dict[Subtask, Interval | None]
+    average: Interval | None
+    samples: int
+    seed: int
+    n_images: int
+    level: float = LEVEL
+
+    def named_cells(self) -> dict[str, Interval | None]:
+        """Every interval by name: ``{dataset}/{subtask}``, ``{dataset}/Average``, ``Average/{subtask}``
+        and ``Average``."""
+        named: dict[str, Interval | None] = {}
+        for name in self.datasets:
+            named.update({f"{name}/{s.value}": self.cells[name][s] for s in self.columns})
+            named[f"{name}/Average"] = self.row_averages[name]
+        named.update({f"Average/{s.value}": self.subtask_averages[s] for s in self.columns})
+        named["Average"] = self.average
+        return named
+
+
+def _mean(values: np.ndarray, *, zero_for_missing: bool) -> np.ndarray:
+    """The mean over the last axis, skipping NaN (or counting it 0); NaN where nothing is left."""
+    if zero_for_missing:
+        return np.asarray(np.nan_to_num(values, nan=0.0).mean(axis=-1))
+    present = ~np.isnan(values)
+    count = present.sum(axis=-1)
+    total = np.where(present, values, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _accuracy(correct: np.ndarray, total: np.ndarray, *, zero_for_missing: bool) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.where(total > 0, 100.0 * correct / np.maximum(total, 1), np.nan)
+    return np.nan_to_num(value, nan=0.0) if zero_for_missing else value
+
+
+def _cells(sums: np.ndarray, columns: list[Subtask], declined: list[bool], *, upstream: bool) -> np.ndarray:
+    """The cells of one dataset row from its summed counts (..., slots): (..., len(columns))."""
+    out = []
+    for j, subtask in enumerate(columns):
+        if declined[j]:
+            out.append(np.full(sums.shape[:-1], np.nan))
+        elif subtask is Subtask.ANOMALY_DISCRIMINATION:
+            normal = _accuracy(sums[..., 2 * j], sums[..., 2 * j + 1], zero_for_missing=upstream)
+            n = len(columns)
+            abnormal = _accuracy(sums[..., 2 * n], sums[..., 2 * n + 1], zero_for_missing=upstream)
+            out.append((normal + abnormal) / 2)
+        else:
+            out.append(_accuracy(sums[..., 2 * j], sums[..., 2 * j + 1], zero_for_missing=upstream))
+    return np.stack(out, axis=-1)
+
+
+def _interval(point: float, spread: np.ndarray) -> Interval | None:
+    kept = spread[~np.isnan(spread)]
+    if np.isnan(point) or not len(kept):
+        return None
+    low, high = np.percentile(kept, [(100 - LEVEL) / 2, 100 - (100 - LEVEL) / 2])
+    return Interval(float(point), float(low), float(high))
+
+
+def table_intervals(
+    answers: Iterable[GradedAnswer], policy: Policy | str = Policy.STRICT, *, samples: int = 1000, seed: int = 0
+) -> TableIntervals:
+    """Bootstrap intervals (over images, within each dataset) for every cell, row average, subtask
+    average and the headline Average of the table ``score_answers(answers, policy)`` computes."""
+    policy = Policy(policy)
+    upstream = policy is Policy.UPSTREAM
+    everything = list(answers)
+    if upstream:
+        everything = without_dropped_images(everything)  # the script that dropped an image wrote none of it
+        counted = upstream_selection(everything)[0]
+    else:
+        counted = [a for a in everything if a.correct_answer in VALID_LETTERS]
+    present = {RAW_TYPE_TO_SUBTASK[a.question_type] for a in everything if a.question_type in RAW_TYPE_TO_SUBTASK}
+    columns = [s for s in SUBTASKS if s in present]
+    index = {s: j for j, s in enumerate(columns)}
+    datasets = list(dict.fromkeys(a.dataset for a in everything))
+    slots = 2 * (len(columns) + 1)  # (correct, total) per column, and the abnormal half of AD at the end
+    images: dict[str, dict[str, np.ndarray]] = {name: {} for name in datasets}
+    abstained = {name: np.zeros(len(columns), dtype=int) for name in datasets}
+    totals = {name: np.zeros(len(columns), dtype=int) for name in datasets}
+    for a in counted:
+        subtask = RAW_TYPE_TO_SUBTASK.get(a.question_type)
+        if subtask is None:
+            continue
+        j = index[subtask]
+        row = images[a.dataset].get(a.image)
+        if row is None:
+            row = images[a.dataset][a.image] = np.zeros(slots)
+        slot = 2 * len(columns) if subtask is Subtask.ANOMALY_DISCRIMINATION and not a.is_normal else 2 * j
+        row[slot] += a.is_correct
+        row[slot + 1] += 1
+        totals[a.dataset][j] += 1
+        abstained[a.dataset][j] += a.failure == "abstained"
+    rng = np.random.default_rng(seed)
+    point_cells, spread_cells = [], []
+    for name in datasets:
+        matrix = np.array(list(images[name].values())) if images[name] else np.zeros((0, slots))
+        declined = [
+            not upstream and bool(totals[name][j]) and abstained[name][j] == totals[name][j]
+            for j in range(len(columns))
+        ]
+        point_cells.append(_cells(matrix.sum(axis=0), columns, declined, upstream=upstream))
+        m = len(matrix)
+        if m:
+            picks = rng.integers(0, m, size=(samples, m))
+            offsets = (np.arange(samples)[:, None] * m + picks).ravel()
+            weights = np.bincount(offsets, minlength=samples * m).reshape(samples, m)
+            sums = weights @ matrix
+        else:
+            sums = np.zeros((samples, slots))
+        spread_cells.append(_cells(sums, columns, declined, upstream=upstream))
+    point = np.stack(point_cells) if datasets else np.zeros((0, len(columns)))  # datasets x columns
+    spread = np.stack(spread_cells, axis=1) if datasets else np.zeros((samples, 0, len(columns)))
+    point_rows = _mean(point, zero_for_missing=upstream)
+    spread_rows = _mean(spread, zero_for_missing=upstream)
+    point_subtasks = _mean(point.T, zero_for_missing=upstream)
+    spread_subtasks = _mean(np.swapaxes(spread, 1, 2), zero_for_missing=upstream)
+    point_average = float(_mean(point_rows, zero_for_missing=upstream)) if datasets else float("nan")
+    spread_average = _mean(spread_rows, zero_for_missing=upstream) if datasets else np.full(samples, np.nan)
+    return TableIntervals(
+        policy=policy,
+        columns=columns,
+        datasets=datasets,
+        cells={
+            name: {s: _interval(point[d, j], spread[:, d, j]) for j, s in enumerate(columns)}
+            for d, name in enumerate(datasets)
+        },
+        row_averages={name: _interval(point_rows[d], spread_rows[:, d]) for d, name in enumerate(datasets)},
+        subtask_averages={s: _interval(point_subtasks[j], spread_subtasks[:, j]) for j, s in enumerate(columns)},
+        average=_interval(point_average, spread_average),
+        samples=samples,
+        seed=seed,
+        n_images=sum(len(v) for v in images.values()),
+    )
