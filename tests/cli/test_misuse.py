@@ -197,6 +197,8 @@ def test_serve_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
         (["--faults", "bogus"], "--faults bogus: unknown fault kind"),
         (["--host", "no such host.invalid"], "is not an address of this machine"),
         (["--port", "70000"], "Invalid value for '--port'"),
+        (["-m", "compat:x"], "-m compat:x is a model asked over HTTP, not one mmad runs"),
+        (["-m", "mmad:random"], "mmad serve serves random, fixed:X or expert"),
     ):
         code, text = run_cli(["serve", *args], capsys)
         assert code == 2 and message in text, text
@@ -205,6 +207,11 @@ def test_serve_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
         busy.listen()
         code, text = run_cli(["serve", "--port", str(busy.getsockname()[1])], capsys)
     assert code == 2 and "cannot listen on 127.0.0.1" in text
+
+
+def test_serve_refuses_data_its_model_would_not_read(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run_cli(["serve", "-m", "random", "--data", str(workspace / "data"), "--port", "0"], capsys)
+    assert code == 2 and "--data: random looks at no benchmark" in text
 
 
 def test_demo_never_deletes_what_it_did_not_make(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -81,8 +81,24 @@ def serve_command(
             highlight=False,
             soft_wrap=True,
         )
+    from mmad.models.base import Model
+    from mmad.models.presets import PRESETS
+
+    provider = model.partition(":")[0]
+    if provider in PRESETS:  # a client of another server: serving it would only relay (mmad: to this very port)
+        msg = (
+            f"-m {model} is a model asked over HTTP, not one mmad runs; mmad serve serves random, fixed:X "
+            f"or expert (hf: with the [hf] extra). To evaluate {model}, give it to mmad eval "
+            "with its server's --base-url"
+        )
+        raise ConfigError(msg)
     plan = FaultPlan(rate=fault_rate, kinds=kinds, retry_after_s=retry_after, hang_s=hang, seed=seed)
     backend = create_model(model)
+    if data is not None and type(backend).prepare is Model.prepare:
+        msg = (
+            f"--data: {model} looks at no benchmark before it answers (only the expert calibrates on one); leave it out"
+        )
+        raise ConfigError(msg)
     backend.check()
     if data is not None:
         backend.prepare(load_benchmark(data))
