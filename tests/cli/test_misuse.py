@@ -477,18 +477,43 @@ def test_https_to_a_plain_http_server_is_a_tls_failure(workspace: Path, capsys: 
     assert records and {r["error_class"] for r in records} == {"tls"}
 
 
-def test_https_to_mmad_serve_names_the_scheme_when_the_handshake_never_ends(
+def test_https_to_a_server_that_never_answers_the_handshake_names_the_scheme(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """mmad serve waits for a request line that a TLS handshake never sends: only a time-out comes."""
-    with running_server() as server:
-        base = server.base_url.replace("http://", "https://")
-        out = workspace / "hang"
+    """A plain-HTTP server that waits for a request line (mmad serve closes on a TLS hello; others wait):
+    only a time-out comes, and the error says what to try."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_say_nothing() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_and_say_nothing, daemon=True)
+    thread.start()
+    base = f"https://127.0.0.1:{listener.getsockname()[1]}/v1"
+    out = workspace / "hang"
+    try:
         code, text = run_cli(
             ["eval", "-m", "compat:x", "--base-url", base, "-d", str(workspace / "data"), "--out", str(out),
              "--max-retries", "0", "--timeout", "1", "--limit", "1", "--no-cache"],
             capsys,
         )  # fmt: skip
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()
     flat = " ".join(text.split())
     assert code == 1 and "Traceback" not in text
     assert f"no reply from {base} within 1 s" in flat, text
