@@ -437,3 +437,30 @@ def test_data_and_models_flags_fill_a_sweep_file_that_leaves_them_out(
     assert main([*_small_sweep(str(grid), "-d", str(mmad_json), "--out", str(out))]) == 0
     assert "replaces" not in capsys.readouterr().err  # they filled the file, they replaced nothing
     assert json.loads((out / "sweep.json").read_text())["cells"]
+
+
+def test_a_recipe_cell_is_scored_under_its_recipes_policy_as_its_headline_is(mmad_json: Path, tmp_path: Path) -> None:
+    """summary.py's policy (the gpt4o recipe's) skips the answer after each unreadable one: the sweep table must
+    show the number the cell's own `mmad score` headline shows, not mmad's strict one."""
+    from mmad.cli import main
+    from mmad.records.folder import open_run
+    from mmad.score.answers import graded_from_records
+
+    args = ["sweep", "-m", "fixed:A", "-d", str(mmad_json), "--recipe", "gpt4o", "--set", "limit=24"]
+    assert main([*args, "--set", "cache=false", "--no-html", "--out", str(tmp_path / "s")]) == 0
+    (row,) = sweep_rows(tmp_path / "s")
+    run_dir = tmp_path / "s" / json.loads((tmp_path / "s" / "sweep.json").read_text())["cells"][row.cell]["folder"]
+    records_file = run_dir / "records.jsonl"
+    lines = records_file.read_text().splitlines()
+    for number in range(0, len(lines), 3):  # every third reply unreadable: upstream then skips the next answer
+        record = json.loads(lines[number])
+        record.update(answer=None, raw_reply="I cannot tell.", parse_method=None)
+        lines[number] = json.dumps(record)
+    records_file.write_text("\n".join(lines) + "\n")
+    from mmad.score.table import score_answers
+
+    graded = graded_from_records(open_run(run_dir).records)
+    upstream, strict = score_answers(graded, "upstream").average, score_answers(graded, "strict").average
+    assert upstream != strict, "the edit must make the two policies differ"
+    (row,) = sweep_rows(tmp_path / "s")
+    assert row.average == upstream
