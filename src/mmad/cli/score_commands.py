@@ -90,14 +90,21 @@ def score_command(
     out: Path = typer.Option(None, "--out", "-o", help="where to write CSV, Markdown, JSON and the heatmap"),
     no_plot: bool = typer.Option(False, "--no-plot", help="skip the heatmap PNG"),
     as_json: bool = typer.Option(False, "--json", help="print the table as json (files are still written)"),
+    ci: bool = typer.Option(False, "--ci", help="95% intervals on every cell: a bootstrap over images"),
+    samples: int = typer.Option(1000, "--samples", min=100, max=1_000_000, help="bootstrap resamples for --ci"),
+    seed: int = typer.Option(0, "--seed", min=0, help="the bootstrap's seed for --ci"),
 ) -> None:
-    """Score answers: the MMAD table in the terminal, and its files."""
+    """Score answers: the MMAD table in the terminal, and its files (operating points included)."""
     from mmad._io import collector_paused
+    from mmad.cli.score_extras import print_intervals, print_operating
     from mmad.report.files import write_score_files
+    from mmad.report.operating_files import intervals_to_dict, operating_to_dict, write_operating_files
     from mmad.report.tables import table_to_dict
     from mmad.run.recipes import recipe_policy, recipe_policy_note
     from mmad.score.answers import any_reply
+    from mmad.score.intervals import table_intervals
     from mmad.score.load import load_answers
+    from mmad.score.operating import operating_report
     from mmad.score.table import score_answers
 
     _check_answers_path(answers)
@@ -134,9 +141,15 @@ def score_command(
         table = score_answers(graded, policy.value)
         if recipe and policy is default:
             table.notes.insert(0, recipe_policy_note(recipe))
-        paths = write_score_files(table, graded, folder, stem=stem, title=f"MMAD — {answers.name}", plot=not no_plot)
+        intervals = table_intervals(graded, policy.value, samples=samples, seed=seed) if ci else None
+        title = f"MMAD — {answers.name}"
+        paths = write_score_files(table, graded, folder, stem=stem, title=title, plot=not no_plot, intervals=intervals)
+        operating = operating_report(graded)
+        paths.update(write_operating_files(operating, folder, stem=stem, title=title, plot=not no_plot))
     if as_json:
-        data = {"scored": True, **table_to_dict(table)}
+        data = {"scored": True, **table_to_dict(table), "operating_points": operating_to_dict(operating)}
+        if intervals is not None:
+            data["intervals"] = intervals_to_dict(intervals)
         if run is not None and completeness is not None:
             data["run"] = _run_summary(run, completeness)
         typer.echo(json.dumps(data, indent=2))
@@ -157,6 +170,9 @@ def score_command(
             )
     for note in table.notes:
         console.print(f"[dim]note: {note}[/]")
+    if intervals is not None:
+        print_intervals(intervals)
+    print_operating(operating, paths["operating_markdown"].name)
     if run is not None:
         unparsed = [r.raw_reply or "" for r in run.plain if r.status.value == "unparsed"]
         show_unparsed(len(unparsed), unparsed[:3])

@@ -12,6 +12,7 @@ from mmad.report.heatmap import heatmap_png
 from mmad.report.tables import breakdown_to_markdown, table_to_dict, table_to_markdown
 from mmad.score.answers import GradedAnswer
 from mmad.score.breakdown import GroupBy, breakdown
+from mmad.score.intervals import TableIntervals
 from mmad.score.official_csv import write_accuracy_csv
 from mmad.score.table import ScoreTable
 
@@ -24,10 +25,13 @@ def write_score_files(
     stem: str = "",
     title: str = "MMAD accuracy",
     plot: bool = True,
+    intervals: TableIntervals | None = None,
 ) -> dict[str, Path]:
     """Write ``[stem_]accuracy.csv``, ``[stem_]scores.md``, ``[stem_]scores.json`` and ``[stem_]heatmap.png``.
 
     Returns the paths by kind. The names never collide with an answers file named ``{stem}.json``.
+    With ``intervals`` (``mmad score --ci``), the Markdown has the table with each cell's interval after
+    the table, and the JSON an ``intervals`` object.
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -40,6 +44,11 @@ def write_score_files(
     write_accuracy_csv(table, paths["csv"])
     sections = [table_to_markdown(table, title=title)]
     data = table_to_dict(table)
+    if intervals is not None:
+        from mmad.report.operating_files import intervals_to_dict, intervals_to_markdown
+
+        sections.append(intervals_to_markdown(intervals))
+        data["intervals"] = intervals_to_dict(intervals)
     for by, label in ((GroupBy.CATEGORY, "Per category"), (GroupBy.DEFECT_TYPE, "Per defect type")):
         rows = breakdown(answers, by)
         sections.append(breakdown_to_markdown(rows, title=f"{label} (strict)"))

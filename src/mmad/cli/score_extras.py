@@ -1,0 +1,64 @@
+"""`mmad score`'s terminal sections for operating points and intervals."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from mmad.cli.common import console
+from mmad.report.tables import fmt
+from mmad.score.intervals import Interval, TableIntervals
+from mmad.score.operating import OperatingReport
+
+
+def print_operating(report: OperatingReport, markdown_name: str) -> None:
+    """Anomaly Discrimination's operating points, overall and per dataset (per category in the files)."""
+    rows = report.by_score["overall"] + report.by_score["dataset"]
+    if rows:
+        names = list(rows[0].cells())
+        view = Table(title="Anomaly Discrimination operating points (percent, from the defect score)")
+        view.add_column("Group", no_wrap=True, min_width=10)
+        for name in names:
+            header = name.replace("Overkill", "OK").replace("@", "\n@").replace("%", "% ")
+            view.add_column(header, justify="right", no_wrap=True)
+        for row in rows:
+            coarse = "*" if row.coarse and row.auroc is not None else ""
+            view.add_row(f"{row.group}{coarse}", *(fmt(v, 1) for v in row.cells().values()), end_section=row is rows[0])
+        view.caption = (
+            f"OK = Overkill; * coarse (few distinct scores); {report.n_scored} of {report.n_questions} answers "
+            f"scored ({rows[0].source}); "
+            f"per category and calibration bins in {markdown_name}"
+        )
+        console.print(view)
+    elif report.n_questions:
+        console.print(
+            "operating points: Overkill and Miss from the letters, per category and per defect type, "
+            f"in {markdown_name}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    for note in report.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)
+
+
+def print_intervals(intervals: TableIntervals) -> None:
+    """The table's cells with their 95% intervals, turned so that it fits 80 columns: a row per subtask, a
+    column per dataset, each cell its value over its interval."""
+    view = Table(title=f"{intervals.level:g}% intervals (bootstrap over {intervals.n_images} images)", pad_edge=False)
+    view.add_column("", no_wrap=True, min_width=7)
+    for name in [*intervals.datasets, "Average"]:
+        view.add_column(name, justify="right", no_wrap=True, style="bold" if name == "Average" else "")
+
+    def cell(interval: Interval | None) -> str:
+        return "–" if interval is None else f"{interval.point:.1f}\n{interval.low:.1f}–{interval.high:.1f}"
+
+    for subtask in intervals.columns:
+        cells = [intervals.cells[name][subtask] for name in intervals.datasets]
+        view.add_row(subtask.short, *map(cell, [*cells, intervals.subtask_averages[subtask]]))
+    averages = [intervals.row_averages[name] for name in intervals.datasets]
+    view.add_row("Average", *map(cell, [*averages, intervals.average]), style="bold")
+    view.caption = (
+        f"value over its interval; {intervals.samples} resamples, seed {intervals.seed}; an image's questions "
+        "move together; – is a missing cell"
+    )
+    console.print(view)
