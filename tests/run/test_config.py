@@ -215,3 +215,16 @@ def test_whole_numbers_still_fill_number_settings(tmp_path: Path) -> None:
     config = RunConfig.from_file(run_file)
     assert config.execution.timeout_s == 30.0 and config.decoding.temperature == 1.0
     assert config.decoding.max_tokens is None
+
+
+def test_numpy_numbers_from_the_python_api_are_numbers_not_mistakes() -> None:
+    """Strict types refuse ``True`` and ``"10"``, but an ``np.int64`` taken from an array is a number."""
+    import numpy as np
+
+    config = RunConfig.from_flat(model="random", data="d", shots=np.int64(2), limit=np.int32(5), timeout=np.int64(30))
+    assert config.prompt.shots == 2 and type(config.prompt.shots) is int
+    assert config.execution.timeout_s == 30.0
+    with pytest.raises(ConfigError, match="shots"):
+        RunConfig.from_flat(model="random", data="d", shots=np.bool_(True))
+    with pytest.raises(ConfigError, match="shots"):
+        RunConfig.from_flat(model="random", data="d", shots=True)

@@ -9,12 +9,22 @@ sections. A bad value becomes one ConfigError that names the setting, its flag a
 from __future__ import annotations
 
 import json
+import numbers
 import tomllib
 from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mmad.data.schema import Subtask
 from mmad.errors import ConfigError
@@ -22,9 +32,25 @@ from mmad.protocol.images import ImageSettings
 from mmad.protocol.prompts import PromptSettings, Variant
 from mmad.protocol.strategies import parse_strategies
 
+
+def _plain_number(kind: type[int] | type[float]) -> BeforeValidator:
+    # numpy's and other numeric types (np.int64 from an array in the Python API) are numbers, not mistakes;
+    # a bool is an int to Python but a mistake here.
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool | kind):
+            return value
+        if kind is int and isinstance(value, numbers.Integral):
+            return int(value)
+        if kind is float and isinstance(value, numbers.Real):
+            return float(value)
+        return value
+
+    return BeforeValidator(convert)
+
+
 # Strict scalars: in a run file ``shots = true`` or ``limit = "10"`` is a mistake to name, not 1 or 10.
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict()]  # still takes a whole number: timeout_s = 30
+Int = Annotated[int, Strict(), _plain_number(int)]
+Float = Annotated[float, Strict(), _plain_number(float)]  # still takes a whole number: timeout_s = 30
 Bool = Annotated[bool, Strict()]
 
 
