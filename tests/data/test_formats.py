@@ -156,3 +156,15 @@ def test_identical_rows_of_one_image_in_the_viewer_export_are_distinct_questions
     assert len(uids) == len(set(uids)) and uids[-1] == uids[0] + "-2"
     report = validate(path, root=release.tree)
     assert not [p for p in report.problems if p.code == "duplicate-id"]
+
+
+def test_a_run_folder_given_as_the_data_names_its_benchmark(mmad_json: Path, tmp_path: Path) -> None:
+    from mmad.cli import main
+
+    run = tmp_path / "run"
+    assert main(["eval", "-m", "random", "-d", str(mmad_json), "--out", str(run), "--limit", "2", "--no-cache"]) == 0
+    with pytest.raises(BenchmarkFormatError, match="is a run folder") as info:
+        detect_format(run)
+    message = str(info.value)
+    assert str(mmad_json) in message and f"mmad score {run}" in message
+    assert "mmad download" not in message  # downloading MMAD into a run folder is not the way out

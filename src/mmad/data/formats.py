@@ -12,6 +12,7 @@ ways out, rather than failing question by question.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mmad.data.known import GITHUB_BASE, GITHUB_PATHS, GITHUB_REF, GITHUB_REPO
@@ -46,7 +47,7 @@ def detect_format(data: Path) -> str:
         if qa_files(data):
             return QA_TREE
     if data.is_dir():
-        raw = _raw_dataset_message(data)
+        raw = _run_folder_message(data) or _raw_dataset_message(data)
         if raw:
             raise BenchmarkFormatError(raw)
         folders = [name for name in (*JSON_NAMES, VIEWER_CSV) if (data / name).is_dir()]
@@ -58,6 +59,21 @@ def detect_format(data: Path) -> str:
         f"Pass the data root or the file itself, or run `mmad download --out {data}`"
     )
     raise BenchmarkFormatError(msg)
+
+
+def _run_folder_message(data: Path) -> str | None:
+    """The way out when a run folder is given as the data: `mmad download` into it would be wrong."""
+    try:
+        meta = json.loads((data / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = meta.get("config") if isinstance(meta, dict) else None
+    used = config.get("data") if isinstance(config, dict) else None
+    where = f"its benchmark is {used}" if isinstance(used, str) else "give the benchmark it was asked on"
+    return (
+        f"{data} is a run folder (it holds run.json), not a benchmark: {where}; "
+        f"a run is scored with `mmad score {data}` and continued with `mmad eval --resume {data}`"
+    )
 
 
 _SPLITS = frozenset({"train", "training", "test", "testing", "test_public", "ground_truth"})
