@@ -13,10 +13,11 @@ from mmad.cli import main
 from mmad.data.schema import Subtask
 from mmad.models.base import Completion, Model, Request, request_choices
 from mmad.protocol.messages import ImagePart
-from mmad.records.record import read_records
+from mmad.records.record import Record, Status, read_records
 from mmad.score.auroc import detection_auroc
 from mmad.score.load import load_answers
 from mmad.score.table import score_answers
+from tests.helpers.runs import copy_run, edit_records
 from tests.helpers.serving import running_server
 
 
@@ -118,3 +119,27 @@ def test_a_letters_only_run_gets_overkill_and_miss_per_category(
     assert main(["score", str(out)]) == 0
     assert "operating_points.md" in capsys.readouterr().out
     assert not (out / "reliability.png").exists()
+
+
+def test_a_model_score_such_as_the_experts_gives_operating_points_without_calibration(
+    likelihood_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the expert records pred_score (and its threshold) per image: a score, not a probability
+    run = copy_run(likelihood_run, tmp_path / "expert")
+
+    def as_expert(index: int, record: Record) -> Record:
+        if record.question_type != "Anomaly Detection":
+            return record.model_copy(update={"status": Status.ABSTAINED, "answer": None, "scores": {}})
+        score = 2.0 * int("good" not in record.image) + index / 100  # ranks every defect above every normal
+        return record.model_copy(update={"scores": {"pred_score": score, "threshold": 1.0}})
+
+    edit_records(run, as_expert)
+    capsys.readouterr()
+    assert main(["score", str(run), "--json", "--ci", "--samples", "100"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    overall = data["operating_points"]["by_score"]["overall"][0]
+    assert overall["source"] == "model" and overall["AUROC"] == 100.0 and overall["Miss@1%Overkill"] == 0.0
+    assert overall["ECE"] is None and not (run / "reliability.png").exists()
+    # the subtasks it declined are missing cells, without an interval, never a 0
+    cells = data["intervals"]["rows"]["VisA"]["cells"]
+    assert cells["Defect Classification"] is None and cells["Anomaly Discrimination"] is not None
