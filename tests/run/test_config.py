@@ -54,7 +54,7 @@ def test_run_files_in_toml_and_json_and_a_runs_own_run_json(tmp_path: Path) -> N
 
 
 def test_the_api_rejects_unknown_settings_by_name() -> None:
-    with pytest.raises(ConfigError, match="unknown setting 'shot'; known settings: "):
+    with pytest.raises(ConfigError, match=r"unknown setting 'shot'; did you mean 'shots'\? known settings: "):
         mmad.evaluate("random", "data", shot=1)
 
 
@@ -117,7 +117,9 @@ def test_a_config_file_takes_flat_names_at_the_top_level_and_says_where_a_mispla
         RunConfig.from_file(twice)
     unknown = tmp_path / "unknown.toml"
     unknown.write_text('model = "random"\ndata = "bench"\nlimt = 5\n')
-    with pytest.raises(ConfigError, match=r"unknown.toml: 'limt' is not a setting; the top level holds model"):
+    with pytest.raises(
+        ConfigError, match=r"unknown.toml: 'limt' is not a setting; did you mean 'limit'\? the top level holds model"
+    ):
         RunConfig.from_file(unknown)
     ignored = tmp_path / "ignored.json"
     ignored.write_text(json.dumps({"model": "random", "data": "bench", "execution": {"ray_actors": 4}}))
@@ -171,6 +173,12 @@ def test_the_quickstarts_config_example_is_a_valid_config(tmp_path: Path) -> Non
         ("flag.toml", "no_cache = true\n", r"'no_cache' is the flag --no-cache; in a run file write cache = false"),
         ("out.toml", 'out = "runs/x"\n', r"out is not a setting of a run file .*give --out DIR"),
         ("run.yaml", "limit: 3\n", r"a run file is TOML \(.toml\) or JSON .* not .yaml"),
+        ("typo.toml", "concurency = 4\n", r"'concurency' is not a setting; did you mean 'concurrency'\?"),
+        (
+            "section.toml",
+            "[prompt]\nshot = 1\n",
+            r"prompt.shot: is not a setting of \[prompt\]: did you mean 'shots'\?",
+        ),
     ],
 )
 def test_run_file_mistakes_say_what_to_write(tmp_path: Path, name: str, text: str, message: str) -> None:

@@ -8,6 +8,7 @@ sections. A bad value becomes one ConfigError that names the setting, its flag a
 
 from __future__ import annotations
 
+import difflib
 import json
 import numbers
 import tomllib
@@ -507,8 +508,15 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
+def _did_you_mean(name: str, known: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def _unknown(name: str) -> ConfigError:
-    return ConfigError(f"unknown setting {name!r}; known settings: {', '.join(sorted(FLAT_NAMES))}")
+    return ConfigError(
+        f"unknown setting {name!r}; {_did_you_mean(name, FLAT_NAMES)}known settings: {', '.join(sorted(FLAT_NAMES))}"
+    )
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -557,7 +565,8 @@ def _lift_flat(raw: dict[str, Any], source: str) -> dict[str, Any]:
                 msg = f"{source}: out is not a setting of a run file (one file can make many runs); give --out DIR"
             else:
                 msg = (
-                    f"{source}: {name!r} is not a setting; the top level holds model, data, recipe, the sections "
+                    f"{source}: {name!r} is not a setting; {_did_you_mean(name, [*FLAT_NAMES, *_TOP_LEVEL])}"
+                    "the top level holds model, data, recipe, the sections "
                     f"[{'], ['.join(SECTIONS)}] and flat settings by their flag names "
                     f"({', '.join(sorted(FLAT_NAMES))})"
                 )
@@ -628,8 +637,9 @@ def config_error(exc: ValidationError, source: str = "") -> ConfigError:
         if location[-1:] == ["detail"] and error["type"] == "literal_error":  # None is spelt "none" in flags
             reason = "must be 'low', 'high', 'auto' or 'none' (none leaves the field out of the request)"
         if error["type"] == "extra_forbidden":
-            known = ", ".join(SECTIONS[location[0]].model_fields) if location and location[0] in SECTIONS else ""
-            reason = f"is not a setting{' of [' + location[0] + ']: known ' + known if known else ''}"
+            fields = list(SECTIONS[location[0]].model_fields) if location and location[0] in SECTIONS else []
+            known = _did_you_mean(location[-1], fields) + "known " + ", ".join(fields) if fields else ""
+            reason = f"is not a setting{' of [' + location[0] + ']: ' + known if known else ''}"
             if len(location) == 2 and location[1] in FLAT_NAMES:
                 home, field = FLAT_NAMES[location[1]]
                 named = "" if field == location[1] else f" (as {field})"
