@@ -121,39 +121,47 @@ def table_intervals(
     index = {s: j for j, s in enumerate(columns)}
     datasets = list(dict.fromkeys(a.dataset for a in everything))
     slots = 2 * (len(columns) + 1)  # (correct, total) per column, and the abnormal half of AD at the end
-    images: dict[str, dict[str, np.ndarray]] = {name: {} for name in datasets}
-    abstained = {name: np.zeros(len(columns), dtype=int) for name in datasets}
-    totals = {name: np.zeros(len(columns), dtype=int) for name in datasets}
+    # per dataset: each image's row, and per answer (image row, slot, correct) to add up at once
+    rows_of: dict[str, dict[str, int]] = {name: {} for name in datasets}
+    entries: dict[str, tuple[list[int], list[int], list[bool]]] = {name: ([], [], []) for name in datasets}
+    abstained = {name: [0] * len(columns) for name in datasets}
+    totals = {name: [0] * len(columns) for name in datasets}
     for a in counted:
         subtask = RAW_TYPE_TO_SUBTASK.get(a.question_type)
         if subtask is None:
             continue
         j = index[subtask]
-        row = images[a.dataset].get(a.image)
-        if row is None:
-            row = images[a.dataset][a.image] = np.zeros(slots)
+        rows = rows_of[a.dataset]
+        image_row = rows.setdefault(a.image, len(rows))
         slot = 2 * len(columns) if subtask is Subtask.ANOMALY_DISCRIMINATION and not a.is_normal else 2 * j
-        row[slot] += a.is_correct
-        row[slot + 1] += 1
+        which, where, right = entries[a.dataset]
+        which.append(image_row)
+        where.append(slot)
+        right.append(a.is_correct)
         totals[a.dataset][j] += 1
         abstained[a.dataset][j] += a.failure == "abstained"
     rng = np.random.default_rng(seed)
     point_cells, spread_cells = [], []
     for name in datasets:
-        matrix = np.array(list(images[name].values())) if images[name] else np.zeros((0, slots))
+        matrix = np.zeros((len(rows_of[name]), slots))
+        image_rows, slots_of, correct = (np.asarray(v, dtype=int) for v in entries[name])
+        np.add.at(matrix, (image_rows, slots_of), correct)
+        np.add.at(matrix, (image_rows, slots_of + 1), 1)
         declined = [
             not upstream and bool(totals[name][j]) and abstained[name][j] == totals[name][j]
             for j in range(len(columns))
         ]
         point_cells.append(_cells(matrix.sum(axis=0), columns, declined, upstream=upstream))
         m = len(matrix)
-        if m:
-            picks = rng.integers(0, m, size=(samples, m))
-            offsets = (np.arange(samples)[:, None] * m + picks).ravel()
-            weights = np.bincount(offsets, minlength=samples * m).reshape(samples, m)
-            sums = weights @ matrix
-        else:
-            sums = np.zeros((samples, slots))
+        sums = np.zeros((samples, slots))
+        # in blocks, so that the draw counts (resamples x images) stay small for a full run
+        block = max(1, min(samples, 4_000_000 // max(m, 1)))
+        for start in range(0, samples if m else 0, block):
+            count = min(block, samples - start)
+            picks = rng.integers(0, m, size=(count, m))
+            offsets = (np.arange(count)[:, None] * m + picks).ravel()
+            weights = np.bincount(offsets, minlength=count * m).reshape(count, m)
+            sums[start : start + count] = weights.astype(float) @ matrix
         spread_cells.append(_cells(sums, columns, declined, upstream=upstream))
     point = np.stack(point_cells) if datasets else np.zeros((0, len(columns)))  # datasets x columns
     spread = np.stack(spread_cells, axis=1) if datasets else np.zeros((samples, 0, len(columns)))
@@ -176,5 +184,5 @@ def table_intervals(
         average=_interval(point_average, spread_average),
         samples=samples,
         seed=seed,
-        n_images=sum(len(v) for v in images.values()),
+        n_images=sum(len(v) for v in rows_of.values()),
     )
