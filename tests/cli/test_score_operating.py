@@ -143,3 +143,9 @@ def test_a_model_score_such_as_the_experts_gives_operating_points_without_calibr
     # the subtasks it declined are missing cells, without an interval, never a 0
     cells = data["intervals"]["rows"]["VisA"]["cells"]
     assert cells["Defect Classification"] is None and cells["Anomaly Discrimination"] is not None
+
+
+def test_samples_or_seed_without_ci_is_a_usage_error(likelihood_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["score", str(likelihood_run), "--seed", "3"]) == 2
+    assert "add --ci" in capsys.readouterr().err

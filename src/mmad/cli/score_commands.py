@@ -91,8 +91,10 @@ def score_command(
     no_plot: bool = typer.Option(False, "--no-plot", help="skip the heatmap PNG"),
     as_json: bool = typer.Option(False, "--json", help="print the table as json (files are still written)"),
     ci: bool = typer.Option(False, "--ci", help="95% intervals on every cell: a bootstrap over images"),
-    samples: int = typer.Option(1000, "--samples", min=100, max=1_000_000, help="bootstrap resamples for --ci"),
-    seed: int = typer.Option(0, "--seed", min=0, help="the bootstrap's seed for --ci"),
+    samples: int | None = typer.Option(
+        None, "--samples", min=100, max=1_000_000, help="bootstrap resamples for --ci [default: 1000]"
+    ),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="the bootstrap's seed for --ci [default: 0]"),
 ) -> None:
     """Score answers: the MMAD table in the terminal, and its files (operating points included)."""
     from mmad._io import collector_paused
@@ -107,6 +109,10 @@ def score_command(
     from mmad.score.operating import operating_report
     from mmad.score.table import score_answers
 
+    if not ci and (samples is not None or seed is not None):
+        # without --ci there is no bootstrap: a --samples or --seed that changed nothing would mislead
+        msg = "they set the --ci bootstrap, which runs only with --ci; add --ci"
+        raise typer.BadParameter(msg, param_hint="--samples/--seed")
     _check_answers_path(answers)
     _note_official_file_of_a_run(answers)
     run = _run_of(answers)
@@ -141,7 +147,7 @@ def score_command(
         table = score_answers(graded, policy.value)
         if recipe and policy is default:
             table.notes.insert(0, recipe_policy_note(recipe))
-        intervals = table_intervals(graded, policy.value, samples=samples, seed=seed) if ci else None
+        intervals = table_intervals(graded, policy.value, samples=samples or 1000, seed=seed or 0) if ci else None
         title = f"MMAD — {answers.name}"
         paths = write_score_files(table, graded, folder, stem=stem, title=title, plot=not no_plot, intervals=intervals)
         operating = operating_report(graded)
