@@ -326,3 +326,42 @@ def test_piped_progress_says_a_task_is_done_once() -> None:
         bar.update(task, rate=15.3)  # the engine's last rate, after the last question
     done = [line for line in log.getvalue().splitlines() if "60/60" in line]
     assert len(done) == 1, log.getvalue()
+
+
+def test_a_key_a_server_echoes_in_its_error_stays_out_of_records_and_logs(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import http.server
+    import json
+    import threading
+
+    class EchoesTheKey(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # what some gateways answer: the rejected key, quoted back
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            key = self.headers.get("Authorization", "").split()[-1]
+            body = json.dumps({"error": {"message": f"Incorrect API key provided: {key}", "type": "bad"}}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    secret = "zz-custom-9f8e7d6c5b4a3210"  # no known key shape, in a variable whose name says nothing
+    monkeypatch.setenv("GATEWAY", secret)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EchoesTheKey)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = tmp_path / "run"
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        args = ["eval", "-m", "compat:x", "--base-url", base, "--key-env", "GATEWAY", "-d", str(mmad_json)]
+        assert main([*args, "--out", str(out), "--limit", "2", "--no-cache", "--max-retries", "0"]) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert "Incorrect API key provided: ***" in err and secret not in err
+    for written in out.iterdir():
+        assert secret not in written.read_text(encoding="utf-8", errors="replace"), written.name

@@ -232,6 +232,10 @@ class ConnectionConfig(_Section):
         if value is not None and (not value or not value.replace("_", "a").isalnum()):
             msg = "must be the NAME of an environment variable (letters, digits, _), not a key"
             raise ValueError(msg)
+        if value is not None:
+            from mmad.run.secrets import key_variable
+
+            key_variable(value)  # a server may echo the key in an error: records and logs must not keep it
         return value
 
 

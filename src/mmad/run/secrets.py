@@ -6,13 +6,26 @@ import logging
 import os
 import re
 
-_SECRET_NAME = re.compile(r"(API_KEY|_TOKEN|_SECRET|PASSWORD)$", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(API_KEY|_KEY|_TOKEN|_SECRET|PASSWORD)$", re.IGNORECASE)
 _KEY_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|AIza[0-9A-Za-z_\-]{20,}|hf_[A-Za-z0-9]{20,})")
 
 
+# Variables named as holding a key (--key-env NAME): any name, so the pattern above cannot be relied on.
+_KEY_VARIABLES: set[str] = set()
+
+
+def key_variable(name: str) -> None:
+    """Treat the environment variable ``name`` as a credential from now on (its value is scrubbed)."""
+    _KEY_VARIABLES.add(name)
+
+
 def secret_values() -> list[str]:
-    """The values of environment variables that look like credentials."""
-    return [value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8]
+    """The values of environment variables that look like credentials, or were named as holding one."""
+    return [
+        value
+        for name, value in os.environ.items()
+        if (_SECRET_NAME.search(name) or name in _KEY_VARIABLES) and len(value) >= 8
+    ]
 
 
 def redact(text: str) -> str:
