@@ -409,3 +409,15 @@ def test_download_into_a_file_is_refused_before_the_network(tmp_path: Path, caps
     with pytest.raises(ConfigError, match="is a file"):  # the library refuses it too, before copying anything
         download(taken, source=LocalFolderSource(_folder(tmp_path)))
     assert taken.read_text() == "mine"
+
+
+def test_a_folder_source_short_of_a_zip_is_not_told_to_choose_a_revision(tmp_path: Path) -> None:
+    hub = _folder(tmp_path)  # ALL_DATA.zip and the jsons, no per-dataset zip
+    with pytest.raises(DownloadError, match=r"has no VisA\.zip") as info:
+        download(tmp_path / "data", source=LocalFolderSource(hub), datasets=["VisA"])
+    assert "--revision" not in str(info.value)  # refused beside --source: a folder has no revisions
+    assert "put VisA.zip in it" in str(info.value)
+    (hub / "ALL_DATA.zip").unlink()
+    with pytest.raises(DownloadError, match=r"nor ALL_DATA\.zip") as info:
+        download(tmp_path / "data", source=LocalFolderSource(hub))
+    assert "--revision" not in str(info.value)

@@ -431,6 +431,7 @@ def download(
         datasets=chosen,
         include=patterns,
         unpacked=unpacked,
+        local=local,
     )
     check_disk_space(target, space_needed(plan, available, target / STATE_DIR, keep_archives, extract))
     provenance = loader.start(requested, commit)

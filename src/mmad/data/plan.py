@@ -49,8 +49,9 @@ def plan_download(
     datasets: list[str] | None = None,
     include: tuple[str, ...] | None = None,
     unpacked: set[str] | None = None,
+    local: bool = False,
 ) -> Plan:
-    """Choose the files to fetch from what the revision holds."""
+    """Choose the files to fetch from what the revision (or, ``local``, a --source folder) holds."""
     jsons = [name for name in JSON_FILES if name in available]
     notes: list[str] = []
     listing = ", ".join(sorted(p for p in available if "/" not in p)[:20]) or "nothing at its top"
@@ -79,10 +80,13 @@ def plan_download(
                 if ALL_DATA_ARCHIVE in available
                 else "choose"
             )
-            msg = (
-                f"{where} has no {', '.join(missing)} (its files: {listing}); {alternative} "
-                f"--revision {DEFAULT_REVISION} which has one zip per dataset"
+            # a --source folder has no revisions (--revision beside it is refused): it must hold the zips
+            way = (
+                f"put {', '.join(missing)} in it, or give the folder that holds {'them' if len(missing) > 1 else 'it'}"
+                if local
+                else f"{alternative} --revision {DEFAULT_REVISION} which has one zip per dataset"
             )
+            msg = f"{where} has no {', '.join(missing)} (its files: {listing}); {way}"
             raise DownloadError(msg)
         return Plan([archive_name(d) for d in wanted], jsons, [], wanted, notes)
     if all(archive_name(d) in available for d in DATASETS):
@@ -91,8 +95,14 @@ def plan_download(
         return Plan([ALL_DATA_ARCHIVE], jsons, [], list(DATASETS), notes)
     msg = (
         f"{where} has neither the per-dataset zips ({', '.join(archive_name(d) for d in DATASETS)}) nor "
-        f"{ALL_DATA_ARCHIVE}; its top-level files: {listing}. Choose --revision {DEFAULT_REVISION} (one zip per "
-        f"dataset) or refs/pr/1 ({ALL_DATA_ARCHIVE}), or fetch loose files with --include 'VisA/**'"
+        f"{ALL_DATA_ARCHIVE}; its top-level files: {listing}. "
+        + (
+            f"Give the folder that holds the Hub's files (the zips or {ALL_DATA_ARCHIVE}), "
+            "or copy loose files with --include 'VisA/**'"
+            if local
+            else f"Choose --revision {DEFAULT_REVISION} (one zip per dataset) or refs/pr/1 ({ALL_DATA_ARCHIVE}), "
+            "or fetch loose files with --include 'VisA/**'"
+        )
     )
     raise DownloadError(msg)
 
