@@ -104,7 +104,6 @@ def score_command(
     from mmad.report.tables import table_to_dict
     from mmad.run.recipes import recipe_policy, recipe_policy_note
     from mmad.score.answers import any_reply
-    from mmad.score.intervals import table_intervals
     from mmad.score.load import load_answers
     from mmad.score.operating import operating_report
     from mmad.score.table import score_answers
@@ -147,7 +146,11 @@ def score_command(
         table = score_answers(graded, policy.value)
         if recipe and policy is default:
             table.notes.insert(0, recipe_policy_note(recipe))
-        intervals = table_intervals(graded, policy.value, samples=samples or 1000, seed=seed or 0) if ci else None
+        intervals = None
+        if ci:
+            from mmad.score.intervals import table_intervals
+
+            intervals = table_intervals(graded, policy.value, samples=samples or 1000, seed=seed or 0)
         title = f"MMAD — {answers.name}"
         paths = write_score_files(table, graded, folder, stem=stem, title=title, plot=not no_plot, intervals=intervals)
         operating = operating_report(graded)

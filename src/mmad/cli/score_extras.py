@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from mmad.cli.common import console
 from mmad.report.tables import fmt
-from mmad.score.intervals import Interval, TableIntervals
-from mmad.score.operating import OperatingReport
+
+if TYPE_CHECKING:
+    from mmad.score.intervals import Interval, TableIntervals
+    from mmad.score.operating import OperatingReport
 
 
 def print_operating(report: OperatingReport, markdown_name: str) -> None:

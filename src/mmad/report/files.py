@@ -6,15 +6,18 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmad._io import atomic_write_text
 from mmad.report.heatmap import heatmap_png
 from mmad.report.tables import breakdown_to_markdown, table_to_dict, table_to_markdown
 from mmad.score.answers import GradedAnswer
 from mmad.score.breakdown import GroupBy, breakdown
-from mmad.score.intervals import TableIntervals
 from mmad.score.official_csv import write_accuracy_csv
 from mmad.score.table import ScoreTable
+
+if TYPE_CHECKING:  # the module imports numpy, which only `mmad score --ci` needs
+    from mmad.score.intervals import TableIntervals
 
 
 def write_score_files(

@@ -6,12 +6,14 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmad._io import atomic_write_bytes, atomic_write_text
 from mmad.report.tables import fmt
-from mmad.score.intervals import Interval, TableIntervals
 from mmad.score.operating import TARGETS, LetterOperating, OperatingReport, ScoreOperating
+
+if TYPE_CHECKING:
+    from mmad.score.intervals import Interval, TableIntervals
 
 LEVEL_TITLES = {"overall": "Overall", "dataset": "Per dataset", "category": "Per category"}
 

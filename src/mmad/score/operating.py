@@ -22,13 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from mmad.data.schema import Subtask
-from mmad.score.answers import GradedAnswer
+from mmad.score.answers import VALID_LETTERS, GradedAnswer
 from mmad.score.auroc import auroc
-from mmad.score.breakdown import GroupBy, breakdown
+from mmad.score.breakdown import GroupBy
+
+if TYPE_CHECKING:
+    import numpy as np
 
 AD_TYPE = "Anomaly Detection"
 TARGETS = (1.0, 5.0)
@@ -134,6 +135,8 @@ def _ad_answers(answers: Iterable[GradedAnswer]) -> list[GradedAnswer]:
 def average_precision(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """Average precision (defect = positive) in [0, 1], thresholds at the distinct scores; tied images
     enter together. None without a defective image."""
+    import numpy as np  # imported here: a run without scores (and `mmad score` of it) needs no numpy
+
     values = np.asarray(scores, dtype=float)
     truth = np.asarray(labels, dtype=bool)
     if not truth.any():
@@ -152,6 +155,8 @@ def average_precision(scores: Sequence[float], labels: Sequence[bool]) -> float 
 
 def _rates(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(overkill %, miss %) at each threshold: every distinct score, and one above them all."""
+    import numpy as np  # imported here: a run without scores (and `mmad score` of it) needs no numpy
+
     thresholds = np.r_[np.unique(scores), np.inf]
     normal, defect = scores[~labels], scores[labels]
     called_normal = np.searchsorted(np.sort(normal), thresholds, side="left")  # normals below the threshold
@@ -163,6 +168,8 @@ def _rates(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _best(limited: np.ndarray, other: np.ndarray, target: float) -> OperatingPoint:
     """The lowest ``other`` where ``limited`` <= target (the threshold at an end always qualifies)."""
+    import numpy as np  # imported here: a run without scores (and `mmad score` of it) needs no numpy
+
     allowed = np.flatnonzero(limited <= target + 1e-9)
     # of the thresholds with the lowest ``other``, the one with the fewest errors of the constrained kind
     index = int(allowed[np.lexsort((limited[allowed], other[allowed]))[0]])
@@ -184,6 +191,8 @@ def calibration(
 ) -> tuple[float, list[ReliabilityBin]]:
     """Expected calibration error (percent) of defect probabilities, over equal-width bins, and the bins:
     sum over bins of (share of images) x |defect rate - mean probability|."""
+    import numpy as np  # imported here: a run without scores (and `mmad score` of it) needs no numpy
+
     p = np.asarray(probabilities, dtype=float)
     truth = np.asarray(labels, dtype=float)
     index = np.minimum((p * bins).astype(int), bins - 1)
@@ -202,6 +211,8 @@ def calibration(
 
 def score_operating(answers: Iterable[GradedAnswer], group: str = "all") -> ScoreOperating | None:
     """The figures of the Anomaly Discrimination answers that carry a score; None when none does."""
+    import numpy as np  # imported here: a run without scores (and `mmad score` of it) needs no numpy
+
     scored = [a for a in _ad_answers(answers) if a.score is not None]
     if not scored:
         return None
@@ -230,6 +241,10 @@ def score_operating(answers: Iterable[GradedAnswer], group: str = "all") -> Scor
     return result
 
 
+_GROUP_KEYS: dict[GroupBy, Callable[[GradedAnswer], str]] = {
+    GroupBy.CATEGORY: lambda a: f"{a.dataset}/{a.category}",
+    GroupBy.DEFECT_TYPE: lambda a: f"{a.dataset}/{a.category}/{a.defect_type}",
+}
 _LEVELS: dict[str, Callable[[GradedAnswer], str]] = {
     "overall": lambda a: "all",
     "dataset": lambda a: a.dataset,
@@ -239,16 +254,26 @@ _LEVELS: dict[str, Callable[[GradedAnswer], str]] = {
 
 def letter_operating(answers: Iterable[GradedAnswer], by: GroupBy) -> list[LetterOperating]:
     """Overkill and Miss from the letters, per category or defect type (a defect type has one class, so
-    one of the two); a group whose every Anomaly Discrimination question the model declined has neither."""
+    one of the two), counted as the per-category table counts them (strict: no letter is a wrong call);
+    a group whose every Anomaly Discrimination question the model declined has neither."""
+    key = _GROUP_KEYS[GroupBy(by)]
+    # per group: [normal total, normal correct, defect total, defect correct, declined]
+    counts: dict[str, list[int]] = {}
+    for a in _ad_answers(answers):
+        if a.correct_answer not in VALID_LETTERS:
+            continue
+        tally = counts.setdefault(key(a), [0, 0, 0, 0, 0])
+        side = 0 if a.is_normal else 2
+        tally[side] += 1
+        tally[side + 1] += a.is_correct
+        tally[4] += a.failure == "abstained"
     rows = []
-    for row in breakdown(_ad_answers(answers), by):
-        if row.tallies[Subtask.ANOMALY_DISCRIMINATION].declined_all:
-            overkill = miss = None
-        else:
-            overkill, miss = row.detection.overkill, row.detection.miss
-        rows.append(
-            LetterOperating(row.group, row.detection.normal.total, row.detection.abnormal.total, overkill, miss)
-        )
+    for group in sorted(counts):
+        normal, normal_right, defect, defect_right, declined = counts[group]
+        everything_declined = declined == normal + defect
+        overkill = None if everything_declined or not normal else 100.0 - 100.0 * normal_right / normal
+        miss = None if everything_declined or not defect else 100.0 - 100.0 * defect_right / defect
+        rows.append(LetterOperating(group, normal, defect, overkill, miss))
     return rows
 
 
