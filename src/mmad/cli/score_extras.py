@@ -48,7 +48,7 @@ def print_operating(report: OperatingReport, markdown_name: str) -> None:
 def print_intervals(intervals: TableIntervals) -> None:
     """The table's cells with their 95% intervals, turned so that it fits 80 columns: a row per subtask, a
     column per dataset, each cell its value over its interval."""
-    view = Table(title=f"{intervals.level:g}% intervals (bootstrap over {intervals.n_images} images)", pad_edge=False)
+    view = Table(title=f"{intervals.level:g}% intervals", pad_edge=False)
     view.add_column("", no_wrap=True, min_width=7)
     for name in [*intervals.datasets, "Average"]:
         view.add_column(name, justify="right", no_wrap=True, style="bold" if name == "Average" else "")
@@ -62,7 +62,7 @@ def print_intervals(intervals: TableIntervals) -> None:
     averages = [intervals.row_averages[name] for name in intervals.datasets]
     view.add_row("Average", *map(cell, [*averages, intervals.average]), style="bold")
     view.caption = (
-        f"value over its interval; {intervals.samples} resamples, seed {intervals.seed}; an image's questions "
-        "move together; – is a missing cell"
+        f"value over its interval; bootstrap over {intervals.n_images} images (an image's questions move "
+        f"together), {intervals.samples} resamples, seed {intervals.seed}; – is a missing cell"
     )
     console.print(view)
