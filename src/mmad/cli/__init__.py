@@ -6,10 +6,12 @@ with errors); 2 a usage or input error (nothing was changed); 130 interrupted.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 import typer
 from rich.logging import RichHandler
@@ -53,6 +55,7 @@ def _configure(
     logging.getLogger("mmad").setLevel(logging.WARNING - 10 * min(verbose, 2))
 
 
+@functools.cache  # once per process: each call would add every command to `app` again
 def _register() -> None:
     from mmad.cli import (
         build_commands,
@@ -135,9 +138,16 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+@functools.cache
+def _command() -> Any:
+    """The click command behind `app`, built once per process: building reads every command's signature
+    (about 0.2 s), which each in-process call (tests, notebooks) would otherwise pay again."""
+    return typer.main.get_command(app)
+
+
 def _main(argv: list[str] | None) -> int:
     try:
-        status = app(args=argv, standalone_mode=False, prog_name="mmad")
+        status = _command()(args=argv, standalone_mode=False, prog_name="mmad")
     except NoArgsIsHelpError as exc:
         exc.show()
         return 0
