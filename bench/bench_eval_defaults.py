@@ -56,10 +56,11 @@ OTHER_REPLIES = 30_000
 MODEL = "mmad:random"
 
 
-def prepared_requests(data: Path, limit: int, folder: Path) -> Path:
+def prepared_requests(data: Path, limit: int, folder: Path, image_size: int | None) -> Path:
     """mmad's own requests for its `limit` sampled questions at the defaults: text parts, and each
     image as mmad encodes it (written once to a file), with its MIME type and `detail`."""
-    config = RunConfig.from_flat(MODEL, str(data), limit=limit)
+    sized = {} if image_size is None else {"size": image_size or None}  # as `--image-size` sets it
+    config = RunConfig.from_flat(MODEL, str(data), limit=limit, **sized)
     benchmark = load_benchmark(data)
     selection = select_questions(benchmark, config.selection, config.prompt_settings())
     planner = Planner(benchmark, config.prompt_settings(), parse_strategies([]))
@@ -120,6 +121,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=2944)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data-cache", type=Path, default=Path(tempfile.gettempdir()) / "mmad-bench")
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="not a default: mmad's --image-size (0 keeps each image's size)"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="also profile one empty-cache run into FILE")
     parser.add_argument(
         "--compare-src",
@@ -134,7 +138,7 @@ def main() -> None:
         results.update({"other empty": [], "other full": []})
     with tempfile.TemporaryDirectory() as scratch_name, serving(latency=LATENCY) as base_url:
         scratch = Path(scratch_name)
-        requests = prepared_requests(data, args.questions, scratch)
+        requests = prepared_requests(data, args.questions, scratch, args.image_size)
         n = len(json.loads(requests.read_text()))
         bare_command = [sys.executable, str(Path(__file__).parent / "bare_openai_loop.py"), str(requests), base_url]
         bare_command.append(str(CONCURRENCY))
@@ -143,6 +147,8 @@ def main() -> None:
             out = scratch / f"run-{tag.replace(' ', '-')}-{time.monotonic_ns()}"
             command = [*prefix, "-m", "mmad", "eval", "-m", MODEL, "--base-url", base_url, "-d", str(data)]
             command += ["--out", str(out), "-c", str(CONCURRENCY), "--limit", str(args.questions)]
+            if args.image_size is not None:
+                command += ["--image-size", str(args.image_size)]
             env = {"MMAD_CACHE_DIR": str(cache), **({"PYTHONPATH": str(src)} if src else {})}
             wall, cpu, run = timed([sys.executable, *command], env)
             if run.returncode != 0:
