@@ -330,3 +330,20 @@ def test_the_description_changes_with_how_answers_are_made(expert: PatchCoreExpe
     described = ExpertModel(expert).describe()
     assert described["localization"] == "the undivided map"
     assert "held out of its envelope as query and bank" in described["calibration"]
+
+
+@pytest.mark.slow
+def test_questions_it_declines_inside_a_per_image_request_are_abstentions(
+    builds: dict[str, Path], tmp_path: Path
+) -> None:
+    # One request holds every question of an image: the expert answers AD and DL and writes "-" for the
+    # rest, which are declined (missing cells), not unreadable replies (zeros).
+    out = tmp_path / "per-image"
+    evaluate("expert", builds["linked"] / "mmad.json", out=out, cache=False, protocol="per-image", limit=12, seed=1)
+    records = read_records(out / "records.jsonl")
+    asked = {r.question_type for r in records}
+    seen = {"Anomaly Detection", "Defect Localization"}
+    assert asked - seen, "the sample must hold questions the expert declines"
+    for record in records:
+        expected = "answered" if record.question_type in seen else "abstained"
+        assert record.status.value == expected, (record.question_type, record.raw_reply)

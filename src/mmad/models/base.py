@@ -44,6 +44,9 @@ class Completion:
     refusal: bool = False
     letter_logprobs: dict[str, float] | None = None
     abstained: bool = False
+    # Positions (0-based) of the questions of a several-question request (per-image) that the model
+    # declined while answering others: the visual expert's "-" items, a missing cell, not an unreadable reply.
+    abstained_items: list[int] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 

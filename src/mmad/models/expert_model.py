@@ -473,7 +473,8 @@ class ExpertModel(Model):
             text = f"Answer: {letters[0]}"
         else:
             text = "\n".join(f"{i}. Answer: {letter or '-'}." for i, letter in enumerate(letters, start=1))
-        return Completion(text=text, prompt_tokens=0, completion_tokens=0, scores=scores)
+        declined = [i for i, letter in enumerate(letters) if letter is None]
+        return Completion(text=text, prompt_tokens=0, completion_tokens=0, abstained_items=declined, scores=scores)
 
 
 def _kind_of(stem: str) -> str | None:

@@ -518,8 +518,9 @@ class Engine:
         latency = time.monotonic() - started
         share = max(1, len(prompt.questions))
         records = []
-        for question, result in zip(prompt.questions, judged, strict=True):
-            if completion.abstained:
+        declined = set(completion.abstained_items)
+        for index, (question, result) in enumerate(zip(prompt.questions, judged, strict=True)):
+            if completion.abstained or (index in declined and not result.letter):
                 status = Status.ABSTAINED
             elif result.letter:
                 status = Status.ANSWERED
