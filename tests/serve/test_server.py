@@ -114,3 +114,32 @@ def test_a_text_only_server_answers_images_as_llama_cpp_does() -> None:
         with pytest.raises(openai.InternalServerError, match=re.escape(TEXT_ONLY_MESSAGE)):
             asyncio.run(ask(server.base_url))
         assert _ask(server.base_url).choices[0].message.content == "Answer: B"  # text alone is answered
+
+
+def test_a_models_abstentions_stay_abstentions_over_http(mmad_json, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The visual expert behind mmad serve declines most subtasks: over HTTP that must not read as empty replies."""
+    from mmad.cli import main
+    from mmad.models.base import Completion, Model, Request
+    from mmad.records.record import read_records
+    from tests.helpers.serving import running_server
+
+    class DeclinesAllButAD(Model):
+        async def generate(self, request: Request) -> Completion:
+            stems = re.findall(r"Question(?:\s*\d+)?:\s*(.*)", request.messages[-1].text)
+            letters = ["A" if "any defect" in stem else None for stem in stems]
+            if all(letter is None for letter in letters):
+                return Completion(text="", abstained=True)
+            if len(letters) == 1:
+                return Completion(text="Answer: A")
+            reply = "\n".join(f"{i}. Answer: {letter or '-'}." for i, letter in enumerate(letters, start=1))
+            return Completion(text=reply, abstained_items=[i for i, x in enumerate(letters) if x is None])
+
+    for protocol in ("per-question", "per-image"):
+        out = tmp_path / protocol
+        with running_server(DeclinesAllButAD()) as server:
+            args = ["eval", "-m", "compat:x", "--base-url", server.base_url, "-d", str(mmad_json), "--out", str(out)]
+            assert main([*args, "--protocol", protocol, "--limit", "30", "--seed", "2", "--no-cache"]) == 0
+        statuses = {
+            (r.question_type == "Anomaly Detection", r.status.value) for r in read_records(out / "records.jsonl")
+        }
+        assert statuses == {(True, "answered"), (False, "abstained")}, (protocol, statuses)

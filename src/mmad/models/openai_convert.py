@@ -200,6 +200,7 @@ def from_openai_response(payload: Any) -> Completion:
     usage = payload.get("usage") or {}
     # The snapshot the provider answered with ("gpt-4o-2024-08-06" for the alias "gpt-4o").
     snapshot = payload.get("model")
+    items = choice.get("mmad_abstained_items")  # set by mmad serve only (the expert's declined questions)
     return Completion(
         text=text if not refusal_text else f"{text}{refusal_text}",
         prompt_tokens=usage.get("prompt_tokens"),
@@ -207,6 +208,8 @@ def from_openai_response(payload: Any) -> Completion:
         finish_reason=finish,
         refusal=bool(refusal_text) or finish in REFUSAL_FINISH,
         letter_logprobs=letter_logprobs(choice),
+        abstained=choice.get("mmad_abstained") is True,
+        abstained_items=[i for i in items if isinstance(i, int)] if isinstance(items, list) else [],
         extra={"model_snapshot": snapshot} if isinstance(snapshot, str) and snapshot else {},
     )
 

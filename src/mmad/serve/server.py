@@ -292,6 +292,12 @@ class ChatServer:
             "message": {"role": "assistant", "content": completion.text},
             "finish_reason": completion.finish_reason or "stop",
         }
+        # mmad's own field (other servers have none): a model that declines by design, the visual expert,
+        # stays an abstention over HTTP instead of an empty reply counted as unreadable
+        if completion.abstained:
+            choice["mmad_abstained"] = True
+        if completion.abstained_items:
+            choice["mmad_abstained_items"] = list(completion.abstained_items)
         if completion.letter_logprobs:
             top = [
                 {"token": k, "logprob": v} for k, v in sorted(completion.letter_logprobs.items(), key=lambda kv: -kv[1])
