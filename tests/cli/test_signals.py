@@ -19,7 +19,7 @@ from mmad.records.record import read_records
 from tests.helpers.runs import wait_for_records
 from tests.helpers.serving import running_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
 

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("transformers", reason="the [hf] extra is installed by `make setup`")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 
 @pytest.fixture

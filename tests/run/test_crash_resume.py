@@ -221,6 +221,7 @@ def _runs_json(folder: Path, env: dict[str, str]) -> dict[str, dict[str, object]
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_sigkilled_run_is_listed_as_stale_with_its_resume_command(mmad_json: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
     out = tmp_path / "runs" / "killed"
@@ -249,6 +250,7 @@ def test_a_sigkilled_run_is_listed_as_stale_with_its_resume_command(mmad_json: P
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_run_folder_deleted_mid_run_stops_the_run_and_says_so(mmad_json: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     out = tmp_path / "run"

@@ -20,6 +20,7 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.subprocess
 def test_eval_on_a_dead_ray_address_fails_fast_naming_it(mmad_json: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="needs the [ray] extra")
     address = f"127.0.0.1:{_closed_port()}"

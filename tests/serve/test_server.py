@@ -73,6 +73,7 @@ def test_a_fault_rate_without_fault_kinds_is_refused() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_serve_refuses_a_fault_rate_with_an_empty_fault_list() -> None:
     # Before, it started and answered every request with an IndexError (a 500 with no cause named).
     done = subprocess.run(
