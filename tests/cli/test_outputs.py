@@ -365,3 +365,37 @@ def test_a_key_a_server_echoes_in_its_error_stays_out_of_records_and_logs(
     assert "Incorrect API key provided: ***" in err and secret not in err
     for written in out.iterdir():
         assert secret not in written.read_text(encoding="utf-8", errors="replace"), written.name
+
+
+@pytest.mark.subprocess
+def test_piped_stdout_takes_the_width_of_the_terminal_stderr_is_on(mmad_json: Path, tmp_path: Path) -> None:
+    """`mmad score RUN | tee log` in an 80-column terminal: the table is read there, so it is 80 wide, not 140."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    run = tmp_path / "run"
+    assert _eval(mmad_json, run, "--limit", "40") == 0
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mmad", "score", str(run), "--no-plot"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            env=env,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0
+    table = done.stdout.split("policy strict")[0]
+    assert "Overkill" in table and all(len(line) <= 80 for line in table.splitlines()), table

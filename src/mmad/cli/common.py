@@ -41,13 +41,16 @@ PIPED_WIDTH = 140
 
 def fit_consoles() -> None:
     """Size both consoles for this command: COLUMNS when set, else the terminal's width (followed as it
-    changes), else PIPED_WIDTH. Called by every command, so a command run in process sees today's COLUMNS."""
+    changes), else the width of the terminal the other stream is on, else PIPED_WIDTH. Called by every
+    command, so a command run in process sees today's COLUMNS."""
     columns = os.environ.get("COLUMNS", "")
+    # `mmad score RUN | tee log`: stdout is a pipe, but a person reads it on the terminal stderr is on
+    watched = next((c.width for c in (console, err_console) if c.is_terminal), None)
     for target in (console, err_console):
         if columns.isdigit() and int(columns) > 0:
             target.width = int(columns)
         elif not target.is_terminal:
-            target.width = PIPED_WIDTH
+            target.width = watched or PIPED_WIDTH
 
 
 fit_consoles()
