@@ -201,6 +201,18 @@ def test_cache_info_and_clear_commands(
     assert json.loads(capsys.readouterr().out)["entries"] == 0
 
 
+def test_cache_commands_name_a_cache_folder_that_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a cache")
+    monkeypatch.setenv("MMAD_CACHE_DIR", str(a_file))
+    assert main(["cache", "info"]) == 2  # not "the first run makes it": a run refuses it
+    assert f"MMAD_CACHE_DIR {a_file} is a file, not a folder" in capsys.readouterr().err
+    assert main(["cache", "clear", "--dir", str(a_file)]) == 2
+    assert "--dir" in capsys.readouterr().err and a_file.read_text() == "not a cache"
+
+
 @pytest.mark.slow
 def test_eval_stores_its_replies_and_an_unusable_cache_folder_is_exit_2(
     mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from mmad.cli.common import console
+from mmad.errors import ConfigError
 
 cache_app = typer.Typer(
     help="The response cache: replies stored by request hash, so a re-run costs nothing.", no_args_is_help=True
@@ -22,7 +23,13 @@ def register(app: typer.Typer) -> None:
 def _folder(folder: Path | None) -> Path:
     from mmad.run.cache import default_cache_dir
 
-    return folder if folder is not None else default_cache_dir()
+    where = folder if folder is not None else default_cache_dir()
+    if where.exists() and not where.is_dir():
+        # "the first run makes it" would be wrong: a run refuses a cache folder that is a file
+        named = "--dir" if folder is not None else "MMAD_CACHE_DIR"
+        msg = f"{named} {where} is a file, not a folder; point it at a folder (it is made if missing)"
+        raise ConfigError(msg)
+    return where
 
 
 def _exists(folder: Path) -> bool:
