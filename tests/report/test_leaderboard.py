@@ -272,3 +272,15 @@ def test_at_80_columns_no_name_or_figure_is_cut(random_run: Path, interrupted: P
     # the protocol and marks of a row are one line under its table, not a word per line beside it
     assert "GPT-4o (gpt-4o): published; the paper reports 74.92" in text.replace("\n", " ")
     assert "random (interrupted): card" in text
+
+
+def test_a_sweep_folder_or_its_files_point_to_its_cells(random_run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    sweep = tmp_path / "sweep"
+    copy_run(random_run, sweep / "random_per-question_1shot_random_plain")
+    (sweep / "sweep.json").write_text("{}")
+    (sweep / "sweep_table.md").write_text("")
+    assert main(["leaderboard", str(sweep)]) == 2
+    assert f"{sweep} is a sweep's folder, not a run" in capsys.readouterr().err
+    # `mmad leaderboard sweep/*`, as one writes `runs/*`, reaches its files too
+    assert main(["leaderboard", *map(str, sorted(sweep.iterdir()))]) == 2
+    assert f"give them as {sweep}/*/" in " ".join(capsys.readouterr().err.split())

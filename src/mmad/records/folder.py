@@ -196,12 +196,17 @@ def open_run(path: str | os.PathLike[str]) -> RunFolder:
     if not folder.exists():
         msg = f"{folder} does not exist; give a run directory made by `mmad eval` (it holds run.json)"
         raise RunError(msg)
+    # A sweep's folder holds its cells (runs) beside sweep.json and its tables: `mmad leaderboard SWEEP/*`
+    # reaches those files, `mmad leaderboard SWEEP` the folder itself.
+    sweep = next((p for p in (folder, folder.parent) if (p / "sweep.json").is_file()), None)
+    cells = f"; a sweep's runs are its cells: give them as {sweep}/*/ (the trailing / leaves its files out)"
     if not folder.is_dir():
-        msg = f"{folder} is a file, not a run directory; give the folder that holds run.json"
+        msg = f"{folder} is a file, not a run directory; give the folder that holds run.json{cells if sweep else ''}"
         raise RunError(msg)
     run_file = folder / RUN_FILE
     if not run_file.is_file():
-        msg = f"{folder} is not a run directory (no {RUN_FILE}); give a folder made by `mmad eval`"
+        what = "a sweep's folder, not a run" if sweep == folder else f"not a run directory (no {RUN_FILE})"
+        msg = f"{folder} is {what}; give a folder made by `mmad eval`{cells if sweep else ''}"
         raise RunError(msg)
     try:
         meta = json.loads(run_file.read_text(encoding="utf-8"))
