@@ -49,3 +49,27 @@ def test_a_random_seed_that_is_not_a_whole_number_is_refused_by_name(name: str) 
     with pytest.raises(UnknownModelError, match=r"random takes a whole-number seed"):
         registry.create_model(name)
     assert isinstance(registry.create_model("random:12"), RandomModel)
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://localhost:8000/v1", True),  # how vLLM's and llama.cpp's docs name it
+        ("http://127.0.0.1:8000/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("http://gpu-box:8000/v1", False),
+        ("https://api.example.com/v1?via=127.0.0.1", False),
+        ("http://localhost:8000/v1,http://127.0.0.1:8001/v1", True),
+        ("http://localhost:8000/v1,http://gpu-box:8001/v1", False),
+    ],
+)
+def test_a_server_on_this_machine_needs_no_key(url: str, local: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmad.errors import ConfigError
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    model = registry.create_model("compat:x", registry.ModelOptions(base_url=url))
+    if local:
+        model.check()
+    else:
+        with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+            model.check()

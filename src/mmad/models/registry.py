@@ -61,10 +61,25 @@ def _openai_compatible(provider: str) -> Factory:
             timeout_s=options.timeout_s,
             max_connections=options.max_connections,
             text_only=options.text_only,
-            is_local=preset.is_local or bool(options.base_url and "127.0.0.1" in options.base_url),
+            is_local=preset.is_local or _is_loopback(options.base_url),
         )
 
     return make
+
+
+def _is_loopback(url: str | None) -> bool:
+    """Whether a base URL points at this machine (a local server needs no key): 127.x, localhost or ::1."""
+    from urllib.parse import urlsplit
+
+    def loopback(one: str) -> bool:
+        try:
+            host = (urlsplit(one.strip()).hostname or "").lower()
+        except ValueError:
+            return False
+        return host == "localhost" or host.endswith(".localhost") or host.startswith("127.") or host == "::1"
+
+    # several replicas are comma-separated: every one of them must be here
+    return bool(url) and all(loopback(one) for one in (url or "").split(","))
 
 
 def _random(model_id: str, options: ModelOptions) -> Model:
