@@ -73,3 +73,12 @@ def test_a_server_on_this_machine_needs_no_key(url: str, local: bool, monkeypatc
     else:
         with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
             model.check()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("expert:bogus", "unknown expert mode 'bogus'"), ("hf:", "names no model"), ("vllm-local: ", "names no model")],
+)
+def test_in_process_names_the_dry_run_accepted_are_refused_by_name(name: str, message: str) -> None:
+    with pytest.raises(UnknownModelError, match=message):
+        registry.check_model_name(name)  # what --dry-run checks: it builds nothing

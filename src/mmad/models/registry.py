@@ -171,6 +171,16 @@ def _check_baseline(provider: str, model_id: str, name: str) -> None:
         choices = ", ".join(f"fixed:{letter}" for letter in LETTERS)
         msg = f"{name!r}: fixed answers one option letter, {choices} (not {model_id!r})"
         raise UnknownModelError(msg)
+    # the dry run checks names only: these failed at the real run's start, after the dry run said yes
+    if provider == "expert" and model_id not in {"", "templates", "category"}:
+        msg = (
+            f"{name!r}: unknown expert mode {model_id!r}: use expert (fit on each query's templates) or expert:category"
+        )
+        raise UnknownModelError(msg)
+    if provider in {"hf", "vllm-local"} and not model_id.strip():
+        example = f"{provider}:Qwen/Qwen2-VL-2B-Instruct"
+        msg = f"{name!r} names no model: write {provider}:<Hub id or local folder>, e.g. {example}"
+        raise UnknownModelError(msg)
 
 
 def create_model(name: str, options: ModelOptions | None = None) -> Model:
