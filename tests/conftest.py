@@ -7,6 +7,11 @@ import os
 for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_name, "1")
 os.environ["COLUMNS"] = "200"  # rich wraps tables at 80 columns otherwise
+# Under xdist each worker gets its share of the cores for torch's (OpenMP) threads, set before torch is
+# imported: two workers of two threads each on two cores spent their time waiting on one another.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
 
 from pathlib import Path  # noqa: E402
 
