@@ -82,3 +82,15 @@ def test_a_server_on_this_machine_needs_no_key(url: str, local: bool, monkeypatc
 def test_in_process_names_the_dry_run_accepted_are_refused_by_name(name: str, message: str) -> None:
     with pytest.raises(UnknownModelError, match=message):
         registry.check_model_name(name)  # what --dry-run checks: it builds nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), [('{"size": 448}', "not size"), ('{"image_size": 300}', "multiple of 16")]
+)
+def test_the_dry_run_refuses_expert_model_args_the_run_would(
+    args: str, message: str, mmad_json, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    from mmad.cli import main
+
+    assert main(["eval", "-m", "expert", "-d", str(mmad_json), "--model-args", args, "--dry-run"]) == 2
+    assert message in capsys.readouterr().err

@@ -210,11 +210,7 @@ class ExpertModel(Model):
             msg = f"unknown expert mode {model_id!r}: use expert (fit on each query's templates) or expert:category"
             raise ConfigError(msg)
         options = dict(options or {})
-        unknown = sorted(set(options) - {"image_size", "max_normals"})
-        if unknown:
-            msg = f"the expert takes the model arguments image_size and max_normals, not {', '.join(unknown)}"
-            raise ConfigError(msg)
-        settings = DetectorSettings(image_size=int(options.get("image_size", IMAGE_SIZE)))
+        settings = expert_settings(options)
         return cls(
             PatchCoreExpert(device=device, settings=settings),
             fit_on="category" if model_id == "category" else "templates",
@@ -475,6 +471,16 @@ class ExpertModel(Model):
             text = "\n".join(f"{i}. Answer: {letter or '-'}." for i, letter in enumerate(letters, start=1))
         declined = [i for i, letter in enumerate(letters) if letter is None]
         return Completion(text=text, prompt_tokens=0, completion_tokens=0, abstained_items=declined, scores=scores)
+
+
+def expert_settings(options: dict[str, Any]) -> DetectorSettings:
+    """The detector settings of the expert's --model-args; ConfigError names a wrong one (the dry run
+    checks them with this, building nothing)."""
+    unknown = sorted(set(options) - {"image_size", "max_normals"})
+    if unknown:
+        msg = f"the expert takes the model arguments image_size and max_normals, not {', '.join(unknown)}"
+        raise ConfigError(msg)
+    return DetectorSettings(image_size=int(options.get("image_size", IMAGE_SIZE)))
 
 
 def _kind_of(stem: str) -> str | None:

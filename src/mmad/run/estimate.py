@@ -30,6 +30,10 @@ def check_model_name(name: str) -> None:
 def dry_run(config: RunConfig) -> Estimate:
     """What a run of this config would send and cost, after the checks a real run makes first."""
     check_model_name(config.model)
+    if config.model.partition(":")[0] == "expert":  # its --model-args are refused when the real run builds it
+        from mmad.models.expert_model import expert_settings
+
+        expert_settings(dict(config.connection.model_args))
     checked = preflight(config)
     strategies = checked.strategies
     # The agent's drawings are made when its questions are asked (into the run folder): counted, not drawn.
