@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from mmad.errors import UnknownModelError
@@ -88,8 +90,8 @@ def test_in_process_names_the_dry_run_accepted_are_refused_by_name(name: str, me
     ("args", "message"), [('{"size": 448}', "not size"), ('{"image_size": 300}', "multiple of 16")]
 )
 def test_the_dry_run_refuses_expert_model_args_the_run_would(
-    args: str, message: str, mmad_json, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    args: str, message: str, mmad_json: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mmad.cli import main
 
     assert main(["eval", "-m", "expert", "-d", str(mmad_json), "--model-args", args, "--dry-run"]) == 2
