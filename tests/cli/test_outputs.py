@@ -283,14 +283,19 @@ def test_runs_at_80_columns_cuts_no_model_card_or_resume_command(
     meta = json.loads((killed / "run.json").read_text(encoding="utf-8"))
     meta["status"] = "running"  # what a SIGKILL leaves: nobody holds its lock
     (killed / "run.json").write_text(json.dumps(meta), encoding="utf-8")
+    (runs / "damaged").mkdir()
+    (runs / "damaged" / "run.json").write_text('{"status": ', encoding="utf-8")
     capsys.readouterr()
     monkeypatch.setenv("COLUMNS", "80")
     assert main(["runs", str(runs)]) == 0
     out = capsys.readouterr().out
-    assert "…" not in out
-    assert all(len(line) <= 80 for line in out.splitlines() if "resume" not in line)
-    assert str(meta["card_hash"]) in out and "complete" in out.split() and "stale" in out.split()
-    assert f"mmad eval --resume {killed}" in out  # whole, on one line, ready to copy
+    details = (f"{killed}: stale (", f"{runs / 'damaged'}: unreadable: ")
+    below = "\n".join(line for line in out.splitlines() if line.startswith(details))
+    table = "\n".join(line for line in out.splitlines() if not line.startswith(details))
+    assert "…" not in out and all(len(line) <= 80 for line in table.splitlines())
+    assert str(meta["card_hash"]) in table and {"complete", "stale", "unreadable"} <= set(table.split())
+    assert f"mmad eval --resume {killed}" in below  # whole, on one line, ready to copy
+    assert f"{runs / 'damaged'}: unreadable: " in below and "cannot be read" in below
 
 
 def test_a_key_pasted_as_the_model_name_is_refused_before_it_is_written(

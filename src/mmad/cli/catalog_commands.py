@@ -107,6 +107,12 @@ def _run_row(folder: Path) -> dict[str, Any]:
     }
 
 
+def _status_word(row: dict[str, Any]) -> str:
+    """A run's status as the table shows it: its first word when the status carries details."""
+    status = str(row["status"])
+    return "stale" if row.get("stale") else status.split(":")[0].split(" (")[0]
+
+
 def runs_command(
     folder: Path = typer.Argument(
         None, help="a folder holding run directories (searched two levels deep) [default: ./runs]", show_default=False
@@ -179,8 +185,9 @@ def runs_command(
         table.add_row(
             escape(row["run"]),
             escape(str(row["model"])),
-            # a stale run's pid and resume command go under the table, on a line of their own that is never cut
-            "stale" if row.get("stale") else escape(str(row["status"])),
+            # a status with details (a stale run's pid and resume command, why a folder is unreadable) is one
+            # word here and whole on a line of its own under the table, never cut
+            escape(_status_word(row)),
             f"{row.get('asked', '-')}/{row.get('selected', '-')}",
             str(row.get("answered", "-")),
             str(row.get("failed", "-")),
@@ -189,7 +196,7 @@ def runs_command(
         )
     console.print(table)
     for row in rows:
-        if row.get("stale"):
+        if _status_word(row) != str(row["status"]):
             console.print(f"{row['run']}: {row['status']}", highlight=False, markup=False, soft_wrap=True)
     for row in rows:
         covers = row.get("covers") or []
