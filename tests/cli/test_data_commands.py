@@ -96,3 +96,22 @@ def test_download_progress_never_reaches_stdout_or_a_pipe(tmp_path: Path, capsys
     # plain progress lines on stderr.
     assert "━" not in captured.out + captured.err and "unpacking" not in captured.out
     assert "unpacking ALL_DATA.zip: 6/6 (100%)" in captured.err
+
+
+def test_info_at_80_columns_prints_mmads_datasets_and_counts_whole(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = json.loads(mmad_json.read_text(encoding="utf-8"))
+    # MMAD's size: four- and five-digit counts (each image recorded 800 times under new names)
+    big = {key.replace(".", f"_{i}.", 1): record for key, record in raw.items() for i in range(800)}
+    (tmp_path / "mmad.json").write_text(json.dumps(big), encoding="utf-8")
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["info", str(tmp_path / "mmad.json")]) == 0
+    out = capsys.readouterr().out
+    table = out.split("Answer letters")[0].split("\n", 1)[1]  # after the "sha256 8b50…" line
+    assert "…" not in table and all(len(line) <= 80 for line in table.splitlines())
+    assert {"DS-MVTec", "MVTec-LOCO", "VisA", "GoodsAD", "Categories"} <= set(table.split())
+    assert main(["info", str(tmp_path / "mmad.json"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    counts = {str(n) for per in info["questions"].values() for n in per.values()}
+    assert max(map(int, counts)) >= 1000 and counts <= set(table.split())

@@ -106,22 +106,39 @@ def info_command(
         console.print_json(info.model_dump_json())
         return
     console.print(f"{info.n_images} images, {info.n_questions} questions; sha256 {info.sha256[:16]}…")
-    table = Table(title="Questions per source dataset × subtask")
-    table.add_column("Dataset")
+    from rich import box
+
+    # Below 110 columns the borders and padding go (as the score tables' do): at 80, MMAD's five datasets
+    # and their four- and five-digit counts fit whole
+    narrow = console.width < 110
+    table = Table(
+        title="Questions per source dataset × subtask",
+        box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+        pad_edge=not narrow,
+        padding=(0, 0 if narrow else 1),
+    )
+    table.add_column("Dataset", no_wrap=True)
     for subtask in SUBTASKS:
-        table.add_column(subtask.short, justify="right")
-    table.add_column("Total", justify="right")
-    table.add_column("Normal / abnormal images", justify="right")
-    table.add_column("Categories", justify="right")
+        table.add_column(subtask.short, justify="right", no_wrap=True)
+    table.add_column("Total", justify="right", no_wrap=True)
+    if narrow:  # one number per column: "1600 / 3200" would wrap
+        table.add_column("Normal", justify="right", no_wrap=True)
+        table.add_column("Abnormal", justify="right", no_wrap=True)
+    else:
+        table.add_column("Normal / abnormal images", justify="right")
+    table.add_column("Categories", justify="right", no_wrap=True)
     for dataset, counts in info.questions.items():
         images = info.images.get(dataset, {})
+        normal, abnormal = images.get("normal", 0), images.get("abnormal", 0)
         table.add_row(
             dataset,
             *(str(counts[s.value]) for s in SUBTASKS),
             str(sum(counts.values())),
-            f"{images.get('normal', 0)} / {images.get('abnormal', 0)}",
+            *((str(normal), str(abnormal)) if narrow else (f"{normal} / {abnormal}",)),
             str(len(info.categories.get(dataset, []))),
         )
+    if narrow:
+        table.caption = "Normal, Abnormal: images"
     console.print(table)
     letters = Table(title="Answer letters per subtask")
     letters.add_column("Subtask")
