@@ -404,3 +404,13 @@ def test_piped_stdout_takes_the_width_of_the_terminal_stderr_is_on(mmad_json: Pa
     assert done.returncode == 0
     table = done.stdout.split("policy strict")[0]
     assert "Overkill" in table and all(len(line) <= 80 for line in table.splitlines()), table
+
+
+def test_models_at_80_columns_folds_urls_and_file_names_instead_of_cutting_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and all(len(line) <= 80 for line in out.splitlines())
+    assert "https://generativel" in out and "com/v1beta/openai/" in out  # folded, every character kept

@@ -51,13 +51,13 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
         return
     api = Table(title="OpenAI-compatible providers: -m PROVIDER:MODEL")
     for column in ("Provider", "Base URL", "Key variable", "Note"):
-        api.add_column(column)
+        api.add_column(column, overflow="fold")  # a URL or file name cut with "…" could not be copied
     for name, preset in PRESETS.items():
         api.add_row(name, escape(preset.base_url or "(--base-url)"), preset.key_env or "-", escape(preset.note))
     console.print(api)
     local = Table(title="Models in process")
-    local.add_column("Provider")
-    local.add_column("What")
+    local.add_column("Provider", overflow="fold")
+    local.add_column("What", overflow="fold")
     for name, text in _IN_PROCESS.items():
         local.add_row(name, escape(text))
     for name in plugins:
@@ -65,7 +65,7 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
     console.print(local)
     table = Table(title="Official recipes: --recipe NAME reproduces an official script's requests")
     for column in ("Recipe", "What", "Official script", "Published rows"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for recipe in recipes:
         published = ", ".join(recipe["published"]) or "-"
         table.add_row(recipe["name"], escape(recipe["description"]), escape(recipe["source"]), published)
