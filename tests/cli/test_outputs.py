@@ -414,3 +414,20 @@ def test_models_at_80_columns_folds_urls_and_file_names_instead_of_cutting_them(
     out = capsys.readouterr().out
     assert "…" not in out and all(len(line) <= 80 for line in out.splitlines())
     assert "https://generativel" in out and "com/v1beta/openai/" in out  # folded, every character kept
+
+
+def test_resuming_a_run_whose_benchmark_moved_says_it_moved(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    bench = tmp_path / "bench"
+    shutil.copytree(mmad_json.parent, bench)
+    run = tmp_path / "run"
+    assert _eval(bench / mmad_json.name, run, "--limit", "3") == 0
+    bench.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["eval", "--resume", str(run)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is not there any more (moved or deleted?); give the benchmark's path with -d" in err
+    assert "relative" not in err  # the run recorded an absolute path

@@ -169,10 +169,13 @@ def prepare(
         msg = f"{run_dir} exists and is not an empty folder or a run; choose another --out"
         raise RunError(msg)
     if resume and not Path(config.data).exists():
-        msg = (
-            f"{run_dir} was run on {config.data}, which is not there from {Path.cwd()} (a path relative to the "
-            f"folder the run was started in); give the benchmark's path with -d (its sha256 is checked)"
+        where = (
+            "is not there any more (moved or deleted?)"
+            if Path(config.data).is_absolute()
+            else f"is not there from {Path.cwd()} (a path relative to the folder the run was started in)"
         )
+        msg = f"{run_dir} was run on {config.data}, which {where}; give the benchmark's path with -d"
+        msg += " (its sha256 is checked)"
         raise RunError(msg)
     benchmark = load_benchmark(config.data)
     if resume:
