@@ -431,3 +431,19 @@ def test_resuming_a_run_whose_benchmark_moved_says_it_moved(
     err = " ".join(capsys.readouterr().err.split())
     assert "is not there any more (moved or deleted?); give the benchmark's path with -d" in err
     assert "relative" not in err  # the run recorded an absolute path
+
+
+def test_a_benchmark_path_given_to_a_resume_is_recorded_absolute(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import shutil
+
+    shutil.copytree(mmad_json.parent, tmp_path / "bench")
+    run = tmp_path / "run"
+    assert _eval(tmp_path / "bench" / mmad_json.name, run, "--limit", "3") == 0
+    (tmp_path / "bench").rename(tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "--resume", str(run), "-d", "moved"]) == 0
+    recorded = json.loads((run / "run.json").read_text(encoding="utf-8"))["config"]["data"]
+    assert recorded == str(tmp_path / "moved")  # so the next resume works from any folder

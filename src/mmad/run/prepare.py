@@ -159,6 +159,8 @@ def prepare(
             raise RunError(msg)
         recorded_meta = store.read_meta()
         check_resume(RunConfig.model_validate(recorded_meta["config"]), config, run_dir)
+        # a -d given to the resume (the benchmark moved) is recorded absolute too, as at the start
+        config = with_absolute_paths(config)
     elif store.exists():
         msg = (
             f"{run_dir} already holds a run; continue it (`mmad eval --resume {run_dir}`, or resume=True from "
