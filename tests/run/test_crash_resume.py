@@ -182,7 +182,8 @@ def test_ctrl_c_saves_marks_and_says_how_to_resume(mmad_json: Path, tmp_path: Pa
         assert "Traceback" not in err
         assert f"resume with: mmad eval --resume {out}" in err and "saved in" in err
         meta = __import__("json").loads((out / "run.json").read_text())
-        assert meta["status"] == "interrupted" and meta["stopped_reason"] == "interrupted (Ctrl-C)"
+        cause = "Ctrl-C" if stop == signal.SIGINT else "SIGTERM"
+        assert meta["status"] == "interrupted" and meta["stopped_reason"] == f"interrupted ({cause})"
         saved = len(read_records(out / "records.jsonl"))
         assert 8 <= saved < 92
         server.latency_s = 0.0  # the latency only had to hold the run open for the signal
