@@ -124,6 +124,12 @@ def test_leaderboard_and_report_leave_declined_subtasks_missing(
     assert all(row["subtasks"][s] is None for s in DECLINED)
     assert row["score"] == pytest.approx(fmean(row["subtasks"][s] for s in ANSWERED))
     assert any("its average covers AD, DL (2 of 7 subtasks)" in mark for mark in row["marks"])
+    # summary.py's policy follows the same rule: a declined subtask is neither a 0 nor a skip of the next answer
+    assert main(["leaderboard", str(runs["expert"]), "--format", "json", "--policy", "upstream"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out)["rows"] if r["kind"] == "run")
+    assert row["covers"] == ANSWERED and all(row["subtasks"][s] is None for s in DECLINED)
+    assert row["score"] == pytest.approx(fmean(row["subtasks"][s] for s in ANSWERED))
+    assert any("its average covers AD, DL (2 of 7 subtasks)" in mark for mark in row["marks"])
 
     page = tmp_path / "report.html"
     assert main(["report", str(runs["expert"]), "--out", str(page), "--no-published"]) == 0

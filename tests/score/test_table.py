@@ -282,7 +282,8 @@ def test_a_subtask_the_model_declines_is_missing_not_zero() -> None:
     assert strict.declined == ["Defect Classification"]
     assert any("declined every question of DC" in note for note in strict.notes)
     upstream = score_answers(answers, Policy.UPSTREAM)
-    assert upstream.declined == [] and upstream.row("MVTec-AD").cells[Subtask.DEFECT_CLASSIFICATION] == 0.0
+    assert upstream.declined == ["Defect Classification"]  # one rule under both policies
+    assert upstream.row("MVTec-AD").cells[Subtask.DEFECT_CLASSIFICATION] is None
 
 
 def test_a_declined_anomaly_discrimination_has_no_detection_figures() -> None:
@@ -300,8 +301,31 @@ def test_a_declined_anomaly_discrimination_has_no_detection_figures() -> None:
     assert strict.row("MVTec-AD").detection_metrics() == dict.fromkeys(DETECTION_COLUMNS, None)
     assert strict.row("VisA").detection_metrics()["Overkill"] == 0.0
     assert strict.average_detection["Overkill"] == 0.0 and strict.average_detection["Miss"] == 100.0
-    upstream = score_answers(answers, Policy.UPSTREAM)  # summary.py takes an absent class's accuracy as 0
-    assert upstream.row("MVTec-AD").detection_metrics()["Overkill"] == 100.0
+    upstream = score_answers(answers, Policy.UPSTREAM)  # declined is not a result under either policy
+    assert upstream.row("MVTec-AD").detection_metrics() == dict.fromkeys(DETECTION_COLUMNS, None)
+
+
+def test_declined_subtasks_are_missing_under_the_upstream_policy_too(tmp_path: Path) -> None:
+    """summary.py's policy must not turn a subtask the model never tries into 0, nor let each abstention skip
+    the next answer; the official answers json leaves declined questions out, so summary.py on it agrees."""
+    from mmad.score.answers import read_official_answers, write_official_answers
+
+    answers = []
+    for i in range(6):
+        image = f"MVTec-AD/bottle/test/{'good' if i % 2 else 'broken'}/{i:03d}.png"
+        answers.append(GradedAnswer(image, "Anomaly Detection", "B" if i % 2 else "A", "B" if i % 2 else "A"))
+        answers.append(GradedAnswer(image, "Defect Classification", "C", None, "abstained"))
+        answers.append(GradedAnswer(image, "Object Structure", "D", "D"))
+    upstream = score_answers(answers, Policy.UPSTREAM)
+    row = upstream.row("MVTec-AD")
+    assert row.cells[Subtask.DEFECT_CLASSIFICATION] is None
+    assert upstream.average_cells[Subtask.DEFECT_CLASSIFICATION] is None
+    assert row.cells[Subtask.OBJECT_ANALYSIS] == 100.0, "an abstention must not skip the next answer"
+    assert upstream.average == 100.0 and upstream.n_skipped == 0
+    assert Subtask.DEFECT_CLASSIFICATION not in upstream.average_covers
+    path = tmp_path / "answers.json"
+    write_official_answers(answers, path)
+    assert score_answers(read_official_answers(path), Policy.UPSTREAM).average == upstream.average
 
 
 def test_a_one_class_anomaly_cell_says_why_it_is_missing() -> None:

@@ -40,22 +40,24 @@ def _run_of(path: Path) -> Any:
 
 
 def _note_official_file_of_a_run(path: Path) -> None:
-    """An official answers file has only gpt_answer, so a question its run declined or failed reads as a wrong
-    answer there: say so when the file sits in a run folder that has such questions, and name the folder."""
+    """An official answers file has only gpt_answer, so a question its run failed reads as a wrong answer there
+    (and the questions it declined are left out of it): say so when the file sits in a run folder that has such
+    questions, and name the folder."""
     from mmad.records.folder import is_run_folder, open_run
     from mmad.records.record import Status
 
     if path.is_dir() or path.suffix.lower() != ".json" or not is_run_folder(path.parent):
         return
     counts = Counter(r.status for r in open_run(path.parent).plain)
-    gaps = [
-        f"{counts[s]} {word}" for s, word in ((Status.ABSTAINED, "declined"), (Status.ERROR, "failed")) if counts[s]
-    ]
+    gaps = []
+    if counts[Status.ERROR]:
+        gaps.append(f"its run's {counts[Status.ERROR]} failed questions count as wrong here")
+    if counts[Status.ABSTAINED]:
+        gaps.append(f"its {counts[Status.ABSTAINED]} declined questions are not in it")
     if gaps:
         err_console.print(
-            f"[yellow]note[/]: {path} is an official answers file, which cannot tell a declined or failed question "
-            f"from a wrong answer: its run's {' and '.join(gaps)} questions count as wrong here; "
-            f"`mmad score {path.parent}` scores them as the run recorded them",
+            f"[yellow]note[/]: {path} is an official answers file, which cannot tell a failed question from a wrong "
+            f"answer: {'; '.join(gaps)}; `mmad score {path.parent}` scores them as the run recorded them",
             highlight=False,
             soft_wrap=True,
         )

@@ -16,7 +16,7 @@ import html
 import io
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import fmean
@@ -112,12 +112,13 @@ def view_figures(
     subtasks: Sequence[Subtask],
     *,
     zero_for_missing: bool = False,
+    declined: Collection[tuple[str, Subtask]] = (),
 ) -> tuple[float | None, dict[str, float | None]]:
     """(average, per-subtask averages) over the chosen dataset rows and subtask columns.
 
     The MMAD rule: each dataset row's average over its subtasks, then the unweighted mean over
     rows; a subtask's figure is its mean over rows. Missing cells are skipped (strict) or count as
-    0 (upstream), as `score_answers` does.
+    0 (upstream), as `score_answers` does; a ``declined`` (dataset, subtask) cell is skipped under both.
     """
     chosen_rows = [name for name in cells if not datasets or name in datasets]
     columns = list(subtasks) or list(SUBTASKS)
@@ -127,13 +128,25 @@ def view_figures(
         return fmean(kept) if kept else None
 
     present = [s for s in columns if any(s in cells[name] for name in chosen_rows)]
-    per_subtask = {s.value: mean(cells[name].get(s) for name in chosen_rows if s in cells[name]) for s in present}
-    row_averages = [mean(cells[name].get(s) for s in present if s in cells[name]) for name in chosen_rows]
+
+    def has(name: str, subtask: Subtask) -> bool:
+        return subtask in cells[name] and (name, subtask) not in declined
+
+    per_subtask = {s.value: mean(cells[name].get(s) for name in chosen_rows if has(name, s)) for s in present}
+    row_averages = [
+        mean(cells[name].get(s) for s in present if has(name, s))
+        for name in chosen_rows
+        if any(has(name, s) for s in present)
+    ]
     return mean(row_averages), per_subtask
 
 
 def _table_cells(table: ScoreTable) -> dict[str, dict[Subtask, float | None]]:
     return {row.name: dict(row.cells) for row in table.rows}
+
+
+def _declined(table: ScoreTable) -> set[tuple[str, Subtask]]:
+    return {(row.name, s) for row in table.rows for s in row.declined}
 
 
 def _detection(table: ScoreTable, datasets: Sequence[str]) -> tuple[float | None, float | None]:
@@ -239,7 +252,9 @@ def run_row(
     run = scores.run
     completeness = run.completeness
     strict, strict_subtasks = view_figures(_table_cells(scores.strict), datasets, subtasks)
-    upstream, upstream_subtasks = view_figures(_table_cells(scores.upstream), datasets, subtasks, zero_for_missing=True)
+    upstream, upstream_subtasks = view_figures(
+        _table_cells(scores.upstream), datasets, subtasks, zero_for_missing=True, declined=_declined(scores.upstream)
+    )
     chosen = scores.strict if policy is Policy.STRICT else scores.upstream
     overkill, miss = _detection(chosen, datasets)
     group, label = _run_group(run)
@@ -270,12 +285,7 @@ def run_row(
     ]
     if declined:
         shorts = ", ".join(s.short for s in declined)
-        counted = (
-            f"its average covers {covers_text(covers)}"
-            if policy is Policy.STRICT
-            else "the upstream policy (summary.py) counts them 0"
-        )
-        marks.append(f"does not answer {shorts} (declined every question): {counted}")
+        marks.append(f"does not answer {shorts} (declined every question): its average covers {covers_text(covers)}")
     if score is None:
         marks.append("no questions in this view")
     return LeaderboardRow(

@@ -144,8 +144,11 @@ def _official_question(answer: GradedAnswer) -> dict[str, Any]:
 
 
 def official_records(answers: Iterable[GradedAnswer]) -> Iterator[dict[str, Any]]:
-    """The official answers-json records, one at a time."""
+    """The official answers-json records, one at a time. A question the model declined by design (the expert's
+    subtasks) is left out: the file's ``gpt_answer`` could only call it a wrong letter."""
     for a in answers:
+        if a.failure == "abstained":
+            continue
         yield {
             "image": a.image,
             "question": _official_question(a),

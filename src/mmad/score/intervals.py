@@ -20,7 +20,7 @@ import numpy as np
 
 from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Subtask
 from mmad.score.answers import VALID_LETTERS, GradedAnswer, without_dropped_images
-from mmad.score.table import Policy, upstream_selection
+from mmad.score.table import Policy, declined_cells, upstream_selection
 
 LEVEL = 95.0
 
@@ -111,21 +111,24 @@ def table_intervals(
     policy = Policy(policy)
     upstream = policy is Policy.UPSTREAM
     everything = list(answers)
+    declined_here = declined_cells(everything)  # missing under either policy, as in score_answers
     if upstream:
-        everything = without_dropped_images(everything)  # the script that dropped an image wrote none of it
+        # declined questions are not summary.py's to see (score_answers); the script that dropped an image wrote none
+        everything = without_dropped_images(
+            [a for a in everything if a.failure != "abstained"]
+        )  # the script that dropped an image wrote none of it
         counted = upstream_selection(everything)[0]
     else:
         counted = [a for a in everything if a.correct_answer in VALID_LETTERS]
-    present = {RAW_TYPE_TO_SUBTASK[a.question_type] for a in everything if a.question_type in RAW_TYPE_TO_SUBTASK}
+    present = {subtask for _, subtask in declined_here}
+    present |= {RAW_TYPE_TO_SUBTASK[a.question_type] for a in everything if a.question_type in RAW_TYPE_TO_SUBTASK}
     columns = [s for s in SUBTASKS if s in present]
     index = {s: j for j, s in enumerate(columns)}
-    datasets = list(dict.fromkeys(a.dataset for a in everything))
+    datasets = list(dict.fromkeys([*(a.dataset for a in everything), *(name for name, _ in declined_here)]))
     slots = 2 * (len(columns) + 1)  # (correct, total) per column, and the abnormal half of AD at the end
     # per dataset: each image's row, and per answer (image row, slot, correct) to add up at once
     rows_of: dict[str, dict[str, int]] = {name: {} for name in datasets}
     entries: dict[str, tuple[list[int], list[int], list[bool]]] = {name: ([], [], []) for name in datasets}
-    abstained = {name: [0] * len(columns) for name in datasets}
-    totals = {name: [0] * len(columns) for name in datasets}
     for a in counted:
         subtask = RAW_TYPE_TO_SUBTASK.get(a.question_type)
         if subtask is None:
@@ -138,8 +141,6 @@ def table_intervals(
         which.append(image_row)
         where.append(slot)
         right.append(a.is_correct)
-        totals[a.dataset][j] += 1
-        abstained[a.dataset][j] += a.failure == "abstained"
     rng = np.random.default_rng(seed)
     point_cells, spread_cells = [], []
     for name in datasets:
@@ -147,10 +148,7 @@ def table_intervals(
         image_rows, slots_of, correct = (np.asarray(v, dtype=int) for v in entries[name])
         np.add.at(matrix, (image_rows, slots_of), correct)
         np.add.at(matrix, (image_rows, slots_of + 1), 1)
-        declined = [
-            not upstream and bool(totals[name][j]) and abstained[name][j] == totals[name][j]
-            for j in range(len(columns))
-        ]
+        declined = [(name, subtask) in declined_here for subtask in columns]
         point_cells.append(_cells(matrix.sum(axis=0), columns, declined, upstream=upstream))
         m = len(matrix)
         sums = np.zeros((samples, slots))
@@ -163,14 +161,15 @@ def table_intervals(
             weights = np.bincount(offsets, minlength=count * m).reshape(count, m)
             sums[start : start + count] = weights.astype(float) @ matrix
         spread_cells.append(_cells(sums, columns, declined, upstream=upstream))
+    # Upstream's empty cells are already 0 in the cells; NaN is left only where the table shows a missing cell.
     point = np.stack(point_cells) if datasets else np.zeros((0, len(columns)))  # datasets x columns
     spread = np.stack(spread_cells, axis=1) if datasets else np.zeros((samples, 0, len(columns)))
-    point_rows = _mean(point, zero_for_missing=upstream)
-    spread_rows = _mean(spread, zero_for_missing=upstream)
-    point_subtasks = _mean(point.T, zero_for_missing=upstream)
-    spread_subtasks = _mean(np.swapaxes(spread, 1, 2), zero_for_missing=upstream)
-    point_average = float(_mean(point_rows, zero_for_missing=upstream)) if datasets else float("nan")
-    spread_average = _mean(spread_rows, zero_for_missing=upstream) if datasets else np.full(samples, np.nan)
+    point_rows = _mean(point, zero_for_missing=False)
+    spread_rows = _mean(spread, zero_for_missing=False)
+    point_subtasks = _mean(point.T, zero_for_missing=False)
+    spread_subtasks = _mean(np.swapaxes(spread, 1, 2), zero_for_missing=False)
+    point_average = float(_mean(point_rows, zero_for_missing=False)) if datasets else float("nan")
+    spread_average = _mean(spread_rows, zero_for_missing=False) if datasets else np.full(samples, np.nan)
     return TableIntervals(
         policy=policy,
         columns=columns,

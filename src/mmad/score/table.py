@@ -114,6 +114,8 @@ class DatasetRow:
     average: float | None
     complete: bool
     upstream: bool = False
+    declined: frozenset[Subtask] = frozenset()
+    """Subtasks of this dataset whose every question the model declined: missing cells under either policy."""
 
     @property
     def covers(self) -> list[Subtask]:
@@ -128,7 +130,7 @@ class DatasetRow:
         answer has Overkill (Miss) 100. Under the strict policy a dataset whose every Anomaly
         Discrimination question the model declined has none of them.
         """
-        if not self.upstream and self.tallies[Subtask.ANOMALY_DISCRIMINATION].declined_all:
+        if Subtask.ANOMALY_DISCRIMINATION in self.declined:
             # Abstentions are not "normal"/"defective" calls: figures here would be 100s the model never earned.
             return dict.fromkeys(DETECTION_COLUMNS, None)
         d = self.detection
@@ -182,6 +184,20 @@ def _mean(values: Sequence[float | None], *, zero_for_missing: bool) -> float | 
     return fmean(present) if present else None
 
 
+def declined_cells(answers: Sequence[GradedAnswer]) -> set[tuple[str, Subtask]]:
+    """The (dataset, subtask) cells whose every question the model declined."""
+    asked: set[tuple[str, Subtask]] = set()
+    answered: set[tuple[str, Subtask]] = set()
+    for a in answers:
+        subtask = RAW_TYPE_TO_SUBTASK.get(a.question_type)
+        if subtask is None or a.correct_answer not in VALID_LETTERS:
+            continue
+        asked.add((a.dataset, subtask))
+        if a.failure != "abstained":
+            answered.add((a.dataset, subtask))
+    return asked - answered
+
+
 def upstream_selection(answers: Sequence[GradedAnswer]) -> tuple[list[GradedAnswer], int, int]:
     """The records the official scorer counts: (kept, removed, skipped).
 
@@ -222,7 +238,13 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
             failures[reason] = failures.get(reason, 0) + 1
     # Rows follow first appearance, as the official scorer's do; columns follow the paper's order.
     dataset_names = list(dict.fromkeys(a.dataset for a in all_answers))
+    # One rule under both policies: a (dataset, subtask) whose every question the model declined is not a result.
+    # No official script's model declines, so under the upstream policy declined questions are left out before
+    # summary.py's selection, as they are left out of the official answers json (they are not wrong letters).
+    declined_here = declined_cells(all_answers)
+    asked = all_answers
     if upstream:
+        all_answers = [a for a in all_answers if a.failure != "abstained"]
         # The script that dropped an image wrote none of its answers, question 1 included.
         kept = without_dropped_images(all_answers)
         if len(kept) < len(all_answers):
@@ -248,9 +270,7 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
                 counted.append(a)
         if n_bad_gold:
             notes.append(f"{n_bad_gold} records have a gold answer that is not a letter A-E and were left out")
-    present_subtasks = {
-        RAW_TYPE_TO_SUBTASK[a.question_type] for a in all_answers if a.question_type in RAW_TYPE_TO_SUBTASK
-    }
+    present_subtasks = {RAW_TYPE_TO_SUBTASK[a.question_type] for a in asked if a.question_type in RAW_TYPE_TO_SUBTASK}
     unknown_types = {a.question_type for a in all_answers if a.question_type not in RAW_TYPE_TO_SUBTASK}
     if unknown_types:
         notes.append(f"answers of unknown type were not scored: {sorted(unknown_types)}")
@@ -283,7 +303,7 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
     for name in dataset_names:
         cells: dict[Subtask, float | None] = {}
         for subtask in columns:
-            if not upstream and tallies[name][subtask].declined_all:
+            if (name, subtask) in declined_here:
                 # Not a result: a 0 here would rank a model below others for a subtask it never tries.
                 cells[subtask] = None
                 declined.add(subtask)
@@ -294,7 +314,8 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
             else:
                 acc = tallies[name][subtask].accuracy
                 cells[subtask] = 0.0 if (acc is None and upstream) else acc
-        values = list(cells.values())
+        row_declined = frozenset(s for s in columns if (name, s) in declined_here)
+        values = [v for s, v in cells.items() if s not in row_declined]
         rows.append(
             DatasetRow(
                 name=name,
@@ -302,12 +323,15 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
                 tallies=tallies[name],
                 detection=detection[name],
                 average=_mean(values, zero_for_missing=upstream),
-                complete=all(v is not None for v in values) and len(columns) == len(SUBTASKS),
+                complete=all(v is not None for v in cells.values()) and len(columns) == len(SUBTASKS),
                 upstream=upstream,
+                declined=row_declined,
             )
         )
-    average_cells = {s: _mean([r.cells[s] for r in rows], zero_for_missing=upstream) for s in columns}
-    average = _mean([r.average for r in rows], zero_for_missing=upstream)
+    average_cells = {
+        s: _mean([r.cells[s] for r in rows if s not in r.declined], zero_for_missing=upstream) for s in columns
+    }
+    average = _mean([r.average for r in rows if r.declined != set(columns)], zero_for_missing=upstream)
     average_detection = {
         column: _mean([r.detection_metrics()[column] for r in rows], zero_for_missing=False)
         for column in DETECTION_COLUMNS
