@@ -76,7 +76,7 @@ def test_two_complete_runs_are_not_partial(runs: dict[str, Path], capsys: pytest
     captured = capsys.readouterr()
     payload = json.loads(captured.out)
     assert payload["partial"] is False and payload["left_out"]["total"] == 0
-    assert "warning" not in captured.err
+    assert "partial run" not in captured.err
 
 
 def test_a_run_without_any_reply_is_not_compared(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,3 +132,18 @@ def test_the_official_answers_file_of_a_partial_run_says_its_failures_count_as_w
     assert "is an official answers file" in capsys.readouterr().err
     assert main(["score", str(runs["partial"]), "--out", str(tmp_path / "dir"), "--no-plot"]) == 0
     assert "official answers file" not in capsys.readouterr().err
+
+
+def test_a_run_compared_with_itself_is_warned_about(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mmad compare runs/x runs/x` (a typo in a script) shows +0.0 everywhere: say why, in text and json."""
+    capsys.readouterr()
+    assert main(["compare", str(runs["full"]), str(runs["full"] / "records.jsonl"), "--samples", "100"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "are the same run: every difference is 0 by construction" in err
+    monkeypatch.chdir(runs["full"].parent)
+    assert main(["compare", runs["full"].name, str(runs["full"]), "--samples", "100", "--json"]) == 0
+    assert any("same run" in note for note in json.loads(capsys.readouterr().out)["notes"])
+    assert main(["compare", str(runs["full"]), str(runs["partial"]), "--samples", "100"]) == 0
+    assert "same run" not in capsys.readouterr().err

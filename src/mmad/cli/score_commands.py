@@ -243,6 +243,10 @@ def compare_command(
         _note_official_file_of_a_run(path)
     folder_a, folder_b = _run_of(run_a), _run_of(run_b)
     notes: list[str] = []
+    same = (folder_a.path if folder_a else run_a).resolve() == (folder_b.path if folder_b else run_b).resolve()
+    if same:  # every difference is 0 by construction: a typo in a script, not a finding
+        notes.append(f"{run_a} and {run_b} are the same run: every difference is 0 by construction")
+        err_console.print(f"[yellow]warning[/]: {notes[-1]}", highlight=False, soft_wrap=True)
     cards: dict[str, str | None] = {}
     if folder_a is not None and folder_b is not None:
         sha_a, sha_b = folder_a.benchmark_sha256, folder_b.benchmark_sha256
