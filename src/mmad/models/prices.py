@@ -36,14 +36,32 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, tuple[f
     table = dict(PRICES_PER_MILLION)
     if path is None:
         return table
+    shape = '{"model": [input_usd_per_M, output_usd_per_M]}'
     try:
         raw = json.loads(Path(path).read_text())
-        for model, pair in raw.items():
-            table[model] = (float(pair[0]), float(pair[1]))
-    except (OSError, ValueError, TypeError, IndexError, AttributeError) as exc:
-        msg = f'{path}: a price file is a JSON object {{"model": [input_usd_per_M, output_usd_per_M]}} ({exc})'
+    except (OSError, ValueError) as exc:
+        msg = f"{path}: a price file is a JSON object {shape} ({exc})"
         raise ConfigError(msg) from exc
+    if not isinstance(raw, dict):
+        msg = f"{path}: a price file is a JSON object {shape}, not a JSON {type(raw).__name__}"
+        raise ConfigError(msg)
+    for model, pair in raw.items():
+        table[model] = _price_pair(path, model, pair)
     return table
+
+
+def _price_pair(path: str | os.PathLike[str], model: str, pair: object) -> tuple[float, float]:
+    """One entry's (input, output) price; a wrong entry names its key, what it holds and what it should."""
+    if isinstance(pair, list) and len(pair) == 2:
+        numbers = [value for value in pair if isinstance(value, (int, float)) and not isinstance(value, bool)]
+        if len(numbers) == 2 and min(numbers) >= 0:
+            return (float(numbers[0]), float(numbers[1]))
+    found = json.dumps(pair)
+    msg = (
+        f'{path}: "{model}" is {found}; each price is a list of two non-negative numbers, '
+        f'[input_usd_per_M, output_usd_per_M], e.g. "{model}": [2.5, 10.0]'
+    )
+    raise ConfigError(msg)
 
 
 def price_for(model_name: str, table: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
