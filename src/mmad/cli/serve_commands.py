@@ -41,19 +41,33 @@ def _reachable_from_elsewhere(host: str) -> bool:
         return any(not ipaddress.ip_address(str(address).split("%")[0]).is_loopback for address in found)
 
 
+def _check_ranges(*, port: int, latency: float, fault_rate: float, retry_after: float, hang: float) -> None:
+    """Out-of-range numbers, said in the flag's own terms: typer's range check answers in pydantic's
+    words ("Input should be greater than or equal to 0") and says nothing of what the number means."""
+    problems = [
+        (port, 0 <= port <= 65535, "--port", "must be 0 to 65535 (0 picks a free port)"),
+        (latency, latency >= 0, "--latency", "must be 0 or more: seconds added to every request"),
+        (fault_rate, 0 <= fault_rate <= 1, "--fault-rate", "must be 0 to 1: the fraction of requests that fail"),
+        (retry_after, retry_after >= 0, "--retry-after", "must be 0 or more: seconds an injected 429 asks to wait"),
+        (hang, hang >= 0, "--hang", "must be 0 or more: seconds an injected time-out hangs"),
+    ]
+    for value, allowed, flag, rule in problems:
+        if not allowed:
+            msg = f"{flag} {value:g}: {rule}"
+            raise ConfigError(msg)
+
+
 def serve_command(
     model: str = typer.Option("random", "--model", "-m", help="the mmad backend to serve (random, fixed:A, expert)"),
-    port: int = typer.Option(8765, "--port", min=0, max=65535, help="0 picks a free port"),
+    port: int = typer.Option(8765, "--port", help="0 to 65535; 0 picks a free port"),
     host: str = typer.Option("127.0.0.1", "--host", help="the address to bind (keep it local)"),
-    latency: float = typer.Option(0.0, "--latency", min=0.0, help="seconds added to every request"),
-    fault_rate: float = typer.Option(
-        0.0, "--fault-rate", min=0.0, max=1.0, help="fraction of requests that fail on purpose (0 to 1)"
-    ),
+    latency: float = typer.Option(0.0, "--latency", help="seconds added to every request (0 or more)"),
+    fault_rate: float = typer.Option(0.0, "--fault-rate", help="fraction of requests that fail on purpose (0 to 1)"),
     faults: str = typer.Option(
         "429,500,503,timeout,drop,malformed,empty", "--faults", help="comma-separated fault kinds"
     ),
-    retry_after: float = typer.Option(0.2, "--retry-after", min=0.0, help="Retry-After of injected 429s"),
-    hang: float = typer.Option(30.0, "--hang", min=0.0, help="how long an injected time-out hangs"),
+    retry_after: float = typer.Option(0.2, "--retry-after", help="Retry-After of injected 429s, seconds (0 or more)"),
+    hang: float = typer.Option(30.0, "--hang", help="how long an injected time-out hangs, seconds (0 or more)"),
     seed: int = typer.Option(0, "--seed"),
     data: Path = typer.Option(None, "--data", help="a benchmark the model may prepare on (the expert calibrates)"),
     text_only: bool = typer.Option(
@@ -65,6 +79,7 @@ def serve_command(
     from mmad.models.registry import create_model
     from mmad.serve.server import FAULT_KINDS, ChatServer, FaultPlan
 
+    _check_ranges(port=port, latency=latency, fault_rate=fault_rate, retry_after=retry_after, hang=hang)
     kinds = tuple(k.strip() for k in faults.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
     if unknown:
