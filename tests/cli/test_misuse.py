@@ -573,3 +573,22 @@ def test_visa_split_on_a_source_that_is_not_raw_visa_is_refused(
         assert f"--visa-split {split} chooses raw VisA's split_csv/ scheme" in " ".join(text.split())
         assert "leave --visa-split out" in text
         assert not (tmp_path / "bench").exists() or not any((tmp_path / "bench").iterdir())
+
+
+def test_a_run_file_over_a_recipe_is_announced_by_its_key(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A setting over the recipe that came from the run file is named as the file's key, not as a flag
+    the user never typed; a flag given on top is still named as the flag."""
+    run_file = tmp_path / "c.toml"
+    run_file.write_text(
+        f'model = "random"\ndata = "{mmad_json.as_posix()}"\nrecipe = "gpt4o"\nprotocol = "per-image"\n'
+        "[prompt]\nshots = 0\n"
+    )
+    code, text = run_cli(["eval", "--config", str(run_file), "--dry-run", "--max-tokens", "64"], capsys)
+    flat = " ".join(text.split())
+    assert code == 0 and "nothing sent" in text, text
+    assert f'note: protocol = "per-image" in {run_file} overrides the gpt4o recipe\'s protocol = ' in flat, flat
+    assert f"note: shots = 0 in {run_file} overrides the gpt4o recipe's shots = 1" in flat
+    assert "note: --max-tokens 64 overrides the gpt4o recipe's max_tokens = 200" in flat
+    assert "--protocol" not in flat and "--shots" not in flat

@@ -158,7 +158,11 @@ def eval_command(
             flat[name] = value
     config = _config(model, data, resume, config_file, recipe, flat)
     if resume is None:  # a resumed run's overrides were shown when it started
-        for note in config.override_notes():
+        from mmad.run.config import FLAT_NAMES
+
+        flags = {".".join(FLAT_NAMES[name]) for name in flat if name in FLAT_NAMES}
+        file = str(config_file) if config_file is not None else None
+        for note in config.override_notes(file=file, flags=flags):
             err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if dry_run:
         _dry_run(config)

@@ -472,9 +472,13 @@ class RunConfig(BaseModel):
             explicit = {".".join(FLAT_NAMES[n]) for n in flat if n in FLAT_NAMES}
         return cls.from_nested(raw, source=str(source), explicit=explicit)
 
-    def override_notes(self) -> list[str]:
+    def override_notes(self, *, file: str | None = None, flags: Collection[str] = ()) -> list[str]:
         """One line per setting given on top of the recipe (its flag, its value, the recipe's), to be shown:
-        a flag that quietly replaced part of an official script's settings would go unnoticed."""
+        a flag that quietly replaced part of an official script's settings would go unnoticed.
+
+        With ``file`` (the run file the config came from), a setting not among ``flags`` (dotted names
+        given on the command line) is named as that file's key: naming a flag the user never typed
+        would send them looking for it in their command."""
         if not self.recipe or not self.overridden:
             return []
         from mmad.run.recipes import recipe_settings
@@ -487,10 +491,12 @@ class RunConfig(BaseModel):
             if section not in SECTIONS or field not in mine[section]:
                 continue
             was = recipe.get(section, {}).get(field)
-            notes.append(
-                f"{flag_of(section, field)} {_shown(mine[section][field])} overrides the {self.recipe} recipe's "
-                f"{field} = {_shown(was)}"
-            )
+            value = mine[section][field]
+            if file is not None and dotted not in flags:
+                given = f"{field} = {_as_toml(value)} in {file}"
+            else:
+                given = f"{flag_of(section, field)} {_shown(value)}"
+            notes.append(f"{given} overrides the {self.recipe} recipe's {field} = {_shown(was)}")
         return notes
 
     def changed_settings(self, other: RunConfig) -> list[str]:
@@ -510,6 +516,12 @@ def _shown(value: Any) -> str:
     if value is None:
         return "none"
     return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _as_toml(value: Any) -> str:
+    """A setting's value as a run file writes it (a quoted string; "none" for None, as the file says it)."""
+    value = getattr(value, "value", value)
+    return '"none"' if value is None else json.dumps(value, default=str)
 
 
 def _did_you_mean(name: str, known: Collection[str]) -> str:
