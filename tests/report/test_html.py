@@ -121,7 +121,7 @@ def test_a_decompression_bomb_image_is_shown_as_unavailable(
     assert main(["report", str(tmp_path / "run"), "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "Traceback" not in err and "DecompressionBombWarning" not in err
-    assert "WARNING" in err and f"nothumbnailfor{data / bomb}:" in "".join(err.split()), err  # rich wraps the line
+    assert f"warning: no thumbnail for {data / bomb}:" in err, err
     page = out.read_text()
     packed = json.loads(re.search(r'id="mmad-data">(.*?)</script>', page, re.S)[1])
     thumb = next(key[1] for key in packed["keys"] if key[0] == bomb)
@@ -130,8 +130,15 @@ def test_a_decompression_bomb_image_is_shown_as_unavailable(
 
 
 def test_data_naming_another_benchmark_is_warned_and_its_images_left_out(
-    random_run: Path, fresh_mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    random_run: Path,
+    fresh_mmad_json: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """At 80 columns the warning is the CLI's own `warning: ...` line, whole (the terminal wraps it),
+    not a log record's timestamp and level columns around a narrow block of a few words a line."""
+    monkeypatch.setenv("COLUMNS", "80")
     same = write_html_report([random_run], tmp_path / "same.html", published=[], data=fresh_mmad_json.parent)
     assert json.loads(re.search(r'id="mmad-data">(.*?)</script>', same.read_text(), re.S)[1])["thumbs"]
     other = json.loads(fresh_mmad_json.read_text())
@@ -142,7 +149,10 @@ def test_data_naming_another_benchmark_is_warned_and_its_images_left_out(
     assert (
         main(["report", str(random_run), "--data", str(fresh_mmad_json.parent), "--no-published", "-o", str(out)]) == 0
     )
-    err = " ".join(capsys.readouterr().err.split())
-    assert "is not the one the run asked" in err and "sha256" in err
+    raw = capsys.readouterr().err
+    line = next((x for x in raw.splitlines() if "is not the one the run asked" in x), "")
+    assert line.startswith(f"warning: {random_run}: the benchmark at "), raw
+    assert "sha256" in line and line.endswith("give --data the benchmark the run was made on"), raw
+    assert "WARNING" not in raw and not re.search(r"\d\d:\d\d:\d\d", raw), raw
     data = json.loads(re.search(r'id="mmad-data">(.*?)</script>', out.read_text(), re.S)[1])
     assert data["thumbs"] == [] and all(key[1] is None for key in data["keys"])
