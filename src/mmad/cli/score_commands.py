@@ -339,7 +339,8 @@ def compare_command(
             soft_wrap=True,
         )
     _warn_partial(sides)
-    if notes:
+    protocol_notes = [note for note in notes if note.startswith("protocol differs")]
+    if protocol_notes:
         # A difference measured across protocols may be the protocol's, not the model's: say so beside the table.
         hashes = {k: v or "none (run made before protocol cards)" for k, v in cards.items()}
         console.print(
@@ -348,5 +349,5 @@ def compare_command(
             highlight=False,
             soft_wrap=True,
         )
-        for note in notes:
+        for note in protocol_notes:
             console.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
