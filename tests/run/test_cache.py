@@ -179,6 +179,16 @@ def test_a_bad_size_limit_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
         ResponseCache(tmp_path)
 
 
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "0", "-1"])
+def test_a_size_limit_that_is_not_a_finite_positive_number_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    # float() accepts 'nan' and 'inf'; int() of them raised a bare ValueError/OverflowError (a traceback)
+    monkeypatch.setenv("MMAD_CACHE_MAX_MB", raw)
+    with pytest.raises(CacheError, match=f"MMAD_CACHE_MAX_MB='{raw}'"):
+        ResponseCache(tmp_path)
+
+
 def test_cache_info_and_clear_commands(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -199,6 +209,23 @@ def test_cache_info_and_clear_commands(
     assert "removed 10 replies" in capsys.readouterr().out
     assert main(["cache", "info", "--dir", str(folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"] == 0
+
+
+def test_cache_clear_removes_a_damaged_database_that_every_error_sends_the_user_to_clear(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = ResponseCache(tmp_path)
+    cache.put(_key(1), Completion(text="A"))
+    cache.close()
+    with (tmp_path / DATABASE).open("r+b") as db:
+        db.write(b"X" * 100)  # the header gone: "file is not a database"
+    assert main(["cache", "info", "--dir", str(tmp_path)]) == 2
+    assert "mmad cache clear" in capsys.readouterr().err
+    assert main(["cache", "clear", "--dir", str(tmp_path)]) == 0
+    assert "removed the damaged response cache" in capsys.readouterr().out
+    fresh = ResponseCache(tmp_path)  # the next run starts it afresh
+    assert fresh.get(_key(1)) is None
+    fresh.close()
 
 
 def test_cache_commands_name_a_cache_folder_that_is_a_file(

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from mmad.cli.common import console
-from mmad.errors import ConfigError
+from mmad.errors import CacheError, ConfigError
 
 cache_app = typer.Typer(
     help="The response cache: replies stored by request hash, so a re-run costs nothing.", no_args_is_help=True
@@ -90,14 +90,26 @@ def info_command(
 
 @cache_app.command("clear")
 def clear_command(folder: Path = typer.Option(None, "--dir", help=DIR_HELP)) -> None:
-    """Remove every stored reply (runs ask their questions again)."""
-    from mmad.run.cache import ResponseCache
+    """Remove every stored reply (runs ask their questions again); a damaged database is removed whole."""
+    from mmad.run.cache import DATABASE, ResponseCache, damaged
 
     where = _folder(folder)
     if not _exists(where):
         console.print(f"no response cache at {where}: nothing to clear")
         return
-    cache = ResponseCache(where)
+    try:
+        cache = ResponseCache(where)
+    except CacheError as exc:
+        # A damaged database is what every other command's error sends the user here to fix, so
+        # clear must not refuse it too: the file holds only replies that a run can ask again.
+        if not damaged(exc):
+            raise
+        for path in sorted(where.glob(DATABASE + "*")):
+            path.unlink(missing_ok=True)
+        console.print(
+            f"removed the damaged response cache {where / DATABASE} ({exc.__cause__}); the next run starts it afresh"
+        )
+        return
     try:
         removed = cache.clear()
     finally:

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import sqlite3
@@ -80,7 +81,7 @@ def default_max_bytes() -> int:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:  # float() takes 'nan' and 'inf', which int() then refuses
         msg = f"MMAD_CACHE_MAX_MB={raw!r} is not a positive number of megabytes; set e.g. MMAD_CACHE_MAX_MB=512"
         raise CacheError(msg)
     return int(value * 1_000_000)
@@ -389,6 +390,13 @@ class ResponseCache:
             with contextlib.suppress(OSError):
                 path.parent.rmdir()  # only once empty
         return entries
+
+
+def damaged(exc: CacheError) -> bool:
+    """Whether the cache failed to open because its file is not a sound database (not locked, not unwritable)."""
+    cause = exc.__cause__
+    # OperationalError covers "locked", "unable to open" and I/O errors: a live or unreachable file
+    return isinstance(cause, sqlite3.DatabaseError) and not isinstance(cause, sqlite3.OperationalError)
 
 
 def _completion(value: str) -> Completion | None:
