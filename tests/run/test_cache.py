@@ -228,6 +228,22 @@ def test_cache_clear_removes_a_damaged_database_that_every_error_sends_the_user_
     fresh.close()
 
 
+def test_a_cache_that_cannot_be_opened_is_not_sent_to_cache_clear(tmp_path: Path) -> None:
+    # A read-only folder (or a database path that is not a file) raises OperationalError; clear
+    # fails the same way, so the advice must be a writable folder, not `mmad cache clear`.
+    (tmp_path / DATABASE).mkdir()
+    with pytest.raises(CacheError) as caught:
+        ResponseCache(tmp_path)
+    err = str(caught.value)
+    assert str(tmp_path / DATABASE) in err and "writable" in err and "--no-cache" in err
+    assert "cache clear" not in err
+    (tmp_path / DATABASE).rmdir()
+    cache = ResponseCache(tmp_path)
+    locked = str(cache._error(sqlite3.OperationalError("database is locked")))
+    cache.close()
+    assert "wait for the other mmad" in locked and "cache clear" not in locked
+
+
 def test_cache_commands_name_a_cache_folder_that_is_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -185,10 +185,15 @@ class ResponseCache:
                 time.sleep(0.01)
 
     def _error(self, exc: BaseException) -> CacheError:
-        msg = (
-            f"the response cache {self.path} cannot be read or written ({exc}); "
-            "run `mmad cache clear` to start it afresh, or pass --no-cache"
-        )
+        if isinstance(exc, sqlite3.OperationalError):
+            # not damaged, so `mmad cache clear` would fail the same way: a read-only folder or
+            # file, a full disk, or a lock another process holds past BUSY_TIMEOUT_MS
+            fix = f"make {self.folder} writable, set MMAD_CACHE_DIR (or cache_dir) to a writable folder"
+            if "locked" in str(exc):
+                fix = "wait for the other mmad using it to finish, set MMAD_CACHE_DIR to another folder"
+        else:
+            fix = "run `mmad cache clear` to start it afresh"
+        msg = f"the response cache {self.path} cannot be read or written ({exc}); {fix}, or pass --no-cache"
         return CacheError(msg)
 
     def _import_legacy(self, db: sqlite3.Connection) -> None:
