@@ -244,6 +244,24 @@ def test_a_cache_that_cannot_be_opened_is_not_sent_to_cache_clear(tmp_path: Path
     assert "wait for the other mmad" in locked and "cache clear" not in locked
 
 
+def test_a_run_refused_for_its_damaged_cache_leaves_no_run_folder_behind(
+    tmp_path: Path, mmad_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The run folder was written before the cache was opened: after `mmad cache clear` the same
+    # command then failed with "already holds a run" (an empty one).
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / DATABASE).write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("MMAD_CACHE_DIR", str(folder))
+    out = tmp_path / "run"
+    argv = ["eval", "-m", "random", "-d", str(mmad_json), "--out", str(out), "--limit", "4"]
+    assert main(argv) == 2
+    assert "mmad cache clear" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["cache", "clear"]) == 0
+    assert main(argv) == 0
+
+
 def test_cache_commands_name_a_cache_folder_that_is_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -64,10 +64,16 @@ def _image_paths(prepared: PreparedRun, items: list[SelectedItem]) -> Iterator[s
         yield str(prepared.benchmark.resolve(selected.item.key))
 
 
-def make_engine(prepared: PreparedRun, on_progress: Callable[[EngineStats], None] | None = None) -> Engine:
-    """The engine of a prepared run."""
+def make_engine(
+    prepared: PreparedRun,
+    on_progress: Callable[[EngineStats], None] | None = None,
+    *,
+    cache: ResponseCache | None = None,
+) -> Engine:
+    """The engine of a prepared run; opens the response cache unless given one already open."""
     config = prepared.config
-    cache = ResponseCache(config.execution.cache_dir) if config.execution.cache else None
+    if cache is None and config.execution.cache:
+        cache = ResponseCache(config.execution.cache_dir)
     engine = Engine(
         prepared.model,
         prepared.store,
@@ -113,8 +119,16 @@ async def run_async(
         prepared = prepare_on_ray(config, out=out, resume=resume, model=model, judge=judge)
         make = functools.partial(make_ray_engine, prepared, on_progress, model=model, judge=judge)
     else:
-        prepared = prepare(config, out=out, resume=resume, model=model, judge=judge)
-        make = functools.partial(make_engine, prepared, on_progress)
+        # Opened before prepare writes the run folder: a cache that cannot be opened (damaged,
+        # read-only) must not leave an empty run behind that the corrected command then refuses.
+        cache = ResponseCache(config.execution.cache_dir) if config.execution.cache else None
+        try:
+            prepared = prepare(config, out=out, resume=resume, model=model, judge=judge)
+        except BaseException:
+            if cache is not None:
+                cache.close()
+            raise
+        make = functools.partial(make_engine, prepared, on_progress, cache=cache)
     try:
         engine = make()
     except BaseException:
