@@ -53,6 +53,27 @@ def test_the_progress_line_keeps_the_count_and_time_left_on_a_narrow_terminal(wi
     assert "120/538" in line and "12.3 q/s" in line and "failed 2" in line and ":" in line.split("q/s")[1]
 
 
+def test_a_step_that_sends_no_requests_shows_no_rate_or_cost_on_its_bar() -> None:
+    # mmad demo's 'generating images 172/172 0.0 q/s ... failed 0 · $0.00' at 80 columns
+    import io
+
+    from rich.console import Console
+
+    from mmad.cli.common import add_run_task, progress_bar
+
+    buffer = io.StringIO()
+    terminal = Console(file=buffer, width=80, force_terminal=True, color_system=None)
+    bar = progress_bar(terminal)
+    step = add_run_task(bar, "generating images", step=True)
+    bar.update(step, total=172, completed=172)
+    run = add_run_task(bar, "random")
+    bar.update(run, total=538, completed=20, rate=12.3)
+    terminal.print(bar.make_tasks_table(bar.tasks))
+    step_line, run_line = buffer.getvalue().rstrip("\n").split("\n")
+    assert "172/172" in step_line and "q/s" not in step_line and "$" not in step_line and "failed" not in step_line
+    assert "12.3 q/s" in run_line and "failed 0" in run_line
+
+
 def _eval(mmad_json: Path, out: Path, *extra: str) -> int:
     return main(["eval", "-m", "random", "-d", str(mmad_json), "--out", str(out), "--no-cache", *extra])
 

@@ -120,7 +120,7 @@ def demo_command(
         def on_step(step: str, done: int, total: int) -> None:
             name = {"generating": "generating images", "building": "building benchmark"}.get(step, step)
             if name not in tasks:
-                tasks[name] = add_run_task(bar, name)
+                tasks[name] = add_run_task(bar, name, step=True)
             bar.update(tasks[name], completed=done, total=total)
 
         result = run_demo(out, seed=seed, on_progress=on_progress, on_step=on_step, fresh=False)

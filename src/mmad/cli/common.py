@@ -186,11 +186,19 @@ def progress_bar(target: Console | None = None) -> CliProgress:
         TextColumn("[bold]{task.description}", table_column=name),
         BarColumn(bar_width=12 if narrow else 40),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.1f} q/s"),
+        _RunFigures("{task.fields[rate]:.1f} q/s"),
         TimeRemainingColumn(),
-        TextColumn(details),
+        _RunFigures(details),
         console=target,
     )
+
+
+class _RunFigures(TextColumn):
+    """A run's rate, failures and cost; blank on a step's line (generating images, fitting the expert),
+    where '0.0 q/s' and '$0.00' meant nothing."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.fields.get("step") else super().render(task)
 
 
 def simple_progress(label: str | None = None, *, target: Console | None = None) -> CliProgress:
@@ -206,9 +214,10 @@ def simple_progress(label: str | None = None, *, target: Console | None = None) 
     )
 
 
-def add_run_task(bar: Progress, name: str) -> TaskID:
-    """A progress line for one run, with the fields `progress_bar` shows."""
-    return bar.add_task(name, total=None, rate=0.0, failed=0, unparsed=0, tokens=0, cost=0.0, conc=0)
+def add_run_task(bar: Progress, name: str, *, step: bool = False) -> TaskID:
+    """A progress line for one run, with the fields `progress_bar` shows; `step` for work that sends no
+    requests (its line shows the count and time left only)."""
+    return bar.add_task(name, total=None, step=step, rate=0.0, failed=0, unparsed=0, tokens=0, cost=0.0, conc=0)
 
 
 def show_stats(bar: Progress, task: TaskID, stats: EngineStats) -> None:
