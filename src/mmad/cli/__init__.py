@@ -118,6 +118,19 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
         return
     # SIGINT ignored: a child started with `&` by a non-interactive shell (CI, SLURM scripts) inherits that.
     # Re-raising SIGINT would then do nothing, and only SIGKILL would stop mmad; SIGTERM must stop it.
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise KeyboardInterrupt from None
+    # Raised here, inside whichever task's step the signal interrupted, the KeyboardInterrupt is also
+    # stored in that task and logged at exit as "Task exception was never retrieved" with a traceback;
+    # raised from a callback it leaves the loop as an idle Ctrl-C does, and asyncio.run cancels the tasks.
+    loop.call_soon_threadsafe(_interrupt)
+
+
+def _interrupt() -> None:
     raise KeyboardInterrupt
 
 
