@@ -209,6 +209,9 @@ def test_cache_info_and_clear_commands(
     assert "removed 10 replies" in capsys.readouterr().out
     assert main(["cache", "info", "--dir", str(folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"] == 0
+    monkeypatch.setenv("MMAD_CACHE_MAX_MB", "0.5")
+    assert main(["cache", "info"]) == 0
+    assert "limit 0.5 MB" in capsys.readouterr().out  # was "limit 0 MB"
 
 
 def test_cache_clear_removes_a_damaged_database_that_every_error_sends_the_user_to_clear(

@@ -78,7 +78,7 @@ def info_command(
     console.print(f"entries  {info.entries:,}")
     console.print(
         f"size     {info.reply_bytes / 1e6:,.1f} MB of replies ({info.file_bytes / 1e6:,.1f} MB on disk); "
-        f"limit {info.max_bytes / 1e6:,.0f} MB (MMAD_CACHE_MAX_MB), oldest dropped first"
+        f"limit {_megabytes(info.max_bytes)} MB (MMAD_CACHE_MAX_MB), oldest dropped first"
     )
     console.print(f"hits     {info.hits:,} (requests answered from the cache since it was made or cleared)")
     if info.legacy_files:
@@ -86,6 +86,12 @@ def info_command(
             f"legacy   {info.legacy_files:,} one-file-per-reply files of an older mmad, already read into the "
             "database; `mmad cache clear` removes them"
         )
+
+
+def _megabytes(count: int) -> str:
+    # whole megabytes, except a limit under one (MMAD_CACHE_MAX_MB=0.5), which read "limit 0 MB"
+    mb = count / 1e6
+    return f"{mb:,.0f}" if mb >= 1 else f"{mb:.4g}"
 
 
 @cache_app.command("clear")
