@@ -265,6 +265,13 @@ def test_a_run_refused_for_its_damaged_cache_leaves_no_run_folder_behind(
     assert main(argv) == 0
 
 
+@pytest.mark.parametrize(("where", "why"), [("", "it is a file, not a folder"), ("sub", "part of that path is a file")])
+def test_a_cache_folder_that_is_a_file_says_so(tmp_path: Path, where: str, why: str) -> None:
+    (tmp_path / "f").write_text("")
+    with pytest.raises(CacheError, match=f"cannot be used \\({why}\\); set MMAD_CACHE_DIR"):
+        ResponseCache(tmp_path / "f" / where if where else tmp_path / "f")
+
+
 def test_cache_commands_name_a_cache_folder_that_is_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -162,7 +162,10 @@ class ResponseCache:
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc
         except OSError as exc:
-            msg = f"the response cache folder {self.folder} cannot be used ({exc.strerror or exc}); "
+            why = exc.strerror or str(exc)
+            if isinstance(exc, FileExistsError | NotADirectoryError):  # strerror alone read "(File exists)"
+                why = "it is a file, not a folder" if self.folder.is_file() else "part of that path is a file"
+            msg = f"the response cache folder {self.folder} cannot be used ({why}); "
             raise CacheError(
                 msg + "set MMAD_CACHE_DIR (or cache_dir) to a writable folder, or pass --no-cache"
             ) from exc
