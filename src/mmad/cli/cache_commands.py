@@ -96,7 +96,10 @@ def _megabytes(count: int) -> str:
 
 @cache_app.command("clear")
 def clear_command(folder: Path = typer.Option(None, "--dir", help=DIR_HELP)) -> None:
-    """Remove every stored reply (runs ask their questions again); a damaged database is removed whole."""
+    """Remove every stored reply (runs ask their questions again).
+
+    A damaged database, which every run refuses, is removed whole.
+    """
     from mmad.run.cache import DATABASE, ResponseCache, damaged
 
     where = _folder(folder)
