@@ -29,7 +29,6 @@ import json
 import os
 import pstats
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ from mmad.protocol.strategies import parse_strategies
 from mmad.run.cache import ResponseCache, cache_key
 from mmad.run.config import RunConfig
 from mmad.run.plan import Planner, select_questions
-from serve_process import serving
+from serve_process import serving, timed
 
 CONCURRENCY = 64
 LATENCY = 0.2
@@ -101,19 +100,6 @@ def fill_old_style(folder: Path, n: int) -> None:
         key = cache_key({"name": "another-model"}, f"prompt {i}", {})
         (folder / key[:2]).mkdir(parents=True, exist_ok=True)
         (folder / key[:2] / f"{key}.json").write_text(json.dumps({"text": "B", "prompt_tokens": 900}))
-
-
-def timed(
-    command: list[str], env: dict[str, str] | None = None
-) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """(wall seconds, CPU seconds of the process, the finished process)."""
-    before = os.times()
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})})
-    wall = time.perf_counter() - started
-    after = os.times()
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    return wall, cpu, done
 
 
 def main() -> None:

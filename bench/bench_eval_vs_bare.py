@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,7 +28,7 @@ from mmad.protocol.messages import ImagePart, TextPart
 from mmad.protocol.strategies import parse_strategies
 from mmad.run.config import RunConfig
 from mmad.run.plan import Planner, select_questions
-from serve_process import serving
+from serve_process import serving, timed
 
 CONCURRENCY = 64
 LATENCY = 0.2
@@ -53,17 +51,6 @@ def prepared_requests(data: Path, limit: int, folder: Path) -> Path:
     path = folder / "requests.json"
     path.write_text(json.dumps(requests))
     return path
-
-
-def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """(wall seconds, CPU seconds of the process, the finished process)."""
-    before = os.times()
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
-    wall = time.perf_counter() - started
-    after = os.times()
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    return wall, cpu, done
 
 
 def main() -> None:
