@@ -46,6 +46,7 @@ PRELOAD_BYTES = 64_000_000
 """A cache holding at most this many bytes of replies is read whole into memory when it opens."""
 BUSY_TIMEOUT_MS = 30_000
 _LEGACY_NAME = re.compile(r"^[0-9a-f]{64}\.json$")
+_INSERT = "INSERT OR IGNORE INTO responses (key, value, size, stored) VALUES (?, ?, ?, ?)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -212,7 +213,7 @@ class ResponseCache:
             key = path.name.removesuffix(".json")
             rows.append((key, value, len(key) + len(value), path.stat().st_mtime))
         with _transaction(db):
-            db.executemany("INSERT OR IGNORE INTO responses (key, value, size, stored) VALUES (?, ?, ?, ?)", rows)
+            db.executemany(_INSERT, rows)
         logger.info("read %d replies of an older mmad's cache in %s into %s", len(rows), self.folder, DATABASE)
 
     def _load_keys(self) -> None:
@@ -223,7 +224,7 @@ class ResponseCache:
         """
         with self._db_lock:
             try:
-                (total,) = self._db.execute("SELECT value FROM meta WHERE name = 'bytes'").fetchone()
+                total = _reply_bytes(self._db)
                 if total <= PRELOAD_BYTES:
                     for row_id, key, value in self._db.execute("SELECT id, key, value FROM responses"):
                         self._keys.add(_short(key))
@@ -241,9 +242,6 @@ class ResponseCache:
             self._last_id = max(self._last_id, row_id)
 
     # -- asking ----------------------------------------------------------------------------------
-
-    def __contains__(self, key: str) -> bool:
-        return _short(key) in self._keys
 
     def get(self, key: str) -> Completion | None:
         """The stored completion, or None. A key the cache has never seen costs no I/O."""
@@ -314,9 +312,7 @@ class ResponseCache:
                 rows.append((key, value, len(key) + len(value), now))
             try:
                 with self._db_lock, _transaction(self._db):
-                    self._db.executemany(
-                        "INSERT OR IGNORE INTO responses (key, value, size, stored) VALUES (?, ?, ?, ?)", rows
-                    )
+                    self._db.executemany(_INSERT, rows)
                     if hits:
                         self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'hits'", (hits,))
                     self._evict()
@@ -333,7 +329,7 @@ class ResponseCache:
 
     def _evict(self) -> None:
         """Drop the oldest replies until the cache is back under 90% of its limit (inside a transaction)."""
-        (total,) = self._db.execute("SELECT value FROM meta WHERE name = 'bytes'").fetchone()
+        total = _reply_bytes(self._db)
         if total <= self.max_bytes:
             return
         excess = total - int(self.max_bytes * 0.9)
@@ -405,6 +401,11 @@ def damaged(exc: CacheError) -> bool:
     cause = exc.__cause__
     # OperationalError covers "locked", "unable to open" and I/O errors: a live or unreachable file
     return isinstance(cause, sqlite3.DatabaseError) and not isinstance(cause, sqlite3.OperationalError)
+
+
+def _reply_bytes(db: sqlite3.Connection) -> int:
+    """The bytes of replies stored, as the triggers keep count."""
+    return int(db.execute("SELECT value FROM meta WHERE name = 'bytes'").fetchone()[0])
 
 
 def _completion(value: str) -> Completion | None:
