@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -308,17 +307,26 @@ def test_a_sweep_refused_on_ray_leaves_nothing_behind(
             asyncio.run(run_sweep(spec, tmp_path / "no-extra"))
     assert not (tmp_path / "no-extra").exists()
 
-    import mmad.run.ray_session as session
 
-    @contextlib.contextmanager
-    def unreachable(address: str | None = None) -> Iterator[None]:  # what joining a cluster that is down raises
-        raise RunError("cannot join the Ray cluster at 127.0.0.1:1")
-        yield
-
-    monkeypatch.setattr(session, "ray_session", unreachable)
-    with pytest.raises(RunError, match="cannot join"):
-        asyncio.run(run_sweep(spec, tmp_path / "unreachable"))
-    assert not (tmp_path / "unreachable").exists(), "no sweep.json (nor a lock) for a sweep that never started"
+@pytest.mark.subprocess
+def test_a_sweep_on_a_dead_ray_address_leaves_nothing_behind(mmad_json: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="needs the [ray] extra")
+    with socket.socket() as probe:  # a port just freed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    out = tmp_path / "unreachable"
+    # A process of its own: a Ray this test process may hold (another test's) would be joined instead.
+    on_ray = ["--set", "engine=ray", "--set", f"ray_address={address}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "mmad", *_small_sweep("-d", str(mmad_json), "--out", str(out), *on_ray)],
+        env={**os.environ, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"cannot reach the Ray cluster at {address}" in done.stderr
+    assert not out.exists(), "no sweep.json (nor a lock) for a sweep that never started"
 
 
 def _small_sweep(*extra: str) -> list[str]:
