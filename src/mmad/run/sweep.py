@@ -492,18 +492,14 @@ def with_absolute_paths(spec: SweepSpec) -> SweepSpec:
 
     models = [m.model_copy(update={"settings": absolute(m.settings)}) for m in spec.models]
     update = {"data": str(Path(spec.data).expanduser().absolute()), "settings": absolute(spec.settings)}
-    copy = spec.model_copy(update={**update, "models": models})
-    copy._source = spec._source
-    return copy
+    return spec.model_copy(update={**update, "models": models})  # keeps _source: private attributes are copied
 
 
 def shared_cache(spec: SweepSpec) -> SweepSpec:
     """The grid with one response cache for every cell (the one its settings name, else the default one)."""
     settings = dict(spec.settings)
     settings.setdefault("cache_dir", str(default_cache_dir()))
-    copy = spec.model_copy(update={"settings": settings})
-    copy._source = spec._source
-    return copy
+    return spec.model_copy(update={"settings": settings})
 
 
 async def run_sweep(
