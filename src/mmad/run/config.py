@@ -524,14 +524,15 @@ def _as_toml(value: Any) -> str:
     return '"none"' if value is None else json.dumps(value, default=str)
 
 
-def _did_you_mean(name: str, known: Collection[str]) -> str:
+def did_you_mean(name: str, known: Collection[str]) -> str:
+    """'did you mean X? ' for the closest known name, or nothing (a message's opening words)."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _unknown(name: str) -> ConfigError:
     return ConfigError(
-        f"unknown setting {name!r}; {_did_you_mean(name, FLAT_NAMES)}known settings: {', '.join(sorted(FLAT_NAMES))}"
+        f"unknown setting {name!r}; {did_you_mean(name, FLAT_NAMES)}known settings: {', '.join(sorted(FLAT_NAMES))}"
     )
 
 
@@ -581,7 +582,7 @@ def _lift_flat(raw: dict[str, Any], source: str) -> dict[str, Any]:
                 msg = f"{source}: out is not a setting of a run file (one file can make many runs); give --out DIR"
             else:
                 msg = (
-                    f"{source}: {name!r} is not a setting; {_did_you_mean(name, [*FLAT_NAMES, *_TOP_LEVEL])}"
+                    f"{source}: {name!r} is not a setting; {did_you_mean(name, [*FLAT_NAMES, *_TOP_LEVEL])}"
                     "the top level holds model, data, recipe, the sections "
                     f"[{'], ['.join(SECTIONS)}] and flat settings by their flag names "
                     f"({', '.join(sorted(FLAT_NAMES))})"
@@ -654,7 +655,7 @@ def config_error(exc: ValidationError, source: str = "") -> ConfigError:
             reason = "must be 'low', 'high', 'auto' or 'none' (none leaves the field out of the request)"
         if error["type"] == "extra_forbidden":
             fields = list(SECTIONS[location[0]].model_fields) if location and location[0] in SECTIONS else []
-            known = _did_you_mean(location[-1], fields) + "known " + ", ".join(fields) if fields else ""
+            known = did_you_mean(location[-1], fields) + "known " + ", ".join(fields) if fields else ""
             reason = f"is not a setting{' of [' + location[0] + ']: ' + known if known else ''}"
             if len(location) == 2 and location[1] in FLAT_NAMES:
                 home, field = FLAT_NAMES[location[1]]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import fcntl
 import functools
 import itertools
@@ -54,7 +53,7 @@ from mmad.protocol.agent import agent_problem
 from mmad.protocol.strategies import parse_strategies
 from mmad.records.folder import is_run_folder, open_run
 from mmad.run.cache import default_cache_dir
-from mmad.run.config import FLAT_NAMES, PATH_SETTINGS, Bool, Int, RunConfig, plain_reason
+from mmad.run.config import FLAT_NAMES, PATH_SETTINGS, Bool, Int, RunConfig, did_you_mean, plain_reason
 from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
 from mmad.run.naming import slug
@@ -90,11 +89,6 @@ _AXES = {
 }
 
 
-def _did_you_mean(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}? " if close else ""
-
-
 def setting_problem(name: str) -> str | None:
     """Why ``name`` cannot be a flat setting of the grid's cells, or None."""
     if name in _AXES:
@@ -114,7 +108,7 @@ def setting_problem(name: str) -> str | None:
         hint = f"it is the flag --{name.replace('_', '-')}; in a sweep file write {positive} = false"
     else:
         known = sorted(n for n in FLAT_NAMES if n not in _AXES)
-        hint = f"{_did_you_mean(name, known)}the settings are mmad eval's: {', '.join(known)}"
+        hint = f"{did_you_mean(name, known)}the settings are mmad eval's: {', '.join(known)}"
     return f"{name!r} is not a setting; {hint}"
 
 
@@ -126,9 +120,9 @@ def _grid_problem(error: Any) -> str:
         name = location[0]
         if name in FLAT_NAMES:
             return f"{name!r} is a setting of every cell, not a key of the grid; write it under [sweep.settings]"
-        if name != "sweep" and _did_you_mean(name, ["sweep"]):  # [sweeps]: the grid's own table misspelt
+        if name != "sweep" and did_you_mean(name, ["sweep"]):  # [sweeps]: the grid's own table misspelt
             return f"[{name}] is not a table of a sweep file; did you mean [sweep]?"
-        return f"{name!r} is not a key of the grid; {_did_you_mean(name, list(GRID_KEYS))}known: {', '.join(GRID_KEYS)}"
+        return f"{name!r} is not a key of the grid; {did_you_mean(name, list(GRID_KEYS))}known: {', '.join(GRID_KEYS)}"
     if error["type"] == "extra_forbidden":
         return f"{where} is not a key of a model entry; known: name, label, settings, and any setting of mmad eval"
     if error["type"] == "value_error" and location in ([], ["settings"]):  # the message names the key
