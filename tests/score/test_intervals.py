@@ -78,3 +78,21 @@ def test_about_95_percent_of_intervals_hold_the_true_value() -> None:
         assert interval is not None
         held += interval.low <= 60.0 <= interval.high
     assert 0.90 <= held / draws <= 0.99, held
+
+
+def test_intervals_keep_the_tables_rows_and_columns_when_upstream_drops_an_image() -> None:
+    # The only Defect Localization question is on an image the official script dropped: the table still has the
+    # column (0 under upstream), so the intervals, made from the table's own selection, must have it too.
+    answers = _run(5, images=30)
+    dropped = "DS-MVTec/c0/test/crack/999.png"
+    answers.append(GradedAnswer(dropped, "Anomaly Detection", "B", "B", None, dropped_image=True))
+    answers.append(GradedAnswer(dropped, "Defect Localization", "A", "A", None, dropped_image=True))
+    table = score_answers(answers, "upstream")
+    intervals = table_intervals(answers, "upstream", samples=50)
+    assert intervals.columns == list(table.rows[0].cells)
+    assert intervals.datasets == [row.name for row in table.rows]
+    for row in table.rows:
+        for subtask, value in row.cells.items():
+            interval = intervals.cells[row.name][subtask]
+            assert (interval is None) == (value is None)
+            assert interval is None or abs(interval.point - value) < 1e-9

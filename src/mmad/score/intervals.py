@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Subtask
-from mmad.score.answers import VALID_LETTERS, GradedAnswer, without_dropped_images
-from mmad.score.table import Policy, declined_cells, upstream_selection
+from mmad.data.schema import RAW_TYPE_TO_SUBTASK, Subtask
+from mmad.score.answers import GradedAnswer
+from mmad.score.table import Policy, select_answers
 
 LEVEL = 95.0
 
@@ -110,21 +110,9 @@ def table_intervals(
     average and the headline Average of the table ``score_answers(answers, policy)`` computes."""
     policy = Policy(policy)
     upstream = policy is Policy.UPSTREAM
-    everything = list(answers)
-    declined_here = declined_cells(everything)  # missing under either policy, as in score_answers
-    if upstream:
-        # declined questions are not summary.py's to see (score_answers); the script that dropped an image wrote none
-        everything = without_dropped_images(
-            [a for a in everything if a.failure != "abstained"]
-        )  # the script that dropped an image wrote none of it
-        counted = upstream_selection(everything)[0]
-    else:
-        counted = [a for a in everything if a.correct_answer in VALID_LETTERS]
-    present = {subtask for _, subtask in declined_here}
-    present |= {RAW_TYPE_TO_SUBTASK[a.question_type] for a in everything if a.question_type in RAW_TYPE_TO_SUBTASK}
-    columns = [s for s in SUBTASKS if s in present]
+    chosen = select_answers(list(answers), policy)  # the table's own selection, rows and columns
+    counted, columns, datasets, declined_here = chosen.counted, chosen.columns, chosen.datasets, chosen.declined
     index = {s: j for j, s in enumerate(columns)}
-    datasets = list(dict.fromkeys([*(a.dataset for a in everything), *(name for name, _ in declined_here)]))
     slots = 2 * (len(columns) + 1)  # (correct, total) per column, and the abnormal half of AD at the end
     # per dataset: each image's row, and per answer (image row, slot, correct) to add up at once
     rows_of: dict[str, dict[str, int]] = {name: {} for name in datasets}

@@ -223,54 +223,81 @@ def upstream_selection(answers: Sequence[GradedAnswer]) -> tuple[list[GradedAnsw
     return kept, removed, skipped
 
 
+@dataclass
+class Selection:
+    """The answers a policy counts, and the table's shape: what ``score_answers`` and the bootstrap
+    intervals both start from, so that the policy is defined once."""
+
+    kept: list[GradedAnswer]
+    """The answers the policy looks at (upstream: without declined ones and dropped images)."""
+    counted: list[GradedAnswer]
+    """Of those, the ones that enter the tallies."""
+    datasets: list[str]
+    """Rows, in order of first appearance, as the official scorer's are."""
+    columns: list[Subtask]
+    """Subtasks asked, in the paper's order."""
+    declined: set[tuple[str, Subtask]]
+    """The (dataset, subtask) cells whose every question the model declined: missing under either policy."""
+    n_removed: int = 0
+    n_skipped: int = 0
+    n_bad_gold: int = 0
+    n_dropped_images: int = 0
+
+
+def select_answers(answers: Sequence[GradedAnswer], policy: Policy) -> Selection:
+    """What ``policy`` counts of ``answers`` (see the module's docstring)."""
+    datasets = list(dict.fromkeys(a.dataset for a in answers))
+    present = {RAW_TYPE_TO_SUBTASK[a.question_type] for a in answers if a.question_type in RAW_TYPE_TO_SUBTASK}
+    columns = [s for s in SUBTASKS if s in present]
+    # One rule under both policies: a (dataset, subtask) whose every question the model declined is not a result.
+    declined = declined_cells(answers)
+    if policy is not Policy.UPSTREAM:
+        counted = [a for a in answers if a.correct_answer in VALID_LETTERS]
+        return Selection(list(answers), counted, datasets, columns, declined, n_bad_gold=len(answers) - len(counted))
+    # No official script's model declines, so declined questions are left out before summary.py's selection,
+    # as they are left out of the official answers json (they are not wrong letters).
+    kept = [a for a in answers if a.failure != "abstained"]
+    # The script that dropped an image wrote none of its answers, question 1 included.
+    whole = without_dropped_images(kept)
+    n_dropped = 0
+    if len(whole) < len(kept):
+        n_dropped = len({a.image for a in kept}) - len({a.image for a in whole})
+        kept = whole
+        datasets = list(dict.fromkeys(a.dataset for a in kept))
+    counted, removed, skipped = upstream_selection(kept)
+    return Selection(
+        kept, counted, datasets, columns, declined, n_removed=removed, n_skipped=skipped, n_dropped_images=n_dropped
+    )
+
+
 def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy.STRICT) -> ScoreTable:
     """Compute the MMAD table from graded answers."""
     policy = Policy(policy)
     all_answers = list(answers)
     upstream = policy is Policy.UPSTREAM
     notes: list[str] = []
-    n_skipped = 0
-    n_bad_gold = 0
     failures: dict[str, int] = {}
     for a in all_answers:
         if a.answer is None:
             reason = a.failure or "unparsed"
             failures[reason] = failures.get(reason, 0) + 1
-    # Rows follow first appearance, as the official scorer's do; columns follow the paper's order.
-    dataset_names = list(dict.fromkeys(a.dataset for a in all_answers))
-    # One rule under both policies: a (dataset, subtask) whose every question the model declined is not a result.
-    # No official script's model declines, so under the upstream policy declined questions are left out before
-    # summary.py's selection, as they are left out of the official answers json (they are not wrong letters).
-    declined_here = declined_cells(all_answers)
-    asked = all_answers
-    if upstream:
-        all_answers = [a for a in all_answers if a.failure != "abstained"]
-        # The script that dropped an image wrote none of its answers, question 1 included.
-        kept = without_dropped_images(all_answers)
-        if len(kept) < len(all_answers):
-            n_images = len({a.image for a in all_answers}) - len({a.image for a in kept})
-            all_answers = kept
-            dataset_names = list(dict.fromkeys(a.dataset for a in all_answers))
-            notes.append(
-                f"upstream policy: every answer of {n_images} image{'' if n_images == 1 else 's'} left out, as "
-                "Gemini/gemini_query.py drops an image whose second reply has the wrong number of letters"
-            )
-        counted, removed, n_skipped = upstream_selection(all_answers)
+    chosen = select_answers(all_answers, policy)
+    all_answers, counted, dataset_names, declined_here = chosen.kept, chosen.counted, chosen.datasets, chosen.declined
+    n_skipped, n_bad_gold = chosen.n_skipped, chosen.n_bad_gold
+    if chosen.n_dropped_images:
         notes.append(
-            f"upstream policy: {removed} answers without a letter were dropped from the denominators and "
+            f"upstream policy: every answer of {chosen.n_dropped_images} image"
+            f"{'' if chosen.n_dropped_images == 1 else 's'} left out, as "
+            "Gemini/gemini_query.py drops an image whose second reply has the wrong number of letters"
+        )
+    if upstream:
+        notes.append(
+            f"upstream policy: {chosen.n_removed} answers without a letter were dropped from the denominators and "
             f"{n_skipped} more were skipped by the official scorer's remove-while-iterating bug; "
             "empty cells count as 0"
         )
-    else:
-        counted = []
-        for a in all_answers:
-            if a.correct_answer not in VALID_LETTERS:
-                n_bad_gold += 1
-            else:
-                counted.append(a)
-        if n_bad_gold:
-            notes.append(f"{n_bad_gold} records have a gold answer that is not a letter A-E and were left out")
-    present_subtasks = {RAW_TYPE_TO_SUBTASK[a.question_type] for a in asked if a.question_type in RAW_TYPE_TO_SUBTASK}
+    elif n_bad_gold:
+        notes.append(f"{n_bad_gold} records have a gold answer that is not a letter A-E and were left out")
     unknown_types = {a.question_type for a in all_answers if a.question_type not in RAW_TYPE_TO_SUBTASK}
     if unknown_types:
         notes.append(f"answers of unknown type were not scored: {sorted(unknown_types)}")
@@ -296,7 +323,7 @@ def score_answers(answers: Iterable[GradedAnswer], policy: Policy | str = Policy
             side.correct += correct
             side.unanswered += unanswered
 
-    columns = [s for s in SUBTASKS if s in present_subtasks]
+    columns = chosen.columns
     rows: list[DatasetRow] = []
     declined: set[Subtask] = set()
     one_class: list[str] = []
