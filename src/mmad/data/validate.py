@@ -166,9 +166,8 @@ def check_item(
                         fix="Fix it.",
                     )
                 )
-    if item.mask_path and not _inside_root(benchmark, key):
-        pass  # the mask is looked up beside the image: the unsafe key is the record's fault, reported as the image's
-    elif item.mask_path:
+    # The mask is looked up beside the image: under an unsafe key that is the record's fault, reported as the image's.
+    if item.mask_path and _inside_root(benchmark, key):
         try:
             mask = benchmark.mask_file(item)
             if check_files:
