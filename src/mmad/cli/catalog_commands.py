@@ -84,7 +84,8 @@ def _run_row(folder: Path) -> dict[str, Any]:
     average = table.average if table is not None else None
     status = run.status
     resume = None
-    if run.stale:  # "running" for ever otherwise: its process died holding nothing
+    stale = run.stale
+    if stale:  # "running" for ever otherwise: its process died holding nothing
         in_sweep = (folder.parent / "sweep.json").is_file()
         resume = f"mmad sweep --resume {folder.parent}" if in_sweep else f"mmad eval --resume {folder}"
         pid = run.lock_pid
@@ -93,7 +94,7 @@ def _run_row(folder: Path) -> dict[str, Any]:
         "run": str(folder),
         "model": run.model,
         "status": status,
-        "stale": run.stale,
+        "stale": stale,
         "resume": resume,
         "selected": completeness.selected,
         "asked": completeness.asked,

@@ -112,7 +112,7 @@ class RunFolder:
     def stale(self) -> bool:
         """run.json says ``running`` but no process holds the run's lock: the process that ran it
         died without finishing (SIGKILL, a lost machine). Its records stand; ``--resume`` goes on."""
-        return self.status == "running" and not lock_is_held(self.path / LOCK_FILE)
+        return self.recorded_status == "running" and not lock_is_held(self.path / LOCK_FILE)
 
     @property
     def lock_pid(self) -> int | None:
