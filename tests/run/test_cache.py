@@ -205,6 +205,9 @@ def test_cache_info_and_clear_commands(
     assert main(["cache", "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["entries"] == 10 and info["hits"] == 1 and info["path"] == str(folder / DATABASE)
+    assert set(info) == {
+        *("path", "exists", "entries", "reply_bytes", "file_bytes", "max_bytes", "hits", "legacy_files")
+    }
     assert main(["cache", "clear"]) == 0
     assert "removed 10 replies" in capsys.readouterr().out
     assert main(["cache", "info", "--dir", str(folder), "--json"]) == 0

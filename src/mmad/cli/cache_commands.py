@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -62,17 +63,7 @@ def info_command(
     finally:
         cache.close()
     if as_json:
-        figures = {
-            "path": str(info.path),
-            "exists": True,
-            "entries": info.entries,
-            "reply_bytes": info.reply_bytes,
-            "file_bytes": info.file_bytes,
-            "max_bytes": info.max_bytes,
-            "hits": info.hits,
-            "legacy_files": info.legacy_files,
-        }
-        console.print_json(json.dumps(figures))
+        console.print_json(json.dumps({**asdict(info), "path": str(info.path), "exists": True}))
         return
     console.print(f"path     {info.path}")
     console.print(f"entries  {info.entries:,}")
