@@ -174,11 +174,11 @@ def intervals_to_dict(intervals: TableIntervals) -> dict[str, Any]:
     }
 
 
-def interval_text(interval: Interval | None, digits: int = 1, *, separator: str = " ") -> str:
+def interval_text(interval: Interval | None) -> str:
     """'61.2 [58.0, 64.3]', or a dash for a missing cell."""
     if interval is None:
         return "–"
-    return f"{interval.point:.{digits}f}{separator}[{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
+    return f"{interval.point:.1f} [{interval.low:.1f}, {interval.high:.1f}]"
 
 
 def intervals_to_markdown(intervals: TableIntervals) -> str:
