@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -447,14 +447,14 @@ class Engine:
             if not mine.done():
                 mine.set_result(turns)
 
-    async def _ask(self, prompt: Prompt, history: list[tuple[Message, str]] | None = None) -> list[Record]:
+    async def _ask(self, prompt: Prompt, history: Sequence[tuple[Message, str]] = ()) -> list[Record]:
         started = time.monotonic()
         digest = prompt.digest()
         extra: dict[str, Any] = {}
         try:
             if prompt.needs_preamble:
                 thoughts, _ = await self._thoughts(prompt)
-                prompt = with_preamble(prompt, thoughts, history or [])
+                prompt = with_preamble(prompt, thoughts, history)
                 extra["preamble"] = thoughts
             completion, attempts, cached = await self._complete(prompt)
         except ModelCallError as exc:
