@@ -6,7 +6,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from mmad import evaluate
 from mmad.cli import main
 from mmad.records.record import read_records
 from mmad.run.store import RunStore
+from tests.helpers.processes import eval_args, mmad_command, process_env
 from tests.helpers.runs import wait_for_records
 from tests.helpers.serving import running_server
 
@@ -23,27 +23,7 @@ def _args(mmad_json: Path, out: Path, base_url: str, resume: bool) -> list[str]:
     """`mmad eval`'s arguments for the run, or for its resume."""
     if resume:
         return ["eval", "--resume", str(out), "--concurrency", "4"]
-    return [
-        "eval",
-        "-m",
-        "mmad:random",
-        "-d",
-        str(mmad_json),
-        "--out",
-        str(out),
-        "--base-url",
-        base_url,
-        "--concurrency",
-        "4",
-        "--no-cache",
-        "--protocol",
-        "per-question",
-    ]
-
-
-def _process(args: list[str]) -> list[str]:
-    """The command line of `mmad` with these arguments, for a run that is killed or signalled."""
-    return [sys.executable, "-m", "mmad", *args]
+    return eval_args(mmad_json, out, base_url, concurrency=4)
 
 
 def _lines(path: Path) -> int:
@@ -62,7 +42,7 @@ def _outcome(path: Path) -> dict[str, tuple[str, str | None]]:
 @pytest.mark.subprocess
 def test_sigkill_at_random_moments_then_resume(mmad_json: Path, tmp_path: Path) -> None:
     rng = random.Random(11)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
+    env = process_env(120)
     with running_server(latency_s=0.03) as server:
         reference = evaluate(
             "mmad:random", mmad_json, out=tmp_path / "reference", base_url=server.base_url, cache=False, concurrency=4
@@ -74,7 +54,7 @@ def test_sigkill_at_random_moments_then_resume(mmad_json: Path, tmp_path: Path) 
             started = RunStore(out).exists()
             written = _lines(out / "records.jsonl")
             process = subprocess.Popen(
-                _process(_args(mmad_json, out, server.base_url, resume=started)),
+                mmad_command(_args(mmad_json, out, server.base_url, resume=started)),
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -165,11 +145,11 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
 @pytest.mark.subprocess
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_saves_marks_and_says_how_to_resume(mmad_json: Path, tmp_path: Path, stop: signal.Signals) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    env = process_env()
     out = tmp_path / "run"
     with running_server(latency_s=0.3) as server:  # about 7 s of asking: the signal lands mid-run
         process = subprocess.Popen(
-            _process(_args(mmad_json, out, server.base_url, resume=False)),
+            mmad_command(_args(mmad_json, out, server.base_url, resume=False)),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -211,7 +191,7 @@ def test_a_run_made_with_a_relative_path_resumes_from_any_folder(
 
 def _runs_json(folder: Path, env: dict[str, str]) -> dict[str, dict[str, object]]:
     listed = subprocess.run(
-        [sys.executable, "-m", "mmad", "runs", str(folder), "--json"],
+        mmad_command(["runs", str(folder), "--json"]),
         env=env,
         capture_output=True,
         text=True,
@@ -224,11 +204,11 @@ def _runs_json(folder: Path, env: dict[str, str]) -> dict[str, dict[str, object]
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_a_sigkilled_run_is_listed_as_stale_with_its_resume_command(mmad_json: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
+    env = process_env(250)
     out = tmp_path / "runs" / "killed"
     with running_server(latency_s=0.3) as server:
         process = subprocess.Popen(
-            _process(_args(mmad_json, out, server.base_url, resume=False)),
+            mmad_command(_args(mmad_json, out, server.base_url, resume=False)),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -244,20 +224,18 @@ def test_a_sigkilled_run_is_listed_as_stale_with_its_resume_command(mmad_json: P
     assert row["stale"] is True
     assert row["resume"] == f"mmad eval --resume {out}"
     assert f"pid {process.pid} is gone" in str(row["status"])
-    table = subprocess.run(
-        [sys.executable, "-m", "mmad", "runs", str(tmp_path / "runs")], env=env, capture_output=True, text=True
-    )
+    table = subprocess.run(mmad_command(["runs", str(tmp_path / "runs")]), env=env, capture_output=True, text=True)
     assert "stale" in table.stdout and "mmad eval --resume" in table.stdout
 
 
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_a_run_folder_deleted_mid_run_stops_the_run_and_says_so(mmad_json: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    env = process_env()
     out = tmp_path / "run"
     with running_server(latency_s=0.1) as server:
         process = subprocess.Popen(
-            _process(_args(mmad_json, out, server.base_url, resume=False)),
+            mmad_command(_args(mmad_json, out, server.base_url, resume=False)),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -27,6 +27,7 @@ from mmad.run.finish import finish
 from mmad.run.ray_engine import RayEngine
 from mmad.run.ray_runner import make_ray_engine, prepare_on_ray
 from mmad.run.runner import execute
+from tests.helpers.processes import mmad_command, process_env
 from tests.helpers.runs import wait_for_records
 from tests.helpers.serving import running_server
 
@@ -69,7 +70,7 @@ def _eval_args(mmad_json: Path, out: Path, base_url: str, address: str, *, resum
 
 def _driver(mmad_json: Path, out: Path, base_url: str, address: str, *, resume: bool) -> list[str]:
     """The command line of a driver process, for a run that is killed or signalled."""
-    return [sys.executable, "-m", "mmad", *_eval_args(mmad_json, out, base_url, address, resume=resume)]
+    return mmad_command(_eval_args(mmad_json, out, base_url, address, resume=resume))
 
 
 @pytest.mark.slow
@@ -186,7 +187,7 @@ def test_a_killed_actor_is_replaced_and_every_question_recorded_once(
 def test_a_killed_driver_resumes_and_asks_every_question_once(
     mmad_json: Path, tmp_path: Path, ray_cluster: str
 ) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
+    env = process_env(120)
     out = tmp_path / "killed"
     with running_server(latency_s=0.05) as server:
         reference = evaluate("mmad:random", mmad_json, out=tmp_path / "ref", base_url=server.base_url, cache=False)
@@ -229,7 +230,7 @@ def test_a_killed_driver_resumes_and_asks_every_question_once(
 def test_ctrl_c_on_the_ray_engine_saves_marks_and_resumes(mmad_json: Path, tmp_path: Path, ray_cluster: str) -> None:
     from mmad.cli import main
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    env = process_env()
     out = tmp_path / "run"
     with running_server(latency_s=0.3) as server:  # seconds of asking: the signal lands mid-run
         driver = subprocess.Popen(

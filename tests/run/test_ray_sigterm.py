@@ -6,13 +6,13 @@ plain exit 15, unmarked."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import never_left_running, process_env
 from tests.helpers.runs import wait_for_records
 from tests.helpers.serving import running_server
 from tests.run.test_ray_engine import _driver
@@ -21,24 +21,19 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.subprocess]
 
 
 def test_sigterm_on_the_ray_engine_is_an_interrupt(mmad_json: Path, tmp_path: Path, ray_cluster: str) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     out = tmp_path / "run"
     with running_server(latency_s=0.3) as server:  # seconds of asking: the signal lands mid-run
         driver = subprocess.Popen(
             _driver(mmad_json, out, server.base_url, ray_cluster, resume=False),
-            env=env,
+            env=process_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        try:
+        with never_left_running(driver):
             wait_for_records(out, 8, 120, alive=lambda: driver.poll() is None)
             driver.send_signal(signal.SIGTERM)
             _, stderr = driver.communicate(timeout=60)
-        finally:
-            if driver.poll() is None:
-                driver.kill()
-                driver.communicate(timeout=10)
     assert driver.returncode == 130, stderr[-2000:]
     assert f"mmad eval --resume {out}" in stderr
     meta = json.loads((out / "run.json").read_text())
