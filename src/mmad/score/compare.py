@@ -26,6 +26,7 @@ import numpy as np
 from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Subtask
 from mmad.errors import AnswersFormatError
 from mmad.score.answers import GradedAnswer, is_answer
+from mmad.score.intervals import image_resamples
 
 NO_RECORD = "no record"
 """Why a question is left out on a side that has no record of it (the other run asked it)."""
@@ -186,10 +187,7 @@ def compare_runs(
     rng = np.random.default_rng(seed)
     n_images = len(images)
     draws, category_draws = [], []
-    for start in range(0, samples, 100):
-        count = min(100, samples - start)
-        picks = rng.integers(0, n_images, size=(count, n_images))
-        weights = np.stack([np.bincount(row, minlength=n_images) for row in picks]).astype(float)
+    for weights in image_resamples(rng, n_images, samples, block=100):
         subtask_draw, category_draw = scores(weights)
         draws.append(subtask_draw)
         category_draws.append(category_draw)

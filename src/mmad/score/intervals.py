@@ -13,7 +13,7 @@ Anomaly Discrimination cell with one class) has no interval, and the averages sk
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +95,16 @@ def _cells(sums: np.ndarray, columns: list[Subtask], declined: list[bool], *, up
     return np.stack(out, axis=-1)
 
 
+def image_resamples(rng: np.random.Generator, n_images: int, samples: int, *, block: int) -> Iterator[np.ndarray]:
+    """Bootstrap resamples of ``n_images`` images, ``block`` at a time: (count, n_images) float weights,
+    each row how many times each image was drawn (``n_images`` draws with replacement)."""
+    for start in range(0, samples, block):
+        count = min(block, samples - start)
+        picks = rng.integers(0, n_images, size=(count, n_images))
+        offsets = (np.arange(count)[:, None] * n_images + picks).ravel()
+        yield np.bincount(offsets, minlength=count * n_images).reshape(count, n_images).astype(float)
+
+
 def _interval(point: float, spread: np.ndarray) -> Interval | None:
     kept = spread[~np.isnan(spread)]
     if np.isnan(point) or not len(kept):
@@ -142,12 +152,10 @@ def table_intervals(
         sums = np.zeros((samples, slots))
         # in blocks, so that the draw counts (resamples x images) stay small for a full run
         block = max(1, min(samples, 4_000_000 // max(m, 1)))
-        for start in range(0, samples if m else 0, block):
-            count = min(block, samples - start)
-            picks = rng.integers(0, m, size=(count, m))
-            offsets = (np.arange(count)[:, None] * m + picks).ravel()
-            weights = np.bincount(offsets, minlength=count * m).reshape(count, m)
-            sums[start : start + count] = weights.astype(float) @ matrix
+        start = 0
+        for weights in image_resamples(rng, m, samples if m else 0, block=block):
+            sums[start : start + len(weights)] = weights @ matrix
+            start += len(weights)
         spread_cells.append(_cells(sums, columns, declined, upstream=upstream))
     # Upstream's empty cells are already 0 in the cells; NaN is left only where the table shows a missing cell.
     point = np.stack(point_cells) if datasets else np.zeros((0, len(columns)))  # datasets x columns
