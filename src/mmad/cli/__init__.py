@@ -19,7 +19,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOpt
 
 from mmad.cli.common import err_console, fit_consoles
 from mmad.errors import MMADError
-from mmad.run.secrets import redact
+from mmad.run.secrets import RedactingFilter, redact
 
 app = typer.Typer(
     name="mmad",
@@ -45,8 +45,6 @@ def _configure(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
 ) -> None:
     # Only mmad's loggers get louder: other libraries' debug output would drown the run's.
-    from mmad.run.secrets import RedactingFilter
-
     fit_consoles()
     handler = RichHandler(console=err_console, show_path=False)
     # On the handler, not a logger: a filter on a logger misses its children's records.
