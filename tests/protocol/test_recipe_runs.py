@@ -42,6 +42,20 @@ def _figures(table: ScoreTable) -> tuple[object, ...]:
     return (table.n_counted, table.n_skipped, table.average_cells, [(r.name, r.cells) for r in table.rows])
 
 
+def cot_model(seen: list[Request], *, quote_prompt: bool = False) -> Scripted:
+    """A model that keeps each request in ``seen`` and answers the CoT turn (no question) "thoughts" and each
+    question "reply to <question id>", followed, with ``quote_prompt``, by " as " and the prompt's tail."""
+
+    def reply(request: Request) -> str:
+        seen.append(request)
+        if not request.question_ids:
+            return "thoughts"
+        text = f"reply to {request.question_ids[0]}"
+        return f"{text} as {request.messages[-1].text[-40:]!r}" if quote_prompt else text
+
+    return Scripted(reply)
+
+
 def test_llava_reads_the_first_letter(mmad_json: Path, tmp_path: Path) -> None:
     """LLaVA_Query/llava_query.py keeps parse_answer(...)[0], the first standalone letter; the other
     scripts keep the last."""
@@ -114,7 +128,10 @@ def test_a_recipe_run_is_scored_under_its_published_rows_policy(
 
 def test_official_debug_is_the_scripts_debug_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Transformers/internvl_query.py (the only released script with it) under --debug: random.seed(1), then
-    random.sample(list(chat_ad.keys()), 1600); the answers file gets "_Debug"."""
+    random.sample(list(chat_ad.keys()), 1600); the answers file gets "_Debug". The images are asked in
+    the sample's order, so the answers file is in that order too, and the order matters to the numbers:
+    helper/summary.py removes answers without a letter while iterating, skipping the answer after each,
+    and after an image's last question that is the next image *in the file's order* of answers."""
     import random
 
     from mmad.cli import main
@@ -135,7 +152,8 @@ def test_official_debug_is_the_scripts_debug_sample(tmp_path: Path, capsys: pyte
     selection = select_questions(benchmark, config.selection, PromptSettings())
     random.seed(1)
     expected = random.sample(list(data.keys()), 1600)
-    assert {s.item.key for s in selection.items} == set(expected)
+    assert [s.item.key for s in selection.items] == expected
+    assert [key[0].split("#")[0] for key in selection.keys] == expected
     assert answers_file_name(config) == "answers_1_shot_random_Debug.json"
     small = {key: data[key] for key in keys[:10]}
     (tmp_path / "small.json").write_text(json.dumps(small))
@@ -191,14 +209,7 @@ def test_internvl_with_cot_carries_each_images_earlier_questions(mmad_json: Path
     questions 1..k-1 and their replies (question 2: user, assistant, user, assistant, user), even
     without --record_history. mmad's own cot sends three messages."""
     seen: list[Request] = []
-
-    def reply(request: Request) -> str:
-        seen.append(request)
-        if not request.question_ids:
-            return "thoughts"
-        return f"reply to {request.question_ids[0]}"
-
-    model = Scripted(reply)
+    model = cot_model(seen)
     records = _run(
         mmad_json, tmp_path / "r", model, recipe="internvl", base_url=BASE_URL, strategies=["cot"], concurrency=8
     )
