@@ -7,22 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmad.models.base import Request
-from tests.protocol.test_recipe_runs import BASE_URL, Scripted, _run
+from tests.protocol.test_recipe_runs import BASE_URL, _run, cot_model
 
 
 def test_a_rotation_carries_the_same_rotation_of_the_earlier_questions_only(mmad_json: Path, tmp_path: Path) -> None:
     seen: list[Request] = []
-
-    def reply(request: Request) -> str:
-        seen.append(request)
-        if not request.question_ids:
-            return "thoughts"
-        return f"reply to {request.question_ids[0]} as {request.messages[-1].text[-40:]!r}"
-
     _run(
         mmad_json,
         tmp_path / "r",
-        Scripted(reply),
+        cot_model(seen, quote_prompt=True),
         recipe="internvl",
         base_url=BASE_URL,
         strategies=["cot"],
