@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from cache_fill import fill_old_style, fill_with_other_replies
 from mmad.models.base import Completion
 from mmad.run.cache import ResponseCache, cache_key
 
@@ -40,16 +41,10 @@ def _old_module(src: Path) -> Any:
 
 
 def _fill(folder: Path, old: bool) -> None:
-    keys = [cache_key({"name": "another-model"}, f"prompt {i}", {}) for i in range(OTHERS)]
     if old:
-        for key in keys:
-            (folder / key[:2]).mkdir(parents=True, exist_ok=True)
-            (folder / key[:2] / f"{key}.json").write_text(json.dumps({"text": "B", "prompt_tokens": 900}))
-        return
-    cache = ResponseCache(folder)
-    for key in keys:
-        cache.put(key, REPLY)
-    cache.close()
+        fill_old_style(folder, OTHERS)
+    else:
+        fill_with_other_replies(folder, OTHERS, REPLY)
 
 
 def measure(make: Any, old: bool, tag: str) -> None:

@@ -37,13 +37,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cache_fill import fill_old_style, fill_with_other_replies
 from fullsize_data import fullsize_root
 from mmad.data.official import load_benchmark
-from mmad.models.base import Completion
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import ImagePart, TextPart
 from mmad.protocol.strategies import parse_strategies
-from mmad.run.cache import ResponseCache, cache_key
 from mmad.run.config import RunConfig
 from mmad.run.plan import Planner, select_questions
 from serve_process import serving, timed
@@ -84,22 +83,6 @@ def prepared_requests(data: Path, limit: int, folder: Path, image_size: int | No
     path = folder / "requests.json"
     path.write_text(json.dumps(requests))
     return path
-
-
-def fill_with_other_replies(folder: Path, n: int) -> None:
-    """A cache folder holding n replies to requests this run never makes."""
-    cache = ResponseCache(folder)
-    for i in range(n):
-        cache.put(cache_key({"name": "another-model"}, f"prompt {i}", {}), Completion(text="B", prompt_tokens=900))
-    cache.close()
-
-
-def fill_old_style(folder: Path, n: int) -> None:
-    """The same, as mmad before issue #22 kept it: one `<hash[:2]>/<hash>.json` file per reply."""
-    for i in range(n):
-        key = cache_key({"name": "another-model"}, f"prompt {i}", {})
-        (folder / key[:2]).mkdir(parents=True, exist_ok=True)
-        (folder / key[:2] / f"{key}.json").write_text(json.dumps({"text": "B", "prompt_tokens": 900}))
 
 
 def main() -> None:
