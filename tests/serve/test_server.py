@@ -144,3 +144,19 @@ def test_a_models_abstentions_stay_abstentions_over_http(mmad_json, tmp_path) ->
             (r.question_type == "Anomaly Detection", r.status.value) for r in read_records(out / "records.jsonl")
         }
         assert statuses == {(True, "answered"), (False, "abstained")}, (protocol, statuses)
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]"])
+def test_an_unreadable_or_non_object_body_gets_400(body: bytes) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    with serve_in_thread(ChatServer(create_model("fixed:B"), model_name="fixed:B")) as server:
+        request = urllib.request.Request(
+            f"{server.base_url}/chat/completions", data=body, headers={"content-type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400
+    assert json.loads(caught.value.read())["error"]["message"].startswith("bad request: ")

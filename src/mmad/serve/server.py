@@ -218,14 +218,11 @@ class ChatServer:
             return kind
         return None
 
-    def _serves(self, body: bytes) -> str | None:
+    def _serves(self, payload: Any) -> str | None:
         """The model name a request asks for, when this server does not serve it."""
-        if self.any_model:
-            return None
-        try:
-            name = json.loads(body).get("model")
-        except (ValueError, AttributeError):
-            return None  # an unreadable body gets its 400 below
+        if self.any_model or not isinstance(payload, dict):
+            return None  # an unreadable body gets its 400 in _chat
+        name = payload.get("model")
         # The backend's family answers too: `mmad:fixed` asks `mmad serve --model fixed:A` for "fixed".
         served = {self.model_name, self.model.name, self.model_name.partition(":")[0]}
         if not isinstance(name, str) or name in served:
@@ -233,7 +230,12 @@ class ChatServer:
         return name
 
     async def _chat(self, body: bytes, writer: asyncio.StreamWriter) -> bool:
-        unknown = self._serves(body)
+        # Read once: the body is nearly all base64 images. An unreadable one is answered after the faults.
+        try:
+            payload: Any = json.loads(body)
+        except ValueError as exc:
+            payload = exc
+        unknown = self._serves(payload)
         if unknown is not None:
             message = f"The model `{unknown}` does not exist: this server serves `{self.model_name}`"
             await self._error(writer, 404, message, "not_found_error")
@@ -262,7 +264,8 @@ class ChatServer:
             await self._send(writer, 200, b'{"id": "x", "choices": [{"message": {"content": "A"')
             return True
         try:
-            payload = json.loads(body)
+            if isinstance(payload, ValueError):
+                raise payload
             messages = from_openai_messages(payload.get("messages") or [])
         except (ValueError, AttributeError, ModelCallError) as exc:
             await self._error(writer, 400, f"bad request: {exc}", "invalid_request_error")
