@@ -280,9 +280,7 @@ def run_row(
     # Declined within this view: outside it (--subtask AD --subtask DL for the expert) its figures cover
     # what every other row's do, and it is ranked like them.
     in_view = [r for r in scores.strict.rows if not datasets or r.name in datasets]
-    declined = [
-        s for s in SUBTASKS if (not subtasks or s in subtasks) and any(r.tallies[s].declined_all for r in in_view)
-    ]
+    declined = [s for s in SUBTASKS if (not subtasks or s in subtasks) and any(s in r.declined for r in in_view)]
     if declined:
         shorts = ", ".join(s.short for s in declined)
         marks.append(f"does not answer {shorts} (declined every question): its average covers {covers_text(covers)}")
