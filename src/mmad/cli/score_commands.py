@@ -39,6 +39,19 @@ def _run_of(path: Path) -> Any:
     return None
 
 
+def _answers_of(path: Path, run: Any) -> list[Any]:
+    """The graded answers behind a path; a run folder's records come from ``run``, which reads them once
+    for its completeness too (load_answers would open the folder and parse records.jsonl again)."""
+    from mmad._io import collector_paused
+    from mmad.score.answers import graded_from_records
+    from mmad.score.load import load_answers
+
+    if run is None:
+        return load_answers(path)
+    with collector_paused():
+        return graded_from_records(run.records)
+
+
 def _note_official_file_of_a_run(path: Path) -> None:
     """An official answers file has only gpt_answer, so a question its run failed reads as a wrong answer there
     (and the questions it declined are left out of it): say so when the file sits in a run folder that has such
@@ -106,7 +119,6 @@ def score_command(
     from mmad.report.tables import table_to_dict
     from mmad.run.recipes import recipe_policy, recipe_policy_note
     from mmad.score.answers import any_reply
-    from mmad.score.load import load_answers
     from mmad.score.operating import operating_report
     from mmad.score.table import score_answers
 
@@ -117,7 +129,7 @@ def score_command(
     _check_answers_path(answers)
     _note_official_file_of_a_run(answers)
     run = _run_of(answers)
-    graded = load_answers(answers)
+    graded = _answers_of(answers, run)
     completeness = run.completeness if run is not None else None
     if not graded or not any_reply(graded):
         if as_json:
@@ -236,7 +248,6 @@ def compare_command(
     from mmad.run.card import card_differences
     from mmad.score.answers import covers_text
     from mmad.score.compare import compare_runs, declined_subtasks, pair_answers
-    from mmad.score.load import load_answers
 
     for path in (run_a, run_b):
         _check_answers_path(path)
@@ -259,7 +270,7 @@ def compare_command(
         differences = card_differences(folder_a.card, folder_b.card)
         notes += [f"protocol differs: {k}: {a!r} vs {b!r}" for k, a, b in differences if k != "mmad_version"]
         cards = {"a": folder_a.meta.get("card_hash"), "b": folder_b.meta.get("card_hash")}
-    answers_a, answers_b = load_answers(run_a), load_answers(run_b)
+    answers_a, answers_b = _answers_of(run_a, folder_a), _answers_of(run_b, folder_b)
     pairing = pair_answers(answers_a, answers_b)
     sides = {"a": _compare_side(run_a, folder_a, answers_a), "b": _compare_side(run_b, folder_b, answers_b)}
     shared = pairing.shared
