@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mmad.score.answers import VALID_LETTERS, GradedAnswer
+from mmad.data.schema import Subtask
+from mmad.score.answers import GradedAnswer
 from mmad.score.auroc import auroc
-from mmad.score.breakdown import GroupBy
+from mmad.score.breakdown import GroupBy, breakdown
 
 if TYPE_CHECKING:
     import numpy as np
@@ -241,10 +242,6 @@ def score_operating(answers: Iterable[GradedAnswer], group: str = "all") -> Scor
     return result
 
 
-_GROUP_KEYS: dict[GroupBy, Callable[[GradedAnswer], str]] = {
-    GroupBy.CATEGORY: lambda a: f"{a.dataset}/{a.category}",
-    GroupBy.DEFECT_TYPE: lambda a: f"{a.dataset}/{a.category}/{a.defect_type}",
-}
 _LEVELS: dict[str, Callable[[GradedAnswer], str]] = {
     "overall": lambda a: "all",
     "dataset": lambda a: a.dataset,
@@ -256,24 +253,12 @@ def letter_operating(answers: Iterable[GradedAnswer], by: GroupBy) -> list[Lette
     """Overkill and Miss from the letters, per category or defect type (a defect type has one class, so
     one of the two), counted as the per-category table counts them (strict: no letter is a wrong call);
     a group whose every Anomaly Discrimination question the model declined has neither."""
-    key = _GROUP_KEYS[GroupBy(by)]
-    # per group: [normal total, normal correct, defect total, defect correct, declined]
-    counts: dict[str, list[int]] = {}
-    for a in _ad_answers(answers):
-        if a.correct_answer not in VALID_LETTERS:
-            continue
-        tally = counts.setdefault(key(a), [0, 0, 0, 0, 0])
-        side = 0 if a.is_normal else 2
-        tally[side] += 1
-        tally[side + 1] += a.is_correct
-        tally[4] += a.failure == "abstained"
     rows = []
-    for group in sorted(counts):
-        normal, normal_right, defect, defect_right, declined = counts[group]
-        everything_declined = declined == normal + defect
-        overkill = None if everything_declined or not normal else 100.0 - 100.0 * normal_right / normal
-        miss = None if everything_declined or not defect else 100.0 - 100.0 * defect_right / defect
-        rows.append(LetterOperating(group, normal, defect, overkill, miss))
+    for row in breakdown(_ad_answers(answers), by):  # the per-category table's own tallies
+        d = row.detection
+        declined = row.tallies[Subtask.ANOMALY_DISCRIMINATION].declined_all
+        overkill, miss = (None, None) if declined else (d.overkill, d.miss)
+        rows.append(LetterOperating(row.group, d.normal.total, d.abnormal.total, overkill, miss))
     return rows
 
 
