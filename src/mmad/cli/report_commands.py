@@ -126,7 +126,6 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
     Below 140 columns the tables lose their borders and the protocol and marks move under each table,
     one line per row: in a column of their own they were folded a word per line and cut every name."""
     from rich import box
-    from rich.text import Text
 
     from mmad.report.tables import fmt
 
