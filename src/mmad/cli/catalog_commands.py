@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mmad.cli.common import console
+from mmad.cli.common import console, fitted_table
 from mmad.errors import RunError
 
 
@@ -163,16 +163,9 @@ def runs_command(
     if not rows:
         console.print(f"no runs under {folder} (a run folder holds {RUN_FILE})")
         return
-    from rich import box
-
     # Below 110 columns the borders go (as the score tables' do), so that at 80 the columns fit without "…"
     narrow = console.width < 110
-    table = Table(
-        title=f"Runs under {folder} (averages: strict policy)",
-        box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
-        pad_edge=not narrow,
-        padding=(0, 0 if narrow else 1),
-    )
+    table = fitted_table(f"Runs under {folder} (averages: strict policy)", narrow=narrow)
     for column in ("Run", "Model", "Status", "Asked", "Answered", "Failed", "Average", "Card"):
         # Run and Model fold, never "…" (a cut path or model could not be typed back); the others never wrap
         table.add_column(

@@ -301,6 +301,17 @@ def _detection_view(table: ScoreTable) -> Table:
     return view
 
 
+def fitted_table(title: str, *, narrow: bool, **options: Any) -> Table:
+    """A table that, narrow, drops its side borders and cell padding, so its columns fit 80 columns whole."""
+    return Table(
+        title=title,
+        box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+        pad_edge=not narrow,
+        padding=(0, 0 if narrow else 1),
+        **options,
+    )
+
+
 def _compact_table(title: str | None, caption: str | None) -> Table:
     # No side borders and one space between columns: 8 columns of "100.00" and a dataset name fit 80.
     return Table(

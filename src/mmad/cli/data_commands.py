@@ -9,7 +9,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from mmad.cli.common import console, simple_progress
+from mmad.cli.common import console, fitted_table, simple_progress
 
 
 def register(app: typer.Typer) -> None:
@@ -106,17 +106,10 @@ def info_command(
         console.print_json(info.model_dump_json())
         return
     console.print(f"{info.n_images} images, {info.n_questions} questions; sha256 {info.sha256[:16]}…")
-    from rich import box
-
     # Below 110 columns the borders and padding go (as the score tables' do): at 80, MMAD's five datasets
     # and their four- and five-digit counts fit whole
     narrow = console.width < 110
-    table = Table(
-        title="Questions per source dataset × subtask",
-        box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
-        pad_edge=not narrow,
-        padding=(0, 0 if narrow else 1),
-    )
+    table = fitted_table("Questions per source dataset × subtask", narrow=narrow)
     table.add_column("Dataset", no_wrap=True)
     for subtask in SUBTASKS:
         table.add_column(subtask.short, justify="right", no_wrap=True)

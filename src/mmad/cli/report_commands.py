@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mmad.cli.common import console, err_console, simple_progress
+from mmad.cli.common import console, err_console, fitted_table, simple_progress
 from mmad.errors import ConfigError, RunError
 
 if TYPE_CHECKING:
@@ -125,8 +125,6 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
 
     Below 140 columns the tables lose their borders and the protocol and marks move under each table,
     one line per row: in a column of their own they were folded a word per line and cut every name."""
-    from rich import box
-
     from mmad.report.tables import fmt
 
     narrow = width < 140
@@ -135,13 +133,7 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
     for title, rows in (("Ranked within comparable groups", board.ranked), ("Not ranked", board.unranked)):
         if not rows:
             continue
-        view = Table(
-            title=title,
-            title_justify="left",
-            box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
-            pad_edge=not narrow,
-            padding=(0, 0 if narrow else 1),
-        )
+        view = fitted_table(title, narrow=narrow, title_justify="left")
         for column in ("#", "Grp", "Model", "Average", "Strict", "Upstream", "Overkill", "Miss", "Completeness"):
             view.add_column(
                 column,
