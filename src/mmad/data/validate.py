@@ -81,7 +81,7 @@ def _check_file(
     try:
         path = resolve_inside(benchmark.root, relative)
     except UnsafePathError as exc:
-        add("unsafe-path", f"{what} {exc}", "Fix the path.", None)
+        problems.append(_unsafe_path(key, what, exc))
         return
     try:
         if not path.exists():
@@ -144,30 +144,24 @@ def check_item(
         (key, "image"),
         *((t, "template") for t in dict.fromkeys(item.random_templates + item.similar_templates)),
     ]
+    unsafe_key = False
     for relative, what in paths:
+        found: list[Problem] = []
         if check_files and checked is not None and (relative, what) in checked:
-            problems.extend(p.model_copy(update={"key": key}) for p in checked[(relative, what)])
+            found = [p.model_copy(update={"key": key}) for p in checked[(relative, what)]]
         elif check_files:
-            found: list[Problem] = []
             _check_file(benchmark, relative, what, key, found, open_image=open_images)
             if checked is not None:
                 checked[(relative, what)] = found
-            problems.extend(found)
         else:
             try:
                 resolve_inside(benchmark.root, relative)
             except UnsafePathError as exc:
-                problems.append(
-                    Problem(
-                        severity=Severity.ERROR,
-                        code="unsafe-path",
-                        key=key,
-                        message=f"{what} {exc}",
-                        fix="Fix it.",
-                    )
-                )
+                found.append(_unsafe_path(key, what, exc))
+        problems.extend(found)
+        unsafe_key = unsafe_key or (relative == key and any(p.code == "unsafe-path" for p in found))
     # The mask is looked up beside the image: under an unsafe key that is the record's fault, reported as the image's.
-    if item.mask_path and _inside_root(benchmark, key):
+    if item.mask_path and not unsafe_key:
         try:
             mask = benchmark.mask_file(item)
             if check_files:
@@ -244,12 +238,8 @@ def _built_by_mmad(item: ImageItem) -> bool:
     return any("mmad_source" in q.extra for q in item.questions)
 
 
-def _inside_root(benchmark: Benchmark, relative: str) -> bool:
-    try:
-        resolve_inside(benchmark.root, relative)
-    except UnsafePathError:
-        return False
-    return True
+def _unsafe_path(key: str, what: str, exc: UnsafePathError) -> Problem:
+    return Problem(severity=Severity.ERROR, code="unsafe-path", key=key, message=f"{what} {exc}", fix="Fix the path.")
 
 
 def _mask_problems(item: ImageItem, mask: Path | None, *, open_images: bool = False) -> list[Problem]:
