@@ -105,6 +105,37 @@ def test_the_size_limit_drops_the_oldest_replies_first(tmp_path: Path) -> None:
     cache.close()
 
 
+def test_replies_held_in_memory_are_dropped_with_the_ones_the_limit_evicts(tmp_path: Path) -> None:
+    """A reopened small cache holds its replies in memory; the size limit must drop them there too, or this
+    process would go on answering from replies the cache no longer has."""
+    one = len(_key(0)) + len(json.dumps({"text": "x" * 1000}))
+    filled = ResponseCache(tmp_path)
+    for i in range(30):
+        filled.put(_key(i), Completion(text="x" * 1000))
+        filled.flush()
+    filled.close()
+    cache = ResponseCache(tmp_path, max_bytes=20 * one)  # preloads all 30, then the next write evicts
+    cache.put(_key(100), Completion(text="x" * 1000))
+    cache.flush()
+    assert cache.get(_key(0)) is None and cache.get(_key(5)) is None
+    assert cache.get(_key(29)) is not None and cache.get(_key(100)) is not None
+    cache.close()
+
+
+def test_a_cache_opened_without_preload_reads_replies_only_when_asked(tmp_path: Path) -> None:
+    """`mmad cache info|clear` open the cache to count or empty it: they need no reply in memory."""
+    filled = ResponseCache(tmp_path)
+    filled.put(_key(3), Completion(text="A"))
+    filled.close()
+    cache = ResponseCache(tmp_path, preload=False)
+    statements: list[str] = []
+    cache._db.set_trace_callback(statements.append)
+    assert cache.get(_key(3)) == Completion(text="A")
+    assert any(s.lstrip().upper().startswith("SELECT") for s in statements), "the reply came from the database"
+    assert cache.info().entries == 1
+    cache.close()
+
+
 WRITER = textwrap.dedent(
     """
     import sys, time

@@ -57,7 +57,7 @@ def info_command(
         else:
             console.print(f"no response cache at {where} yet: the first run with the cache on makes it")
         return
-    cache = ResponseCache(where)
+    cache = ResponseCache(where, preload=False)
     try:
         info = cache.info()
     finally:
@@ -98,7 +98,7 @@ def clear_command(folder: Path = typer.Option(None, "--dir", help=DIR_HELP)) -> 
         console.print(f"no response cache at {where}: nothing to clear")
         return
     try:
-        cache = ResponseCache(where)
+        cache = ResponseCache(where, preload=False)
     except CacheError as exc:
         # A damaged database is what every other command's error sends the user here to fix, so
         # clear must not refuse it too: the file holds only replies that a run can ask again.

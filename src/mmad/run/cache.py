@@ -126,7 +126,9 @@ class CacheInfo:
 class ResponseCache:
     """Completions in one SQLite database per folder, looked up in memory, written in batches."""
 
-    def __init__(self, folder: str | os.PathLike[str] | None = None, *, max_bytes: int | None = None) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str] | None = None, *, max_bytes: int | None = None, preload: bool = True
+    ) -> None:
         self.folder = Path(folder) if folder else default_cache_dir()
         self.path = self.folder / DATABASE
         self.max_bytes = default_max_bytes() if max_bytes is None else max_bytes
@@ -144,7 +146,7 @@ class ResponseCache:
         self._write_error: BaseException | None = None
         self._pid = os.getpid()
         self._db = self._connect()
-        self._load_keys()
+        self._load_keys(preload)
         _OPEN.add(self)
 
     # -- opening ---------------------------------------------------------------------------------
@@ -216,8 +218,9 @@ class ResponseCache:
             db.executemany(_INSERT, rows)
         logger.info("read %d replies of an older mmad's cache in %s into %s", len(rows), self.folder, DATABASE)
 
-    def _load_keys(self) -> None:
-        """The index, and the replies themselves when they are few enough to hold (PRELOAD_BYTES).
+    def _load_keys(self, preload: bool) -> None:
+        """The index, and the replies themselves when they are few enough to hold (PRELOAD_BYTES) and a run will
+        ask for them (``mmad cache info`` and ``clear`` do not).
 
         A hit then costs no query either: on the event loop, a query gives up the GIL, and getting
         it back behind the image-prefetch thread cost milliseconds per hit on a busy machine.
@@ -225,7 +228,7 @@ class ResponseCache:
         with self._db_lock:
             try:
                 total = _reply_bytes(self._db)
-                if total <= PRELOAD_BYTES:
+                if preload and total <= PRELOAD_BYTES:
                     for row_id, key, value in self._db.execute("SELECT id, key, value FROM responses"):
                         self._keys.add(_short(key))
                         self._values[key] = value
@@ -340,6 +343,8 @@ class ResponseCache:
             if freed >= excess:
                 break
         if last is not None:
+            for (key,) in self._db.execute("SELECT key FROM responses WHERE id <= ?", (last,)).fetchall():
+                self._values.pop(key, None)  # else this process would go on answering what the cache dropped
             self._db.execute("DELETE FROM responses WHERE id <= ?", (last,))
             logger.info("the response cache passed %d bytes: dropped its oldest %d bytes", self.max_bytes, freed)
 
