@@ -27,7 +27,7 @@ from mmad.run.finish import finish
 from mmad.run.ray_engine import RayEngine
 from mmad.run.ray_runner import make_ray_engine, prepare_on_ray
 from mmad.run.runner import execute
-from tests.helpers.processes import mmad_command, process_env
+from tests.helpers.processes import eval_args, mmad_command, process_env
 from tests.helpers.runs import wait_for_records
 from tests.helpers.serving import running_server
 
@@ -50,22 +50,10 @@ def _raw_keys(path: Path) -> Counter[tuple[str, str]]:
 
 def _eval_args(mmad_json: Path, out: Path, base_url: str, address: str, *, resume: bool) -> list[str]:
     """`mmad eval`'s arguments for a run on the test's Ray, or for its resume."""
-    ray = ["--engine", "ray", "--ray-address", address, "--ray-actors", "2", "--concurrency", "4"]
+    ray = ["--engine", "ray", "--ray-address", address, "--ray-actors", "2"]
     if resume:
-        return ["eval", "--resume", str(out), *ray]
-    return [
-        "eval",
-        "-m",
-        "mmad:random",
-        "-d",
-        str(mmad_json),
-        "--out",
-        str(out),
-        "--base-url",
-        base_url,
-        "--no-cache",
-        *ray,
-    ]
+        return ["eval", "--resume", str(out), *ray, "--concurrency", "4"]
+    return [*eval_args(mmad_json, out, base_url, concurrency=4), *ray]
 
 
 def _driver(mmad_json: Path, out: Path, base_url: str, address: str, *, resume: bool) -> list[str]:
