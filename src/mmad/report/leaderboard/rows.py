@@ -1,0 +1,227 @@
+"""The rows: a scored run or a published result turned into one leaderboard line with its figures and marks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+
+from mmad.data.schema import SUBTASKS, Subtask
+from mmad.records.folder import RunFolder, open_run
+from mmad.report.leaderboard.model import LeaderboardRow
+from mmad.report.leaderboard.rules import card_summary, is_subset_run, legacy_protocol, run_card_hash, run_group
+from mmad.score.answers import GradedAnswer, any_reply, covers_text, graded_from_record
+from mmad.score.published import PublishedEntry
+from mmad.score.table import Policy, ScoreTable, score_answers
+
+
+def view_figures(
+    cells: Mapping[str, Mapping[Subtask, float | None]],
+    datasets: Sequence[str],
+    subtasks: Sequence[Subtask],
+    *,
+    zero_for_missing: bool = False,
+    declined: Collection[tuple[str, Subtask]] = (),
+) -> tuple[float | None, dict[str, float | None]]:
+    """(average, per-subtask averages) over the chosen dataset rows and subtask columns.
+
+    The MMAD rule: each dataset row's average over its subtasks, then the unweighted mean over
+    rows; a subtask's figure is its mean over rows. Missing cells are skipped (strict) or count as
+    0 (upstream), as `score_answers` does; a ``declined`` (dataset, subtask) cell is skipped under both.
+    """
+    chosen_rows = [name for name in cells if not datasets or name in datasets]
+    columns = list(subtasks) or list(SUBTASKS)
+
+    def mean(values: Iterable[float | None]) -> float | None:
+        kept = [0.0 if v is None else v for v in values] if zero_for_missing else [v for v in values if v is not None]
+        return fmean(kept) if kept else None
+
+    present = [s for s in columns if any(s in cells[name] for name in chosen_rows)]
+
+    def has(name: str, subtask: Subtask) -> bool:
+        return subtask in cells[name] and (name, subtask) not in declined
+
+    per_subtask = {s.value: mean(cells[name].get(s) for name in chosen_rows if has(name, s)) for s in present}
+    row_averages = [
+        mean(cells[name].get(s) for s in present if has(name, s))
+        for name in chosen_rows
+        if any(has(name, s) for s in present)
+    ]
+    return mean(row_averages), per_subtask
+
+
+def _table_cells(table: ScoreTable) -> dict[str, dict[Subtask, float | None]]:
+    return {row.name: dict(row.cells) for row in table.rows}
+
+
+def _declined(table: ScoreTable) -> set[tuple[str, Subtask]]:
+    return {(row.name, s) for row in table.rows for s in row.declined}
+
+
+def _detection(table: ScoreTable, datasets: Sequence[str]) -> tuple[float | None, float | None]:
+    rows = [r.detection_metrics() for r in table.rows if not datasets or r.name in datasets]
+    overkill = [m["Overkill"] for m in rows if m["Overkill"] is not None]
+    miss = [m["Miss"] for m in rows if m["Miss"] is not None]
+    return (fmean(overkill) if overkill else None, fmean(miss) if miss else None)
+
+
+@dataclass
+class RunScores:
+    """A run opened and scored under both policies (reused by the HTML report)."""
+
+    run: RunFolder
+    graded: list[GradedAnswer]
+    strict: ScoreTable
+    upstream: ScoreTable
+
+    @classmethod
+    def of(cls, run: RunFolder | str | os.PathLike[str]) -> RunScores:
+        """Open (when given a path) and score a run."""
+        folder = run if isinstance(run, RunFolder) else open_run(run)
+        graded = [graded_from_record(r) for r in folder.plain]
+        return cls(folder, graded, score_answers(graded, Policy.STRICT), score_answers(graded, Policy.UPSTREAM))
+
+    @property
+    def has_answers(self) -> bool:
+        """Some request got a reply; without one, the run's figures would be zeros that mean nothing."""
+        return any_reply(self.graded)
+
+
+def run_row(
+    scores: RunScores, *, datasets: Sequence[str] = (), subtasks: Sequence[Subtask] = (), policy: Policy = Policy.STRICT
+) -> LeaderboardRow:
+    """The leaderboard row of one scored run."""
+    run = scores.run
+    completeness = run.completeness
+    strict, strict_subtasks = view_figures(_table_cells(scores.strict), datasets, subtasks)
+    upstream, upstream_subtasks = view_figures(
+        _table_cells(scores.upstream), datasets, subtasks, zero_for_missing=True, declined=_declined(scores.upstream)
+    )
+    chosen = scores.strict if policy is Policy.STRICT else scores.upstream
+    overkill, miss = _detection(chosen, datasets)
+    group, label = run_group(run)
+    card_hash = run_card_hash(run)
+    card = run.card
+    marks: list[str] = []
+    if not card:
+        marks.append("no protocol card: grouped by the settings in run.json")
+    if not completeness.complete:
+        failed = f", {completeness.failed} requests failed" if completeness.failed else ""
+        status = f" (run {run.recorded_status})" if run.recorded_status not in ("complete", "unknown") else ""
+        marks.append(f"incomplete{status}: {completeness.describe()}{failed}")
+    subset = is_subset_run(run)
+    if subset:
+        marks.append(
+            f"subset: {completeness.selected:,} of {completeness.in_benchmark:,} questions selected"
+            if completeness.subset
+            else "subset: run with --limit/--dataset/--category/--subtask"
+        )
+    score = strict if policy is Policy.STRICT else upstream
+    per_subtask = strict_subtasks if policy is Policy.STRICT else upstream_subtasks
+    covers = [s.value for s in SUBTASKS if per_subtask.get(s.value) is not None]
+    # Declined within this view: outside it (--subtask AD --subtask DL for the expert) its figures cover
+    # what every other row's do, and it is ranked like them.
+    in_view = [r for r in scores.strict.rows if not datasets or r.name in datasets]
+    declined = [s for s in SUBTASKS if (not subtasks or s in subtasks) and any(s in r.declined for r in in_view)]
+    if declined:
+        shorts = ", ".join(s.short for s in declined)
+        marks.append(f"does not answer {shorts} (declined every question): its average covers {covers_text(covers)}")
+    if score is None:
+        marks.append("no questions in this view")
+    return LeaderboardRow(
+        name=run.model,
+        kind="run",
+        source=str(run.path),
+        group=group,
+        group_label=label,
+        protocol=f"card {card_hash[:12] if card_hash else '(no hash)'}: {card_summary(card)}"
+        if card
+        else legacy_protocol(run),
+        card_hash=card_hash,
+        completeness=completeness.describe(),
+        score=score,
+        strict=strict,
+        upstream=upstream,
+        subtasks=per_subtask,
+        overkill=overkill,
+        miss=miss,
+        asked=completeness.asked,
+        answered=completeness.answered,
+        in_benchmark=completeness.in_benchmark,
+        eligible=completeness.complete and not subset and score is not None and not declined,
+        marks=marks,
+        card=card,
+        covers=covers,
+    )
+
+
+def published_row(
+    entry: PublishedEntry, *, datasets: Sequence[str] = (), subtasks: Sequence[Subtask] = ()
+) -> LeaderboardRow | None:
+    """The leaderboard row of a published result; None when it has no figure for the view asked."""
+    overkill = entry.detection.get("Overkill")
+    miss = entry.detection.get("Miss")
+    if datasets:
+        if not entry.datasets:
+            return None
+        cells = {name: {s: row.get(s.value) for s in SUBTASKS} for name, row in entry.datasets.items()}
+        if not any(name in datasets for name in cells):
+            return None
+        score, per_subtask = view_figures(cells, datasets, subtasks)
+        chosen = [entry.datasets[name] for name in entry.datasets if name in datasets]
+        overkill = _mean_of(row.get("Overkill") for row in chosen)
+        miss = _mean_of(row.get("Miss") for row in chosen)
+    elif subtasks:
+        if any(entry.subtasks.get(s.value) is None for s in subtasks):
+            return None
+        per_subtask = {s.value: entry.subtasks[s.value] for s in subtasks}
+        score = fmean(v for v in per_subtask.values() if v is not None)
+    else:
+        score, per_subtask = entry.average, {s.value: entry.subtasks.get(s.value) for s in SUBTASKS}
+    marks: list[str] = []
+    if entry.coverage == "subset":
+        marks.append(f"subset: {(entry.coverage_note or 'part of the benchmark').split(';')[0]}")
+    elif entry.coverage == "unknown" and entry.ranked:
+        marks.append("coverage not stated by the source")
+    if entry.seen_test_products == "yes":
+        marks.append("trained on MMAD's source data")
+    elif entry.seen_test_products == "possible":
+        marks.append("may have seen MMAD's test products")
+    if not entry.ranked:
+        marks.append("reference line, not ranked" if entry.kind == "human" else "its own protocol: not ranked")
+    if entry.notes:
+        marks.append(entry.notes)
+    official = entry.csv is not None or entry.datasets
+    coverage = {
+        "full": "full (as published)",
+        "subset": f"subset: {entry.coverage_note}",
+        "unknown": "not stated",
+    }[entry.coverage]
+    return LeaderboardRow(
+        name=entry.system,
+        kind="published",
+        source=entry.source,
+        group=f"published:{entry.group}",
+        group_label=f"published: {entry.group_label}",
+        protocol=entry.protocol_text,
+        card_hash=None,
+        completeness=coverage,
+        score=score,
+        strict=None,
+        upstream=score if official else None,
+        subtasks=per_subtask,
+        overkill=overkill,
+        miss=miss,
+        eligible=entry.ranked and entry.coverage != "subset" and score is not None,
+        marks=marks,
+        seen_test_products=f"{entry.seen_test_products}: {entry.seen_note}"
+        if entry.seen_note
+        else entry.seen_test_products,
+        citation=entry.citation,
+    )
+
+
+def _mean_of(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return fmean(kept) if kept else None

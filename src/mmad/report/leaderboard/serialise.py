@@ -1,0 +1,154 @@
+"""The leaderboard as JSON, CSV and Markdown (the terminal table is the CLI's)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from dataclasses import asdict
+from typing import Any
+
+from mmad.data.schema import SUBTASKS, Subtask
+from mmad.report.leaderboard.model import Leaderboard
+from mmad.report.tables import fmt
+
+
+def leaderboard_dict(board: Leaderboard) -> dict[str, Any]:
+    """A JSON-ready form: every row with every field, and the groups."""
+    letters = board.group_letters()
+    rows = []
+    for row in board.rows:
+        data = asdict(row)
+        data["section"] = "ranked" if row.ranked else "not ranked"
+        data["group_tag"] = letters[row.group]
+        rows.append(data)
+    return {
+        "policy": board.policy.value,
+        "filters": {"datasets": board.datasets, "subtasks": board.subtasks, "protocol": board.protocol},
+        "groups": {letters[key]: {"key": key, "label": label} for key, label in board.groups.items()},
+        "rows": rows,
+        "notes": board.notes,
+    }
+
+
+def leaderboard_json(board: Leaderboard) -> str:
+    """The leaderboard as indented JSON."""
+    return json.dumps(leaderboard_dict(board), indent=2, ensure_ascii=False)
+
+
+def _subtask_names(board: Leaderboard) -> list[str]:
+    return board.subtasks or [s.value for s in SUBTASKS]
+
+
+def leaderboard_csv(board: Leaderboard) -> str:
+    """One CSV line per row; marks joined by ' | '."""
+    letters = board.group_letters()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    subtasks = _subtask_names(board)
+    header = [
+        "section",
+        "rank",
+        "group",
+        "name",
+        "kind",
+        "score",
+        "strict",
+        "upstream",
+        *subtasks,
+        "overkill",
+        "miss",
+        "asked",
+        "answered",
+        "in_benchmark",
+        "completeness",
+        "protocol",
+        "card_hash",
+        "group_label",
+        "source",
+        "seen_test_products",
+        "marks",
+    ]
+    writer.writerow(header)
+
+    def number(value: float | None) -> str:
+        return "" if value is None else f"{value:.4f}"
+
+    for row in board.rows:
+        writer.writerow(
+            [
+                "ranked" if row.ranked else "not ranked",
+                row.rank or "",
+                letters[row.group],
+                row.name,
+                row.kind,
+                number(row.score),
+                number(row.strict),
+                number(row.upstream),
+                *(number(row.subtasks.get(s)) for s in subtasks),
+                number(row.overkill),
+                number(row.miss),
+                "" if row.asked is None else row.asked,
+                "" if row.answered is None else row.answered,
+                "" if row.in_benchmark is None else row.in_benchmark,
+                row.completeness,
+                row.protocol,
+                row.card_hash or "",
+                row.group_label,
+                row.source,
+                row.seen_test_products,
+                " | ".join(row.marks),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _md(text: str) -> str:
+    """A table cell: pipes escaped, one line, and no HTML a Markdown renderer would run (names are untrusted)."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def leaderboard_markdown(board: Leaderboard, *, title: str = "MMAD leaderboard") -> str:
+    """The leaderboard as GitHub Markdown: ranked rows, then the rows not ranked, then the groups."""
+    letters = board.group_letters()
+    subtasks = _subtask_names(board)
+    shorts = [Subtask(s).short for s in subtasks]
+    header = ["#", "Group", "Model", "Average", "Strict", "Upstream", *shorts, "Overkill", "Miss", "Completeness"]
+    lines = [f"### {title}", ""]
+    view = []
+    if board.datasets:
+        view.append("datasets " + ", ".join(board.datasets))
+    if board.subtasks:
+        view.append("subtasks " + ", ".join(board.subtasks))
+    if board.protocol:
+        view.append(f"protocol matching {board.protocol!r}")
+    lines.append(f"Runs ranked by their {board.policy.value} average" + (f"; view: {'; '.join(view)}" if view else ""))
+    for section, rows in (("Ranked within comparable groups", board.ranked), ("Not ranked", board.unranked)):
+        if not rows:
+            continue
+        lines += ["", f"#### {section}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in rows:
+            cells = [
+                str(row.rank) if row.rank else "–",
+                letters[row.group],
+                _md(row.name) + ("" if not row.marks else " ¹"),
+                f"**{fmt(row.score)}**",
+                fmt(row.strict),
+                fmt(row.upstream),
+                *(fmt(row.subtasks.get(s)) for s in subtasks),
+                fmt(row.overkill),
+                fmt(row.miss),
+                _md(row.completeness),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Groups (ranks count only within a group):", ""]
+    lines += [f"- **{letters[key]}** {_md(label)}" for key, label in board.groups.items()]
+    marked = [r for r in board.rows if r.marks]
+    if marked:
+        lines += ["", "¹ Marks:", ""]
+        lines += [f"- {_md(r.name)}: {_md('; '.join(r.marks))}" for r in marked]
+    lines += ["", "Protocols:", ""]
+    lines += [f"- {_md(r.name)}: {_md(r.protocol)}" for r in board.rows]
+    lines += ["", *(f"_{_md(note)}_" for note in board.notes)]
+    return "\n".join(lines) + "\n"
