@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmad.protocol.images import ImageEncoder
-from mmad.protocol.messages import Message
+from mmad.protocol.messages import ImagePart, Message, PosedQuestion
 
 # The reply limit of in-process backends when a request leaves max_tokens out (a recipe that
 # reproduces a script which set none): the API's own default applies to remote ones instead.
@@ -17,7 +17,17 @@ LOCAL_DEFAULT_MAX_TOKENS = 1024
 
 @dataclass(frozen=True)
 class Request:
-    """One call: the conversation, generation limits, and the letters each posed question allows.
+    """One call: the conversation, generation limits, and the questions it poses.
+
+    ``messages`` is what a chat model reads; ``questions`` is the same questions, structured, for
+    backends that answer without reading text (the visual expert, the baselines). A backend reads
+    the structured questions and never parses the prompt's text. Each question's ``correct_answer``
+    is there because a posed question carries it: a backend must never read it (it is the gold).
+    The question's ``question_type`` is its raw MMAD type (``Subtask.parse`` reads it), ``options``
+    its letters as posed, ``image`` the image's benchmark key. Image parts say what they are by
+    their ``role`` (`query_images`, `template_images`, `expert_images`).
+
+    ``choices`` and ``question_ids`` default to the questions' letters and ids.
 
     ``max_tokens`` and ``temperature`` of None are left out of the request: the server's default
     applies (in-process backends use `LOCAL_DEFAULT_MAX_TOKENS` and greedy decoding).
@@ -31,6 +41,35 @@ class Request:
     want_logprobs: bool = False
     response_schema: dict[str, Any] | None = None
     images: ImageEncoder | None = None
+    questions: tuple[PosedQuestion, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Frozen: the derived defaults are set once, here, so every reader sees the same letters.
+        if self.questions and not self.choices:
+            object.__setattr__(self, "choices", tuple(tuple(q.options) for q in self.questions))
+        if self.questions and not self.question_ids:
+            object.__setattr__(self, "question_ids", tuple(q.question_id for q in self.questions))
+
+    def _images(self, role: str) -> tuple[ImagePart, ...]:
+        # The conversation shows its images once, in its first user turn that has any (later
+        # turns of a chain of thought or a history refer back to them).
+        first = next((m for m in self.messages if m.role == "user" and m.images), None)
+        return tuple(p for p in first.images if p.role == role) if first else ()
+
+    @property
+    def query_images(self) -> tuple[ImagePart, ...]:
+        """The image(s) under inspection (one in MMAD)."""
+        return self._images("query")
+
+    @property
+    def template_images(self) -> tuple[ImagePart, ...]:
+        """The normal reference images shown beside the query, in order."""
+        return self._images("template")
+
+    @property
+    def expert_images(self) -> tuple[ImagePart, ...]:
+        """Images a visual expert rendered for the agent protocol (its map or boxes)."""
+        return self._images("expert")
 
 
 @dataclass

@@ -348,10 +348,9 @@ class Engine:
             messages=prompt.messages,
             max_tokens=prompt.max_tokens,
             temperature=self.settings.temperature,
-            choices=tuple(tuple(q.options) for q in prompt.questions),
-            question_ids=tuple(q.question_id for q in prompt.questions),
             want_logprobs=self.settings.likelihood,
             images=self.images,
+            questions=prompt.questions,
         )
 
         def on_retry(error: ModelCallError) -> None:
