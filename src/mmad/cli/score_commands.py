@@ -28,35 +28,19 @@ class PolicyChoice(StrEnum):
     upstream = "upstream"
 
 
-def _run_of(path: Path) -> Any:
-    """The run folder behind an answers path, or None for an official answers json."""
-    from mmad.records.folder import is_run_folder, open_run
+def _scored(path: Path, *, bootstrap: Any = None) -> Any:
+    """The run or answers file behind a path, opened and scored once (`mmad.score.scored`)."""
+    from mmad.score.scored import score_run
 
-    if path.is_dir():
-        return open_run(path)
-    if path.name == "records.jsonl" and is_run_folder(path.parent):
-        return open_run(path.parent)
-    return None
-
-
-def _answers_of(path: Path, run: Any) -> list[Any]:
-    """The graded answers behind a path; a run folder's records come from ``run``, which reads them once
-    for its completeness too (load_answers would open the folder and parse records.jsonl again)."""
-    from mmad._io import collector_paused
-    from mmad.score.answers import graded_from_records
-    from mmad.score.load import load_answers
-
-    if run is None:
-        return load_answers(path)
-    with collector_paused():
-        return graded_from_records(run.records)
+    return score_run(path, bootstrap=bootstrap)
 
 
 def _note_official_file_of_a_run(path: Path) -> None:
     """An official answers file has only gpt_answer, so a question its run failed reads as a wrong answer there
     (and the questions it declined are left out of it): say so when the file sits in a run folder that has such
     questions, and name the folder."""
-    from mmad.records.folder import is_run_folder, open_run
+    from mmad.records.folder import is_run_folder
+    from mmad.run.folder import open_run
     from mmad.records.record import Status
 
     if path.is_dir() or path.suffix.lower() != ".json" or not is_run_folder(path.parent):
@@ -86,7 +70,7 @@ def _run_summary(run: Any, completeness: Any) -> dict[str, Any]:
     return {
         "model": run.model,
         "status": run.status,
-        "card_hash": run.meta.get("card_hash"),
+        "card_hash": run.card_hash,
         **vars(completeness),
         "missing": completeness.missing,
         "complete": completeness.complete,
@@ -113,23 +97,23 @@ def score_command(
 ) -> None:
     """Score answers: the MMAD table in the terminal, and its files (operating points included)."""
     from mmad._io import collector_paused
-    from mmad.cli.score_extras import print_intervals, print_operating
+    from mmad.cli.score_extras import print_intervals, print_metrics, print_operating
     from mmad.report.files import write_score_files
     from mmad.report.operating_files import intervals_to_dict, operating_to_dict, write_operating_files
     from mmad.report.tables import table_to_dict
     from mmad.run.recipes import recipe_policy, recipe_policy_note
     from mmad.score.answers import any_reply
-    from mmad.score.operating import operating_report
-    from mmad.score.table import score_answers
 
     if not ci and (samples is not None or seed is not None):
         # without --ci there is no bootstrap: a --samples or --seed that changed nothing would mislead
         msg = "they set the --ci bootstrap, which runs only with --ci; add --ci"
         raise typer.BadParameter(msg, param_hint="--samples/--seed")
+    from mmad.score.metrics import Bootstrap
+
     _check_answers_path(answers)
     _note_official_file_of_a_run(answers)
-    run = _run_of(answers)
-    graded = _answers_of(answers, run)
+    scored = _scored(answers, bootstrap=Bootstrap(samples or 1000, seed or 0) if ci else None)
+    run, graded = scored.run, scored.answers
     completeness = run.completeness if run is not None else None
     if not graded or not any_reply(graded):
         if as_json:
@@ -151,26 +135,25 @@ def score_command(
     folder = out or (answers if answers.is_dir() else answers.parent)
     stem = "" if answers.is_dir() else answers.stem
     # A recipe run is scored as its published rows were, and its files are the ones `mmad eval` wrote.
-    recipe = run.setting("recipe") if run is not None else None
+    recipe = run.config.recipe if run is not None else None
     default = PolicyChoice(recipe_policy(recipe)) if recipe else PolicyChoice.strict
     policy = policy or default
     if policy is not default:
         stem = f"{stem}_{policy.value}" if stem else policy.value
+    scored = scored.with_policy(policy.value)
     with collector_paused():  # tens of thousands of small acyclic objects: the collector would only rescan them
-        table = score_answers(graded, policy.value)
+        table = scored.table()
         if recipe and policy is default:
             table.notes.insert(0, recipe_policy_note(recipe))
-        intervals = None
-        if ci:
-            from mmad.score.intervals import table_intervals
-
-            intervals = table_intervals(graded, policy.value, samples=samples or 1000, seed=seed or 0)
+        intervals = scored.intervals
         title = f"MMAD — {answers.name}"
         paths = write_score_files(table, graded, folder, stem=stem, title=title, plot=not no_plot, intervals=intervals)
-        operating = operating_report(graded)
+        operating = scored.operating
         paths.update(write_operating_files(operating, folder, stem=stem, title=title, plot=not no_plot))
+        metrics = scored.metrics
     if as_json:
         data = {"scored": True, **table_to_dict(table), "operating_points": operating_to_dict(operating)}
+        data["metrics"] = {m.metric: m.to_dict() for m in metrics}
         if intervals is not None:
             data["intervals"] = intervals_to_dict(intervals)
         if run is not None and completeness is not None:
@@ -182,7 +165,7 @@ def score_command(
         title += f" (PARTIAL: {completeness.describe()})"
     console.print(render_table(table, title))
     if completeness is not None:
-        card = run.meta.get("card_hash") or "none (run made before protocol cards)"
+        card = run.card_hash or "none (run made before protocol cards)"
         console.print(f"{completeness.describe()}; run status {run.status}; protocol card {card}", soft_wrap=True)
         if run.recorded_status == "complete" and completeness.missing:
             err_console.print(
@@ -196,6 +179,7 @@ def score_command(
     if intervals is not None:
         print_intervals(intervals)
     print_operating(operating, paths["operating_markdown"].name)
+    print_metrics(metrics)
     if run is not None:
         unparsed = [r.raw_reply or "" for r in run.plain if r.status.value == "unparsed"]
         show_unparsed(len(unparsed), unparsed[:3])
@@ -252,7 +236,8 @@ def compare_command(
     for path in (run_a, run_b):
         _check_answers_path(path)
         _note_official_file_of_a_run(path)
-    folder_a, folder_b = _run_of(run_a), _run_of(run_b)
+    scored_a, scored_b = _scored(run_a), _scored(run_b)
+    folder_a, folder_b = scored_a.run, scored_b.run
     notes: list[str] = []
     same = (folder_a.path if folder_a else run_a).resolve() == (folder_b.path if folder_b else run_b).resolve()
     if same:  # every difference is 0 by construction: a typo in a script, not a finding
@@ -269,8 +254,8 @@ def compare_command(
             raise AnswersFormatError(msg)
         differences = card_differences(folder_a.card, folder_b.card)
         notes += [f"protocol differs: {k}: {a!r} vs {b!r}" for k, a, b in differences if k != "mmad_version"]
-        cards = {"a": folder_a.meta.get("card_hash"), "b": folder_b.meta.get("card_hash")}
-    answers_a, answers_b = _answers_of(run_a, folder_a), _answers_of(run_b, folder_b)
+        cards = {"a": folder_a.card_hash, "b": folder_b.card_hash}
+    answers_a, answers_b = scored_a.answers, scored_b.answers
     pairing = pair_answers(answers_a, answers_b)
     sides = {"a": _compare_side(run_a, folder_a, answers_a), "b": _compare_side(run_b, folder_b, answers_b)}
     shared = pairing.shared

@@ -10,7 +10,10 @@ from mmad.cli.common import console
 from mmad.report.tables import fmt
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mmad.score.intervals import Interval, TableIntervals
+    from mmad.score.metrics import MetricResult
     from mmad.score.operating import OperatingReport
 
 
@@ -66,3 +69,26 @@ def print_intervals(intervals: TableIntervals) -> None:
         f"together), {intervals.samples} resamples, seed {intervals.seed}; – is a missing cell"
     )
     console.print(view)
+
+
+def print_metrics(results: Sequence[MetricResult]) -> None:
+    """Every registered metric's headline figures, one line each (the figures `--json` holds in full)."""
+    view = Table(title="Metrics")
+    for column in ("Metric", "Figure", "Value", "95% interval"):
+        view.add_column(column, justify="left" if column in ("Metric", "Figure") else "right", overflow="fold")
+    for result in results:
+        cells = result.headline_cells()
+        for index, cell in enumerate(cells):
+            unit = "" if cell.unit in ("%", "$", "s") else f" {cell.unit}"
+            view.add_row(
+                result.title if index == 0 else "",
+                cell.name,
+                cell.text() + unit,
+                cell.interval_text(),
+                end_section=index == len(cells) - 1,
+            )
+    view.caption = "percent unless a unit is shown; every cell of every metric is in --json (metrics)"
+    console.print(view)
+    for result in results:
+        for note in result.notes:
+            console.print(f"[dim]note ({result.metric}): {note}[/]", highlight=False, soft_wrap=True)

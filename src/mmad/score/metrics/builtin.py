@@ -1,0 +1,179 @@
+"""The built-in metrics: the MMAD table, Overkill and Miss, the operating points of a defect score,
+circular accuracy, and cost (tokens, dollars and seconds per question; tokens per correct answer)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmad.score.metrics.base import Cell, Graded, Metric, MetricResult
+from mmad.score.table import DETECTION_COLUMNS, Policy, ScoreTable, score_answers
+
+if TYPE_CHECKING:
+    from mmad.score.intervals import TableIntervals
+    from mmad.score.operating import OperatingReport
+
+
+def table_of(graded: Graded, policy: Policy | None = None) -> ScoreTable:
+    """The MMAD table of the run under ``policy`` (the run's by default), computed once per run."""
+    chosen = graded.policy if policy is None else policy
+    key = f"table:{chosen.value}"
+    if key not in graded.shared:
+        graded.shared[key] = score_answers(graded.answers, chosen)
+    table: ScoreTable = graded.shared[key]
+    return table
+
+
+def intervals_of(graded: Graded) -> TableIntervals | None:
+    """The table's image-bootstrap intervals when the caller asked for them, computed once per run."""
+    if graded.bootstrap is None:
+        return None
+    if "intervals" not in graded.shared:
+        from mmad.score.intervals import table_intervals  # numpy: only --ci needs it
+
+        graded.shared["intervals"] = table_intervals(
+            graded.answers, graded.policy, samples=graded.bootstrap.samples, seed=graded.bootstrap.seed
+        )
+    intervals: TableIntervals = graded.shared["intervals"]
+    return intervals
+
+
+def operating_of(graded: Graded) -> OperatingReport:
+    """The run's operating-point report, computed once per run."""
+    if "operating" not in graded.shared:
+        from mmad.score.operating import operating_report
+
+        graded.shared["operating"] = operating_report(graded.answers)
+    report: OperatingReport = graded.shared["operating"]
+    return report
+
+
+class MMADTable(Metric):
+    """The MMAD table: every cell, each dataset's and subtask's average, and the headline Average."""
+
+    name = "mmad"
+    title = "MMAD accuracy"
+
+    def compute(self, graded: Graded) -> MetricResult | None:
+        """Cells named as `TableIntervals.named_cells` names them; intervals under --ci."""
+        table = table_of(graded)
+        values: dict[str, float | None] = {}
+        for row in table.rows:
+            values.update({f"{row.name}/{s.value}": v for s, v in row.cells.items()})
+            values[f"{row.name}/Average"] = row.average
+        values.update({f"Average/{s.value}": v for s, v in table.average_cells.items()})
+        values["Average"] = table.average
+        intervals = intervals_of(graded)
+        bounds = intervals.named_cells() if intervals is not None else {}
+        cells = []
+        for name, value in values.items():
+            interval = bounds.get(name)
+            low, high = (interval.low, interval.high) if interval is not None else (None, None)
+            cells.append(Cell(name, value, low=low, high=high))
+        return self.result(cells, headline=["Average"])
+
+
+class OverkillMiss(Metric):
+    """Anomaly Discrimination's Overkill and Miss from the letters (MMAD's detection columns), per dataset
+    and their mean, with recall, precision and F1."""
+
+    name = "detection"
+    title = "Overkill and Miss"
+
+    def compute(self, graded: Graded) -> MetricResult | None:
+        """None when the run asked no Anomaly Discrimination question."""
+        table = table_of(graded)
+        if not any(r.detection.normal.total + r.detection.abnormal.total for r in table.rows):
+            return None
+        cells = [Cell(column, table.average_detection[column]) for column in DETECTION_COLUMNS]
+        for row in table.rows:
+            metrics = row.detection_metrics()
+            cells += [Cell(f"{row.name}/{column}", metrics[column]) for column in DETECTION_COLUMNS]
+        return self.result(cells, headline=["Overkill", "Miss"])
+
+
+class OperatingPoints(Metric):
+    """AUROC, AUPRC, the 1%/5% operating points and ECE of the run's defect score, overall and per dataset."""
+
+    name = "operating"
+    title = "Operating points (defect score)"
+
+    def compute(self, graded: Graded) -> MetricResult | None:
+        """None for a run whose answers carry no score (letters only: Overkill and Miss are its figures)."""
+        report = operating_of(graded)
+        if not report.by_score["overall"]:
+            return None
+        overall = report.by_score["overall"][0]
+        cells = [Cell(name, value) for name, value in overall.cells().items()]
+        for row in report.by_score["dataset"]:
+            cells += [Cell(f"{row.group}/{name}", value) for name, value in row.cells().items()]
+        # its notes (coarse points, how many answers carry a score) are the operating-point report's
+        return self.result(cells, headline=["AUROC", "Miss@5%Overkill"])
+
+
+class CircularAccuracy(Metric):
+    """The share of questions right under every rotation of their options (a --circular run)."""
+
+    name = "circular"
+    title = "Circular accuracy"
+
+    def compute(self, graded: Graded) -> MetricResult | None:
+        """None for a run asked without rotations."""
+        if all(r.plain for r in graded.records):
+            return None
+        from mmad.score.circular import circular_report
+
+        report = circular_report(graded.records)
+        cells = []
+        for row in report.rows:
+            cells += [Cell(row.group, row.circular), Cell(f"{row.group} (plain)", row.plain)]
+        notes = [f"All covers {', '.join(report.covers)}"] if report.declined else []
+        return self.result(cells, headline=["All"], notes=notes)
+
+
+TOKENS_PER_QUESTION = "tokens/question"
+DOLLARS_PER_QUESTION = "$/question"
+SECONDS_PER_QUESTION = "s/question"
+TOKENS_PER_CORRECT = "tokens/correct"
+
+
+class Cost(Metric):
+    """What the answers cost: tokens, dollars and seconds of requests per question, and tokens per correct answer.
+
+    Counted over the latest record of every posing (a --circular run pays for its rotations) and divided by
+    the questions asked; a figure no record carries (the dollars of a free model) is missing, not 0.
+    """
+
+    name = "cost"
+    title = "Cost"
+
+    def compute(self, graded: Graded) -> MetricResult | None:
+        """None without records (an official answers json carries no tokens or time)."""
+        records = list(graded.records)
+        questions = len(graded.answers)
+        if not records or not questions:
+            return None
+        token_counts = [
+            (r.prompt_tokens or 0) + (r.completion_tokens or 0)
+            for r in records
+            if r.prompt_tokens is not None or r.completion_tokens is not None
+        ]
+        costs = [r.cost_usd for r in records if r.cost_usd is not None]
+        latencies = [r.latency_s for r in records if r.latency_s is not None]
+        tokens = sum(token_counts) if token_counts else None
+        correct = sum(a.is_correct for a in graded.answers)
+        notes = []
+        if tokens is not None and not correct:
+            notes.append("no correct answer: tokens per correct answer is not defined")
+        cached = sum(r.cached for r in records)
+        if cached:
+            notes.append(f"{cached} of {len(records)} replies came from the cache (their cost was paid before)")
+        cells = [
+            Cell(TOKENS_PER_QUESTION, None if tokens is None else tokens / questions, unit="tokens"),
+            Cell(DOLLARS_PER_QUESTION, sum(costs) / questions if costs else None, unit="$"),
+            Cell(SECONDS_PER_QUESTION, sum(latencies) / questions if latencies else None, unit="s"),
+            Cell(TOKENS_PER_CORRECT, tokens / correct if tokens is not None and correct else None, unit="tokens"),
+        ]
+        return self.result(cells, notes=notes)
+
+
+BUILTIN: tuple[type[Metric], ...] = (MMADTable, OverkillMiss, OperatingPoints, CircularAccuracy, Cost)

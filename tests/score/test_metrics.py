@@ -1,0 +1,140 @@
+"""Metrics as a list: a metric added in this file alone shows in `mmad score` (terminal and --json) on a run
+made by `mmad eval`; the built-in metrics' figures on constructed answers are known in closed form."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mmad.cli import main
+from mmad.errors import ConfigError
+from mmad.records.record import Record, Status
+from mmad.score.answers import GradedAnswer, graded_from_record
+from mmad.score.metrics import (
+    Bootstrap,
+    Cell,
+    Graded,
+    Metric,
+    MetricResult,
+    compute_metrics,
+    register_metric,
+    registered_metrics,
+    unregister_metric,
+)
+from mmad.score.scored import score_run
+
+
+class LetterAShare(Metric):
+    """A toy metric: the share of answers that are the letter A, and how many questions it saw."""
+
+    name = "toy-letter-a"
+    title = "Toy: answers that are A"
+
+    def compute(self, graded: Graded) -> MetricResult | None:
+        answers = list(graded.answers)
+        share = 100.0 * sum(a.answer == "A" for a in answers) / len(answers) if answers else None
+        return self.result([Cell("A share", share), Cell("questions", float(len(answers)), unit="")])
+
+
+@pytest.fixture
+def toy_metric() -> Iterator[LetterAShare]:
+    metric = LetterAShare()
+    register_metric(metric)
+    yield metric
+    unregister_metric(metric.name)
+
+
+@pytest.fixture(scope="module")
+def random_run(tmp_path_factory: pytest.TempPathFactory, mmad_json: Path) -> Path:
+    out = tmp_path_factory.mktemp("metrics") / "run"
+    assert main(["eval", "-m", "random:7", "-d", str(mmad_json), "--out", str(out), "--no-cache"]) == 0
+    return out
+
+
+def test_a_metric_registered_in_a_test_file_is_shown_by_mmad_score(
+    toy_metric: LetterAShare, random_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = [json.loads(line) for line in (random_run / "records.jsonl").read_text().splitlines() if line]
+    expected = 100.0 * sum(r["answer"] == "A" for r in records) / len(records)
+    capsys.readouterr()
+    assert main(["score", str(random_run), "--json", "-o", str(tmp_path)]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    toy = metrics["toy-letter-a"]
+    assert toy["title"] == "Toy: answers that are A"
+    assert toy["cells"][0] == {"name": "A share", "value": pytest.approx(expected), "unit": "%"}
+    assert toy["cells"][1]["value"] == len(records)
+    assert list(metrics)[:2] == ["mmad", "detection"]  # the built-in ones first, in the registry's order
+    assert main(["score", str(random_run), "-o", str(tmp_path), "--no-plot"]) == 0
+    text = capsys.readouterr().out
+    assert "Toy: answers that are A" in text and f"{expected:.1f}" in text
+    unregister_metric(toy_metric.name)
+    assert main(["score", str(random_run), "--json", "-o", str(tmp_path)]) == 0
+    assert "toy-letter-a" not in json.loads(capsys.readouterr().out)["metrics"]
+
+
+def test_a_second_metric_of_the_same_name_is_refused(toy_metric: LetterAShare) -> None:
+    with pytest.raises(ConfigError, match="registered already"):
+        register_metric(LetterAShare())
+    register_metric(LetterAShare(), replace=True)
+    assert [m.name for m in registered_metrics()].count(toy_metric.name) == 1
+
+
+def _record(
+    i: int, *, right: bool, tokens: tuple[int, int] | None, cost: float | None, latency: float | None
+) -> Record:
+    return Record(
+        question_id=f"q{i}",
+        image=f"MVTec-AD/bottle/test/broken_large/{i:03d}.png",
+        question_type="Defect Classification",
+        correct_answer="A",
+        status=Status.ANSWERED,
+        answer="A" if right else "B",
+        prompt_tokens=None if tokens is None else tokens[0],
+        completion_tokens=None if tokens is None else tokens[1],
+        cost_usd=cost,
+        latency_s=latency,
+    )
+
+
+def test_cost_per_question_and_tokens_per_correct_answer_in_closed_form() -> None:
+    # 4 questions, 3 right; 400 + 40 tokens each; $0.01 each; 0.5 s each
+    records = [_record(i, right=i < 3, tokens=(400, 40), cost=0.01, latency=0.5) for i in range(4)]
+    graded = Graded([graded_from_record(r) for r in records], records)
+    (cost,) = compute_metrics(graded, [m for m in registered_metrics() if m.name == "cost"])
+    values = {c.name: c.value for c in cost.cells}
+    assert values == {
+        "tokens/question": 440.0,
+        "$/question": pytest.approx(0.01),
+        "s/question": 0.5,
+        "tokens/correct": pytest.approx(4 * 440 / 3),
+    }
+    # a free model records no dollars: the figure is missing, not 0; no correct answer: no tokens per correct
+    free = [_record(i, right=False, tokens=(10, 0), cost=None, latency=None) for i in range(2)]
+    (cost,) = compute_metrics(
+        Graded([graded_from_record(r) for r in free], free), [m for m in registered_metrics() if m.name == "cost"]
+    )
+    values = {c.name: c.value for c in cost.cells}
+    assert values == {"tokens/question": 10.0, "$/question": None, "s/question": None, "tokens/correct": None}
+    assert any("no correct answer" in note for note in cost.notes)
+
+
+def test_metrics_that_do_not_apply_are_left_out() -> None:
+    # an official answers file: no records, so no cost; no rotation, so no circular figure; no score
+    answers = [GradedAnswer(f"VisA/pcb1/test/good/{i}.png", "Anomaly Detection", "B", "B") for i in range(4)]
+    names = [m.metric for m in compute_metrics(Graded(answers))]
+    assert names[:2] == ["mmad", "detection"] and not {"cost", "circular", "operating"} & set(names)
+
+
+def test_the_mmad_metric_carries_the_tables_intervals_under_a_bootstrap(random_run: Path) -> None:
+    scored = score_run(random_run, bootstrap=Bootstrap(samples=200, seed=1))
+    mmad = scored.metric("mmad")
+    assert mmad is not None
+    average = mmad.cell("Average")
+    assert average is not None and average.value == pytest.approx(scored.strict.average)
+    assert average.low is not None and average.high is not None and average.low <= average.value <= average.high
+    assert scored.intervals is not None and average.low == scored.intervals.average.low  # type: ignore[union-attr]
+    plain = score_run(random_run).metric("mmad")
+    assert plain is not None and not any(c.has_interval for c in plain.cells)
