@@ -1,6 +1,6 @@
 """Data flows one way: every import in src/mmad goes down the layers, never up or sideways.
 
-    errors < _io, _version < records, expert < data < protocol, score < models < run, builder
+    errors < _io, _version < records, expert < data < protocol, score < models, tools < run, builder
     < report, serve < api (mmad.evaluate) < cli < the package's own __init__ / __main__
 
 A package may import itself and any package of a lower layer; packages on the same layer do not
@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "protocol": 4,
     "score": 4,
     "models": 5,
+    "tools": 5,
     "run": 6,
     "builder": 6,
     "report": 7,

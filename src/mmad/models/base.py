@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmad.protocol.images import ImageEncoder
-from mmad.protocol.messages import ImagePart, Message, PosedQuestion
+from mmad.protocol.messages import ImagePart, Message, PosedQuestion, ToolCall
 
 # The reply limit of in-process backends when a request leaves max_tokens out (a recipe that
 # reproduces a script which set none): the API's own default applies to remote ones instead.
@@ -42,6 +42,10 @@ class Request:
     response_schema: dict[str, Any] | None = None
     images: ImageEncoder | None = None
     questions: tuple[PosedQuestion, ...] = ()
+    tools: tuple[dict[str, Any], ...] = ()
+    """Tools the model may call (OpenAI function format); empty for a plain question."""
+    tool_choice: str | None = None
+    """``"none"`` forbids tool calls this turn (the forced final answer); None leaves the server's default."""
 
     def __post_init__(self) -> None:
         # Frozen: the derived defaults are set once, here, so every reader sees the same letters.
@@ -88,6 +92,7 @@ class Completion:
     abstained_items: list[int] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 class Model(ABC):

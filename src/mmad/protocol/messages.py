@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ImageRole = Literal["template", "query", "expert"]
+ImageRole = Literal["template", "query", "expert", "tool"]
 AnswerFormat = Literal["single", "numbered-list", "last-letter"]
 
 
@@ -39,13 +39,25 @@ class ImagePart(BaseModel):
 Part = TextPart | ImagePart
 
 
-class Message(BaseModel):
-    """One chat turn."""
+class ToolCall(BaseModel):
+    """A model's request to run one tool (OpenAI function calling)."""
 
     model_config = ConfigDict(frozen=True)
 
-    role: Literal["system", "user", "assistant"]
+    id: str
+    name: str
+    arguments: str = Field(default="{}", description="the arguments as the model sent them: JSON text")
+
+
+class Message(BaseModel):
+    """One chat turn. An assistant turn may ask for tools; a ``tool`` turn answers one of those calls."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant", "tool"]
     parts: tuple[Part, ...] = Field(default_factory=tuple)
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     @property
     def text(self) -> str:
@@ -108,6 +120,9 @@ class Prompt(BaseModel):
                     p.text if isinstance(p, TextPart) else {"image": digests.get(p.path or "", p.path or p.data_url)}
                     for p in m.parts
                 ],
+                # Only where present: a prompt without tools hashes as it always has (cache keys stay valid).
+                **({"calls": [c.model_dump() for c in m.tool_calls]} if m.tool_calls else {}),
+                **({"answers": m.tool_call_id} if m.tool_call_id else {}),
             }
             for m in self.messages
         ]
