@@ -11,7 +11,7 @@ from typing import Any
 from mmad.errors import ModelCallError, PermanentError, RetryableError
 from mmad.models.base import Completion, Request
 from mmad.protocol.images import EncodedImage
-from mmad.protocol.messages import ImagePart, Message, TextPart
+from mmad.protocol.messages import ImagePart, Message, TextPart, ToolCall
 
 Encode = Callable[[ImagePart], EncodedImage]
 REFUSAL_FINISH = {"content_filter"}
@@ -36,6 +36,18 @@ def to_openai_messages(
     plain = text_only or not any(message.images for message in messages)
     out: list[dict[str, Any]] = []
     for message in messages:
+        if message.role == "tool":
+            out.append({"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.text})
+            continue
+        if message.role == "assistant" and message.tool_calls:
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": message.text or None,
+                    "tool_calls": tool_calls_to_openai(message.tool_calls),
+                }
+            )
+            continue
         if plain or message.role == "assistant":
             out.append({"role": message.role, "content": message.text})
             continue
@@ -78,7 +90,46 @@ def to_openai_payload(
     if request.want_logprobs:
         body["logprobs"] = True
         body["top_logprobs"] = top_logprobs
+    if request.tools:
+        body["tools"] = list(request.tools)
+    if request.tool_choice is not None:
+        body["tool_choice"] = request.tool_choice
     return body
+
+
+def tool_calls_to_openai(calls: Iterable[ToolCall]) -> list[dict[str, Any]]:
+    """An assistant turn's tool calls in the chat-completions shape."""
+    return [
+        {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        for call in calls
+    ]
+
+
+def tool_calls_from_openai(raw: Any) -> list[ToolCall]:
+    """The tool calls of a chat-completions message; arguments kept as the JSON text they came as.
+
+    Some servers send the arguments as an object rather than a JSON string (it is re-encoded), or
+    leave out the id (one is made from the call's position, so a reply can still answer it).
+    Entries that are not function calls are skipped: a tool the caller never offered is answered
+    as an error by the caller, not dropped here.
+    """
+    calls: list[ToolCall] = []
+    for index, entry in enumerate(raw if isinstance(raw, list) else []):
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if not isinstance(function, dict):
+            continue
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments if arguments is not None else {})
+        call_id = entry.get("id")
+        calls.append(
+            ToolCall(
+                id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",
+                name=str(function.get("name") or ""),
+                arguments=arguments,
+            )
+        )
+    return calls
 
 
 _SLOT = f"mmad-image-{os.urandom(8).hex()}"
@@ -136,9 +187,10 @@ def from_openai_messages(messages: list[dict[str, Any]]) -> tuple[Message, ...]:
             msg = f"messages[{index}] is not a chat message object"
             raise PermanentError(msg, error_class="bad_request")
         role = message["role"]
-        if role not in {"system", "user", "assistant"}:
+        if role not in {"system", "user", "assistant", "tool"}:
             role = "user"
         content = message.get("content")
+        tool_call_id = message.get("tool_call_id") if role == "tool" else None
         parts: list[TextPart | ImagePart] = []
         if isinstance(content, str):
             parts.append(TextPart(text=content))
@@ -154,7 +206,14 @@ def from_openai_messages(messages: list[dict[str, Any]]) -> tuple[Message, ...]:
                         msg = f"messages[{index}]: images must be base64 data URLs"
                         raise PermanentError(msg, error_class="bad_request")
                     parts.append(ImagePart(data_url=url))
-        result.append(Message(role=role, parts=tuple(parts)))
+        result.append(
+            Message(
+                role=role,
+                parts=tuple(parts),
+                tool_calls=tuple(tool_calls_from_openai(message.get("tool_calls"))) if role == "assistant" else (),
+                tool_call_id=str(tool_call_id) if tool_call_id is not None else None,
+            )
+        )
     return tuple(result)
 
 
@@ -211,6 +270,7 @@ def from_openai_response(payload: Any) -> Completion:
         abstained=choice.get("mmad_abstained") is True,
         abstained_items=[i for i in items if isinstance(i, int)] if isinstance(items, list) else [],
         extra={"model_snapshot": snapshot} if isinstance(snapshot, str) and snapshot else {},
+        tool_calls=tool_calls_from_openai(message.get("tool_calls")),
     )
 
 
@@ -221,6 +281,15 @@ IMAGES_REFUSED = (
     "is not a multimodal model",  # vLLM, a text-only model
 )
 """What servers of text-only models answer to a request with images: every request would fail the same way."""
+
+
+TOOLS_REFUSED = (
+    "tools param requires --jinja",  # llama.cpp's server without a chat template that takes tools
+    "does not support tools",  # Ollama, a model without a tool template
+    "tool choice requires --enable-auto-tool-choice",  # vLLM without a tool-call parser
+    "tools are not supported",  # mmad serve --refuse-tools, and others in those words
+)
+"""What servers without tool calling answer to a request with ``tools``: the text protocol is used instead."""
 
 
 def classify_status(status: int, body: str, retry_after: str | None) -> ModelCallError:
@@ -239,6 +308,13 @@ def classify_status(status: int, body: str, retry_after: str | None) -> ModelCal
             "otherwise serve a vision model (llama.cpp: --mmproj)"
         )
         return PermanentError(msg, error_class="images_refused")
+    lowered = body.lower()
+    # A 400 that names tools: a server that takes none (its wording varies more than the ones listed).
+    if (status in {400, 500} and any(sign in lowered for sign in TOOLS_REFUSED)) or (
+        status == 400 and "tool" in lowered
+    ):
+        msg = f"the server takes no tools ({status}: {snippet}); the tools strategy falls back to its text protocol"
+        return PermanentError(msg, error_class="tools_refused")
     if status == 429:
         return RetryableError(f"rate limited (429): {snippet}", error_class="rate_limit", retry_after=after)
     if status in {408, 409} or status >= 500:
