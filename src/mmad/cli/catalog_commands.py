@@ -20,49 +20,52 @@ def register(app: typer.Typer) -> None:
     app.command("runs")(runs_command)
 
 
-_IN_PROCESS = {
-    "random": "seeded random letters (random:SEED)",
-    "fixed": "always the same letter (fixed:B)",
-    "expert": "the visual expert, PatchCore on EfficientNet-Lite0 ([expert] extra); expert:category",
-    "hf": "a transformers VLM in process (hf:REPO; [hf] extra)",
-    "vllm-local": "vLLM's offline engine in process (vllm-local:REPO; [vllm] extra)",
-}
-
-
 def models_command(as_json: bool = typer.Option(False, "--json", help="print json")) -> None:
     """The model providers, their endpoints and key variables, and the official recipes."""
-    from mmad.models.presets import PRESETS
-    from mmad.models.registry import BUILTIN, providers
+    from mmad.models.providers import PROVIDERS, plugin_names
     from mmad.run.recipes import recipe_catalogue
 
-    plugins = sorted(set(providers()) - set(BUILTIN))
+    plugins = plugin_names()
     recipes = recipe_catalogue()
+    api = {name: p for name, p in PROVIDERS.items() if p.transport == "http"}
+    local = {name: p for name, p in PROVIDERS.items() if p.transport != "http"}
     if as_json:
         payload: dict[str, Any] = {
             "api": {
-                name: {"base_url": p.base_url, "key_env": p.key_env, "local": p.is_local, "note": p.note}
-                for name, p in PRESETS.items()
+                name: {"base_url": p.base_url, "key_env": p.key_env, "local": p.on_this_machine, "note": p.note}
+                for name, p in api.items()
             },
-            "in_process": _IN_PROCESS,
+            "in_process": {name: p.description for name, p in local.items()},
+            "providers": {
+                name: {
+                    "transport": p.transport,
+                    "in_process": p.in_process,
+                    "free": p.free,
+                    "reads": sorted(p.reads or ()),
+                    "extra": p.extra,
+                    "description": p.description,
+                }
+                for name, p in PROVIDERS.items()
+            },
             "plugins": plugins,
             "recipes": recipes,
         }
         typer.echo(json.dumps(payload, indent=2))
         return
-    api = Table(title="OpenAI-compatible providers: -m PROVIDER:MODEL")
+    table = Table(title="OpenAI-compatible providers: -m PROVIDER:MODEL")
     for column in ("Provider", "Base URL", "Key variable", "Note"):
-        api.add_column(column, overflow="fold")  # a URL or file name cut with "…" could not be copied
-    for name, preset in PRESETS.items():
-        api.add_row(name, escape(preset.base_url or "(--base-url)"), preset.key_env or "-", escape(preset.note))
-    console.print(api)
-    local = Table(title="Models in process")
-    local.add_column("Provider", overflow="fold")
-    local.add_column("What", overflow="fold")
-    for name, text in _IN_PROCESS.items():
-        local.add_row(name, escape(text))
+        table.add_column(column, overflow="fold")  # a URL or file name cut with "…" could not be copied
+    for name, info in api.items():
+        table.add_row(name, escape(info.base_url or "(--base-url)"), info.key_env or "-", escape(info.note))
+    console.print(table)
+    table = Table(title="Models in process")
+    table.add_column("Provider", overflow="fold")
+    table.add_column("What", overflow="fold")
+    for name, info in local.items():
+        table.add_row(name, escape(info.description))
     for name in plugins:
-        local.add_row(name, "plugin (entry point mmad.models)")
-    console.print(local)
+        table.add_row(name, "plugin (entry point mmad.models)")
+    console.print(table)
     table = Table(title="Official recipes: --recipe NAME reproduces an official script's requests")
     for column in ("Recipe", "What", "Official script", "Published rows"):
         table.add_column(column, overflow="fold")
@@ -73,7 +76,7 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
 
 
 def _run_row(folder: Path) -> dict[str, Any]:
-    from mmad.records.folder import open_run
+    from mmad.run.folder import open_run
     from mmad.score.answers import any_reply, graded_from_record
     from mmad.score.table import score_answers
 
@@ -103,8 +106,8 @@ def _run_row(folder: Path) -> dict[str, Any]:
         "average": average,
         # a declined subtask is missing, not 0: the average of the visual expert is over AD and DL only
         "covers": [s.value for s in table.average_covers] if table is not None else [],
-        "card_hash": run.meta.get("card_hash"),
-        "created_at": run.meta.get("created_at"),
+        "card_hash": run.card_hash,
+        "created_at": run.manifest.created_at,
     }
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from mmad.errors import ConfigError
+from mmad.models.providers import PROVIDERS
 
 PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
@@ -71,7 +72,8 @@ def price_for(model_name: str, table: dict[str, tuple[float, float]]) -> tuple[f
     listed = table.get(model_name) or table.get(model)
     if listed is not None:
         return listed
-    if provider in {"random", "fixed", "expert", "hf", "mmad", "vllm", "sglang", "ollama", "lmstudio", "vllm-local"}:
+    info = PROVIDERS.get(provider)
+    if info is not None and info.free:
         return (0.0, 0.0)
     return None
 

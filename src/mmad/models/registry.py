@@ -20,6 +20,7 @@ from typing import Any
 from mmad.errors import UnknownModelError
 from mmad.models.base import Model
 from mmad.models.presets import PRESETS
+from mmad.models.providers import PROVIDERS
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +130,18 @@ def _vllm_local(model_id: str, options: ModelOptions) -> Model:
     return model
 
 
-BUILTIN: dict[str, Factory] = {name: _openai_compatible(name) for name in PRESETS}
-BUILTIN.update({"random": _random, "fixed": _fixed, "expert": _expert, "hf": _hf, "vllm-local": _vllm_local})
+_IN_PROCESS: dict[str, Factory] = {
+    "random": _random,
+    "fixed": _fixed,
+    "expert": _expert,
+    "hf": _hf,
+    "vllm-local": _vllm_local,
+}
+# One factory per described provider, in the description's order (`mmad models` lists them so).
+BUILTIN: dict[str, Factory] = {
+    name: _openai_compatible(name) if info.transport == "http" else _IN_PROCESS[name]
+    for name, info in PROVIDERS.items()
+}
 
 
 def providers() -> dict[str, Factory]:

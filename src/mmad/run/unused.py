@@ -13,22 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mmad.errors import ConfigError
-from mmad.models.presets import PRESETS
+from mmad.models.providers import API_SETTINGS, IN_PROCESS_SETTINGS, PROVIDERS
 
 if TYPE_CHECKING:
     from mmad.run.config import RunConfig
 
-API_SETTINGS = ("base_url", "key_env", "extra_body", "text_only")
-IN_PROCESS_SETTINGS = ("device", "dtype", "batch_size", "model_args")
 RAY_SETTINGS = ("ray_address", "ray_actors", "ray_gpus")
-# Which in-process settings each built-in provider reads (mmad.models.registry's factories).
-_READS: dict[str, frozenset[str]] = {
-    "hf": frozenset(IN_PROCESS_SETTINGS),
-    "vllm-local": frozenset({"dtype", "batch_size", "model_args"}),
-    "expert": frozenset({"device", "model_args"}),
-    "random": frozenset(),
-    "fixed": frozenset(),
-}
 _IN_PROCESS = "hf:, vllm-local:, expert"
 
 
@@ -51,36 +41,33 @@ def _flag(setting: str) -> str:
 def _connection(config: RunConfig, field: str) -> str | None:
     """Why a connection setting does not apply to the model, or None when it does."""
     provider = config.model.partition(":")[0]
+    info = PROVIDERS.get(provider)
+    if info is None or info.honours(field):
+        return None  # a plugin provider: it may read any option
     flag = _flag(f"connection.{field}")
     if field in API_SETTINGS:
-        if provider in PRESETS or provider not in _READS:
-            return None
         return (
             f"{flag} applies to models behind an HTTP API (openai:, vllm:, compat:, ...), but {config.model} runs in "
             f"this process, so it would be ignored; leave {flag} out, or serve the model and use e.g. "
             f"-m vllm:NAME --base-url URL"
         )
-    if provider in _READS and field in _READS[provider]:
-        return None
-    if _READS.get(provider):
-        reads = ", ".join(_flag(f"connection.{f}") for f in IN_PROCESS_SETTINGS if f in _READS[provider])
-        why = f"{provider}: reads only {reads}"
+    reads = [s for s in IN_PROCESS_SETTINGS if info.honours(s)]
+    if reads:
+        why = f"{provider}: reads only {', '.join(_flag(f'connection.{s}') for s in reads)}"
         if provider == "vllm-local" and field == "device":
             why += (
                 " (vLLM places the model itself: choose GPUs with CUDA_VISIBLE_DEVICES or "
                 "--model-args '{\"tensor_parallel_size\": N}')"
             )
         return f"{flag} would be ignored: {why}; leave {flag} out"
-    if provider in PRESETS or provider in _READS:
-        if provider in PRESETS:
-            where, hint = "is asked over HTTP", " (a served model's own settings are given where its server starts)"
-        else:
-            where, hint = "loads no weights", ""
-        return (
-            f"{flag} applies to in-process models ({_IN_PROCESS}), but {config.model} {where}, so it would be "
-            f"ignored; leave {flag} out{hint}"
-        )
-    return None  # a plugin provider: it may read any option
+    if info.transport == "http":
+        where, hint = "is asked over HTTP", " (a served model's own settings are given where its server starts)"
+    else:
+        where, hint = "loads no weights", ""
+    return (
+        f"{flag} applies to in-process models ({_IN_PROCESS}), but {config.model} {where}, so it would be "
+        f"ignored; leave {flag} out{hint}"
+    )
 
 
 def _why_unused(config: RunConfig, setting: str) -> str | None:
@@ -92,8 +79,8 @@ def _why_unused(config: RunConfig, setting: str) -> str | None:
             f"add --engine ray, or leave {flag} out"
         )
     if setting == "execution.ray_gpus" and config.execution.ray_gpus:
-        provider = config.model.partition(":")[0]
-        if provider in PRESETS or provider in {"random", "fixed"}:
+        info = PROVIDERS.get(config.model.partition(":")[0])
+        if info is not None and not info.loads_weights:
             # Ray would hold the actors until GPUs appear: on a cluster without them, for ever.
             return (
                 f"{flag} reserves GPUs for models loaded in each Ray actor (hf:, vllm-local:, expert), but "

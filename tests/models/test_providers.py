@@ -1,0 +1,71 @@
+"""Providers are described once: the registry, prices, presets, unused-setting checks and `mmad models` read it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmad.cli import main
+from mmad.errors import UnknownModelError
+from mmad.models.presets import PRESETS
+from mmad.models.prices import price_for
+from mmad.models.providers import BACKEND_SETTINGS, PROVIDERS, plugin_info, provider_info
+from mmad.models.registry import BUILTIN
+
+
+def test_every_registered_provider_has_exactly_one_description() -> None:
+    assert list(BUILTIN) == list(PROVIDERS)
+    assert set(PRESETS) == {name for name, info in PROVIDERS.items() if info.transport == "http"}
+    for name, info in PROVIDERS.items():
+        assert info.name == name and info.description
+        assert info.reads is not None and info.reads <= set(BACKEND_SETTINGS), name
+        # free means free: the price table's answer for an unlisted model of it follows the description
+        assert (price_for(f"{name}:some-unlisted-model", {}) == (0.0, 0.0)) is info.free, name
+
+
+def test_mmad_models_lists_exactly_the_described_providers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert list(payload["providers"]) == list(PROVIDERS)
+    assert [*payload["api"], *payload["in_process"]] == list(PROVIDERS)
+    assert payload["providers"]["hf"] == {
+        "transport": "transformers",
+        "in_process": True,
+        "free": True,
+        "reads": sorted(PROVIDERS["hf"].reads or ()),
+        "extra": "hf",
+        "description": PROVIDERS["hf"].description,
+    }
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out
+    shown = {line.split("│")[1].strip() for line in table.splitlines() if line.count("│") >= 3}
+    assert set(PROVIDERS) <= shown
+
+
+@pytest.mark.parametrize(
+    ("model", "setting", "honoured"),
+    [
+        ("openai:gpt-4o", "image_size", True),
+        ("openai:gpt-4o", "images.image_size", True),
+        ("openai:gpt-4o", "device", False),
+        ("hf:Qwen/Qwen2-VL-2B-Instruct", "image_size", False),  # the processor sizes the file it loads
+        ("hf:Qwen/Qwen2-VL-2B-Instruct", "detail", False),
+        ("hf:Qwen/Qwen2-VL-2B-Instruct", "device", True),
+        ("vllm-local:Qwen/Qwen2-VL-2B-Instruct", "images.size", False),
+        ("vllm-local:Qwen/Qwen2-VL-2B-Instruct", "device", False),
+        ("vllm-local:Qwen/Qwen2-VL-2B-Instruct", "temperature", True),
+        ("expert", "model_args", True),
+        ("expert", "temperature", False),
+        ("random", "base_url", False),
+        ("random", "prompt.shots", True),  # the engine's, for every backend
+    ],
+)
+def test_a_provider_says_which_settings_it_honours(model: str, setting: str, honoured: bool) -> None:
+    assert provider_info(model).honours(setting) is honoured
+
+
+def test_a_plugin_may_read_anything_and_an_unknown_provider_is_named() -> None:
+    assert plugin_info("mine").honours("image_size") and not plugin_info("mine").free
+    with pytest.raises(UnknownModelError, match=r"unknown model provider 'nosuch' in 'nosuch:x'; known providers: "):
+        provider_info("nosuch:x")
