@@ -62,6 +62,12 @@ def eval_command(
     dataset: list[str] = typer.Option(None, "--dataset", help="only these source datasets"),
     category: list[str] = typer.Option(None, "--category", help="only these categories"),
     subtask: list[str] = typer.Option(None, "--subtask", help="only these subtasks"),
+    errata: str = typer.Option(
+        None, "--errata", help="keep (ask all, as published) or drop what the shipped errata name [default: keep]"
+    ),
+    exclude: list[str] = typer.Option(
+        None, "--exclude", help="leave out a dataset, category or listed images: NAME, category:NAME, images:FILE"
+    ),
     concurrency: int = typer.Option(None, "--concurrency", "-c", help="requests in flight at most [default: 16]"),
     max_retries: int = typer.Option(None, "--max-retries", help="retries per request [default: 5]"),
     max_errors: int = typer.Option(
@@ -119,6 +125,8 @@ def eval_command(
         "datasets": list(dataset) if dataset else None,
         "categories": list(category) if category else None,
         "subtasks": list(subtask) if subtask else None,
+        "errata": errata,
+        "exclude": list(exclude) if exclude else None,
         "concurrency": concurrency,
         "max_retries": max_retries,
         "max_errors": max_errors,

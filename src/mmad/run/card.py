@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mmad.data.clean import benchmark_counts, benchmark_split
 from mmad.data.schema import Benchmark, ImageItem, Question
 from mmad.protocol.messages import ImagePart, Prompt, TextPart
 from mmad.protocol.prompts import Extras, build_prompts
@@ -97,6 +98,7 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         "scoring": _scoring(config.recipe),
         # Only where there is something to say, so that other runs keep their card hash.
         **({"server_not_honoured": caveats} if (caveats := server_caveats(config.recipe, config.model)) else {}),
+        **_clean_split(config, benchmark),
         "data_sha256": benchmark.sha256,
         "data_source": str(benchmark.source),
         "data_provenance": _provenance(benchmark),
@@ -104,6 +106,15 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
     }
     card["hash"] = card_hash(card)
     return card
+
+
+def _clean_split(config: RunConfig, benchmark: Benchmark) -> dict[str, Any]:
+    """--errata drop and --exclude, with what they leave out of the benchmark; nothing for a run without them
+    (so that its card keeps its hash)."""
+    split = benchmark_split(config.selection.errata, config.selection.exclude, benchmark)
+    if not split.active:
+        return {}
+    return {"clean_split": {**split.card(), "left_out": benchmark_counts(split, benchmark).as_dict()}}
 
 
 def _scoring(recipe: str | None) -> str:

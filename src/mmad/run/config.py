@@ -168,11 +168,25 @@ class SelectionConfig(_Section):
     categories: list[str] = Field(default_factory=list)
     subtasks: list[str] = Field(default_factory=list)
     seed: Int = Field(default=0, ge=0)
+    errata: Literal["keep", "drop"] = Field(
+        default="keep",
+        description="keep: ask and score every question, as published; drop: leave out what the shipped errata name",
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="leave out a dataset, a category or listed images (dataset:NAME, category:NAME, images:FILE)",
+    )
 
     @field_validator("subtasks")
     @classmethod
     def _known_subtasks(cls, value: list[str]) -> list[str]:
         return [Subtask.parse(s).value for s in value]
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _one_exclusion_or_more(cls, value: Any) -> Any:
+        # exclude = "VisA" in a run file or mmad.evaluate(exclude="VisA"): one rule
+        return [value] if isinstance(value, str) else value
 
 
 class ExecutionConfig(_Section):

@@ -6,8 +6,9 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from mmad.data.clean import DropCounts, benchmark_split, filter_pairs
 from mmad.data.schema import Benchmark, ImageItem, Subtask
 from mmad.errors import ConfigError, DataError, MMADError
 from mmad.protocol.messages import Prompt
@@ -42,6 +43,8 @@ class Selection:
 
     items: list[SelectedItem]
     keys: list[Key]
+    left_out: DropCounts = field(default_factory=DropCounts)
+    """What --errata drop and --exclude left out of the other filters' choice, per reason."""
 
     @property
     def n_questions(self) -> int:
@@ -94,13 +97,20 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
     if config.subset == "official-debug":
         by_key = {item.key: item for item in benchmark.items}
         candidates = [by_key[key] for key in official_debug_keys(benchmark)]
+    split = benchmark_split(config.errata, config.exclude, benchmark)
+    left_out = DropCounts()
     chosen: list[tuple[ImageItem, list[str]]] = []
     for item in candidates:
         if datasets and item.dataset not in datasets:
             continue
         if categories and item.category not in categories and f"{item.dataset}/{item.category}" not in categories:
             continue
-        ids = [q.id for q in item.questions if not wanted_subtasks or q.subtask in wanted_subtasks]
+        questions = [q for q in item.questions if not wanted_subtasks or q.subtask in wanted_subtasks]
+        if split.active:
+            kept, counts = filter_pairs(split, [(q.image, q.type) for q in questions])
+            left_out.merge(counts)
+            questions = [q for q, keep in zip(questions, kept, strict=True) if keep]
+        ids = [q.id for q in questions]
         if ids:
             chosen.append((item, ids))
     if config.limit is not None:
@@ -109,7 +119,7 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
         chosen = [(item, [q for q in ids if q in keep]) for item, ids in chosen]
         chosen = [(item, ids) for item, ids in chosen if ids]
     if not chosen:
-        msg = "the selection holds no questions: loosen --dataset, --category, --subtask or --limit"
+        msg = "the selection holds no questions: loosen --dataset, --category, --subtask, --exclude or --limit"
         raise ConfigError(msg)
     items = []
     for item, ids in chosen:
@@ -119,7 +129,7 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
         )
         items.append(SelectedItem(item, asked, tuple(p.key for group in posed for p in group)))
     keys = [key for selected in items for key in selected.keys]
-    return Selection(items, keys)
+    return Selection(items, keys, left_out)
 
 
 @dataclass

@@ -1,0 +1,261 @@
+"""Clean splits: the errata and exclusion filters that leave questions out of what is asked and scored.
+
+``--errata keep`` (the default) asks and scores everything, as the official scripts do; ``drop``
+leaves out what the shipped errata manifest names (mmad.data.errata). ``--exclude`` leaves out a
+source dataset, a category, or the images a file lists: for a model trained on MMAD's sources, so
+that its figures cover only what it cannot have seen. Both act on (image key, question type), so
+one filter serves the selection of a run and the re-scoring of a run's records, and both are
+recorded in the protocol card and counted per reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mmad.data.errata import errata_of
+from mmad.data.schema import Benchmark
+from mmad.errors import ConfigError
+
+ErrataMode = Literal["keep", "drop"]
+ERRATA_MODES: tuple[ErrataMode, ...] = ("keep", "drop")
+EXCLUDE_KINDS = ("dataset", "category", "images")
+EXCLUDE_FORMS = (
+    "dataset:NAME, category:NAME (or DATASET/CATEGORY), images:FILE (image keys, one a line, or a json list "
+    "or mmad.json-shaped object), or a bare dataset or category name of the benchmark"
+)
+
+
+@dataclass(frozen=True)
+class ExcludeRule:
+    """One ``--exclude``: a dataset, a category (``name`` or ``dataset/name``), or a file's image keys."""
+
+    kind: Literal["dataset", "category", "images"]
+    value: str
+    keys: frozenset[str] = frozenset()
+
+    @property
+    def label(self) -> str:
+        """How the rule is named in counts, cards and marks; a file by its content, not its path."""
+        if self.kind == "images":
+            digest = hashlib.sha256("\n".join(sorted(self.keys)).encode()).hexdigest()[:12]
+            return f"images:{digest} ({len(self.keys):,} keys)"
+        return f"{self.kind}:{self.value}"
+
+    def matches(self, image: str) -> bool:
+        """Whether the rule leaves out this image key."""
+        parts = image.split("/")
+        if self.kind == "dataset":
+            return parts[0] == self.value
+        if self.kind == "category":
+            category = parts[1] if len(parts) > 1 else ""
+            return self.value in (category, f"{parts[0]}/{category}")
+        return image in self.keys
+
+
+def read_image_list(path: str | Path) -> frozenset[str]:
+    """The image keys a file lists: one a line (``#`` comments), a json list, or a json object keyed by
+    image (an mmad.json, or a training file in its shape)."""
+    source = Path(path).expanduser()
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"--exclude images:{path}: cannot read it ({exc.strerror}); give a file of image keys, one a line"
+        raise ConfigError(msg) from exc
+    stripped = text.lstrip()
+    if stripped.startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            msg = f"--exclude images:{path}: not valid json ({exc.msg}, line {exc.lineno}); or list one key a line"
+            raise ConfigError(msg) from exc
+        keys = list(data) if isinstance(data, dict) else data
+        if not all(isinstance(k, str) for k in keys):
+            msg = f"--exclude images:{path}: a json list must hold image keys (strings) only"
+            raise ConfigError(msg)
+    else:
+        keys = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    found = frozenset(k.strip().lstrip("./") for k in keys if k.strip())
+    if not found:
+        msg = f"--exclude images:{path}: the file lists no image key; list keys like DS-MVTec/pill/image/good/000.png"
+        raise ConfigError(msg)
+    return found
+
+
+def parse_exclude(
+    values: Iterable[str], *, datasets: Iterable[str] = (), categories: Iterable[str] = ()
+) -> list[ExcludeRule]:
+    """``--exclude`` values as rules. A bare name is taken as a dataset or category of the benchmark
+    (``datasets``, ``categories``: its known names); anything else must say which it is."""
+    known_datasets = set(datasets)
+    known_categories = set(categories)
+    rules: list[ExcludeRule] = []
+    for raw in values:
+        text = raw.strip()
+        kind, sep, value = text.partition(":")
+        if sep and kind in EXCLUDE_KINDS:
+            value = value.strip()
+            if not value:
+                msg = f"--exclude {raw!r}: nothing after '{kind}:'; use {EXCLUDE_FORMS}"
+                raise ConfigError(msg)
+            if kind == "images":
+                rules.append(ExcludeRule("images", value, read_image_list(value)))
+            else:
+                rules.append(ExcludeRule(kind, value))  # type: ignore[arg-type]
+        elif text in known_datasets:
+            rules.append(ExcludeRule("dataset", text))
+        elif text in known_categories:
+            rules.append(ExcludeRule("category", text))
+        else:
+            msg = f"--exclude {raw!r}: not a dataset or category of this benchmark; use {EXCLUDE_FORMS}"
+            raise ConfigError(msg)
+    return rules
+
+
+@dataclass
+class DropCounts:
+    """What a filter left out, per reason: questions, and the images it took questions from."""
+
+    questions: Counter[str] = field(default_factory=Counter)
+    images: dict[str, set[str]] = field(default_factory=dict)
+    whole_images: set[str] = field(default_factory=set)
+    """Images every question of which was left out (so the image is not asked at all)."""
+
+    def add(self, reason: str, image: str) -> None:
+        """Count one question left out for ``reason``."""
+        self.questions[reason] += 1
+        self.images.setdefault(reason, set()).add(image)
+
+    def merge(self, other: DropCounts) -> None:
+        """Add another filtering's counts (one image's, as the selection goes) to these."""
+        self.questions.update(other.questions)
+        for reason, images in other.images.items():
+            self.images.setdefault(reason, set()).update(images)
+        self.whole_images |= other.whole_images
+
+    @property
+    def total_questions(self) -> int:
+        """Questions left out, all reasons together."""
+        return sum(self.questions.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary: per reason, questions and images; and the totals."""
+        return {
+            "questions": self.total_questions,
+            "images_left_out": len(self.whole_images),
+            "by_reason": {
+                reason: {"questions": self.questions[reason], "images": len(self.images[reason])}
+                for reason in self.questions
+            },
+        }
+
+    def describe(self) -> str:
+        """One line: how many questions left out, and why."""
+        if not self.questions:
+            return "no question left out"
+        parts = [
+            f"{reason}: {self.questions[reason]:,} questions on {len(self.images[reason]):,} images"
+            for reason in self.questions
+        ]
+        return f"{self.total_questions:,} questions left out ({'; '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class CleanSplit:
+    """The errata mode and exclusion rules of a run (or a re-scoring)."""
+
+    errata: ErrataMode = "keep"
+    exclude: tuple[ExcludeRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.errata not in ERRATA_MODES:
+            msg = f"--errata {self.errata!r}: choose keep (ask and score everything, as published) or drop"
+            raise ConfigError(msg)
+
+    @property
+    def active(self) -> bool:
+        """Whether the filter leaves anything out at all."""
+        return self.errata == "drop" or bool(self.exclude)
+
+    def reason(self, image: str, question_type: str) -> str | None:
+        """Why a question is left out (the first reason that applies), or None when it is kept."""
+        if self.errata == "drop":
+            found = errata_of(image, question_type)
+            if found:
+                return f"erratum:{found[0].id}"
+        for rule in self.exclude:
+            if rule.matches(image):
+                return f"exclude {rule.label}"
+        return None
+
+    def card(self) -> dict[str, Any]:
+        """The protocol card's fields: only what differs from the official behaviour, so that the cards of
+        runs without a filter keep their hash."""
+        out: dict[str, Any] = {}
+        if self.errata == "drop":
+            out["errata"] = "drop"
+        if self.exclude:
+            out["exclude"] = [rule.label for rule in self.exclude]
+        return out
+
+    def marks(self) -> list[str]:
+        """What a leaderboard says of a run under this filter."""
+        marks = []
+        if self.errata == "drop":
+            marks.append("errata dropped (--errata drop): not the official question set")
+        if self.exclude:
+            marks.append("excluded " + ", ".join(rule.label for rule in self.exclude) + " (--exclude)")
+        return marks
+
+
+def filter_pairs(split: CleanSplit, pairs: Sequence[tuple[str, str]]) -> tuple[list[bool], DropCounts]:
+    """For (image key, question type) pairs: which are kept, and the counts of those left out."""
+    counts = DropCounts()
+    kept: list[bool] = []
+    per_image: dict[str, list[bool]] = {}
+    for image, question_type in pairs:
+        why = split.reason(image, question_type) if split.active else None
+        if why is not None:
+            counts.add(why, image)
+        kept.append(why is None)
+        per_image.setdefault(image, []).append(why is None)
+    counts.whole_images = {image for image, flags in per_image.items() if not any(flags)}
+    return kept, counts
+
+
+def clean_split_of(
+    errata: str, exclude: Sequence[str], *, datasets: Iterable[str] = (), categories: Iterable[str] = ()
+) -> CleanSplit:
+    """A CleanSplit from the settings (``errata``, ``exclude`` as given on the command line)."""
+    return CleanSplit(errata, tuple(parse_exclude(exclude, datasets=datasets, categories=categories)))  # type: ignore[arg-type]
+
+
+def benchmark_split(errata: str, exclude: Sequence[str], benchmark: Benchmark) -> CleanSplit:
+    """The filter of a run over ``benchmark``: bare ``--exclude`` names are read as its datasets or categories,
+    and a dataset or category it does not have is refused (a typo would leave nothing out, silently)."""
+    datasets = {item.dataset for item in benchmark.items}
+    categories = {item.category for item in benchmark.items}
+    split = clean_split_of(errata, exclude, datasets=datasets, categories=categories)
+    for rule in split.exclude:
+        if rule.kind == "images" and not any(item.key in rule.keys for item in benchmark.items):
+            msg = (
+                f"--exclude images:{rule.value}: none of its {len(rule.keys):,} keys is an image of this benchmark "
+                "(keys look like DS-MVTec/pill/image/good/000.png)"
+            )
+            raise ConfigError(msg)
+        if rule.kind != "images" and not any(rule.matches(item.key) for item in benchmark.items):
+            names = sorted(datasets) if rule.kind == "dataset" else sorted(categories)
+            msg = f"--exclude {rule.label}: no image of this benchmark is in it; its {rule.kind}s: {', '.join(names)}"
+            raise ConfigError(msg)
+    return split
+
+
+def benchmark_counts(split: CleanSplit, benchmark: Benchmark) -> DropCounts:
+    """What the filter leaves out of the whole benchmark, per reason."""
+    pairs = [(q.image, q.type) for item in benchmark.items for q in item.questions]
+    return filter_pairs(split, pairs)[1]

@@ -1,0 +1,137 @@
+"""Clean splits: --errata drop and --exclude leave out exactly what they name, counted per reason."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mmad import open_run
+from mmad.data.clean import CleanSplit, ExcludeRule, benchmark_counts, benchmark_split, read_image_list
+from mmad.data.errata import errata_manifest
+from mmad.data.official import load_benchmark
+from mmad.errors import ConfigError
+from tests.helpers.mmad_tree import ABNORMAL_QUESTIONS, NORMAL_QUESTIONS, _qa, make_mmad_tree
+
+PILLS = [f"DS-MVTec/pill/image/good/{i:03d}.png" for i in (0, 5, 21)]
+BOTTLE = "DS-MVTec/bottle/image/broken_large/016.png"
+TRANSISTORS = [f"DS-MVTec/transistor/image/misplaced/{i:03d}.png" for i in (0, 1)]
+
+
+@pytest.fixture
+def errata_tree(tmp_path: Path) -> Path:
+    """The generated tree plus images the errata name: 3 misfiled pills (4 questions each), the bottle whose
+    localization gold is wrong and 2 misplaced transistors (5 questions each, 1 of them localization)."""
+    path = make_mmad_tree(tmp_path / "mmad")
+    root = path.parent
+    data = json.loads(path.read_text())
+    sample = root / next(iter(data))
+    for key in [*PILLS, BOTTLE, *TRANSISTORS]:
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample, root / key)
+        normal = key in PILLS
+        data[key] = {
+            "mask_path": "" if normal else "mask.png",
+            "random_templates": data[next(iter(data))]["random_templates"],
+            "similar_templates": data[next(iter(data))]["similar_templates"],
+            "conversation": [_qa(q) for q in (NORMAL_QUESTIONS if normal else ABNORMAL_QUESTIONS)],
+        }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_the_manifest_ships_every_erratum_with_its_source() -> None:
+    errata = {e.id: e for e in errata_manifest().errata}
+    assert set(errata) == {"pill-metal-nut", "bottle-016-localization", "transistor-misplaced-localization"}
+    assert len(errata["pill-metal-nut"].images) == 22
+    assert all(e.source.startswith("jam-cc/MMAD issue") and e.urls for e in errata.values())
+
+
+def test_errata_drop_counts_per_reason(errata_tree: Path) -> None:
+    benchmark = load_benchmark(errata_tree)
+    counts = benchmark_counts(benchmark_split("drop", [], benchmark), benchmark).as_dict()
+    assert counts["by_reason"] == {
+        "erratum:pill-metal-nut": {"questions": 12, "images": 3},
+        "erratum:bottle-016-localization": {"questions": 1, "images": 1},
+        "erratum:transistor-misplaced-localization": {"questions": 2, "images": 2},
+    }
+    assert counts["questions"] == 15 and counts["images_left_out"] == 3  # the pills go whole; the others lose 1
+    assert benchmark_counts(benchmark_split("keep", [], benchmark), benchmark).as_dict()["questions"] == 0
+
+
+def test_exclude_counts_by_dataset_category_and_file(errata_tree: Path, tmp_path: Path) -> None:
+    benchmark = load_benchmark(errata_tree)
+    listed = tmp_path / "trained_on.txt"
+    listed.write_text(f"# images a model was trained on\n{BOTTLE}\n{TRANSISTORS[0]}  # one more\n")
+    split = benchmark_split("keep", ["VisA", "category:juice_bottle", f"images:{listed}"], benchmark)
+    counts = benchmark_counts(split, benchmark).as_dict()
+    label = next(r.label for r in split.exclude if r.kind == "images")
+    assert label.startswith("images:") and label.endswith("(2 keys)") and str(listed) not in label
+    # VisA candle: 2 good x 4 + 2 bad x 5; LOCO juice_bottle: 2 good x 4 + 4 bad x 5; the file: 2 images x 5
+    assert counts["by_reason"] == {
+        "exclude dataset:VisA": {"questions": 18, "images": 4},
+        "exclude category:juice_bottle": {"questions": 28, "images": 6},
+        f"exclude {label}": {"questions": 10, "images": 2},
+    }
+    assert counts["images_left_out"] == 12
+    both = benchmark_counts(benchmark_split("drop", [f"images:{listed}"], benchmark), benchmark).as_dict()
+    # an erratum comes first: the listed images' localization questions are counted under it
+    assert both["by_reason"][f"exclude {label}"] == {"questions": 8, "images": 2}
+
+
+def test_bad_exclusions_are_refused_with_the_fix(errata_tree: Path, tmp_path: Path) -> None:
+    benchmark = load_benchmark(errata_tree)
+    with pytest.raises(ConfigError, match=r"--exclude 'Visa': not a dataset or category.*dataset:NAME"):
+        benchmark_split("keep", ["Visa"], benchmark)
+    with pytest.raises(ConfigError, match="--exclude dataset:MVTec-AD: no image of this benchmark"):
+        benchmark_split("keep", ["dataset:MVTec-AD"], benchmark)
+    strangers = tmp_path / "other.json"
+    strangers.write_text(json.dumps(["MVTec-AD/screw/test/good/000.png"]))
+    with pytest.raises(ConfigError, match="none of its 1 keys is an image of this benchmark"):
+        benchmark_split("keep", [f"images:{strangers}"], benchmark)
+    with pytest.raises(ConfigError, match=r"--exclude images:.*missing.txt: cannot read it"):
+        read_image_list(tmp_path / "missing.txt")
+    with pytest.raises(ConfigError, match="--errata 'some'"):
+        CleanSplit("some")  # type: ignore[arg-type]
+
+
+def test_a_training_file_in_mmad_json_shape_lists_its_images(tmp_path: Path) -> None:
+    training = tmp_path / "train.json"
+    training.write_text(json.dumps({BOTTLE: {"conversation": []}, PILLS[0]: {"conversation": []}}))
+    assert read_image_list(training) == {BOTTLE, PILLS[0]}
+    assert ExcludeRule("images", str(training), read_image_list(training)).matches(BOTTLE)
+
+
+def test_a_run_with_errata_drop_and_exclude_asks_and_records_only_the_rest(errata_tree: Path, tmp_path: Path) -> None:
+    import mmad
+
+    benchmark = load_benchmark(errata_tree)
+    full = benchmark.n_questions
+    result = mmad.evaluate("random", errata_tree, out=tmp_path / "run", errata="drop", exclude="VisA", cache=False)
+    run = open_run(result.run_dir)
+    images = {r.image for r in run.plain}
+    assert not images & set(PILLS) and not any(i.startswith("VisA/") for i in images)
+    assert {r.question_type for r in run.plain if r.image == BOTTLE} == {
+        "Anomaly Detection",
+        "Defect Classification",
+        "Defect Description",
+        "Defect Analysis",
+    }
+    assert len(run.plain) == full - 15 - 18
+    assert run.completeness.complete
+    card = run.card["clean_split"]
+    assert card["errata"] == "drop" and card["exclude"] == ["dataset:VisA"]
+    assert card["left_out"]["questions"] == 33 and card["left_out"]["images_left_out"] == 7
+    plain = mmad.evaluate("random", errata_tree, out=tmp_path / "plain", cache=False)
+    assert "clean_split" not in open_run(plain.run_dir).card  # the official behaviour keeps its card (and hash)
+
+
+def test_eval_flags_reach_the_selection(errata_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmad.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["eval", "-m", "random", "-d", str(errata_tree), "-o", str(out), "--errata", "drop", "--no-cache"]) == 0
+    assert open_run(out).card["clean_split"]["left_out"]["questions"] == 15
+    capsys.readouterr()
+    assert main(["eval", "-m", "random", "-d", str(errata_tree), "-o", str(tmp_path / "x"), "--exclude", "nope"]) == 2
+    assert "not a dataset or category" in capsys.readouterr().err
