@@ -17,7 +17,7 @@ from mmad.models.openai_convert import (
 )
 from mmad.protocol.images import EncodedImage
 from mmad.protocol.messages import ImagePart, Message, Prompt, TextPart, ToolCall
-from mmad.protocol.tool_text import describe_tools, parse_text_turn, result_messages, with_tools_intro
+from mmad.protocol.tool_text import ToolReply, describe_tools, parse_text_turn, result_messages, with_tools_intro
 
 SPEC = {
     "type": "function",
@@ -38,7 +38,9 @@ def test_a_tool_conversation_goes_out_in_the_chat_completions_shape() -> None:
     messages = (
         Message(role="user", parts=(ImagePart(path="/q.png"), TextPart(text="Is there any defect?"))),
         Message(role="assistant", tool_calls=(call,)),
-        *result_messages("native", "call_1", "zoom", "cropped", (ImagePart(path="/crop.png", role="tool"),)),
+        *result_messages(
+            "native", [ToolReply("call_1", "zoom", "cropped", (ImagePart(path="/crop.png", role="tool"),))]
+        ),
     )
     out = to_openai_messages(messages, _encode)
     assert out[1] == {
@@ -84,6 +86,19 @@ def test_a_reply_with_tool_calls_is_read() -> None:
         ToolCall(id="call_1", name="expert", arguments="{}"),
     ]
     assert tool_calls_from_openai(None) == []
+
+
+def test_several_calls_answer_in_order_before_their_images() -> None:
+    image = (ImagePart(path="/a.png", role="tool"),)
+    replies = [
+        ToolReply("a", "zoom", "z", image),
+        ToolReply("b", "knowledge", "k"),
+        ToolReply("c", "expert", "e", image),
+    ]
+    messages = result_messages("native", replies)
+    assert [(m.role, m.tool_call_id) for m in messages] == [("tool", "a"), ("tool", "b"), ("tool", "c"), ("user", None)]
+    assert messages[-1].text == "The image(s) from zoom:The image(s) from expert:" and len(messages[-1].images) == 2
+    assert result_messages("native", [ToolReply("b", "knowledge", "k")])[-1].role == "tool"
 
 
 def test_the_server_reads_tool_turns_back() -> None:
@@ -167,7 +182,7 @@ def test_text_protocol_replies(reply: str, kind: str, value: object) -> None:
 
 def test_the_text_protocol_describes_tools_and_returns_results_as_user_turns() -> None:
     assert describe_tools([SPEC]) == "- zoom: Look closer. Arguments: x0 (left)."
-    (turn,) = result_messages("text", "t1", "zoom", "cropped", (ImagePart(path="/c.png", role="tool"),))
+    (turn,) = result_messages("text", [ToolReply("t1", "zoom", "cropped", (ImagePart(path="/c.png", role="tool"),))])
     assert turn.role == "user" and turn.text == "Result of zoom: cropped" and len(turn.images) == 1
     question = (Message(role="system", parts=(TextPart(text="Be brief."),)), Message(role="user"))
     merged = with_tools_intro(question, "Tools!")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,14 +40,15 @@ class ImagePart(BaseModel):
 Part = TextPart | ImagePart
 
 
-class ToolCall(BaseModel):
-    """A model's request to run one tool (OpenAI function calling)."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class ToolCall:
+    """A model's request to run one tool (OpenAI function calling); ``arguments`` is the JSON text
+    the model sent. A dataclass, not a model: a `Completion` holding it goes through
+    `dataclasses.asdict` into the response cache."""
 
     id: str
     name: str
-    arguments: str = Field(default="{}", description="the arguments as the model sent them: JSON text")
+    arguments: str = "{}"
 
 
 class Message(BaseModel):
@@ -109,6 +111,10 @@ class Prompt(BaseModel):
     after: tuple[str, str] | None = Field(
         default=None, description="with carries_history: the key of the posing asked just before it (None: first)"
     )
+    tools: tuple[dict[str, Any], ...] = Field(
+        default=(), description="tools the model may call this turn (OpenAI function format): the tools strategy"
+    )
+    tool_choice: str | None = Field(default=None, description='"none" forbids tool calls (the forced final turn)')
 
     def digest(self, image_digests: dict[str, str] | None = None) -> str:
         """A stable hash of what is sent (image parts by content digest where known)."""
@@ -121,10 +127,13 @@ class Prompt(BaseModel):
                     for p in m.parts
                 ],
                 # Only where present: a prompt without tools hashes as it always has (cache keys stay valid).
-                **({"calls": [c.model_dump() for c in m.tool_calls]} if m.tool_calls else {}),
+                **({"calls": [asdict(c) for c in m.tool_calls]} if m.tool_calls else {}),
                 **({"answers": m.tool_call_id} if m.tool_call_id else {}),
             }
             for m in self.messages
         ]
-        payload = json.dumps({"m": canonical, "f": self.answer_format, "t": self.max_tokens}, sort_keys=True)
+        body: dict[str, Any] = {"m": canonical, "f": self.answer_format, "t": self.max_tokens}
+        if self.tools or self.tool_choice:  # only then: a prompt without tools hashes as it always has
+            body["tools"] = [list(self.tools), self.tool_choice]
+        payload = json.dumps(body, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from mmad.protocol.messages import ImagePart, Message, TextPart
 
@@ -78,15 +79,32 @@ def intro(protocol: Protocol, specs: list[dict[str, Any]], calls: int) -> str:
     return NATIVE_INTRO.format(calls=calls)
 
 
-def result_messages(
-    protocol: Protocol, call_id: str, name: str, text: str, images: tuple[ImagePart, ...]
-) -> tuple[Message, ...]:
-    """A tool's result as the message(s) that carry it back to the model."""
-    shown = (TextPart(text=f"The image(s) from {name}:"), *images) if images else ()
+class ToolReply(NamedTuple):
+    """A tool's result on its way back to the model."""
+
+    call_id: str
+    name: str
+    text: str
+    images: tuple[ImagePart, ...] = ()
+
+
+def result_messages(protocol: Protocol, replies: Sequence[ToolReply]) -> tuple[Message, ...]:
+    """The results of one turn's tool calls as the messages that carry them back to the model.
+
+    Native: a ``tool`` message per call, in the calls' order (the API wants them right after the
+    assistant turn), then one user message with every image they made. Text: one user message per
+    result, its images after its text.
+    """
     if protocol == "text":
-        return (Message(role="user", parts=(TextPart(text=f"Result of {name}: {text}"), *images)),)
-    tool = Message(role="tool", parts=(TextPart(text=text),), tool_call_id=call_id)
-    return (tool, Message(role="user", parts=shown)) if shown else (tool,)
+        return tuple(
+            Message(role="user", parts=(TextPart(text=f"Result of {r.name}: {r.text}"), *r.images)) for r in replies
+        )
+    tools = [Message(role="tool", parts=(TextPart(text=r.text),), tool_call_id=r.call_id) for r in replies]
+    shown: list[TextPart | ImagePart] = []
+    for reply in replies:
+        if reply.images:
+            shown += [TextPart(text=f"The image(s) from {reply.name}:"), *reply.images]
+    return (*tools, Message(role="user", parts=tuple(shown))) if shown else tuple(tools)
 
 
 @dataclass(frozen=True)
