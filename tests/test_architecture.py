@@ -1,6 +1,6 @@
 """Data flows one way: every import in src/mmad goes down the layers, never up or sideways.
 
-    errors < _io, _version < records, expert < data < protocol, score < models, tools < run, builder
+    errors < _io, _version < records, expert < data < protocol, score < models, tools < solvers < run, builder
     < report, serve < api (mmad.evaluate) < cli < the package's own __init__ / __main__
 
 A package may import itself and any package of a lower layer; packages on the same layer do not
@@ -26,14 +26,15 @@ LAYERS: dict[str, int] = {
     "score": 4,
     "models": 5,
     "tools": 5,
-    "run": 6,
-    "builder": 6,
-    "report": 7,
-    "serve": 7,
-    "api": 8,
-    "cli": 9,
-    "__init__": 10,
-    "__main__": 10,
+    "solvers": 6,
+    "run": 7,
+    "builder": 7,
+    "report": 8,
+    "serve": 8,
+    "api": 9,
+    "cli": 10,
+    "__init__": 11,
+    "__main__": 11,
 }
 
 

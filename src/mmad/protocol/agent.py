@@ -1,5 +1,8 @@
 """The agent strategy: an expert's output drawn on an extra image placed after the query.
 
+The prompt names the image's file (`AgentRenderer.part_for`); the ``agent-render`` solver
+(`mmad.solvers.agent`) draws it before the prompt is sent.
+
 As ``Transformers/internvl_query.py`` with ``--agent`` (jam-cc/MMAD): the expert (``expert``,
 mmad's PatchCore-style detector standing in for SoftPatch) is fitted on the query's templates of
 the run's kind -- ``random_templates[:k]``, or ``similar_templates[:k]`` with ``--similar`` -- and
@@ -149,12 +152,27 @@ class AgentRenderer:
             return render_oracle(image, read_mask(files), self.notation)
         return render_expert(image, self._expert_map(benchmark, item, image), self.notation)
 
-    def render(self, benchmark: Benchmark, item: ImageItem) -> tuple[ImagePart, str]:
-        """The extra image part (a PNG in the run folder) and its text (the official InternVL wording)."""
-        drawn = self.draw(benchmark, item)
+    def path_for(self, item: ImageItem) -> Path:
+        """Where an item's extra image is drawn: named by the strategy, the templates' kind and number,
+        and the image (a pure function: a prompt names the file before the solver draws it)."""
         kind = "similar" if self.similar else "random"
         name = hashlib.sha1(f"{self.expert}|{self.notation}|{kind}{self.shots}|{item.key}".encode()).hexdigest()[:16]
-        path = self.folder / f"{name}.png"
+        return self.folder / f"{name}.png"
+
+    def part_for(self, item: ImageItem) -> tuple[ImagePart, str]:
+        """The extra image part (the PNG `draw_file` writes) and its text (the official InternVL
+        wording), without drawing anything: the prompt builder's share."""
+        return ImagePart(path=str(self.path_for(item)), role="expert"), AGENT_TEXTS[self.notation]
+
+    def draw_file(self, benchmark: Benchmark, item: ImageItem) -> Path:
+        """Draw an item's extra image to its file (`path_for`); the agent-render solver's share."""
+        path = self.path_for(item)
+        drawn = self.draw(benchmark, item)
         path.parent.mkdir(parents=True, exist_ok=True)
         drawn.save(path)
-        return ImagePart(path=str(path), role="expert"), AGENT_TEXTS[self.notation]
+        return path
+
+    def render(self, benchmark: Benchmark, item: ImageItem) -> tuple[ImagePart, str]:
+        """The extra image part and its text, the file drawn (`draw_file` then `part_for`)."""
+        self.draw_file(benchmark, item)
+        return self.part_for(item)

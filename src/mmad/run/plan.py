@@ -143,12 +143,12 @@ class Planner:
     agent: object | None = None  # an AgentRenderer (mmad.protocol.agent) when an agent strategy runs
 
     def extras(self, item: ImageItem) -> Extras:
-        """The strategies' additions for one image (the agent image is rendered here)."""
+        """The strategies' additions for one image (the agent image is named here, drawn by its solver)."""
         knowledge = self.knowledge.for_item(item) if self.knowledge is not None else None
         expert_image = None
         expert_text = ""
         if self.agent is not None:
-            expert_image, expert_text = self.agent.render(self.benchmark, item)  # type: ignore[attr-defined]
+            expert_image, expert_text = self.agent.part_for(item)  # type: ignore[attr-defined]
         return Extras(
             knowledge=knowledge,
             expert_image=expert_image,

@@ -20,6 +20,7 @@ from mmad.run.finish import RunResult, finish
 from mmad.run.limits import RetryPolicy
 from mmad.run.plan import SelectedItem
 from mmad.run.prepare import PreparedRun, prepare
+from mmad.run.solving import check_solver, make_solver
 
 
 def engine_settings(prepared: PreparedRun) -> EngineSettings:
@@ -74,14 +75,19 @@ def make_engine(
     config = prepared.config
     if cache is None and config.execution.cache:
         cache = ResponseCache(config.execution.cache_dir)
+    settings = engine_settings(prepared)
+    solver = make_solver(
+        config, settings, judge=prepared.judge, agent=prepared.planner.agent, benchmark=prepared.benchmark
+    )
     engine = Engine(
         prepared.model,
         prepared.store,
         ImageEncoder(config.image_settings()),
-        engine_settings(prepared),
+        settings,
         cache=cache,
         judge=prepared.judge,
         on_progress=on_progress,
+        solver=solver,
     )
     engine.wanted = prepared.wanted
     return engine
@@ -113,6 +119,7 @@ async def run_async(
     on_progress: Callable[[EngineStats], None] | None = None,
 ) -> RunResult:
     """Prepare, ask and finish a run; resumable. Writes run.json and records.jsonl only."""
+    check_solver(config)
     if config.execution.engine == "ray":  # only stage two differs: a Ray actor pool (or Ray Data LLM) asks
         from mmad.run.ray_runner import make_ray_engine, prepare_on_ray
 

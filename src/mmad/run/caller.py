@@ -1,0 +1,122 @@
+"""The model caller a solver is given: response cache, retries, the adaptive limit, usage.
+
+One per model per process: the local engine's, each Ray actor's. Usage is counted into the
+`EngineStats` it is given (the ledger's locally, the actor's own on Ray, which the driver adds up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mmad.errors import ModelCallError, PermanentError
+from mmad.models.base import Completion, Model, Request
+from mmad.models.prices import cost_usd
+from mmad.protocol.images import ImageEncoder
+from mmad.protocol.messages import Prompt
+from mmad.run.cache import ResponseCache, cache_key
+from mmad.run.ledger import EngineSettings, EngineStats
+from mmad.run.limits import AdaptiveLimit, call_with_retries
+from mmad.solvers.base import Reply
+
+logger = logging.getLogger(__name__)
+
+NO_REPLY_CLASSES = frozenset(
+    {"connection_refused", "connection_dropped", "connection", "timeout", "dns", "tls", "client"}
+)
+"""Failures of a call that never heard from the server (the rest are the server's own answers)."""
+
+
+class ModelClient:
+    """Calls one model for solvers (a `mmad.solvers.ModelCaller`)."""
+
+    def __init__(
+        self,
+        model: Model,
+        images: ImageEncoder,
+        settings: EngineSettings,
+        usage: EngineStats,
+        *,
+        cache: ResponseCache | None = None,
+        limit: AdaptiveLimit | None = None,
+    ) -> None:
+        self.model = model
+        self.images = images
+        self.settings = settings
+        self.usage = usage
+        self.cache = cache
+        self.limit = limit or AdaptiveLimit(settings.concurrency)
+        self.description = model.describe()
+        self.replied = False
+        """Whether any request has had an answer (a reply or an HTTP error) from the server."""
+
+    async def __call__(self, prompt: Prompt, *, answer: bool = True) -> Reply:
+        """The reply to a prompt: from the cache, or from the model with retries; usage counted."""
+        stats = self.usage
+        key = ""
+        if self.cache is not None:
+            parts = [p for m in prompt.messages for p in m.images]
+            # Prefetched images are hashed already; a thread hop per request costs more than the lookup.
+            digests = self.images.digests_if_encoded(parts)
+            if digests is None:
+                digests = await asyncio.to_thread(self.images.digests, parts)
+            key = cache_key(self.description, prompt.digest(digests), self.settings.cache_settings)
+            hit = self.cache.get(key)
+            if hit is not None:
+                stats.cached += len(prompt.questions) or 1
+                self._note_answer(hit, answer)
+                return Reply(hit, attempts=0, cached=True)
+        request = Request(
+            messages=prompt.messages,
+            max_tokens=prompt.max_tokens,
+            temperature=self.settings.temperature,
+            want_logprobs=self.settings.likelihood,
+            images=self.images,
+            questions=prompt.questions,
+        )
+
+        def on_retry(error: ModelCallError) -> None:
+            stats.retries += 1
+            logger.info("retrying %s after %s", prompt.image, error.error_class)
+
+        completion, attempts = await call_with_retries(
+            lambda: self._generate(request), self.settings.policy, self.limit, on_retry=on_retry
+        )
+        if self.cache is not None and not completion.refusal:
+            self.cache.put(key, completion)  # queued in memory; the cache's own thread writes it
+        cost = self.add_usage(completion)
+        self._note_answer(completion, answer)
+        return Reply(completion, attempts=attempts, cached=False, cost_usd=cost)
+
+    def add_usage(self, completion: Completion) -> float | None:
+        """Count a completion's tokens and dollars; its cost (None without a price)."""
+        return add_usage(self.usage, completion, self.settings.price)
+
+    def _note_answer(self, completion: Completion, answer: bool) -> None:
+        if answer and self.settings.likelihood and not completion.letter_logprobs and not completion.refusal:
+            self.usage.without_logprobs += 1
+
+    async def _generate(self, request: Request) -> Completion:
+        """One call to the model, noting whether the server has ever answered."""
+        try:
+            completion = await self.model.generate(request)
+        except ModelCallError as exc:
+            if exc.error_class not in NO_REPLY_CLASSES:
+                self.replied = True
+            elif exc.error_class == "connection_refused" and not self.replied:
+                # Nothing has ever reached the server: it is not running (or --base-url is wrong), and
+                # a minute of retries would not change that. Once it has answered, a refusal is a restart.
+                raise PermanentError(str(exc), error_class="connection_refused") from exc
+            raise
+        self.replied = True
+        return completion
+
+
+def add_usage(stats: EngineStats, completion: Completion, price: tuple[float, float] | None) -> float | None:
+    """Add a completion's tokens and dollars to `stats`; its cost, None without a price."""
+    stats.prompt_tokens += completion.prompt_tokens or 0
+    stats.completion_tokens += completion.completion_tokens or 0
+    cost = cost_usd(completion.prompt_tokens, completion.completion_tokens, price)
+    stats.cost_usd += cost or 0.0
+    stats.priced_requests += cost is not None
+    return cost
