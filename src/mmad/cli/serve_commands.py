@@ -58,7 +58,9 @@ def _check_ranges(*, port: int, latency: float, fault_rate: float, retry_after: 
 
 
 def serve_command(
-    model: str = typer.Option("random", "--model", "-m", help="the mmad backend to serve (random, fixed:A, expert)"),
+    model: str = typer.Option(
+        "random", "--model", "-m", help="the mmad backend to serve (random, fixed:A, expert, scripted-tools[:plan])"
+    ),
     port: int = typer.Option(8765, "--port", help="0 to 65535; 0 picks a free port"),
     host: str = typer.Option("127.0.0.1", "--host", help="the address to bind (keep it local)"),
     latency: float = typer.Option(0.0, "--latency", help="seconds added to every request (0 or more)"),
@@ -72,6 +74,9 @@ def serve_command(
     data: Path = typer.Option(None, "--data", help="a benchmark the model may prepare on (the expert calibrates)"),
     text_only: bool = typer.Option(
         False, "--text-only", help="act as a text-only llama.cpp server: requests with images get its HTTP 500"
+    ),
+    refuse_tools: bool = typer.Option(
+        False, "--refuse-tools", help="act as a server without tool calling: requests with tools get a 400"
     ),
 ) -> None:
     """Serve an mmad model as an OpenAI-compatible chat-completions API."""
@@ -108,7 +113,12 @@ def serve_command(
         )
         raise ConfigError(msg)
     plan = FaultPlan(rate=fault_rate, kinds=kinds, retry_after_s=retry_after, hang_s=hang, seed=seed)
-    backend = create_model(model)
+    if provider == "scripted-tools":  # the tools strategy's scripted user: a server-side model only
+        from mmad.serve.scripted_tools import ScriptedToolUser
+
+        backend: Model = ScriptedToolUser(model.partition(":")[2])
+    else:
+        backend = create_model(model)
     if data is not None and type(backend).prepare is Model.prepare:
         msg = (
             f"--data: {model} looks at no benchmark before it answers (only the expert calibrates on one); leave it out"
@@ -118,7 +128,14 @@ def serve_command(
     if data is not None:
         backend.prepare(load_benchmark(data))
     server = ChatServer(
-        backend, host=host, port=port, latency_s=latency, faults=plan, model_name=model, text_only=text_only
+        backend,
+        host=host,
+        port=port,
+        latency_s=latency,
+        faults=plan,
+        model_name=model,
+        text_only=text_only,
+        refuse_tools=refuse_tools,
     )
 
     async def main() -> None:

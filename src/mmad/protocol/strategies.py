@@ -2,7 +2,8 @@
 and chain of thought, as the MMAD paper and the official code (jam-cc/MMAD,
 ``evaluation/examples/``) apply them; docs/protocol.md describes each.
 
-A strategy string is ``rag``, ``cot``, ``agent:<expert>:<notation>`` (expert ``expert`` or ``gt``;
+A strategy string is ``rag``, ``cot``, ``tools`` (the tool-using inspector, `mmad.solvers.tools`),
+``agent:<expert>:<notation>`` (expert ``expert`` or ``gt``;
 notation ``bbox``, ``contour``, ``highlight``, ``heatmap`` or ``mask``), several joined by ``+`` or
 given one by one.
 """
@@ -32,6 +33,7 @@ class StrategySet:
     cot: bool = False
     agent_expert: str | None = None
     agent_notation: str | None = None
+    tools: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -43,12 +45,14 @@ class StrategySet:
             names.append(f"agent:{self.agent_expert}:{self.agent_notation}")
         if self.cot:
             names.append("cot")
+        if self.tools:
+            names.append("tools")
         return names
 
 
 def parse_strategies(values: list[str]) -> StrategySet:
     """Read strategy strings such as ``rag+cot`` or ``agent:expert:bbox``."""
-    rag = cot = False
+    rag = cot = tools = False
     expert = notation = None
     for value in values:
         for part in filter(None, (p.strip() for p in value.replace(",", "+").split("+"))):
@@ -56,6 +60,8 @@ def parse_strategies(values: list[str]) -> StrategySet:
                 rag = True
             elif part == "cot":
                 cot = True
+            elif part == "tools":
+                tools = True
             elif part.startswith("agent"):
                 pieces = part.split(":")
                 expert = pieces[1] if len(pieces) > 1 else "expert"
@@ -76,9 +82,12 @@ def parse_strategies(values: list[str]) -> StrategySet:
                     )
                     raise ConfigError(msg)
             else:
-                msg = f"unknown strategy {part!r}; choose rag, cot, agent:expert:bbox, agent:gt:contour, ..."
+                msg = f"unknown strategy {part!r}; choose rag, cot, tools, agent:expert:bbox, agent:gt:contour, ..."
                 raise ConfigError(msg)
-    return StrategySet(rag=rag, cot=cot, agent_expert=expert, agent_notation=notation)
+    if tools and cot:
+        msg = "the tools strategy does not combine with cot: its conversation is its own chain of thought"
+        raise ConfigError(msg)
+    return StrategySet(rag=rag, cot=cot, agent_expert=expert, agent_notation=notation, tools=tools)
 
 
 class DomainKnowledge:

@@ -73,6 +73,8 @@ class ModelClient:
             want_logprobs=self.settings.likelihood,
             images=self.images,
             questions=prompt.questions,
+            tools=prompt.tools,
+            tool_choice=prompt.tool_choice,
         )
 
         def on_retry(error: ModelCallError) -> None:

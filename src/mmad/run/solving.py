@@ -21,8 +21,10 @@ from mmad.solvers import SOLVERS, Solver, SolverSettings, SolverSetup, build_sol
 def solver_names(config: RunConfig, *, judge: bool) -> list[str]:
     """The chain of solvers a config names, innermost first."""
     strategies = parse_strategies(config.prompt.strategies)
-    chosen = getattr(config.answers, "solver", None)
+    chosen = config.answers.solver
     names = [chosen or ("cot" if strategies.cot else "plain")]
+    if strategies.tools:
+        names.append("tools")
     if strategies.agent_expert:
         names.append("agent-render")
     if judge:
@@ -32,7 +34,7 @@ def solver_names(config: RunConfig, *, judge: bool) -> list[str]:
 
 def check_solver(config: RunConfig) -> None:
     """A ConfigError for a solver no module has registered (said before the run folder is made)."""
-    chosen = getattr(config.answers, "solver", None)
+    chosen = config.answers.solver
     if chosen and chosen not in SOLVERS:
         msg = f"--solver {chosen}: no such solver; the solvers are {', '.join(sorted(SOLVERS))}"
         raise ConfigError(msg)
@@ -54,6 +56,28 @@ def make_agent(config: RunConfig, run_dir: str | Path) -> Any:
     )
 
 
+def make_toolbox(config: RunConfig, run_dir: str | Path, benchmark: Any) -> Any:
+    """The tools strategy's toolbox (its images in the run folder's ``tools/``), or None without it."""
+    prompt = config.prompt
+    strategies = parse_strategies(prompt.strategies)
+    if not strategies.tools:
+        return None
+    from mmad.models.expert_model import fitted_expert
+    from mmad.tools import Toolbox
+
+    return Toolbox(
+        benchmark,
+        Path(run_dir) / "tools",
+        names=tuple(prompt.tools) or None,
+        max_side=config.image_settings().max_side,
+        notation=strategies.agent_notation or "bbox",
+        shots=prompt.shots,
+        similar=prompt.similar_templates,
+        knowledge_path=prompt.knowledge,
+        expert=fitted_expert,
+    )
+
+
 def make_solver(
     config: RunConfig,
     settings: EngineSettings,
@@ -61,13 +85,28 @@ def make_solver(
     judge: Model | None = None,
     agent: Any = None,
     benchmark: Any = None,
+    run_dir: str | Path | None = None,
 ) -> Solver:
-    """The solver chain of a run (`agent` and `benchmark` are needed by the agent strategy only)."""
+    """The solver chain of a run (`agent` and `benchmark` are needed by the agent strategy only; the
+    tools strategy needs `benchmark` and `run_dir`)."""
     check_solver(config)
+    options: dict[str, Any] = {}
+    if parse_strategies(config.prompt.strategies).tools:
+        from mmad.solvers.tools import ToolLoopSettings
+
+        if run_dir is None or benchmark is None:
+            msg = "the tools strategy needs the benchmark and the run folder to make its toolbox"
+            raise ConfigError(msg)
+        options["toolbox"] = make_toolbox(config, run_dir, benchmark)
+        prompt = config.prompt
+        options["tool_loop"] = ToolLoopSettings(
+            max_turns=prompt.max_turns, protocol=prompt.tool_protocol, blend=prompt.blend
+        )
     setup = SolverSetup(
         settings=SolverSettings(parser=settings.parser, answer_from=settings.answer_from),
         judge=judge,
         agent=agent,
         benchmark=benchmark,
+        options=options,
     )
     return build_solver(solver_names(config, judge=judge is not None), setup)

@@ -21,14 +21,18 @@ from typing import Any
 
 from mmad.errors import ModelCallError
 from mmad.models.base import Model, Request
-from mmad.models.openai_convert import from_openai_messages
+from mmad.models.openai_convert import from_openai_messages, tool_calls_to_openai
 from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.messages import Message
+from mmad.serve.asked import asked_questions, with_roles
 
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "drop", "malformed", "empty")
 TEXT_ONLY_MESSAGE = "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj"
 """What llama.cpp's server answers (HTTP 500) when a text-only model (no --mmproj) is sent an image."""
+TOOLS_REFUSED_MESSAGE = "tools are not supported by this server (it has no tool-calling template)"
+"""What a server without tool calling answers (HTTP 400) to a request with ``tools``."""
 TLS_RECORD_HANDSHAKE = 0x16
 """The first byte of a TLS ClientHello: a client that was given https:// for this plain-HTTP server."""
 # A backend's failure reaches the client as the HTTP status a real server would answer with.
@@ -88,10 +92,12 @@ class ChatServer:
         model_name: str | None = None,
         any_model: bool = False,
         text_only: bool = False,
+        refuse_tools: bool = False,
     ) -> None:
         """``any_model`` answers whatever model name a request gives (tests that name the model freely);
         otherwise, as real servers do, a name it does not serve gets 404. ``text_only`` plays a
-        text-only llama.cpp server: a request carrying images gets its HTTP 500."""
+        text-only llama.cpp server: a request carrying images gets its HTTP 500. ``refuse_tools`` plays
+        a server without tool calling: a request with ``tools`` gets a 400 that names them."""
         self.model = model
         self.host = host
         self.port = port
@@ -100,6 +106,7 @@ class ChatServer:
         self.model_name = model_name or model.name
         self.any_model = any_model
         self.text_only = text_only
+        self.refuse_tools = refuse_tools
         self.stats = ServerStats()
         self._rng = random.Random(self.faults.seed)
         self._images = ImageEncoder(ImageSettings(original=True))
@@ -273,12 +280,26 @@ class ChatServer:
         if self.text_only and any(m.images for m in messages):
             await self._error(writer, 500, TEXT_ONLY_MESSAGE, "server_error")
             return True
+        tools = payload.get("tools") or []
+        if tools and self.refuse_tools:
+            await self._error(writer, 400, TOOLS_REFUSED_MESSAGE, "invalid_request_error")
+            return True
+        problem = tool_turns_problem(messages)
+        if problem is not None:
+            await self._error(writer, 400, problem, "invalid_request_error")
+            return True
+        choice_of_tool = payload.get("tool_choice")
+        # Backends read structured questions, never the text: the prompt's are read back here, once.
+        messages = with_roles(messages)
         request = Request(
             messages=messages,
+            questions=asked_questions(messages),
             max_tokens=int(payload.get("max_tokens") or payload.get("max_completion_tokens") or 128),
             temperature=payload.get("temperature"),
             want_logprobs=bool(payload.get("logprobs")),
             images=self._images,
+            tools=tuple(tools) if isinstance(tools, list) else (),
+            tool_choice=choice_of_tool if isinstance(choice_of_tool, str) else None,
         )
         started = time.monotonic()
         try:
@@ -295,6 +316,13 @@ class ChatServer:
             "message": {"role": "assistant", "content": completion.text},
             "finish_reason": completion.finish_reason or "stop",
         }
+        if completion.tool_calls:
+            choice["message"] = {
+                "role": "assistant",
+                "content": completion.text or None,
+                "tool_calls": tool_calls_to_openai(completion.tool_calls),
+            }
+            choice["finish_reason"] = "tool_calls"
         # mmad's own field (other servers have none): a model that declines by design, the visual expert,
         # stays an abstention over HTTP instead of an empty reply counted as unreadable
         if completion.abstained:
@@ -321,6 +349,28 @@ class ChatServer:
         }
         await self._send(writer, 200, json.dumps(response).encode())
         return True
+
+
+def tool_turns_problem(messages: tuple[Message, ...]) -> str | None:
+    """What OpenAI's API refuses in a tool conversation, or None: every call of an assistant turn
+    answered by the tool messages right after it, and no tool message answering nothing."""
+    pending: set[str] = set()
+    for index, message in enumerate(messages):
+        if message.role == "tool":
+            if message.tool_call_id not in pending:
+                return (
+                    f"messages[{index}]: a tool message answers {message.tool_call_id!r}, which no open tool call has"
+                )
+            pending.discard(message.tool_call_id)
+            continue
+        if pending:
+            return (
+                f"messages[{index}]: an assistant message with tool_calls must be followed by tool messages "
+                f"responding to each tool_call_id; unanswered: {', '.join(sorted(pending))}"
+            )
+        if message.role == "assistant":
+            pending = {call.id for call in message.tool_calls}
+    return None
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,7 +204,8 @@ def save_result_image(folder: Path, image: Image.Image, *identity: str) -> Image
     path = folder / f"{name}.png"
     folder.mkdir(parents=True, exist_ok=True)
     if not path.is_file():
-        partial = path.with_suffix(f".{name}.tmp")
+        # Two questions about one image may make the same file at once: each writes its own, one wins.
+        partial = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
         image.save(partial, format="PNG")
         partial.replace(path)
     return ImagePart(path=str(path), role="tool")

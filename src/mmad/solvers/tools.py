@@ -1,0 +1,443 @@
+"""The tools solver: a tool-using inspector, always asked beside a plain (direct) answer.
+
+Each question is asked twice, in parallel (its wall time is the slower of the two): plainly, by the
+solver this one wraps (the direct branch), and in a conversation where the model may call the
+run's tools (`mmad.tools`) for up to ``max_turns - 1`` turns before the last turn forbids them and
+asks for the answer. The record's answer is the tools branch's, or with ``blend`` the option whose
+blended score is highest: ``blend × tools + (1 - blend) × direct`` over the options' probabilities
+(from the letters' log-probabilities where the model gave them; otherwise a branch's answer counts
+as probability 1). Both branches' answers and score vectors, every model turn (tokens, latency,
+cost) and every tool call (name, arguments, result summary) are kept in the record's ``extra``,
+with the whole conversation, so a report can replay it.
+
+Protocols (`mmad.protocol.tool_text`): ``native`` is OpenAI function calling; ``text`` is one JSON
+object per turn; ``auto`` starts native and, the first time the server refuses tools (error class
+``tools_refused``), switches the whole run to text and asks that conversation again.
+
+Resume: each conversation's turns are journalled in the run folder (``tools/turns/``) as they come
+back, so a question interrupted mid-conversation is replayed from its journal on resume: no turn
+that was answered is asked again, whether or not the response cache is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mmad.errors import ConfigError, ModelCallError
+from mmad.models.base import Completion
+from mmad.protocol.messages import ImagePart, Message, Prompt, TextPart, ToolCall
+from mmad.protocol.parse import ParseMethod
+from mmad.protocol.tool_text import (
+    FINAL_TURN,
+    TEXT_FINAL_TURN,
+    TEXT_INVALID,
+    Protocol,
+    ToolReply,
+    intro,
+    parse_text_turn,
+    result_messages,
+    with_tools_intro,
+)
+from mmad.records.record import Record, Status
+from mmad.solvers.base import Answer, ModelCaller, Reply, Solver, SolverSetup, question_record, register_solver
+from mmad.tools import Toolbox
+
+logger = logging.getLogger(__name__)
+DEFAULT_MAX_TURNS = 4
+TOOL_TURN_TOKENS = 256
+"""The reply limit of a tool turn at least: a call's JSON must fit."""
+
+
+@dataclass(frozen=True)
+class ToolLoopSettings:
+    """The tools strategy's settings (``--tools``, ``--max-turns``, ``--tool-protocol``, ``--blend``)."""
+
+    max_turns: int = DEFAULT_MAX_TURNS
+    protocol: str = "auto"
+    blend: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 1:
+            msg = f"--max-turns {self.max_turns}: the tools strategy needs at least 1 turn (the last one answers)"
+            raise ConfigError(msg)
+        if self.protocol not in {"auto", "native", "text"}:
+            msg = f"--tool-protocol {self.protocol}: choose auto, native (function calling) or text (JSON replies)"
+            raise ConfigError(msg)
+        if self.blend is not None and not 0 <= self.blend <= 1:
+            msg = f"--blend {self.blend:g}: the tools branch's weight must be 0 to 1 (0.5 averages the two)"
+            raise ConfigError(msg)
+
+
+@dataclass
+class Branch:
+    """The tools branch of one question: its turns, calls, conversation and final reply."""
+
+    protocol: Protocol
+    messages: list[Message]
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    final: Completion | None = None
+    answer_text: str = ""
+    forced: bool = False
+    attempts: int = 0
+    cached: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+
+    def count(self, reply: Reply) -> None:
+        """Add one model turn's usage."""
+        completion = reply.completion
+        self.attempts += reply.attempts
+        self.cached = self.cached or reply.cached
+        self.prompt_tokens = _add(self.prompt_tokens, completion.prompt_tokens)
+        self.completion_tokens = _add(self.completion_tokens, completion.completion_tokens)
+        self.cost_usd = _add(self.cost_usd, reply.cost_usd)
+
+
+class TurnJournal:
+    """The model turns of each conversation so far, one JSON line per turn, in the run folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+
+    def _path(self, key: tuple[str, str], branch: str) -> Path:
+        name = hashlib.sha1(json.dumps([*key, branch]).encode()).hexdigest()[:20]
+        return self.folder / f"{name}.jsonl"
+
+    def read(self, key: tuple[str, str], branch: str) -> dict[str, Completion]:
+        """The turns journalled for a question's branch, by the digest of the prompt that asked them."""
+        path = self._path(key, branch)
+        found: dict[str, Completion] = {}
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return found
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                found[entry["digest"]] = Completion(**entry["completion"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a crash: that turn is asked again
+        return found
+
+    def write(self, key: tuple[str, str], branch: str, digest: str, completion: Completion) -> None:
+        """Append one turn."""
+        line = json.dumps({"digest": digest, "completion": asdict(completion)}) + "\n"
+        with self._lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with self._path(key, branch).open("a", encoding="utf-8") as handle:
+                handle.write(line)
+
+
+@register_solver("tools")
+class ToolsSolver(Solver):
+    """Asks each question plainly (the wrapped solver) and with tools; see the module docstring."""
+
+    def __init__(self, setup: SolverSetup) -> None:
+        super().__init__(setup)
+        toolbox = setup.options.get("toolbox")
+        if setup.inner is None or not isinstance(toolbox, Toolbox):
+            msg = "the tools solver wraps another (the direct branch) and needs the run's toolbox (options['toolbox'])"
+            raise ConfigError(msg)
+        self.toolbox: Toolbox = toolbox
+        self.loop: ToolLoopSettings = setup.options.get("tool_loop") or ToolLoopSettings()
+        self.protocol: Protocol = "text" if self.loop.protocol == "text" else "native"
+        self.journal = TurnJournal(self.toolbox.folder / "turns")
+
+    async def solve(self, prompt: Prompt, call: ModelCaller) -> list[Record]:
+        """The direct and the tools branch in parallel; one record per question."""
+        started = time.monotonic()
+        assert self.setup.inner is not None
+        if len(prompt.questions) != 1:
+            several = ConfigError("the tools strategy asks one question per request: leave out --per-image")
+            return Answer(prompt=prompt, started=started, error=several, asked=False).records()
+        direct_task = asyncio.create_task(self._direct(prompt, call))
+        error: BaseException | None = None
+        try:
+            branch: Branch | None = await self._converse(prompt, call)
+        except ModelCallError as exc:
+            branch, error = None, exc
+        except Exception as exc:  # a bug must become records, not end the run
+            logger.exception("the tools conversation about %s failed", prompt.image)
+            branch, error = None, exc
+        direct = await direct_task
+        return [self._record(prompt, branch, error, direct, time.monotonic() - started)]
+
+    async def _direct(self, prompt: Prompt, call: ModelCaller) -> Answer:
+        """The plain answer (the wrapped solver's), from the journal when it was answered before."""
+        assert self.setup.inner is not None
+        key = prompt.questions[0].key
+        digest = prompt.digest()
+        known = self.journal.read(key, "direct").get(digest)
+        if known is not None:
+            answer = Answer(prompt=prompt, started=time.monotonic(), digest=digest)
+            answer.reply = Reply(known, attempts=0, cached=True)
+            answer.parsed = self.parse(prompt, known)
+            return answer
+        answer = await self.setup.inner.answer(prompt, call)
+        if answer.reply is not None and not answer.reply.cached:
+            self.journal.write(key, "direct", digest, answer.reply.completion)
+        return answer
+
+    async def _converse(self, prompt: Prompt, call: ModelCaller) -> Branch:
+        """The tools conversation, falling back to the text protocol once if the server refuses tools."""
+        protocol = self.protocol
+        try:
+            return await self._conversation(prompt, call, protocol)
+        except ModelCallError as exc:
+            if exc.error_class != "tools_refused" or self.loop.protocol != "auto" or protocol == "text":
+                raise
+            if self.protocol != "text":
+                logger.warning("the server refuses tools (%s); the rest of the run uses the text protocol", exc)
+                self.protocol = "text"
+            return await self._conversation(prompt, call, "text")
+
+    async def _conversation(self, prompt: Prompt, call: ModelCaller, protocol: Protocol) -> Branch:
+        specs = self.toolbox.specs()
+        item = self.toolbox.benchmark.item(prompt.image)
+        last = self.loop.max_turns
+        branch = Branch(protocol, list(with_tools_intro(prompt.messages, intro(protocol, specs, last - 1))))
+        key = prompt.questions[0].key
+        journal = self.journal.read(key, protocol)
+        max_tokens = None if prompt.max_tokens is None else max(prompt.max_tokens, TOOL_TURN_TOKENS)
+        for turn in range(1, last + 1):
+            final = turn == last
+            if final:
+                branch.forced = True
+                branch.messages.append(
+                    Message(role="user", parts=(TextPart(text=TEXT_FINAL_TURN if protocol == "text" else FINAL_TURN),))
+                )
+            sent = Prompt(
+                image=prompt.image,
+                messages=tuple(branch.messages),
+                questions=prompt.questions,
+                max_tokens=max_tokens,
+                tools=tuple(specs) if protocol == "native" else (),
+                tool_choice="none" if protocol == "native" and final else None,
+            )
+            digest = sent.digest()
+            began = time.monotonic()
+            known = journal.get(digest)
+            if known is not None:
+                reply = Reply(known, attempts=0, cached=True)
+            else:
+                reply = await call(sent, answer=False)
+                if not reply.cached:
+                    self.journal.write(key, protocol, digest, reply.completion)
+            branch.count(reply)
+            completion = reply.completion
+            calls = [] if final else self._calls(protocol, completion, prompt)
+            branch.turns.append(
+                {
+                    "turn": turn,
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                    "latency_s": round(time.monotonic() - began, 4),
+                    "cost_usd": reply.cost_usd,
+                    "cached": reply.cached,
+                    "reply": completion.text,
+                    "calls": [c.name for c in calls or ()],
+                }
+            )
+            if calls is None:  # a text-protocol reply that is neither a call nor an answer
+                branch.messages += [
+                    Message(role="assistant", parts=(TextPart(text=completion.text),)),
+                    Message(role="user", parts=(TextPart(text=self._invalid(completion.text)),)),
+                ]
+                continue
+            if not calls:
+                branch.final = completion
+                branch.answer_text = self._answer_text(protocol, completion)
+                branch.messages.append(Message(role="assistant", parts=(TextPart(text=completion.text),)))
+                return branch
+            branch.messages += await self._run_calls(protocol, item, turn, completion, calls, branch)
+        msg = "the last turn always answers"
+        raise AssertionError(msg)  # pragma: no cover
+
+    def _calls(self, protocol: Protocol, completion: Completion, prompt: Prompt) -> list[ToolCall] | None:
+        """The tool calls of a reply: [] for an answer, None for an unreadable text-protocol reply."""
+        if protocol == "native":
+            return list(completion.tool_calls)
+        turn = parse_text_turn(completion.text)
+        if turn.kind == "tool":
+            return [ToolCall(id="text", name=turn.tool, arguments=json.dumps(turn.args))]
+        if turn.kind == "answer":
+            return []
+        # Not the protocol's JSON, but a plain answer the parser can read is taken as the answer.
+        readable = any(p.letter for p in self.parse(prompt, completion))
+        return [] if readable else None
+
+    def _invalid(self, text: str) -> str:
+        return TEXT_INVALID.format(problem=parse_text_turn(text).problem)
+
+    def _answer_text(self, protocol: Protocol, completion: Completion) -> str:
+        if protocol == "text":
+            turn = parse_text_turn(completion.text)
+            if turn.kind == "answer":
+                return turn.answer
+        return completion.text
+
+    async def _run_calls(
+        self, protocol: Protocol, item: Any, turn: int, completion: Completion, calls: list[ToolCall], branch: Branch
+    ) -> list[Message]:
+        """Run a turn's calls (in a worker thread each), note them, and return the messages to send back."""
+        if protocol == "native":
+            asked = Message(role="assistant", parts=_text_parts(completion.text), tool_calls=tuple(calls))
+        else:
+            asked = Message(role="assistant", parts=(TextPart(text=completion.text),))
+        replies = []
+        for index, tool_call in enumerate(calls):
+            began = time.monotonic()
+            result = await asyncio.to_thread(self.toolbox.call, item, tool_call.name, tool_call.arguments)
+            branch.calls.append(
+                {
+                    "turn": turn,
+                    "name": tool_call.name,
+                    "arguments": _arguments(tool_call.arguments),
+                    "summary": result.summary,
+                    "error": result.error,
+                    "latency_s": round(time.monotonic() - began, 4),
+                    "images": [p.path for p in result.images],
+                    **({"data": result.data} if result.data else {}),
+                }
+            )
+            call_id = tool_call.id if protocol == "native" else f"text_{turn}_{index}"
+            replies.append(ToolReply(call_id, tool_call.name, result.text, result.images))
+        return [asked, *result_messages(protocol, replies)]
+
+    def _record(
+        self, prompt: Prompt, branch: Branch | None, error: BaseException | None, direct: Answer, wall_s: float
+    ) -> Record:
+        question = prompt.questions[0]
+        direct_record = direct.records()[0]
+        direct_scores = _probabilities(direct_record.scores, question.options, direct_record.answer)
+        extra: dict[str, Any] = {
+            "direct": {
+                "answer": direct_record.answer,
+                "status": direct_record.status.value,
+                "raw_reply": direct_record.raw_reply,
+                "scores": direct_record.scores,
+                "prompt_tokens": direct_record.prompt_tokens,
+                "completion_tokens": direct_record.completion_tokens,
+                "latency_s": direct_record.latency_s,
+                "cost_usd": direct_record.cost_usd,
+                **({"error_class": direct_record.error_class} if direct_record.error_class else {}),
+            },
+            "tool_settings": {
+                **self.toolbox.describe(),
+                "max_turns": self.loop.max_turns,
+                "blend": self.loop.blend,
+            },
+        }
+        usage = {
+            "prompt_tokens": _add(direct_record.prompt_tokens, branch.prompt_tokens if branch else None),
+            "completion_tokens": _add(direct_record.completion_tokens, branch.completion_tokens if branch else None),
+            "cost_usd": _add(direct_record.cost_usd, branch.cost_usd if branch else None),
+        }
+        if branch is None or branch.final is None:
+            assert error is not None
+            failed = Answer(prompt=prompt, started=time.monotonic() - wall_s, error=error, digest=prompt.digest())
+            record = failed.records()[0]
+            return record.model_copy(update={"extra": {**record.extra, **extra}, **usage, "latency_s": wall_s})
+        parsed = self.parse(prompt, replace(branch.final, text=branch.answer_text))[0]
+        completion = branch.final
+        tools_scores = {k: v for k, v in (completion.letter_logprobs or {}).items() if k in question.options}
+        extra["tools"] = {
+            "protocol": branch.protocol,
+            "answer": parsed.letter,
+            "scores": tools_scores,
+            "forced_final": branch.forced,
+            "turns": branch.turns,
+            "calls": branch.calls,
+            "conversation": [_message_json(m) for m in branch.messages],
+        }
+        if parsed.letter:
+            status = Status.ANSWERED
+        elif completion.refusal or parsed.refusal:
+            status = Status.REFUSED
+        else:
+            status = Status.UNPARSED
+        answer, method, scores = parsed.letter, parsed.method, tools_scores
+        if self.loop.blend is not None:
+            mixed = _blend(
+                _probabilities(tools_scores, question.options, parsed.letter), direct_scores, self.loop.blend
+            )
+            if mixed:
+                answer = max(mixed, key=lambda k: (mixed[k], k == parsed.letter))
+                scores = {k: math.log(v) if v > 0 else -math.inf for k, v in mixed.items()}
+                status, method = Status.ANSWERED, ParseMethod.LIKELIHOOD
+            extra["blend"] = {"weight": self.loop.blend, "answer": answer, "probabilities": mixed}
+        return question_record(
+            question,
+            status=status,
+            answer=answer,
+            parse_method=method.value if method else None,
+            raw_reply=completion.text,
+            prompt_hash=prompt.digest(),
+            latency_s=wall_s,
+            attempts=branch.attempts,
+            cached=branch.cached,
+            scores={k: v for k, v in scores.items() if math.isfinite(v)},
+            extra=extra,
+            **usage,
+        )
+
+
+def _text_parts(text: str) -> tuple[TextPart, ...]:
+    return (TextPart(text=text),) if text else ()
+
+
+def _arguments(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _add(total: Any, value: Any) -> Any:
+    if value is None:
+        return total
+    return value if total is None else total + value
+
+
+def _probabilities(logprobs: dict[str, float], options: dict[str, str], letter: str | None) -> dict[str, float]:
+    """Option probabilities from letter log-probabilities (normalised over the options); without them,
+    the answer's letter at 1. Empty when there is neither."""
+    scored = {k: math.exp(v) for k, v in logprobs.items() if k in options and math.isfinite(v)}
+    total = sum(scored.values())
+    if total > 0:
+        return {k: scored.get(k, 0.0) / total for k in options}
+    if letter in options:
+        return {k: 1.0 if k == letter else 0.0 for k in options}
+    return {}
+
+
+def _blend(tools: dict[str, float], direct: dict[str, float], weight: float) -> dict[str, float]:
+    """weight × tools + (1 - weight) × direct, per option; empty unless both branches have scores."""
+    if not tools or not direct:
+        return {}
+    return {k: weight * tools.get(k, 0.0) + (1 - weight) * direct.get(k, 0.0) for k in tools}
+
+
+def _message_json(message: Message) -> dict[str, Any]:
+    """A conversation turn for the record: role, text, image files, tool calls."""
+    out: dict[str, Any] = {"role": message.role, "text": message.text}
+    images = [p.path for p in message.parts if isinstance(p, ImagePart)]
+    if images:
+        out["images"] = images
+    if message.tool_calls:
+        out["tool_calls"] = [asdict(c) for c in message.tool_calls]
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    return out

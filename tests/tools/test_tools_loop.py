@@ -1,0 +1,238 @@
+"""--strategy tools end to end over real HTTP, against `mmad serve`'s scripted tool user."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmad import evaluate
+from mmad.data.official import load_benchmark
+from mmad.errors import ConfigError, PermanentError
+from mmad.models.base import Completion, Request
+from mmad.protocol.images import load_image
+from mmad.protocol.messages import Message
+from mmad.protocol.tool_text import FINAL_TURN
+from mmad.records.record import Record, Status, read_records
+from mmad.serve.scripted_tools import ScriptedToolUser, parse_plan
+from mmad.serve.server import ChatServer, serve_in_thread
+from mmad.solvers.tools import ToolLoopSettings
+from tests.helpers.mmad_tree import make_mmad_tree
+
+KNOWLEDGE = {"MVTec": {"bottle": {"good": "A round glass bottle.", "broken_large": "A piece is missing."}}}
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    path = make_mmad_tree(tmp_path / "data")
+    (path.parent / "domain_knowledge.json").write_text(json.dumps(KNOWLEDGE))
+    return path
+
+
+def _run(data: Path, out: Path, user: ScriptedToolUser, *, refuse_tools: bool = False, **settings: Any) -> list[Record]:
+    options: dict[str, Any] = {"limit": 1, "datasets": ["DS-MVTec"], "cache": False, "tools": ["zoom", "reference"]}
+    options.update(settings)
+    with serve_in_thread(ChatServer(user, any_model=True, refuse_tools=refuse_tools)) as server:
+        evaluate("compat:scripted", data, out=out, strategies="tools", base_url=server.base_url, **options)
+    return read_records(out / "records.jsonl")
+
+
+def _tools_turns(user: ScriptedToolUser) -> list[Request]:
+    """The requests of the tools branch (the direct branch's one request has no system message of tools)."""
+    return [r for r in user.requests if any("tool" in m.text for m in r.messages if m.role == "system")]
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.float64)
+
+
+def test_each_tool_is_called_and_its_result_delivered_in_the_next_request(data: Path, tmp_path: Path) -> None:
+    user = ScriptedToolUser("zoom,reference,compare,knowledge")
+    tools = ["zoom", "reference", "compare", "knowledge"]
+    (record,) = _run(data, tmp_path / "run", user, tools=tools, max_turns=5)
+    assert record.status is Status.ANSWERED
+    calls = record.extra["tools"]["calls"]
+    assert [c["name"] for c in calls] == ["zoom", "reference", "compare", "knowledge"]
+    assert not any(c["error"] for c in calls)
+    turns = _tools_turns(user)
+    assert len(turns) == 5  # four tool turns and the answer
+    benchmark = load_benchmark(data)
+    item = benchmark.item(record.image)
+    query = Image.open(benchmark.resolve(item.key)).convert("RGB")
+
+    # zoom: the next request carries the box's pixels, enlarged to the run's image size (512)
+    zoomed = load_image(turns[1].messages[-1].images[0])
+    expected = query.crop((8, 8, 24, 24)).resize((512, 512), Image.Resampling.BICUBIC)
+    assert zoomed.size == (512, 512)
+    assert np.abs(_pixels(zoomed) - _pixels(expected)).mean() < 6
+    elsewhere = query.crop((16, 16, 32, 32)).resize((512, 512), Image.Resampling.BICUBIC)
+    assert np.abs(_pixels(zoomed) - _pixels(elsewhere)).mean() > 30  # random pixels: another box differs a lot
+
+    # reference: a normal image of the same product (the question's first similar template)
+    reference = load_image(turns[2].messages[-1].images[0])
+    template = Image.open(benchmark.resolve(item.similar_templates[0])).convert("RGB")
+    assert np.abs(_pixels(reference) - _pixels(template.resize((512, 512), Image.Resampling.BICUBIC))).mean() < 6
+    assert "/train/good/" in calls[1]["data"]["references"][0] and "/bottle/" in calls[1]["data"]["references"][0]
+
+    # compare: the query's box beside the template's box
+    pair = load_image(turns[3].messages[-1].images[0])
+    assert pair.width > pair.height
+
+    # knowledge: the category's text, as the tool message
+    answered = [m for m in turns[4].messages if m.role == "tool"]
+    assert answered[-1].text == "A round glass bottle.\nA piece is missing."
+    assert [m.tool_call_id for m in answered] == ["call_0_0", "call_1_0", "call_2_0", "call_3_0"]
+    assert all(t.tools for t in turns[:4]) and turns[0].tool_choice is None
+
+
+def test_the_record_keeps_both_branches_every_turn_and_replays_the_conversation(data: Path, tmp_path: Path) -> None:
+    user = ScriptedToolUser("zoom,reference")
+    (record,) = _run(data, tmp_path / "run", user)
+    tools = record.extra["tools"]
+    assert tools["protocol"] == "native" and not tools["forced_final"]
+    assert [t["calls"] for t in tools["turns"]] == [["zoom"], ["reference"], []]
+    for turn in tools["turns"]:
+        assert turn["prompt_tokens"] > 0 and turn["latency_s"] >= 0 and "cost_usd" in turn
+    assert record.extra["direct"]["answer"] == "A" and record.extra["direct"]["status"] == "answered"
+    direct = record.extra["direct"]
+    assert direct["prompt_tokens"] > 0 and direct["latency_s"] >= 0
+    assert record.prompt_tokens == sum(t["prompt_tokens"] for t in tools["turns"]) + direct["prompt_tokens"]
+    # The conversation in the record is what the last request sent, and then the model's answer.
+    last = _tools_turns(user)[-1]
+    replayed = tools["conversation"]
+    assert [(m["role"], m["text"]) for m in replayed[:-1]] == [(m.role, m.text) for m in last.messages]
+    assert [m.get("tool_call_id") for m in replayed[:-1]] == [m.tool_call_id for m in last.messages]
+    assert [len(m.get("images", [])) for m in replayed[:-1]] == [len(m.images) for m in last.messages]
+    assert replayed[-1] == {"role": "assistant", "text": "A"}
+    for message in replayed:
+        for path in message.get("images", []):
+            assert Path(path).is_file()
+
+
+def test_bad_arguments_and_unknown_tools_are_answered_and_the_loop_goes_on(data: Path, tmp_path: Path) -> None:
+    user = ScriptedToolUser("bad,unknown")
+    (record,) = _run(data, tmp_path / "run", user)
+    calls = record.extra["tools"]["calls"]
+    assert [(c["name"], c["error"]) for c in calls] == [("zoom", True), ("magnify", True)]
+    assert "x1 must exceed x0" in calls[0]["summary"]
+    delivered = [m.text for m in _tools_turns(user)[-1].messages if m.role == "tool"]
+    assert delivered[0].startswith("error: ") and "there is no tool 'magnify'" in delivered[1]
+    assert record.status is Status.ANSWERED
+
+
+def test_the_last_turn_forbids_tools_and_asks_for_the_answer(data: Path, tmp_path: Path) -> None:
+    user = ScriptedToolUser("zoom,zoom,zoom,zoom,zoom")
+    (record,) = _run(data, tmp_path / "run", user, max_turns=3)
+    turns = _tools_turns(user)
+    assert len(turns) == 3
+    assert [t.tool_choice for t in turns] == [None, None, "none"]
+    assert turns[-1].messages[-1].text == FINAL_TURN
+    tools = record.extra["tools"]
+    assert tools["forced_final"] and [t["calls"] for t in tools["turns"]] == [["zoom"], ["zoom"], []]
+    assert record.status is Status.ANSWERED
+
+
+def test_a_server_that_refuses_tools_gets_the_text_protocol(data: Path, tmp_path: Path) -> None:
+    user = ScriptedToolUser("zoom,reference")
+    (record,) = _run(data, tmp_path / "run", user, refuse_tools=True)
+    tools = record.extra["tools"]
+    assert tools["protocol"] == "text"
+    assert [c["name"] for c in tools["calls"]] == ["zoom", "reference"]
+    turns = _tools_turns(user)
+    assert not any(t.tools for t in turns)  # the refused request never reached the model
+    assert json.loads(tools["turns"][0]["reply"]) == {
+        "tool": "zoom",
+        "args": {"x0": 0.25, "y0": 0.25, "x1": 0.75, "y1": 0.75},
+    }
+    assert turns[1].messages[-1].text.startswith("Result of zoom: ")
+    assert len(turns[1].messages[-1].images) == 1
+    assert record.answer == "A" and record.status is Status.ANSWERED
+
+
+def test_the_text_protocol_by_setting(data: Path, tmp_path: Path) -> None:
+    user = ScriptedToolUser("zoom")
+    (record,) = _run(data, tmp_path / "run", user, tool_protocol="text")
+    assert record.extra["tools"]["protocol"] == "text"
+    assert not any(r.tools for r in user.requests)
+
+
+class FailsOnce(ScriptedToolUser):
+    """Answers as the scripted user, but the first answering turn of the tools branch fails for good."""
+
+    failed = False
+
+    async def generate(self, request: Request) -> Completion:
+        tools_turns = sum(1 for m in request.messages if m.role == "assistant" and m.tool_calls)
+        if request.tools and tools_turns == len(self.plan) and not self.failed:
+            type(self).failed = True
+            self.requests.append(request)
+            raise PermanentError("the model crashed (injected)", error_class="bad_request")
+        return await super().generate(request)
+
+
+def test_resume_in_the_middle_of_a_conversation_asks_only_what_was_not_answered(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = FailsOnce("zoom,reference")
+    (failed,) = _run(data, out, first)
+    assert failed.status is Status.ERROR and "direct" in failed.extra
+    assert len(first.requests) == 4  # the direct question, two tool turns, the failed answering turn
+    second = ScriptedToolUser("zoom,reference")
+    (record,) = _run(data, out, second, resume=True)
+    # Only the turn that failed is asked again: the direct answer and the two tool turns come from the
+    # run's journal (the response cache is off).
+    assert len(second.requests) == 1
+    assert record.status is Status.ANSWERED
+    assert [t["cached"] for t in record.extra["tools"]["turns"]] == [True, True, False]
+    assert [c["name"] for c in record.extra["tools"]["calls"]] == ["zoom", "reference"]
+
+
+def test_blend_averages_the_option_scores_of_the_two_branches(data: Path, tmp_path: Path) -> None:
+    user = ScriptedToolUser("zoom")
+    (record,) = _run(data, tmp_path / "run", user, blend=0.5, likelihood=True)
+    options = record.options
+    direct = {k: math.exp(v) for k, v in record.extra["direct"]["scores"].items()}
+    tools = {k: math.exp(v) for k, v in record.extra["tools"]["scores"].items()}
+    assert direct["A"] == pytest.approx(0.6) and tools["A"] == pytest.approx(0.9)
+    blended = record.extra["blend"]["probabilities"]
+    for letter in options:
+        expected = 0.5 * tools.get(letter, 0) / sum(tools.values()) + 0.5 * direct.get(letter, 0) / sum(direct.values())
+        assert blended[letter] == pytest.approx(expected)
+    assert record.answer == max(blended, key=blended.__getitem__) == record.extra["blend"]["answer"]
+    assert math.exp(record.scores["A"]) == pytest.approx(0.75)
+
+
+def test_loop_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="at least 1 turn"):
+        ToolLoopSettings(max_turns=0)
+    with pytest.raises(ConfigError, match=r"--blend 1\.5"):
+        ToolLoopSettings(blend=1.5)
+    with pytest.raises(ConfigError, match="--tool-protocol json"):
+        ToolLoopSettings(protocol="json")
+    assert parse_plan("") == ("expert", "zoom")
+    with pytest.raises(ConfigError, match="unknown step fly"):
+        parse_plan("zoom+fly")
+
+
+def test_the_scripted_user_answers_from_the_experts_score() -> None:
+    import asyncio
+
+    question = Message.model_validate(
+        {"role": "user", "parts": [{"type": "text", "text": "Is there any defect in the object?\nA. Yes.\nB. No."}]}
+    )
+    facts = 'Anomaly score 3.0 ... As JSON: {"score": 3.0, "threshold": 2.0, "box": [0.1, 0.2, 0.3, 0.4]}'
+    result = Message.model_validate({"role": "tool", "parts": [{"type": "text", "text": facts}], "tool_call_id": "c"})
+    user = ScriptedToolUser("expert")
+    spec = ({"type": "function", "function": {"name": "expert", "parameters": {}}},)
+    first = asyncio.run(user.generate(Request(messages=(question,), tools=spec)))
+    assert [c.name for c in first.tool_calls] == ["expert"]
+    called = Message(role="assistant", tool_calls=tuple(first.tool_calls))
+    answer = asyncio.run(user.generate(Request(messages=(question, called, result), tools=spec)))
+    assert answer.text == "A" and not answer.tool_calls  # 3.0 > 2.0: Yes
+    zoom = ScriptedToolUser("expert,zoom")
+    second = asyncio.run(zoom.generate(Request(messages=(question, called, result), tools=spec)))
+    assert json.loads(second.tool_calls[0].arguments) == {"x0": 0.1, "y0": 0.2, "x1": 0.3, "y1": 0.4}
