@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from mmad.errors import AnswersFormatError, RunError
-from mmad.records.folder import RECORDS_FILE, RUN_FILE, is_run_folder, open_run
+from mmad.records.folder import RECORDS_FILE, RUN_FILE, is_run_folder, run_records
 from mmad.records.record import Record, Status, latest_records, read_records
+from mmad.run.folder import open_run
+from tests.helpers.manifests import v1_config, v1_run_json
 
 
 def _record(question_id: str, status: Status = Status.ANSWERED, answer: str | None = "A", variant: str = "") -> Record:
@@ -54,22 +56,15 @@ def test_the_latest_record_of_a_posing_wins_and_variants_stay_apart() -> None:
 
 
 def test_a_run_folder_counts_what_was_asked_of_what_was_selected(tmp_path: Path) -> None:
-    (tmp_path / RUN_FILE).write_text(
-        json.dumps(
-            {
-                "config": {"model": "random", "prompt": {"shots": 0}},
-                "status": "partial",
-                "dataset": {"questions_selected": 4, "questions_in_benchmark": 10},
-            }
-        )
-    )
+    config = v1_config("random", "data", shots=0)
+    (tmp_path / RUN_FILE).write_text(json.dumps(v1_run_json(config, selected=4, in_benchmark=10, status="partial")))
     _write(
         tmp_path / RECORDS_FILE,
         [_record("q#0", Status.ERROR, None), _record("q#0"), _record("q#1", Status.ERROR, None)],
     )
     run = open_run(tmp_path)
     assert is_run_folder(tmp_path) and run.model == "random" and run.status == "partial"
-    assert run.setting("shots") == 0 and run.setting("limit", 7) == 7
+    assert run.config.prompt.shots == 0 and run.config.selection.limit is None
     assert [r.question_id for r in run.plain] == ["q#0", "q#1"]
     completeness = run.completeness
     assert (completeness.asked, completeness.answered, completeness.failed) == (2, 1, 1)
@@ -85,6 +80,8 @@ def test_opening_what_is_not_a_run_says_what_it_is(tmp_path: Path) -> None:
         open_run(tmp_path / "file")
     with pytest.raises(RunError, match=f"no {RUN_FILE}"):
         open_run(tmp_path)
+    with pytest.raises(RunError, match=f"no {RUN_FILE}"):  # the layers below run/ check the folder the same way
+        run_records(tmp_path)
     (tmp_path / RUN_FILE).write_text("[1, 2]")
     with pytest.raises(RunError, match="not a json object; the run folder is damaged"):
         open_run(tmp_path)

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from mmad.records import Status, open_run
+from mmad.records import Status
 from mmad.report.html import write_html_report
+from mmad.run.folder import open_run
 from tests.helpers.runs import copy_run, edit_meta, edit_records
 
 pytestmark = pytest.mark.browser
@@ -162,8 +163,8 @@ def test_model_text_with_markup_and_script_stays_inert(browser: Any, random_run:
         return record.model_copy(update=update)
 
     edit_records(run, plant)
-    meta = open_run(run).meta
-    edit_meta(run, config={**meta["config"], "model": "<img src=x onerror=window.__pwned=1>"})
+    config = open_run(run).config.model_dump(mode="json")
+    edit_meta(run, config={**config, "model": "<img src=x onerror=window.__pwned=1>"})
     session = Session(browser, write_html_report([run], tmp_path / "r.html").as_uri())
     page = session.page
     assert page.evaluate("typeof window.__pwned") == "undefined"

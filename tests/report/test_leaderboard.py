@@ -10,7 +10,7 @@ import pytest
 from mmad.cli import main
 from mmad.data.schema import Subtask
 from mmad.errors import ConfigError
-from mmad.records import Status, open_run
+from mmad.records import Status
 from mmad.report.leaderboard import (
     RunScores,
     build_leaderboard,
@@ -19,6 +19,7 @@ from mmad.report.leaderboard import (
     leaderboard_markdown,
     view_figures,
 )
+from mmad.run.folder import open_run
 from mmad.score.published import PUBLISHED_PROTOCOL, load_published_results
 from tests.helpers.runs import answer_right, copy_run, edit_meta, edit_records
 

@@ -451,7 +451,7 @@ def test_a_recipe_cell_is_scored_under_its_recipes_policy_as_its_headline_is(mma
     """summary.py's policy (the gpt4o recipe's) skips the answer after each unreadable one: the sweep table must
     show the number the cell's own `mmad score` headline shows, not mmad's strict one."""
     from mmad.cli import main
-    from mmad.records.folder import open_run
+    from mmad.run.folder import open_run
     from mmad.score.answers import graded_from_records
 
     args = ["sweep", "-m", "fixed:A", "-d", str(mmad_json), "--recipe", "gpt4o", "--set", "limit=24"]

@@ -275,7 +275,8 @@ def _report(result: Any) -> None:
 
 
 def _interrupted(run_dir: Path) -> None:
-    from mmad.records.folder import is_run_folder, open_run
+    from mmad.records.folder import is_run_folder
+    from mmad.run.folder import open_run
 
     if not is_run_folder(run_dir):
         err_console.print("interrupted before the run started; nothing was saved")

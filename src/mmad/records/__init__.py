@@ -6,9 +6,11 @@ from mmad.records.folder import (
     RECORDS_FILE,
     RUN_FILE,
     Completeness,
-    RunFolder,
+    RunRecords,
+    check_run_folder,
     is_run_folder,
-    open_run,
+    open_records,
+    run_records,
 )
 from mmad.records.record import PLAIN_VARIANTS, Record, Status, latest_records, read_records
 
@@ -20,10 +22,12 @@ __all__ = [
     "RUN_FILE",
     "Completeness",
     "Record",
-    "RunFolder",
+    "RunRecords",
     "Status",
+    "check_run_folder",
     "is_run_folder",
     "latest_records",
-    "open_run",
+    "open_records",
     "read_records",
+    "run_records",
 ]

@@ -31,7 +31,8 @@ from markupsafe import Markup
 from mmad._io import atomic_write_text
 from mmad.data.schema import SUBTASKS, Subtask
 from mmad.errors import RunError
-from mmad.records.folder import RunFolder
+from mmad.run.folder import RunFolder
+from mmad.run.manifest import Manifest
 from mmad.report.charts import Series, heat_colour, radar_svg
 from mmad.report.heatmap import heatmap_png
 from mmad.report.leaderboard import (
@@ -118,11 +119,11 @@ def _breakdown_rows(scores: RunScores, by: GroupBy) -> list[dict[str, Any]]:
     ]
 
 
-def _duration(meta: dict[str, Any]) -> str:
+def _duration(manifest: Manifest) -> str:
     try:
-        start = datetime.fromisoformat(str(meta["created_at"]))
-        end = datetime.fromisoformat(str(meta["finished_at"]))
-    except (KeyError, ValueError):
+        start = datetime.fromisoformat(manifest.created_at)
+        end = datetime.fromisoformat(manifest.finished_at or "")
+    except ValueError:
         return "–"
     seconds = max(0.0, (end - start).total_seconds())
     minutes, rest = divmod(round(seconds), 60)
@@ -131,36 +132,40 @@ def _duration(meta: dict[str, Any]) -> str:
 
 
 def _run_card(run: RunFolder) -> list[tuple[str, str]]:
-    meta = run.meta
-    usage = meta.get("usage") or {}
+    manifest = run.manifest
+    usage = manifest.usage
     plain = run.plain
     latencies = [r.latency_s for r in plain if r.latency_s is not None]
-    cost = usage.get("cost_usd")
+    cost: float | None = usage.cost_usd if usage is not None else None
     if cost is None:
         costs = [r.cost_usd for r in plain if r.cost_usd is not None]
         cost = sum(costs) if costs else None
-    model = meta.get("model") or {}
     card_hash = run_card_hash(run)
-    prompt_tokens = usage.get("prompt_tokens", sum(r.prompt_tokens or 0 for r in plain))
-    completion_tokens = usage.get("completion_tokens", sum(r.completion_tokens or 0 for r in plain))
+    if usage is not None:
+        prompt_tokens, completion_tokens, cached = usage.prompt_tokens, usage.completion_tokens, usage.cached
+    else:  # a run that never finished a session: what its records say
+        prompt_tokens = sum(r.prompt_tokens or 0 for r in plain)
+        completion_tokens = sum(r.completion_tokens or 0 for r in plain)
+        cached = 0
+    described = "".join(f"; {k} {v}" for k, v in manifest.model.items() if isinstance(v, str | int | float))
     return [
-        ("Model", run.model + "".join(f"; {k} {v}" for k, v in model.items() if isinstance(v, str | int | float))),
+        ("Model", run.model + described),
         ("Run folder", str(run.path)),
         ("Status", f"{run.status}; {run.completeness.describe()}"),
         ("Protocol card", f"{card_hash[:16]}" if card_hash else "no card (run made before protocol cards)"),
-        ("Benchmark", f"sha256 {(run.benchmark_sha256 or '?')[:16]}; {(meta.get('dataset') or {}).get('source', '?')}"),
+        ("Benchmark", f"sha256 {(run.benchmark_sha256 or '?')[:16]}; {manifest.dataset.source}"),
         ("Cost", "–" if cost is None else f"${cost:,.4f}"),
-        ("Tokens", f"{prompt_tokens:,} prompt, {completion_tokens:,} completion; {usage.get('cached', 0):,} cached"),
+        ("Tokens", f"{prompt_tokens:,} prompt, {completion_tokens:,} completion; {cached:,} cached"),
         (
             "Time",
-            f"{_duration(meta)} wall ({meta.get('created_at', '?')} → {meta.get('finished_at', '?')}); "
+            f"{_duration(manifest)} wall ({manifest.created_at} → {manifest.finished_at or '?'}); "
             + (
                 f"{sum(latencies):,.1f} s of requests, {sum(latencies) / len(latencies):.2f} s each"
                 if latencies
                 else ""
             ),
         ),
-        ("Made with", f"mmad {meta.get('mmad_version', '?')}, Python {meta.get('python', '?')}"),
+        ("Made with", f"mmad {manifest.mmad_version}, Python {manifest.python}"),
     ]
 
 

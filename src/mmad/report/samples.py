@@ -29,8 +29,8 @@ from mmad._io import atomic_write_bytes
 from mmad.data.official import load_benchmark
 from mmad.data.schema import RAW_TYPE_TO_SUBTASK, SUBTASKS, Benchmark
 from mmad.errors import MMADError
-from mmad.records.folder import RunFolder
 from mmad.records.record import Record, Status
+from mmad.run.folder import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +147,7 @@ def _truncate(text: str, limit: int) -> str:
 
 def benchmark_of(run: RunFolder, data: Path | None) -> Benchmark | None:
     """The benchmark a run asked, to find its images; None (with a warning) when it cannot be read."""
-    config = run.meta.get("config") or {}
-    source = data or (Path(str(config["data"])) if config.get("data") else None)
-    if source is None:
-        logger.warning("%s: run.json names no data; thumbnails are left out (pass --data)", run.path)
-        return None
+    source = data or Path(run.config.data)
     try:
         return load_benchmark(source)
     except (MMADError, OSError) as exc:
@@ -175,8 +171,7 @@ class SampleData:
     _benchmarks: dict[str, Benchmark | None] = field(default_factory=dict)
 
     def _benchmark(self, run: RunFolder, data: Path | None) -> Benchmark | None:
-        config = run.meta.get("config") or {}
-        marker = str(data or config.get("data") or "")
+        marker = str(data or run.config.data)
         if marker not in self._benchmarks:
             self._benchmarks[marker] = benchmark_of(run, data)
         benchmark = self._benchmarks[marker]
@@ -241,9 +236,8 @@ class SampleData:
     def add_run(self, run: RunFolder, name: str, *, data: Path | None = None, reply_chars: int = 2000) -> None:
         """Add a run's plain records (the ones the MMAD table scores)."""
         benchmark = self._benchmark(run, data)
-        shots = int(run.setting("shots") or 0)
-        similar = bool(run.setting("similar_templates"))
-        blind = bool(run.setting("blind"))
+        prompt = run.config.prompt
+        shots, similar, blind = prompt.shots, prompt.similar_templates, prompt.blind
         templates: dict[int, list[int]] = {}
         rows = []
         for record in run.plain:

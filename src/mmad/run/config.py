@@ -148,6 +148,11 @@ class AnswerConfig(_Section):
 
     parser: Literal["mmad", "upstream", "upstream-first"] = "mmad"
     judge: str | None = Field(default=None, description="a model that maps unparsed replies to a letter")
+    solver: str | None = Field(
+        default=None,
+        description="what answers each prompt: plain, cot, or a solver registered with "
+        "mmad.solvers.register_solver (default: cot with the cot strategy, else plain)",
+    )
     likelihood: Bool = Field(default=False, description="also ask for letter log-probabilities")
     answer_from: Literal["text", "likelihood"] = "text"
 

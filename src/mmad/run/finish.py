@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ from mmad.records.record import Record, Status
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
 from mmad.run.interrupts import interrupt_cause
+from mmad.run.manifest import Usage, write_manifest
 from mmad.run.prepare import PreparedRun
 from mmad.run.recipes import recipe_policy, recipe_policy_note
 from mmad.score.answers import GradedAnswer, any_reply, graded_from_record
@@ -69,15 +69,15 @@ class RunResult:
         return not any_reply(self.graded)
 
 
-def _usage(stats: EngineStats) -> dict[str, Any]:
-    return {
-        "prompt_tokens": stats.prompt_tokens,
-        "completion_tokens": stats.completion_tokens,
-        "cost_usd": round(stats.cost_usd, 6),
-        "cached": stats.cached,
-        "retries": stats.retries,
-        "elapsed_s": round(stats.elapsed_s, 3),
-    }
+def _usage(stats: EngineStats) -> Usage:
+    return Usage(
+        prompt_tokens=stats.prompt_tokens,
+        completion_tokens=stats.completion_tokens,
+        cost_usd=round(stats.cost_usd, 6),
+        cached=stats.cached,
+        retries=stats.retries,
+        elapsed_s=round(stats.elapsed_s, 3),
+    )
 
 
 @dataclass
@@ -116,23 +116,21 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
             status = "partial"
         else:
             status = "complete"
-        meta = prepared.meta
-        previous = meta.get("usage") if prepared.resumed else None
         usage = _usage(stats)
-        if isinstance(previous, dict):  # a resumed run adds to what earlier sessions spent
-            for key in ("prompt_tokens", "completion_tokens", "cost_usd", "cached", "retries", "elapsed_s"):
-                usage[key] = round(usage[key] + float(previous.get(key) or 0), 6)
-        meta.update(
-            status=status,
-            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        previous = prepared.manifest.usage if prepared.resumed else None
+        if previous is not None:  # a resumed run adds to what earlier sessions spent
+            usage = usage.plus(previous)
+        # beside the alias in config.model: the models the provider says answered
+        manifest = prepared.manifest.finished(
+            status,
             missing=missing,
             failed=outcome.failed,
             stopped_reason=f"interrupted ({interrupt_cause()})" if interrupted else stats.stopped_reason,
             usage=usage,
+            snapshots=dict(outcome.snapshots.most_common()),
         )
-        if outcome.snapshots:  # beside the alias in config.model: the models the provider says answered
-            meta["model_snapshots"] = dict(outcome.snapshots.most_common())
-        store.write_meta(meta)
+        prepared.manifest = manifest
+        write_manifest(prepared.run_dir, manifest)
     finally:
         store.close()
         await prepared.model.aclose()
@@ -154,7 +152,7 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
         stats=stats,
         status=status,
         completeness=completeness,
-        card=dict(meta.get("card") or {}),
+        card=dict(manifest.card or {}),
         failures=outcome.failures,
         circular=outcome.circular,
         unparsed=outcome.unparsed,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import platform
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from mmad.protocol.strategies import StrategySet
 from mmad.records.record import Status
 from mmad.run.card import protocol_card
 from mmad.run.config import RESUMABLE_SECTIONS, RunConfig
+from mmad.run.manifest import DatasetInfo, Manifest, now, read_manifest, write_manifest
 from mmad.run.naming import default_run_dir
 from mmad.run.plan import Planner, Selection
 from mmad.run.preflight import preflight
@@ -49,7 +49,7 @@ class PreparedRun:
     price: tuple[float, float] | None
     order: list[Key]
     wanted: set[Key]
-    meta: dict[str, Any]
+    manifest: Manifest
     resumed: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -77,12 +77,9 @@ def make_model(config: RunConfig) -> Model:
 
 def resume_config(run_dir: str | Path, **flat: Any) -> RunConfig:
     """The config a run folder was made with, with flat settings (``concurrency=64``) on top."""
-    from mmad.records.folder import open_run
+    from mmad.records.folder import check_run_folder
 
-    recorded = open_run(run_dir).meta.get("config")
-    if not isinstance(recorded, dict):
-        msg = f"{run_dir}/run.json holds no config; it was not made by `mmad eval`"
-        raise RunError(msg)
+    recorded = read_manifest(check_run_folder(run_dir)).config.model_dump(mode="json")
     return RunConfig.from_nested_with_flat(recorded, flat, source=f"{run_dir}/run.json")
 
 
@@ -118,26 +115,26 @@ def check_resume(recorded: RunConfig, given: RunConfig, run_dir: Path) -> None:
         raise ConfigError(msg)
 
 
-def _new_meta(
-    config: RunConfig, prepared_card: dict[str, Any], benchmark: Benchmark, selection: Selection
-) -> dict[str, Any]:
+def _new_manifest(
+    config: RunConfig, prepared_card: dict[str, Any], benchmark: Benchmark, selection: Selection, model: Model
+) -> Manifest:
     from mmad._version import __version__
 
-    return {
-        "mmad_version": __version__,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "config": config.model_dump(mode="json"),
-        "dataset": {
-            "source": str(benchmark.source),
-            "sha256": benchmark.sha256,
-            "questions_in_benchmark": benchmark.n_questions,
-            "questions_selected": selection.n_questions,
-        },
-        "card": prepared_card,
-        "card_hash": prepared_card["hash"],
-        "status": "running",
-    }
+    return Manifest(
+        mmad_version=__version__,
+        created_at=now(),
+        python=platform.python_version(),
+        config=config,
+        dataset=DatasetInfo(
+            source=str(benchmark.source),
+            sha256=benchmark.sha256,
+            questions_in_benchmark=benchmark.n_questions,
+            questions_selected=selection.n_questions,
+        ),
+        card=prepared_card,
+        card_hash=prepared_card["hash"],
+        model=model.describe(),
+    )
 
 
 def prepare(
@@ -157,8 +154,8 @@ def prepare(
         if not store.exists():
             msg = f"{run_dir} holds no run to resume (no run.json); start one with `mmad eval`"
             raise RunError(msg)
-        recorded_meta = store.read_meta()
-        check_resume(RunConfig.model_validate(recorded_meta["config"]), config, run_dir)
+        recorded = read_manifest(run_dir)
+        check_resume(recorded.config, config, run_dir)
         # a -d given to the resume (the benchmark moved) is recorded absolute too, as at the start
         config = with_absolute_paths(config)
     elif store.exists():
@@ -181,7 +178,7 @@ def prepare(
         raise RunError(msg)
     benchmark = load_benchmark(config.data)
     if resume:
-        recorded_sha = recorded_meta.get("dataset", {}).get("sha256")
+        recorded_sha = recorded.dataset.sha256
         if recorded_sha not in {None, benchmark.sha256}:
             msg = (
                 f"{run_dir} was run on a different benchmark json (sha256 {recorded_sha[:12]}…, "
@@ -221,15 +218,11 @@ def prepare(
         done = {k for k, status in store.statuses().items() if status is not Status.ERROR}
         order = selection.keys
         wanted = set(order) - done
-        if resume:
-            meta = store.read_meta()
-            meta["config"] = config.model_dump(mode="json")  # execution settings may have changed
+        if resume:  # read again under the lock; execution settings may have changed
+            manifest = read_manifest(run_dir).started(config, model.describe())
         else:
-            meta = _new_meta(config, card, benchmark, selection)
-        meta["model"] = model.describe()
-        meta["status"] = "running"
-        meta.pop("finished_at", None)
-        store.write_meta(meta)
+            manifest = _new_manifest(config, card, benchmark, selection, model)
+        write_manifest(run_dir, manifest)
     except BaseException:
         store.close()
         raise
@@ -246,6 +239,6 @@ def prepare(
         price=price,
         order=order,
         wanted=wanted,
-        meta=meta,
+        manifest=manifest,
         resumed=resume,
     )

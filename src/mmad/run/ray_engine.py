@@ -281,7 +281,7 @@ class RayEngine(DriverEngine):
             raise RunError(msg)
         actor.ready = True
         if self.describe_from_actors and isinstance(answer.get("model"), dict):
-            self.prepared.meta["model"] = answer["model"]
+            self.prepared.manifest = self.prepared.manifest.with_model(answer["model"])
         logger.info("Ray actor %s is ready", actor.name)
 
     def _least_loaded(self) -> _Actor | None:

@@ -220,7 +220,7 @@ class VLLMDataEngine(DriverEngine):
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
         """Ask every prompt through Ray Data LLM; records are appended as rows stream back."""
         self.stats = EngineStats(total=total_questions)
-        self.prepared.meta["model"] = self.describe()
+        self.prepared.manifest = self.prepared.manifest.with_model(self.describe())
         prompts: list[Prompt] = []
         try:
             async for item in work if isinstance(work, AsyncIterator) else _aiter(work):

@@ -50,8 +50,8 @@ def engine_settings(prepared: PreparedRun) -> EngineSettings:
 
 def _spent_before(prepared: PreparedRun) -> float:
     """Dollars the earlier sessions of a resumed run spent (run.json's usage)."""
-    usage = prepared.meta.get("usage") if prepared.resumed else None
-    return float(usage.get("cost_usd") or 0.0) if isinstance(usage, dict) else 0.0
+    usage = prepared.manifest.usage if prepared.resumed else None
+    return usage.cost_usd if usage is not None else 0.0
 
 
 def _image_paths(prepared: PreparedRun, items: list[SelectedItem]) -> Iterator[str]:

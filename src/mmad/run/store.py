@@ -1,5 +1,5 @@
-"""The run directory: ``run.json`` (settings and provenance) and ``records.jsonl`` (one line per
-finished question).
+"""The run directory's records: ``records.jsonl`` (one line per finished question) and the run's lock.
+``run.json`` beside it is the run's manifest, written only by `mmad.run.manifest`.
 
 Lines are appended as requests finish and handed to the operating system within a tenth of a
 second, so killing the process loses only the requests in flight and the answers of that moment.
@@ -15,11 +15,11 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from mmad._io import atomic_write_text, atomic_writer
+from mmad._io import atomic_writer
 from mmad.errors import AnswersFormatError, RunError
-from mmad.records.folder import LOCK_FILE, RECORDS_FILE, RUN_FILE
+from mmad.records.folder import LOCK_FILE, RECORDS_FILE, is_run_folder
 from mmad.records.record import Record, Status, read_records
 
 LOCK_WAIT_S = 0.5
@@ -49,35 +49,13 @@ class RunStore:
         self._lock: IO[str] | None = None
 
     @property
-    def run_file(self) -> Path:
-        """run.json."""
-        return self.folder / RUN_FILE
-
-    @property
     def records_file(self) -> Path:
         """records.jsonl."""
         return self.folder / RECORDS_FILE
 
     def exists(self) -> bool:
-        """Whether the folder holds a run."""
-        return self.run_file.is_file()
-
-    def read_meta(self) -> dict[str, Any]:
-        """run.json's content."""
-        try:
-            data = json.loads(self.run_file.read_text())
-        except (OSError, ValueError) as exc:
-            msg = f"{self.run_file} cannot be read ({exc}); is {self.folder} a run directory?"
-            raise RunError(msg) from exc
-        if not isinstance(data, dict):
-            msg = f"{self.run_file} is not a json object"
-            raise RunError(msg)
-        return data
-
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        """Write run.json atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_file, json.dumps(meta, indent=2, default=str))
+        """Whether the folder holds a run (its run.json, read and written by `mmad.run.manifest`)."""
+        return is_run_folder(self.folder)
 
     def load(self) -> list[Record]:
         """Every record written so far."""

@@ -51,7 +51,8 @@ from mmad._io import atomic_write_text
 from mmad.errors import ConfigError, MMADError, RunError, TooFewTemplatesError
 from mmad.protocol.agent import agent_problem
 from mmad.protocol.strategies import parse_strategies
-from mmad.records.folder import is_run_folder, open_run
+from mmad.records.folder import is_run_folder
+from mmad.run.folder import open_run
 from mmad.run.cache import default_cache_dir
 from mmad.run.config import FLAT_NAMES, PATH_SETTINGS, Bool, Int, RunConfig, did_you_mean, plain_reason
 from mmad.run.engine import EngineStats

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from mmad._io import atomic_write_text
 from mmad.data.schema import SUBTASKS
-from mmad.records.folder import is_run_folder, open_run
+from mmad.records.folder import is_run_folder
+from mmad.run.folder import open_run
 from mmad.run.recipes import recipe_policy
 from mmad.run.sweep import Sweep
 from mmad.score.answers import any_reply, covers_text, graded_from_records
@@ -60,7 +61,7 @@ def sweep_rows(folder: str | Path) -> list[SweepRow]:
             rows.append(SweepRow(name, run.model, run.status, completeness.asked, completeness.selected, None))
             continue
         # A recipe cell is scored as its run's headline is: under the policy of the recipe's published rows.
-        table = score_answers(graded, recipe_policy(run.setting("recipe")))
+        table = score_answers(graded, recipe_policy(run.config.recipe))
         circular = circular_report(records) if any(not r.plain for r in records) else None
         by_group = {r.group: r.circular for r in circular.rows} if circular is not None else {}
         rows.append(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mmad._io import collector_paused
 from mmad.errors import AnswersFormatError
-from mmad.records.folder import open_run
+from mmad.records.folder import run_records
 from mmad.records.record import read_records
 from mmad.score.answers import GradedAnswer, graded_from_records, read_official_answers
 
@@ -17,7 +17,7 @@ def load_answers(path: str | os.PathLike[str]) -> list[GradedAnswer]:
     source = Path(path)
     with collector_paused():
         if source.is_dir():
-            return graded_from_records(open_run(source).records)
+            return graded_from_records(run_records(source))
         if source.suffix == ".jsonl":
             return graded_from_records(read_records(source))
         if source.suffix == ".json":

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from mmad._io import collector_paused
 from mmad.errors import AnswersFormatError
-from mmad.records.folder import RECORDS_FILE, RunFolder, is_run_folder, open_run
+from mmad.records.folder import RECORDS_FILE, RunRecords, is_run_folder, open_records
 from mmad.records.record import Record, latest_records, read_records
 from mmad.score.answers import GradedAnswer, any_reply, graded_from_records, read_official_answers
 from mmad.score.metrics import Bootstrap, Cell, Graded, MetricResult, compute_metrics
@@ -42,7 +42,7 @@ class ScoredRun:
     """A run (or answers file) opened and scored: its answers, and its figures computed on demand."""
 
     source: Path
-    run: RunFolder | None
+    run: RunRecords | None
     graded: Graded
     _metrics: list[MetricResult] | None = field(default=None, repr=False)
 
@@ -113,11 +113,11 @@ class ScoredRun:
         ]
 
 
-def _answers_from(path: Path) -> tuple[RunFolder | None, list[GradedAnswer], list[Record]]:
+def _answers_from(path: Path) -> tuple[RunRecords | None, list[GradedAnswer], list[Record]]:
     if path.is_dir():
-        run = open_run(path)
+        run = open_records(path)
     elif path.name == RECORDS_FILE and is_run_folder(path.parent):
-        run = open_run(path.parent)
+        run = open_records(path.parent)
     elif path.suffix == ".jsonl":
         latest = list(latest_records(read_records(path)).values())
         return None, graded_from_records(latest), list(latest)
@@ -130,7 +130,7 @@ def _answers_from(path: Path) -> tuple[RunFolder | None, list[GradedAnswer], lis
 
 
 def score_run(
-    source: RunFolder | str | os.PathLike[str],
+    source: RunRecords | str | os.PathLike[str],
     *,
     policy: Policy | str | None = None,
     bootstrap: Bootstrap | None = None,
@@ -141,8 +141,8 @@ def score_run(
     recipe's policy pass it). ``bootstrap`` asks for 95% intervals wherever a metric can give them.
     Nothing is computed until asked for.
     """
-    run: RunFolder | None
-    if isinstance(source, RunFolder):
+    run: RunRecords | None
+    if isinstance(source, RunRecords):
         path, run = source.path, source
         with collector_paused():  # tens of thousands of small acyclic objects: the collector would only rescan them
             answers, records = graded_from_records(run.records), list(run.latest.values())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mmad.data.schema import SOURCE_DATASETS, Subtask
 from mmad.errors import ConfigError
-from mmad.records.folder import RunFolder
+from mmad.run.folder import RunFolder
 from mmad.report.leaderboard.model import Leaderboard, LeaderboardRow
 from mmad.report.leaderboard.ranking import rank_rows
 from mmad.report.leaderboard.rows import RunScores, published_row, run_row

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from statistics import fmean
 
 from mmad.data.schema import SUBTASKS, Subtask
-from mmad.records.folder import RunFolder, open_run
+from mmad.run.folder import RunFolder, open_run
 from mmad.report.leaderboard.model import LeaderboardRow
 from mmad.report.leaderboard.rules import card_summary, is_subset_run, legacy_protocol, run_card_hash, run_group
 from mmad.score.answers import GradedAnswer, any_reply, covers_text, graded_from_record

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mmad.records.folder import RunFolder
+from mmad.run.folder import RunFolder
 
 NO_CARD = "no card"
 RUN_SELECTION_KEYS = ("limit", "datasets", "categories", "subtasks")
@@ -29,17 +29,22 @@ def card_summary(card: Mapping[str, Any], limit: int = 240) -> str:
 
 def run_card_hash(run: RunFolder) -> str | None:
     """The run's protocol card hash, when run.json has one."""
-    value = run.meta.get("card_hash")
-    return str(value) if value else None
+    return run.card_hash or None
 
 
 def _legacy_settings(run: RunFolder) -> dict[str, Any]:
     """What decides comparability for a run made before protocol cards: the settings run.json kept."""
+    legacy, config = run.manifest.legacy, run.config
     return {
-        "protocol": run.meta.get("protocol") or {},
-        "images": run.meta.get("images"),
-        "strategies": run.meta.get("strategies") or [],
-        **{key: run.setting(key) for key in ("parser", "answer_from", "judge", "likelihood", "text_only", "knowledge")},
+        "protocol": legacy.protocol if legacy else {},
+        "images": legacy.images if legacy else None,
+        "strategies": legacy.strategies if legacy else [],
+        "parser": config.answers.parser,
+        "answer_from": config.answers.answer_from,
+        "judge": config.answers.judge,
+        "likelihood": config.answers.likelihood,
+        "text_only": config.connection.text_only,
+        "knowledge": config.prompt.knowledge,
     }
 
 
@@ -62,7 +67,8 @@ def is_subset_run(run: RunFolder) -> bool:
     files without the benchmark's size, from its selection settings."""
     if run.completeness.subset:
         return True
-    return any(run.setting(key) for key in RUN_SELECTION_KEYS)
+    selection = run.config.selection
+    return any((selection.limit, selection.datasets, selection.categories, selection.subtasks))
 
 
 def run_group(run: RunFolder) -> tuple[str, str]:
