@@ -13,6 +13,7 @@ pytest.importorskip("torch", reason="the [expert] extra is installed by `make se
 from mmad.data.official import load_benchmark
 from mmad.data.schema import Benchmark
 from mmad.expert.render import render_expert
+from mmad.models.base import Request
 from mmad.models.expert_model import fitted_expert
 from mmad.protocol.messages import ImagePart
 from mmad.tools import Toolbox
@@ -76,3 +77,60 @@ def test_reference_retrieves_normal_images_of_the_product_past_the_templates(
     assert result.data["how"] == ["template"] * 3 + ["retrieved"]
     assert keys[3].startswith("DS-MVTec/bottle/image/good/")  # a normal query image of the same product
     assert len(result.images) == 4
+
+
+@pytest.mark.slow
+def test_the_scripted_user_zooms_into_the_experts_box_and_answers_from_its_score(
+    benchmark: Benchmark, tmp_path: Path
+) -> None:
+    """Over HTTP: the expert's picture reaches the model as the expert drew it, the zoom goes to its box,
+    and the answer follows its score against the threshold."""
+    from mmad import evaluate
+    from mmad.protocol.images import load_image
+    from mmad.records.record import read_records
+    from mmad.serve.scripted_tools import ScriptedToolUser
+    from mmad.serve.server import ChatServer, serve_in_thread
+
+    user = ScriptedToolUser()  # the default plan: expert, then zoom into its box
+    assert benchmark.source is not None
+    with serve_in_thread(ChatServer(user, any_model=True)) as server:
+        evaluate(
+            "compat:scripted",
+            benchmark.source,
+            out=tmp_path / "run",
+            strategies="tools",
+            base_url=server.base_url,
+            cache=False,
+            datasets=["DS-MVTec"],
+            categories=["bottle"],
+            subtasks=["Anomaly Detection"],
+        )
+    records = {r.image: r for r in read_records(tmp_path / "run" / "records.jsonl")}
+    record = records[ITEM]
+    expert_call, zoom_call = record.extra["tools"]["calls"]
+    assert expert_call["name"] == "expert" and zoom_call["name"] == "zoom"
+    facts = expert_call["data"]
+    assert zoom_call["arguments"] == dict(zip(("x0", "y0", "x1", "y1"), facts["box"], strict=True))
+    expected = "A" if facts["score"] > facts["threshold"] else "B"  # A. Yes. / B. No.
+    assert record.extra["tools"]["answer"] == expected == record.answer
+    # The expert's picture as the next request carried it: the expert's map drawn in the run's notation.
+    with Image.open(benchmark.resolve(ITEM)) as image:
+        shown = np.asarray(image.convert("RGB").resize((512, 512), Image.Resampling.BILINEAR), dtype=np.float64)
+
+    def about_item(request: Request) -> bool:  # the run asks about several images at once
+        query = next(m for m in request.messages if m.role == "user" and m.images).images[-1]
+        return bool(np.abs(np.asarray(load_image(query), dtype=np.float64) - shown).mean() < 8)
+
+    turns = [r for r in user.requests if r.tools and about_item(r)]
+    assert len(turns) == 3  # expert, zoom, the answer
+    sent = np.asarray(load_image(turns[1].messages[-1].images[0]), dtype=np.float64)
+    expert = fitted_expert(benchmark)
+    item = benchmark.item(ITEM)
+    query = ImagePart(path=str(benchmark.resolve(ITEM)), role="query")
+    templates = [ImagePart(path=str(benchmark.resolve(t)), role="template") for t in item.templates(1)]
+    result, _threshold = expert.inspect(query, templates)
+    with Image.open(benchmark.resolve(ITEM)) as image:
+        drawn = render_expert(image.convert("RGB"), result.anomaly_map, "bbox").resize(
+            (512, 512), Image.Resampling.BILINEAR
+        )
+    assert np.abs(sent - np.asarray(drawn, dtype=np.float64)).mean() < 8
