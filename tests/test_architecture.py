@@ -85,3 +85,77 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     probe.write_text("from mmad.cli.common import console\nimport mmad.report.html\nfrom mmad import api\n")
     assert [target for _, target in _imports(probe)] == ["mmad.cli.common", "mmad.report.html", "mmad.api"]
     assert LAYERS[_unit("mmad.cli.common")] > LAYERS["score"]
+
+# run.json is the run's manifest (issue #23): only run/manifest.py opens it for writing, and only the
+# stages that start and end a session ask it to (H2's ledger will be the one place).
+MANIFEST_MODULE = "run/manifest.py"
+MANIFEST_WRITERS = {"run/prepare.py", "run/finish.py"}
+WRITE_CALLS = {"write_text", "write_bytes", "atomic_write_text", "atomic_write_bytes", "atomic_writer", "dump"}
+
+
+def _names_run_json(node: ast.AST, aliases: set[str]) -> bool:
+    """Whether an expression mentions run.json: the literal, RUN_FILE, or a name bound to either."""
+    for part in ast.walk(node):
+        if isinstance(part, ast.Constant) and part.value == "run.json":
+            return True
+        if isinstance(part, ast.Name) and (part.id == "RUN_FILE" or part.id in aliases):
+            return True
+        if isinstance(part, ast.Attribute) and part.attr in {"RUN_FILE", "run_file"}:
+            return True
+    return False
+
+
+def _run_json_writes(path: Path, root: Path = ROOT) -> list[str]:
+    """Where a module writes a file whose path mentions run.json (a write call, or open() for writing)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for scope in [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))]:
+        aliases: set[str] = set()
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Assign) and _names_run_json(node.value, aliases):
+                aliases |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(scope):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            touched = [*node.args, *(k.value for k in node.keywords)]
+            if isinstance(func, ast.Attribute):
+                touched.append(func.value)
+            mode = next((a.value for a in node.args[1:2] if isinstance(a, ast.Constant)), "r")
+            writes = name in WRITE_CALLS or (name == "open" and isinstance(mode, str) and set(mode) & set("wax+"))
+            if writes and any(_names_run_json(t, aliases) for t in touched):
+                found.append(f"{path.relative_to(root)}:{node.lineno} writes run.json")
+    return sorted(set(found))
+
+
+def test_only_the_manifest_module_writes_run_json() -> None:
+    writers = {p for path in sorted(ROOT.rglob("*.py")) for p in _run_json_writes(path)}
+    assert {w.split(":")[0] for w in writers} == {MANIFEST_MODULE}, writers
+    callers = set()
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            called = getattr(node.func, "id", getattr(node.func, "attr", "")) if isinstance(node, ast.Call) else ""
+            if called == "write_manifest":
+                callers.add(str(path.relative_to(ROOT)))
+    assert callers == MANIFEST_WRITERS
+
+
+def test_the_check_sees_a_run_json_write(tmp_path: Path) -> None:
+    source = (
+        "import json\n"
+        "from mmad.records.folder import RUN_FILE\n"
+        "def a(folder, meta):\n"
+        "    (folder / RUN_FILE).write_text(json.dumps(meta))\n"
+        "def b(folder, meta):\n"
+        "    path = folder / 'run.json'\n"
+        "    atomic_write_text(path, json.dumps(meta))\n"
+        "def c(store, meta):\n"
+        "    with open(store.run_file, 'w') as handle:\n"
+        "        json.dump(meta, handle)\n"
+        "def d(folder):\n"
+        "    return (folder / RUN_FILE).read_text()\n"
+    )
+    probe = tmp_path / "probe.py"
+    probe.write_text(source)
+    assert _run_json_writes(probe, tmp_path) == [f"probe.py:{n} writes run.json" for n in (4, 7, 9)]
