@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 from mmad.errors import DataError
-from mmad.protocol.images import ImageSettings, encode_image
+from mmad.protocol import images
+from mmad.protocol.images import EncodedImage, ImageEncoder, ImageSettings, encode_image
+from mmad.protocol.messages import ImagePart
 
 
 def test_a_photo_is_resized_to_the_longest_side(tmp_path: Path) -> None:
@@ -27,3 +29,58 @@ def test_an_unreadable_file_is_named_with_the_reason(tmp_path: Path, content: by
     with pytest.raises(DataError, match=rf"cannot read image {path}: {reason}") as caught:
         encode_image(path, ImageSettings())
     assert "BytesIO" not in str(caught.value)
+
+
+def _photos(folder: Path, n: int) -> list[str]:
+    paths = []
+    for i in range(n):
+        path = folder / f"img{i}.png"
+        Image.new("RGB", (40 + i, 30), (10 * i % 256, 200 - 7 * i % 200, 90)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_a_large_prefetch_encodes_in_worker_processes_with_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #22: images are prepared in other processes (no GIL taken from the event loop); a
+    request asking for one the prefetch has not reached yet is served by them too."""
+    paths = _photos(tmp_path, 8)
+    settings = ImageSettings()
+    expected = {p: encode_image(Path(p), settings) for p in paths}
+    monkeypatch.setattr(images, "POOL_MIN_IMAGES", 4)
+
+    def not_here(path: Path, settings: ImageSettings) -> EncodedImage:
+        raise AssertionError(f"{path} was encoded in the run's own process")
+
+    monkeypatch.setattr(images, "encode_image", not_here)  # the spawned workers import their own
+    encoder = ImageEncoder(settings)
+    thread = encoder.prefetch(paths, ahead=2)
+    try:
+        got = {p: encoder.encode(ImagePart(path=p)) for p in reversed(paths)}  # the last first: not reached yet
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    finally:
+        encoder.stop()
+    assert encoder.workers >= 1
+    for path, encoded in got.items():
+        assert encoded.data == expected[path].data and encoded.digest == expected[path].digest
+        assert encoded.data_url == expected[path].data_url
+
+
+def test_an_unreadable_file_in_a_pooled_prefetch_is_named_when_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _photos(tmp_path, 5)
+    Path(paths[2]).write_bytes(b"<html>")
+    monkeypatch.setattr(images, "POOL_MIN_IMAGES", 4)
+    encoder = ImageEncoder(ImageSettings())
+    thread = encoder.prefetch(paths)
+    try:
+        with pytest.raises(DataError, match=rf"cannot read image {paths[2]}: not an image format"):
+            encoder.encode(ImagePart(path=paths[2]))
+        assert encoder.encode(ImagePart(path=paths[4])).width == 512
+        thread.join(timeout=60)
+    finally:
+        encoder.stop()
+    assert encoder.workers >= 1

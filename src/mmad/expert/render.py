@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 MAX_SIDE = 512
 RED = (255, 0, 0)
@@ -84,6 +83,8 @@ def oracle_mask(gt: np.ndarray) -> np.ndarray:
 
 def regions(binary: np.ndarray, min_area_fraction: float = MIN_AREA_FRACTION) -> list[np.ndarray]:
     """8-connected regions, holes filled, larger than the area filter (0 keeps every region)."""
+    from scipy import ndimage  # 0.6 s to import; run/config reaches this module through the tools
+
     labels, count = ndimage.label(binary, structure=_EIGHT)
     minimum = min_area_fraction * binary.size
     out = []
@@ -137,6 +138,8 @@ def _draw_boxes(canvas: Image.Image, parts: list[np.ndarray], limit: int) -> Ima
 
 
 def _draw_contours(canvas: Image.Image, parts: list[np.ndarray]) -> Image.Image:
+    from scipy import ndimage
+
     pixels = np.asarray(canvas).copy()
     for part in parts:
         edge = part & ~ndimage.binary_erosion(part)

@@ -20,11 +20,18 @@ Two settings exist for the recipes that reproduce an official script:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
+import logging
+import multiprocessing
+import os
+import signal
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,6 +40,8 @@ from PIL import Image, UnidentifiedImageError
 
 from mmad.errors import DataError
 from mmad.protocol.messages import ImagePart
+
+logger = logging.getLogger(__name__)
 
 _MIME = {
     ".png": "image/png",
@@ -166,6 +175,26 @@ def load_image(part: ImagePart) -> Image.Image:
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 DEFAULT_AHEAD = 128
+POOL_MIN_IMAGES = 200
+"""A prefetch of fewer distinct images than this stays in a thread: starting a worker process
+(about 0.3 s of CPU) would cost a short run more than it saves."""
+
+
+def pool_workers() -> int:
+    """Encoding processes for a prefetch: half the cores (the event loop and the server need the
+    rest), at least one, at most four (past that the requests, not the images, are the limit)."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def _quiet_worker() -> None:
+    # Ctrl-C reaches the whole process group; the run reports the interruption, not each worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _encode_in_worker(path: str, settings: ImageSettings) -> EncodedImage:
+    encoded = encode_image(Path(path), settings)
+    _ = encoded.data_url  # base64 here too, off the event loop's process
+    return encoded
 
 
 class ImageEncoder:
@@ -173,8 +202,13 @@ class ImageEncoder:
 
     Memory is bounded by bytes, not by the number of questions: the encoded images kept for reuse
     (templates shown with many queries, an image asked about several times) are evicted, least
-    recently used first, past ``max_bytes``; a prefetch thread stays at most ``ahead`` images in
+    recently used first, past ``max_bytes``; a prefetch stays at most ``ahead`` images in
     front of the requests being built.
+
+    A prefetch of many images encodes them in worker processes (``pool_workers()``): in a thread
+    of the run's own process, Pillow's work between its GIL-free stretches took the GIL from the
+    event loop often enough to cost every request's socket calls about a millisecond (2,548
+    images of 3 ms each, issue #22's profile).
     """
 
     def __init__(self, settings: ImageSettings, max_bytes: int | None = None) -> None:
@@ -186,7 +220,13 @@ class ImageEncoder:
         self._order: dict[str, int] = {}  # prefetch order of each path, as the prefetcher reaches it
         self._position = -1  # the furthest path (in prefetch order) a request has asked for
         self._stop = threading.Event()
+        self._pending: dict[str, Future[EncodedImage]] = {}  # sent to the worker processes, not back yet
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_decided = threading.Event()  # whether a prefetch uses the pool is known
+        self._pool_decided.set()
         self.encoded = 0
+        self.workers = 0
+        """Worker processes of the last prefetch (0: it ran in a thread)."""
 
     @property
     def cached_bytes(self) -> int:
@@ -216,50 +256,112 @@ class ImageEncoder:
             if hit is not None:
                 self._cache.move_to_end(part.path)
                 return hit
-        encoded = encode_image(Path(part.path), self.settings)
+            pending = self._pending.get(part.path)
+        self._pool_decided.wait()  # a prefetch is listing its images: they may be the workers' to encode
         with self._lock:
+            pool = self._pool
+        if pending is None and pool is not None:
+            # Asked before the prefetch reached it: still the workers' job, as encoding it here
+            # would take the GIL from the event loop again.
+            with contextlib.suppress(RuntimeError):  # the pool is shut down: encoded here
+                pending = self._submit(pool, part.path)
+        if pending is not None:
+            with contextlib.suppress(Exception):  # a failed one is encoded here, which says why
+                return self._store(part.path, pending.result())
+        return self._store(part.path, encode_image(Path(part.path), self.settings))
+
+    def _store(self, path: str, encoded: EncodedImage) -> EncodedImage:
+        with self._lock:
+            self._pending.pop(path, None)
+            if path in self._cache:
+                return self._cache[path]
             self.encoded += 1
-            if part.path not in self._cache:
-                self._cache[part.path] = encoded
-                # Counted with the data URL it will get when a request is built from it.
-                self._bytes += encoded.size_in_memory
+            self._cache[path] = encoded
+            # Counted with the data URL it will get when a request is built from it.
+            self._bytes += encoded.size_in_memory
             while self._bytes > self._max_bytes and len(self._cache) > 1:
                 _, evicted = self._cache.popitem(last=False)
                 self._bytes -= evicted.size_in_memory
         return encoded
 
     def prefetch(self, paths: Iterable[str], *, ahead: int = DEFAULT_AHEAD) -> threading.Thread:
-        """Encode images in a background thread, in the order they will be needed.
+        """Encode images in the background, in the order they will be needed.
 
-        Decoding, resizing and JPEG encoding run in Pillow's C code without the GIL, so this
-        uses a second core while the event loop sends requests. It waits whenever it is `ahead`
-        images in front of the furthest image a request has asked for.
+        A thread walks the paths and waits whenever it is `ahead` images in front of the furthest
+        image a request has asked for. It encodes them itself when they are few (under
+        POOL_MIN_IMAGES), else hands them to ``pool_workers()`` processes, a few at a time, and
+        each comes back into the cache as soon as it is done; a request that needs one still on
+        its way waits for it rather than encoding it again.
         """
 
         def work() -> None:
-            seen: set[str] = set()
-            for path in paths:
-                if path in seen:
-                    continue
+            try:
+                ordered = list(dict.fromkeys(paths))
                 with self._lock:
-                    index = len(seen)
-                    self._order[path] = index
-                seen.add(path)
-                while self._too_far_ahead(index, ahead) and not self._stop.is_set():
-                    self._stop.wait(0.01)
-                if self._stop.is_set():
-                    return
-                with self._lock:
-                    if path in self._cache:
+                    self._order = {path: index for index, path in enumerate(ordered)}
+                pool = self._start_pool(len(ordered))
+            finally:
+                self._pool_decided.set()
+            in_flight: deque[Future[EncodedImage]] = deque()
+            try:
+                for index, path in enumerate(ordered):
+                    while self._too_far_ahead(index, ahead) and not self._stop.is_set():
+                        with self._lock:  # the requests may have caught up with it meanwhile
+                            if path in self._cache or path in self._pending:
+                                break
+                        self._stop.wait(0.01)
+                    if self._stop.is_set():
+                        return
+                    with self._lock:
+                        if path in self._cache or path in self._pending:
+                            continue
+                    if pool is None:
+                        with contextlib.suppress(DataError):  # the request that needs it reports the error
+                            self.encode(ImagePart(path=path), asked=False)
                         continue
-                try:
-                    self.encode(ImagePart(path=path), asked=False)
-                except DataError:
-                    continue  # the request that needs it will report the error
+                    while len(in_flight) > 4 * self.workers:
+                        futures_wait([in_flight.popleft()])
+                    in_flight.append(self._submit(pool, path))
+            except RuntimeError:  # stop() shut the pool down under a submit
+                return
+            finally:
+                if pool is not None and self._stop.is_set():
+                    pool.shutdown(wait=False, cancel_futures=True)
 
+        self._pool_decided.clear()
         thread = threading.Thread(target=work, name="mmad-image-prefetch", daemon=True)
         thread.start()
         return thread
+
+    def _start_pool(self, images: int) -> ProcessPoolExecutor | None:
+        if images < POOL_MIN_IMAGES or self._stop.is_set():
+            return None
+        try:
+            # spawn, not fork: the run's process has threads (the cache writer, the SDK's) by now
+            context = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(pool_workers(), mp_context=context, initializer=_quiet_worker)
+        except (OSError, ImportError, NotImplementedError) as exc:  # no semaphores (some sandboxes)
+            logger.info("images are prepared in a thread: no worker processes (%s)", exc)
+            return None
+        self._pool = pool
+        self.workers = pool_workers()
+        return pool
+
+    def _submit(self, pool: ProcessPoolExecutor, path: str) -> Future[EncodedImage]:
+        future = pool.submit(_encode_in_worker, path, self.settings)
+        with self._lock:
+            self._pending[path] = future
+
+        def done(finished: Future[EncodedImage]) -> None:
+            if finished.cancelled() or finished.exception() is not None:
+                with self._lock:  # asked for, it is encoded in the asking thread, which reports the error
+                    if self._pending.get(path) is finished:
+                        del self._pending[path]
+                return
+            self._store(path, finished.result())
+
+        future.add_done_callback(done)
+        return future
 
     def _too_far_ahead(self, index: int, ahead: int) -> bool:
         waiting = index - self._position
@@ -271,8 +373,11 @@ class ImageEncoder:
         return waiting > 1 and waiting * average > self._max_bytes / 2
 
     def stop(self) -> None:
-        """End a prefetch thread."""
+        """End a prefetch (its thread, and its worker processes once their image is done)."""
         self._stop.set()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def digests(self, parts: list[ImagePart]) -> dict[str, str]:
         """Content digests of path-based image parts, for request hashing."""
