@@ -23,7 +23,7 @@ from mmad.errors import DataError
 from mmad.expert.patchcore import DetectorSettings, PatchCoreExpert
 from mmad.models.base import Completion, Request
 from mmad.models.expert_model import ExpertModel, category_of_key, key_under_root
-from mmad.protocol.messages import ImagePart, Message, TextPart
+from mmad.protocol.messages import ImagePart, Message, PosedQuestion, TextPart
 from mmad.records.record import read_records
 from tests.helpers.photo_defects import write_mvtec_tree
 
@@ -163,9 +163,25 @@ def test_a_missing_normal_image_is_named(builds: dict[str, Path], expert: PatchC
         ExpertModel(expert, fit_on="category").prepare(bench)
 
 
+def _posed(question_type: str, options: dict[str, str], text: str = "") -> PosedQuestion:
+    return PosedQuestion(
+        question_id=f"q#{question_type}",
+        image="",
+        question_type=question_type,
+        text=text,
+        options=options,
+        correct_answer="",
+        number=1,
+    )
+
+
+DETECT = _posed("Anomaly Detection", {"A": "Yes.", "B": "No."}, "Is there any defect in the object?")
+
+
 def _request(query: ImagePart, template: ImagePart) -> Request:
     text = "Question: Is there any defect in the object? \nA. Yes.\nB. No.\n"
-    return Request(messages=(Message(role="user", parts=(template, query, TextPart(text=text))),))
+    message = Message(role="user", parts=(template, query, TextPart(text=text)))
+    return Request(messages=(message,), questions=(DETECT,))
 
 
 def test_category_mode_refuses_queries_it_cannot_place(
@@ -309,14 +325,14 @@ def test_an_image_is_inspected_once_for_all_its_questions(
     real = model.inspect
     monkeypatch.setattr(model, "inspect", lambda q, t: seen.append(q.path) or real(q, t))
 
-    def ask(text: str) -> Completion:
-        message = Message(role="user", parts=(template, query, TextPart(text=text)))
-        return asyncio.run(model.generate(Request(messages=(message,))))
+    def ask(question: PosedQuestion) -> Completion:
+        message = Message(role="user", parts=(template, query, TextPart(text="(the rendered prompt)")))
+        return asyncio.run(model.generate(Request(messages=(message,), questions=(question,))))
 
-    analysis = ask("Question: What is the type of the defect? \nA. Stain.\nB. Scratch.\n")
+    analysis = ask(_posed("Defect Classification", {"A": "Stain.", "B": "Scratch."}))
     assert analysis.abstained and seen == []
-    detect = ask("Question: Is there any defect in the object? \nA. Yes.\nB. No.\n")
-    where = ask("Question: Where is the defect? \nA. Top left.\nB. Bottom right.\nC. Center.\n")
+    detect = ask(DETECT)
+    where = ask(_posed("Defect Localization", {"A": "Top left.", "B": "Bottom right.", "C": "Center."}))
     assert detect.text in {"Answer: A", "Answer: B"} and where.text in {"Answer: A", "Answer: B", "Answer: C"}
     assert seen == [query.path]
     other = ImagePart(path=str(bench.resolve(next(i for i in bench.items if i.key != item.key).key)))
@@ -347,3 +363,26 @@ def test_questions_it_declines_inside_a_per_image_request_are_abstentions(
     for record in records:
         expected = "answered" if record.question_type in seen else "abstained"
         assert record.status.value == expected, (record.question_type, record.raw_reply)
+
+
+def test_the_expert_reads_the_structured_question_never_the_prompt_text(
+    builds: dict[str, Path], expert: PatchCoreExpert
+) -> None:
+    bench = _bench(builds["copied"])
+    item = next(i for i in bench.items if not i.is_normal)
+    template = ImagePart(path=str(bench.resolve(item.random_templates[0])), role="template")
+    query = ImagePart(path=str(bench.resolve(item.key)), role="query")
+    model = ExpertModel(expert)
+    model.prepare(bench)
+
+    def ask(text: str, question: PosedQuestion) -> Completion:
+        message = Message(role="user", parts=(template, query, TextPart(text=text)))
+        return asyncio.run(model.generate(Request(messages=(message,), questions=(question,))))
+
+    # Worded in another language, without "Question:": the structured question is what is answered.
+    answered = ask("Gibt es einen Defekt im Objekt?\nA) Ja\nB) Nein", DETECT)
+    assert answered.text in {"Answer: A", "Answer: B"} and not answered.abstained
+    # Worded as an anomaly question, but posed as another subtask: declined.
+    english = "Question: Is there any defect in the object? \nA. Yes.\nB. No.\n"
+    declined = ask(english, _posed("Defect Description", {"A": "Yes.", "B": "No."}))
+    assert declined.abstained

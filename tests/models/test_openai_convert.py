@@ -9,7 +9,7 @@ from openai._utils._json import openapi_dumps
 from PIL import Image
 
 from mmad.errors import PermanentError, RetryableError
-from mmad.models.base import Request, choices_from_text
+from mmad.models.base import Request
 from mmad.models.openai_convert import (
     classify_status,
     from_openai_messages,
@@ -153,11 +153,6 @@ def test_status_classes(status, body, after, kind, cls) -> None:
     assert isinstance(error, kind) and error.error_class == cls
     if after:
         assert error.retry_after == 2.0
-
-
-def test_choices_read_from_prompt_text() -> None:
-    text = "Question 1: q? \nA. Yes.\nB. No.\nQuestion 2: r? \nA. x\nB. y\nC. z\nD. w\n"
-    assert choices_from_text(text) == (("A", "B"), ("A", "B", "C", "D"))
 
 
 def test_json_body_is_the_sdks_bytes_without_escaping_the_images(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +93,10 @@ class Completion:
     extra: dict[str, Any] = field(default_factory=dict)
     tool_calls: list[ToolCall] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # The response cache stores completions as JSON objects: tool calls come back as dicts.
+        self.tool_calls = [ToolCall(**c) if isinstance(c, dict) else c for c in self.tool_calls]
+
 
 class Model(ABC):
     """A backend. Subclasses implement ``generate``; everything else has a sensible default."""
@@ -122,24 +125,6 @@ class Model(ABC):
         return {"name": self.name, "endpoint": self.endpoint}
 
 
-_QUESTION_HEAD = re.compile(r"^Question(?:\s*\d+)?:", re.MULTILINE)
-_OPTION_LINE = re.compile(r"^([A-E])\. ", re.MULTILINE)
-
-
-def choices_from_text(text: str) -> tuple[tuple[str, ...], ...]:
-    """The option letters of each question block in a prompt's text (for requests that came over HTTP)."""
-    heads = [m.start() for m in _QUESTION_HEAD.finditer(text)]
-    if not heads:
-        letters = tuple(_OPTION_LINE.findall(text))
-        return (letters,) if letters else ()
-    bounds = [*heads, len(text)]
-    blocks = [text[bounds[i] : bounds[i + 1]] for i in range(len(heads))]
-    return tuple(tuple(_OPTION_LINE.findall(block)) for block in blocks)
-
-
 def request_choices(request: Request) -> tuple[tuple[str, ...], ...]:
-    """The letters per question: from the request, or read from the last user message's text."""
-    if request.choices:
-        return request.choices
-    last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
-    return choices_from_text(last_user.text) if last_user else ()
+    """The letters per question of a request (kept for scripted test models; read ``request.choices``)."""
+    return request.choices

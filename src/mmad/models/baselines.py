@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import random
 
-from mmad.models.base import Completion, Model, Request, request_choices
+from mmad.models.base import Completion, Model, Request
 
 
 def _reply(letters: list[str]) -> str:
@@ -27,14 +27,9 @@ class RandomModel(Model):
         """Pick a letter per question."""
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        choices = request_choices(request)
-        if request.question_ids:
-            ids = request.question_ids
-        else:  # over HTTP there are no ids: the request's own text and images seed the guess
-            last = next((m for m in reversed(request.messages) if m.role == "user"), None)
-            images = "".join(p.data_url or p.path or "" for p in last.images) if last else ""
-            seed_text = hashlib.sha256(((last.text if last else "") + images).encode()).hexdigest()
-            ids = tuple(f"{seed_text}#{i}" for i in range(len(choices)))
+        choices = request.choices
+        # Over HTTP the server draws each question's id from the request's text and images.
+        ids = request.question_ids or tuple(f"#{i}" for i in range(len(choices)))
         letters = []
         for qid, options in zip(ids, choices, strict=False):
             digest = hashlib.sha256(f"{self.seed}|{qid}|{''.join(options)}".encode()).digest()
@@ -54,6 +49,6 @@ class FixedModel(Model):
         """Answer the fixed letter to every question."""
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        choices = request_choices(request) or (("A",),)
+        choices = request.choices or (("A",),)
         letters = [self.letter if self.letter in options else (options[0] if options else "A") for options in choices]
         return Completion(text=_reply(letters), prompt_tokens=0, completion_tokens=len(letters) * 4)

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmad.data.schema import Benchmark
+from mmad.data.schema import RAW_TYPE_TO_SUBTASK, Benchmark, Subtask
 from mmad.errors import ConfigError, DataError
 from mmad.expert.patchcore import (
     IMAGE_SIZE,
@@ -78,8 +78,6 @@ _fits: dict[str, Calibration] = {}
 _fits_lock = threading.Lock()
 _experts: dict[tuple[str, DetectorSettings], PatchCoreExpert] = {}
 
-_BLOCK = re.compile(r"Question(?:\s*\d+)?:\s*(?P<stem>.*?)\s*\n(?P<options>(?:[A-E]\. .*\n?)+)", re.MULTILINE)
-_OPTION = re.compile(r"^([A-E])\. (.*)$", re.MULTILINE)
 REGION_WORDS = {
     "top left": [(0, 0)],
     "upper left": [(0, 0)],
@@ -440,25 +438,21 @@ class ExpertModel(Model):
 
     async def generate(self, request: Request) -> Completion:
         """Answer Anomaly Discrimination and Defect Localization; abstain on the rest."""
-        first = next((m for m in request.messages if m.role == "user"), None)
-        images = [p for p in first.images if p.role != "expert"] if first else []
-        last = next((m for m in reversed(request.messages) if m.role == "user"), None)
-        blocks = [
-            (_kind_of(m.group("stem")), dict(_OPTION.findall(m.group("options"))))
-            for m in _BLOCK.finditer(last.text if last else "")
-        ]
-        if len(images) < 2 or not blocks:
+        # The structured questions and the images' roles, never the prompt's wording: a protocol
+        # variant, a translation or a rephrased stem asks the expert the same questions.
+        queries, templates = request.query_images, list(request.template_images)
+        asked = [(_kind_of(q.question_type), q.options) for q in request.questions]
+        if not queries or not templates or not asked:
             return Completion(text="", abstained=True, extra={"abstain_reason": "needs a template and a query"})
-        if all(kind is None for kind, _options in blocks):
+        if all(kind is None for kind, _options in asked):
             return Completion(text="", abstained=True, extra={"abstain_reason": "asks nothing the expert sees"})
-        query, templates = images[-1], images[:-1]
-        result, threshold = await asyncio.to_thread(self.inspect_shared, query, templates)
+        result, threshold = await asyncio.to_thread(self.inspect_shared, queries[-1], templates)
         letters: list[str | None] = []
-        for kind, options in blocks:
-            if kind == "detect":
+        for kind, options in asked:
+            if kind is Subtask.ANOMALY_DISCRIMINATION:
                 wanted = "yes" if result.pred_score > threshold else "no"
                 letters.append(next((k for k, v in options.items() if v.lower().startswith(wanted)), None))
-            elif kind == "locate":
+            elif kind is Subtask.DEFECT_LOCALIZATION:
                 letters.append(locate_option(result.anomaly_map, options))
             else:
                 letters.append(None)
@@ -483,14 +477,10 @@ def expert_settings(options: dict[str, Any]) -> DetectorSettings:
     return DetectorSettings(image_size=int(options.get("image_size", IMAGE_SIZE)))
 
 
-def _kind_of(stem: str) -> str | None:
-    """'detect' (Anomaly Discrimination), 'locate' (Defect Localization) or None (abstain) for a question."""
-    lowered = stem.lower()
-    if "is there any defect" in lowered or "any anomal" in lowered:
-        return "detect"
-    if "where is the defect" in lowered or "location" in lowered:
-        return "locate"
-    return None
+def _kind_of(question_type: str) -> Subtask | None:
+    """The subtask of a question the expert answers (Anomaly Discrimination, Defect Localization), else None."""
+    subtask = RAW_TYPE_TO_SUBTASK.get(question_type)
+    return subtask if subtask in {Subtask.ANOMALY_DISCRIMINATION, Subtask.DEFECT_LOCALIZATION} else None
 
 
 def fitted_expert(
