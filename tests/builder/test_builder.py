@@ -139,6 +139,17 @@ def test_demo_runs_the_whole_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     if "expert" in result.runs:
         fits = [step for step in steps if step[0] == "fitting the expert"]
         assert fits[-1] == ("fitting the expert", 6, 6) and len(fitted) == 6
+    # the demo's figures: every metric with the Average's interval; the report with its intervals and cost section
+    for scored in result.scored.values():
+        average = scored.metric("mmad").cell("Average")  # type: ignore[union-attr]
+        assert average is not None and average.has_interval
+    assert result.scored["random"].metric("detection") is not None  # letters only: Overkill and Miss
+    if "expert" in result.scored:  # a score of its own: AUROC and the 1%/5% operating points
+        operating = result.scored["expert"].metric("operating")
+        assert operating is not None and operating.cell("AUROC").value is not None  # type: ignore[union-attr]
+    assert result.report is not None
+    page = result.report.read_text()
+    assert 'class="ci"' in page and "Cost and quality" in page
 
 
 def test_a_mask_of_another_size_is_refused_naming_the_file_and_both_sizes(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from mmad.cli import main
 from mmad.errors import ConfigError
 from mmad.records.record import Record, Status
+from mmad.run.scoring import score_run
 from mmad.score.answers import GradedAnswer, graded_from_record
 from mmad.score.metrics import (
     Bootstrap,
@@ -24,7 +25,6 @@ from mmad.score.metrics import (
     registered_metrics,
     unregister_metric,
 )
-from mmad.score.scored import score_run
 
 
 class LetterAShare(Metric):

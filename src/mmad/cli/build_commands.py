@@ -100,7 +100,7 @@ def demo_command(
     force: bool = typer.Option(False, "--force", help="replace the folder of an earlier demo"),
 ) -> None:
     """The whole job on synthetic data, with no download and no key: build, serve, evaluate, score."""
-    from mmad.cli.demo import SMOKE_TEST_LABEL, prepare_demo_folder, run_demo
+    from mmad.cli.demo import DEMO_BOOTSTRAP, SMOKE_TEST_LABEL, prepare_demo_folder, run_demo
 
     prepare_demo_folder(out, replace=force)
 
@@ -124,8 +124,15 @@ def demo_command(
             bar.update(tasks[name], completed=done, total=total)
 
         result = run_demo(out, seed=seed, on_progress=on_progress, on_step=on_step, fresh=False)
+    from mmad.cli.score_extras import print_metrics
+
     for name, run in result.runs.items():
         console.print(render_table(run.table, f"{name} — {SMOKE_TEST_LABEL}"))
+        print_metrics(
+            result.scored[name].metrics, title=f"{name}: metrics, 95% intervals from {DEMO_BOOTSTRAP.samples} resamples"
+        )
+    if result.report is not None:
+        console.print(f"report (intervals, operating points, cost and quality): {result.report}")
     console.print(f"benchmark: {result.benchmark}; runs: {result.folder / 'runs'}; {time.monotonic() - started:.0f} s")
 
 

@@ -23,13 +23,18 @@ from mmad.data.official import load_benchmark
 from mmad.errors import RunError
 from mmad.models.base import Model
 from mmad.models.baselines import RandomModel
+from mmad.report.html import write_html_report
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
+from mmad.run.scoring import ScoredRun, score_run
+from mmad.score.metrics import Bootstrap
 from mmad.serve.server import ChatServer, serve_in_thread
 
 logger = logging.getLogger(__name__)
 SMOKE_TEST_LABEL = "smoke test on synthetic data: not comparable with published MMAD results"
+DEMO_BOOTSTRAP = Bootstrap(samples=500, seed=0)
+"""The demo's intervals: fewer resamples than `--ci`'s 1000, enough for its few hundred questions."""
 
 
 @dataclass
@@ -39,6 +44,10 @@ class DemoResult:
     folder: Path
     benchmark: Path
     runs: dict[str, RunResult] = field(default_factory=dict)
+    scored: dict[str, ScoredRun] = field(default_factory=dict)
+    """Each run scored with intervals (`DEMO_BOOTSTRAP`): every metric, the expert's operating points."""
+    report: Path | None = None
+    """report.html of the runs: intervals, metrics, cost and quality."""
 
 
 def demo_models() -> dict[str, Callable[[], Model]]:
@@ -136,4 +145,10 @@ def run_demo(
                     model.prepare(load_benchmark(result.benchmark), on_category=fitting)
                 run = asyncio.run(evaluate_async(config, out=root / "runs" / name, model=model, on_progress=progress))
         result.runs[name] = run
+        result.scored[name] = score_run(run.run_dir, bootstrap=DEMO_BOOTSTRAP)
+    # published MMAD rows stay out: the demo's synthetic figures are not comparable with them
+    runs = [scored.run for scored in result.scored.values() if scored.run is not None]
+    result.report = write_html_report(
+        runs, root / "report.html", published=[], title=f"mmad demo — {SMOKE_TEST_LABEL}", bootstrap=DEMO_BOOTSTRAP
+    )
     return result

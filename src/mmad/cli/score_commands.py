@@ -30,7 +30,7 @@ class PolicyChoice(StrEnum):
 
 def _scored(path: Path, *, bootstrap: Any = None) -> Any:
     """The run or answers file behind a path, opened and scored once (`mmad.score.scored`)."""
-    from mmad.score.scored import score_run
+    from mmad.run.scoring import score_run
 
     return score_run(path, bootstrap=bootstrap)
 
@@ -40,8 +40,8 @@ def _note_official_file_of_a_run(path: Path) -> None:
     (and the questions it declined are left out of it): say so when the file sits in a run folder that has such
     questions, and name the folder."""
     from mmad.records.folder import is_run_folder
-    from mmad.run.folder import open_run
     from mmad.records.record import Status
+    from mmad.run.folder import open_run
 
     if path.is_dir() or path.suffix.lower() != ".json" or not is_run_folder(path.parent):
         return
@@ -101,7 +101,7 @@ def score_command(
     from mmad.report.files import write_score_files
     from mmad.report.operating_files import intervals_to_dict, operating_to_dict, write_operating_files
     from mmad.report.tables import table_to_dict
-    from mmad.run.recipes import recipe_policy, recipe_policy_note
+    from mmad.run.recipes import recipe_policy_note
     from mmad.score.answers import any_reply
 
     if not ci and (samples is not None or seed is not None):
@@ -136,7 +136,7 @@ def score_command(
     stem = "" if answers.is_dir() else answers.stem
     # A recipe run is scored as its published rows were, and its files are the ones `mmad eval` wrote.
     recipe = run.config.recipe if run is not None else None
-    default = PolicyChoice(recipe_policy(recipe)) if recipe else PolicyChoice.strict
+    default = PolicyChoice(scored.policy.value)  # the run's own: its recipe's, else strict
     policy = policy or default
     if policy is not default:
         stem = f"{stem}_{policy.value}" if stem else policy.value
@@ -186,6 +186,16 @@ def score_command(
     err_console.print("wrote " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
 
 
+def _robustness(card_a: dict[str, Any], card_b: dict[str, Any]) -> dict[str, str] | None:
+    """Which run is the other's perturbed twin (`mmad.score.robustness`), and its perturbation; else None."""
+    from mmad.score.robustness import is_clean_counterpart, perturbation_of
+
+    for clean, perturbed, name in ((card_a, card_b, "b"), (card_b, card_a, "a")):
+        if is_clean_counterpart(clean, perturbed):
+            return {"perturbed": name, "perturb": perturbation_of(perturbed) or ""}
+    return None
+
+
 def _reasons(counts: dict[str, int]) -> str:
     """Why questions were left out on one side, in words: 'error 236, abstained 60' or 'none'."""
     return ", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"
@@ -232,6 +242,7 @@ def compare_command(
     from mmad.run.card import card_differences
     from mmad.score.answers import covers_text
     from mmad.score.compare import compare_runs, declined_subtasks, pair_answers
+    from mmad.score.robustness import PERTURB_KEY
 
     for path in (run_a, run_b):
         _check_answers_path(path)
@@ -239,6 +250,7 @@ def compare_command(
     scored_a, scored_b = _scored(run_a), _scored(run_b)
     folder_a, folder_b = scored_a.run, scored_b.run
     notes: list[str] = []
+    robustness: dict[str, str] | None = None
     same = (folder_a.path if folder_a else run_a).resolve() == (folder_b.path if folder_b else run_b).resolve()
     if same:  # every difference is 0 by construction: a typo in a script, not a finding
         notes.append(f"{run_a} and {run_b} are the same run: every difference is 0 by construction")
@@ -253,7 +265,10 @@ def compare_command(
             )
             raise AnswersFormatError(msg)
         differences = card_differences(folder_a.card, folder_b.card)
-        notes += [f"protocol differs: {k}: {a!r} vs {b!r}" for k, a, b in differences if k != "mmad_version"]
+        robustness = _robustness(folder_a.card, folder_b.card)
+        # a robustness pair differs in its perturbation by design: that is what the table measures
+        skipped = {"mmad_version", PERTURB_KEY} if robustness else {"mmad_version"}
+        notes += [f"protocol differs: {k}: {a!r} vs {b!r}" for k, a, b in differences if k not in skipped]
         cards = {"a": folder_a.card_hash, "b": folder_b.card_hash}
     answers_a, answers_b = scored_a.answers, scored_b.answers
     pairing = pair_answers(answers_a, answers_b)
@@ -267,6 +282,7 @@ def compare_command(
         "runs": sides,
         "notes": notes,
         "card_hashes": cards,
+        "robustness": robustness,
     }
     if pairing.shared and not pairing.pairs:
         if as_json:  # a script reading stdout gets an answer it can parse; the reason goes to stderr
@@ -292,6 +308,16 @@ def compare_command(
         typer.echo(json.dumps(payload, indent=2))
         _warn_partial(sides)
         return
+    if robustness is not None:
+        clean, perturbed = ("A", "B") if robustness["perturbed"] == "b" else ("B", "A")
+        console.print(
+            f"robustness: {perturbed} is {clean}'s protocol with --perturb {robustness['perturb']} (the same card "
+            f"otherwise), so each B - A below is the perturbation's effect"
+            + (" (its sign reversed: A is the perturbed run)" if perturbed == "A" else ""),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     view = Table(title=f"{run_b.name} vs {run_a.name} (paired bootstrap by image, {samples} resamples)")
     for column in ("Group", "A", "B", "B - A", "95% interval", "n"):
         view.add_column(column, justify="left" if column == "Group" else "right")

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from mmad.cli.common import console
+from mmad.errors import ConfigError
 from mmad.report.tables import fmt
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from mmad.score.intervals import Interval, TableIntervals
-    from mmad.score.metrics import MetricResult
+    from mmad.score.metrics import Bootstrap, MetricResult
     from mmad.score.operating import OperatingReport
 
 
@@ -71,9 +72,9 @@ def print_intervals(intervals: TableIntervals) -> None:
     console.print(view)
 
 
-def print_metrics(results: Sequence[MetricResult]) -> None:
+def print_metrics(results: Sequence[MetricResult], *, title: str = "Metrics") -> None:
     """Every registered metric's headline figures, one line each (the figures `--json` holds in full)."""
-    view = Table(title="Metrics")
+    view = Table(title=title)
     for column in ("Metric", "Figure", "Value", "95% interval"):
         view.add_column(column, justify="left" if column in ("Metric", "Figure") else "right", overflow="fold")
     for result in results:
@@ -92,3 +93,16 @@ def print_metrics(results: Sequence[MetricResult]) -> None:
     for result in results:
         for note in result.notes:
             console.print(f"[dim]note ({result.metric}): {note}[/]", highlight=False, soft_wrap=True)
+
+
+def ci_bootstrap(ci: bool, samples: int | None, seed: int | None) -> Bootstrap | None:
+    """The --ci bootstrap of `report`, `leaderboard` and `sweep`; --samples or --seed without --ci is refused,
+    as `mmad score` refuses it."""
+    from mmad.score.metrics import Bootstrap
+
+    if not ci:
+        if samples is not None or seed is not None:
+            msg = "--samples/--seed set the --ci bootstrap, which runs only with --ci; add --ci"
+            raise ConfigError(msg)
+        return None
+    return Bootstrap(samples or 1000, seed or 0)

@@ -56,10 +56,17 @@ def sweep_command(
     ray_address: str = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="the Ray cluster to use"),
     setting: list[str] = typer.Option(None, "--set", help="a flat setting of every cell, KEY=VALUE (repeat)"),
     html: bool = typer.Option(True, "--html/--no-html", help="also write an HTML report of every cell"),
+    ci: bool = typer.Option(False, "--ci", help="95% intervals in the table: a bootstrap over each cell's images"),
+    samples: int | None = typer.Option(
+        None, "--samples", min=100, max=1_000_000, help="bootstrap resamples for --ci [default: 1000]"
+    ),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="the bootstrap's seed for --ci [default: 0]"),
 ) -> None:
     """Run a grid of evaluations (models × protocols or recipes × shots × templates × strategies × circular)."""
+    from mmad.cli.score_extras import ci_bootstrap
     from mmad.run.sweep import SweepSpec
 
+    bootstrap = ci_bootstrap(ci, samples, seed)
     spec: SweepSpec | None = None
     if resume is not None:
         if grid is not None:
@@ -105,7 +112,7 @@ def sweep_command(
         folder = out or Path("sweeps") / (grid.stem if grid else "sweep")
         for line in dict.fromkeys(n for cell in spec.cells() for n in cell.config.override_notes()):
             _note(line)  # a setting on top of a recipe is shown once, however many cells it reaches
-    _run(spec, folder, resume=resume is not None, html=html)
+    _run(spec, folder, resume=resume is not None, html=html, bootstrap=bootstrap)
 
 
 # The flag of each key of the grid, for notes and refusals.
@@ -157,7 +164,7 @@ def _circular(text: str | None) -> list[bool] | None:
     return choices[text.lower()]
 
 
-def _run(spec: Any, folder: Path, *, resume: bool, html: bool) -> None:
+def _run(spec: Any, folder: Path, *, resume: bool, html: bool, bootstrap: Any = None) -> None:
     from mmad.api import evaluate_async
     from mmad.run.engine import EngineStats
     from mmad.run.sweep import run_sweep
@@ -182,13 +189,13 @@ def _run(spec: Any, folder: Path, *, resume: bool, html: bool) -> None:
             bar.stop()
             err_console.print(f"interrupted; continue the sweep with: mmad sweep --resume {folder}", highlight=False)
             raise typer.Exit(130) from None
-    files = write_sweep_table(folder)
-    rows = sweep_rows(folder)
+    rows = sweep_rows(folder, bootstrap=bootstrap)
+    files = write_sweep_table(folder, rows)
     console.print(_table(rows, folder))
     for line in narrower_averages(rows):  # an expert cell's AD+DL average is not a seven-subtask one
         console.print(f"Average of {line}", highlight=False, markup=False, soft_wrap=True)
     if html:
-        report = _html_report([c.run_dir for c in result.cells], folder)
+        report = _html_report([c.run_dir for c in result.cells], folder, bootstrap)
         if report is not None:
             files["html"] = report
     console.print("written: " + ", ".join(str(p) for p in files.values()), soft_wrap=True)
@@ -222,10 +229,13 @@ def _table(rows: list[Any], folder: Path) -> RenderableType:
 
 def _sweep_view(view: Table, rows: list[Any], *, numbered: bool) -> Table:
     from mmad.data.schema import SUBTASKS
+    from mmad.run.sweep_table import interval_text
 
     circular = any(row.circular is not None for row in rows)
+    with_ci = any(row.intervals for row in rows)
     head = ["#"] if numbered else ["Cell", "Status"]
-    head += ["Asked", "Average", *(["Circular"] if circular else []), *(s.short for s in SUBTASKS)]
+    head += ["Asked", "Average", *(["95% CI"] if with_ci else []), *(["Circular"] if circular else [])]
+    head += [s.short for s in SUBTASKS]
     for column in head:
         wide = column in {"Cell", "Status"}
         view.add_column(column, justify="left" if wide else "right", no_wrap=not wide, overflow="fold")
@@ -235,6 +245,7 @@ def _sweep_view(view: Table, rows: list[Any], *, numbered: bool) -> Table:
             *([str(i)] if numbered else [escape(row.cell), row.status]),
             f"{row.asked}/{row.selected}",
             _pct(row.average),
+            *([interval_text(row)] if with_ci else []),
             *([_pct(row.circular)] if circular else []),
             *(_pct(v) for v in values),
         )
@@ -245,7 +256,7 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _html_report(run_dirs: list[Path], folder: Path) -> Path | None:
+def _html_report(run_dirs: list[Path], folder: Path, bootstrap: Any = None) -> Path | None:
     """report.html of every cell that holds a run."""
     from mmad.records.folder import RUN_FILE
     from mmad.report.html import write_html_report
@@ -253,4 +264,4 @@ def _html_report(run_dirs: list[Path], folder: Path) -> Path | None:
     runs = [d for d in run_dirs if (d / RUN_FILE).is_file()]
     if not runs:
         return None
-    return write_html_report(runs, folder / "report.html", title=f"MMAD sweep - {folder.name}")
+    return write_html_report(runs, folder / "report.html", title=f"MMAD sweep - {folder.name}", bootstrap=bootstrap)

@@ -1,8 +1,9 @@
-"""Charts for the HTML report, drawn as inline SVG (no script, no network): the seven-subtask radar,
-and the colour scale of the heatmap tables."""
+"""Charts for the HTML report: the seven-subtask radar as inline SVG (no script, no network), the colour
+scale of the heatmap tables, and the cost-quality chart across runs with its Pareto front (a PNG)."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -94,3 +95,66 @@ def heat_colour(value: float | None, low: float = 25.0, high: float = 100.0) -> 
             r, g, b = (round(a + (z - a) * f) for a, z in zip(c0, c1, strict=True))
             return f"#{r:02x}{g:02x}{b:02x}"
     return "#4ade80"
+
+
+@dataclass(frozen=True)
+class CostPoint:
+    """One run on the cost-quality chart: its accuracy (percent) and its cost per question (any unit)."""
+
+    name: str
+    accuracy: float
+    cost: float
+
+
+def pareto_front(points: Sequence[CostPoint]) -> list[CostPoint]:
+    """The runs no other run beats on both counts (at most the cost and at least the accuracy, better on
+    one), cheapest first. Two runs with the same cost and accuracy are both on the front."""
+    front = [
+        p
+        for p in points
+        if not any(
+            q.cost <= p.cost and q.accuracy >= p.accuracy and (q.cost < p.cost or q.accuracy > p.accuracy)
+            for q in points
+        )
+    ]
+    return sorted(front, key=lambda p: (p.cost, -p.accuracy))
+
+
+def cost_quality_png(points: Sequence[CostPoint], *, cost_label: str, title: str) -> bytes:
+    """Accuracy against cost per question, one dot per run, the Pareto front joined and its runs ringed.
+
+    matplotlib is imported here only: it is slow to import, and only a report with runs draws this."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    front = pareto_front(points)
+    on_front = set(front)
+    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    try:
+        axes.plot([p.cost for p in front], [p.accuracy for p in front], color=PALETTE[0], linewidth=1.5, zorder=1)
+        for number, point in enumerate(points):
+            marked = point in on_front
+            axes.scatter(
+                [point.cost],
+                [point.accuracy],
+                s=70 if marked else 40,
+                color=PALETTE[number % len(PALETTE)],
+                edgecolors="black" if marked else "none",
+                linewidths=1.2,
+                zorder=2,
+            )
+            axes.annotate(
+                point.name, (point.cost, point.accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8
+            )
+        axes.set_xlabel(cost_label)
+        axes.set_ylabel("Average accuracy (%)")
+        axes.set_title(title, fontsize=10)
+        axes.grid(True, alpha=0.3)
+        buffer = io.BytesIO()
+        figure.tight_layout()
+        figure.savefig(buffer, format="png")
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()

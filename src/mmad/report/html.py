@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -31,9 +31,7 @@ from markupsafe import Markup
 from mmad._io import atomic_write_text
 from mmad.data.schema import SUBTASKS, Subtask
 from mmad.errors import RunError
-from mmad.run.folder import RunFolder
-from mmad.run.manifest import Manifest
-from mmad.report.charts import Series, heat_colour, radar_svg
+from mmad.report.charts import CostPoint, Series, cost_quality_png, heat_colour, pareto_front, radar_svg
 from mmad.report.heatmap import heatmap_png
 from mmad.report.leaderboard import (
     Leaderboard,
@@ -45,10 +43,23 @@ from mmad.report.leaderboard import (
 )
 from mmad.report.samples import SampleData, auto_thumb_size
 from mmad.report.tables import fmt
+from mmad.run.folder import RunFolder
+from mmad.run.manifest import Manifest
 from mmad.score.answers import covers_text
 from mmad.score.breakdown import GroupBy, breakdown
+from mmad.score.metrics import Bootstrap, MetricResult
+from mmad.score.metrics.builtin import (
+    DOLLARS_PER_QUESTION,
+    SECONDS_PER_QUESTION,
+    TOKENS_PER_CORRECT,
+    TOKENS_PER_QUESTION,
+)
 from mmad.score.published import PublishedEntry, leakage_notes, load_published_results
+from mmad.score.robustness import RunForRobustness, robustness_pairs
 from mmad.score.table import Policy, ScoreTable
+
+if TYPE_CHECKING:  # numpy, which only --ci needs
+    from mmad.score.intervals import TableIntervals
 
 logger = logging.getLogger(__name__)
 PAGE_SIZE_WARNING = 50_000_000
@@ -77,19 +88,29 @@ def _csp_hash(script: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
 
 
-def _cell(value: float | None, digits: int = 2) -> dict[str, str]:
-    return {"text": fmt(value, digits), "colour": heat_colour(value)}
+def _cell(value: float | None, digits: int = 2, interval: Sequence[float] | None = None) -> dict[str, str]:
+    """A coloured table cell; ``ci`` is its 95% interval in words ('' without one)."""
+    ci = f"{interval[0]:.1f}–{interval[1]:.1f}" if interval else ""
+    return {"text": fmt(value, digits), "colour": heat_colour(value), "ci": ci}
 
 
-def _table_rows(table: ScoreTable) -> list[dict[str, Any]]:
+def _bounds(intervals: TableIntervals | None, name: str) -> tuple[float, float] | None:
+    """A named cell's interval (`TableIntervals.named_cells`), or None."""
+    interval = intervals.named_cells().get(name) if intervals is not None else None
+    return (interval.low, interval.high) if interval is not None else None
+
+
+def _table_rows(table: ScoreTable, intervals: TableIntervals | None = None) -> list[dict[str, Any]]:
     rows = []
     for row in table.rows:
         metrics = row.detection_metrics()
         rows.append(
             {
                 "name": row.name,
-                "cells": [_cell(row.cells.get(s)) for s in SUBTASKS],
-                "average": _cell(row.average),
+                "cells": [
+                    _cell(row.cells.get(s), interval=_bounds(intervals, f"{row.name}/{s.value}")) for s in SUBTASKS
+                ],
+                "average": _cell(row.average, interval=_bounds(intervals, f"{row.name}/Average")),
                 "overkill": fmt(metrics["Overkill"]),
                 "miss": fmt(metrics["Miss"]),
             }
@@ -97,8 +118,10 @@ def _table_rows(table: ScoreTable) -> list[dict[str, Any]]:
     rows.append(
         {
             "name": "Average",
-            "cells": [_cell(table.average_cells.get(s)) for s in SUBTASKS],
-            "average": _cell(table.average),
+            "cells": [
+                _cell(table.average_cells.get(s), interval=_bounds(intervals, f"Average/{s.value}")) for s in SUBTASKS
+            ],
+            "average": _cell(table.average, interval=_bounds(intervals, "Average")),
             "overkill": fmt(table.average_detection["Overkill"]),
             "miss": fmt(table.average_detection["Miss"]),
         }
@@ -177,13 +200,15 @@ def _run_section(scores: RunScores, name: str, index: int, policy: Policy) -> di
         heatmap = base64.b64encode(png.read_bytes()).decode("ascii")
     failures = ", ".join(f"{k} {v}" for k, v in sorted(table.failures.items())) or "none"
     card = run.card
+    scored = scores.with_policy(policy)
     return {
         "name": name,
         "anchor": f"run-{index}",
         "facts": _run_card(run),
         "card_json": json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) if card else "",
         "card_line": card_summary(card) if card else "",
-        "rows": _table_rows(table),
+        "rows": _table_rows(table, scored.intervals),
+        "metrics": _metric_rows(scored.metrics),
         "caption": (
             f"{policy.value} policy: {table.n_counted:,} answers counted, without an answer: {failures}; "
             f"strict average {fmt(scores.strict.average)}, upstream average {fmt(scores.upstream.average)}"
@@ -198,6 +223,18 @@ def _run_section(scores: RunScores, name: str, index: int, policy: Policy) -> di
     }
 
 
+def _metric_rows(results: Sequence[MetricResult]) -> list[dict[str, str]]:
+    """Every registered metric's headline figures, as `mmad score` shows them."""
+    rows = []
+    for result in results:
+        for cell in result.headline_cells():
+            unit = "" if cell.unit in ("%", "$", "s") else f" {cell.unit}"
+            rows.append(
+                {"title": result.title, "name": cell.name, "value": cell.text() + unit, "ci": cell.interval_text()}
+            )
+    return rows
+
+
 def _leaderboard_view(board: Leaderboard) -> dict[str, Any]:
     letters = board.group_letters()
 
@@ -208,10 +245,10 @@ def _leaderboard_view(board: Leaderboard) -> dict[str, Any]:
             "name": r.name,
             "mine": r.kind == "run",
             "protocol": (f"card {r.card_hash[:8]}" if r.card_hash else "no card") if r.kind == "run" else "published",
-            "score": _cell(r.score),
+            "score": _cell(r.score, interval=r.intervals.get("Average")),
             "strict": fmt(r.strict),
             "upstream": fmt(r.upstream),
-            "cells": [_cell(r.subtasks.get(s.value)) for s in SUBTASKS],
+            "cells": [_cell(r.subtasks.get(s.value), interval=r.intervals.get(s.value)) for s in SUBTASKS],
             "overkill": fmt(r.overkill),
             "miss": fmt(r.miss),
             "completeness": r.completeness,
@@ -219,11 +256,14 @@ def _leaderboard_view(board: Leaderboard) -> dict[str, Any]:
             "protocol_text": r.protocol,
             "source": r.source,
             "citation": r.citation,
+            "training": r.trained_on,
         }
 
     return {
         "ranked": [row(r) for r in board.ranked],
         "unranked": [row(r) for r in board.unranked],
+        "trained": [row(r) for r in board.trained_on_mmad],
+        "detection": [row(r) for r in board.detection_only],
         "groups": [(letters[key], label) for key, label in board.groups.items()],
         "notes": board.notes,
         "policy": board.policy.value,
@@ -253,6 +293,69 @@ def _overview(
     return radar_svg(series, title="Seven subtasks, every run"), heat
 
 
+def _cost_quality(scored: Sequence[RunScores], names: Sequence[str], policy: Policy) -> dict[str, Any]:
+    """Accuracy beside tokens, dollars and seconds per question for every run, and the cost-quality chart
+    (accuracy against the cost every plotted run has: dollars, else tokens, else seconds) with its Pareto front."""
+    columns = (DOLLARS_PER_QUESTION, TOKENS_PER_QUESTION, SECONDS_PER_QUESTION, TOKENS_PER_CORRECT)
+    figures = []
+    for scores, name in zip(scored, names, strict=True):
+        cost = scores.with_policy(policy).metric("cost")
+        cells = {c: (cost.cell(c) if cost is not None else None) for c in columns}
+        figures.append((name, scores.table(policy).average, cells))
+    axis, points = "", list[CostPoint]()
+    for column in columns[:3]:
+        candidates = [
+            CostPoint(name, average, cell.value)
+            for name, average, cells in figures
+            if average is not None and (cell := cells[column]) is not None and cell.value is not None
+        ]
+        if len(candidates) > len(points):
+            axis, points = column, candidates
+    front = {p.name for p in pareto_front(points)}
+    rows = [
+        {
+            "name": name,
+            "average": fmt(average),
+            "cells": [cell.text() if cell is not None else "–" for cell in cells.values()],
+            "front": name in front,
+        }
+        for name, average, cells in figures
+    ]
+    png = ""
+    if len(points) >= 2:
+        label = {DOLLARS_PER_QUESTION: "dollars", TOKENS_PER_QUESTION: "tokens", SECONDS_PER_QUESTION: "seconds"}[axis]
+        image = cost_quality_png(points, cost_label=f"{label} per question", title=f"Cost and quality ({policy.value})")
+        png = base64.b64encode(image).decode("ascii")
+    return {"columns": list(columns), "rows": rows, "png": png, "axis": axis, "plotted": len(points)}
+
+
+def _robustness(scored: Sequence[RunScores], names: Sequence[str], bootstrap: Bootstrap | None) -> list[dict[str, Any]]:
+    """Each perturbed run against the clean run of the same card: per-subtask change with paired intervals."""
+    chosen = bootstrap or Bootstrap()
+    runs = [RunForRobustness(n, s.run.card, s.answers) for s, n in zip(scored, names, strict=True)]
+    return [
+        {
+            "clean": pair.clean,
+            "perturbed": pair.perturbed,
+            "perturb": pair.perturb,
+            "samples": chosen.samples,
+            "rows": [
+                {
+                    "group": d.group,
+                    "clean": fmt(d.a, 1),
+                    "perturbed": fmt(d.b, 1),
+                    "delta": f"{d.delta:+.1f}",
+                    "ci": f"[{d.low:+.1f}, {d.high:+.1f}]",
+                    "significant": d.low > 0 or d.high < 0,
+                    "n": d.n,
+                }
+                for d in pair.differences
+            ],
+        }
+        for pair in robustness_pairs(runs, samples=chosen.samples, seed=chosen.seed)
+    ]
+
+
 def _display_names(scored: Sequence[RunScores]) -> list[str]:
     models = [s.run.model for s in scored]
     return [m if models.count(m) == 1 else f"{m} ({s.run.path.name})" for m, s in zip(models, scored, strict=True)]
@@ -269,6 +372,7 @@ def write_html_report(
     policy: Policy | str = Policy.STRICT,
     reply_chars: int = 2000,
     progress: Callable[[int, int], None] | None = None,
+    bootstrap: Bootstrap | None = None,
 ) -> Path:
     """Write the report; returns the page's path.
 
@@ -285,7 +389,7 @@ def write_html_report(
     page_path = destination if single_file else destination / "index.html"
     page_path.parent.mkdir(parents=True, exist_ok=True)
 
-    opened = [RunScores.of(r) for r in runs]
+    opened = [RunScores.of(r, policy=policy, bootstrap=bootstrap) for r in runs]
     scored = [s for s in opened if s.has_answers]
     if opened and not scored:
         msg = (
@@ -305,6 +409,8 @@ def write_html_report(
     sample_json = script_json(samples.to_json_ready(thumbs))
 
     radar, heat = _overview(scored, names, entries, policy)
+    cost_quality = _cost_quality(scored, names, policy)
+    robustness = _robustness(scored, names, bootstrap)
     script = _asset("report.js")
     page = (
         _environment()
@@ -318,6 +424,8 @@ def write_html_report(
             board=_leaderboard_view(board),
             radar=radar,
             heat=heat,
+            cost_quality=cost_quality,
+            robustness=robustness,
             runs=[_run_section(s, n, i, policy) for i, (s, n) in enumerate(zip(scored, names, strict=True))],
             published=entries,
             leakage=leakage_notes(),

@@ -143,9 +143,12 @@ def write_operating_files(
     atomic_write_text(paths["operating_json"], json.dumps(operating_to_dict(report), indent=2))
     atomic_write_text(paths["operating_markdown"], operating_to_markdown(report, title=f"Operating points — {title}"))
     if plot:
-        png = reliability_png(report, base / f"{prefix}reliability.png", title=f"Reliability — {title}")
+        target = base / f"{prefix}reliability.png"
+        png = reliability_png(report, target, title=f"Reliability — {title}")
         if png is not None:
             paths["reliability"] = png
+        else:  # one left by an earlier scoring (`mmad eval`'s, of other scores) would describe other figures
+            target.unlink(missing_ok=True)
     return paths
 
 

@@ -1,21 +1,21 @@
-"""Open a run and score it: the one way every command (`score`, `compare`, `leaderboard`, `report`,
-`sweep`) turns a run folder, a records.jsonl or an official answers json into figures.
+"""Score a run's answers once: the MMAD table under either policy, the bootstrap intervals (when asked
+for) and every registered metric (`mmad.score.metrics`), each computed only when first asked for.
 
-`score_run` reads the answers once, and the `ScoredRun` it returns computes, each once and only when
-asked, the MMAD table under either policy, the bootstrap intervals (when asked for) and every registered
-metric (`mmad.score.metrics`), so that every command shows the same numbers for the same run.
+`mmad.run.scoring.score_run` opens a run folder, a records.jsonl or an official answers json into a
+`Scored` (with the run beside it); `score`, `compare`, `leaderboard`, `report` and `sweep` all go
+through it, so every command shows the same numbers for the same run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from mmad._io import collector_paused
 from mmad.errors import AnswersFormatError
-from mmad.records.folder import RECORDS_FILE, RunRecords, is_run_folder, open_records
 from mmad.records.record import Record, latest_records, read_records
 from mmad.score.answers import GradedAnswer, any_reply, graded_from_records, read_official_answers
 from mmad.score.metrics import Bootstrap, Cell, Graded, MetricResult, compute_metrics
@@ -38,41 +38,46 @@ class SummaryCell:
 
 
 @dataclass
-class ScoredRun:
-    """A run (or answers file) opened and scored: its answers, and its figures computed on demand."""
+class Scored:
+    """Answers (of a run or an answers file) and their figures, computed on demand."""
 
     source: Path
-    run: RunRecords | None
-    graded: Graded
-    _metrics: list[MetricResult] | None = field(default=None, repr=False)
+    data: Graded
+    _metrics: list[MetricResult] | None = field(default=None, init=False, repr=False)
 
-    def with_policy(self, policy: Policy | str) -> ScoredRun:
+    def with_policy(self, policy: Policy | str) -> Self:
         """The same answers scored under another policy (the tables already computed are kept)."""
         chosen = Policy(policy)
         if chosen is self.policy:
             return self
-        kept = {k: v for k, v in self.graded.shared.items() if k.startswith("table:") or k == "operating"}
-        graded = Graded(self.graded.answers, self.graded.records, chosen, self.graded.bootstrap, kept)
-        return ScoredRun(self.source, self.run, graded)
+        kept = {k: v for k, v in self.data.shared.items() if k.startswith("table:") or k == "operating"}
+        graded = Graded(self.data.answers, self.data.records, chosen, self.data.bootstrap, kept)
+        return dataclasses.replace(self, data=graded)
 
     @property
     def answers(self) -> list[GradedAnswer]:
         """One graded answer per question (the unrotated posing)."""
-        return list(self.graded.answers)
+        answers = self.data.answers
+        return answers if isinstance(answers, list) else list(answers)
+
+    @property
+    def graded(self) -> list[GradedAnswer]:
+        """The graded answers (as `answers`)."""
+        return self.answers
 
     @property
     def policy(self) -> Policy:
         """The policy of the headline table and the metrics."""
-        return self.graded.policy
+        return self.data.policy
 
     @property
     def has_answers(self) -> bool:
         """Some request got a reply; without one, the run's figures would be zeros that mean nothing."""
-        return any_reply(self.graded.answers)
+        return any_reply(self.data.answers)
 
     def table(self, policy: Policy | str | None = None) -> ScoreTable:
         """The MMAD table under ``policy`` (the run's policy by default)."""
-        return table_of(self.graded, None if policy is None else Policy(policy))
+        return table_of(self.data, None if policy is None else Policy(policy))
 
     @property
     def strict(self) -> ScoreTable:
@@ -86,20 +91,20 @@ class ScoredRun:
 
     @property
     def intervals(self) -> TableIntervals | None:
-        """The table's image-bootstrap intervals, when the run was scored with a bootstrap."""
-        return intervals_of(self.graded)
+        """The table's image-bootstrap intervals, when the answers were scored with a bootstrap."""
+        return intervals_of(self.data)
 
     @property
     def operating(self) -> OperatingReport:
         """Anomaly Discrimination's operating points (from scores where there are any, else the letters)."""
-        return operating_of(self.graded)
+        return operating_of(self.data)
 
     @property
     def metrics(self) -> list[MetricResult]:
-        """Every registered metric that applies to this run, in the registry's order."""
+        """Every registered metric that applies to these answers, in the registry's order."""
         if self._metrics is None:
             with collector_paused():
-                self._metrics = compute_metrics(self.graded)
+                self._metrics = compute_metrics(self.data)
         return self._metrics
 
     def metric(self, name: str) -> MetricResult | None:
@@ -113,50 +118,25 @@ class ScoredRun:
         ]
 
 
-def _answers_from(path: Path) -> tuple[RunRecords | None, list[GradedAnswer], list[Record]]:
-    if path.is_dir():
-        run = open_records(path)
-    elif path.name == RECORDS_FILE and is_run_folder(path.parent):
-        run = open_records(path.parent)
-    elif path.suffix == ".jsonl":
-        latest = list(latest_records(read_records(path)).values())
-        return None, graded_from_records(latest), list(latest)
-    elif path.suffix == ".json":
-        return None, read_official_answers(path), []
-    else:
-        msg = f"{path}: give a run directory, a records.jsonl or an official answers .json"
-        raise AnswersFormatError(msg)
-    return run, graded_from_records(run.records), list(run.latest.values())
+def graded_of(
+    records: list[Record], *, policy: Policy | str | None = None, bootstrap: Bootstrap | None = None
+) -> Graded:
+    """A metric's input from a run's records (every record written; the latest of each posing counts)."""
+    with collector_paused():  # tens of thousands of small acyclic objects: the collector would only rescan them
+        latest = list(latest_records(records).values())
+        answers = graded_from_records(latest)
+    return Graded(answers, latest, Policy(policy) if policy is not None else Policy.STRICT, bootstrap)
 
 
-def score_run(
-    source: RunRecords | str | os.PathLike[str],
-    *,
-    policy: Policy | str | None = None,
-    bootstrap: Bootstrap | None = None,
-) -> ScoredRun:
-    """Open a run folder, a records.jsonl or an official answers json, and score it.
-
-    ``policy`` is the headline table's and the metrics' (strict by default; callers that honour a
-    recipe's policy pass it). ``bootstrap`` asks for 95% intervals wherever a metric can give them.
-    Nothing is computed until asked for.
-    """
-    run: RunRecords | None
-    if isinstance(source, RunRecords):
-        path, run = source.path, source
-        with collector_paused():  # tens of thousands of small acyclic objects: the collector would only rescan them
-            answers, records = graded_from_records(run.records), list(run.latest.values())
-    else:
-        path = Path(source)
-        if not path.exists():
-            msg = f"{path} does not exist; give a run directory, a records.jsonl or an official answers .json"
-            raise AnswersFormatError(msg)
-        with collector_paused():
-            run, answers, records = _answers_from(path)
-    graded = Graded(
-        answers=answers,
-        records=records,
-        policy=Policy(policy) if policy is not None else Policy.STRICT,
-        bootstrap=bootstrap,
-    )
-    return ScoredRun(path, run, graded)
+def score_answers_file(
+    path: str | os.PathLike[str], *, policy: Policy | str | None = None, bootstrap: Bootstrap | None = None
+) -> Scored:
+    """Score a records.jsonl or an official answers json that is not in a run folder."""
+    source = Path(path)
+    if source.suffix == ".jsonl":
+        return Scored(source, graded_of(read_records(source), policy=policy, bootstrap=bootstrap))
+    if source.suffix == ".json":
+        chosen = Policy(policy) if policy is not None else Policy.STRICT
+        return Scored(source, Graded(read_official_answers(source), (), chosen, bootstrap))
+    msg = f"{path}: give a run directory, a records.jsonl or an official answers .json"
+    raise AnswersFormatError(msg)

@@ -1,0 +1,61 @@
+"""Open a run and score it: the one function `score`, `compare`, `leaderboard`, `report` and `sweep` use.
+
+A run folder is scored under its recipe's policy (the one behind the recipe's published rows), else
+strict, unless the caller names one; a records.jsonl outside a run folder and an official answers
+json are scored as they are (strict by default). What is computed, and when, is `mmad.score.scored`'s.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmad.errors import AnswersFormatError
+from mmad.records.folder import RECORDS_FILE, is_run_folder
+from mmad.run.folder import RunFolder, open_run
+from mmad.run.recipes import recipe_policy
+from mmad.score.metrics import Bootstrap
+from mmad.score.scored import Scored, graded_of, score_answers_file
+from mmad.score.table import Policy
+
+
+@dataclass
+class ScoredRun(Scored):
+    """A run folder's answers scored, with the folder beside them (None for a bare answers file)."""
+
+    run: RunFolder | None
+
+
+def run_policy(run: RunFolder | None) -> Policy:
+    """The policy of a run's headline: its recipe's, else strict."""
+    return Policy(recipe_policy(run.config.recipe)) if run is not None else Policy.STRICT
+
+
+def score_run(
+    source: RunFolder | str | os.PathLike[str],
+    *,
+    policy: Policy | str | None = None,
+    bootstrap: Bootstrap | None = None,
+) -> ScoredRun:
+    """Open a run folder (or its records.jsonl), a records.jsonl or an official answers json, and score it.
+
+    ``policy`` defaults to the run's own (`run_policy`); ``bootstrap`` asks for 95% intervals wherever a
+    metric can give them. Nothing is computed until asked for.
+    """
+    if isinstance(source, RunFolder):
+        run = source
+    else:
+        path = Path(source)
+        if not path.exists():
+            msg = f"{path} does not exist; give a run directory, a records.jsonl or an official answers .json"
+            raise AnswersFormatError(msg)
+        if path.is_dir():
+            run = open_run(path)
+        elif path.name == RECORDS_FILE and is_run_folder(path.parent):
+            run = open_run(path.parent)
+        else:
+            scored = score_answers_file(path, policy=policy, bootstrap=bootstrap)
+            return ScoredRun(scored.source, scored.data, None)
+    chosen = run_policy(run) if policy is None else Policy(policy)
+    return ScoredRun(run.path, graded_of(run.records, policy=chosen, bootstrap=bootstrap), run=run)

@@ -1,0 +1,74 @@
+"""Robustness: a run asked with `--perturb` against the clean run of the same model and protocol.
+
+Two runs form a pair when their protocol cards are equal in everything but the perturbation (the card's
+``perturb`` entry, which the clean run lacks or leaves empty) and the card's own hash and mmad version.
+The pair's figures are `compare_runs`'s: per-subtask and overall change (perturbed minus clean) over
+the questions both answered, with paired image-bootstrap 95% intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mmad.score.answers import GradedAnswer
+from mmad.score.compare import Difference, compare_runs
+
+PERTURB_KEY = "perturb"
+_NOT_PROTOCOL = frozenset({"hash", "mmad_version", PERTURB_KEY})
+"""Card entries that may differ within a pair: the perturbation, and what says nothing of the protocol."""
+
+
+def perturbation_of(card: Mapping[str, Any]) -> str | None:
+    """The card's perturbation in words ('blur=2,dark=0.5'), or None for a clean run."""
+    value = card.get(PERTURB_KEY)
+    if not value:
+        return None
+    if isinstance(value, Mapping):
+        return ",".join(f"{key}={item}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def is_clean_counterpart(clean: Mapping[str, Any], perturbed: Mapping[str, Any]) -> bool:
+    """Whether ``clean`` is the unperturbed run of ``perturbed``: the same card but for the perturbation."""
+    if not clean or not perturbed or perturbation_of(clean) is not None or perturbation_of(perturbed) is None:
+        return False
+    keys = (set(clean) | set(perturbed)) - _NOT_PROTOCOL
+    return all(clean.get(key) == perturbed.get(key) for key in keys)
+
+
+@dataclass
+class RobustnessPair:
+    """A perturbed run, its clean counterpart, and the change per subtask and overall (perturbed - clean)."""
+
+    clean: str
+    perturbed: str
+    perturb: str
+    differences: list[Difference]
+
+
+@dataclass(frozen=True)
+class RunForRobustness:
+    """What pairing needs of a run: a display name, its protocol card, its graded answers."""
+
+    name: str
+    card: Mapping[str, Any]
+    answers: Sequence[GradedAnswer]
+
+
+def robustness_pairs(runs: Sequence[RunForRobustness], *, samples: int = 1000, seed: int = 0) -> list[RobustnessPair]:
+    """Every perturbed run with a clean counterpart among ``runs`` (the first one found), and its changes."""
+    pairs = []
+    for perturbed in runs:
+        perturb = perturbation_of(perturbed.card)
+        if perturb is None:
+            continue
+        clean = next((r for r in runs if is_clean_counterpart(r.card, perturbed.card)), None)
+        if clean is None:
+            continue
+        differences = compare_runs(clean.answers, perturbed.answers, samples=samples, seed=seed, by_category=False)
+        pairs.append(RobustnessPair(clean.name, perturbed.name, perturb, differences))
+    return pairs
