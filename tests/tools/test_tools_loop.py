@@ -236,3 +236,24 @@ def test_the_scripted_user_answers_from_the_experts_score() -> None:
     zoom = ScriptedToolUser("expert,zoom")
     second = asyncio.run(zoom.generate(Request(messages=(question, called, result), tools=spec)))
     assert json.loads(second.tool_calls[0].arguments) == {"x0": 0.1, "y0": 0.2, "x1": 0.3, "y1": 0.4}
+
+
+def test_settings_the_tools_strategy_cannot_take_stop_the_run_before_it_starts(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    base = ["eval", "-m", "random", "-d", str(data), "--out", str(tmp_path / "run"), "--strategy"]
+    assert main([*base, "tools", "--protocol", "per-image"]) == 2
+    assert "--strategy tools asks one question per request" in capsys.readouterr().err
+    assert main([*base, "tools+cot"]) == 2
+    assert "does not combine with cot" in capsys.readouterr().err
+    assert main([*base, "tools", "--tools", "zoom,magnify"]) == 2
+    assert "unknown tool(s) magnify" in capsys.readouterr().err
+    assert main([*base, "tools", "--tools", "knowledge", "--knowledge", str(tmp_path / "none.json")]) == 2
+    assert "--tools knowledge: cannot read the domain-knowledge file" in capsys.readouterr().err
+    assert main(["eval", "-m", "random", "-d", str(data), "--out", str(tmp_path / "run"), "--max-turns", "2"]) == 2
+    assert "--max-turns is a setting of the tools strategy, but this run has no tools strategy" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "run").exists()

@@ -38,6 +38,13 @@ def check_solver(config: RunConfig) -> None:
     if chosen and chosen not in SOLVERS:
         msg = f"--solver {chosen}: no such solver; the solvers are {', '.join(sorted(SOLVERS))}"
         raise ConfigError(msg)
+    if parse_strategies(config.prompt.strategies).tools:
+        if config.prompt.protocol == "per-image":
+            msg = "--strategy tools asks one question per request: use another --protocol than per-image"
+            raise ConfigError(msg)
+        from mmad.tools.toolbox import check_tool_names
+
+        check_tool_names(tuple(config.prompt.tools) or None, knowledge_path=config.prompt.knowledge)
 
 
 def make_agent(config: RunConfig, run_dir: str | Path) -> Any:

@@ -62,6 +62,25 @@ def parse_tool_names(value: str | list[str] | tuple[str, ...] | None) -> tuple[s
     return tuple(dict.fromkeys(names))
 
 
+def check_tool_names(names: tuple[str, ...] | None, *, knowledge_path: str | None = None) -> None:
+    """Fail early (before a run folder exists) on a named tool that cannot work: the expert without
+    its extra, knowledge with an unreadable ``--knowledge`` file. The rest is checked by `Toolbox`."""
+    if not names:
+        return
+    if "expert" in names and not all(importlib.util.find_spec(name) is not None for name in EXPERT_PACKAGES):
+        problem = MissingExtraError("The expert tool", "expert", "torch and the EfficientNet-Lite0 packages")
+        msg = f"--tools expert: {problem}; leave expert out of --tools"
+        raise ConfigError(msg)
+    if "knowledge" in names and knowledge_path:
+        from mmad.protocol.strategies import DomainKnowledge
+
+        try:
+            DomainKnowledge.load(knowledge_path)
+        except ConfigError as exc:
+            msg = f"--tools knowledge: {exc}; leave knowledge out of --tools"
+            raise ConfigError(msg) from exc
+
+
 class Toolbox:
     """A run's tools over one benchmark; thread-safe (tools run in worker threads)."""
 
