@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
+from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mmad._io import atomic_write_text
 from mmad.models.base import Model
+from mmad.protocol.prompts import Variant
 from mmad.records.folder import RECORDS_FILE, RUN_FILE
 from mmad.report.files import write_score_files
-from mmad.run.config import RunConfig
+from mmad.run.config import FLAT_NAMES, NOT_GIVEN, NotGiven, ProtocolName, RunConfig
 from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
 from mmad.run.naming import answers_file_name
@@ -78,7 +80,70 @@ def evaluate(
     resume: bool = False,
     recipe: str | None = None,
     on_progress: Callable[[EngineStats], None] | None = None,
-    **settings: Any,
+    # The settings, one keyword each, named and ordered as RunConfig's fields (a test keeps them so).
+    # NOT_GIVEN leaves a setting to the recipe or the default; None is the setting's own None.
+    # [prompt]
+    protocol: ProtocolName | Variant | NotGiven = NOT_GIVEN,
+    shots: int | NotGiven = NOT_GIVEN,
+    similar_templates: bool | NotGiven = NOT_GIVEN,
+    blind: bool | NotGiven = NOT_GIVEN,
+    circular: bool | NotGiven = NOT_GIVEN,
+    strategies: str | Sequence[str] | NotGiven = NOT_GIVEN,
+    knowledge: str | PathLike[str] | NotGiven | None = NOT_GIVEN,
+    cot_history: bool | NotGiven = NOT_GIVEN,
+    tools: str | Sequence[str] | NotGiven = NOT_GIVEN,
+    max_turns: int | NotGiven = NOT_GIVEN,
+    tool_protocol: Literal["auto", "native", "text"] | NotGiven = NOT_GIVEN,
+    blend: float | NotGiven | None = NOT_GIVEN,
+    # [decoding]
+    max_tokens: int | Literal["none"] | NotGiven | None = NOT_GIVEN,
+    temperature: float | Literal["none"] | NotGiven | None = NOT_GIVEN,
+    # [images]
+    image_size: int | Literal["none"] | NotGiven | None = NOT_GIVEN,
+    image_format: Literal["jpeg", "png"] | NotGiven = NOT_GIVEN,
+    detail: Literal["low", "high", "auto", "none"] | NotGiven | None = NOT_GIVEN,
+    original_images: bool | NotGiven = NOT_GIVEN,
+    resize: Literal["mmad", "official"] | NotGiven = NOT_GIVEN,
+    mime: Literal["content", "extension"] | NotGiven = NOT_GIVEN,
+    # [answers]
+    parser: Literal["mmad", "upstream", "upstream-first"] | NotGiven = NOT_GIVEN,
+    judge: str | NotGiven | None = NOT_GIVEN,
+    likelihood: bool | NotGiven = NOT_GIVEN,
+    answer_from: Literal["text", "likelihood"] | NotGiven = NOT_GIVEN,
+    # [selection]
+    limit: int | NotGiven | None = NOT_GIVEN,
+    subset: Literal["official-debug"] | NotGiven | None = NOT_GIVEN,
+    datasets: Sequence[str] | NotGiven = NOT_GIVEN,
+    categories: Sequence[str] | NotGiven = NOT_GIVEN,
+    subtasks: Sequence[str] | NotGiven = NOT_GIVEN,
+    seed: int | NotGiven = NOT_GIVEN,
+    errata: Literal["keep", "drop"] | NotGiven = NOT_GIVEN,
+    exclude: str | Sequence[str] | NotGiven = NOT_GIVEN,
+    # [execution]
+    concurrency: int | NotGiven = NOT_GIVEN,
+    max_retries: int | NotGiven = NOT_GIVEN,
+    timeout_s: float | NotGiven = NOT_GIVEN,
+    retry_base_s: float | NotGiven = NOT_GIVEN,
+    retry_max_s: float | NotGiven = NOT_GIVEN,
+    max_cost: float | NotGiven | None = NOT_GIVEN,
+    max_errors: int | NotGiven = NOT_GIVEN,
+    prices: str | PathLike[str] | NotGiven | None = NOT_GIVEN,
+    cache: bool | NotGiven = NOT_GIVEN,
+    cache_dir: str | PathLike[str] | NotGiven | None = NOT_GIVEN,
+    engine: Literal["local", "ray"] | NotGiven = NOT_GIVEN,
+    ray_address: str | NotGiven | None = NOT_GIVEN,
+    ray_actors: int | NotGiven = NOT_GIVEN,
+    ray_gpus: float | NotGiven = NOT_GIVEN,
+    # [connection]
+    base_url: str | NotGiven | None = NOT_GIVEN,
+    key_env: str | NotGiven | None = NOT_GIVEN,
+    extra_body: Mapping[str, Any] | NotGiven = NOT_GIVEN,
+    text_only: bool | NotGiven = NOT_GIVEN,
+    device: str | NotGiven | None = NOT_GIVEN,
+    dtype: str | NotGiven | None = NOT_GIVEN,
+    batch_size: int | NotGiven | None = NOT_GIVEN,
+    model_args: Mapping[str, Any] | NotGiven = NOT_GIVEN,
+    **old_names: Any,
 ) -> RunResult:
     """Evaluate a model on an MMAD-format benchmark with the official protocol (or a variant).
 
@@ -89,8 +154,15 @@ def evaluate(
         resume: continue the run in ``out``: ask only what is missing or failed.
         recipe: an official script's settings (``gpt4o``, ``gemini``, ...); other settings go on top.
         on_progress: called with live counters.
-        **settings: flat settings, as the CLI flags: ``shots``, ``protocol``, ``concurrency``,
-            ``max_cost``, ``strategies``, ``image_size``, ... (see `RunConfig.from_flat`).
+
+    Every other keyword is a setting, by the name a run file and ``mmad sweep`` give it and whose
+    flag is its kebab (``image_size`` is ``--image-size``); docs/settings.md describes each. One left
+    out keeps the recipe's value or the default; None (or ``"none"``) is the setting's None: no
+    token limit sent, ``image_size`` keeping the size (as ``0`` does), no ``detail``. ``old_names``
+    takes the settings' names before they had one (``similar``, ``strategy``, ``timeout``, ...), each
+    with a FutureWarning.
     """
+    given = {name: value for name, value in locals().items() if name in FLAT_NAMES and value is not NOT_GIVEN}
+    settings = {k: str(v) if isinstance(v, PathLike) else v for k, v in {**given, **old_names}.items()}
     config = RunConfig.from_flat(model, str(data), recipe=recipe, **settings)
     return asyncio.run(evaluate_async(config, out=out, resume=resume, on_progress=on_progress))

@@ -44,8 +44,8 @@ EVAL_MISTAKES = [
     (["--protocol", "bogus"], r"protocol \(--protocol\): must be 'per-question', 'cumulative'"),
     (["--detail", "bogus"], r"detail \(--detail\): must be 'low', 'high', 'auto' or 'none'"),
     (["--parser", "bogus"], r"parser \(--parser\): must be 'mmad', 'upstream' or 'upstream-first'"),
-    (["--subtask", "bogus"], r"subtasks \(--subtask\): unknown subtask 'bogus'"),
-    (["--strategy", "bogus"], r"strategies \(--strategy\): unknown strategy 'bogus'"),
+    (["--subtask", "bogus"], r"subtasks \(--subtasks\): unknown subtask 'bogus'"),
+    (["--strategy", "bogus"], r"strategies \(--strategies\): unknown strategy 'bogus'"),
     (["--image-size", "-1"], r"size \(--image-size\): must be at least 16"),
     (["--max-tokens", "0"], r"max_tokens \(--max-tokens\): must be at least 1"),
     (["--max-tokens", "lots"], r"--max-tokens takes a whole number or 'none'"),
@@ -61,7 +61,7 @@ EVAL_MISTAKES = [
     (["--category", "spaceship"], r"--category spaceship is not in this benchmark"),
     (["--seed", "-3"], r"seed \(--seed\): must be at least 0"),
     (["--batch-size", "0"], r"batch_size \(--batch-size\): must be at least 1"),
-    (["--timeout", "0"], r"timeout_s \(--timeout\): must be more than 0"),
+    (["--timeout", "0"], r"timeout_s \(--timeout-s\): must be more than 0"),
     # Flags that this run would ignore: refused by name, with the reason and the fix
     (
         ["--ray-actors", "3"],
@@ -77,9 +77,12 @@ EVAL_MISTAKES = [
     (["--base-url", "http://127.0.0.1:9/v1"], r"--base-url applies to models behind an HTTP API.*random runs in this"),
     (["--key-env", "MY_KEY"], r"--key-env applies to models behind an HTTP API"),
     (["--extra-body", '{"top_k": 1}'], r"--extra-body applies to models behind an HTTP API"),
-    (["--text-only-server"], r"--text-only-server applies to models behind an HTTP API"),
+    (["--text-only-server"], r"--text-only applies to models behind an HTTP API"),
     (["--knowledge", "k.json"], r"--knowledge is the domain-knowledge file of the rag strategy.*add --strategy rag"),
-    (["--similar", "--shots", "0"], r"--similar chooses which template images.*--shots is 0.*leave --similar out"),
+    (
+        ["--similar", "--shots", "0"],
+        r"--similar-templates chooses which template images.*--shots is 0.*leave --similar-templates out",
+    ),
     (["--device", "cuda", "--dtype", "float16"], r"--device applies .*\(and 1 more: --dtype\)"),
     # --dry-run makes the checks of a real run (templates for the shots, the model's provider)
     (["--dry-run", "--shots", "9"], r"--shots 9: .* fewer than 9 random_templates"),

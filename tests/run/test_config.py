@@ -74,7 +74,7 @@ def test_cot_is_refused_where_the_protocol_has_no_cot_turn() -> None:
         ("vllm-local:some/model", {"device": "cuda:1"}, r"--device would be ignored: vllm-local: reads only"),
         ("expert", {"dtype": "float16"}, r"--dtype would be ignored: expert: reads only --device, --model-args"),
         ("random", {"knowledge": "k.json", "strategies": ["cot"]}, r"--knowledge is the domain-knowledge file"),
-        ("random", {"similar": True, "shots": 0}, r"--similar chooses which template images"),
+        ("random", {"similar_templates": True, "shots": 0}, r"--similar-templates chooses which template images"),
     ],
 )
 def test_the_api_refuses_settings_the_run_would_ignore(model: str, settings: dict[str, object], message: str) -> None:
@@ -89,7 +89,7 @@ def test_settings_that_apply_or_are_not_the_users_are_accepted() -> None:
     assert RunConfig.from_flat("vllm:m", "d", base_url="http://127.0.0.1:9/v1", text_only=True).connection.text_only
     assert RunConfig.from_flat("random", "d", knowledge="k.json", strategies=["rag"]).prompt.knowledge == "k.json"
     # the default value changes nothing, so nothing is ignored
-    assert RunConfig.from_flat("random", "d", ray_actors=2, similar=False, shots=0, text_only=False)
+    assert RunConfig.from_flat("random", "d", ray_actors=2, similar_templates=False, shots=0, text_only=False)
     # a recipe's value is not the user's: internvl's processor preset on an API model is no error
     assert RunConfig.from_flat("openai:gpt-4o", "d", recipe="internvl").connection.model_args
     # plugin providers may read any option
@@ -106,7 +106,7 @@ def test_a_config_file_takes_flat_names_at_the_top_level_and_says_where_a_mispla
     )
     config = RunConfig.from_file(flat)
     assert config.selection.limit == 10 and config.connection.base_url == "http://127.0.0.1:9/v1"
-    assert config.images.size == 256 and config.prompt.shots == 0
+    assert config.images.image_size == 256 and config.prompt.shots == 0
     misplaced = tmp_path / "misplaced.toml"
     misplaced.write_text('model = "vllm:m"\ndata = "bench"\n[execution]\nbase_url = "http://127.0.0.1:9/v1"\n')
     with pytest.raises(ConfigError, match=r"execution\.base_url: belongs in \[connection\]; or write it at the top"):
@@ -132,7 +132,7 @@ def test_relative_paths_in_a_config_file_are_relative_to_its_folder(tmp_path: Pa
     folder.mkdir()
     toml = folder / "run.toml"
     toml.write_text(
-        'model = "random"\ndata = "../data/MMAD"\nknowledge = "k.json"\nstrategy = ["rag"]\n'
+        'model = "random"\ndata = "../data/MMAD"\nknowledge = "k.json"\nstrategies = ["rag"]\n'
         '[execution]\nprices = "/abs/prices.json"\ncache_dir = "cache"\n'
     )
     config = RunConfig.from_file(toml)
@@ -191,7 +191,7 @@ def test_run_file_mistakes_say_what_to_write(tmp_path: Path, name: str, text: st
 def test_a_run_file_spells_none_and_a_single_strategy_as_the_flags_do(tmp_path: Path) -> None:
     path = tmp_path / "run.toml"
     path.write_text(
-        'model = "random"\ndata = "data"\nmax_tokens = "none"\ntemperature = "None"\nstrategy = "rag+cot"\n'
+        'model = "random"\ndata = "data"\nmax_tokens = "none"\ntemperature = "None"\nstrategies = "rag+cot"\n'
     )
     config = RunConfig.from_file(path)
     assert config.decoding.max_tokens is None and config.decoding.temperature is None
@@ -206,7 +206,7 @@ def test_a_run_file_spells_none_and_a_single_strategy_as_the_flags_do(tmp_path: 
         ('limit = "10"', r"limit \(--limit\): must be a valid integer \(got '10'\)"),
         ("concurrency = 2.5", r"concurrency \(--concurrency\): must be a valid integer \(got 2.5\)"),
         ('circular = "yes"', r"circular \(--circular\): must be a valid boolean \(got 'yes'\)"),
-        ("cache = 0", r"cache \(--no-cache\): must be a valid boolean \(got 0\)"),
+        ("cache = 0", r"cache \(--cache\): must be a valid boolean \(got 0\)"),
         ("temperature = true", r"temperature \(--temperature\): must be a valid number \(got True\)"),
     ],
 )
@@ -219,7 +219,7 @@ def test_a_run_file_value_of_the_wrong_type_is_named_not_converted(tmp_path: Pat
 
 def test_whole_numbers_still_fill_number_settings(tmp_path: Path) -> None:
     run_file = tmp_path / "run.toml"
-    run_file.write_text('model = "random"\ndata = "d"\ntimeout = 30\ntemperature = 1\nmax_tokens = "none"\n')
+    run_file.write_text('model = "random"\ndata = "d"\ntimeout_s = 30\ntemperature = 1\nmax_tokens = "none"\n')
     config = RunConfig.from_file(run_file)
     assert config.execution.timeout_s == 30.0 and config.decoding.temperature == 1.0
     assert config.decoding.max_tokens is None
@@ -229,7 +229,7 @@ def test_numpy_numbers_from_the_python_api_are_numbers_not_mistakes() -> None:
     """Strict types refuse ``True`` and ``"10"``, but an ``np.int64`` taken from an array is a number."""
     import numpy as np
 
-    config = RunConfig.from_flat(model="random", data="d", shots=np.int64(2), limit=np.int32(5), timeout=np.int64(30))
+    config = RunConfig.from_flat(model="random", data="d", shots=np.int64(2), limit=np.int32(5), timeout_s=np.int64(30))
     assert config.prompt.shots == 2 and type(config.prompt.shots) is int
     assert config.execution.timeout_s == 30.0
     with pytest.raises(ConfigError, match="shots"):

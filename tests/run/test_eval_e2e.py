@@ -66,7 +66,7 @@ def test_run_directory_and_official_files(mmad_json: Path, tmp_path: Path) -> No
         result = _eval(mmad_json, server, out)
     meta = json.loads((out / "run.json").read_text())
     assert meta["dataset"]["sha256"] and meta["card"]["protocol"] == "per-question"
-    assert meta["card"]["images"]["size"] == 512 and meta["status"] == "complete"
+    assert meta["card"]["images"]["image_size"] == 512 and meta["status"] == "complete"
     assert meta["card_hash"] == meta["card"]["hash"] and len(meta["card_hash"]) == 12
     answers = json.loads((out / "answers_1_shot_random.json").read_text())
     assert {"image", "question", "question_type", "correct_answer", "gpt_answer"} <= set(answers[0])
@@ -235,7 +235,7 @@ def test_every_eval_flag_maps_onto_the_config() -> None:
     flags = set(inspect.signature(eval_command).parameters) - control
     unmapped = {f for f in flags if f not in FLAT_NAMES and f not in renamed}
     assert unmapped == set()
-    assert {"detail", "cache", "image_size", "text_only_server"} <= set(FLAT_NAMES)
+    assert {"detail", "cache", "image_size", "text_only"} <= set(FLAT_NAMES)
 
 
 def test_requests_spread_over_several_endpoints(mmad_json: Path, tmp_path: Path) -> None:

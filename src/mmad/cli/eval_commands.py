@@ -8,6 +8,7 @@ requests failed or questions are missing (the run stopped early, or failures rem
 from __future__ import annotations
 
 import asyncio
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,12 @@ from mmad.cli.common import (
     add_run_task,
     console,
     err_console,
-    json_option,
-    optional_number,
     progress_bar,
     render_circular,
     render_table,
     show_unparsed,
 )
+from mmad.cli.setting_flags import settings_from_flags, with_setting_flags
 from mmad.errors import ConfigError
 
 
@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
 
 
+@with_setting_flags
 def eval_command(
     model: str = typer.Option(None, "--model", "-m", help="provider:model, e.g. openai:gpt-4o, vllm:NAME, random"),
     data: Path = typer.Option(None, "--data", "-d", help="data root holding mmad.json, or the json"),
@@ -42,135 +43,23 @@ def eval_command(
     resume: Path = typer.Option(None, "--resume", help="continue this run: ask only what is missing or failed"),
     config_file: Path = typer.Option(None, "--config", help="a run file (TOML, JSON, or a run's run.json)"),
     recipe: str = typer.Option(None, "--recipe", help="an official script's settings: gpt4o, gemini, internvl, ..."),
-    protocol: str = typer.Option(
-        None,
-        "--protocol",
-        help="how questions become requests: per-question, cumulative, gemini, api-per-question, "
-        "system-cumulative, per-image",
-    ),
-    shots: int = typer.Option(None, "--shots", help="template images shown before the query [default: 1]"),
-    similar: bool = typer.Option(None, "--similar", help="use similar_templates instead of random_templates"),
-    blind: bool = typer.Option(None, "--blind", help="text-only baseline: no images"),
-    circular: bool = typer.Option(None, "--circular", help="ask every rotation of the options"),
-    strategy: list[str] = typer.Option(None, "--strategy", help="rag, cot, agent:expert:bbox, agent:gt:contour, ..."),
-    knowledge: Path = typer.Option(None, "--knowledge", help="domain-knowledge json for rag"),
-    limit: int = typer.Option(None, "--limit", help="ask a seeded random sample of this many questions"),
-    seed: int = typer.Option(None, "--seed", help="the seed of --limit's sample [default: 0]"),
-    subset: str = typer.Option(
-        None, "--subset", help="official-debug: the 1,600 images the official scripts' --debug asks"
-    ),
-    dataset: list[str] = typer.Option(None, "--dataset", help="only these source datasets"),
-    category: list[str] = typer.Option(None, "--category", help="only these categories"),
-    subtask: list[str] = typer.Option(None, "--subtask", help="only these subtasks"),
-    errata: str = typer.Option(
-        None, "--errata", help="keep (ask all, as published) or drop what the shipped errata name [default: keep]"
-    ),
-    exclude: list[str] = typer.Option(
-        None, "--exclude", help="leave out a dataset, category or listed images: NAME, category:NAME, images:FILE"
-    ),
-    concurrency: int = typer.Option(None, "--concurrency", "-c", help="requests in flight at most [default: 16]"),
-    max_retries: int = typer.Option(None, "--max-retries", help="retries per request [default: 5]"),
-    max_errors: int = typer.Option(
-        None, "--max-errors", help="stop after N failed requests in a row, 0 never [default: 20]"
-    ),
-    timeout: float = typer.Option(None, "--timeout", help="seconds per request [default: 120]"),
-    max_cost: float = typer.Option(None, "--max-cost", help="stop cleanly once this many dollars are spent"),
-    prices: Path = typer.Option(None, "--prices", help='price file: json {"model": [input $/M, output $/M]}'),
-    no_cache: bool = typer.Option(None, "--no-cache", help="do not reuse or store responses"),
-    base_url: str = typer.Option(None, "--base-url", help="the server's /v1 URL (overrides the preset)"),
-    key_env: str = typer.Option(None, "--key-env", help="NAME of the environment variable holding the API key"),
-    extra_body: str = typer.Option(None, "--extra-body", help="json merged into each request body"),
-    text_only: bool = typer.Option(None, "--text-only-server", help="the server rejects image parts"),
-    device: str = typer.Option(None, "--device", help="in-process models: cuda, cuda:1 or cpu"),
-    dtype: str = typer.Option(None, "--dtype", help="in-process models: bfloat16, float16 or float32"),
-    batch_size: int = typer.Option(None, "--batch-size", help="in-process models: requests generated together"),
-    model_args: str = typer.Option(
-        None, "--model-args", help="in-process models: json, e.g. '{\"tensor_parallel_size\": 2}' for vllm-local"
-    ),
-    image_size: int = typer.Option(None, "--image-size", help="longest side in px, 0 keeps the size [default: 512]"),
-    original_images: bool = typer.Option(None, "--original-images", help="send the files' own bytes"),
-    detail: str = typer.Option(None, "--detail", help="low, high, auto or none [default: low]"),
-    parser: str = typer.Option(
-        None, "--parser", help="mmad (layered), upstream (official regex: last letter) or upstream-first (LLaVA's)"
-    ),
-    judge: str = typer.Option(None, "--judge", help="a model that maps unparsed replies to letters"),
-    likelihood: bool = typer.Option(None, "--likelihood", help="also record letter log-probabilities"),
-    answer_from: str = typer.Option(None, "--answer-from", help="text (parse the reply) or likelihood (best letter)"),
-    max_tokens: str = typer.Option(None, "--max-tokens", help="a number, or none to leave it out [default: 128]"),
-    temperature: str = typer.Option(None, "--temperature", help="a number, or none to leave it out [default: 0]"),
-    engine: str = typer.Option(
-        None, "--engine", help="local (this process) or ray (a Ray actor pool) [default: local]"
-    ),
-    ray_address: str = typer.Option(
-        None,
-        "--ray-address",
-        help="--engine ray: the Ray cluster to join [default: $RAY_ADDRESS, else a local Ray for this run]",
-    ),
-    ray_actors: int = typer.Option(None, "--ray-actors", help="--engine ray: actors (model replicas) [default: 2]"),
-    ray_gpus: float = typer.Option(None, "--ray-gpus", help="--engine ray: GPUs per actor, in-process models"),
     dry_run: bool = typer.Option(False, "--dry-run", help="estimate requests, tokens and cost; send nothing"),
+    **settings: Any,
 ) -> None:
     """Evaluate a model on MMAD (or any MMAD-format benchmark) with the official protocol."""
-    given: dict[str, Any] = {
-        "protocol": protocol,
-        "shots": shots,
-        "similar_templates": similar,
-        "blind": blind,
-        "circular": circular,
-        "strategies": list(strategy) if strategy else None,
-        "knowledge": str(knowledge) if knowledge else None,
-        "limit": limit,
-        "seed": seed,
-        "subset": subset,
-        "datasets": list(dataset) if dataset else None,
-        "categories": list(category) if category else None,
-        "subtasks": list(subtask) if subtask else None,
-        "errata": errata,
-        "exclude": list(exclude) if exclude else None,
-        "concurrency": concurrency,
-        "max_retries": max_retries,
-        "max_errors": max_errors,
-        "timeout_s": timeout,
-        "max_cost": max_cost,
-        "prices": str(prices) if prices else None,
-        "cache": False if no_cache else None,
-        "base_url": base_url,
-        "key_env": key_env,
-        "extra_body": json_option("--extra-body", extra_body),
-        "text_only": text_only,
-        "device": device,
-        "dtype": dtype,
-        "batch_size": batch_size,
-        "model_args": json_option("--model-args", model_args),
-        "original": original_images,
-        "parser": parser,
-        "judge": judge,
-        "likelihood": likelihood,
-        "answer_from": answer_from,
-        "engine": engine,
-        "ray_address": ray_address,
-        "ray_actors": ray_actors,
-        "ray_gpus": ray_gpus,
-    }
-    flat = {k: v for k, v in given.items() if v is not None}
-    if image_size is not None:
-        flat["size"] = image_size or None
-    if detail is not None:
-        flat["detail"] = None if detail.strip().lower() == "none" else detail
-    for flag, name, text, kind in (
-        ("--max-tokens", "max_tokens", max_tokens, int),
-        ("--temperature", "temperature", temperature, float),
-    ):
-        value = optional_number(flag, text, kind)
-        if value != "unset":
-            flat[name] = value
-    config = _config(model, data, resume, config_file, recipe, flat)
+    # every setting's flag is made from the config's schema (mmad.cli.setting_flags): a new field needs no code here
+    flat = settings_from_flags(settings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FutureWarning)
+        config = _config(model, data, resume, config_file, recipe, flat)
+    for warning in caught:
+        err_console.print(f"warning: {warning.message}", highlight=False, markup=False, soft_wrap=True)
     if resume is None:  # a resumed run's overrides were shown when it started
         from mmad.run.config import FLAT_NAMES
 
         flags = {".".join(FLAT_NAMES[name]) for name in flat if name in FLAT_NAMES}
         file = str(config_file) if config_file is not None else None
-        for note in config.override_notes(file=file, flags=flags):
+        for note in [*config.override_notes(file=file, flags=flags), *config.recipe_notes()]:
             err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if dry_run:
         _dry_run(config)

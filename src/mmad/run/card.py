@@ -5,6 +5,9 @@ prompts (every text, part order and strategy), decoding, image preparation, pars
 only the model differs. The mmad version is on the card but not in the hash, so a new release that
 changes nothing of the protocol keeps old runs comparable (a release that changes a prompt text
 changes the prompt hash).
+
+Settings are on the card by their one names (`mmad.run.config`); the image settings a backend does
+not read (hf: and vllm-local: get the files and size them themselves) are left out of its card.
 """
 
 from __future__ import annotations
@@ -84,14 +87,14 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         "protocol": prompt.protocol.value,
         "prompt_hash": prompt_hash(config, strategies),
         "shots": prompt.shots,
-        "templates": "similar" if prompt.similar_templates else "random",
+        "similar_templates": prompt.similar_templates,
         "blind": prompt.blind,
         "circular": prompt.circular,
         "strategies": strategies.names,
         # Only where it changes what is sent, so that other runs keep their card hash.
         **({"cot_history": True} if prompt.cot_history and strategies.cot else {}),
         "decoding": config.decoding.model_dump(mode="json"),
-        "images": config.images.model_dump(mode="json") | {"text_only": config.connection.text_only},
+        "images": _images(config),
         "parser": config.answers.parser,
         "answer_from": config.answers.answer_from,
         "judge": config.answers.judge,
@@ -106,6 +109,38 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
     }
     card["hash"] = card_hash(card)
     return card
+
+
+def _images(config: RunConfig) -> dict[str, Any]:
+    """The image settings the run's backend reads, by their names (hf: and vllm-local: read none: they get
+    the files and size them with their own processor)."""
+    images = config.images.model_dump(mode="json") | {"text_only": config.connection.text_only}
+    return {k: v for k, v in images.items() if k not in set(config.unhonoured(list(images)))}
+
+
+# Card keys of settings renamed since cards were first written: a card is hashed as it was then, so
+# the runs made before keep comparing equal to the runs made since.
+_IMAGE_KEYS_HASHED_AS = {"image_size": "size", "image_format": "format", "original_images": "original"}
+
+
+def _hash_form(card: dict[str, Any]) -> dict[str, Any]:
+    out = dict(card)
+    if "similar_templates" in out:
+        out["templates"] = "similar" if out.pop("similar_templates") else "random"
+    if isinstance(out.get("images"), dict):
+        out["images"] = {_IMAGE_KEYS_HASHED_AS.get(k, k): v for k, v in out["images"].items()}
+    return out
+
+
+def current_form(card: dict[str, Any]) -> dict[str, Any]:
+    """A card by today's setting names (a card written before they had one name says templates, size, ...)."""
+    out = dict(card)
+    if "templates" in out and "similar_templates" not in out:
+        out["similar_templates"] = out.pop("templates") == "similar"
+    if isinstance(out.get("images"), dict):
+        named = {old: new for new, old in _IMAGE_KEYS_HASHED_AS.items()}
+        out["images"] = {named.get(k, k): v for k, v in out["images"].items()}
+    return out
 
 
 def _clean_split(config: RunConfig, benchmark: Benchmark) -> dict[str, Any]:
@@ -145,11 +180,12 @@ def _provenance(benchmark: Benchmark) -> dict[str, Any] | None:
 
 def card_hash(card: dict[str, Any]) -> str:
     """The short hash of a card's protocol fields (not the mmad version, not where the data lies)."""
-    fields = {k: v for k, v in card.items() if k not in _NOT_IN_HASH}
+    fields = {k: v for k, v in _hash_form(card).items() if k not in _NOT_IN_HASH}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:HASH_LENGTH]
 
 
 def card_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(field, value in a, value in b) for every card field that differs (mmad version included)."""
+    a, b = current_form(a), current_form(b)
     keys = [k for k in dict.fromkeys([*a, *b]) if k not in {"hash", "data_source", "data_provenance"}]
     return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]

@@ -12,9 +12,11 @@ import difflib
 import json
 import numbers
 import tomllib
+import warnings
 from collections.abc import Collection
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -26,12 +28,27 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from mmad.data.schema import Subtask
 from mmad.errors import ConfigError
 from mmad.protocol.images import ImageSettings
 from mmad.protocol.prompts import PromptSettings, Variant
 from mmad.protocol.strategies import parse_strategies
+
+
+class _NotGiven(Enum):
+    NOT_GIVEN = "not given"
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Final = _NotGiven.NOT_GIVEN
+"""A keyword of `mmad.evaluate` left out: the recipe's value or the default (None is a setting's own value)."""
+NotGiven = Literal[_NotGiven.NOT_GIVEN]
+ProtocolName = Literal["per-question", "cumulative", "gemini", "per-image", "api-per-question", "system-cumulative"]
+"""`Variant`'s values, for a type checker and an IDE (a test keeps them the same)."""
 
 
 def _plain_number(kind: type[int] | type[float]) -> BeforeValidator:
@@ -55,20 +72,50 @@ Float = Annotated[float, Strict(), _plain_number(float)]  # still takes a whole 
 Bool = Annotated[bool, Strict()]
 
 
+def _admits_none(info: FieldInfo) -> bool:
+    return info.annotation is None or type(None) in get_args(info.annotation)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_spelt_out(cls, values: Any) -> Any:
+        # TOML has no null: a run file, a sweep and `mmad.evaluate` say "none", as the flags do, for a
+        # setting's None (leave the field out, keep the size, no detail).
+        if not isinstance(values, dict):
+            return values
+        return {
+            name: None
+            if isinstance(value, str)
+            and value.strip().lower() == "none"
+            and name in cls.model_fields
+            and _admits_none(cls.model_fields[name])
+            else value
+            for name, value in values.items()
+        }
 
 
 class PromptConfig(_Section):
     """How questions become requests."""
 
-    protocol: Variant = Variant.PER_QUESTION
+    protocol: Variant = Field(
+        default=Variant.PER_QUESTION,
+        description="how questions become requests: " + ", ".join(v.value for v in Variant),
+    )
     shots: Int = Field(default=1, ge=0, le=64, description="template images shown before the query")
-    similar_templates: Bool = Field(default=False, description="similar_templates instead of random_templates")
+    similar_templates: Bool = Field(
+        default=False, description="show the similar_templates instead of the random_templates"
+    )
     blind: Bool = Field(default=False, description="text-only baseline: no images")
     circular: Bool = Field(default=False, description="ask every rotation of the options")
-    strategies: list[str] = Field(default_factory=list, description="rag, cot, agent:expert:bbox, ...")
-    knowledge: str | None = Field(default=None, description="domain-knowledge json (default: in the data root)")
+    strategies: list[str] = Field(
+        default_factory=list, description="rag, cot, agent:expert:bbox, ...; rag+cot combines"
+    )
+    knowledge: str | None = Field(
+        default=None, description="the rag strategy's domain-knowledge json (default: in the data root)"
+    )
     cot_history: Bool = Field(
         default=False,
         description="with cot: each question also carries its image's earlier questions and replies, as "
@@ -78,10 +125,11 @@ class PromptConfig(_Section):
     @field_validator("strategies", mode="before")
     @classmethod
     def _one_or_more(cls, value: Any) -> Any:
-        # strategy = "rag" or "rag+cot" in a run file, as --strategy takes one at a time
-        return (
-            [part for part in value.replace(",", "+").split("+") if part.strip()] if isinstance(value, str) else value
-        )
+        # strategies = "rag+cot" in a run file; --strategies rag+cot or one --strategies per strategy
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            return value
+        return [part.strip() for v in values for part in v.replace(",", "+").split("+") if part.strip()]
 
     @field_validator("strategies")
     @classmethod
@@ -107,37 +155,58 @@ class PromptConfig(_Section):
 class DecodingConfig(_Section):
     """Generation settings; None leaves the field out of the request, as some official scripts do."""
 
-    max_tokens: Int | None = Field(default=128, ge=1, le=65536)
-    temperature: Float | None = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: Int | None = Field(
+        default=128, ge=1, le=65536, description="the reply's token limit; none leaves it out of the request"
+    )
+    temperature: Float | None = Field(
+        default=0.0, ge=0.0, le=2.0, description="sampling temperature; none leaves it out of the request"
+    )
 
-    @field_validator("max_tokens", "temperature", mode="before")
-    @classmethod
-    def _none_spelt_out(cls, value: Any) -> Any:
-        # TOML has no null: a run file says "none", as the flags do, to leave the field out.
-        return None if isinstance(value, str) and value.strip().lower() == "none" else value
+
+_OLD_IMAGE_KEYS = {"size": "image_size", "format": "image_format", "original": "original_images"}
 
 
 class ImageConfig(_Section):
     """How images are prepared before they are sent."""
 
-    size: Int | None = Field(default=512, ge=16, le=8192, description="longest side in px; None keeps the size")
-    format: Literal["jpeg", "png"] = "jpeg"
-    detail: Literal["low", "high", "auto"] | None = "low"
-    original: Bool = Field(default=False, description="send the files' own bytes")
+    image_size: Int | None = Field(
+        default=512, ge=16, le=8192, description="longest side in px; 0 or none keeps the size"
+    )
+    image_format: Literal["jpeg", "png"] = Field(default="jpeg", description="jpeg or png: how images are encoded")
+    detail: Literal["low", "high", "auto"] | None = Field(
+        default="low", description="the image parts' detail: low, high, auto, or none to leave it out"
+    )
+    original_images: Bool = Field(default=False, description="send the files' own bytes (no resizing)")
     resize: Literal["mmad", "official"] = Field(
-        default="mmad", description="official: int() truncation of the scaled side, as the official scripts"
+        default="mmad",
+        description="mmad, or official (int() truncation of the scaled side, as the official scripts)",
     )
     mime: Literal["content", "extension"] = Field(
-        default="content", description="extension: label data URLs by file extension, as the official API scripts"
+        default="content",
+        description="content or extension (label data URLs by file extension, as the official API scripts)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recorded_names(cls, values: Any) -> Any:
+        # run.json of runs made before the one-name settings says size, format, original: read as recorded
+        if not isinstance(values, dict):
+            return values
+        return {_OLD_IMAGE_KEYS.get(k, k) if _OLD_IMAGE_KEYS.get(k) not in values else k: v for k, v in values.items()}
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _zero_keeps_the_size(cls, value: Any) -> Any:
+        # --image-size 0 has always meant "keep the size"; a file, a sweep and evaluate() say it the same way
+        return None if isinstance(value, int) and not isinstance(value, bool) and value == 0 else value
 
     def settings(self) -> ImageSettings:
         """The protocol layer's view."""
         return ImageSettings(
-            max_side=self.size,
-            format=self.format,
+            max_side=self.image_size,
+            format=self.image_format,
             detail=self.detail,
-            original=self.original,
+            original=self.original_images,
             resize=self.resize,
             mime=self.mime,
         )
@@ -146,7 +215,10 @@ class ImageConfig(_Section):
 class AnswerConfig(_Section):
     """How replies become letters."""
 
-    parser: Literal["mmad", "upstream", "upstream-first"] = "mmad"
+    parser: Literal["mmad", "upstream", "upstream-first"] = Field(
+        default="mmad",
+        description="mmad (layered), upstream (the official regex: last letter) or upstream-first (LLaVA's)",
+    )
     judge: str | None = Field(default=None, description="a model that maps unparsed replies to a letter")
     solver: str | None = Field(
         default=None,
@@ -154,7 +226,9 @@ class AnswerConfig(_Section):
         "mmad.solvers.register_solver (default: cot with the cot strategy, else plain)",
     )
     likelihood: Bool = Field(default=False, description="also ask for letter log-probabilities")
-    answer_from: Literal["text", "likelihood"] = "text"
+    answer_from: Literal["text", "likelihood"] = Field(
+        default="text", description="text (parse the reply) or likelihood (the most likely letter)"
+    )
 
     @property
     def wants_logprobs(self) -> bool:
@@ -169,10 +243,10 @@ class SelectionConfig(_Section):
     subset: Literal["official-debug"] | None = Field(
         default=None, description="official-debug: the official scripts' --debug images (random.seed(1), 1,600)"
     )
-    datasets: list[str] = Field(default_factory=list)
-    categories: list[str] = Field(default_factory=list)
-    subtasks: list[str] = Field(default_factory=list)
-    seed: Int = Field(default=0, ge=0)
+    datasets: list[str] = Field(default_factory=list, description="only these source datasets (default: all)")
+    categories: list[str] = Field(default_factory=list, description="only these categories (default: all)")
+    subtasks: list[str] = Field(default_factory=list, description="only these subtasks (default: all)")
+    seed: Int = Field(default=0, ge=0, description="the seed of limit's sample")
     errata: Literal["keep", "drop"] = Field(
         default="keep",
         description="keep: ask and score every question, as published; drop: leave out what the shipped errata name",
@@ -198,15 +272,15 @@ class ExecutionConfig(_Section):
     """How requests are sent."""
 
     concurrency: Int = Field(default=16, ge=1, le=4096, description="requests in flight at most")
-    max_retries: Int = Field(default=5, ge=0, le=100)
+    max_retries: Int = Field(default=5, ge=0, le=100, description="retries per request")
     timeout_s: Float = Field(default=120.0, gt=0, le=86400, description="seconds per request")
-    retry_base_s: Float = Field(default=1.0, ge=0, le=3600)
-    retry_max_s: Float = Field(default=60.0, ge=0, le=3600)
+    retry_base_s: Float = Field(default=1.0, ge=0, le=3600, description="seconds before the first retry (doubling)")
+    retry_max_s: Float = Field(default=60.0, ge=0, le=3600, description="seconds between retries at most")
     max_cost: Float | None = Field(default=None, gt=0, description="stop cleanly once this many dollars are spent")
     max_errors: Int = Field(default=20, ge=0, description="stop after this many failed requests in a row (0: never)")
     prices: str | None = Field(default=None, description='json {"model": [input $/M, output $/M]}')
-    cache: Bool = True
-    cache_dir: str | None = None
+    cache: Bool = Field(default=True, description="reuse and store responses (no-cache: neither)")
+    cache_dir: str | None = Field(default=None, description="the response cache's folder (default: $MMAD_CACHE_DIR)")
     engine: Literal["local", "ray"] = Field(
         default="local", description="local: this process asks; ray: a pool of Ray actors (or Ray Data LLM) asks"
     )
@@ -228,14 +302,19 @@ class ExecutionConfig(_Section):
 class ConnectionConfig(_Section):
     """Where the model is and how it runs (keys are read from key_env at call time, never stored)."""
 
-    base_url: str | None = None
-    key_env: str | None = None
-    extra_body: dict[str, Any] = Field(default_factory=dict)
+    base_url: str | None = Field(default=None, description="the server's /v1 URL (overrides the preset's)")
+    key_env: str | None = Field(default=None, description="NAME of the environment variable holding the API key")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="json merged into each request body")
     text_only: Bool = Field(default=False, description="the server rejects image parts")
-    device: str | None = None
-    dtype: str | None = None
-    batch_size: Int | None = Field(default=None, ge=1, le=65536)
-    model_args: dict[str, Any] = Field(default_factory=dict)
+    device: str | None = Field(default=None, description="in-process models: cuda, cuda:1 or cpu")
+    dtype: str | None = Field(default=None, description="in-process models: bfloat16, float16 or float32")
+    batch_size: Int | None = Field(
+        default=None, ge=1, le=65536, description="in-process models: requests generated together"
+    )
+    model_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description='in-process models: json, e.g. {"tensor_parallel_size": 2} for vllm-local',
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -268,45 +347,79 @@ SECTIONS: dict[str, type[_Section]] = {
     "connection": ConnectionConfig,
 }
 
-# Flat names (keyword arguments of mmad.evaluate, CLI flags without "--") → (section, field).
+# One name per setting: a field's name is its run-file key (at the top level or in its section), its
+# keyword of mmad.evaluate, its key in a sweep's settings and on the protocol card; its flag is the kebab
+# of it. Field names are unique across the sections, so a flat name says which section it is in.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     name: (section, name) for section, cls in SECTIONS.items() for name in cls.model_fields
 }
-FLAT_NAMES.update(
-    {
-        "similar": ("prompt", "similar_templates"),
-        "strategy": ("prompt", "strategies"),
-        "image_size": ("images", "size"),
-        "image_format": ("images", "format"),
-        "original_images": ("images", "original"),
-        "dataset": ("selection", "datasets"),
-        "category": ("selection", "categories"),
-        "subtask": ("selection", "subtasks"),
-        "timeout": ("execution", "timeout_s"),
-        "text_only_server": ("connection", "text_only"),
-    }
-)
-# The CLI flag of each field, for error messages.
-FLAGS: dict[tuple[str, str], str] = {
-    ("prompt", "similar_templates"): "--similar",
-    ("prompt", "strategies"): "--strategy",
-    ("images", "size"): "--image-size",
-    ("images", "format"): "--image-format",
-    ("images", "original"): "--original-images",
-    ("selection", "datasets"): "--dataset",
-    ("selection", "categories"): "--category",
-    ("selection", "subtasks"): "--subtask",
-    ("execution", "timeout_s"): "--timeout",
-    ("execution", "cache"): "--no-cache",
-    ("connection", "text_only"): "--text-only-server",
+# Names a setting had before it had one name: still read, with a warning (users' files and scripts say them).
+OLD_NAMES: dict[str, str] = {
+    "similar": "similar_templates",
+    "strategy": "strategies",
+    "size": "image_size",
+    "format": "image_format",
+    "original": "original_images",
+    "dataset": "datasets",
+    "category": "categories",
+    "subtask": "subtasks",
+    "timeout": "timeout_s",
+    "text_only_server": "text_only",
 }
+# Flags users' scripts use that are not the kebab of the name: still taken, without a warning.
+OLD_FLAGS: dict[str, tuple[str, ...]] = {
+    "similar_templates": ("--similar",),
+    "strategies": ("--strategy",),
+    "datasets": ("--dataset",),
+    "categories": ("--category",),
+    "subtasks": ("--subtask",),
+    "timeout_s": ("--timeout",),
+    "text_only": ("--text-only-server",),
+}
+IMAGE_FIELDS = tuple(ImageConfig.model_fields)
+"""The image settings: a backend that reads the files itself (hf:, vllm-local:) reads none of them."""
 # Settings a resumed run may change: how it is sent, not what is asked.
 RESUMABLE_SECTIONS = frozenset({"execution", "connection"})
 
 
 def flag_of(section: str, name: str) -> str:
-    """The command-line flag that sets a field."""
-    return FLAGS.get((section, name), "--" + name.replace("_", "-"))
+    """The command-line flag that sets a field: the kebab of its name."""
+    return "--" + name.replace("_", "-")
+
+
+def setting_default(name: str) -> Any:
+    """A flat setting's default, as a run file writes it (None for none)."""
+    section, field = FLAT_NAMES[name]
+    return SECTIONS[section]().model_dump(mode="json")[field]
+
+
+def setting_help(name: str) -> str:
+    """A flat setting's help line: its description and its default, both read from the schema."""
+    section, field = FLAT_NAMES[name]
+    description = SECTIONS[section].model_fields[field].description or ""
+    default = setting_default(name)
+    if default in (None, [], {}) or (default is False and field != "cache"):
+        return description
+    if isinstance(default, bool):
+        return f"{description} [default: {'yes' if default else 'no'}]"
+    shown = f"{default:g}" if isinstance(default, float) else _shown(default)
+    return f"{description} [default: {shown}]"
+
+
+def canonical_name(name: str, *, source: str = "", warn: bool = True) -> str:
+    """The one name of a flat setting given by an old one (with a FutureWarning), or the name itself."""
+    new = OLD_NAMES.get(name)
+    if new is None or name in FLAT_NAMES:
+        return name
+    if not warn:
+        return new
+    where = f"{source}: " if source else ""
+    warnings.warn(
+        f"{where}{name!r} is the old name of the setting {new!r}; write {new} (the old name will stop working)",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return new
 
 
 class RunConfig(BaseModel):
@@ -370,8 +483,52 @@ class RunConfig(BaseModel):
         return self.prompt.settings(self.decoding)
 
     def image_settings(self) -> ImageSettings:
-        """The image-preprocessing part of the config."""
+        """How images are prepared for this run's backend: the config's settings, or, for a backend that
+        reads the image files itself (hf:, vllm-local:), the files' own bytes, which is what it gets; so
+        settings it does not read change neither the response cache's key nor the images' digests."""
+        if self.unhonoured(IMAGE_FIELDS):
+            return ImageSettings(max_side=None, detail=None, original=True)
         return self.images.settings()
+
+    def unhonoured(self, names: Collection[str]) -> list[str]:
+        """Which of these settings (flat names) this run's backend does not read, per its provider's
+        description (`mmad.models.providers`). A baseline (random, fixed) answers without looking: it
+        stands in for any model, so it is taken to read them all; so is a provider mmad does not know."""
+        from mmad.errors import UnknownModelError
+        from mmad.models.providers import provider_info
+
+        try:
+            info = provider_info(self.model)
+        except UnknownModelError:
+            return []
+        if info.transport == "none":
+            return []
+        return [name for name in names if not info.honours(name)]
+
+    def recipe_notes(self) -> list[str]:
+        """One line per setting the recipe gives that this run's backend does not read (announced, not
+        refused: the recipe, not the user, chose it)."""
+        if not self.recipe:
+            return []
+        from mmad.run.recipes import recipe_settings
+
+        given = recipe_settings(self.recipe)
+        ignored = self.unhonoured([f for section, values in given.items() for f in values if f in FLAT_NAMES])
+        effective = self.image_settings()
+        view = {"image_size": effective.max_side, "image_format": effective.format, "detail": effective.detail}
+        view |= {"original_images": effective.original, "resize": effective.resize, "mime": effective.mime}
+        unused = []
+        for name in ignored:
+            value = given[FLAT_NAMES[name][0]][name]
+            if name not in view or view[name] != value:  # else the backend does as the recipe asks anyway
+                unused.append(f"{name} = {_as_toml(value)}")
+        if not unused:
+            return []
+        return [
+            f"the {self.recipe} recipe's {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used: "
+            f"{self.model} reads the image files itself (its own processor prepares them), so they are left "
+            "out of the protocol card"
+        ]
 
     # Construction
     @classmethod
@@ -390,8 +547,9 @@ class RunConfig(BaseModel):
         API model) is a ConfigError; ``check_unused`` narrows that check to these flat names (a
         sweep checks its grid-wide settings against the whole grid instead of each cell).
         """
+        settings = _canonical(settings)
         nested = _nest(settings)
-        names = settings if check_unused is None else check_unused
+        names = settings if check_unused is None else [canonical_name(n, warn=False) for n in check_unused]
         explicit = {".".join(FLAT_NAMES[n]) for n in names if n in FLAT_NAMES}
         return cls.from_nested({"model": model, "data": data, "recipe": recipe, **nested}, explicit=explicit)
 
@@ -464,7 +622,8 @@ class RunConfig(BaseModel):
         if not isinstance(raw, dict):
             msg = f"{source}: a config file is a table of settings (model, data, [prompt], [execution], ...)"
             raise ConfigError(msg)
-        raw = _resolve_paths(_lift_flat(raw, str(source)), source.parent)
+        flat = _canonical(flat)
+        raw = _resolve_paths(_lift_flat(_renamed_in_sections(raw, str(source)), str(source)), source.parent)
         explicit = {f"{s}.{f}" for s in SECTIONS if isinstance(raw.get(s), dict) for f in raw[s]}
         explicit |= {".".join(FLAT_NAMES[n]) for n in flat if n in FLAT_NAMES}
         return cls.from_nested_with_flat(raw, flat, source=str(source), explicit=explicit)
@@ -481,7 +640,9 @@ class RunConfig(BaseModel):
         """Nested settings (a file's, a recorded run's) with flat settings on top.
 
         Only ``explicit`` (default: the flat settings) are checked for settings the run would ignore.
+        With ``explicit=()`` (a recorded run's settings, not the user's) an old name is read without a warning.
         """
+        flat = _canonical(flat, warn=explicit != ())
         raw = _apply_flat(raw, flat)
         missing = [k for k in ("model", "data") if not raw.get(k)]
         if missing:
@@ -555,6 +716,29 @@ def _unknown(name: str) -> ConfigError:
     )
 
 
+def _canonical(flat: dict[str, Any], *, source: str = "", warn: bool = True) -> dict[str, Any]:
+    """Flat settings by their one names (an old name warned about); a setting given by both names is an error."""
+    out: dict[str, Any] = {}
+    for name, value in flat.items():
+        new = canonical_name(name, source=source, warn=warn)
+        if new in out:
+            where = f"{source}: " if source else ""
+            msg = f"{where}{new} is given twice, as {new} and by its old name {name}; keep {new}"
+            raise ConfigError(msg)
+        out[new] = value
+    return out
+
+
+def _renamed_in_sections(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """A run file's sections with their old keys ([images] size) renamed, each with a FutureWarning."""
+    out = dict(raw)
+    for section in SECTIONS:
+        table = raw.get(section)
+        if isinstance(table, dict) and any(k in OLD_NAMES and k not in FLAT_NAMES for k in table):
+            out[section] = _canonical(table, source=f"{source} [{section}]")
+    return out
+
+
 def _nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
     nested: dict[str, dict[str, Any]] = {}
     for name, value in flat.items():
@@ -588,9 +772,10 @@ PATH_SETTINGS = (("prompt", "knowledge"), ("execution", "prices"), ("execution",
 def _lift_flat(raw: dict[str, Any], source: str) -> dict[str, Any]:
     """A config file's top-level flat settings (``limit = 10``) moved into their sections."""
     out = {k: v for k, v in raw.items() if k in _TOP_LEVEL or k in SECTIONS}
-    for name, value in raw.items():
-        if name in out:
+    for old, value in raw.items():
+        if old in out:
             continue
+        name = canonical_name(old, source=source)
         if name not in FLAT_NAMES:
             positive = name.removeprefix("no_").removeprefix("no-")
             if name != positive and positive in FLAT_NAMES:  # the --no-cache style of a flag
@@ -612,7 +797,7 @@ def _lift_flat(raw: dict[str, Any], source: str) -> dict[str, Any]:
         if not isinstance(table, dict):
             continue  # reported by from_nested: [section] must be a table
         if field in table:
-            msg = f"{source}: {field} is given twice, as {name} at the top level and in [{section}]; keep one"
+            msg = f"{source}: {field} is given twice, as {old} at the top level and in [{section}]; keep one"
             raise ConfigError(msg)
         table[field] = value
     return out

@@ -15,7 +15,9 @@ from mmad.protocol.recipes import NO_RECIPE, RECIPES, get_recipe
 _RENAMED: dict[tuple[str, str], tuple[str, str]] = {
     ("prompt", "variant"): ("prompt", "protocol"),
     ("prompt", "max_tokens"): ("decoding", "max_tokens"),
-    ("images", "max_side"): ("images", "size"),
+    ("images", "max_side"): ("images", "image_size"),
+    ("images", "format"): ("images", "image_format"),
+    ("images", "original"): ("images", "original_images"),
 }
 _NOT_IN_CONFIG = {("images", "quality")}
 

@@ -52,11 +52,20 @@ from mmad.errors import ConfigError, MMADError, RunError, TooFewTemplatesError
 from mmad.protocol.agent import agent_problem
 from mmad.protocol.strategies import parse_strategies
 from mmad.records.folder import is_run_folder
-from mmad.run.folder import open_run
 from mmad.run.cache import default_cache_dir
-from mmad.run.config import FLAT_NAMES, PATH_SETTINGS, Bool, Int, RunConfig, did_you_mean, plain_reason
+from mmad.run.config import (
+    FLAT_NAMES,
+    PATH_SETTINGS,
+    Bool,
+    Int,
+    RunConfig,
+    canonical_name,
+    did_you_mean,
+    plain_reason,
+)
 from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
+from mmad.run.folder import open_run
 from mmad.run.naming import slug
 
 logger = logging.getLogger(__name__)
@@ -181,6 +190,7 @@ class SweepSpec(BaseModel):
     @field_validator("settings")
     @classmethod
     def _known_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        value = _by_one_name(value, "[settings]")
         for name in value:
             problem = setting_problem(name)
             if problem is not None:
@@ -223,7 +233,7 @@ class SweepSpec(BaseModel):
                 out.append({"name": entry})
             elif isinstance(entry, dict):
                 known = {"name", "label", "settings"}
-                settings = _model_settings(entry)
+                settings = _by_one_name(_model_settings(entry), f"the model {entry.get('name', '')!r}")
                 for name in settings:
                     problem = setting_problem(name)
                     if problem is not None:
@@ -348,6 +358,18 @@ class SweepSpec(BaseModel):
                 continue
             msg = f"{self._source}: [settings] {name}: no cell would use it: {reasons[0][0].message}"
             raise ConfigError(msg)
+
+
+def _by_one_name(settings: dict[str, Any], where: str) -> dict[str, Any]:
+    """Flat settings by their one names; an old name (similar, timeout) is read with a FutureWarning."""
+    out: dict[str, Any] = {}
+    for name, value in settings.items():
+        new = canonical_name(name, source=where) if isinstance(name, str) else name
+        if new in out:
+            msg = f"{where}: {new} is given twice, as {new} and by its old name {name}; keep {new}"
+            raise ValueError(msg)
+        out[new] = value
+    return out
 
 
 def _model_settings(entry: dict[str, Any]) -> dict[str, Any]:

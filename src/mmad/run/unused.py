@@ -88,6 +88,11 @@ def _why_unused(config: RunConfig, setting: str) -> str | None:
             )
     if section == "connection" and (field in API_SETTINGS or field in IN_PROCESS_SETTINGS):
         return _connection(config, field)
+    if section == "images" and config.unhonoured([field]):
+        return (
+            f"{flag} would be ignored: {config.model} reads the image files itself (its own processor prepares "
+            f"them); leave {flag} out"
+        )
     if setting == "selection.seed" and config.selection.limit is None:
         return (
             f"{flag} seeds the sample --limit draws, but this run has no --limit (it asks every selected question), "
