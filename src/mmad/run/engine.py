@@ -24,6 +24,7 @@ from mmad.run.ledger import (
     EngineStats,
     Ledger,
     PlanFailure,
+    Scheduler,
     Work,
     aiter_of,
     plan_failure_records,
@@ -64,7 +65,7 @@ def default_solver(settings: EngineSettings, judge: Model | None = None) -> Solv
     return build_solver(names, SolverSetup(settings=solver_settings(settings), judge=judge))
 
 
-class Engine:
+class Engine(Scheduler):
     """Asks prompts with a solver, on this machine, and hands the records to the ledger."""
 
     def __init__(
@@ -90,25 +91,6 @@ class Engine:
         self.ledger.replied = lambda: self.call.replied
         self.ledger.concurrency = lambda: self.limit.limit
         self.solver = solver or default_solver(settings, judge)
-
-    @property
-    def stats(self) -> EngineStats:
-        """The run's counters (the ledger's)."""
-        return self.ledger.stats
-
-    @property
-    def store(self) -> RunStore:
-        """The run folder's records."""
-        return self.ledger.store
-
-    @property
-    def wanted(self) -> set[tuple[str, str]] | None:
-        """The keys this session asks (None: all)."""
-        return self.ledger.wanted
-
-    @wanted.setter
-    def wanted(self, keys: set[tuple[str, str]] | None) -> None:
-        self.ledger.wanted = keys
 
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
         """Run every prompt; returns the counters (``stopped_reason`` says why a run stopped early).

@@ -25,6 +25,7 @@ from typing import Any
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import PosedQuestion, Prompt
 from mmad.records.record import Record, Status
+from mmad.run.cache import ResponseCache
 from mmad.run.limits import RetryPolicy
 from mmad.run.secrets import redact
 from mmad.run.store import RunStore
@@ -134,13 +135,14 @@ class Ledger:
         *,
         on_progress: Callable[[EngineStats], None] | None = None,
         once: bool = False,
-        manifest: dict[str, Any] | None = None,
+        manifest_holder: Any = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.images = images
         self.on_progress = on_progress
-        self.manifest = manifest
+        self.manifest_holder = manifest_holder
+        """The prepared run whose manifest (run.json) `describe_model` changes; None: nothing to change."""
         self.stats = EngineStats()
         self.wanted: set[Key] | None = None
         """The keys this session asks (None: all); records of other keys are not written."""
@@ -320,8 +322,46 @@ class Ledger:
     # The manifest
     def describe_model(self, description: dict[str, Any]) -> None:
         """What the run's manifest records about the model, once it is known mid-run (built on Ray)."""
-        if self.manifest is not None:
-            self.manifest["model"] = description
+        holder = self.manifest_holder
+        if holder is None:
+            return
+        manifest = getattr(holder, "manifest", None)
+        if manifest is not None:
+            holder.manifest = manifest.with_model(description)
+        else:  # a run prepared before the typed manifest: its run.json as a dict
+            holder.meta["model"] = description
+
+
+class Scheduler:
+    """What every scheduler offers the runner: the ledger's counters, the keys asked, the image
+    encoder (prefetched by the runner), the response cache it closes, and `run`."""
+
+    ledger: Ledger
+    images: ImageEncoder
+    cache: ResponseCache | None = None
+
+    @property
+    def stats(self) -> EngineStats:
+        """The run's counters (the ledger's)."""
+        return self.ledger.stats
+
+    @property
+    def store(self) -> RunStore:
+        """The run folder's records."""
+        return self.ledger.store
+
+    @property
+    def wanted(self) -> set[Key] | None:
+        """The keys this session asks (None: all)."""
+        return self.ledger.wanted
+
+    @wanted.setter
+    def wanted(self, keys: set[Key] | None) -> None:
+        self.ledger.wanted = keys
+
+    async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
+        """Ask every prompt of `work`; the counters (``stopped_reason`` says why a run stopped early)."""
+        raise NotImplementedError
 
 
 def _scrubbed(record: Record) -> Record:

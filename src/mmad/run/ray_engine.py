@@ -30,20 +30,22 @@ from mmad.errors import ConfigError, RunError
 from mmad.models.base import Model
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
-from mmad.records.record import Record, Status
-from mmad.run.engine import (
-    Engine,
+from mmad.records.record import Status
+from mmad.run.ledger import (
     EngineSettings,
     EngineStats,
+    Ledger,
     PlanFailure,
+    Scheduler,
     Work,
+    aiter_of,
     plan_failure_records,
-    question_record,
 )
 from mmad.run.prepare import PreparedRun
 from mmad.run.ray_session import cluster_summary, ray_session
 from mmad.run.ray_worker import USAGE_FIELDS, PromptWorker
 from mmad.run.secrets import redact
+from mmad.solvers import question_record
 
 logger = logging.getLogger(__name__)
 
@@ -79,24 +81,8 @@ class _Actor:
     jobs: set[asyncio.Future[Any]] = field(default_factory=set)
 
 
-class DriverEngine(Engine):
-    """The local engine's bookkeeping (stop rules, counters, records) for records asked elsewhere."""
-
-    recorded: set[Key]
-
-    def _write(self, records: list[Record]) -> None:
-        """Append one request's records (those wanted and not yet written), then count and watch them."""
-        records = [r for r in records if (self.wanted is None or r.key in self.wanted) and r.key not in self.recorded]
-        if not records:
-            return
-        self.store.append(records)
-        self.recorded.update(r.key for r in records)
-        self._count(records)
-        self._watch_failures(records)
-
-
-class RayEngine(DriverEngine):
-    """A Ray actor pool asks; the driver writes."""
+class RayEngine(Scheduler):
+    """A Ray actor pool asks; the driver's ledger writes."""
 
     def __init__(
         self,
@@ -112,14 +98,12 @@ class RayEngine(DriverEngine):
         ready_timeout_s: float = 1800.0,
         on_progress: Any = None,
     ) -> None:
-        super().__init__(
-            prepared.model,
-            prepared.store,
-            ImageEncoder(prepared.config.image_settings()),
-            settings,
-            judge=prepared.judge,
-            on_progress=on_progress,
+        self.images = ImageEncoder(prepared.config.image_settings())
+        # once: an image whose actor died is sent again, and its records must not be written twice.
+        self.ledger = Ledger(
+            prepared.store, settings, self.images, on_progress=on_progress, once=True, manifest_holder=prepared
         )
+        self.settings = settings
         self.prepared = prepared
         self.n_actors = actors
         self.gpus = gpus
@@ -130,7 +114,6 @@ class RayEngine(DriverEngine):
         self.ready_timeout_s = ready_timeout_s
         self.max_in_flight = 2 * settings.concurrency
         self.actor_settings = dataclasses.replace(settings, concurrency=math.ceil(settings.concurrency / actors))
-        self.recorded: set[Key] = set()
         self.prefix = f"mmad-{uuid.uuid4().hex[:8]}"
         self.actors: list[_Actor] = []
         self.replaced = 0
@@ -143,19 +126,17 @@ class RayEngine(DriverEngine):
     # The run
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
         """Ask every prompt on the actor pool; returns the counters, as `Engine.run` does."""
-        self.stats = EngineStats(total=total_questions)
-        source = work if isinstance(work, AsyncIterator) else _aiter(work)
+        self.ledger.begin(total_questions)
         try:
             with ray_session(self.address) as ray:
                 self._ray = ray
                 self._check_local_gpus(ray)
                 try:
-                    await self._drive(_image_batches(source))
+                    await self._drive(_image_batches(aiter_of(work)))
                 finally:
                     self._stop_actors()
         finally:
-            self.stats.finished = time.monotonic()
-            self._report()
+            self.ledger.close()
         return self.stats
 
     def _check_local_gpus(self, ray: Any) -> None:
@@ -176,8 +157,9 @@ class RayEngine(DriverEngine):
             self._start_actor()
         exhausted = False
         waiting_since = time.monotonic()
+        ledger = self.ledger
         while True:
-            while not self._should_stop() and self._in_flight < self.max_in_flight:
+            while not ledger.should_stop() and ledger.in_flight < self.max_in_flight:
                 actor = self._least_loaded()
                 if actor is None:
                     break
@@ -191,9 +173,9 @@ class RayEngine(DriverEngine):
                         exhausted = True
                         break
                     if isinstance(item, PlanFailure):
-                        self._write(plan_failure_records(item))
+                        ledger.write(plan_failure_records(item))
                         continue
-                    wanted = [p for p in item if self.wanted is None or any(q.key in self.wanted for q in p.questions)]
+                    wanted = [p for p in item if ledger.wants(p)]
                     if not wanted:
                         continue
                     if any(p.carries_history for p in wanted):  # the earlier questions' replies are its history
@@ -202,7 +184,7 @@ class RayEngine(DriverEngine):
                 if not await self._reserve_job(job):
                     break  # over --max-cost: its questions stay unasked, --resume asks them
                 self._submit(job, actor)
-            if not self._running and (self._should_stop() or (exhausted and not self._queue)):
+            if not self._running and (ledger.should_stop() or (exhausted and not self._queue)):
                 return
             if any(a.ready for a in self.actors):
                 waiting_since = time.monotonic()
@@ -281,7 +263,7 @@ class RayEngine(DriverEngine):
             raise RunError(msg)
         actor.ready = True
         if self.describe_from_actors and isinstance(answer.get("model"), dict):
-            self.prepared.manifest = self.prepared.manifest.with_model(answer["model"])
+            self.ledger.describe_model(answer["model"])
         logger.info("Ray actor %s is ready", actor.name)
 
     def _least_loaded(self) -> _Actor | None:
@@ -323,12 +305,10 @@ class RayEngine(DriverEngine):
     # Work
     async def _reserve_job(self, job: _Job) -> bool:
         """Set aside what a job's requests are expected to cost; False when that passes --max-cost."""
-        if self.settings.max_cost is None:
-            return True
-        expected = await asyncio.to_thread(lambda: sum(self._expected_cost(p) for p in job.prompts))
-        if not self._set_aside(expected, "the next requests"):
+        reserved = await self.ledger.reserve(job.prompts, "the next requests")
+        if reserved is None:
             return False
-        job.reserved_usd = expected
+        job.reserved_usd = reserved
         return True
 
     def _submit(self, job: _Job, actor: _Actor) -> None:
@@ -337,14 +317,13 @@ class RayEngine(DriverEngine):
         self._running[future] = (job, actor)
         actor.load += job.size
         actor.jobs.add(future)
-        self._in_flight += job.size
+        self.ledger.sent(job.size)
 
     def _finished(self, future: asyncio.Future[Any]) -> None:
         job, actor = self._running.pop(future)
         actor.load -= job.size
         actor.jobs.discard(future)
-        self._in_flight -= job.size
-        self._reserved_usd -= job.reserved_usd
+        self.ledger.returned(job.size, job.reserved_usd)
         job.reserved_usd = 0.0  # a job asked again (its actor died) is reserved anew
         ray = self._ray_module
         lost = (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError, ray.exceptions.ObjectLostError)
@@ -364,16 +343,14 @@ class RayEngine(DriverEngine):
             self._write_errors(job, type(exc).__name__, redact(str(exc))[-2000:])
             return
         self._usage[actor.name] = usage
-        self._priced_requests += job.size if self.settings.price is not None else 0
-        for name in USAGE_FIELDS:
-            total = sum(u.get(name, 0.0) for u in self._usage.values())
-            setattr(self.stats, name, total if name == "cost_usd" else int(total))
+        totals = {name: sum(u.get(name, 0.0) for u in self._usage.values()) for name in USAGE_FIELDS}
+        self.ledger.add_usage_totals(totals, USAGE_FIELDS)
         for records in answers:
-            self._write(records)
+            self.ledger.write(records)
 
     def _write_errors(self, job: _Job, error_class: str, message: str) -> None:
         for prompt in job.prompts:
-            self._write(
+            self.ledger.write(
                 [
                     question_record(q, status=Status.ERROR, error_class=error_class, error_message=message)
                     for q in prompt.questions
@@ -400,11 +377,6 @@ async def _image_batches(source: AsyncIterator[Work]) -> AsyncIterator[list[Prom
         batch.append(item)
     if batch:
         yield batch
-
-
-async def _aiter(items: Iterable[Work]) -> AsyncIterator[Work]:
-    for item in items:
-        yield item
 
 
 def _mark_retrieved(future: asyncio.Future[Any]) -> None:

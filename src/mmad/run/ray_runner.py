@@ -17,7 +17,7 @@ from typing import Any
 from mmad.errors import ConfigError, MissingExtraError, PermanentError
 from mmad.models.base import Completion, Model, Request
 from mmad.run.config import RunConfig
-from mmad.run.engine import Engine, EngineStats
+from mmad.run.ledger import EngineStats, Scheduler
 from mmad.run.prepare import PreparedRun, prepare
 from mmad.run.ray_session import check_ray_address, import_ray
 
@@ -86,7 +86,7 @@ def make_ray_engine(
     *,
     model: Model | None = None,
     judge: Model | None = None,
-) -> Engine:
+) -> Scheduler:
     """The asker of a prepared Ray run; `model` and `judge` are objects the caller gave (sent to the actors)."""
     from mmad.run.runner import engine_settings
 
@@ -95,7 +95,7 @@ def make_ray_engine(
     if provider_of(config) == "vllm-local" and model is None:
         from mmad.run.ray_vllm import VLLMDataEngine
 
-        engine: Engine = VLLMDataEngine(prepared, engine_settings(prepared), on_progress=on_progress)
+        engine: Scheduler = VLLMDataEngine(prepared, engine_settings(prepared), on_progress=on_progress)
     else:
         from mmad.run.ray_engine import RayEngine
 

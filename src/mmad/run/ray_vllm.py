@@ -39,12 +39,23 @@ from mmad.models.openai_convert import letters_from_tokens
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
 from mmad.records.record import Status
+from mmad.run.caller import add_usage
 from mmad.run.config import RunConfig
-from mmad.run.engine import EngineSettings, EngineStats, PlanFailure, Work, plan_failure_records, question_record
+from mmad.run.ledger import (
+    EngineSettings,
+    EngineStats,
+    Ledger,
+    PlanFailure,
+    Scheduler,
+    Work,
+    aiter_of,
+    plan_failure_records,
+)
 from mmad.run.prepare import PreparedRun
-from mmad.run.ray_engine import DriverEngine, Key
 from mmad.run.ray_session import ray_session
 from mmad.run.secrets import redact
+from mmad.run.solving import make_solver
+from mmad.solvers import Reply, Solver, question_record
 
 logger = logging.getLogger(__name__)
 
@@ -183,8 +194,28 @@ def build_with_ray_data_llm(
     return processor
 
 
-class VLLMDataEngine(DriverEngine):
-    """Stage two through Ray Data LLM: one streaming dataset of every wanted prompt."""
+class _RowReply:
+    """The model caller of a row that came back: its completion, counted as the run's usage."""
+
+    def __init__(self, completion: Completion, stats: EngineStats, settings: EngineSettings) -> None:
+        self.completion = completion
+        self.stats = stats
+        self.settings = settings
+
+    async def __call__(self, prompt: Prompt, *, answer: bool = True) -> Reply:
+        completion = self.completion
+        cost = add_usage(self.stats, completion, self.settings.price)
+        if answer and self.settings.likelihood and not completion.letter_logprobs and not completion.refusal:
+            self.stats.without_logprobs += 1
+        return Reply(completion, attempts=1, cached=False, cost_usd=cost)
+
+
+class VLLMDataEngine(Scheduler):
+    """Stage two through Ray Data LLM: one streaming dataset of every wanted prompt.
+
+    The run's solver reads each row's reply (the parser, the judge fallback) as it reads a reply locally;
+    the agent strategy's drawings are made here, before the rows leave.
+    """
 
     def __init__(
         self,
@@ -194,17 +225,22 @@ class VLLMDataEngine(DriverEngine):
         build: ProcessorBuilder = build_with_ray_data_llm,
         on_progress: Callable[[EngineStats], None] | None = None,
     ) -> None:
-        super().__init__(
-            prepared.model,
-            prepared.store,
-            ImageEncoder(prepared.config.image_settings()),
-            settings,
-            judge=prepared.judge,
-            on_progress=on_progress,
+        self.images = ImageEncoder(prepared.config.image_settings())
+        # once: Ray Data may produce a row twice (a retried block).
+        self.ledger = Ledger(
+            prepared.store, settings, self.images, on_progress=on_progress, once=True, manifest_holder=prepared
         )
+        self.settings = settings
         self.prepared = prepared
         self.build = build
-        self.recorded: set[Key] = set()
+        self.solver: Solver = make_solver(
+            prepared.config,
+            settings,
+            judge=prepared.judge,
+            agent=prepared.planner.agent,
+            benchmark=prepared.benchmark,
+            run_dir=prepared.store.folder,
+        )
 
     def describe(self) -> dict[str, Any]:
         """What run.json records about the model on this path."""
@@ -219,21 +255,23 @@ class VLLMDataEngine(DriverEngine):
 
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
         """Ask every prompt through Ray Data LLM; records are appended as rows stream back."""
-        self.stats = EngineStats(total=total_questions)
-        self.prepared.manifest = self.prepared.manifest.with_model(self.describe())
+        ledger = self.ledger
+        ledger.begin(total_questions)
+        ledger.describe_model(self.describe())
         prompts: list[Prompt] = []
         try:
-            async for item in work if isinstance(work, AsyncIterator) else _aiter(work):
+            async for item in aiter_of(work):
                 if isinstance(item, PlanFailure):
-                    self._write(plan_failure_records(item))
-                elif self.wanted is None or any(q.key in self.wanted for q in item.questions):
+                    ledger.write(plan_failure_records(item))
+                elif ledger.wants(item):
+                    await self.solver.prepare(item)
                     prompts.append(item)
-            if prompts and not self._should_stop():
+            if prompts and not ledger.should_stop():
                 with ray_session(self.prepared.config.execution.ray_address) as ray:
                     await self._stream(ray, prompts)
         finally:
-            self.stats.finished = time.monotonic()
-            self._report()
+            self.solver.close()
+            ledger.close()
         return self.stats
 
     def _processor(self) -> Callable[[Any], Any]:
@@ -262,7 +300,7 @@ class VLLMDataEngine(DriverEngine):
         )
         pump.start()
         try:
-            while pending and not self._should_stop():
+            while pending and not self.ledger.should_stop():
                 kind, value = await queue.get()
                 if kind == "end":
                     break
@@ -281,7 +319,7 @@ class VLLMDataEngine(DriverEngine):
         error = str(row.get("__inference_error__") or "")
         if error:
             message = redact(error)[-2000:]
-            self._write(
+            self.ledger.write(
                 [
                     question_record(q, status=Status.ERROR, error_class="inference_error", error_message=message)
                     for q in prompt.questions
@@ -289,16 +327,9 @@ class VLLMDataEngine(DriverEngine):
             )
             return
         took = float(row.get("time_taken_llm") or 0.0)
-        records = await self.records_from_completion(
-            prompt,
-            completion_from_row(row),
-            attempts=1,
-            cached=False,
-            started=time.monotonic() - max(0.0, took),
-            digest=prompt.digest(),
-            extra={},
-        )
-        self._write(records)
+        answer = await self.solver.answer(prompt, _RowReply(completion_from_row(row), self.stats, self.settings))
+        answer.started = time.monotonic() - max(0.0, took)
+        self.ledger.write(answer.records())
 
 
 def _pump(rows: Iterator[Any], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], stop: Any) -> None:
@@ -312,8 +343,3 @@ def _pump(rows: Iterator[Any], loop: asyncio.AbstractEventLoop, queue: asyncio.Q
     except BaseException as exc:
         if not stop.is_set():
             loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
-
-
-async def _aiter(items: Iterable[Work]) -> AsyncIterator[Work]:
-    for item in items:
-        yield item

@@ -1,9 +1,11 @@
-"""What one Ray actor of the Ray engine does: hold a model and answer prompts with the local engine's logic.
+"""What one Ray actor of the Ray engine does: hold a model and a solver, and answer prompts.
 
 Each actor builds the backend its run config names (an OpenAI-compatible client, or an in-process
-model on the GPU Ray gave it) and an `Engine` around it, so a prompt is asked with the same cache,
-retries, limits, parser and judge as `mmad eval` on one machine. It returns records; it never
-writes a file: the driver holds the run folder and appends what comes back.
+model on the GPU Ray gave it), the run's solver chain (`mmad.run.solving`) and a model caller with
+its own response cache, so a prompt is asked with the same solvers, cache, retries, limits, parser
+and judge as `mmad eval` on one machine. It returns records and its usage counters; it never
+writes a file but the agent strategy's drawings: the driver's ledger holds the run folder and
+appends what comes back.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mmad.models.base import Model
@@ -18,13 +22,23 @@ from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
 from mmad.records.record import Record
 from mmad.run.cache import ResponseCache
+from mmad.run.caller import ModelClient
 from mmad.run.config import RunConfig
-from mmad.run.engine import Engine, EngineSettings, EngineStats
-from mmad.run.store import RunStore
+from mmad.run.ledger import EngineSettings, EngineStats
+from mmad.run.solving import make_agent, make_solver
+from mmad.solvers import Solver
 
 logger = logging.getLogger(__name__)
 
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "cost_usd", "cached", "retries", "without_logprobs")
+USAGE_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "cached",
+    "retries",
+    "without_logprobs",
+    "priced_requests",
+)
 """The counters an actor keeps and the driver adds up over actors."""
 
 
@@ -36,6 +50,16 @@ def usage_of(stats: EngineStats) -> dict[str, float]:
 def overrides_prepare(model: Model) -> bool:
     """Whether a backend looks at the benchmark before the run (so the actor must load it too)."""
     return type(model).prepare is not Model.prepare
+
+
+@dataclass
+class _Asker:
+    """An actor's model, judge, caller and solver."""
+
+    model: Model
+    judge: Model | None
+    call: ModelClient
+    solver: Solver
 
 
 class PromptWorker:
@@ -52,9 +76,9 @@ class PromptWorker:
         # A failure here is kept and reported by `ready`: a Ray actor whose constructor raises
         # would only say that it died, not why.
         self.error: str | None = None
-        self.engine: Engine | None = None
+        self.asker: _Asker | None = None
         try:
-            self.engine = self._build(RunConfig.model_validate(config), settings, run_dir, model, judge)
+            self.asker = self._build(RunConfig.model_validate(config), settings, run_dir, model, judge)
         except Exception as exc:
             logger.exception("the Ray actor could not build the model")
             self.error = f"{type(exc).__name__}: {exc}"
@@ -62,46 +86,50 @@ class PromptWorker:
     @staticmethod
     def _build(
         config: RunConfig, settings: EngineSettings, run_dir: str, model: Model | None, judge: Model | None
-    ) -> Engine:
+    ) -> _Asker:
         from mmad.models.registry import create_model
         from mmad.run.prepare import make_model
 
         model = model or make_model(config)
         model.check()
-        if overrides_prepare(model):
+        agent = make_agent(config, Path(run_dir))
+        benchmark = None
+        if overrides_prepare(model) or agent is not None or "tools" in config.prompt.strategies:
             from mmad.data.official import load_benchmark
 
-            model.prepare(load_benchmark(config.data))
+            benchmark = load_benchmark(config.data)
+            if overrides_prepare(model):
+                model.prepare(benchmark)
         if judge is None and config.answers.judge:
             judge = create_model(config.answers.judge)
         if judge is not None:
             judge.check()
         cache = ResponseCache(config.execution.cache_dir) if config.execution.cache else None
-        # The store is never opened here: the driver holds the run folder's lock and writes the records.
-        return Engine(
-            model, RunStore(run_dir), ImageEncoder(config.image_settings()), settings, cache=cache, judge=judge
-        )
+        call = ModelClient(model, ImageEncoder(config.image_settings()), settings, EngineStats(), cache=cache)
+        solver = make_solver(config, settings, judge=judge, agent=agent, benchmark=benchmark, run_dir=run_dir)
+        return _Asker(model, judge, call, solver)
 
     def ready(self) -> dict[str, Any]:
         """The model's description and the node, or the error that kept the actor from building it."""
-        if self.engine is None:
+        if self.asker is None:
             return {"error": self.error or "the model was not built"}
-        return {"model": self.engine.model.describe(), "pid": os.getpid()}
+        return {"model": self.asker.model.describe(), "pid": os.getpid()}
 
     async def ask(self, prompts: list[Prompt]) -> tuple[list[list[Record]], dict[str, float]]:
         """The records of each prompt (asked concurrently, within the actor's limit), and the usage so far."""
-        if self.engine is None:
+        if self.asker is None:
             msg = f"the Ray actor has no model: {self.error}"
             raise RuntimeError(msg)
-        engine = self.engine
-        answers = await asyncio.gather(*(engine.answer(p) for p in prompts))
-        return list(answers), usage_of(engine.stats)
+        asker = self.asker
+        answers = await asyncio.gather(*(asker.solver.solve(p, asker.call) for p in prompts))
+        return list(answers), usage_of(asker.call.usage)
 
     async def close(self) -> None:
         """Write what the response cache holds in memory; release the model's connections."""
-        if self.engine is not None:
-            if self.engine.cache is not None:
-                await asyncio.to_thread(self.engine.cache.close)
-            await self.engine.model.aclose()
-            if self.engine.judge is not None:
-                await self.engine.judge.aclose()
+        if self.asker is not None:
+            self.asker.solver.close()
+            if self.asker.call.cache is not None:
+                await asyncio.to_thread(self.asker.call.cache.close)
+            await self.asker.model.aclose()
+            if self.asker.judge is not None:
+                await self.asker.judge.aclose()

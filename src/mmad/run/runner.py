@@ -17,6 +17,7 @@ from mmad.run.cache import ResponseCache
 from mmad.run.config import RunConfig
 from mmad.run.engine import Engine, EngineSettings, EngineStats
 from mmad.run.finish import RunResult, finish
+from mmad.run.ledger import Scheduler
 from mmad.run.limits import RetryPolicy
 from mmad.run.plan import SelectedItem
 from mmad.run.prepare import PreparedRun, prepare
@@ -77,7 +78,12 @@ def make_engine(
         cache = ResponseCache(config.execution.cache_dir)
     settings = engine_settings(prepared)
     solver = make_solver(
-        config, settings, judge=prepared.judge, agent=prepared.planner.agent, benchmark=prepared.benchmark
+        config,
+        settings,
+        judge=prepared.judge,
+        agent=prepared.planner.agent,
+        benchmark=prepared.benchmark,
+        run_dir=prepared.store.folder,
     )
     engine = Engine(
         prepared.model,
@@ -93,7 +99,7 @@ def make_engine(
     return engine
 
 
-async def execute(prepared: PreparedRun, engine: Engine) -> EngineStats:
+async def execute(prepared: PreparedRun, engine: Scheduler) -> EngineStats:
     """The engine stage: ask every wanted question; records are appended as answers arrive."""
     wanted = prepared.wanted
     todo = [s for s in prepared.selection.items if any(k in wanted for k in s.keys)]
@@ -120,6 +126,7 @@ async def run_async(
 ) -> RunResult:
     """Prepare, ask and finish a run; resumable. Writes run.json and records.jsonl only."""
     check_solver(config)
+    make: Callable[[], Scheduler]
     if config.execution.engine == "ray":  # only stage two differs: a Ray actor pool (or Ray Data LLM) asks
         from mmad.run.ray_runner import make_ray_engine, prepare_on_ray
 

@@ -1,7 +1,7 @@
 """Solvers: how a posed question is answered, turn by turn, given a model (see `mmad.solvers.base`).
 
-Importing this package registers the built-in solvers: ``plain``, ``cot``, ``agent-render`` and
-``judge``.
+Importing this package registers the built-in solvers: ``plain``, ``cot``, ``agent-render``,
+``judge`` and ``tools``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from mmad.solvers import agent as agent
 from mmad.solvers import cot as cot
 from mmad.solvers import judge as judge
 from mmad.solvers import plain as plain
+from mmad.solvers import tools as tools
 from mmad.solvers.base import (
     SOLVERS,
     Answer,
@@ -21,6 +22,7 @@ from mmad.solvers.base import (
     build_solver,
     question_record,
     register_solver,
+    unregister_solver,
 )
 
 __all__ = [
@@ -34,4 +36,5 @@ __all__ = [
     "build_solver",
     "question_record",
     "register_solver",
+    "unregister_solver",
 ]

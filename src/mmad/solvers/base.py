@@ -306,11 +306,20 @@ def register_solver(name: str) -> Callable[[SolverClass], SolverClass]:
     """Class decorator: make a solver selectable by `name` (``--solver NAME``)."""
 
     def add(cls: SolverClass) -> SolverClass:
+        known = SOLVERS.get(name)
+        if known is not None and known is not cls:
+            msg = f"a solver named {name!r} is registered already ({known}); choose another name"
+            raise ConfigError(msg)
         cls.name = name
         SOLVERS[name] = cls
         return cls
 
     return add
+
+
+def unregister_solver(name: str) -> None:
+    """Forget a solver (a test's own, once the test is over)."""
+    SOLVERS.pop(name, None)
 
 
 def build_solver(names: list[str] | tuple[str, ...], setup: SolverSetup) -> Solver:
