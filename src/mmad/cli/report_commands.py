@@ -130,9 +130,7 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
     narrow = width < 140
     letters = board.group_letters()
     tables: list[RenderableType] = []
-    for title, rows in (("Ranked within comparable groups", board.ranked), ("Not ranked", board.unranked)):
-        if not rows:
-            continue
+    for _section, title, rows in board.sections():
         view = fitted_table(title, narrow=narrow, title_justify="left")
         for column in ("#", "Grp", "Model", "Average", "Strict", "Upstream", "Overkill", "Miss", "Completeness"):
             view.add_column(

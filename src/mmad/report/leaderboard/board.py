@@ -8,11 +8,11 @@ from pathlib import Path
 
 from mmad.data.schema import SOURCE_DATASETS, Subtask
 from mmad.errors import ConfigError
-from mmad.run.folder import RunFolder
 from mmad.report.leaderboard.model import Leaderboard, LeaderboardRow
 from mmad.report.leaderboard.ranking import rank_rows
 from mmad.report.leaderboard.rows import RunScores, published_row, run_row
-from mmad.score.published import PublishedEntry, load_published_results
+from mmad.run.folder import RunFolder
+from mmad.score.published import PublishedEntry, leakage_notes, load_published_results
 from mmad.score.table import Policy
 
 
@@ -101,6 +101,20 @@ def build_leaderboard(
         if row.kind == "run" and names.count(row.name) > 1:
             row.name = f"{row.name} ({Path(row.source).name})"
     rows = rank_rows(rows)
+    if any(r.contaminated for r in rows):
+        notes.append(
+            "Rows of systems trained on MMAD (its questions or images) or on its source datasets are listed apart "
+            "and ranked, if at all, only among themselves: never with rows of systems not known to have seen it."
+        )
+    if any(r.table == "detection-only" for r in rows):
+        notes.append(
+            "Anomaly-discrimination-only figures (a source's own metric for one subtask) are in a table of their "
+            "own: they are not seven-subtask averages."
+        )
+    if published is None:
+        unseen = [f"{n.system} ({n.note})" for n in leakage_notes() if n.trained_on]
+        if unseen:
+            notes.append("Trained on MMAD or its sources, with no figure here: " + "; ".join(unseen) + ".")
     notes.append(
         "Ranks count only within a group of comparable rows (same benchmark and protocol card for runs; the same "
         "source and protocol for published rows). Published figures were computed by their sources; runs are "

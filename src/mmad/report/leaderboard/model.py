@@ -7,6 +7,19 @@ from typing import Any, Literal
 
 from mmad.score.table import Policy
 
+RANKED = "ranked"
+TRAINED_ON_MMAD = "trained on MMAD"
+NOT_RANKED = "not ranked"
+DETECTION_ONLY = "detection only"
+SECTION_ORDER = (RANKED, TRAINED_ON_MMAD, NOT_RANKED, DETECTION_ONLY)
+SECTION_TITLES = {
+    RANKED: "Ranked within comparable groups",
+    TRAINED_ON_MMAD: "Trained on MMAD or its source datasets (ranked only among themselves, never with clean rows)",
+    NOT_RANKED: "Not ranked: incomplete, subset, other protocol or reference",
+    DETECTION_ONLY: "Anomaly discrimination only (the source's own metric; not a seven-subtask average)",
+}
+CONTAMINATED = ("saw MMAD", "saw MMAD's sources")
+
 
 @dataclass
 class LeaderboardRow:
@@ -38,11 +51,37 @@ class LeaderboardRow:
     covers: list[str] = field(default_factory=list)
     """For a run, the subtasks its score is the mean of (a declined subtask is missing, not 0); for a
     published row, empty: its figures are the source's."""
+    shots: int | None = None
+    question_set: str = ""
+    """Which questions the figure covers: all of MMAD, a subset (its size), the official debug sample."""
+    trained_on: str = ""
+    """What of MMAD the system was trained on (MMAD questions, MMAD images, its source datasets), with the
+    source of the claim; "" where nothing is known."""
+    contamination: str = "none known"
+    """saw MMAD, saw MMAD's sources, possible or none known (a run: none known, or what --exclude left out)."""
+    table: Literal["main", "detection-only"] = "main"
+    """detection-only: a figure for anomaly discrimination alone, never shown beside seven-subtask averages."""
+    clean_split: list[str] = field(default_factory=list)
+    """A run's --errata drop and --exclude, as its card records them."""
 
     @property
     def ranked(self) -> bool:
         """Whether the row holds a rank in its group."""
         return self.rank is not None
+
+    @property
+    def contaminated(self) -> bool:
+        """Whether the system was trained on MMAD or on its source datasets (so never ranked with clean rows)."""
+        return self.contamination in CONTAMINATED
+
+    @property
+    def section(self) -> str:
+        """Where the row is listed: ranked, trained on MMAD, not ranked, or the detection-only table."""
+        if self.table == "detection-only":
+            return DETECTION_ONLY
+        if self.contaminated:
+            return TRAINED_ON_MMAD
+        return RANKED if self.ranked else NOT_RANKED
 
 
 @dataclass
@@ -59,13 +98,33 @@ class Leaderboard:
 
     @property
     def ranked(self) -> list[LeaderboardRow]:
-        """The rows that hold a rank within their group."""
-        return [r for r in self.rows if r.ranked]
+        """The clean seven-subtask rows that hold a rank within their group."""
+        return [r for r in self.rows if r.section == RANKED]
 
     @property
     def unranked(self) -> list[LeaderboardRow]:
-        """The rows shown but not ranked (incomplete, subset, other protocol, reference lines)."""
-        return [r for r in self.rows if not r.ranked]
+        """The clean seven-subtask rows shown but not ranked (incomplete, subset, other protocol, reference)."""
+        return [r for r in self.rows if r.section == NOT_RANKED]
+
+    @property
+    def trained_on_mmad(self) -> list[LeaderboardRow]:
+        """Rows of systems trained on MMAD or its source datasets: ranked, if at all, only among themselves."""
+        return [r for r in self.rows if r.section == TRAINED_ON_MMAD]
+
+    @property
+    def detection_only(self) -> list[LeaderboardRow]:
+        """Figures for anomaly discrimination alone: their own table."""
+        return [r for r in self.rows if r.section == DETECTION_ONLY]
+
+    def sections(self) -> list[tuple[str, str, list[LeaderboardRow]]]:
+        """(section, title, rows) in the order they are shown; empty sections left out."""
+        parts = [
+            (RANKED, SECTION_TITLES[RANKED], self.ranked),
+            (TRAINED_ON_MMAD, SECTION_TITLES[TRAINED_ON_MMAD], self.trained_on_mmad),
+            (NOT_RANKED, SECTION_TITLES[NOT_RANKED], self.unranked),
+            (DETECTION_ONLY, SECTION_TITLES[DETECTION_ONLY], self.detection_only),
+        ]
+        return [part for part in parts if part[2]]
 
     def group_letters(self) -> dict[str, str]:
         """A short tag per group (A, B, ...) in the order the groups first appear."""

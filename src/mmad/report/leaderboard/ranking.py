@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from mmad.report.leaderboard.model import LeaderboardRow
+from mmad.report.leaderboard.model import SECTION_ORDER, LeaderboardRow
 
 
 def rank_rows(rows: list[LeaderboardRow]) -> list[LeaderboardRow]:
-    """Rank eligible rows within their group; order ranked rows then the rest, best figure first."""
+    """Rank eligible rows within their group; order the sections (clean ranked rows, rows trained on MMAD,
+    the rest, detection-only figures), ranked rows first in each, best figure first."""
     by_group: dict[str, list[LeaderboardRow]] = {}
     for row in rows:
         row.rank = None
@@ -19,7 +20,8 @@ def rank_rows(rows: list[LeaderboardRow]) -> list[LeaderboardRow]:
             # Equal figures share a rank (1, 1, 3), so file order never decides between them.
             row.rank = previous.rank if previous is not None and previous.score == row.score else position
 
-    def order(row: LeaderboardRow) -> tuple[int, float]:
-        return (0 if row.ranked else 1, -(row.score if row.score is not None else -1.0))
+    def order(row: LeaderboardRow) -> tuple[int, int, float]:
+        section = SECTION_ORDER.index(row.section)
+        return (section, 0 if row.ranked else 1, -(row.score if row.score is not None else -1.0))
 
     return sorted(rows, key=order)

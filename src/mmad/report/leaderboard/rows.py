@@ -6,11 +6,21 @@ import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
+from typing import Any
 
 from mmad.data.schema import SUBTASKS, Subtask
-from mmad.run.folder import RunFolder, open_run
 from mmad.report.leaderboard.model import LeaderboardRow
-from mmad.report.leaderboard.rules import card_summary, is_subset_run, legacy_protocol, run_card_hash, run_group
+from mmad.report.leaderboard.rules import (
+    card_summary,
+    clean_split_marks,
+    contamination_group,
+    is_subset_run,
+    left_out_by_split,
+    legacy_protocol,
+    run_card_hash,
+    run_group,
+)
+from mmad.run.folder import RunFolder, open_run
 from mmad.score.answers import GradedAnswer, any_reply, covers_text, graded_from_record
 from mmad.score.published import PublishedEntry
 from mmad.score.table import Policy, ScoreTable, score_answers
@@ -106,6 +116,8 @@ def run_row(
     marks: list[str] = []
     if not card:
         marks.append("no protocol card: grouped by the settings in run.json")
+    split_marks = clean_split_marks(card)
+    marks.extend(split_marks)
     if not completeness.complete:
         failed = f", {completeness.failed} requests failed" if completeness.failed else ""
         status = f" (run {run.recorded_status})" if run.recorded_status not in ("complete", "unknown") else ""
@@ -153,6 +165,9 @@ def run_row(
         marks=marks,
         card=card,
         covers=covers,
+        question_set=_run_question_set(completeness.selected, completeness.in_benchmark, card),
+        shots=_card_shots(card),
+        clean_split=split_marks,
     )
 
 
@@ -160,6 +175,8 @@ def published_row(
     entry: PublishedEntry, *, datasets: Sequence[str] = (), subtasks: Sequence[Subtask] = ()
 ) -> LeaderboardRow | None:
     """The leaderboard row of a published result; None when it has no figure for the view asked."""
+    if entry.scope == "detection-only" and (datasets or subtasks):
+        return None  # one figure for anomaly discrimination: nothing to narrow
     overkill = entry.detection.get("Overkill")
     miss = entry.detection.get("Miss")
     if datasets:
@@ -184,15 +201,23 @@ def published_row(
         marks.append(f"subset: {(entry.coverage_note or 'part of the benchmark').split(';')[0]}")
     elif entry.coverage == "unknown" and entry.ranked:
         marks.append("coverage not stated by the source")
-    if entry.seen_test_products == "yes":
-        marks.append("trained on MMAD's source data")
-    elif entry.seen_test_products == "possible":
+    contamination = entry.contamination
+    if contamination == "saw MMAD":
+        marks.append(f"trained on MMAD: {entry.trained_text}")
+    elif contamination == "saw MMAD's sources":
+        marks.append(f"trained on MMAD's source datasets: {entry.trained_text}")
+    elif contamination == "possible":
         marks.append("may have seen MMAD's test products")
+    if entry.scope == "detection-only":
+        marks.append(f"detection only: {entry.metric or 'anomaly discrimination'}")
     if not entry.ranked:
         marks.append("reference line, not ranked" if entry.kind == "human" else "its own protocol: not ranked")
     if entry.notes:
         marks.append(entry.notes)
     official = entry.csv is not None or entry.datasets
+    group, group_label = contamination_group(
+        f"published:{entry.group}", f"published: {entry.group_label}", contamination
+    )
     coverage = {
         "full": "full (as published)",
         "subset": f"subset: {entry.coverage_note}",
@@ -202,8 +227,8 @@ def published_row(
         name=entry.system,
         kind="published",
         source=entry.source,
-        group=f"published:{entry.group}",
-        group_label=f"published: {entry.group_label}",
+        group=group,
+        group_label=group_label,
         protocol=entry.protocol_text,
         card_hash=None,
         completeness=coverage,
@@ -219,7 +244,25 @@ def published_row(
         if entry.seen_note
         else entry.seen_test_products,
         citation=entry.citation,
+        shots=entry.shots,
+        question_set=entry.question_set,
+        trained_on=entry.trained_text,
+        contamination=contamination,
+        table="detection-only" if entry.scope == "detection-only" else "main",
     )
+
+
+def _run_question_set(selected: int, in_benchmark: int, card: Mapping[str, Any] | None) -> str:
+    left_out = left_out_by_split(card)
+    split = f" (after --errata drop/--exclude left out {left_out:,})" if left_out else ""
+    if selected >= in_benchmark:
+        return f"all {in_benchmark:,} questions of its benchmark"
+    return f"{selected:,} of the {in_benchmark:,} questions of its benchmark{split}"
+
+
+def _card_shots(card: Mapping[str, Any] | None) -> int | None:
+    shots = (card or {}).get("shots")
+    return shots if isinstance(shots, int) else None
 
 
 def _mean_of(values: Iterable[float | None]) -> float | None:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from mmad.report.leaderboard.model import CONTAMINATED
 from mmad.run.folder import RunFolder
 
 NO_CARD = "no card"
@@ -65,10 +66,41 @@ def legacy_protocol(run: RunFolder) -> str:
 def is_subset_run(run: RunFolder) -> bool:
     """Whether the run asked only part of its benchmark, from its counts or, in older run.json
     files without the benchmark's size, from its selection settings."""
-    if run.completeness.subset:
+    completeness = run.completeness
+    # --errata drop / --exclude leave questions out by design: the run covers its clean split, not a subset of it
+    if completeness.selected < completeness.in_benchmark - left_out_by_split(run.card):
         return True
     selection = run.config.selection
     return any((selection.limit, selection.datasets, selection.categories, selection.subtasks))
+
+
+def left_out_by_split(card: Mapping[str, Any] | None) -> int:
+    """How many of the benchmark's questions a run's --errata drop / --exclude left out, from its card."""
+    split = (card or {}).get("clean_split")
+    left_out = split.get("left_out") if isinstance(split, Mapping) else None
+    return int(left_out.get("questions", 0)) if isinstance(left_out, Mapping) else 0
+
+
+def clean_split_marks(card: Mapping[str, Any] | None) -> list[str]:
+    """A run's --errata drop and --exclude as the leaderboard marks them, from its card."""
+    split = (card or {}).get("clean_split")
+    if not isinstance(split, Mapping):
+        return []
+    marks = []
+    if split.get("errata") == "drop":
+        marks.append("--errata drop: the known errata left out (not the official question set)")
+    if split.get("exclude"):
+        rules = ", ".join(str(e) for e in split["exclude"])
+        marks.append(f"--exclude {rules}: left out of what is asked and scored")
+    return marks
+
+
+def contamination_group(group: str, label: str, contamination: str) -> tuple[str, str]:
+    """The comparable group of a row given what its system was trained on: a system trained on MMAD or its
+    source datasets is never ranked with clean rows, so it gets a group of its own kind."""
+    if contamination not in CONTAMINATED:
+        return group, label
+    return f"{group}|trained-on-mmad", f"{label}; trained on MMAD or its source datasets"
 
 
 def run_group(run: RunFolder) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from mmad.data.schema import SUBTASKS, Subtask
-from mmad.report.leaderboard.model import Leaderboard
+from mmad.report.leaderboard.model import DETECTION_ONLY, SECTION_TITLES, Leaderboard, LeaderboardRow
 from mmad.report.tables import fmt
 
 
@@ -20,7 +20,8 @@ def leaderboard_dict(board: Leaderboard) -> dict[str, Any]:
     rows = []
     for row in board.rows:
         data = asdict(row)
-        data["section"] = "ranked" if row.ranked else "not ranked"
+        data["section"] = row.section
+        data["contaminated"] = row.contaminated
         data["group_tag"] = letters[row.group]
         rows.append(data)
     return {
@@ -68,6 +69,11 @@ def leaderboard_csv(board: Leaderboard) -> str:
         "group_label",
         "source",
         "seen_test_products",
+        "shots",
+        "question_set",
+        "trained_on",
+        "contamination",
+        "table",
         "marks",
     ]
     writer.writerow(header)
@@ -78,7 +84,7 @@ def leaderboard_csv(board: Leaderboard) -> str:
     for row in board.rows:
         writer.writerow(
             [
-                "ranked" if row.ranked else "not ranked",
+                row.section,
                 row.rank or "",
                 letters[row.group],
                 row.name,
@@ -98,10 +104,45 @@ def leaderboard_csv(board: Leaderboard) -> str:
                 row.group_label,
                 row.source,
                 row.seen_test_products,
+                "" if row.shots is None else row.shots,
+                row.question_set,
+                row.trained_on,
+                row.contamination,
+                row.table,
                 " | ".join(row.marks),
             ]
         )
     return buffer.getvalue()
+
+
+def _provenance_line(row: LeaderboardRow) -> str:
+    """Shots, question set and what the system was trained on, for one row."""
+    shots = "shots not stated" if row.shots is None else f"{row.shots}-shot"
+    trained = f"trained on {row.trained_on}" if row.trained_on else f"training on MMAD: {row.contamination}"
+    parts = [shots, row.question_set or "questions not stated", trained, *row.clean_split]
+    return "; ".join(parts)
+
+
+def _detection_markdown(board: Leaderboard, letters: dict[str, str]) -> list[str]:
+    """The anomaly-discrimination-only figures, in a table apart from the seven-subtask averages."""
+    rows = board.detection_only
+    if not rows:
+        return []
+    header = ["#", "Group", "Model", "Figure", "What it measures", "Training on MMAD"]
+    lines = ["", f"#### {SECTION_TITLES[DETECTION_ONLY]}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    for row in rows:
+        measures = next((m for m in row.marks if m.startswith("detection only: ")), "detection only: ")
+        cells = [
+            str(row.rank) if row.rank else "–",
+            letters[row.group],
+            _md(row.name) + ("" if not row.marks else " ¹"),
+            f"**{fmt(row.score)}**",
+            _md(measures.removeprefix("detection only: ")),
+            _md(row.trained_on or row.contamination),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _md(text: str) -> str:
@@ -124,9 +165,9 @@ def leaderboard_markdown(board: Leaderboard, *, title: str = "MMAD leaderboard")
     if board.protocol:
         view.append(f"protocol matching {board.protocol!r}")
     lines.append(f"Runs ranked by their {board.policy.value} average" + (f"; view: {'; '.join(view)}" if view else ""))
-    for section, rows in (("Ranked within comparable groups", board.ranked), ("Not ranked", board.unranked)):
-        if not rows:
-            continue
+    for key, section, rows in board.sections():
+        if key == DETECTION_ONLY:
+            continue  # a table of its own below: one subtask's figure is not a seven-subtask average
         lines += ["", f"#### {section}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in rows:
             cells = [
@@ -142,6 +183,7 @@ def leaderboard_markdown(board: Leaderboard, *, title: str = "MMAD leaderboard")
                 _md(row.completeness),
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    lines += _detection_markdown(board, letters)
     lines += ["", "Groups (ranks count only within a group):", ""]
     lines += [f"- **{letters[key]}** {_md(label)}" for key, label in board.groups.items()]
     marked = [r for r in board.rows if r.marks]
@@ -150,5 +192,7 @@ def leaderboard_markdown(board: Leaderboard, *, title: str = "MMAD leaderboard")
         lines += [f"- {_md(r.name)}: {_md('; '.join(r.marks))}" for r in marked]
     lines += ["", "Protocols:", ""]
     lines += [f"- {_md(r.name)}: {_md(r.protocol)}" for r in board.rows]
+    lines += ["", "Shots, questions and training:", ""]
+    lines += [f"- {_md(r.name)}: {_md(_provenance_line(r))}" for r in board.rows]
     lines += ["", *(f"_{_md(note)}_" for note in board.notes)]
     return "\n".join(lines) + "\n"

@@ -26,8 +26,19 @@ CATALOG = "catalog.json"
 CSV_FOLDER = "all_result"
 PUBLISHED_PROTOCOL = "published: protocol as stated by the source"
 
-Coverage = Literal["full", "subset", "unknown"]
+Coverage = Literal["full", "subset", "debug-sample", "unknown"]
 Seen = Literal["none known", "possible", "yes"]
+TrainedOn = Literal["mmad-questions", "mmad-images", "source-datasets"]
+Scope = Literal["seven-subtask", "detection-only"]
+Contamination = Literal["saw MMAD", "saw MMAD's sources", "possible", "none known"]
+
+MMAD_QUESTIONS = 39_672
+"""The questions of the released mmad.json: what a "full" row covers."""
+TRAINED_ON_TEXT: dict[str, str] = {
+    "mmad-questions": "MMAD questions",
+    "mmad-images": "MMAD images",
+    "source-datasets": "MMAD's source datasets",
+}
 
 
 class PublishedEntry(BaseModel):
@@ -56,6 +67,45 @@ class PublishedEntry(BaseModel):
     seen_note: str = ""
     notes: str = ""
     csv: str | None = Field(default=None, description="the result file, relative to the catalog")
+    questions: int | None = Field(default=None, description="how many questions the figure covers, where stated")
+    trained_on: list[TrainedOn] = Field(
+        default_factory=list, description="what of MMAD the system was trained on, where its source says"
+    )
+    trained_source: str = Field(default="", description="where the training claim comes from")
+    scope: Scope = Field(
+        default="seven-subtask",
+        description="detection-only: a figure for anomaly discrimination alone, by the source's own metric",
+    )
+    metric: str = Field(default="", description="detection-only rows: what the figure measures")
+
+    @property
+    def contamination(self) -> Contamination:
+        """Whether the system saw MMAD (its questions or images), the products of its source datasets, maybe."""
+        if "mmad-questions" in self.trained_on or "mmad-images" in self.trained_on:
+            return "saw MMAD"
+        if "source-datasets" in self.trained_on:
+            return "saw MMAD's sources"
+        return "possible" if self.seen_test_products != "none known" else "none known"
+
+    @property
+    def trained_text(self) -> str:
+        """What it was trained on, in words, with the source of the claim; "" where nothing is known."""
+        if not self.trained_on:
+            return ""
+        what = ", ".join(TRAINED_ON_TEXT[t] for t in self.trained_on)
+        return f"{what} ({self.trained_source})" if self.trained_source else what
+
+    @property
+    def question_set(self) -> str:
+        """Which questions the figure covers: all of MMAD, a subset with its size, the debug sample, or unknown."""
+        if self.coverage == "full":
+            return f"all {self.questions or MMAD_QUESTIONS:,} questions"
+        if self.coverage == "debug-sample":
+            return "the official debug sample (1,600 images)"
+        if self.coverage == "subset":
+            size = f"{self.questions:,} questions" if self.questions else (self.coverage_note or "size not stated")
+            return f"a subset: {size.split(';')[0]}"
+        return "not stated by the source"
 
     @property
     def protocol_text(self) -> str:
@@ -68,6 +118,8 @@ class LeakageNote(BaseModel):
 
     system: str
     note: str
+    trained_on: list[TrainedOn] = Field(default_factory=list)
+    source: str = ""
 
 
 class PublishedCatalog(BaseModel):
