@@ -149,3 +149,15 @@ def test_samples_or_seed_without_ci_is_a_usage_error(likelihood_run: Path, capsy
     capsys.readouterr()
     assert main(["score", str(likelihood_run), "--seed", "3"]) == 2
     assert "add --ci" in capsys.readouterr().err
+
+
+def test_mmad_eval_writes_the_operating_point_files_mmad_score_writes(
+    likelihood_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written = json.loads((likelihood_run / "operating_points.json").read_text())
+    assert written["n_scored"] > 0 and written["by_score"]["overall"][0]["AUROC"] is not None
+    assert "AUROC" in (likelihood_run / "operating_points.md").read_text()
+    assert (likelihood_run / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    assert main(["score", str(likelihood_run), "-o", str(tmp_path), "--no-plot"]) == 0
+    assert json.loads((tmp_path / "operating_points.json").read_text()) == written
