@@ -19,6 +19,7 @@ from mmad.models.base import Model
 from mmad.protocol.prompts import Variant
 from mmad.records.folder import RECORDS_FILE, RUN_FILE
 from mmad.report.files import write_score_files
+from mmad.report.operating_files import write_operating_files
 from mmad.run.config import FLAT_NAMES, NOT_GIVEN, NotGiven, ProtocolName, RunConfig
 from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
@@ -26,6 +27,7 @@ from mmad.run.naming import answers_file_name
 from mmad.run.runner import run_async
 from mmad.score.answers import without_dropped_images, write_official_answers
 from mmad.score.official_csv import write_accuracy_csv
+from mmad.score.operating import operating_report
 from mmad.score.table import Policy, score_answers
 
 
@@ -41,7 +43,10 @@ def write_run_files(result: RunResult, *, plot: bool = True) -> dict[str, Path]:
     if result.nothing_answered:
         result.files = {"records": run_dir / RECORDS_FILE, "run": run_dir / RUN_FILE}
         return result.files
-    files = write_score_files(result.table, result.graded, run_dir, title=f"MMAD — {result.config.model}", plot=plot)
+    title = f"MMAD — {result.config.model}"
+    files = write_score_files(result.table, result.graded, run_dir, title=title, plot=plot)
+    # the operating points `mmad score` writes: AUROC and the 1%/5% points where answers carry a score
+    files.update(write_operating_files(operating_report(result.graded), run_dir, title=title, plot=plot))
     answers_path = run_dir / answers_file_name(result.config)
     write_official_answers(without_dropped_images(result.graded), answers_path)  # as the script writes them
     accuracy_path = answers_path.with_name(answers_path.stem + "_accuracy.csv")
