@@ -7,8 +7,9 @@ other module, and every command that scores a run shows it.
 from mmad.score.metrics.base import Bootstrap, Cell, Graded, Metric, MetricResult
 from mmad.score.metrics.builtin import BUILTIN
 from mmad.score.metrics.registry import compute_metrics, register_metric, registered_metrics, unregister_metric
+from mmad.score.metrics.tools import ToolsVersusDirect, ToolUse
 
-for _metric in BUILTIN:
+for _metric in (*BUILTIN, ToolsVersusDirect, ToolUse):
     if _metric.name not in {m.name for m in registered_metrics()}:
         register_metric(_metric)
 
