@@ -135,3 +135,27 @@ def test_eval_flags_reach_the_selection(errata_tree: Path, tmp_path: Path, capsy
     capsys.readouterr()
     assert main(["eval", "-m", "random", "-d", str(errata_tree), "-o", str(tmp_path / "x"), "--exclude", "nope"]) == 2
     assert "not a dataset or category" in capsys.readouterr().err
+
+
+def test_score_rescores_a_run_on_a_clean_split(
+    errata_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mmad
+    from mmad.cli import main
+
+    full = mmad.evaluate("random", errata_tree, out=tmp_path / "full", cache=False).run_dir
+    clean = mmad.evaluate(
+        "random", errata_tree, out=tmp_path / "clean", errata="drop", exclude="VisA", cache=False
+    ).run_dir
+    capsys.readouterr()
+    args = ["--errata", "drop", "--exclude", "VisA", "--json", "--no-plot", "-o", str(tmp_path / "files")]
+    assert main(["score", str(full), *args]) == 0
+    rescored = json.loads(capsys.readouterr().out)
+    assert rescored["left_out"]["questions"] == 33 and rescored["left_out"]["images_left_out"] == 7
+    assert rescored["left_out"]["by_reason"]["exclude dataset:VisA"] == {"questions": 18, "images": 4}
+    assert main(["score", str(clean), "--json", "--no-plot", "-o", str(tmp_path / "files2")]) == 0
+    asked_clean = json.loads(capsys.readouterr().out)
+    # the same model on the same questions: re-scoring the full run gives the clean run's table
+    assert rescored["rows"] == asked_clean["rows"] and "left_out" not in asked_clean
+    assert main(["score", str(full), "--exclude", "dataset:MVTec-AD", "--no-plot", "-o", str(tmp_path / "f3")]) == 2
+    assert "no image of these answers is in it" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from mmad.cli.common import console, err_console, render_table, show_unparsed
-from mmad.errors import AnswersFormatError
+from mmad.errors import AnswersFormatError, ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +33,21 @@ def _scored(path: Path, *, bootstrap: Any = None) -> Any:
     from mmad.run.scoring import score_run
 
     return score_run(path, bootstrap=bootstrap)
+
+
+def _clean_split(scored: Any, errata: str, exclude: list[str]) -> tuple[Any, Any]:
+    """The answers without what --errata drop / --exclude leave out, and the counts (None when neither is given)."""
+    from mmad.data.clean import split_for_images
+    from mmad.run.scoring import without_left_out
+
+    split = split_for_images(errata, exclude, (a.image for a in scored.answers), "these answers")
+    if not split.active:
+        return scored, None
+    kept, counts = without_left_out(scored, split)
+    if not kept.answers:
+        msg = f"--errata {errata} / --exclude left out every answer ({counts.describe()}); nothing is left to score"
+        raise ConfigError(msg)
+    return kept, counts
 
 
 def _note_official_file_of_a_run(path: Path) -> None:
@@ -94,6 +109,12 @@ def score_command(
         None, "--samples", min=100, max=1_000_000, help="bootstrap resamples for --ci [default: 1000]"
     ),
     seed: int | None = typer.Option(None, "--seed", min=0, help="the bootstrap's seed for --ci [default: 0]"),
+    errata: str = typer.Option(
+        "keep", "--errata", help="keep (score everything, as published) or drop what the shipped errata name"
+    ),
+    exclude: list[str] = typer.Option(
+        None, "--exclude", help="leave out a dataset, category or listed images: NAME, category:NAME, images:FILE"
+    ),
 ) -> None:
     """Score answers: the MMAD table in the terminal, and its files (operating points included)."""
     from mmad._io import collector_paused
@@ -113,6 +134,7 @@ def score_command(
     _check_answers_path(answers)
     _note_official_file_of_a_run(answers)
     scored = _scored(answers, bootstrap=Bootstrap(samples or 1000, seed or 0) if ci else None)
+    scored, left_out = _clean_split(scored, errata, exclude or [])
     run, graded = scored.run, scored.answers
     completeness = run.completeness if run is not None else None
     if not graded or not any_reply(graded):
@@ -145,6 +167,8 @@ def score_command(
         table = scored.table()
         if recipe and policy is default:
             table.notes.insert(0, recipe_policy_note(recipe))
+        if left_out is not None:
+            table.notes.insert(0, f"re-scored on a clean split (--errata {errata}, --exclude): {left_out.describe()}")
         intervals = scored.intervals
         title = f"MMAD — {answers.name}"
         paths = write_score_files(table, graded, folder, stem=stem, title=title, plot=not no_plot, intervals=intervals)
@@ -156,6 +180,8 @@ def score_command(
         data["metrics"] = {m.metric: m.to_dict() for m in metrics}
         if intervals is not None:
             data["intervals"] = intervals_to_dict(intervals)
+        if left_out is not None:
+            data["left_out"] = {"errata": errata, "exclude": list(exclude or []), **left_out.as_dict()}
         if run is not None and completeness is not None:
             data["run"] = _run_summary(run, completeness)
         typer.echo(json.dumps(data, indent=2))

@@ -238,19 +238,26 @@ def clean_split_of(
 def benchmark_split(errata: str, exclude: Sequence[str], benchmark: Benchmark) -> CleanSplit:
     """The filter of a run over ``benchmark``: bare ``--exclude`` names are read as its datasets or categories,
     and a dataset or category it does not have is refused (a typo would leave nothing out, silently)."""
-    datasets = {item.dataset for item in benchmark.items}
-    categories = {item.category for item in benchmark.items}
+    return split_for_images(errata, exclude, [item.key for item in benchmark.items], "this benchmark")
+
+
+def split_for_images(errata: str, exclude: Sequence[str], images: Iterable[str], where: str) -> CleanSplit:
+    """The filter over the given image keys (a benchmark's, or the answers of a run being re-scored): bare
+    ``--exclude`` names are read as their datasets or categories, and a rule that matches none is refused."""
+    keys = set(images)
+    datasets = {key.split("/", 1)[0] for key in keys}
+    categories = {parts[1] for parts in (key.split("/") for key in keys) if len(parts) > 1}
     split = clean_split_of(errata, exclude, datasets=datasets, categories=categories)
     for rule in split.exclude:
-        if rule.kind == "images" and not any(item.key in rule.keys for item in benchmark.items):
+        if rule.kind == "images" and not rule.keys & keys:
             msg = (
-                f"--exclude images:{rule.value}: none of its {len(rule.keys):,} keys is an image of this benchmark "
+                f"--exclude images:{rule.value}: none of its {len(rule.keys):,} keys is an image of {where} "
                 "(keys look like DS-MVTec/pill/image/good/000.png)"
             )
             raise ConfigError(msg)
-        if rule.kind != "images" and not any(rule.matches(item.key) for item in benchmark.items):
+        if rule.kind != "images" and not any(rule.matches(key) for key in keys):
             names = sorted(datasets) if rule.kind == "dataset" else sorted(categories)
-            msg = f"--exclude {rule.label}: no image of this benchmark is in it; its {rule.kind}s: {', '.join(names)}"
+            msg = f"--exclude {rule.label}: no image of {where} is in it; its {rule.kind}s: {', '.join(names)}"
             raise ConfigError(msg)
     return split
 

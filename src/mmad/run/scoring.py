@@ -11,11 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmad.data.clean import CleanSplit, DropCounts, filter_pairs
 from mmad.errors import AnswersFormatError
 from mmad.records.folder import RECORDS_FILE, is_run_folder
 from mmad.run.folder import RunFolder, open_run
 from mmad.run.recipes import recipe_policy
-from mmad.score.metrics import Bootstrap
+from mmad.score.metrics import Bootstrap, Graded
 from mmad.score.scored import Scored, graded_of, score_answers_file
 from mmad.score.table import Policy
 
@@ -59,3 +60,14 @@ def score_run(
             return ScoredRun(scored.source, scored.data, None)
     chosen = run_policy(run) if policy is None else Policy(policy)
     return ScoredRun(run.path, graded_of(run.records, policy=chosen, bootstrap=bootstrap), run=run)
+
+
+def without_left_out(scored: ScoredRun, split: CleanSplit) -> tuple[ScoredRun, DropCounts]:
+    """The answers without what ``split`` leaves out (`mmad score --errata drop / --exclude`: a run re-scored on a
+    clean split), and the counts of what it left out, per reason (one per question: the unrotated posing)."""
+    graded = scored.data
+    keep, counts = filter_pairs(split, [(a.image, a.question_type) for a in graded.answers])
+    answers = [answer for answer, kept in zip(graded.answers, keep, strict=True) if kept]
+    records = [r for r in graded.records if split.reason(r.image, r.question_type) is None]
+    kept_data = Graded(answers, records, graded.policy, graded.bootstrap)
+    return ScoredRun(scored.source, kept_data, scored.run), counts
