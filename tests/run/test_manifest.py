@@ -160,7 +160,7 @@ RECORDED_CONFIG = {
     "prompt": ["blind", "circular", "cot_history", "knowledge", "protocol", "shots", "similar_templates", "strategies"],
     "decoding": ["max_tokens", "temperature"],
     "images": ["detail", "image_format", "image_size", "mime", "original_images", "resize"],
-    "answers": ["answer_from", "judge", "likelihood", "parser"],
+    "answers": ["answer_from", "judge", "likelihood", "parser", "solver"],
     "selection": ["categories", "datasets", "errata", "exclude", "limit", "seed", "subset", "subtasks"],
     "execution": [
         "cache",

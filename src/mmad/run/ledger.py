@@ -142,7 +142,8 @@ class Ledger:
         self.images = images
         self.on_progress = on_progress
         self.manifest_holder = manifest_holder
-        """The prepared run whose manifest (run.json) `describe_model` changes; None: nothing to change."""
+        """The prepared run (`mmad.run.prepare.PreparedRun`) whose manifest `describe_model` changes; None:
+        nothing to change."""
         self.stats = EngineStats()
         self.wanted: set[Key] | None = None
         """The keys this session asks (None: all); records of other keys are not written."""
@@ -323,13 +324,8 @@ class Ledger:
     def describe_model(self, description: dict[str, Any]) -> None:
         """What the run's manifest records about the model, once it is known mid-run (built on Ray)."""
         holder = self.manifest_holder
-        if holder is None:
-            return
-        manifest = getattr(holder, "manifest", None)
-        if manifest is not None:
-            holder.manifest = manifest.with_model(description)
-        else:  # a run prepared before the typed manifest: its run.json as a dict
-            holder.meta["model"] = description
+        if holder is not None:  # finish() writes it; a killed run keeps what prepare() wrote
+            holder.manifest = holder.manifest.with_model(description)
 
 
 class Scheduler:

@@ -45,7 +45,13 @@ class JudgeFallback(Solver):
                 continue
             options = "\n".join(f"{k}. {v}" for k, v in question.options.items())
             text = JUDGE_PROMPT.format(question=question.text, options=options, reply=reply)
-            request = Request(messages=(Message(role="user", parts=(TextPart(text=text),)),), max_tokens=8)
+            # The letters go beside the text: a backend reads the structured choices, never the prompt.
+            request = Request(
+                messages=(Message(role="user", parts=(TextPart(text=text),)),),
+                max_tokens=8,
+                choices=(tuple(question.options),),
+                question_ids=(question.question_id,),
+            )
             try:
                 verdict = await self.judge.generate(request)
             except ModelCallError:
