@@ -348,3 +348,34 @@ def test_a_reply_json_cannot_hold_is_skipped_and_the_rest_stored(tmp_path: Path)
     again = ResponseCache(tmp_path)
     assert again.get(_key(1)) is None and again.get(_key(2)) == Completion(text="B")
     again.close()
+
+
+def test_a_ray_run_refused_for_its_damaged_cache_leaves_no_run_folder_behind(
+    tmp_path: Path, mmad_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With --engine ray the actors opened the cache, after prepare had written the run folder.
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / DATABASE).write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("MMAD_CACHE_DIR", str(folder))
+    out = tmp_path / "run"
+    argv = ["eval", "-m", "random", "-d", str(mmad_json), "--out", str(out), "--limit", "4", "--engine", "ray"]
+    assert main(argv) == 2
+    assert "mmad cache clear" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("dry", [[], ["--dry-run"]])
+def test_mmad_cache_dir_under_a_file_is_refused_in_preflight_naming_the_variable(
+    tmp_path: Path, mmad_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], dry: list[str]
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a cache")
+    monkeypatch.setenv("MMAD_CACHE_DIR", str(a_file / "responses"))
+    out = tmp_path / "run"
+    assert main(["eval", "-m", "random", "-d", str(mmad_json), "--out", str(out), "--limit", "4", *dry]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"MMAD_CACHE_DIR={a_file / 'responses'}: the response cache folder is under {a_file}, which is a file" in err
+    assert "point MMAD_CACHE_DIR at a folder" in err and "Traceback" not in err
+    assert not out.exists() and a_file.read_text() == "not a cache"
+    assert main(["eval", "-m", "random", "-d", str(mmad_json), "--out", str(out), "--limit", "4", "--no-cache"]) == 0

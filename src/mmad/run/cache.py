@@ -73,6 +73,25 @@ def default_cache_dir() -> Path:
     return Path(base) / "mmad" / "responses"
 
 
+def check_cache_folder(folder: str | os.PathLike[str] | None) -> None:
+    """Refuse, before anything is written, a cache folder that cannot become one: it, or a folder
+    above it, is a regular file. The message names where the path came from (MMAD_CACHE_DIR, the
+    cache_dir setting or XDG_CACHE_HOME), since that is what has to change."""
+    path = Path(folder) if folder else default_cache_dir()
+    blocker = next((p for p in (path, *path.parents) if p.is_file()), None)
+    if blocker is None:
+        return
+    if folder:
+        origin, fix = f"cache_dir {path}", "give --cache-dir (or cache_dir) a folder"
+    elif os.environ.get("MMAD_CACHE_DIR"):
+        origin, fix = f"MMAD_CACHE_DIR={path}", "point MMAD_CACHE_DIR at a folder"
+    else:
+        origin, fix = f"the default response cache folder {path}", "set MMAD_CACHE_DIR (or XDG_CACHE_HOME) to a folder"
+    where = "is a file" if blocker == path else f"is under {blocker}, which is a file"
+    msg = f"{origin}: the response cache folder {where}, not a folder; {fix}, or pass --no-cache"
+    raise CacheError(msg)
+
+
 def default_max_bytes() -> int:
     """$MMAD_CACHE_MAX_MB megabytes of replies, else DEFAULT_MAX_MB."""
     raw = os.environ.get("MMAD_CACHE_MAX_MB")

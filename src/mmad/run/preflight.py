@@ -14,6 +14,7 @@ from mmad.data.schema import Benchmark
 from mmad.errors import ConfigError, TooFewTemplatesError
 from mmad.models.prices import load_prices, price_for
 from mmad.protocol.strategies import DomainKnowledge, StrategySet, parse_strategies
+from mmad.run.cache import check_cache_folder
 from mmad.run.config import RunConfig
 from mmad.run.plan import Selection, select_questions
 
@@ -80,6 +81,8 @@ def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Prefligh
         )
         raise ConfigError(msg)
     check_expert_templates(config)
+    if config.execution.cache:
+        check_cache_folder(config.execution.cache_dir)
     benchmark = benchmark or load_benchmark(config.data)
     strategies = parse_strategies(config.prompt.strategies)
     if strategies.agent_expert:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mmad.models.base import Model
 from mmad.protocol.images import ImageEncoder
-from mmad.run.cache import ResponseCache
+from mmad.run.cache import ResponseCache, check_cache_folder
 from mmad.run.config import RunConfig
 from mmad.run.engine import Engine, EngineSettings, EngineStats
 from mmad.run.finish import RunResult, finish
@@ -130,11 +130,16 @@ async def run_async(
     if config.execution.engine == "ray":  # only stage two differs: a Ray actor pool (or Ray Data LLM) asks
         from mmad.run.ray_runner import make_ray_engine, prepare_on_ray
 
+        if config.execution.cache:  # the actors open it; a damaged or read-only one is named before the run folder
+            check_cache_folder(config.execution.cache_dir)
+            ResponseCache(config.execution.cache_dir, preload=False).close()
         prepared = prepare_on_ray(config, out=out, resume=resume, model=model, judge=judge)
         make = functools.partial(make_ray_engine, prepared, on_progress, model=model, judge=judge)
     else:
         # Opened before prepare writes the run folder: a cache that cannot be opened (damaged,
         # read-only) must not leave an empty run behind that the corrected command then refuses.
+        if config.execution.cache:
+            check_cache_folder(config.execution.cache_dir)  # named by where its path came from
         cache = ResponseCache(config.execution.cache_dir) if config.execution.cache else None
         try:
             prepared = prepare(config, out=out, resume=resume, model=model, judge=judge)
