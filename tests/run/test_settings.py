@@ -500,3 +500,28 @@ def _write_docs() -> None:
 if __name__ == "__main__":
     _write_docs()
     sys.exit(0)
+
+
+# What the command line says about settings
+
+
+def test_mmad_eval_names_a_yes_no_flag_over_a_recipe_as_it_is_typed(
+    mmad_json: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    args = ["eval", "-m", "random", "-d", str(mmad_json), "--recipe", "internvl", "--strategies", "cot"]
+    assert main([*args, "--no-cot-history", "--dry-run"]) == 0
+    assert "note: --no-cot-history overrides the internvl recipe's cot_history = true" in capsys.readouterr().err
+
+
+def test_mmad_eval_warns_of_an_old_name_in_a_run_file_on_one_line(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    run_file = tmp_path / "run.toml"
+    run_file.write_text(f'model = "random"\ndata = "{mmad_json}"\n[images]\nsize = 256\n')
+    assert main(["eval", "--config", str(run_file), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {run_file} [images]: 'size' is the old name of the setting 'image_size'; write image_size" in err

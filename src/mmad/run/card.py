@@ -98,6 +98,9 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         "parser": config.answers.parser,
         "answer_from": config.answers.answer_from,
         "judge": config.answers.judge,
+        # A solver chosen by name answers its own way; the default (plain, or cot with the cot strategy) is
+        # what the protocol above says, so runs without one keep their card hash.
+        **({"solver": config.answers.solver} if config.answers.solver else {}),
         "scoring": _scoring(config.recipe),
         # Only where there is something to say, so that other runs keep their card hash.
         **({"server_not_honoured": caveats} if (caveats := server_caveats(config.recipe, config.model)) else {}),

@@ -675,7 +675,11 @@ class RunConfig(BaseModel):
             if file is not None and dotted not in flags:
                 given = f"{field} = {_as_toml(value)} in {file}"
             else:
-                given = f"{flag_of(section, field)} {_shown(value)}"
+                flag = flag_of(section, field)
+                if isinstance(value, bool):  # a yes/no flag takes no value: --cot-history, --no-cot-history
+                    given = flag if value else "--no-" + flag.removeprefix("--")
+                else:
+                    given = f"{flag} {_shown(value)}"
             notes.append(f"{given} overrides the {self.recipe} recipe's {field} = {_shown(was)}")
         return notes
 
