@@ -257,3 +257,25 @@ def test_settings_the_tools_strategy_cannot_take_stop_the_run_before_it_starts(
         capsys.readouterr().err
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_the_reports_viewer_shows_the_tool_conversation_with_its_images(data: Path, tmp_path: Path) -> None:
+    import re
+
+    from mmad.report.html import write_html_report
+
+    user = ScriptedToolUser("zoom,reference")
+    (record,) = _run(data, tmp_path / "run", user)
+    page = write_html_report([tmp_path / "run"], tmp_path / "report.html").read_text()
+    found = re.search(r'id="mmad-data">(.*?)</script>', page, re.S)
+    assert found is not None
+    packed = json.loads(found[1])
+    (talk,) = packed["runs"][0]["tools"].values()
+    assert talk["direct"] == record.extra["direct"]["answer"] and talk["calls"] == 2
+    roles = [turn[0] for turn in talk["turns"]]
+    assert roles == ["assistant", "tool", "user", "assistant", "tool", "user", "assistant"]
+    assert packed["strings"][talk["turns"][0][1]].startswith("calls zoom(")
+    shown = [index for turn in talk["turns"] for index in turn[2]]
+    assert len(shown) == 2  # the zoom crop and the reference
+    assert all(packed["thumbs"][i].startswith("data:image/jpeg;base64,") for i in shown)
+    assert "tool conversation" in page  # the viewer's script renders them

@@ -240,6 +240,7 @@ class SampleData:
         shots, similar, blind = prompt.shots, prompt.similar_templates, prompt.blind
         templates: dict[int, list[int]] = {}
         rows = []
+        conversations: dict[str, Any] = {}
         for record in run.plain:
             key = self._key(record.image, benchmark)
             question = self._question(record, key)
@@ -255,7 +256,41 @@ class SampleData:
             if record.correct_answer != self.questions[question][5]:
                 row.append(record.correct_answer)  # posed with other letters than the first run that asked it
             rows.append(row)
-        self.runs.append({"name": name, "templates": {str(k): v for k, v in templates.items()}, "rows": rows})
+            conversation = self._conversation(record, reply_chars)
+            if conversation is not None:
+                conversations[str(question)] = conversation
+        packed: dict[str, Any] = {"name": name, "templates": {str(k): v for k, v in templates.items()}, "rows": rows}
+        if conversations:
+            packed["tools"] = conversations
+        self.runs.append(packed)
+
+    def _conversation(self, record: Record, reply_chars: int) -> dict[str, Any] | None:
+        """A tools record's conversation after the question (turns: role, text, tool images), and the
+        direct branch's answer; None for a record of another strategy."""
+        tools = record.extra.get("tools")
+        if not isinstance(tools, dict) or not isinstance(tools.get("conversation"), list):
+            return None
+        messages = tools["conversation"]
+        # The question's own turns (instructions, images, question) are shown above; the turns after them are new.
+        start = next((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"), 0)
+        turns = []
+        for message in messages[start:]:
+            if not isinstance(message, dict):
+                continue
+            text = str(message.get("text") or "")
+            calls = message.get("tool_calls") or []
+            if calls:
+                text = (text + "\n" if text else "") + "\n".join(
+                    f"calls {c.get('name')}({c.get('arguments')})" for c in calls if isinstance(c, dict)
+                )
+            images = [self.thumbnails.add(Path(p)) for p in message.get("images") or [] if isinstance(p, str)]
+            turns.append([str(message.get("role")), self.strings.add(_truncate(text, reply_chars)), images])
+        direct = record.extra.get("direct")
+        return {
+            "direct": direct.get("answer") if isinstance(direct, dict) else None,
+            "calls": len(tools.get("calls") or []),
+            "turns": turns,
+        }
 
     def _templates(self, benchmark: Benchmark, image: str, shots: int, *, similar: bool) -> list[int]:
         try:

@@ -92,7 +92,28 @@
       " · parsed " + (row[2] || "–") + " · gold " + goldLetter + " · status " + data.statuses[row[1]]));
     box.appendChild(line);
     box.appendChild(el("pre", "reply", S[row[3]]));
+    var talk = run.tools && run.tools[String(row[0])];
+    if (talk) box.appendChild(conversation(talk));
     return box;
+  }
+
+  // A tools run's conversation after the question: each turn's role, text and tool images.
+  function conversation(talk) {
+    var details = el("details", "tools");
+    details.appendChild(el("summary", null,
+      "tool conversation · " + talk.calls + " call(s) · direct answer " + (talk.direct || "–")));
+    talk.turns.forEach(function (turn) {
+      var part = el("div", "turn " + turn[0]);
+      part.appendChild(el("b", null, turn[0]));
+      part.appendChild(el("pre", "reply", S[turn[1]]));
+      if (turn[2].length) {
+        var images = el("div", "thumbs");
+        turn[2].forEach(function (index, n) { images.appendChild(thumb(index, "tool image " + (n + 1))); });
+        part.appendChild(images);
+      }
+      details.appendChild(part);
+    });
+    return details;
   }
 
   function render() {
