@@ -58,13 +58,18 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
     for name, info in api.items():
         table.add_row(name, escape(info.base_url or "(--base-url)"), info.key_env or "-", escape(info.note))
     console.print(table)
+    console.print(f"They read {_flags(next(iter(api.values())).reads)}.", highlight=False)
     table = Table(title="Models in process")
     table.add_column("Provider", overflow="fold")
     table.add_column("What", overflow="fold")
+    table.add_column("Settings it reads", overflow="fold")
     for name, info in local.items():
-        table.add_row(name, escape(info.description))
+        reads = _flags(info.reads)
+        if info.transport == "none":  # mmad.run.config takes the settings a baseline stands in for
+            reads += " (it stands in for any model: the image and decoding settings are accepted)"
+        table.add_row(name, escape(info.description), reads)
     for name in plugins:
-        table.add_row(name, "plugin (entry point mmad.models)")
+        table.add_row(name, "plugin (entry point mmad.models)", "any")
     console.print(table)
     table = Table(title="Official recipes: --recipe NAME reproduces an official script's requests")
     for column in ("Recipe", "What", "Official script", "Published rows"):
@@ -73,6 +78,15 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
         published = ", ".join(recipe["published"]) or "-"
         table.add_row(recipe["name"], escape(recipe["description"]), escape(recipe["source"]), published)
     console.print(table)
+
+
+def _flags(reads: frozenset[str] | None) -> str:
+    """A provider's settings as the flags that set them, in the description's order."""
+    from mmad.models.providers import BACKEND_SETTINGS
+
+    if reads is None:
+        return "any"
+    return ", ".join(f"--{name.replace('_', '-')}" for name in BACKEND_SETTINGS if name in reads) or "none"
 
 
 def _run_row(folder: Path) -> dict[str, Any]:
