@@ -379,3 +379,22 @@ def test_mmad_cache_dir_under_a_file_is_refused_in_preflight_naming_the_variable
     assert "point MMAD_CACHE_DIR at a folder" in err and "Traceback" not in err
     assert not out.exists() and a_file.read_text() == "not a cache"
     assert main(["eval", "-m", "random", "-d", str(mmad_json), "--out", str(out), "--limit", "4", "--no-cache"]) == 0
+
+
+@pytest.mark.parametrize("command", ["info", "clear"])
+def test_cache_dir_without_a_value_points_at_its_own_commands_help(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cache", command, "--dir"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"Option '--dir' requires an argument. (see 'mmad cache {command} --help')" in err
+
+
+def test_cache_help_shows_each_commands_first_sentence_whole(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["cache", "--help"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "..." not in lines["info"] and lines["info"].rstrip().endswith("hits.")
+    assert "..." not in lines["clear"]

@@ -82,8 +82,24 @@ TOP_LEVEL_OPTIONS = ("-v", "-vv", "--verbose", "--version")
 """Options of `mmad` itself: given after a command, click says only that the command lacks them."""
 
 
-def _usage_line(exc: UsageError) -> str:
-    command = exc.ctx.command_path if exc.ctx is not None else "mmad"
+def _command_path(argv: list[str]) -> str:
+    """The command an argument list names (``mmad cache info``), for a usage error that click raised
+    without its context (an option missing its value)."""
+    path, command = ["mmad"], _command()
+    for word in argv:
+        if word in TOP_LEVEL_OPTIONS:
+            continue
+        sub = getattr(command, "commands", {}).get(word)
+        if sub is None:
+            break
+        path.append(word)
+        command = sub
+    return " ".join(path)
+
+
+def _usage_line(exc: UsageError, argv: list[str] | None = None) -> str:
+    given = sys.argv[1:] if argv is None else argv
+    command = exc.ctx.command_path if exc.ctx is not None else _command_path(given)
     if isinstance(exc, NoSuchOption) and exc.option_name in TOP_LEVEL_OPTIONS and command != "mmad":
         option = exc.option_name
         usage = "mmad --version" if option == "--version" else f"mmad {option} {command.split()[-1]} ..."
@@ -163,7 +179,7 @@ def _main(argv: list[str] | None) -> int:
         exc.show()
         return 0
     except UsageError as exc:
-        err_console.print(redact(_usage_line(exc)), style="red", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(redact(_usage_line(exc, argv)), style="red", highlight=False, markup=False, soft_wrap=True)
         return 2
     except MMADError as exc:
         err_console.print(f"error: {redact(str(exc))}", style="red", highlight=False, markup=False, soft_wrap=True)

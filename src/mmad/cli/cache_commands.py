@@ -47,7 +47,11 @@ def info_command(
     folder: Path = typer.Option(None, "--dir", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the figures as json"),
 ) -> None:
-    """Where the cache is, how many replies it holds, its size and how often it answered."""
+    """The cache's folder, replies, size and hits.
+
+    Where the cache is, how many replies it holds, its size against its limit and how often it
+    answered a request.
+    """
     from mmad.run.cache import DATABASE, ResponseCache
 
     where = _folder(folder)
