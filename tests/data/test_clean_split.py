@@ -159,3 +159,17 @@ def test_score_rescores_a_run_on_a_clean_split(
     assert rescored["rows"] == asked_clean["rows"] and "left_out" not in asked_clean
     assert main(["score", str(full), "--exclude", "dataset:MVTec-AD", "--no-plot", "-o", str(tmp_path / "f3")]) == 2
     assert "no image of these answers is in it" in capsys.readouterr().err
+
+
+def test_a_run_file_takes_errata_and_exclude(errata_tree: Path, tmp_path: Path) -> None:
+    from mmad.run.config import RunConfig
+
+    run_file = tmp_path / "run.toml"
+    run_file.write_text(
+        f'model = "random"\ndata = "{errata_tree}"\n[selection]\nerrata = "drop"\nexclude = ["VisA", "category:pill"]\n'
+    )
+    selection = RunConfig.from_file(run_file).selection
+    assert (selection.errata, selection.exclude) == ("drop", ["VisA", "category:pill"])
+    run_file.write_text(f'model = "random"\ndata = "{errata_tree}"\n[selection]\nerrata = "fix"\n')
+    with pytest.raises(ConfigError, match="errata"):
+        RunConfig.from_file(run_file)

@@ -130,3 +130,12 @@ def test_the_html_leaderboard_has_the_sections(random_run: Path, tmp_path: Path)
     assert ranked < trained < unranked < detection
     assert page.index(">GPT-5.4<") > detection
     assert "trained on MMAD images (the Anomaly-LR README" in page
+
+
+def test_the_cli_names_systems_trained_on_mmad_that_have_no_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmad.cli import main
+
+    assert main(["leaderboard", "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "Trained on MMAD or its sources, with no figure here: JUDO (ICLR 2026)" in text
+    assert text.index("#### Anomaly discrimination only") > text.index("#### Trained on MMAD")

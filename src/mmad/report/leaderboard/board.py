@@ -111,7 +111,7 @@ def build_leaderboard(
             "Anomaly-discrimination-only figures (a source's own metric for one subtask) are in a table of their "
             "own: they are not seven-subtask averages."
         )
-    if published is None:
+    if entries:  # the systems behind no row: said wherever published rows are shown
         unseen = [f"{n.system} ({n.note})" for n in leakage_notes() if n.trained_on]
         if unseen:
             notes.append("Trained on MMAD or its sources, with no figure here: " + "; ".join(unseen) + ".")
