@@ -39,3 +39,11 @@ def test_images_are_read_by_role_from_the_first_turn_that_shows_them() -> None:
     assert request.template_images == (template,)
     assert request.expert_images == (rendered,)
     assert Request(messages=()).query_images == ()
+
+
+def test_a_backend_never_sees_the_gold_letter() -> None:
+    posed = _question("q#0", "ABCD")
+    assert posed.correct_answer == "A"
+    request = Request(messages=(), questions=(posed,))
+    assert [q.correct_answer for q in request.questions] == [""]
+    assert request.questions[0].options == posed.options and request.choices == (("A", "B", "C", "D"),)

@@ -20,8 +20,8 @@ class Request:
 
     ``messages`` is what a chat model reads; ``questions`` is the same questions, structured, for
     backends that answer without reading text (the visual expert, the baselines). A backend reads
-    the structured questions and never parses the prompt's text. Each question's ``correct_answer``
-    is there because a posed question carries it: a backend must never read it (it is the gold).
+    the structured questions and never parses the prompt's text. A backend must not know the gold:
+    each question's ``correct_answer`` is blanked here ("") whatever the caller passed.
     The question's ``question_type`` is its raw MMAD type (``Subtask.parse`` reads it), ``options``
     its letters as posed, ``image`` the image's benchmark key. Image parts say what they are by
     their ``role`` (`query_images`, `template_images`, `expert_images`).
@@ -48,6 +48,9 @@ class Request:
 
     def __post_init__(self) -> None:
         # Frozen: the derived defaults are set once, here, so every reader sees the same letters.
+        if any(q.correct_answer for q in self.questions):
+            blind = tuple(q.model_copy(update={"correct_answer": ""}) for q in self.questions)
+            object.__setattr__(self, "questions", blind)
         if self.questions and not self.choices:
             object.__setattr__(self, "choices", tuple(tuple(q.options) for q in self.questions))
         if self.questions and not self.question_ids:
