@@ -11,7 +11,7 @@ import pytest
 
 import mmad
 from mmad.cli import main
-from mmad.errors import RunError
+from mmad.errors import ConfigError, RunError
 from mmad.records.folder import RUN_FILE
 from mmad.run.config import SECTIONS, RunConfig
 from mmad.run.folder import open_run
@@ -190,3 +190,16 @@ def test_renaming_a_config_field_fails_here_until_old_runs_are_taught() -> None:
     # and every older config this suite keeps still reads, under today's names
     config = RunConfig.model_validate(v1_config("random", "d", shots=0, limit=3))
     assert (config.prompt.shots, config.selection.limit, config.images.image_size) == (0, 3, 512)
+
+
+def test_a_run_json_given_as_a_run_file_is_read_through_the_manifest(tmp_path: Path) -> None:
+    first = tmp_path / "v0" / RUN_FILE
+    first.parent.mkdir()
+    first.write_text(json.dumps(v0_run_json("random", "d", shots=0, limit=5)))
+    config = RunConfig.from_file(first)
+    assert (config.prompt.shots, config.selection.limit, config.images.image_size) == (0, 5, 512)
+    future = tmp_path / "future" / RUN_FILE
+    future.parent.mkdir()
+    future.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1, "mmad_version": "9", "config": {}}))
+    with pytest.raises(ConfigError, match=rf"{future} was written by a newer mmad"):
+        RunConfig.from_file(future)
