@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from mmad.errors import ConfigError
 from mmad.records.record import Status, read_records
 from mmad.run.config import RunConfig
 from mmad.run.finish import finish
@@ -190,3 +191,26 @@ def test_a_run_through_ray_data_llm_records_every_question(
     assert all(r.prompt_tokens and r.prompt_tokens > 50 for r in answered)
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["model"]["engine"] == "vllm (Ray Data LLM)" and meta["status"] == "partial"
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"strategies": ["cot"]}, "--strategy cot"),
+        ({"strategies": ["tools"]}, "--strategy tools"),
+        ({"solver": "cot"}, "--solver cot"),
+    ],
+)
+def test_ray_data_llm_refuses_what_needs_more_than_one_pass(
+    mmad_json: Path, monkeypatch: pytest.MonkeyPatch, settings: dict[str, Any], named: str
+) -> None:
+    pytest.importorskip("ray")
+    from mmad.run import ray_runner
+
+    real = ray_runner.importlib.util.find_spec
+    monkeypatch.setattr(
+        ray_runner.importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a)
+    )
+    config = RunConfig.from_flat(MODEL, str(mmad_json), engine="ray", **settings)
+    with pytest.raises(ConfigError, match=rf"{named} .*Ray Data LLM's one-pass batches cannot do"):
+        ray_runner.check_ray_config(config)

@@ -61,6 +61,13 @@ def check_ray_config(config: RunConfig) -> None:
             "batches cannot do; run it with `vllm serve` and -m vllm:MODEL --engine ray instead"
         )
         raise ConfigError(msg)
+    if "tools" in config.prompt.strategies or config.answers.solver not in {None, "plain"}:
+        what = "--strategy tools" if "tools" in config.prompt.strategies else f"--solver {config.answers.solver}"
+        msg = (
+            f"{what} may ask several turns per question, which Ray Data LLM's one-pass batches cannot do; "
+            "run it with `vllm serve` and -m vllm:MODEL --engine ray instead"
+        )
+        raise ConfigError(msg)
 
 
 def prepare_on_ray(
