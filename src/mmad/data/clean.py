@@ -80,7 +80,7 @@ def read_image_list(path: str | Path) -> frozenset[str]:
             raise ConfigError(msg)
     else:
         keys = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    found = frozenset(k.strip().lstrip("./") for k in keys if k.strip())
+    found = frozenset(k.strip().removeprefix("./") for k in keys if k.strip())
     if not found:
         msg = f"--exclude images:{path}: the file lists no image key; list keys like DS-MVTec/pill/image/good/000.png"
         raise ConfigError(msg)
