@@ -147,6 +147,10 @@ def test_demo_runs_the_whole_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     if "expert" in result.scored:  # a score of its own: AUROC and the 1%/5% operating points
         operating = result.scored["expert"].metric("operating")
         assert operating is not None and operating.cell("AUROC").value is not None  # type: ignore[union-attr]
+    # the tool-using inspector against the scripted tool user: both branches, blended, over HTTP
+    tools = result.scored["scripted-tools"].metric("tools")
+    assert tools is not None and tools.cell("blend accuracy") is not None
+    assert result.scored["scripted-tools"].metric("tool-use").cell("calls/question").value == 2  # type: ignore[union-attr]
     assert result.report is not None
     page = result.report.read_text()
     assert 'class="ci"' in page and "Cost and quality" in page

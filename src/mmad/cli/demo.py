@@ -1,5 +1,6 @@
 """The zero-setup demo: a synthetic dataset, its MMAD-style benchmark, and the models that run
-here, evaluated through the same engine and HTTP client path as a real MLLM API.
+here, evaluated through the same engine and HTTP client path as a real MLLM API, and the tool-using
+inspector (``--strategy tools``) against the scripted tool user.
 
 Its numbers are a smoke test of the pipeline, not comparable with MMAD's.
 """
@@ -29,10 +30,14 @@ from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
 from mmad.run.scoring import ScoredRun, score_run
 from mmad.score.metrics import Bootstrap
+from mmad.serve.scripted_tools import ScriptedToolUser
 from mmad.serve.server import ChatServer, serve_in_thread
 
 logger = logging.getLogger(__name__)
 SMOKE_TEST_LABEL = "smoke test on synthetic data: not comparable with published MMAD results"
+TOOLS_DEMO_MODEL = "scripted-tools"
+TOOLS_DEMO_QUESTIONS = 60
+"""The tools run asks a sample of the questions: each costs several requests and tool calls."""
 DEMO_BOOTSTRAP = Bootstrap(samples=500, seed=0)
 """The demo's intervals: fewer resamples than `--ci`'s 1000, enough for its few hundred questions."""
 
@@ -98,6 +103,29 @@ def prepare_demo_folder(root: Path, *, replace: bool) -> None:
     (root / DEMO_MARKER).write_text("made by mmad demo; `mmad demo --force` may replace this folder\n")
 
 
+def run_tools_demo(
+    result: DemoResult, *, expert: bool, on_progress: Callable[[str, EngineStats], None] | None = None
+) -> RunResult:
+    """``--strategy tools`` over HTTP against the scripted tool user (`mmad serve -m scripted-tools`):
+    it asks the expert and zooms into its box where the expert runs here, otherwise it zooms and looks
+    at a normal reference; the direct branch beside it, the two blended 50/50."""
+    user = ScriptedToolUser("expert,zoom" if expert else "zoom,reference")
+    progress = (lambda stats: on_progress(TOOLS_DEMO_MODEL, stats)) if on_progress else None
+    with serve_in_thread(ChatServer(user, model_name=TOOLS_DEMO_MODEL)) as server, one_torch_thread():
+        config = RunConfig.from_flat(
+            f"mmad:{TOOLS_DEMO_MODEL}",
+            str(result.benchmark),
+            base_url=server.base_url,
+            strategies="tools",
+            blend=0.5,
+            likelihood=True,
+            limit=TOOLS_DEMO_QUESTIONS,
+            concurrency=4,
+            cache=False,
+        )
+        return asyncio.run(evaluate_async(config, out=result.folder / "runs" / TOOLS_DEMO_MODEL, on_progress=progress))
+
+
 def run_demo(
     folder: str | Path = "mmad-demo",
     *,
@@ -146,6 +174,9 @@ def run_demo(
                 run = asyncio.run(evaluate_async(config, out=root / "runs" / name, model=model, on_progress=progress))
         result.runs[name] = run
         result.scored[name] = score_run(run.run_dir, bootstrap=DEMO_BOOTSTRAP)
+    tools_run = run_tools_demo(result, expert="expert" in result.runs, on_progress=on_progress)
+    result.runs[TOOLS_DEMO_MODEL] = tools_run
+    result.scored[TOOLS_DEMO_MODEL] = score_run(tools_run.run_dir, bootstrap=DEMO_BOOTSTRAP)
     # published MMAD rows stay out: the demo's synthetic figures are not comparable with them
     runs = [scored.run for scored in result.scored.values() if scored.run is not None]
     result.report = write_html_report(
