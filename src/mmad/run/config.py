@@ -35,6 +35,7 @@ from mmad.errors import ConfigError
 from mmad.protocol.images import ImageSettings
 from mmad.protocol.prompts import PromptSettings, Variant
 from mmad.protocol.strategies import parse_strategies
+from mmad.tools.toolbox import parse_tool_names
 
 
 class _NotGiven(Enum):
@@ -121,6 +122,38 @@ class PromptConfig(_Section):
         description="with cot: each question also carries its image's earlier questions and replies, as "
         "InternVL's chat() keeps them (set by the internvl recipe)",
     )
+    tools: list[str] = Field(
+        default_factory=list,
+        description="the tools strategy's tools, from zoom, reference, compare, expert, knowledge "
+        "(default: every one that can work here)",
+    )
+    max_turns: Int = Field(
+        default=4, ge=1, le=32, description="the tools strategy: model turns per question, the last one answers"
+    )
+    tool_protocol: Literal["auto", "native", "text"] = Field(
+        default="auto",
+        description="the tools strategy: native (function calling), text (one JSON object per reply) or auto "
+        "(native, text once the server refuses tools)",
+    )
+    blend: Float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="the tools strategy: the answer from blend x the tools branch's option scores + "
+        "(1 - blend) x the direct branch's (0.5 averages); none answers from the tools branch",
+    )
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_list(cls, value: Any) -> Any:
+        # tools = "zoom,expert" in a run file; --tools zoom,expert or one --tools per tool
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            return value
+        try:
+            return list(parse_tool_names(values) or ())
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("strategies", mode="before")
     @classmethod

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 RAY_SETTINGS = ("ray_address", "ray_actors", "ray_gpus")
 _IN_PROCESS = "hf:, vllm-local:, expert"
+TOOLS_SETTINGS = frozenset({"prompt.tools", "prompt.max_turns", "prompt.tool_protocol", "prompt.blend"})
+"""The tools strategy's own settings: given without it, they change nothing."""
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,15 @@ def _why_unused(config: RunConfig, setting: str) -> str | None:
             f"{flag} seeds the sample --limit draws, but this run has no --limit (it asks every selected question), "
             f"so it would be ignored; add --limit N, or leave {flag} out"
         )
-    if setting == "prompt.knowledge" and "rag" not in config.prompt.strategies:
+    if setting == "prompt.knowledge" and not {"rag", "tools"} & set(config.prompt.strategies):
         return (
-            f"{flag} is the domain-knowledge file of the rag strategy, but this run has no rag strategy, so it "
-            f"would be ignored; add --strategy rag, or leave {flag} out"
+            f"{flag} is the domain-knowledge file of the rag strategy (and the tools strategy's knowledge tool), "
+            f"but this run has neither, so it would be ignored; add --strategy rag, or leave {flag} out"
+        )
+    if setting in TOOLS_SETTINGS and "tools" not in config.prompt.strategies:
+        return (
+            f"{flag} is a setting of the tools strategy, but this run has no tools strategy, so it would be "
+            f"ignored; add --strategy tools, or leave {flag} out"
         )
     if setting == "prompt.similar_templates" and config.prompt.similar_templates and config.prompt.shots == 0:
         return (
