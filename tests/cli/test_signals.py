@@ -113,3 +113,20 @@ def test_sigterm_stops_a_backgrounded_server(tmp_path: Path) -> None:
         code = shell.wait(15)
     assert code == 0, log.read_text()
     assert "stopped" in log.read_text()
+
+
+def test_sigterm_stops_mmad_demo_saying_what_was_interrupted_and_what_is_kept(tmp_path: Path) -> None:
+    """It exited 130 and said nothing (typer turns a KeyboardInterrupt into a silent exit 130)."""
+    out = tmp_path / "demo"
+    log = tmp_path / "demo.log"
+    with log.open("w") as err:
+        demo = subprocess.Popen(
+            mmad_command(["demo", "--out", str(out)]), stdout=subprocess.DEVNULL, stderr=err, env=ENV
+        )
+    with never_left_running(demo):
+        assert wait_until(lambda: "generating images" in log_text(log), 60), log_text(log)
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(60) == 130
+    said = " ".join(log_text(log).split())
+    assert f"interrupted (SIGTERM) while generating images: {out} keeps the files made so far" in said, said
+    assert f"mmad demo --out {out} --force" in said and "Traceback" not in said

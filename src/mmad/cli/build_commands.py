@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 import typer
 from rich.progress import TaskID
 
-from mmad.cli.common import add_run_task, console, progress_bar, render_table, show_stats, simple_progress
+from mmad.cli.common import (
+    add_run_task,
+    console,
+    err_console,
+    progress_bar,
+    render_table,
+    show_stats,
+    simple_progress,
+)
 from mmad.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -109,21 +117,29 @@ def demo_command(
         "[bold]mmad demo[/]: generating a synthetic dataset, building its benchmark, serving the models "
         "that run here on 127.0.0.1 and evaluating them through the OpenAI-compatible client."
     )
+    stage = ["starting"]  # what a Ctrl-C or SIGTERM interrupts, for the line that says so
     with progress_bar() as bar:
         tasks: dict[str, TaskID] = {}
 
         def on_progress(name: str, stats: EngineStats) -> None:
             if name not in tasks:
                 tasks[name] = add_run_task(bar, name)
+                stage.append(f"evaluating {name}")
             show_stats(bar, tasks[name], stats)
 
         def on_step(step: str, done: int, total: int) -> None:
             name = {"generating": "generating images", "building": "building benchmark"}.get(step, step)
             if name not in tasks:
                 tasks[name] = add_run_task(bar, name, step=True)
+                stage.append(name)
             bar.update(tasks[name], completed=done, total=total)
 
-        result = run_demo(out, seed=seed, on_progress=on_progress, on_step=on_step, fresh=False)
+        try:
+            result = run_demo(out, seed=seed, on_progress=on_progress, on_step=on_step, fresh=False)
+        except KeyboardInterrupt:
+            bar.stop()
+            _demo_interrupted(out, stage[-1])
+            raise typer.Exit(130) from None
     from mmad.cli.score_extras import print_metrics
 
     for name, run in result.runs.items():
@@ -134,6 +150,21 @@ def demo_command(
     if result.report is not None:
         console.print(f"report (intervals, operating points, cost and quality): {result.report}")
     console.print(f"benchmark: {result.benchmark}; runs: {result.folder / 'runs'}; {time.monotonic() - started:.0f} s")
+
+
+def _demo_interrupted(out: Path, stage: str) -> None:
+    """Say what an interrupted demo was doing and what its folder keeps (typer would exit 130 silently)."""
+    from mmad.run.interrupts import interrupt_cause
+
+    runs = sorted(p.name for p in (out / "runs").glob("*") if (p / "run.json").is_file())
+    kept = f"the runs started so far ({', '.join(runs)})" if runs else "the files made so far"
+    err_console.print(
+        f"interrupted ({interrupt_cause()}) while {stage}: {out} keeps {kept}, not a finished demo; "
+        f"start it again with: mmad demo --out {out} --force",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def assist_command(
