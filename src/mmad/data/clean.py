@@ -106,7 +106,7 @@ def parse_exclude(
             if kind == "images":
                 rules.append(ExcludeRule("images", value, read_image_list(value)))
             else:
-                rules.append(ExcludeRule(kind, value))  # type: ignore[arg-type]
+                rules.append(ExcludeRule("dataset" if kind == "dataset" else "category", value))
         elif text in known_datasets:
             rules.append(ExcludeRule("dataset", text))
         elif text in known_categories:
@@ -232,7 +232,11 @@ def clean_split_of(
     errata: str, exclude: Sequence[str], *, datasets: Iterable[str] = (), categories: Iterable[str] = ()
 ) -> CleanSplit:
     """A CleanSplit from the settings (``errata``, ``exclude`` as given on the command line)."""
-    return CleanSplit(errata, tuple(parse_exclude(exclude, datasets=datasets, categories=categories)))  # type: ignore[arg-type]
+    if errata not in ERRATA_MODES:
+        msg = f"--errata {errata!r}: choose keep (ask and score everything, as published) or drop"
+        raise ConfigError(msg)
+    rules = tuple(parse_exclude(exclude, datasets=datasets, categories=categories))
+    return CleanSplit(errata, rules)
 
 
 def benchmark_split(errata: str, exclude: Sequence[str], benchmark: Benchmark) -> CleanSplit:
