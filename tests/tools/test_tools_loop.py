@@ -279,3 +279,21 @@ def test_the_reports_viewer_shows_the_tool_conversation_with_its_images(data: Pa
     assert len(shown) == 2  # the zoom crop and the reference
     assert all(packed["thumbs"][i].startswith("data:image/jpeg;base64,") for i in shown)
     assert "tool conversation" in page  # the viewer's script renders them
+
+
+def test_the_protocol_card_holds_the_tools_settings_and_other_cards_keep_their_hash(data: Path) -> None:
+    from mmad.protocol.strategies import parse_strategies
+    from mmad.run.card import protocol_card
+    from mmad.run.config import RunConfig
+
+    benchmark = load_benchmark(data)
+
+    def card(**settings: Any) -> dict[str, Any]:
+        config = RunConfig.from_flat("random", str(data), **settings)
+        return protocol_card(config, benchmark, parse_strategies(config.prompt.strategies))
+
+    tools = card(strategies="tools", tools="zoom,expert", max_turns=3, blend=0.5)
+    assert tools["tools"] == {"tools": ["zoom", "expert"], "max_turns": 3, "tool_protocol": "auto", "blend": 0.5}
+    assert card(strategies="tools", max_turns=2)["hash"] != card(strategies="tools", max_turns=3)["hash"]
+    assert card(strategies="tools")["tools"]["tools"] == "all"
+    assert "tools" not in card()

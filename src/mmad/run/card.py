@@ -93,6 +93,8 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         "strategies": strategies.names,
         # Only where it changes what is sent, so that other runs keep their card hash.
         **({"cot_history": True} if prompt.cot_history and strategies.cot else {}),
+        # The tools strategy's settings shape what is asked: with it only, so that other runs keep their card hash.
+        **({"tools": _tools(config)} if strategies.tools else {}),
         "decoding": config.decoding.model_dump(mode="json"),
         "images": _images(config),
         "parser": config.answers.parser,
@@ -112,6 +114,17 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
     }
     card["hash"] = card_hash(card)
     return card
+
+
+def _tools(config: RunConfig) -> dict[str, Any]:
+    """The tools strategy's settings: the tools asked for (all: every one that can work), turns, protocol, blend."""
+    prompt = config.prompt
+    return {
+        "tools": list(prompt.tools) or "all",
+        "max_turns": prompt.max_turns,
+        "tool_protocol": prompt.tool_protocol,
+        "blend": prompt.blend,
+    }
 
 
 def _images(config: RunConfig) -> dict[str, Any]:
