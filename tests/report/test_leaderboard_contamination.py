@@ -139,3 +139,13 @@ def test_the_cli_names_systems_trained_on_mmad_that_have_no_figure(capsys: pytes
     text = capsys.readouterr().out
     assert "Trained on MMAD or its sources, with no figure here: JUDO (ICLR 2026)" in text
     assert text.index("#### Anomaly discrimination only") > text.index("#### Trained on MMAD")
+
+
+@pytest.mark.slow
+def test_the_html_sources_table_says_shots_questions_and_training(random_run: Path, tmp_path: Path) -> None:
+    from mmad.report.html import write_html_report
+
+    page = write_html_report([random_run], tmp_path / "report.html").read_text(encoding="utf-8")
+    sources = page[page.index('id="sources-table"') :]
+    assert "0 · a subset: 32,059 questions" in sources and "1 · all 39,672 questions" in sources
+    assert "not stated · not stated by the source · detection only" in sources
