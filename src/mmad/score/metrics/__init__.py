@@ -9,8 +9,9 @@ from mmad.score.metrics.builtin import BUILTIN
 from mmad.score.metrics.registry import compute_metrics, register_metric, registered_metrics, unregister_metric
 from mmad.score.metrics.tools import ToolsVersusDirect, ToolUse
 
-for _metric in (*BUILTIN, ToolsVersusDirect, ToolUse):
-    if _metric.name not in {m.name for m in registered_metrics()}:
+_SHIPPED: tuple[type[Metric], ...] = (*BUILTIN, ToolsVersusDirect, ToolUse)
+for _metric in _SHIPPED:
+    if _metric.name not in {m.name for m in registered_metrics()}:  # a reload registers nothing twice
         register_metric(_metric)
 
 __all__ = [
