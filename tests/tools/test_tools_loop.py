@@ -297,3 +297,18 @@ def test_the_protocol_card_holds_the_tools_settings_and_other_cards_keep_their_h
     assert card(strategies="tools", max_turns=2)["hash"] != card(strategies="tools", max_turns=3)["hash"]
     assert card(strategies="tools")["tools"]["tools"] == "all"
     assert "tools" not in card()
+
+
+def test_a_blind_run_against_a_text_only_server_without_tools(data: Path, tmp_path: Path) -> None:
+    """What a small text model behind llama.cpp's server (no --mmproj, no tool template) meets: the
+    refused tools switch the run to the text protocol, and no image is sent, the tools' included."""
+    user = ScriptedToolUser("zoom,knowledge")
+    options: dict[str, Any] = {"limit": 2, "cache": False, "tools": ["zoom", "knowledge"], "blind": True}
+    with serve_in_thread(ChatServer(user, any_model=True, refuse_tools=True, text_only=True)) as server:
+        evaluate("compat:scripted", data, out=tmp_path / "run", strategies="tools", base_url=server.base_url, **options)
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    assert len(records) == 2 and all(r.status is Status.ANSWERED for r in records)
+    assert all(r.extra["tools"]["protocol"] == "text" for r in records)
+    assert not any(m.images for r in user.requests for m in r.messages)
+    zoomed = [m.text for r in user.requests for m in r.messages if m.text.startswith("Result of zoom: ")]
+    assert zoomed and all(text.endswith("(Its image is not shown: this run sends no images.)") for text in zoomed)

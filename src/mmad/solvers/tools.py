@@ -53,6 +53,7 @@ from mmad.tools import Toolbox
 
 logger = logging.getLogger(__name__)
 DEFAULT_MAX_TURNS = 4
+BLIND_NOTE = "(Its image is not shown: this run sends no images.)"
 TOOL_TURN_TOKENS = 256
 """The reply limit of a tool turn at least: a call's JSON must fit."""
 
@@ -210,6 +211,7 @@ class ToolsSolver(Solver):
         branch = Branch(protocol, list(with_tools_intro(prompt.messages, intro(protocol, specs, last - 1))))
         key = prompt.questions[0].key
         journal = self.journal.read(key, protocol)
+        blind = not any(m.images for m in prompt.messages)
         max_tokens = None if prompt.max_tokens is None else max(prompt.max_tokens, TOOL_TURN_TOKENS)
         for turn in range(1, last + 1):
             final = turn == last
@@ -261,7 +263,7 @@ class ToolsSolver(Solver):
                 branch.answer_text = self._answer_text(protocol, completion)
                 branch.messages.append(Message(role="assistant", parts=(TextPart(text=completion.text),)))
                 return branch
-            branch.messages += await self._run_calls(protocol, item, turn, completion, calls, branch)
+            branch.messages += await self._run_calls(protocol, item, turn, completion, calls, branch, blind=blind)
         msg = "the last turn always answers"
         raise AssertionError(msg)  # pragma: no cover
 
@@ -289,9 +291,20 @@ class ToolsSolver(Solver):
         return completion.text
 
     async def _run_calls(
-        self, protocol: Protocol, item: Any, turn: int, completion: Completion, calls: list[ToolCall], branch: Branch
+        self,
+        protocol: Protocol,
+        item: Any,
+        turn: int,
+        completion: Completion,
+        calls: list[ToolCall],
+        branch: Branch,
+        *,
+        blind: bool,
     ) -> list[Message]:
-        """Run a turn's calls (in a worker thread each), note them, and return the messages to send back."""
+        """Run a turn's calls (in a worker thread each), note them, and return the messages to send back.
+
+        In a blind run (the question carries no image) the tools' images stay out too: their text
+        says so, and a text-only server is never sent one."""
         if protocol == "native":
             asked = Message(role="assistant", parts=_text_parts(completion.text), tool_calls=tuple(calls))
         else:
@@ -313,7 +326,10 @@ class ToolsSolver(Solver):
                 }
             )
             call_id = tool_call.id if protocol == "native" else f"text_{turn}_{index}"
-            replies.append(ToolReply(call_id, tool_call.name, result.text, result.images))
+            if blind and result.images:
+                replies.append(ToolReply(call_id, tool_call.name, f"{result.text} {BLIND_NOTE}"))
+            else:
+                replies.append(ToolReply(call_id, tool_call.name, result.text, result.images))
         return [asked, *result_messages(protocol, replies)]
 
     def _record(
