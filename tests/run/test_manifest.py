@@ -203,3 +203,18 @@ def test_a_run_json_given_as_a_run_file_is_read_through_the_manifest(tmp_path: P
     future.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1, "mmad_version": "9", "config": {}}))
     with pytest.raises(ConfigError, match=rf"{future} was written by a newer mmad"):
         RunConfig.from_file(future)
+
+
+def test_a_backend_description_with_numpy_numbers_and_paths_is_written_as_json(small_run: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    manifest = read_manifest(small_run).with_model(
+        {"name": "expert:category", "fitted": {"thresholds": {"bottle": np.float32(0.5)}}, "weights": tmp_path}
+    )
+    assert manifest.model == {
+        "name": "expert:category",
+        "fitted": {"thresholds": {"bottle": 0.5}},
+        "weights": str(tmp_path),
+    }
+    write_manifest(tmp_path, manifest)
+    assert read_manifest(tmp_path) == manifest

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mmad._io import atomic_write_text
 from mmad.errors import ConfigError, RunError
@@ -106,17 +106,22 @@ class Manifest(_Part):
     )
     legacy: LegacySettings | None = Field(default=None, description="version 0 only: settings kept beside the card")
 
+    @field_validator("model", "card", mode="before")
+    @classmethod
+    def _plain_json(cls, value: Any) -> Any:
+        # A backend's description may hold numpy numbers (fitted thresholds) or paths: kept as json would
+        # read them back, so a manifest written and read again is the one that was written.
+        return json.loads(json.dumps(value, default=_json_default)) if value is not None else None
+
     def with_model(self, description: Mapping[str, Any]) -> Manifest:
         """The manifest with the backend's description (set at the start, and by a Ray engine once its
         workers say what they loaded)."""
-        return self.model_copy(update={"model": dict(description)})
+        return self._with(model=dict(description))
 
     def started(self, config: RunConfig, model: Mapping[str, Any]) -> Manifest:
         """The manifest of a (re)started session: its config (a resume may change how requests are sent),
         model, and status running, with the previous session's end cleared."""
-        return self.model_copy(
-            update={"config": config, "model": dict(model), "status": "running", "finished_at": None}
-        )
+        return self._with(config=config, model=dict(model), status="running", finished_at=None)
 
     def finished(
         self,
@@ -129,17 +134,24 @@ class Manifest(_Part):
         snapshots: Mapping[str, int],
     ) -> Manifest:
         """The manifest of a session that ended; ``usage`` is the whole run's."""
-        return self.model_copy(
-            update={
-                "status": status,
-                "finished_at": now(),
-                "missing": missing,
-                "failed": failed,
-                "stopped_reason": stopped_reason,
-                "usage": usage,
-                "model_snapshots": dict(snapshots) or self.model_snapshots,
-            }
+        return self._with(
+            status=status,
+            finished_at=now(),
+            missing=missing,
+            failed=failed,
+            stopped_reason=stopped_reason,
+            usage=usage,
+            model_snapshots=dict(snapshots) or self.model_snapshots,
         )
+
+    def _with(self, **changes: Any) -> Manifest:
+        # validated, unlike model_copy(update=...): a changed field is checked as a read one is
+        return Manifest.model_validate({**dict(self), **changes})
+
+
+def _json_default(value: Any) -> Any:
+    item = getattr(value, "item", None)  # a numpy scalar
+    return item() if callable(item) else str(value)
 
 
 def now() -> str:
