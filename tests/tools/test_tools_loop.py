@@ -312,3 +312,12 @@ def test_a_blind_run_against_a_text_only_server_without_tools(data: Path, tmp_pa
     assert not any(m.images for r in user.requests for m in r.messages)
     zoomed = [m.text for r in user.requests for m in r.messages if m.text.startswith("Result of zoom: ")]
     assert zoomed and all(text.endswith("(Its image is not shown: this run sends no images.)") for text in zoomed)
+
+
+def test_an_in_process_model_gets_the_text_protocol(data: Path, tmp_path: Path) -> None:
+    """A backend in this process has no function calling to try: auto means the text protocol."""
+    evaluate("random", data, out=tmp_path / "run", strategies="tools", tools=["zoom"], limit=3, cache=False)
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    assert len(records) == 3
+    assert all(r.extra["tools"]["protocol"] == "text" for r in records)
+    assert all(r.status is Status.ANSWERED for r in records)  # a plain letter is taken as the answer

@@ -85,6 +85,22 @@ def make_toolbox(config: RunConfig, run_dir: str | Path, benchmark: Any) -> Any:
     )
 
 
+def tool_protocol(config: RunConfig) -> str:
+    """The tools strategy's protocol: as set, except that ``auto`` is ``text`` for a model in this
+    process (transformers, vLLM, the baselines), which has no function calling to try."""
+    protocol = config.prompt.tool_protocol
+    if protocol != "auto":
+        return protocol
+    from mmad.errors import UnknownModelError
+    from mmad.models.providers import provider_info
+
+    try:
+        info = provider_info(config.model)
+    except UnknownModelError:
+        return protocol
+    return "text" if info.in_process or info.transport == "none" else protocol
+
+
 def make_solver(
     config: RunConfig,
     settings: EngineSettings,
@@ -107,7 +123,7 @@ def make_solver(
         options["toolbox"] = make_toolbox(config, run_dir, benchmark)
         prompt = config.prompt
         options["tool_loop"] = ToolLoopSettings(
-            max_turns=prompt.max_turns, protocol=prompt.tool_protocol, blend=prompt.blend
+            max_turns=prompt.max_turns, protocol=tool_protocol(config), blend=prompt.blend
         )
     setup = SolverSetup(
         settings=SolverSettings(parser=settings.parser, answer_from=settings.answer_from),
