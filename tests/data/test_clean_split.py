@@ -173,3 +173,22 @@ def test_a_run_file_takes_errata_and_exclude(errata_tree: Path, tmp_path: Path) 
     run_file.write_text(f'model = "random"\ndata = "{errata_tree}"\n[selection]\nerrata = "fix"\n')
     with pytest.raises(ConfigError, match="errata"):
         RunConfig.from_file(run_file)
+
+
+def test_an_images_file_is_found_from_the_run_file_and_kept_absolute(
+    errata_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mmad
+    from mmad.run.config import RunConfig
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "keys.txt").write_text(f"{BOTTLE}\n")
+    run_file = folder / "run.toml"
+    run_file.write_text(f'model = "random"\ndata = "{errata_tree}"\n[selection]\nexclude = "images:keys.txt"\n')
+    wanted = f"images:{(folder / 'keys.txt').resolve()}"
+    assert RunConfig.from_file(run_file).selection.exclude == [wanted]
+    monkeypatch.chdir(folder)  # a relative file on the command line is the current folder's...
+    run = mmad.evaluate("random", errata_tree, out=tmp_path / "run", exclude="images:keys.txt", cache=False).run_dir
+    assert open_run(run).config.selection.exclude == [wanted]  # ...and run.json keeps it absolute for a resume
+    assert BOTTLE not in {r.image for r in open_run(run).plain}

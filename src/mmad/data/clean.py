@@ -270,3 +270,17 @@ def benchmark_counts(split: CleanSplit, benchmark: Benchmark) -> DropCounts:
     """What the filter leaves out of the whole benchmark, per reason."""
     pairs = [(q.image, q.type) for item in benchmark.items for q in item.questions]
     return filter_pairs(split, pairs)[1]
+
+
+def exclude_paths_from(values: Sequence[str], folder: Path) -> list[str]:
+    """--exclude rules with an images file named relative to ``folder`` made absolute: a run file's folder, or
+    the current one when a run starts, so that a resume from another folder reads the same file."""
+    out = []
+    for value in values:
+        kind, sep, rest = value.partition(":")
+        name = rest.strip()
+        if sep and kind == "images" and name:
+            path = Path(name).expanduser()
+            value = f"images:{path if path.is_absolute() else (folder / path).resolve()}"
+        out.append(value)
+    return out

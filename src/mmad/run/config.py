@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from mmad.data.clean import exclude_paths_from
 from mmad.data.schema import Subtask
 from mmad.errors import ConfigError
 from mmad.protocol.images import ImageSettings
@@ -850,6 +851,13 @@ def _resolve_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
 
     out = dict(raw)
     out["data"] = resolve(out.get("data"))
+    selection = out.get("selection")
+    if isinstance(selection, dict) and isinstance(selection.get("exclude"), str | list):
+        rules = selection["exclude"]
+        out["selection"] = {
+            **selection,
+            "exclude": exclude_paths_from([rules] if isinstance(rules, str) else rules, folder),
+        }
     for section, field in PATH_SETTINGS:
         table = out.get(section)
         if isinstance(table, dict) and field in table:

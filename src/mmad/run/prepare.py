@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmad.data.clean import exclude_paths_from
 from mmad.data.official import load_benchmark
 from mmad.data.schema import Benchmark
 from mmad.errors import ConfigError, RunError
@@ -93,6 +94,9 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
         update={
             "data": absolute(config.data),
             "prompt": config.prompt.model_copy(update={"knowledge": absolute(config.prompt.knowledge)}),
+            "selection": config.selection.model_copy(
+                update={"exclude": exclude_paths_from(config.selection.exclude, Path.cwd())}
+            ),
             "execution": config.execution.model_copy(
                 update={
                     "prices": absolute(config.execution.prices),
