@@ -16,12 +16,13 @@ from typing import Any
 
 from mmad.errors import ConfigError, MissingExtraError, PermanentError
 from mmad.models.base import Completion, Model, Request
+from mmad.models.providers import PROVIDERS
 from mmad.run.config import RunConfig
 from mmad.run.ledger import EngineStats, Scheduler
 from mmad.run.prepare import PreparedRun, prepare
 from mmad.run.ray_session import check_ray_address, import_ray
 
-IN_PROCESS = frozenset({"hf", "vllm-local", "expert"})
+IN_PROCESS = frozenset(name for name, info in PROVIDERS.items() if info.in_process)
 """Providers whose model lives in the asking process: built on the actors, never on the driver."""
 
 
