@@ -141,7 +141,8 @@ def _note(text: str) -> None:
 def _refuse_with_resume(ctx: typer.Context, folder: Path) -> None:
     """--resume runs the grid sweep.json recorded: a flag that would change it would be ignored."""
     for param in ctx.command.params:
-        if param.name in {"resume", "html", "ctx"} or param.name is None:
+        # the table's intervals change no cell: a resumed (or finished) sweep may show them
+        if param.name in {"resume", "html", "ctx", "ci", "samples", "seed"} or param.name is None:
             continue
         source = ctx.get_parameter_source(param.name)
         if source is None or source.name != "COMMANDLINE":
