@@ -16,7 +16,7 @@ from mmad.serve.server import ChatServer, serve_in_thread
 from tests.helpers.mmad_tree import make_mmad_tree
 from tests.report.test_browser import Session, _undecoded_images, browser  # noqa: F401 - the module's Chromium
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_the_tool_conversation_opens_with_its_images(browser: Any, tmp_path: Path) -> None:  # noqa: F811

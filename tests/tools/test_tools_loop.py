@@ -321,3 +321,29 @@ def test_an_in_process_model_gets_the_text_protocol(data: Path, tmp_path: Path) 
     assert len(records) == 3
     assert all(r.extra["tools"]["protocol"] == "text" for r in records)
     assert all(r.status is Status.ANSWERED for r in records)  # a plain letter is taken as the answer
+
+
+@pytest.mark.slow
+def test_the_response_cache_replays_tool_calls(data: Path, tmp_path: Path) -> None:
+    """A reply that called tools goes into the response cache and comes back as the same calls."""
+    user = ScriptedToolUser("zoom,reference")
+    options: dict[str, Any] = {"limit": 1, "datasets": ["DS-MVTec"], "tools": ["zoom", "reference"]}
+    with serve_in_thread(ChatServer(user, any_model=True)) as server:  # one server: its URL is in the cache key
+        for name in ("first", "again"):
+            evaluate(
+                "compat:scripted",
+                data,
+                out=tmp_path / name,
+                strategies="tools",
+                base_url=server.base_url,
+                cache_dir=str(tmp_path / "cache"),
+                **options,
+            )
+            if name == "first":
+                asked_requests = len(user.requests)
+    (asked,) = read_records(tmp_path / "first" / "records.jsonl")
+    (cached,) = read_records(tmp_path / "again" / "records.jsonl")
+    assert asked_requests == 4 and len(user.requests) == 4  # the second run asked nothing
+    assert [t["cached"] for t in cached.extra["tools"]["turns"]] == [True, True, True]
+    assert cached.extra["tools"]["calls"][0]["arguments"] == asked.extra["tools"]["calls"][0]["arguments"]
+    assert cached.answer == asked.answer
