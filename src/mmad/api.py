@@ -110,6 +110,7 @@ def evaluate(
     original_images: bool | NotGiven = NOT_GIVEN,
     resize: Literal["mmad", "official"] | NotGiven = NOT_GIVEN,
     mime: Literal["content", "extension"] | NotGiven = NOT_GIVEN,
+    perturb: str | Mapping[str, float] | NotGiven | None = NOT_GIVEN,
     # [answers]
     parser: Literal["mmad", "upstream", "upstream-first"] | NotGiven = NOT_GIVEN,
     judge: str | NotGiven | None = NOT_GIVEN,

@@ -77,6 +77,7 @@ SAMPLES: dict[str, tuple[Any, dict[str, Any], str]] = {
     "max_turns": (2, {"strategies": ["tools"]}, "random"),
     "tool_protocol": ("text", {"strategies": ["tools"]}, "random"),
     "blend": (0.5, {"strategies": ["tools"]}, "random"),
+    "perturb": ("blur=2", {}, "random"),
 }
 # The options of `mmad eval` and the keywords of `mmad.evaluate` that are not settings.
 EVAL_CONTROL = {"model", "data", "out", "resume", "config_file", "recipe", "dry_run"}
@@ -525,3 +526,20 @@ def test_mmad_eval_warns_of_an_old_name_in_a_run_file_on_one_line(
     assert main(["eval", "--config", str(run_file), "--dry-run"]) == 0
     err = capsys.readouterr().err
     assert f"warning: {run_file} [images]: 'size' is the old name of the setting 'image_size'; write image_size" in err
+
+
+def test_mmad_sweep_warns_of_an_old_name_in_its_settings_on_one_line(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        f'[sweep]\ndata = "{mmad_json}"\nmodels = ["random"]\nshots = [0]\n'
+        "[sweep.settings]\nlimit = 2\ncache = false\ntimeout = 30\n"
+    )
+    assert main(["sweep", str(grid), "--out", str(tmp_path / "sweep"), "--no-html"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: [settings]: 'timeout' is the old name of the setting 'timeout_s'; write timeout_s" in err
+    recorded = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert recorded["spec"]["settings"]["timeout_s"] == 30  # the grid is kept by the one name

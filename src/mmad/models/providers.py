@@ -21,7 +21,7 @@ Transport = Literal["http", "transformers", "vllm", "expert", "none", "plugin"]
 
 API_SETTINGS = ("base_url", "key_env", "extra_body", "text_only")
 IN_PROCESS_SETTINGS = ("device", "dtype", "batch_size", "model_args")
-IMAGE_SETTINGS = ("image_size", "image_format", "detail", "original_images", "resize", "mime")
+IMAGE_SETTINGS = ("image_size", "image_format", "detail", "original_images", "resize", "mime", "perturb")
 DECODING_SETTINGS = ("max_tokens", "temperature", "likelihood")
 BACKEND_SETTINGS = (*API_SETTINGS, *IN_PROCESS_SETTINGS, *IMAGE_SETTINGS, *DECODING_SETTINGS)
 """The settings that are the backend's to honour or not; every other setting is the engine's."""

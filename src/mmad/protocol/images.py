@@ -32,7 +32,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +40,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mmad.errors import DataError
 from mmad.protocol.messages import ImagePart
+from mmad.protocol.perturb import Perturbation, parse_perturb
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +67,13 @@ class ImageSettings:
     original: bool = False
     resize: Literal["mmad", "official"] = "mmad"
     mime: Literal["content", "extension"] = "content"
+    perturb: str | None = None
+    """The query images' perturbations (`mmad.protocol.perturb`), as their canonical text; None: none."""
 
     def describe(self) -> str:
-        """One line for logs and reports."""
+        """One line for logs and reports (and the response cache's key)."""
+        if self.perturb:  # only when set, so that other runs keep their cache keys
+            return f"{replace(self, perturb=None).describe()}, query images perturbed {self.perturb}"
         if self.original:
             return f"original bytes, detail={self.detail}"
         size = f"longest side {self.max_side}px" if self.max_side else "original size"
@@ -116,12 +121,12 @@ class EncodedImage:
         return len(self.data) + (len(self.data) + 2) // 3 * 4 + len(self.mime) + 13
 
 
-def encode_image(path: Path, settings: ImageSettings) -> EncodedImage:
-    """Read and prepare one image file."""
+def encode_image(path: Path, settings: ImageSettings, perturb: Perturbation | None = None) -> EncodedImage:
+    """Read and prepare one image file; `perturb` (a query image's) changes its pixels first."""
     try:
         raw = path.read_bytes()
         with Image.open(io.BytesIO(raw)) as opened:
-            if settings.original:
+            if settings.original and perturb is None:
                 # The file's own bytes go out: its header gives the size, and decoding every pixel
                 # (milliseconds per photo) would only check what `mmad validate` checks.
                 mime = _MIME.get(path.suffix.lower(), "image/png")
@@ -134,6 +139,8 @@ def encode_image(path: Path, settings: ImageSettings) -> EncodedImage:
     except (OSError, ValueError) as exc:
         msg = f"cannot read image {path}: {exc}; run `mmad validate` on the data root"
         raise DataError(msg) from exc
+    if perturb is not None:
+        image = perturb.apply(image, raw)
     if settings.max_side:
         size = resized_size(image.width, image.height, settings.max_side, settings.resize)
         if size != image.size:
@@ -173,6 +180,21 @@ def load_image(part: ImagePart) -> Image.Image:
         return image.convert("RGB")
 
 
+PERTURBED = "\x00perturbed"
+"""Appended to a query image's path where the encoder holds its perturbed form."""
+
+
+def _as_part(path: str | ImagePart) -> ImagePart:
+    return path if isinstance(path, ImagePart) else ImagePart(path=path)
+
+
+def _slot_part(slot: str) -> ImagePart:
+    """The image part a slot stands for (a perturbed query's, or a plain path's, as a template)."""
+    if slot.endswith(PERTURBED):
+        return ImagePart(path=slot.removesuffix(PERTURBED), role="query")
+    return ImagePart(path=slot, role="template")
+
+
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 DEFAULT_AHEAD = 128
 POOL_MIN_IMAGES = 200
@@ -191,8 +213,9 @@ def _quiet_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _encode_in_worker(path: str, settings: ImageSettings) -> EncodedImage:
-    encoded = encode_image(Path(path), settings)
+def _encode_in_worker(path: str, settings: ImageSettings, perturbed: bool) -> EncodedImage:
+    perturb = parse_perturb(settings.perturb) if perturbed and settings.perturb else None
+    encoded = encode_image(Path(path), settings, perturb)
     _ = encoded.data_url  # base64 here too, off the event loop's process
     return encoded
 
@@ -209,10 +232,15 @@ class ImageEncoder:
     of the run's own process, Pillow's work between its GIL-free stretches took the GIL from the
     event loop often enough to cost every request's socket calls about a millisecond (2,548
     images of 3 ms each, issue #22's profile).
+
+    With ``settings.perturb``, query images (``role="query"``) are perturbed before they are
+    prepared; templates never are. An image is held under its path, and a perturbed query under
+    its path and ``PERTURBED`` (a file that is a query and a template somewhere keeps both forms).
     """
 
     def __init__(self, settings: ImageSettings, max_bytes: int | None = None) -> None:
         self.settings = settings
+        self._perturb = parse_perturb(settings.perturb) if settings.perturb else None
         self._cache: OrderedDict[str, EncodedImage] = OrderedDict()
         self._lock = threading.Lock()
         self._max_bytes = DEFAULT_CACHE_BYTES if max_bytes is None else max_bytes
@@ -249,14 +277,15 @@ class ImageEncoder:
         if part.path is None:
             msg = "an image part has neither a path nor a data URL"
             raise DataError(msg)
+        slot = self._slot(part)
         with self._lock:
             if asked:
-                self._position = max(self._position, self._order.get(part.path, -1))
-            hit = self._cache.get(part.path)
+                self._position = max(self._position, self._order.get(slot, -1))
+            hit = self._cache.get(slot)
             if hit is not None:
-                self._cache.move_to_end(part.path)
+                self._cache.move_to_end(slot)
                 return hit
-            pending = self._pending.get(part.path)
+            pending = self._pending.get(slot)
         self._pool_decided.wait()  # a prefetch is listing its images: they may be the workers' to encode
         with self._lock:
             pool = self._pool
@@ -264,11 +293,17 @@ class ImageEncoder:
             # Asked before the prefetch reached it: still the workers' job, as encoding it here
             # would take the GIL from the event loop again.
             with contextlib.suppress(RuntimeError):  # the pool is shut down: encoded here
-                pending = self._submit(pool, part.path)
+                pending = self._submit(pool, slot)
         if pending is not None:
             with contextlib.suppress(Exception):  # a failed one is encoded here, which says why
-                return self._store(part.path, pending.result())
-        return self._store(part.path, encode_image(Path(part.path), self.settings))
+                return self._store(slot, pending.result())
+        perturb = self._perturb if slot.endswith(PERTURBED) else None
+        return self._store(slot, encode_image(Path(part.path), self.settings, perturb))
+
+    def _slot(self, part: ImagePart) -> str:
+        """Where an image part's prepared form is held: its path, and PERTURBED for a perturbed query."""
+        assert part.path is not None
+        return part.path + PERTURBED if self._perturb is not None and part.role == "query" else part.path
 
     def _store(self, path: str, encoded: EncodedImage) -> EncodedImage:
         with self._lock:
@@ -284,19 +319,20 @@ class ImageEncoder:
                 self._bytes -= evicted.size_in_memory
         return encoded
 
-    def prefetch(self, paths: Iterable[str], *, ahead: int = DEFAULT_AHEAD) -> threading.Thread:
+    def prefetch(self, paths: Iterable[str | ImagePart], *, ahead: int = DEFAULT_AHEAD) -> threading.Thread:
         """Encode images in the background, in the order they will be needed.
 
         A thread walks the paths and waits whenever it is `ahead` images in front of the furthest
         image a request has asked for. It encodes them itself when they are few (under
         POOL_MIN_IMAGES), else hands them to ``pool_workers()`` processes, a few at a time, and
         each comes back into the cache as soon as it is done; a request that needs one still on
-        its way waits for it rather than encoding it again.
+        its way waits for it rather than encoding it again. A path alone is a query image; give
+        templates as ``ImagePart(path=..., role="template")`` so that --perturb leaves them clean.
         """
 
         def work() -> None:
             try:
-                ordered = list(dict.fromkeys(paths))
+                ordered = list(dict.fromkeys(self._slot(_as_part(p)) for p in paths))
                 with self._lock:
                     self._order = {path: index for index, path in enumerate(ordered)}
                 pool = self._start_pool(len(ordered))
@@ -317,7 +353,7 @@ class ImageEncoder:
                             continue
                     if pool is None:
                         with contextlib.suppress(DataError):  # the request that needs it reports the error
-                            self.encode(ImagePart(path=path), asked=False)
+                            self.encode(_slot_part(path), asked=False)
                         continue
                     while len(in_flight) > 4 * self.workers:
                         futures_wait([in_flight.popleft()])
@@ -348,7 +384,9 @@ class ImageEncoder:
         return pool
 
     def _submit(self, pool: ProcessPoolExecutor, path: str) -> Future[EncodedImage]:
-        future = pool.submit(_encode_in_worker, path, self.settings)
+        """Send one slot's image to the workers; `path` is a slot (see `_slot`)."""
+        perturbed = path.endswith(PERTURBED)
+        future = pool.submit(_encode_in_worker, path.removesuffix(PERTURBED), self.settings, perturbed)
         with self._lock:
             self._pending[path] = future
 
@@ -380,7 +418,7 @@ class ImageEncoder:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def digests(self, parts: list[ImagePart]) -> dict[str, str]:
-        """Content digests of path-based image parts, for request hashing."""
+        """Content digests of path-based image parts (as sent: a perturbed query's), for request hashing."""
         return {p.path: self.encode(p).digest for p in parts if p.path is not None}
 
     def digests_if_encoded(self, parts: list[ImagePart]) -> dict[str, str] | None:
@@ -390,9 +428,10 @@ class ImageEncoder:
             for part in parts:
                 if part.path is None:
                     continue
-                hit = self._cache.get(part.path)
+                slot = self._slot(part)
+                hit = self._cache.get(slot)
                 if hit is None:
                     return None
-                self._position = max(self._position, self._order.get(part.path, -1))
+                self._position = max(self._position, self._order.get(slot, -1))
                 found[part.path] = hit.digest
         return found

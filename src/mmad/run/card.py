@@ -97,6 +97,8 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         **({"tools": _tools(config)} if strategies.tools else {}),
         "decoding": config.decoding.model_dump(mode="json"),
         "images": _images(config),
+        # The query images' perturbations (--perturb): with them only, so that other runs keep their card hash.
+        **({"perturb": _perturb(config)} if config.images.perturb else {}),
         "parser": config.answers.parser,
         "answer_from": config.answers.answer_from,
         "judge": config.answers.judge,
@@ -130,8 +132,19 @@ def _tools(config: RunConfig) -> dict[str, Any]:
 def _images(config: RunConfig) -> dict[str, Any]:
     """The image settings the run's backend reads, by their names (hf: and vllm-local: read none: they get
     the files and size them with their own processor)."""
-    images = config.images.model_dump(mode="json") | {"text_only": config.connection.text_only}
+    images = config.images.model_dump(mode="json", exclude={"perturb"}) | {"text_only": config.connection.text_only}
     return {k: v for k, v in images.items() if k not in set(config.unhonoured(list(images)))}
+
+
+def _perturb(config: RunConfig) -> dict[str, Any]:
+    """--perturb on the card: each perturbation's parameter, in the order they apply, and what they touch."""
+    from mmad.protocol.perturb import parse_perturb
+
+    return {
+        "applied": parse_perturb(config.images.perturb or "").as_dict(),
+        "images": "query",
+        "seed": "per image: SHA-256 of the image file",
+    }
 
 
 # Card keys of settings renamed since cards were first written: a card is hashed as it was then, so

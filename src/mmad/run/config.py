@@ -219,6 +219,36 @@ class ImageConfig(_Section):
         default="content",
         description="content or extension (label data URLs by file extension, as the official API scripts)",
     )
+    perturb: str | None = Field(
+        default=None,
+        description="perturb the query images (never templates), deterministic per image: any of "
+        "blur=2,dark=0.5,jpeg=30,noise=0.03,rotate=5",
+    )
+
+    @field_validator("perturb", mode="before")
+    @classmethod
+    def _perturbations(cls, value: Any) -> Any:
+        # perturb = {blur = 2} in a run file, or "blur=2,dark=0.5"; kept as the canonical text
+        if isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        if not isinstance(value, str) or value.strip().lower() in ("", "none"):
+            return None if isinstance(value, str) else value
+        from mmad.protocol.perturb import parse_perturb
+
+        try:
+            return parse_perturb(value).label
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _perturbed_pixels_are_encoded(self) -> ImageConfig:
+        if self.perturb and self.original_images:
+            msg = (
+                "--perturb changes the query images' pixels, so their files' own bytes cannot be sent; "
+                "leave --original-images out (or --perturb)"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -243,6 +273,7 @@ class ImageConfig(_Section):
             original=self.original_images,
             resize=self.resize,
             mime=self.mime,
+            perturb=self.perturb,
         )
 
 

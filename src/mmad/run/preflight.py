@@ -89,6 +89,14 @@ def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Prefligh
         from mmad.protocol.agent import check_agent
 
         check_agent(strategies.agent_expert, strategies.agent_notation or "bbox", config.prompt.shots)
+    if config.images.perturb and (strategies.tools or strategies.agent_expert):
+        # the tools' crops and the agent's expert map are made from the query file's clean pixels
+        which = "--strategy tools" if strategies.tools else f"the {strategies.agent_expert} agent strategy"
+        msg = (
+            f"--perturb with {which}: its images are made from the clean query file, so the model would see "
+            "the unperturbed pixels too; run --perturb without it"
+        )
+        raise ConfigError(msg)
     knowledge = DomainKnowledge.find(benchmark, config.prompt.knowledge) if strategies.rag else None
     selection = select_questions(benchmark, config.selection, config.prompt_settings())
     if not config.prompt.blind:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mmad.models.base import Model
 from mmad.protocol.images import ImageEncoder
+from mmad.protocol.messages import ImagePart
 from mmad.run.cache import ResponseCache, check_cache_folder
 from mmad.run.config import RunConfig
 from mmad.run.engine import Engine, EngineSettings, EngineStats
@@ -55,15 +56,15 @@ def _spent_before(prepared: PreparedRun) -> float:
     return usage.cost_usd if usage is not None else 0.0
 
 
-def _image_paths(prepared: PreparedRun, items: list[SelectedItem]) -> Iterator[str]:
-    """The image files a run will send, in order."""
+def _image_paths(prepared: PreparedRun, items: list[SelectedItem]) -> Iterator[ImagePart]:
+    """The image files a run will send, in order, by role (--perturb changes the query images only)."""
     prompt = prepared.config.prompt
     if prompt.blind:
         return
     for selected in items:
         for template in selected.item.templates(prompt.shots, similar=prompt.similar_templates):
-            yield str(prepared.benchmark.resolve(template))
-        yield str(prepared.benchmark.resolve(selected.item.key))
+            yield ImagePart(path=str(prepared.benchmark.resolve(template)), role="template")
+        yield ImagePart(path=str(prepared.benchmark.resolve(selected.item.key)), role="query")
 
 
 def make_engine(
