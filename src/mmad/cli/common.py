@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -369,6 +371,22 @@ def show_unparsed(n_unparsed: int, examples: list[str], hint: str = "") -> None:
         shown = " ".join(reply.split())
         shown = shown[:157] + "..." if len(shown) > 160 else shown
         err_console.print(f"  {shown!r}", markup=False, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def setting_warnings() -> Iterator[None]:
+    """A setting given by its old name (a FutureWarning from mmad.run.config) as one 'warning:' line on
+    stderr, not Python's two lines of file and source; other warnings are shown as they would be."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FutureWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, FutureWarning):
+                    err_console.print(f"warning: {warning.message}", highlight=False, markup=False, soft_wrap=True)
+                else:
+                    warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def json_option(flag: str, text: str | None) -> dict[str, object] | None:

@@ -8,7 +8,6 @@ requests failed or questions are missing (the run stopped early, or failures rem
 from __future__ import annotations
 
 import asyncio
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from mmad.cli.common import (
     progress_bar,
     render_circular,
     render_table,
+    setting_warnings,
     show_unparsed,
 )
 from mmad.cli.setting_flags import settings_from_flags, with_setting_flags
@@ -49,11 +49,8 @@ def eval_command(
     """Evaluate a model on MMAD (or any MMAD-format benchmark) with the official protocol."""
     # every setting's flag is made from the config's schema (mmad.cli.setting_flags): a new field needs no code here
     flat = settings_from_flags(settings)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FutureWarning)
+    with setting_warnings():
         config = _config(model, data, resume, config_file, recipe, flat)
-    for warning in caught:
-        err_console.print(f"warning: {warning.message}", highlight=False, markup=False, soft_wrap=True)
     if resume is None:  # a resumed run's overrides were shown when it started
         from mmad.run.config import FLAT_NAMES
 

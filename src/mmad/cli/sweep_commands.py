@@ -15,7 +15,7 @@ from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from mmad.cli.common import add_run_task, console, err_console, progress_bar
+from mmad.cli.common import add_run_task, console, err_console, progress_bar, setting_warnings
 from mmad.errors import ConfigError
 
 
@@ -79,7 +79,8 @@ def sweep_command(
         if grid is not None:
             # -d and -m fill a file that leaves data or models out (a flag over a key it gives is a note below)
             fill = {k: v for k, v in (("data", str(data) if data else None), ("models", list(model or []))) if v}
-            raw = SweepSpec.from_file(grid, fill).model_dump(mode="json", exclude_unset=True)  # what the file says
+            with setting_warnings():  # a setting by its old name: one line each
+                raw = SweepSpec.from_file(grid, fill).model_dump(mode="json", exclude_unset=True)  # what the file says
         from_file = set(raw) - {"settings"}
         file_settings = dict(raw.get("settings") or {})
         axes = {
@@ -108,7 +109,8 @@ def sweep_command(
                 "give a sweep file, or --model and --data (e.g. mmad sweep -m random -d data/MMAD --shots 0 --shots 1)"
             )
             raise ConfigError(msg)
-        spec = SweepSpec.parse(raw, source=str(grid) if grid else "the sweep flags")
+        with setting_warnings():
+            spec = SweepSpec.parse(raw, source=str(grid) if grid else "the sweep flags")
         folder = out or Path("sweeps") / (grid.stem if grid else "sweep")
         for line in dict.fromkeys(n for cell in spec.cells() for n in cell.config.override_notes()):
             _note(line)  # a setting on top of a recipe is shown once, however many cells it reaches
