@@ -580,7 +580,8 @@ class RunConfig(BaseModel):
         given = recipe_settings(self.recipe)
         ignored = self.unhonoured([f for section, values in given.items() for f in values if f in FLAT_NAMES])
         effective = self.image_settings()
-        view = {"image_size": effective.max_side, "image_format": effective.format, "detail": effective.detail}
+        view: dict[str, Any] = {"image_size": effective.max_side, "image_format": effective.format}
+        view["detail"] = effective.detail
         view |= {"original_images": effective.original, "resize": effective.resize, "mime": effective.mime}
         unused = []
         for name in ignored:
