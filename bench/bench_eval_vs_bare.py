@@ -37,7 +37,7 @@ TARGET = 0.9
 
 def prepared_requests(data: Path, limit: int, folder: Path) -> Path:
     """mmad's own requests for the first `limit` sampled questions, as text parts and image files."""
-    config = RunConfig.from_flat("mmad:random", str(data), limit=limit, original=True, detail=None)
+    config = RunConfig.from_flat("mmad:random", str(data), limit=limit, original_images=True, detail=None)
     benchmark = load_benchmark(data)
     selection = select_questions(benchmark, config.selection, config.prompt_settings())
     planner = Planner(benchmark, config.prompt_settings(), parse_strategies([]))
