@@ -256,7 +256,6 @@ def _leaderboard_view(board: Leaderboard) -> dict[str, Any]:
             "protocol_text": r.protocol,
             "source": r.source,
             "citation": r.citation,
-            "training": r.trained_on,
         }
 
     return {
