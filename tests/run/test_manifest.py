@@ -218,3 +218,13 @@ def test_a_backend_description_with_numpy_numbers_and_paths_is_written_as_json(s
     }
     write_manifest(tmp_path, manifest)
     assert read_manifest(tmp_path) == manifest
+
+
+def test_a_setting_from_a_later_mmad_names_the_mmad_that_wrote_the_file(small_run: Path, tmp_path: Path) -> None:
+    run = _copy(small_run, tmp_path / "later")
+    raw = json.loads((run / RUN_FILE).read_text())
+    raw["mmad_version"] = "99.0"
+    raw["config"]["prompt"]["a_later_setting"] = True
+    (run / RUN_FILE).write_text(json.dumps(raw))
+    with pytest.raises(RunError, match=r"config.prompt.a_later_setting.*written by mmad 99.0, this is mmad"):
+        open_run(run)

@@ -15,7 +15,9 @@ Versions (``schema_version``):
 - 2: this model; every field always present (None until known).
 
 `read_manifest` upgrades 0 and 1 in memory (the file is rewritten as 2 only when the run is resumed)
-and refuses a version newer than this mmad reads, naming the file.
+and refuses a version newer than this mmad reads, naming the file. Every field added, renamed or
+removed is a new version (an older mmad then says "newer" rather than "unknown field"), with a step
+in `upgraded` when older files need more than the new version number.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class Manifest(_Part):
     """A run's run.json. Frozen: a change is a new manifest (`with_model`, `started`, `finished`),
     written by `write_manifest`."""
 
-    schema_version: Literal[2] = 2
+    schema_version: int = Field(default=SCHEMA_VERSION, description="set by `upgraded` to SCHEMA_VERSION")
     mmad_version: str
     created_at: str = Field(description="ISO 8601, UTC, when the run was started (not resumed)")
     finished_at: str | None = None
@@ -184,7 +186,7 @@ def parse_manifest(raw: dict[str, Any], path: Path) -> Manifest:
     try:
         return Manifest.model_validate(upgraded(raw, path))
     except ValidationError as exc:
-        raise RunError(_unreadable(path, exc)) from None
+        raise RunError(_unreadable(path, exc, raw)) from None
 
 
 def recorded_config(raw: dict[str, Any], path: Path) -> RunConfig:
@@ -193,7 +195,7 @@ def recorded_config(raw: dict[str, Any], path: Path) -> RunConfig:
     try:
         return RunConfig.model_validate(config)
     except ValidationError as exc:
-        raise RunError(_unreadable(path, exc, "config.")) from None
+        raise RunError(_unreadable(path, exc, raw, "config.")) from None
 
 
 def upgraded(raw: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -212,19 +214,25 @@ def upgraded(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         raw = _upgrade_0(raw, path)
     if version <= 1:
         raw = _upgrade_1(raw)
-    return raw
+    # Each step above turns a version into the next; what is left is the current layout.
+    return {**raw, "schema_version": SCHEMA_VERSION}
 
 
-def _unreadable(path: Path, exc: ValidationError, prefix: str = "") -> str:
+def _unreadable(path: Path, exc: ValidationError, raw: dict[str, Any], prefix: str = "") -> str:
+    from mmad._version import __version__
+
     problems = "; ".join(
         f"{prefix}{'.'.join(str(p) for p in error['loc']) or 'top level'}: {error['msg']}" for error in exc.errors()[:3]
     )
-    return f"{path} is not a run.json this mmad can read ({problems}); the run folder is damaged or not a run"
+    written = raw.get("mmad_version")
+    # A setting a later mmad added reads as an unknown field here: say which mmad wrote the file.
+    by = f"; it was written by mmad {written}, this is mmad {__version__}" if written and written != __version__ else ""
+    return f"{path} is not a run.json this mmad can read ({problems}){by}; the run folder is damaged or not a run"
 
 
 def _upgrade_1(raw: dict[str, Any]) -> dict[str, Any]:
     """Version 1 in version 2's shape (the same keys, the absent ones left to their defaults)."""
-    upgraded = {**raw, "schema_version": SCHEMA_VERSION}
+    upgraded = dict(raw)
     if isinstance(upgraded.get("model"), str):  # a bare name, before backends described themselves
         upgraded["model"] = {"name": upgraded["model"]}
     return upgraded
