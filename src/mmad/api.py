@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from os import PathLike
@@ -29,6 +30,8 @@ from mmad.score.answers import without_dropped_images, write_official_answers
 from mmad.score.official_csv import write_accuracy_csv
 from mmad.score.operating import operating_report
 from mmad.score.table import Policy, score_answers
+
+logger = logging.getLogger(__name__)
 
 
 def write_run_files(result: RunResult, *, plot: bool = True) -> dict[str, Path]:
@@ -172,4 +175,6 @@ def evaluate(
     given = {name: value for name, value in locals().items() if name in FLAT_NAMES and value is not NOT_GIVEN}
     settings = {k: str(v) if isinstance(v, PathLike) else v for k, v in {**given, **old_names}.items()}
     config = RunConfig.from_flat(model, str(data), recipe=recipe, **settings)
+    for note in config.recipe_notes():  # the CLI prints them; a script sees them in its log
+        logger.warning("%s", note)
     return asyncio.run(evaluate_async(config, out=out, resume=resume, on_progress=on_progress))

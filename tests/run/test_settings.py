@@ -543,3 +543,11 @@ def test_mmad_sweep_warns_of_an_old_name_in_its_settings_on_one_line(
     assert "warning: [settings]: 'timeout' is the old name of the setting 'timeout_s'; write timeout_s" in err
     recorded = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert recorded["spec"]["settings"]["timeout_s"] == 30  # the grid is kept by the one name
+
+
+def test_mmad_evaluate_logs_a_recipes_settings_the_backend_does_not_read(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="mmad.api"):
+        _captured_config(monkeypatch, model="vllm-local:tiny", data="d", recipe="gpt4o")
+    assert "the gpt4o recipe's image_size = 512" in caplog.text and "reads the image files itself" in caplog.text

@@ -112,7 +112,8 @@ def sweep_command(
         with setting_warnings():
             spec = SweepSpec.parse(raw, source=str(grid) if grid else "the sweep flags")
         folder = out or Path("sweeps") / (grid.stem if grid else "sweep")
-        for line in dict.fromkeys(n for cell in spec.cells() for n in cell.config.override_notes()):
+        notes = (n for cell in spec.cells() for n in [*cell.config.override_notes(), *cell.config.recipe_notes()])
+        for line in dict.fromkeys(notes):
             _note(line)  # a setting on top of a recipe is shown once, however many cells it reaches
     _run(spec, folder, resume=resume is not None, html=html, bootstrap=bootstrap)
 
