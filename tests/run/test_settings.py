@@ -225,7 +225,7 @@ def _from_command_line(model: str, args: list[str]) -> RunConfig:
     from mmad.cli.setting_flags import settings_from_flags
 
     context = _eval_command().make_context("eval", ["-m", model, "-d", "d", *args])
-    return RunConfig.from_flat(model, "d", **settings_from_flags(context.params))
+    return RunConfig.from_flat(model, "d", recipe=context.params["recipe"], **settings_from_flags(context.params))
 
 
 @pytest.mark.parametrize("name", SETTINGS)
@@ -551,3 +551,12 @@ def test_mmad_evaluate_logs_a_recipes_settings_the_backend_does_not_read(
     with caplog.at_level("WARNING", logger="mmad.api"):
         _captured_config(monkeypatch, model="vllm-local:tiny", data="d", recipe="gpt4o")
     assert "the gpt4o recipe's image_size = 512" in caplog.text and "reads the image files itself" in caplog.text
+
+
+def test_a_flag_left_out_sets_nothing_so_a_recipes_value_stays() -> None:
+    from mmad.cli.setting_flags import settings_from_flags
+
+    context = _eval_command().make_context("eval", ["-m", "random", "-d", "d"])
+    assert settings_from_flags(context.params) == {}
+    config = _from_command_line("random", ["--recipe", "internvl", "--strategies", "cot"])
+    assert config.prompt.cot_history  # the recipe's yes/no setting is not undone by a flag not given
