@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mmad import evaluate
+from mmad.data.official import load_benchmark
 from mmad.errors import MissingExtraError
 from mmad.records.record import read_records
 from mmad.run.config import RunConfig
@@ -240,6 +242,31 @@ def test_ctrl_c_on_the_ray_engine_saves_marks_and_resumes(mmad_json: Path, tmp_p
         # The signal needed a driver process of its own; the resume joins the same Ray from this one.
         assert main(_eval_args(mmad_json, out, server.base_url, ray_cluster, resume=True)) == 0
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_a_run_folder_deleted_under_a_ray_run_stops_it_as_a_local_one(
+    mmad_json: Path, tmp_path: Path, ray_cluster: str
+) -> None:
+    out = tmp_path / "run"
+    with running_server(latency_s=0.2) as server:  # seconds of asking: the folder goes mid-run
+        driver = subprocess.Popen(
+            _driver(mmad_json, out, server.base_url, ray_cluster, resume=False),
+            env=process_env(120),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for_records(out, 4, 120, alive=lambda: driver.poll() is None)
+        shutil.rmtree(out)
+        _, stderr = driver.communicate(timeout=120)
+        asked = server.stats.requests
+    assert driver.returncode != 0
+    assert f"the run folder {out} was deleted" in stderr, stderr[-2000:]
+    assert asked < load_benchmark(mmad_json).n_questions / 2, "the run stopped asking once its folder was gone"
+    assert "Traceback" not in stderr
+    assert not (out / "run.json").exists(), "no run.json may claim answers that are gone"
 
 
 @pytest.mark.slow

@@ -127,6 +127,7 @@ class RayEngine(Scheduler):
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
         """Ask every prompt on the actor pool; returns the counters, as `Engine.run` does."""
         self.ledger.begin(total_questions)
+        watcher = asyncio.create_task(self.ledger.flush_often())  # a deleted run folder stops the run
         try:
             with ray_session(self.address) as ray:
                 self._ray = ray
@@ -136,6 +137,7 @@ class RayEngine(Scheduler):
                 finally:
                     self._stop_actors()
         finally:
+            watcher.cancel()
             self.ledger.close()
         return self.stats
 

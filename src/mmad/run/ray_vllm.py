@@ -259,6 +259,7 @@ class VLLMDataEngine(Scheduler):
         ledger.begin(total_questions)
         ledger.describe_model(self.describe())
         prompts: list[Prompt] = []
+        watcher = asyncio.create_task(ledger.flush_often())  # a deleted run folder stops the run
         try:
             async for item in aiter_of(work):
                 if isinstance(item, PlanFailure):
@@ -270,6 +271,7 @@ class VLLMDataEngine(Scheduler):
                 with ray_session(self.prepared.config.execution.ray_address) as ray:
                     await self._stream(ray, prompts)
         finally:
+            watcher.cancel()
             self.solver.close()
             ledger.close()
         return self.stats
