@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from mmad.score.published import PublishedEntry
 
 FORMATS = ("table", "markdown", "csv", "json")
+CI_HELP = "95% intervals: a bootstrap over each run's images (as `mmad score --ci`)"
+SAMPLES_HELP = "bootstrap resamples for --ci [default: 1000]"
+SEED_HELP = "the bootstrap's seed for --ci [default: 0]"
 _SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".json": "json", ".txt": "table"}
 
 
@@ -55,6 +58,9 @@ def report_command(
         "strict", "--policy", help="strict or upstream: the policy runs are ranked and shown by"
     ),
     title: str = typer.Option("MMAD report", "--title"),
+    ci: bool = typer.Option(False, "--ci", help=CI_HELP),
+    samples: int | None = typer.Option(None, "--samples", min=100, max=1_000_000, help=SAMPLES_HELP),
+    seed: int | None = typer.Option(None, "--seed", min=0, help=SEED_HELP),
 ) -> None:
     """One HTML page: leaderboard, radar and heatmaps, per-category and per-defect tables, run cards, every answer."""
     from mmad.report.html import write_html_report
@@ -62,6 +68,9 @@ def report_command(
     if not runs:
         msg = "give at least one run directory, e.g. `mmad report runs/* --out report.html`"
         raise ConfigError(msg)
+    from mmad.cli.score_extras import ci_bootstrap
+
+    bootstrap = ci_bootstrap(ci, samples, seed)
     with _warnings_as_lines(), simple_progress() as bar:
         task = bar.add_task("thumbnails", total=None)
         path = write_html_report(
@@ -72,6 +81,7 @@ def report_command(
             data=data,
             thumb_size=thumb_size,
             policy=_policy(policy),
+            bootstrap=bootstrap,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     folder = out.suffix.lower() not in {".html", ".htm"}
@@ -125,6 +135,7 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
 
     Below 140 columns the tables lose their borders and the protocol and marks move under each table,
     one line per row: in a column of their own they were folded a word per line and cut every name."""
+    from mmad.report.leaderboard.serialise import interval_text
     from mmad.report.tables import fmt
 
     narrow = width < 140
@@ -132,7 +143,9 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
     tables: list[RenderableType] = []
     for _section, title, rows in board.sections():
         view = fitted_table(title, narrow=narrow, title_justify="left")
-        for column in ("#", "Grp", "Model", "Average", "Strict", "Upstream", "Overkill", "Miss", "Completeness"):
+        with_ci = any(row.intervals for row in board.rows)
+        columns = ["#", "Grp", "Model", "Average", *(["95% CI"] if with_ci else [])]
+        for column in [*columns, "Strict", "Upstream", "Overkill", "Miss", "Completeness"]:
             view.add_column(
                 column,
                 justify="left" if column in ("Model", "Completeness", "Grp") else "right",
@@ -152,6 +165,7 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
                 letters[row.group],
                 row.name,
                 fmt(row.score),
+                *([interval_text(row)] if with_ci else []),
                 fmt(row.strict),
                 fmt(row.upstream),
                 fmt(row.overkill),
@@ -164,6 +178,9 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
         tables.append(view)
         if narrow and notes:
             tables.append(Text("\n".join(notes)))
+    metrics = _metrics_table(board, narrow=narrow)
+    if metrics is not None:
+        tables.append(metrics)
     legend = Table(title="Groups (ranks count only within a group)", title_justify="left", show_header=False)
     legend.add_column("Grp")
     legend.add_column("Group", overflow="fold")
@@ -171,6 +188,24 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
         legend.add_row(letters[key], label)
     tables.append(legend)
     return tables
+
+
+def _metrics_table(board: Leaderboard, *, narrow: bool) -> Table | None:
+    """Every registered metric's headline figures for each run, as `mmad score` shows them."""
+    from mmad.report.leaderboard.serialise import metric_columns
+    from mmad.report.tables import fmt
+
+    columns = metric_columns(board)
+    runs = [row for row in board.rows if row.metrics]
+    if not columns or not runs:
+        return None
+    view = fitted_table("Metrics of your runs (whole run)", narrow=narrow, title_justify="left")
+    view.add_column("Model", overflow="fold")
+    for key in columns:
+        view.add_column(key.replace(":", "\n", 1), justify="right", overflow="fold")
+    for row in runs:
+        view.add_row(row.name, *(fmt(row.metrics.get(key)) for key in columns))
+    return view
 
 
 def _short_completeness(row: LeaderboardRow) -> str:
@@ -195,8 +230,12 @@ def leaderboard_command(
         None, "--published", help="a folder of accuracy CSVs instead of the shipped results"
     ),
     no_published: bool = typer.Option(False, "--no-published", help="rank your runs only"),
+    ci: bool = typer.Option(False, "--ci", help=CI_HELP),
+    samples: int | None = typer.Option(None, "--samples", min=100, max=1_000_000, help=SAMPLES_HELP),
+    seed: int | None = typer.Option(None, "--seed", min=0, help=SEED_HELP),
 ) -> None:
     """The published results and your runs in one ranking; incomplete, subset and other-protocol rows are marked."""
+    from mmad.cli.score_extras import ci_bootstrap
     from mmad.report.leaderboard import (
         build_leaderboard,
         leaderboard_csv,
@@ -216,6 +255,7 @@ def leaderboard_command(
         subtasks=parse_subtasks(subtask or []),
         protocol=protocol,
         policy=_policy(policy),
+        bootstrap=ci_bootstrap(ci, samples, seed),
     )
     if not board.rows:
         msg = "nothing to rank: " + " ".join(board.notes[:-1] or ["no run or published row is left in this view"])

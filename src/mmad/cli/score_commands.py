@@ -212,6 +212,25 @@ def score_command(
     err_console.print("wrote " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
 
 
+def _print_metrics_side_by_side(a: list[Any], b: list[Any]) -> None:
+    """Every registered metric's headline figures of both runs (each whole run, not paired), as `mmad score`
+    shows them."""
+
+    values_a, values_b = {c.key: c.cell for c in a}, {c.key: c.cell for c in b}
+    keys = list(dict.fromkeys([*values_a, *values_b]))
+    if not keys:
+        return
+    view = Table(title="Metrics of each run (whole run, not paired)")
+    for column in ("Metric", "A", "B", "B - A"):
+        view.add_column(column, justify="left" if column == "Metric" else "right")
+    for key in keys:
+        x, y = values_a.get(key), values_b.get(key)
+        vx, vy = (x.value if x else None), (y.value if y else None)
+        delta = f"{vy - vx:+.2f}" if vx is not None and vy is not None else "–"
+        view.add_row(key, x.text(2) if x else "–", y.text(2) if y else "–", delta)
+    console.print(view)
+
+
 def _robustness(card_a: dict[str, Any], card_b: dict[str, Any]) -> dict[str, str] | None:
     """Which run is the other's perturbed twin (`mmad.score.robustness`), and its perturbation; else None."""
     from mmad.score.robustness import is_clean_counterpart, perturbation_of
@@ -330,6 +349,9 @@ def compare_command(
             **head,
             "declined": declined,
             "differences": [{**vars(d), "delta": d.delta} for d in result],
+            "metrics": {
+                side: {c.key: c.cell.value for c in run.summary()} for side, run in (("a", scored_a), ("b", scored_b))
+            },
         }
         typer.echo(json.dumps(payload, indent=2))
         _warn_partial(sides)
@@ -361,6 +383,7 @@ def compare_command(
         )
     view.caption = f"{len(pairing.pairs)} questions answered by both runs, paired; {overlap}"
     console.print(view)
+    _print_metrics_side_by_side(scored_a.summary(), scored_b.summary())
     if pairing.left_out:
         console.print(
             f"left out {pairing.left_out} questions not answered by both (a failed request, a refusal or an "

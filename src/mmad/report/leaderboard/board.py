@@ -12,6 +12,7 @@ from mmad.report.leaderboard.model import Leaderboard, LeaderboardRow
 from mmad.report.leaderboard.ranking import rank_rows
 from mmad.report.leaderboard.rows import RunScores, published_row, run_row
 from mmad.run.folder import RunFolder
+from mmad.score.metrics import Bootstrap
 from mmad.score.published import PublishedEntry, leakage_notes, load_published_results
 from mmad.score.table import Policy
 
@@ -58,6 +59,7 @@ def build_leaderboard(
     subtasks: Sequence[Subtask | str] = (),
     protocol: str | None = None,
     policy: Policy | str = Policy.STRICT,
+    bootstrap: Bootstrap | None = None,
 ) -> Leaderboard:
     """The leaderboard of some runs beside the published results (the shipped ones by default).
 
@@ -70,7 +72,9 @@ def build_leaderboard(
     rows: list[LeaderboardRow] = []
     notes: list[str] = []
     unanswered = []
-    all_scores = [run if isinstance(run, RunScores) else RunScores.of(run) for run in runs]
+    all_scores = [
+        run if isinstance(run, RunScores) else RunScores.of(run, policy=policy, bootstrap=bootstrap) for run in runs
+    ]
     check_datasets(datasets, all_scores)
     for scores in all_scores:
         if not scores.has_answers:
@@ -93,6 +97,11 @@ def build_leaderboard(
         notes.append(
             f"{len(left_out)} published rows have no figure for this view (per-dataset or per-subtask numbers "
             f"were not published) and are left out: {', '.join(left_out)}"
+        )
+    if bootstrap is not None and (datasets or chosen_subtasks):
+        notes.append(
+            "--ci: the intervals are the whole table's (a bootstrap over each run's images); a view narrowed to "
+            "some datasets or subtasks shows none"
         )
     if protocol:
         rows = [r for r in rows if _matches(r, protocol)]

@@ -63,6 +63,12 @@ class LeaderboardRow:
     """detection-only: a figure for anomaly discrimination alone, never shown beside seven-subtask averages."""
     clean_split: list[str] = field(default_factory=list)
     """A run's --errata drop and --exclude, as its card records them."""
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    """For a run, every registered metric's headline figures (``metric:cell``, `mmad.score.metrics`) over the
+    whole run under the board's policy, as `mmad score` shows them; empty for a published row."""
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    """With --ci, a run's 95% image-bootstrap interval [low, high] of its score (``Average``) and of each
+    subtask's figure; empty otherwise, and for a view narrowed to some datasets or subtasks."""
 
     @property
     def ranked(self) -> bool:

@@ -21,9 +21,11 @@ from mmad.report.leaderboard.rules import (
     run_group,
 )
 from mmad.run.folder import RunFolder, open_run
-from mmad.score.answers import GradedAnswer, any_reply, covers_text, graded_from_record
+from mmad.run.scoring import ScoredRun, score_run
+from mmad.score.answers import covers_text
+from mmad.score.metrics import Bootstrap
 from mmad.score.published import PublishedEntry
-from mmad.score.table import Policy, ScoreTable, score_answers
+from mmad.score.table import Policy, ScoreTable
 
 
 def view_figures(
@@ -77,25 +79,23 @@ def _detection(table: ScoreTable, datasets: Sequence[str]) -> tuple[float | None
 
 
 @dataclass
-class RunScores:
-    """A run opened and scored under both policies (reused by the HTML report)."""
+class RunScores(ScoredRun):
+    """A run folder opened and scored (`mmad.run.scoring.score_run`): a leaderboard row and a report section."""
 
-    run: RunFolder
-    graded: list[GradedAnswer]
-    strict: ScoreTable
-    upstream: ScoreTable
+    run: RunFolder  # always a folder here, never a bare answers file
 
     @classmethod
-    def of(cls, run: RunFolder | str | os.PathLike[str]) -> RunScores:
+    def of(
+        cls,
+        run: RunFolder | str | os.PathLike[str],
+        *,
+        policy: Policy | str | None = None,
+        bootstrap: Bootstrap | None = None,
+    ) -> RunScores:
         """Open (when given a path) and score a run."""
         folder = run if isinstance(run, RunFolder) else open_run(run)
-        graded = [graded_from_record(r) for r in folder.plain]
-        return cls(folder, graded, score_answers(graded, Policy.STRICT), score_answers(graded, Policy.UPSTREAM))
-
-    @property
-    def has_answers(self) -> bool:
-        """Some request got a reply; without one, the run's figures would be zeros that mean nothing."""
-        return any_reply(self.graded)
+        scored = score_run(folder, policy=policy, bootstrap=bootstrap)
+        return cls(scored.source, scored.data, run=folder)
 
 
 def run_row(
@@ -110,6 +110,7 @@ def run_row(
     )
     chosen = scores.strict if policy is Policy.STRICT else scores.upstream
     overkill, miss = _detection(chosen, datasets)
+    scored = scores.with_policy(policy)
     group, label = run_group(run)
     card_hash = run_card_hash(run)
     card = run.card
@@ -168,7 +169,19 @@ def run_row(
         question_set=_run_question_set(completeness.selected, completeness.in_benchmark, card),
         shots=_card_shots(card),
         clean_split=split_marks,
+        metrics={column.key: column.cell.value for column in scored.summary()},
+        intervals=_view_intervals(scored, datasets, subtasks),
     )
+
+
+def _view_intervals(scored: ScoredRun, datasets: Sequence[str], subtasks: Sequence[Subtask]) -> dict[str, list[float]]:
+    """The score's and each subtask's interval, for the whole table only: a narrowed view's figures are
+    means over other cells than the ones the bootstrap resampled."""
+    intervals = scored.intervals
+    if intervals is None or datasets or subtasks:
+        return {}
+    named = {"Average": intervals.average, **{s.value: v for s, v in intervals.subtask_averages.items()}}
+    return {name: [v.low, v.high] for name, v in named.items() if v is not None}
 
 
 def published_row(

@@ -75,6 +75,9 @@ def leaderboard_csv(board: Leaderboard) -> str:
         "contamination",
         "table",
         "marks",
+        "score_low",
+        "score_high",
+        *metric_columns(board),
     ]
     writer.writerow(header)
 
@@ -110,9 +113,22 @@ def leaderboard_csv(board: Leaderboard) -> str:
                 row.contamination,
                 row.table,
                 " | ".join(row.marks),
+                *(number(v) for v in row.intervals.get("Average", [None, None])),
+                *(number(row.metrics.get(key)) for key in metric_columns(board)),
             ]
         )
     return buffer.getvalue()
+
+
+def metric_columns(board: Leaderboard) -> list[str]:
+    """The metric figures (``metric:cell``) of the board's runs, in the order the metrics are registered."""
+    return list(dict.fromkeys(key for row in board.rows for key in row.metrics))
+
+
+def interval_text(row: LeaderboardRow, name: str = "Average") -> str:
+    """A row's 95% interval as '[58.1, 66.0]', or '' without one."""
+    bounds = row.intervals.get(name)
+    return f"[{bounds[0]:.1f}, {bounds[1]:.1f}]" if bounds else ""
 
 
 def _provenance_line(row: LeaderboardRow) -> str:
@@ -155,7 +171,9 @@ def leaderboard_markdown(board: Leaderboard, *, title: str = "MMAD leaderboard")
     letters = board.group_letters()
     subtasks = _subtask_names(board)
     shorts = [Subtask(s).short for s in subtasks]
-    header = ["#", "Group", "Model", "Average", "Strict", "Upstream", *shorts, "Overkill", "Miss", "Completeness"]
+    with_ci = any(row.intervals for row in board.rows)
+    header = ["#", "Group", "Model", "Average", *(["95% interval"] if with_ci else [])]
+    header += ["Strict", "Upstream", *shorts, "Overkill", "Miss", "Completeness"]
     lines = [f"### {title}", ""]
     view = []
     if board.datasets:
@@ -175,6 +193,7 @@ def leaderboard_markdown(board: Leaderboard, *, title: str = "MMAD leaderboard")
                 letters[row.group],
                 _md(row.name) + ("" if not row.marks else " ¹"),
                 f"**{fmt(row.score)}**",
+                *([interval_text(row)] if with_ci else []),
                 fmt(row.strict),
                 fmt(row.upstream),
                 *(fmt(row.subtasks.get(s)) for s in subtasks),
@@ -183,6 +202,7 @@ def leaderboard_markdown(board: Leaderboard, *, title: str = "MMAD leaderboard")
                 _md(row.completeness),
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    lines += _metrics_markdown(board)
     lines += _detection_markdown(board, letters)
     lines += ["", "Groups (ranks count only within a group):", ""]
     lines += [f"- **{letters[key]}** {_md(label)}" for key, label in board.groups.items()]
@@ -196,3 +216,16 @@ def leaderboard_markdown(board: Leaderboard, *, title: str = "MMAD leaderboard")
     lines += [f"- {_md(r.name)}: {_md(_provenance_line(r))}" for r in board.rows]
     lines += ["", *(f"_{_md(note)}_" for note in board.notes)]
     return "\n".join(lines) + "\n"
+
+
+def _metrics_markdown(board: Leaderboard) -> list[str]:
+    """Every registered metric's headline figures for each run (`mmad score` shows the same)."""
+    columns = metric_columns(board)
+    runs = [row for row in board.rows if row.metrics]
+    if not columns or not runs:
+        return []
+    lines = ["", "#### Metrics of the runs (whole run)", "", "| Model | " + " | ".join(columns) + " |"]
+    lines.append("|" + "---|" * (len(columns) + 1))
+    for row in runs:
+        lines.append(f"| {_md(row.name)} | " + " | ".join(fmt(row.metrics.get(key)) for key in columns) + " |")
+    return lines
