@@ -398,3 +398,43 @@ def test_cache_help_shows_each_commands_first_sentence_whole(
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
     assert "..." not in lines["info"] and lines["info"].rstrip().endswith("hits.")
     assert "..." not in lines["clear"]
+
+
+def test_a_reply_from_the_cache_prepares_no_image_and_a_changed_file_is_asked_again(tmp_path: Path) -> None:
+    """Issue #22: the key hashes the image files (with the settings), not the prepared JPEGs, so a
+    run answered from the cache never decodes, resizes or encodes an image."""
+    import asyncio
+
+    from PIL import Image
+
+    from mmad.protocol.images import ImageEncoder, ImageSettings
+    from mmad.protocol.messages import ImagePart, Message, PosedQuestion, Prompt, TextPart
+    from mmad.run.caller import ModelClient
+    from mmad.run.ledger import EngineSettings, EngineStats
+    from mmad.run.limits import RetryPolicy
+    from tests.helpers.recording import RecordingModel
+
+    template, query = tmp_path / "good.png", tmp_path / "query.png"
+    Image.new("RGB", (40, 30), (90, 90, 90)).save(template)
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(query)
+    question = PosedQuestion(
+        question_id="q#0", image="q", question_type="Anomaly Detection", text="Is there a defect?",
+        options={"A": "Yes", "B": "No"}, correct_answer="A", number=1,
+    )  # fmt: skip
+    parts = (ImagePart(path=str(template), role="template"), ImagePart(path=str(query)), TextPart(text="Defect?"))
+    prompt = Prompt(image="q", messages=(Message(role="user", parts=parts),), questions=(question,))
+    settings = EngineSettings(policy=RetryPolicy(0, 0.01, 0.01, 5.0), concurrency=1)
+    settings.cache_settings["images"] = ImageSettings().describe()
+
+    def ask() -> tuple[bool, int, int]:
+        model, images, cache = RecordingModel(), ImageEncoder(ImageSettings()), ResponseCache(tmp_path / "cache")
+        try:
+            reply = asyncio.run(ModelClient(model, images, settings, EngineStats(), cache=cache)(prompt))
+        finally:
+            cache.close()
+        return reply.cached, len(model.requests), images.encoded
+
+    assert ask() == (False, 1, 2)
+    assert ask() == (True, 0, 0)  # nothing sent, nothing prepared
+    Image.new("RGB", (40, 30), (30, 200, 30)).save(query)  # the same path, other pixels
+    assert ask() == (False, 1, 2)

@@ -249,6 +249,7 @@ class ImageEncoder:
         self._position = -1  # the furthest path (in prefetch order) a request has asked for
         self._stop = threading.Event()
         self._pending: dict[str, Future[EncodedImage]] = {}  # sent to the worker processes, not back yet
+        self._sources: dict[str, str] = {}  # slot -> source digest (see `digests`)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_decided = threading.Event()  # whether a prefetch uses the pool is known
         self._pool_decided.set()
@@ -322,13 +323,23 @@ class ImageEncoder:
     def prefetch(self, paths: Iterable[str | ImagePart], *, ahead: int = DEFAULT_AHEAD) -> threading.Thread:
         """Encode images in the background, in the order they will be needed.
 
-        A thread walks the paths and waits whenever it is `ahead` images in front of the furthest
-        image a request has asked for. It encodes them itself when they are few (under
-        POOL_MIN_IMAGES), else hands them to ``pool_workers()`` processes, a few at a time, and
-        each comes back into the cache as soon as it is done; a request that needs one still on
-        its way waits for it rather than encoding it again. A path alone is a query image; give
-        templates as ``ImagePart(path=..., role="template")`` so that --perturb leaves them clean.
+        One thread hashes every file for the cache keys (`digests`); another walks the paths and
+        waits whenever it is `ahead` images in front of the furthest image a request has asked to
+        send (a cache hit sends nothing, so a run answered from the cache prepares few images).
+        It encodes them itself when they are few (under POOL_MIN_IMAGES), else hands them to
+        ``pool_workers()`` processes, a few at a time, and each comes back into the cache as soon
+        as it is done; a request that needs one still on its way waits for it rather than encoding
+        it again. A path alone is a query image; give templates as
+        ``ImagePart(path=..., role="template")`` so that --perturb leaves them clean.
         """
+
+        def hash_all(ordered: list[str]) -> None:
+            # every request needs its images' digests (the cache key), hits included: all of them, ahead
+            for slot in ordered:
+                if self._stop.is_set():
+                    return
+                with contextlib.suppress(DataError, OSError):  # the request that needs it reports the error
+                    self._source_digest(slot)
 
         def work() -> None:
             try:
@@ -338,6 +349,8 @@ class ImageEncoder:
                 pool = self._start_pool(len(ordered))
             finally:
                 self._pool_decided.set()
+            hashing = threading.Thread(target=hash_all, args=(ordered,), name="mmad-image-hash", daemon=True)
+            hashing.start()
             in_flight: deque[Future[EncodedImage]] = deque()
             try:
                 for index, path in enumerate(ordered):
@@ -418,20 +431,62 @@ class ImageEncoder:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def digests(self, parts: list[ImagePart]) -> dict[str, str]:
-        """Content digests of path-based image parts (as sent: a perturbed query's), for request hashing."""
-        return {p.path: self.encode(p).digest for p in parts if p.path is not None}
+        """Digests of path-based image parts for the response cache's key, from their files' bytes.
 
-    def digests_if_encoded(self, parts: list[ImagePart]) -> dict[str, str] | None:
-        """`digests`, when every image is already encoded (no I/O, so no thread needed); else None."""
+        A source digest (``source:`` and the SHA-256 of the file, and the perturbation of a
+        perturbed query), not the prepared image's: with the preparation settings in the key
+        beside it, it decides the bytes sent, and a run whose replies are all in the cache
+        never prepares an image (issue #22). Reading and hashing a file costs a fraction of
+        preparing it, and gives up the GIL while it works.
+        """
+        return {p.path: self._source_digest(self._slot(p)) for p in parts if p.path is not None}
+
+    def digests_if_known(self, parts: list[ImagePart]) -> dict[str, str] | None:
+        """`digests`, when every one is known already (a prefetch hashes ahead): no I/O, no thread needed."""
         found: dict[str, str] = {}
         with self._lock:
             for part in parts:
                 if part.path is None:
                     continue
-                slot = self._slot(part)
-                hit = self._cache.get(slot)
-                if hit is None:
+                known = self._sources.get(self._slot(part))
+                if known is None:
                     return None
-                self._position = max(self._position, self._order.get(slot, -1))
-                found[part.path] = hit.digest
+                found[part.path] = known
         return found
+
+    def encoded_all(self, parts: list[ImagePart]) -> bool:
+        """Whether every path-based part is prepared already (no I/O); each counts as asked for, so
+        a prefetch keeps encoding ahead of the requests that send images, not of cache hits."""
+        ready = True
+        with self._lock:
+            for part in parts:
+                if part.path is None:
+                    continue
+                slot = self._slot(part)
+                self._position = max(self._position, self._order.get(slot, -1))
+                ready = ready and slot in self._cache
+        return ready
+
+    def encode_all(self, parts: list[ImagePart]) -> None:
+        """Prepare every path-based part now (blocking: from a thread); a failure raises its DataError."""
+        for part in parts:
+            if part.path is not None:
+                self.encode(part)
+
+    def _source_digest(self, slot: str) -> str:
+        with self._lock:
+            known = self._sources.get(slot)
+        if known is not None:
+            return known
+        path = slot.removesuffix(PERTURBED)
+        try:
+            raw = Path(path).read_bytes()
+        except OSError:
+            self.encode(_slot_part(slot))  # raises the DataError that names the file and the fix
+            raise
+        digest = "source:" + hashlib.sha256(raw).hexdigest()
+        if slot.endswith(PERTURBED) and self._perturb is not None:
+            digest += "+" + self._perturb.label
+        with self._lock:
+            self._sources[slot] = digest
+        return digest

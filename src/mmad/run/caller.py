@@ -54,10 +54,11 @@ class ModelClient:
         """The reply to a prompt: from the cache, or from the model with retries; usage counted."""
         stats = self.usage
         key = ""
+        parts = [p for m in prompt.messages for p in m.images]
         if self.cache is not None:
-            parts = [p for m in prompt.messages for p in m.images]
-            # Prefetched images are hashed already; a thread hop per request costs more than the lookup.
-            digests = self.images.digests_if_encoded(parts)
+            # Keyed by the image files' digests (a prefetch hashes them ahead; a thread hop per request
+            # would cost more than the lookup), so a hit never prepares an image.
+            digests = self.images.digests_if_known(parts)
             if digests is None:
                 digests = await asyncio.to_thread(self.images.digests, parts)
             key = cache_key(self.description, prompt.digest(digests), self.settings.cache_settings)
@@ -66,6 +67,8 @@ class ModelClient:
                 stats.cached += len(prompt.questions) or 1
                 self._note_answer(hit, answer)
                 return Reply(hit, attempts=0, cached=True)
+        if not self.images.encoded_all(parts):  # prepared off the event loop, before the body is built on it
+            await asyncio.to_thread(self.images.encode_all, parts)
         request = Request(
             messages=prompt.messages,
             max_tokens=prompt.max_tokens,
