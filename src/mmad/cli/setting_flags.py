@@ -65,13 +65,6 @@ def _inner_number(name: str) -> type[int] | type[float]:
     return float
 
 
-def flag_names(name: str) -> tuple[str, ...]:
-    """Every option string of a setting's flag: its own, its --no- form, and the old ones it still takes."""
-    flag = flag_of(*FLAT_NAMES[name])
-    own = (flag, "--no-" + flag.removeprefix("--")) if _kind(name) == "flag" else (flag,)
-    return (*own, *OLD_FLAGS.get(name, ()), *_SHORT.get(name, ()))
-
-
 def _option(name: str) -> tuple[Any, Any]:
     """(annotation, typer.Option) of a setting's flag."""
     kind = _kind(name)
