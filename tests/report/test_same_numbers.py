@@ -154,3 +154,19 @@ def test_a_finished_sweep_shows_its_intervals_on_resume(
     (again,) = json.loads((sweep / "sweep_table.json").read_text())
     (cell,) = json.loads((folder / "sweep_table.json").read_text())
     assert cell["intervals"] == again["intervals"] and cell["intervals"]["Average"]
+
+
+def test_a_run_made_with_perturb_pairs_with_the_same_run_made_without(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["eval", "-m", "random:3", "-d", str(mmad_json), "--no-cache", "--subtask", "Anomaly Detection"]
+    assert main([*args, "--out", str(tmp_path / "clean")]) == 0
+    assert main([*args, "--out", str(tmp_path / "dark"), "--perturb", "dark=0.5,blur=2"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "clean"), str(tmp_path / "dark"), "--json", "--samples", "200"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["robustness"] == {"perturbed": "b", "perturb": "blur=2,dark=0.5"}  # in the order they apply
+    assert not [note for note in data["notes"] if note.startswith("protocol differs")]
+    page = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "clean"), str(tmp_path / "dark"), "--no-published", "--out", str(page)]) == 0
+    assert "(perturb blur=2,dark=0.5) against" in page.read_text()

@@ -25,8 +25,12 @@ def perturbation_of(card: Mapping[str, Any]) -> str | None:
     value = card.get(PERTURB_KEY)
     if not value:
         return None
+    if isinstance(value, Mapping) and isinstance(value.get("applied"), Mapping):
+        value = value["applied"]  # the card's form: {"applied": {name: parameter}, "images": ..., "seed": ...}
     if isinstance(value, Mapping):
-        return ",".join(f"{key}={item}" for key, item in value.items())
+        return ",".join(
+            f"{key}={item:g}" if isinstance(item, float) else f"{key}={item}" for key, item in value.items()
+        )
     if isinstance(value, list | tuple):
         return ",".join(str(item) for item in value)
     return str(value)
