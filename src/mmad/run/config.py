@@ -4,6 +4,12 @@ The command line, the Python API and a run file give the same config, through th
 `RunConfig.from_flat` takes flat settings (``shots=1``, ``concurrency=32``: the CLI flags and
 `mmad.evaluate`'s keyword arguments) and `RunConfig.from_file` a TOML or JSON file with the nested
 sections. A bad value becomes one ConfigError that names the setting, its flag and what is allowed.
+
+Each setting has one name, its field's: the run file's key, `mmad.evaluate`'s keyword, a sweep's key,
+the card's; its flag is the kebab of it, made with its help and default from the field
+(`mmad.cli.setting_flags`). A new setting is a field with a description here and a keyword of
+`mmad.evaluate` (tests/run/test_settings.py says which is missing); docs/settings.md's table is
+regenerated from the schema. Names from before (``similar``, ``timeout``) are read with a FutureWarning.
 """
 
 from __future__ import annotations
