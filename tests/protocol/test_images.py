@@ -84,3 +84,42 @@ def test_an_unreadable_file_in_a_pooled_prefetch_is_named_when_asked_for(
     finally:
         encoder.stop()
     assert encoder.workers >= 1
+
+
+SCRIPT = """
+import sys
+from pathlib import Path
+from PIL import Image
+from mmad.protocol import images
+from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.messages import ImagePart
+
+def main():
+    folder = Path(sys.argv[1])
+    paths = []
+    for i in range(4):
+        path = folder / f"img{i}.png"
+        Image.new("RGB", (20 + i, 20), (i, 0, 0)).save(path)
+        paths.append(str(path))
+    images.POOL_MIN_IMAGES = 2
+    encoder = ImageEncoder(ImageSettings())
+    encoder.prefetch(paths).join(60)
+    sizes = [encoder.encode(ImagePart(path=p)).width for p in paths]
+    encoder.stop()
+    print(encoder.workers, sizes)
+"""
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_script_without_a_main_guard_gets_no_worker_processes(tmp_path: Path, guarded: bool) -> None:
+    """A spawned worker imports the program's main script: one that runs mmad at its top level would
+    run again in each worker (asking every question again), so such a script keeps the thread."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run_it.py"
+    script.write_text(SCRIPT + ('\nif __name__ == "__main__":\n    main()\n' if guarded else "\nmain()\n"))
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    workers, _, sizes = done.stdout.strip().partition(" ")
+    assert (int(workers) >= 1) is guarded and sizes == "[512, 512, 512, 512]"

@@ -26,7 +26,9 @@ import io
 import logging
 import multiprocessing
 import os
+import re
 import signal
+import sys
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable
@@ -208,6 +210,26 @@ def pool_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
+_MAIN_GUARD = re.compile(r"^if\s+__name__\s*==\s*[\"']__main__[\"']\s*:", re.MULTILINE)
+
+
+def spawn_is_safe() -> bool:
+    """Whether a spawned worker may start: it imports the program's main module, so a script that
+    calls mmad at its top level, with no ``if __name__ == "__main__":`` guard, would run again in
+    it (asking every question again). ``python -m`` programs, console scripts (``mmad``, ``pytest``)
+    and notebooks are safe; a script is read to find its guard."""
+    main = sys.modules.get("__main__")
+    if main is None or str(getattr(main.__spec__, "name", "")).endswith("__main__"):
+        return True  # multiprocessing does not import a package's __main__ in the child
+    path = getattr(main, "__file__", None)
+    if not path:
+        return True  # an interactive session or a notebook: nothing is imported
+    try:
+        return bool(_MAIN_GUARD.search(Path(path).read_text(errors="replace")))
+    except OSError:
+        return False
+
+
 def _quiet_worker() -> None:
     # Ctrl-C reaches the whole process group; the run reports the interruption, not each worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -384,6 +406,9 @@ class ImageEncoder:
 
     def _start_pool(self, images: int) -> ProcessPoolExecutor | None:
         if images < POOL_MIN_IMAGES or self._stop.is_set():
+            return None
+        if not spawn_is_safe():
+            logger.info("images are prepared in a thread: %s has no __main__ guard", sys.argv[0])
             return None
         try:
             # spawn, not fork: the run's process has threads (the cache writer, the SDK's) by now
