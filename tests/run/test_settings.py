@@ -560,3 +560,12 @@ def test_a_flag_left_out_sets_nothing_so_a_recipes_value_stays() -> None:
     assert settings_from_flags(context.params) == {}
     config = _from_command_line("random", ["--recipe", "internvl", "--strategies", "cot"])
     assert config.prompt.cot_history  # the recipe's yes/no setting is not undone by a flag not given
+
+
+def test_strategies_none_is_no_strategy_everywhere_as_in_a_sweep(tmp_path: Path) -> None:
+    run_file = tmp_path / "run.toml"
+    run_file.write_text('model = "random"\ndata = "d"\nstrategies = ["rag"]\n')
+    assert RunConfig.from_file(run_file).prompt.strategies == ["rag"]
+    assert RunConfig.from_file(run_file, strategies=["none"]).prompt.strategies == []  # a flag clears the file's
+    assert _from_command_line("random", ["--strategies", "none"]).prompt.strategies == []
+    assert RunConfig.from_flat("random", "d", strategies="none").prompt.strategies == []

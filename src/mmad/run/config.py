@@ -165,11 +165,13 @@ class PromptConfig(_Section):
     @field_validator("strategies", mode="before")
     @classmethod
     def _one_or_more(cls, value: Any) -> Any:
-        # strategies = "rag+cot" in a run file; --strategies rag+cot or one --strategies per strategy
+        # strategies = "rag+cot" in a run file; --strategies rag+cot or one --strategies per strategy; "none"
+        # (a sweep's word for the plain cell) is no strategy, so a flag can clear a run file's or a recipe's
         values = [value] if isinstance(value, str) else value
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             return value
-        return [part.strip() for v in values for part in v.replace(",", "+").split("+") if part.strip()]
+        parts = [part.strip() for v in values for part in v.replace(",", "+").split("+") if part.strip()]
+        return [part for part in parts if part.lower() not in {"none", "plain"}]
 
     @field_validator("strategies")
     @classmethod
