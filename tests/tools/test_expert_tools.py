@@ -134,3 +134,29 @@ def test_the_scripted_user_zooms_into_the_experts_box_and_answers_from_its_score
             (512, 512), Image.Resampling.BILINEAR
         )
     assert np.abs(sent - np.asarray(drawn, dtype=np.float64)).mean() < 8
+
+
+def test_the_expert_is_calibrated_per_category_on_first_use(benchmark: Benchmark, tmp_path: Path) -> None:
+    """A run of a few questions calibrates the categories it asks about, not every category of the benchmark."""
+    from mmad.expert.patchcore import ExpertResult
+
+    made: list[set[str]] = []
+
+    class Fake:
+        expert = None
+
+        def inspect_shared(self, query: ImagePart, templates: list[ImagePart]) -> tuple[ExpertResult, float]:
+            anomaly_map = np.zeros((32, 32), np.float32)
+            anomaly_map[0:8, 24:32] = 1
+            return ExpertResult(pred_score=3.0, anomaly_map=anomaly_map), 2.0
+
+    def make(part: Benchmark) -> Fake:
+        made.append({"/".join(i.key.split("/")[:2]) for i in part.items})
+        return Fake()
+
+    box = Toolbox(benchmark, tmp_path / "tools", expert=make)  # type: ignore[arg-type]
+    for key in (ITEM, "DS-MVTec/bottle/image/good/000.png", "VisA/candle/test/bad/000.JPG"):
+        result = box.call(benchmark.item(key), "expert", {})
+        assert not result.error, result.text
+        assert result.data == {"score": 3.0, "threshold": 2.0, "box": [0.75, 0.0, 1.0, 0.25]}
+    assert made == [{"DS-MVTec/bottle"}, {"VisA/candle"}]

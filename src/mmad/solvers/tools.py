@@ -172,6 +172,9 @@ class ToolsSolver(Solver):
         except Exception as exc:  # a bug must become records, not end the run
             logger.exception("the tools conversation about %s failed", prompt.image)
             branch, error = None, exc
+        except BaseException:  # cancelled (the run stopped): the direct branch stops with it
+            direct_task.cancel()
+            raise
         direct = await direct_task
         return [self._record(prompt, branch, error, direct, time.monotonic() - started)]
 

@@ -68,7 +68,7 @@ class ExpertTool(Tool):
             return ToolResult.failure(self.name, f"{item.key} has no template to fit the expert on")
         query = ImagePart(path=str(context.query_path), role="query")
         parts = [ImagePart(path=str(toolbox.benchmark.resolve(t)), role="template") for t in templates]
-        result, threshold = toolbox.expert().inspect_shared(query, parts)
+        result, threshold = toolbox.expert(item).inspect_shared(query, parts)
         drawn = render_expert(open_rgb(context.query_path, "query image"), result.anomaly_map, toolbox.notation)
         identity = (self.name, item.key, toolbox.notation, *templates, f"{result.pred_score:.6g}")
         part = save_result_image(toolbox.folder, drawn, *identity)

