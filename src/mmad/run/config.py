@@ -119,7 +119,7 @@ class PromptConfig(_Section):
     blind: Bool = Field(default=False, description="text-only baseline: no images")
     circular: Bool = Field(default=False, description="ask every rotation of the options")
     strategies: list[str] = Field(
-        default_factory=list, description="rag, cot, agent:expert:bbox, ...; rag+cot combines"
+        default_factory=list, description="rag, cot, agent:expert:bbox, tools, ...; rag+cot combines; none: no strategy"
     )
     knowledge: str | None = Field(
         default=None, description="the rag strategy's domain-knowledge json (default: in the data root)"
