@@ -192,3 +192,29 @@ def test_an_images_file_is_found_from_the_run_file_and_kept_absolute(
     run = mmad.evaluate("random", errata_tree, out=tmp_path / "run", exclude="images:keys.txt", cache=False).run_dir
     assert open_run(run).config.selection.exclude == [wanted]  # ...and run.json keeps it absolute for a resume
     assert BOTTLE not in {r.image for r in open_run(run).plain}
+
+
+def test_an_images_file_saved_with_a_bom_and_windows_line_ends_lists_every_key(tmp_path: Path) -> None:
+    # Notepad writes a UTF-8 BOM and CRLF: the BOM must not become part of the first key (it then matched nothing,
+    # silently), nor hide a json list from the json reader
+    lines = tmp_path / "keys.txt"
+    lines.write_bytes(f"\ufeff{BOTTLE}\r\n{PILLS[0]}\r\n".encode())
+    assert read_image_list(lines) == {BOTTLE, PILLS[0]}
+    listed = tmp_path / "keys.json"
+    listed.write_bytes(("\ufeff" + json.dumps([BOTTLE, PILLS[0]])).encode())
+    assert read_image_list(listed) == {BOTTLE, PILLS[0]}
+
+
+def test_the_same_exclusions_in_any_order_or_repeated_make_one_card(errata_tree: Path, tmp_path: Path) -> None:
+    # a split is a set of rules: `--exclude VisA --exclude GoodsAD` and the reverse (or a rule given twice) ask the
+    # same questions, so they must share a card and be ranked together, and count each question under one reason
+    benchmark = load_benchmark(errata_tree)
+    listed = tmp_path / "keys.txt"
+    listed.write_text(f"{BOTTLE}\n")
+    one = benchmark_split("keep", ["VisA", "category:juice_bottle", f"images:{listed}"], benchmark)
+    other = benchmark_split(
+        "keep", [f"images:{listed}", "category:juice_bottle", "dataset:VisA", "VisA", "juice_bottle"], benchmark
+    )
+    assert one.card() == other.card()
+    assert benchmark_counts(one, benchmark).as_dict() == benchmark_counts(other, benchmark).as_dict()
+    assert len(other.card()["exclude"]) == 3

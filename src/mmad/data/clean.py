@@ -63,7 +63,8 @@ def read_image_list(path: str | Path) -> frozenset[str]:
     image (an mmad.json, or a training file in its shape)."""
     source = Path(path).expanduser()
     try:
-        text = source.read_text(encoding="utf-8")
+        # utf-8-sig: a BOM (Notepad writes one) would otherwise stick to the first key, which then matches nothing
+        text = source.read_text(encoding="utf-8-sig")
     except OSError as exc:
         msg = f"--exclude images:{path}: cannot read it ({exc.strerror}); give a file of image keys, one a line"
         raise ConfigError(msg) from exc
@@ -235,7 +236,10 @@ def clean_split_of(
     if errata not in ERRATA_MODES:
         msg = f"--errata {errata!r}: choose keep (ask and score everything, as published) or drop"
         raise ConfigError(msg)
-    rules = tuple(parse_exclude(exclude, datasets=datasets, categories=categories))
+    parsed = parse_exclude(exclude, datasets=datasets, categories=categories)
+    # one rule per label, in label order: the same rules in another order or repeated are the same split, so they
+    # must give the same card (and hash) and count a question under the same reason
+    rules = tuple(sorted({rule.label: rule for rule in parsed}.values(), key=lambda rule: rule.label))
     return CleanSplit(errata, rules)
 
 
