@@ -154,6 +154,12 @@ def test_demo_runs_the_whole_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert result.report is not None
     page = result.report.read_text()
     assert 'class="ci"' in page and "Cost and quality" in page
+    # the random model's run again with --perturb dark=0.5, shown against the clean one
+    assert (
+        "random-dark0.5" in result.runs
+        and 'id="robustness"' in page
+        and "(perturb dark=0.5) against mmad:random" in page
+    )
 
 
 def test_a_mask_of_another_size_is_refused_naming_the_file_and_both_sizes(tmp_path: Path) -> None:

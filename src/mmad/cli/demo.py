@@ -38,6 +38,8 @@ SMOKE_TEST_LABEL = "smoke test on synthetic data: not comparable with published 
 TOOLS_DEMO_MODEL = "scripted-tools"
 TOOLS_DEMO_QUESTIONS = 60
 """The tools run asks a sample of the questions: each costs several requests and tool calls."""
+DEMO_PERTURB = "dark=0.5"
+"""The demo's perturbation of the random model's run over HTTP (the expert reads the files itself)."""
 DEMO_BOOTSTRAP = Bootstrap(samples=500, seed=0)
 """The demo's intervals: fewer resamples than `--ci`'s 1000, enough for its few hundred questions."""
 
@@ -161,6 +163,21 @@ def run_demo(
                     detail=None,
                 )
                 run = asyncio.run(evaluate_async(config, out=root / "runs" / name, on_progress=progress))
+                # The same run under a dimmer lamp: the report's robustness section pairs the two.
+                dark = RunConfig.from_flat(
+                    f"mmad:{name}",
+                    str(result.benchmark),
+                    base_url=server.base_url,
+                    concurrency=8,
+                    cache=False,
+                    image_size=None,
+                    detail=None,
+                    perturb=DEMO_PERTURB,
+                )
+                dim = f"{name}-{DEMO_PERTURB.replace('=', '')}"
+                dim_progress = (lambda stats, n=dim: on_progress(n, stats)) if on_progress else None
+                result.runs[dim] = asyncio.run(evaluate_async(dark, out=root / "runs" / dim, on_progress=dim_progress))
+                result.scored[dim] = score_run(root / "runs" / dim, bootstrap=DEMO_BOOTSTRAP)
         else:
             # In process, so the expert sees image paths and uses its per-category calibration. Fitted
             # here to show progress per category; the run's own prepare finds each fit already made.
