@@ -218,3 +218,22 @@ def test_the_same_exclusions_in_any_order_or_repeated_make_one_card(errata_tree:
     assert one.card() == other.card()
     assert benchmark_counts(one, benchmark).as_dict() == benchmark_counts(other, benchmark).as_dict()
     assert len(other.card()["exclude"]) == 3
+
+
+def test_rescoring_with_a_rule_the_run_already_applied_says_so(
+    errata_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mmad
+    from mmad.cli import main
+
+    clean = mmad.evaluate("random", errata_tree, out=tmp_path / "clean", exclude="VisA", cache=False).run_dir
+    capsys.readouterr()
+    assert main(["score", str(clean), "--exclude", "VisA", "--no-plot", "-o", str(tmp_path / "files")]) == 2
+    err = capsys.readouterr().err
+    # it is not "of this benchmark" (the answers are re-scored, not a benchmark), and the run's own split is named
+    assert "this benchmark" not in err and "of these answers" in err
+    assert "this run already left out dataset:VisA" in err
+    rest = ["--exclude", "DS-MVTec", "--exclude", "MVTec-LOCO", "--exclude", "GoodsAD"]
+    assert main(["score", str(clean), *rest, "--no-plot", "-o", str(tmp_path / "files")]) == 2
+    err = capsys.readouterr().err  # no table of zeros; the flags named are the ones given
+    assert "error: --exclude left out every answer" in err and "--errata keep" not in err

@@ -40,12 +40,22 @@ def _clean_split(scored: Any, errata: str, exclude: list[str]) -> tuple[Any, Any
     from mmad.data.clean import split_for_images
     from mmad.run.scoring import without_left_out
 
-    split = split_for_images(errata, exclude, (a.image for a in scored.answers), "these answers")
+    try:
+        split = split_for_images(errata, exclude, (a.image for a in scored.answers), "these answers")
+    except ConfigError as exc:
+        # a rule the run itself applied matches none of its answers: name the run's own split, or the refusal
+        # reads as a typo
+        own = (scored.run.card.get("clean_split") or {}).get("exclude") if scored.run is not None else None
+        if own:
+            msg = f"{exc}; this run already left out {', '.join(own)} (its protocol card)"
+            raise ConfigError(msg) from exc
+        raise
     if not split.active:
         return scored, None
     kept, counts = without_left_out(scored, split)
     if not kept.answers:
-        msg = f"--errata {errata} / --exclude left out every answer ({counts.describe()}); nothing is left to score"
+        given = " and ".join(flag for flag, on in (("--errata drop", errata == "drop"), ("--exclude", exclude)) if on)
+        msg = f"{given} left out every answer ({counts.describe()}); nothing is left to score"
         raise ConfigError(msg)
     return kept, counts
 

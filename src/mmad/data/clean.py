@@ -89,7 +89,11 @@ def read_image_list(path: str | Path) -> frozenset[str]:
 
 
 def parse_exclude(
-    values: Iterable[str], *, datasets: Iterable[str] = (), categories: Iterable[str] = ()
+    values: Iterable[str],
+    *,
+    datasets: Iterable[str] = (),
+    categories: Iterable[str] = (),
+    where: str = "this benchmark",
 ) -> list[ExcludeRule]:
     """``--exclude`` values as rules. A bare name is taken as a dataset or category of the benchmark
     (``datasets``, ``categories``: its known names); anything else must say which it is."""
@@ -113,7 +117,7 @@ def parse_exclude(
         elif text in known_categories:
             rules.append(ExcludeRule("category", text))
         else:
-            msg = f"--exclude {raw!r}: not a dataset or category of this benchmark; use {EXCLUDE_FORMS}"
+            msg = f"--exclude {raw!r}: not a dataset or category of {where}; use {EXCLUDE_FORMS}"
             raise ConfigError(msg)
     return rules
 
@@ -230,13 +234,18 @@ def filter_pairs(split: CleanSplit, pairs: Sequence[tuple[str, str]]) -> tuple[l
 
 
 def clean_split_of(
-    errata: str, exclude: Sequence[str], *, datasets: Iterable[str] = (), categories: Iterable[str] = ()
+    errata: str,
+    exclude: Sequence[str],
+    *,
+    datasets: Iterable[str] = (),
+    categories: Iterable[str] = (),
+    where: str = "this benchmark",
 ) -> CleanSplit:
     """A CleanSplit from the settings (``errata``, ``exclude`` as given on the command line)."""
     if errata not in ERRATA_MODES:
         msg = f"--errata {errata!r}: choose keep (ask and score everything, as published) or drop"
         raise ConfigError(msg)
-    parsed = parse_exclude(exclude, datasets=datasets, categories=categories)
+    parsed = parse_exclude(exclude, datasets=datasets, categories=categories, where=where)
     # one rule per label, in label order: the same rules in another order or repeated are the same split, so they
     # must give the same card (and hash) and count a question under the same reason
     rules = tuple(sorted({rule.label: rule for rule in parsed}.values(), key=lambda rule: rule.label))
@@ -255,7 +264,7 @@ def split_for_images(errata: str, exclude: Sequence[str], images: Iterable[str],
     keys = set(images)
     datasets = {key.split("/", 1)[0] for key in keys}
     categories = {parts[1] for parts in (key.split("/") for key in keys) if len(parts) > 1}
-    split = clean_split_of(errata, exclude, datasets=datasets, categories=categories)
+    split = clean_split_of(errata, exclude, datasets=datasets, categories=categories, where=where)
     for rule in split.exclude:
         if rule.kind == "images" and not rule.keys & keys:
             msg = (
