@@ -140,7 +140,7 @@ class PromptConfig(_Section):
     tool_protocol: Literal["auto", "native", "text"] = Field(
         default="auto",
         description="the tools strategy: native (function calling), text (one JSON object per reply) or auto "
-        "(native, text once the server refuses tools)",
+        "(text for a model in this process; for a server native, text once it refuses tools)",
     )
     blend: Float | None = Field(
         default=None,
