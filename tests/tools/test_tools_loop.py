@@ -347,3 +347,26 @@ def test_the_response_cache_replays_tool_calls(data: Path, tmp_path: Path) -> No
     assert [t["cached"] for t in cached.extra["tools"]["turns"]] == [True, True, True]
     assert cached.extra["tools"]["calls"][0]["arguments"] == asked.extra["tools"]["calls"][0]["arguments"]
     assert cached.answer == asked.answer
+
+
+class Declines(ScriptedToolUser):
+    """Declines every question, as the visual expert declines the subtasks it cannot see."""
+
+    async def generate(self, request: Request) -> Completion:
+        self.requests.append(request)
+        return Completion(text="", abstained=True)
+
+
+def test_a_model_that_declines_is_an_abstention_not_an_unreadable_reply(data: Path, tmp_path: Path) -> None:
+    user = Declines()
+    (record,) = _run(data, tmp_path / "run", user)
+    assert record.status is Status.ABSTAINED
+    assert len(record.extra["tools"]["turns"]) == 1  # declining ends the conversation: nothing is asked again
+    assert record.extra["direct"]["status"] == "abstained"
+
+
+def test_serve_refuses_an_unknown_step_of_the_scripted_user(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmad.cli import main
+
+    assert main(["serve", "-m", "scripted-tools:zoom,fly", "--port", "0"]) == 2
+    assert "scripted-tools: unknown step fly" in capsys.readouterr().err

@@ -242,7 +242,8 @@ class ToolsSolver(Solver):
                     self.journal.write(key, protocol, digest, reply.completion)
             branch.count(reply)
             completion = reply.completion
-            calls = [] if final else self._calls(protocol, completion, prompt)
+            # A backend that declines by design (the visual expert) has answered: nothing to call.
+            calls = [] if final or completion.abstained else self._calls(protocol, completion, prompt)
             branch.turns.append(
                 {
                     "turn": turn,
@@ -381,7 +382,9 @@ class ToolsSolver(Solver):
             "calls": branch.calls,
             "conversation": [_message_json(m) for m in branch.messages],
         }
-        if parsed.letter:
+        if completion.abstained and not parsed.letter:
+            status = Status.ABSTAINED
+        elif parsed.letter:
             status = Status.ANSWERED
         elif completion.refusal or parsed.refusal:
             status = Status.REFUSED
