@@ -91,3 +91,25 @@ def test_a_name_taken_by_another_solver_is_refused(toy_solver: type[Solver]) -> 
             pass
 
     assert SOLVERS["toy"] is toy_solver
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--solver", "judge", "--judge", "random"], "--solver judge: the judge solver wraps the one that answers"),
+        (["--solver", "agent-render"], "added by --strategy agent"),
+        (["--solver", "tools"], "added by --strategy tools"),
+        (["--solver", "plain", "--strategy", "cot"], "--solver plain cannot ask the cot strategy"),
+        (["--solver", "cot"], "--solver cot asks the cot strategy's chain-of-thought turn: add --strategy cot"),
+    ],
+)
+def test_a_solver_the_run_cannot_use_is_refused_before_the_run_folder_is_made(
+    flags: list[str], said: str, mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each of these made a run folder (a wrapper failed to build after it; plain failed every cot question,
+    # and cot without the strategy ran as plain under another card).
+    out = tmp_path / "run"
+    code = main(["eval", "-m", "random:7", "-d", str(mmad_json), "--out", str(out), "--no-cache", *flags])
+    assert code == 2
+    assert said in capsys.readouterr().err
+    assert not out.exists()

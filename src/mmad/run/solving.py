@@ -32,11 +32,36 @@ def solver_names(config: RunConfig, *, judge: bool) -> list[str]:
     return names
 
 
+ADDED_BY = {"tools": "--strategy tools", "agent-render": "--strategy agent:...", "judge": "--judge MODEL"}
+"""The built-in wrappers: each wraps the solver that answers and is added by its own setting, never by --solver."""
+
+
 def check_solver(config: RunConfig) -> None:
-    """A ConfigError for a solver no module has registered (said before the run folder is made)."""
+    """A ConfigError for a solver no module has registered, a wrapper named as the one that answers, or
+    a solver the strategies cannot be asked with (said before the run folder is made: building the
+    chain later would leave a run folder behind, and --solver plain with the cot strategy would fail
+    every question)."""
     chosen = config.answers.solver
     if chosen and chosen not in SOLVERS:
         msg = f"--solver {chosen}: no such solver; the solvers are {', '.join(sorted(SOLVERS))}"
+        raise ConfigError(msg)
+    if chosen in ADDED_BY:
+        answering = ", ".join(sorted(set(SOLVERS) - set(ADDED_BY)))
+        msg = (
+            f"--solver {chosen}: the {chosen} solver wraps the one that answers and is added by "
+            f"{ADDED_BY[chosen]}; --solver names the one that answers ({answering})"
+        )
+        raise ConfigError(msg)
+    cot = parse_strategies(config.prompt.strategies).cot
+    if chosen == "plain" and cot:
+        msg = (
+            "--solver plain cannot ask the cot strategy's chain-of-thought turn: leave --solver out "
+            "(the cot strategy asks with the cot solver) or drop --strategy cot"
+        )
+        raise ConfigError(msg)
+    if chosen == "cot" and not cot:
+        # Without the strategy no prompt has a chain-of-thought turn: the run would be a plain one under another name.
+        msg = "--solver cot asks the cot strategy's chain-of-thought turn: add --strategy cot (it picks the cot solver)"
         raise ConfigError(msg)
     if parse_strategies(config.prompt.strategies).tools:
         if config.prompt.protocol == "per-image":
