@@ -69,3 +69,23 @@ def test_a_plugin_may_read_anything_and_an_unknown_provider_is_named() -> None:
     assert plugin_info("mine").honours("image_size") and not plugin_info("mine").free
     with pytest.raises(UnknownModelError, match=r"unknown model provider 'nosuch' in 'nosuch:x'; known providers: "):
         provider_info("nosuch:x")
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("randon", "did you mean 'random'?"),
+        ("opnai:gpt-4o", "did you mean 'openai:gpt-4o'?"),
+        ("Expert:category", "did you mean 'expert:category'?"),
+        ("gpt-4o", "a model is named PROVIDER:MODEL, e.g. openai:gpt-4o or vllm:gpt-4o"),
+    ],
+)
+def test_a_mistyped_provider_is_answered_with_the_name_meant(name: str, hint: str) -> None:
+    from mmad.models.registry import check_model_name
+
+    # both places that refuse an unknown provider (the settings check and the registry) say the same
+    for check in (provider_info, check_model_name):
+        with pytest.raises(UnknownModelError) as refused:
+            check(name)
+        assert str(refused.value).startswith(f"unknown model provider {name.partition(':')[0]!r} in {name!r}; known")
+        assert str(refused.value).endswith(hint)

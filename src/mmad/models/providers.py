@@ -11,6 +11,8 @@ Providers other packages register (the ``mmad.models`` entry points) are describ
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Literal
@@ -192,6 +194,18 @@ def provider_info(model_name: str) -> ProviderInfo:
         return PROVIDERS[provider]
     if provider in plugin_names():
         return plugin_info(provider)
-    known = ", ".join(sorted([*PROVIDERS, *plugin_names()]))
-    msg = f"unknown model provider {provider!r} in {model_name!r}; known providers: {known}"
-    raise UnknownModelError(msg)
+    raise unknown_provider(model_name, [*PROVIDERS, *plugin_names()])
+
+
+def unknown_provider(model_name: str, known: Iterable[str]) -> UnknownModelError:
+    """The refusal of a name whose provider is none of ``known``: the list, and the name most likely meant."""
+    provider, colon, model_id = model_name.partition(":")
+    names = sorted(known)
+    msg = f"unknown model provider {provider!r} in {model_name!r}; known providers: {', '.join(names)}"
+    close = difflib.get_close_matches(provider.lower(), names, n=1, cutoff=0.6)
+    if close:
+        msg += f"; did you mean {close[0] + colon + model_id!r}?"
+    elif not colon:
+        # a bare model name (gpt-4o, Qwen/Qwen2-VL-2B-Instruct) is read as a provider: say how names are made
+        msg += f"; a model is named PROVIDER:MODEL, e.g. openai:{model_name} or vllm:{model_name}"
+    return UnknownModelError(msg)

@@ -20,7 +20,7 @@ from typing import Any
 from mmad.errors import UnknownModelError
 from mmad.models.base import Model
 from mmad.models.presets import PRESETS
-from mmad.models.providers import PROVIDERS
+from mmad.models.providers import PROVIDERS, unknown_provider
 
 logger = logging.getLogger(__name__)
 
@@ -161,8 +161,7 @@ def check_model_name(name: str) -> tuple[Factory, str]:
     provider, _, model_id = name.partition(":")
     table = providers()
     if provider not in table:
-        msg = f"unknown model provider {provider!r} in {name!r}; known providers: {', '.join(sorted(table))}"
-        raise UnknownModelError(msg)
+        raise unknown_provider(name, table)
     if provider in PRESETS and not model_id:
         msg = f"{name!r} names no model: write it as {provider}:<model>, e.g. openai:gpt-4o"
         raise UnknownModelError(msg)
