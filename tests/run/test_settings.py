@@ -437,7 +437,10 @@ def _card_keys(name: str, mmad_json: Path) -> set[str]:
         return protocol_card(config, benchmark, parse_strategies(config.prompt.strategies))
 
     base = card(RunConfig.from_flat(model, str(mmad_json), **needs))
-    given = card(RunConfig.from_flat(model, str(mmad_json), **needs, **{name: value}))
+    with tempfile.TemporaryDirectory() as folder:
+        if name == "knowledge":  # the card reads the file: a real one
+            value = _knowledge_file(Path(folder) / "knowledge.json", "a dark spot")
+        given = card(RunConfig.from_flat(model, str(mmad_json), **needs, **{name: value}))
     keys = set()
     for key in {*base, *given} - {"hash", "prompt_hash"}:
         a, b = base.get(key), given.get(key)
@@ -446,6 +449,45 @@ def _card_keys(name: str, mmad_json: Path) -> set[str]:
         elif a != b:
             keys.add(key)
     return keys
+
+
+def _knowledge_file(path: Path, text: str) -> str:
+    path.write_text(json.dumps({"MVTec-AD": {"bottle": {"good": text}}}), encoding="utf-8")
+    return str(path)
+
+
+def test_the_knowledge_files_content_is_on_the_card_of_a_run_that_uses_it(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The prompt hash holds a placeholder for the knowledge text, so runs with different --knowledge files
+    looked comparable; the file's content hash on the card tells them apart (and is on no other run's card)."""
+    from mmad.cli import main
+    from mmad.data.official import load_benchmark
+    from mmad.protocol.strategies import parse_strategies
+    from mmad.run.card import protocol_card
+
+    benchmark = load_benchmark(mmad_json)
+
+    def card(**settings: Any) -> dict[str, Any]:
+        config = RunConfig.from_flat("random", str(mmad_json), **settings)
+        return protocol_card(config, benchmark, parse_strategies(config.prompt.strategies))
+
+    one = _knowledge_file(tmp_path / "one.json", "a smooth glass bottle")
+    same = _knowledge_file(tmp_path / "same.json", "a smooth glass bottle")
+    other = _knowledge_file(tmp_path / "other.json", "a bottle with a cracked neck")
+    rag = card(strategies=["rag"], knowledge=one)
+    assert rag["knowledge"].startswith("sha256:")
+    assert card(strategies=["rag"], knowledge=same)["hash"] == rag["hash"]  # the content, not the path
+    assert card(strategies=["rag"], knowledge=other)["hash"] != rag["hash"]
+    assert card(strategies=["tools"], knowledge=one)["knowledge"] == rag["knowledge"]  # its knowledge tool
+    assert "knowledge" not in card(strategies=["tools"], tools=["zoom"], knowledge=one)
+    assert "knowledge" not in card(strategies=["cot"])
+    # the card a real run records
+    out = tmp_path / "run"
+    args = ["eval", "-m", "random", "-d", str(mmad_json), "--strategies", "rag", "--knowledge", other]
+    assert main([*args, "--limit", "2", "--no-cache", "--out", str(out)]) == 0, capsys.readouterr().err
+    recorded = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert recorded["card"]["knowledge"] == card(strategies=["rag"], knowledge=other)["knowledge"]
 
 
 @pytest.mark.parametrize("name", SETTINGS)

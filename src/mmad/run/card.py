@@ -19,9 +19,10 @@ from typing import Any
 
 from mmad.data.clean import benchmark_counts, benchmark_split
 from mmad.data.schema import Benchmark, ImageItem, Question
+from mmad.errors import ConfigError
 from mmad.protocol.messages import ImagePart, Prompt, TextPart
 from mmad.protocol.prompts import Extras, build_prompts
-from mmad.protocol.strategies import StrategySet
+from mmad.protocol.strategies import DomainKnowledge, StrategySet
 from mmad.run.config import RunConfig
 from mmad.run.recipes import recipe_policy, server_caveats
 
@@ -95,6 +96,9 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         **({"cot_history": True} if prompt.cot_history and strategies.cot else {}),
         # The tools strategy's settings shape what is asked: with it only, so that other runs keep their card hash.
         **({"tools": _tools(config)} if strategies.tools else {}),
+        # The prompt hash holds a placeholder for the knowledge text: the file's content decides what is sent.
+        # With knowledge only, so that other runs keep their card hash.
+        **_knowledge(config, benchmark, strategies),
         "decoding": config.decoding.model_dump(mode="json"),
         "images": _images(config),
         # The query images' perturbations (--perturb): with them only, so that other runs keep their card hash.
@@ -127,6 +131,21 @@ def _tools(config: RunConfig) -> dict[str, Any]:
         "tool_protocol": prompt.tool_protocol,
         "blend": prompt.blend,
     }
+
+
+def _knowledge(config: RunConfig, benchmark: Benchmark, strategies: StrategySet) -> dict[str, Any]:
+    """The domain-knowledge file's SHA-256 where its text reaches the model (rag, or the tools strategy
+    offering its knowledge tool): runs with different files (--knowledge) are not comparable."""
+    offered = strategies.tools and (not config.prompt.tools or "knowledge" in config.prompt.tools)
+    if not (strategies.rag or offered):
+        return {}
+    try:
+        source = DomainKnowledge.find(benchmark, config.prompt.knowledge).source
+    except ConfigError:
+        # no readable file: the tools strategy then offers no knowledge tool, and a rag run is refused
+        # before its card is made (preflight), so there is no knowledge to record
+        return {}
+    return {"knowledge": "sha256:" + hashlib.sha256(Path(source).read_bytes()).hexdigest()}
 
 
 def _images(config: RunConfig) -> dict[str, Any]:
