@@ -370,3 +370,22 @@ def test_serve_refuses_an_unknown_step_of_the_scripted_user(capsys: pytest.Captu
 
     assert main(["serve", "-m", "scripted-tools:zoom,fly", "--port", "0"]) == 2
     assert "scripted-tools: unknown step fly" in capsys.readouterr().err
+
+
+class SlowTools(ScriptedToolUser):
+    """Takes its time over the tools branch's turns only."""
+
+    async def generate(self, request: Request) -> Completion:
+        import asyncio
+
+        if request.tools:
+            await asyncio.sleep(0.3)
+        return await super().generate(request)
+
+
+def test_each_branch_keeps_its_own_latency_and_the_record_the_slower(data: Path, tmp_path: Path) -> None:
+    (record,) = _run(data, tmp_path / "run", SlowTools("zoom"), concurrency=4)
+    direct = record.extra["direct"]["latency_s"]
+    # The direct branch's own time (sending its images included), not the time until the tools branch
+    # finished: that one has two turns of 0.3 s more.
+    assert record.latency_s is not None and record.latency_s - direct >= 0.5

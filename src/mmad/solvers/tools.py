@@ -178,8 +178,9 @@ class ToolsSolver(Solver):
         direct = await direct_task
         return [self._record(prompt, branch, error, direct, time.monotonic() - started)]
 
-    async def _direct(self, prompt: Prompt, call: ModelCaller) -> Answer:
-        """The plain answer (the wrapped solver's), from the journal when it was answered before."""
+    async def _direct(self, prompt: Prompt, call: ModelCaller) -> Record:
+        """The plain answer's record (the wrapped solver's), made when it comes back (its latency is its
+        own, not the tools branch's); from the journal when it was answered before."""
         assert self.setup.inner is not None
         key = prompt.questions[0].key
         digest = prompt.digest()
@@ -188,11 +189,11 @@ class ToolsSolver(Solver):
             answer = Answer(prompt=prompt, started=time.monotonic(), digest=digest)
             answer.reply = Reply(known, attempts=0, cached=True)
             answer.parsed = self.parse(prompt, known)
-            return answer
+            return answer.records()[0]
         answer = await self.setup.inner.answer(prompt, call)
         if answer.reply is not None and not answer.reply.cached:
             self.journal.write(key, "direct", digest, answer.reply.completion)
-        return answer
+        return answer.records()[0]
 
     async def _converse(self, prompt: Prompt, call: ModelCaller) -> Branch:
         """The tools conversation, falling back to the text protocol once if the server refuses tools."""
@@ -337,10 +338,9 @@ class ToolsSolver(Solver):
         return [asked, *result_messages(protocol, replies)]
 
     def _record(
-        self, prompt: Prompt, branch: Branch | None, error: BaseException | None, direct: Answer, wall_s: float
+        self, prompt: Prompt, branch: Branch | None, error: BaseException | None, direct_record: Record, wall_s: float
     ) -> Record:
         question = prompt.questions[0]
-        direct_record = direct.records()[0]
         direct_scores = _probabilities(direct_record.scores, question.options, direct_record.answer)
         extra: dict[str, Any] = {
             "direct": {
