@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmad.cli import main
@@ -138,3 +139,44 @@ def test_the_mmad_metric_carries_the_tables_intervals_under_a_bootstrap(random_r
     assert scored.intervals is not None and average.low == scored.intervals.average.low  # type: ignore[union-attr]
     plain = score_run(random_run).metric("mmad")
     assert plain is not None and not any(c.has_interval for c in plain.cells)
+
+
+def test_the_auroc_interval_of_a_perfect_a_constant_and_a_resampled_ranker() -> None:
+    from mmad.score.auroc import auroc
+    from mmad.score.intervals import auroc_interval
+
+    images = [f"i{i}" for i in range(40)]
+    labels = [i % 2 == 1 for i in range(40)]
+    assert auroc_interval([float(i % 2) for i in range(40)], labels, images, samples=200) == (100.0, 100.0)
+    assert auroc_interval([1.0] * 40, labels, images, samples=200) == (50.0, 50.0)  # every pair tied: one half
+    assert auroc_interval([1.0] * 40, [True] * 40, images) is None  # one class: no AUROC
+    # one resample is one reweighting: the AUROC of the answers that draw duplicates, image by image
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.normal(np.asarray(labels) * 0.8, 1.0), 1).tolist()
+    picks = np.random.default_rng(7).integers(0, 40, size=(1, 40))[0]
+    drawn = auroc([scores[i] for i in picks], [labels[i] for i in picks])
+    low, high = auroc_interval(scores, labels, images, samples=1, seed=7)  # type: ignore[misc]
+    assert drawn is not None and low == high == pytest.approx(100 * drawn)
+    # an image's answers move together: two answers of one image are drawn (or not) as one
+    twice = auroc_interval(scores * 2, labels * 2, images * 2, samples=1, seed=7)
+    assert twice == pytest.approx((low, high))
+
+
+def test_the_operating_metric_carries_the_aurocs_interval_under_a_bootstrap() -> None:
+    answers = [
+        GradedAnswer(
+            f"VisA/pcb/test/{'crack' if i % 2 else 'good'}/{i:03d}.png",
+            "Anomaly Detection",
+            "A" if i % 2 else "B",
+            "A",
+            score=float(i % 2) + (i % 7) / 10,
+            score_kind="model",
+        )
+        for i in range(60)
+    ]
+    (operating,) = [m for m in compute_metrics(Graded(answers, bootstrap=Bootstrap(200, 0))) if m.metric == "operating"]
+    auroc = operating.cell("AUROC")
+    assert auroc is not None and auroc.value is not None and auroc.has_interval
+    assert auroc.low <= auroc.value <= auroc.high  # type: ignore[operator]
+    assert operating.cell("VisA/AUROC").has_interval  # type: ignore[union-attr]
+    assert not operating.cell("AUPRC").has_interval  # type: ignore[union-attr]

@@ -13,7 +13,7 @@ Anomaly Discrimination cell with one class) has no interval, and the averages sk
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,3 +181,44 @@ def table_intervals(
         seed=seed,
         n_images=sum(len(v) for v in rows_of.values()),
     )
+
+
+def auroc_interval(
+    scores: Sequence[float], labels: Sequence[bool], images: Sequence[str], *, samples: int = 1000, seed: int = 0
+) -> tuple[float, float] | None:
+    """A 95% bootstrap interval (percent) of the AUROC of ``scores`` (labels True = defective; ties count one
+    half), resampling images: answers of one image move together. None without both classes, or when no
+    resample keeps both.
+
+    Each resample only reweights the answers, so the AUROC of all of them is had at once from the scores
+    sorted once: per group of tied scores, the defective weight times the normal weight below it (and half
+    the tied normal weight), over the product of the two totals.
+    """
+    values = np.asarray(scores, dtype=float)
+    truth = np.asarray(labels, dtype=bool)
+    if not truth.any() or truth.all():
+        return None
+    order = np.argsort(values, kind="mergesort")
+    values, truth = values[order], truth[order]
+    image_index = {name: i for i, name in enumerate(dict.fromkeys(images))}
+    owner = np.asarray([image_index[images[i]] for i in order], dtype=int)
+    ends = np.r_[np.flatnonzero(np.diff(values) != 0), len(values) - 1]  # the last answer of each tied group
+    rng = np.random.default_rng(seed)
+    block = max(1, min(samples, 4_000_000 // max(len(values), 1)))
+    kept = []
+    for image_weights in image_resamples(rng, len(image_index), samples, block=block):
+        weights = image_weights[:, owner]
+        positive, negative = weights * truth, weights * ~truth
+        group_pos = np.diff(np.cumsum(positive, axis=1)[:, ends], axis=1, prepend=0.0)
+        cumulative_neg = np.cumsum(negative, axis=1)[:, ends]
+        group_neg = np.diff(cumulative_neg, axis=1, prepend=0.0)
+        below = cumulative_neg - group_neg
+        total = positive.sum(axis=1) * negative.sum(axis=1)
+        area = (group_pos * (below + group_neg / 2)).sum(axis=1)
+        valid = total > 0
+        kept.append(100.0 * area[valid] / total[valid])
+    spread = np.concatenate(kept) if kept else np.zeros(0)
+    if not len(spread):
+        return None
+    low, high = np.percentile(spread, [(100 - LEVEL) / 2, 100 - (100 - LEVEL) / 2])
+    return float(low), float(high)

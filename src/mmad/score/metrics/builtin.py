@@ -103,11 +103,45 @@ class OperatingPoints(Metric):
         if not report.by_score["overall"]:
             return None
         overall = report.by_score["overall"][0]
-        cells = [Cell(name, value) for name, value in overall.cells().items()]
+        bounds = _auroc_intervals(graded)
+        cells = [_operating_cell(name, value, bounds.get("all")) for name, value in overall.cells().items()]
         for row in report.by_score["dataset"]:
-            cells += [Cell(f"{row.group}/{name}", value) for name, value in row.cells().items()]
+            cells += [
+                _operating_cell(name, value, bounds.get(row.group), prefix=f"{row.group}/")
+                for name, value in row.cells().items()
+            ]
         # its notes (coarse points, how many answers carry a score) are the operating-point report's
         return self.result(cells, headline=["AUROC", "Miss@5%Overkill"])
+
+
+def _auroc_intervals(graded: Graded) -> dict[str, tuple[float, float]]:
+    """Under --ci, the AUROC's 95% image-bootstrap interval overall (``all``) and per dataset."""
+    if graded.bootstrap is None:
+        return {}
+    from mmad.score.intervals import auroc_interval
+
+    scored = [a for a in graded.answers if a.question_type == "Anomaly Detection" and a.score is not None]
+    groups = {"all": scored}
+    for answer in scored:
+        groups.setdefault(answer.dataset, []).append(answer)
+    bounds = {}
+    for group, answers in groups.items():
+        interval = auroc_interval(
+            [a.score for a in answers if a.score is not None],
+            [not a.is_normal for a in answers],
+            [a.image for a in answers],
+            samples=graded.bootstrap.samples,
+            seed=graded.bootstrap.seed,
+        )
+        if interval is not None:
+            bounds[group] = interval
+    return bounds
+
+
+def _operating_cell(name: str, value: float | None, auroc: tuple[float, float] | None, prefix: str = "") -> Cell:
+    """An operating-point cell; only the AUROC carries an interval."""
+    low, high = auroc if auroc is not None and name == "AUROC" else (None, None)
+    return Cell(f"{prefix}{name}", value, low=low, high=high)
 
 
 class CircularAccuracy(Metric):
