@@ -73,6 +73,10 @@ def test_cot_is_refused_where_the_protocol_has_no_cot_turn() -> None:
         ("expert", {"extra_body": {"top_k": 1}}, r"--extra-body applies to models behind an HTTP API"),
         ("vllm-local:some/model", {"device": "cuda:1"}, r"--device would be ignored: vllm-local: reads only"),
         ("expert", {"dtype": "float16"}, r"--dtype would be ignored: expert: reads only --device, --model-args"),
+        # the expert writes no text: decoding settings and letter log-probabilities did nothing, unnoticed
+        ("expert", {"max_tokens": 64}, r"--max-tokens would be ignored: expert: reads only --device, --model-args"),
+        ("expert", {"temperature": 0.7}, r"--temperature would be ignored: expert: reads only"),
+        ("expert:category", {"likelihood": True}, r"--likelihood would be ignored: expert: reads only"),
         ("random", {"knowledge": "k.json", "strategies": ["cot"]}, r"--knowledge is the domain-knowledge file"),
         ("random", {"similar_templates": True, "shots": 0}, r"--similar-templates chooses which template images"),
     ],
@@ -88,6 +92,9 @@ def test_settings_that_apply_or_are_not_the_users_are_accepted() -> None:
     assert RunConfig.from_flat("vllm-local:m", "d", model_args={"tensor_parallel_size": 2}).connection.model_args
     assert RunConfig.from_flat("vllm:m", "d", base_url="http://127.0.0.1:9/v1", text_only=True).connection.text_only
     assert RunConfig.from_flat("random", "d", knowledge="k.json", strategies=["rag"]).prompt.knowledge == "k.json"
+    # a baseline stands in for any model, and a model that writes text reads the decoding settings
+    assert RunConfig.from_flat("random", "d", max_tokens=64, temperature=0.7, likelihood=True).answers.likelihood
+    assert RunConfig.from_flat("hf:m", "d", max_tokens=64, likelihood=True).decoding.max_tokens == 64
     # the default value changes nothing, so nothing is ignored
     assert RunConfig.from_flat("random", "d", ray_actors=2, similar_templates=False, shots=0, text_only=False)
     # a recipe's value is not the user's: internvl's processor preset on an API model is no error

@@ -90,6 +90,10 @@ def _why_unused(config: RunConfig, setting: str) -> str | None:
             )
     if section == "connection" and (field in API_SETTINGS or field in IN_PROCESS_SETTINGS):
         return _connection(config, field)
+    if (section == "decoding" or setting == "answers.likelihood") and config.unhonoured([field]):
+        info = PROVIDERS[config.model.partition(":")[0]]  # unhonoured() is empty for providers it does not know
+        reads = ", ".join(_flag(f"connection.{s}") for s in IN_PROCESS_SETTINGS if info.honours(s)) or "none"
+        return f"{flag} would be ignored: {info.name}: reads only {reads} (it writes no text); leave {flag} out"
     if section == "images" and config.unhonoured([field]):
         return (
             f"{flag} would be ignored: {config.model} reads the image files itself (its own processor prepares "
