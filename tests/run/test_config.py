@@ -59,7 +59,7 @@ def test_the_api_rejects_unknown_settings_by_name() -> None:
 
 
 def test_cot_is_refused_where_the_protocol_has_no_cot_turn() -> None:
-    with pytest.raises(ConfigError, match="--strategy cot is not defined for --protocol cumulative"):
+    with pytest.raises(ConfigError, match="--strategies cot is not defined for --protocol cumulative"):
         RunConfig.from_flat("random", "data", protocol="cumulative", strategies=["cot"])
 
 

@@ -196,8 +196,8 @@ def test_a_run_through_ray_data_llm_records_every_question(
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
-        ({"strategies": ["cot"]}, "--strategy cot"),
-        ({"strategies": ["tools"]}, "--strategy tools"),
+        ({"strategies": ["cot"]}, "--strategies cot"),
+        ({"strategies": ["tools"]}, "--strategies tools"),
         ({"solver": "cot"}, "--solver cot"),
     ],
 )

@@ -43,7 +43,7 @@ def test_a_text_only_server_sent_images_stops_at_once_and_names_blind(
     with serve_in_thread(ChatServer(create_model("fixed:B"), text_only=True)) as server:
         code, text, _ = _run(_eval(mmad_json, tmp_path / "seeing", server.base_url, "--concurrency", "1"), capsys)
         sent = server.stats.requests
-        assert code == 1 and "images_refused" in text and "--blind" in text and "--text-only-server" in text
+        assert code == 1 and "images_refused" in text and "--blind" in text and "--text-only where" in text
         assert sent == 1, "every request would meet the same 500: the first one stops the run"
         code, text, _ = _run(_eval(mmad_json, tmp_path / "blind", server.base_url, "--blind", "--limit", "6"), capsys)
     assert code == 0, text
@@ -55,7 +55,7 @@ def test_text_only_server_without_blind_is_refused_before_anything_is_sent(
     with serve_in_thread(ChatServer(create_model("fixed:B"))) as server:
         code, text, _ = _run(_eval(mmad_json, tmp_path / "run", server.base_url, "--text-only-server"), capsys)
         assert server.stats.requests == 0
-    assert code == 2 and "--text-only-server sends no images" in text and "add --blind" in text
+    assert code == 2 and "--text-only sends no images" in text and "add --blind" in text
     assert not (tmp_path / "run").exists()
 
 

@@ -97,10 +97,10 @@ def test_a_name_taken_by_another_solver_is_refused(toy_solver: type[Solver]) -> 
     ("flags", "said"),
     [
         (["--solver", "judge", "--judge", "random"], "--solver judge: the judge solver wraps the one that answers"),
-        (["--solver", "agent-render"], "added by --strategy agent"),
-        (["--solver", "tools"], "added by --strategy tools"),
+        (["--solver", "agent-render"], "added by --strategies agent"),
+        (["--solver", "tools"], "added by --strategies tools"),
         (["--solver", "plain", "--strategy", "cot"], "--solver plain cannot ask the cot strategy"),
-        (["--solver", "cot"], "--solver cot asks the cot strategy's chain-of-thought turn: add --strategy cot"),
+        (["--solver", "cot"], "--solver cot asks the cot strategy's chain-of-thought turn: add --strategies cot"),
     ],
 )
 def test_a_solver_the_run_cannot_use_is_refused_before_the_run_folder_is_made(

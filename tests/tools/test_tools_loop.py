@@ -245,7 +245,7 @@ def test_settings_the_tools_strategy_cannot_take_stop_the_run_before_it_starts(
 
     base = ["eval", "-m", "random", "-d", str(data), "--out", str(tmp_path / "run"), "--strategy"]
     assert main([*base, "tools", "--protocol", "per-image"]) == 2
-    assert "--strategy tools asks one question per request" in capsys.readouterr().err
+    assert "--strategies tools asks one question per request" in capsys.readouterr().err
     assert main([*base, "tools+cot"]) == 2
     assert "does not combine with cot" in capsys.readouterr().err
     assert main([*base, "tools", "--tools", "zoom,magnify"]) == 2

@@ -304,7 +304,7 @@ def classify_status(status: int, body: str, retry_after: str | None) -> ModelCal
     if status in {400, 500} and any(sign in body.lower() for sign in IMAGES_REFUSED):
         msg = (
             f"the server takes no images ({status}: {snippet}); it serves a text-only model. For the text-only "
-            "baseline add --blind (and --text-only-server where the server takes no list of content parts); "
+            "baseline add --blind (and --text-only where the server takes no list of content parts); "
             "otherwise serve a vision model (llama.cpp: --mmproj)"
         )
         return PermanentError(msg, error_class="images_refused")

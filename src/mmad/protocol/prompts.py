@@ -78,7 +78,7 @@ def check_settings(settings: PromptSettings, *, chain_of_thought: bool) -> None:
     variant = Variant(settings.variant)
     if chain_of_thought and variant not in COT_VARIANTS:
         msg = (
-            f"--strategy cot is not defined for --protocol {variant.value}: the official code has a "
+            f"--strategies cot is not defined for --protocol {variant.value}: the official code has a "
             "chain-of-thought turn only in Transformers/internvl_query.py (per-question); use --protocol "
             "per-question or per-image, or drop cot"
         )

@@ -80,7 +80,7 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
     known = {item.dataset for item in benchmark.items}
     unknown = datasets - known
     if unknown:
-        msg = f"--dataset {', '.join(sorted(unknown))} is not in this benchmark; it has {', '.join(sorted(known))}"
+        msg = f"--datasets {', '.join(sorted(unknown))} is not in this benchmark; it has {', '.join(sorted(known))}"
         raise ConfigError(msg)
     if categories:
         known_categories = {item.category for item in benchmark.items} | {
@@ -89,7 +89,7 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
         missing = categories - known_categories
         if missing:
             msg = (
-                f"--category {', '.join(sorted(missing))} is not in this benchmark; "
+                f"--categories {', '.join(sorted(missing))} is not in this benchmark; "
                 f"it has {', '.join(sorted({item.category for item in benchmark.items}))}"
             )
             raise ConfigError(msg)
@@ -119,7 +119,7 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
         chosen = [(item, [q for q in ids if q in keep]) for item, ids in chosen]
         chosen = [(item, ids) for item, ids in chosen if ids]
     if not chosen:
-        msg = "the selection holds no questions: loosen --dataset, --category, --subtask, --exclude or --limit"
+        msg = "the selection holds no questions: loosen --datasets, --categories, --subtasks, --exclude or --limit"
         raise ConfigError(msg)
     items = []
     for item, ids in chosen:

@@ -76,8 +76,8 @@ def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Prefligh
         import_ray()
     if config.connection.text_only and not config.prompt.blind:
         msg = (
-            "--text-only-server sends no images, yet the prompt would still ask about them (answers to pictures "
-            "the model never saw); add --blind for the text-only baseline, or leave --text-only-server out"
+            "--text-only sends no images, yet the prompt would still ask about them (answers to pictures "
+            "the model never saw); add --blind for the text-only baseline, or leave --text-only out"
         )
         raise ConfigError(msg)
     check_expert_templates(config)
@@ -91,7 +91,7 @@ def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Prefligh
         check_agent(strategies.agent_expert, strategies.agent_notation or "bbox", config.prompt.shots)
     if config.images.perturb and (strategies.tools or strategies.agent_expert):
         # the tools' crops and the agent's expert map are made from the query file's clean pixels
-        which = "--strategy tools" if strategies.tools else f"the {strategies.agent_expert} agent strategy"
+        which = "--strategies tools" if strategies.tools else f"the {strategies.agent_expert} agent strategy"
         msg = (
             f"--perturb with {which}: its images are made from the clean query file, so the model would see "
             "the unperturbed pixels too; run --perturb without it"

@@ -58,12 +58,12 @@ def check_ray_config(config: RunConfig) -> None:
         raise MissingExtraError(feature, "ray-llm", "ray[llm] (vLLM and transformers, CUDA GPUs)")
     if "cot" in config.prompt.strategies:
         msg = (
-            "--strategy cot asks a chain-of-thought turn before each question, which Ray Data LLM's one-pass "
+            "--strategies cot asks a chain-of-thought turn before each question, which Ray Data LLM's one-pass "
             "batches cannot do; run it with `vllm serve` and -m vllm:MODEL --engine ray instead"
         )
         raise ConfigError(msg)
     if "tools" in config.prompt.strategies or config.answers.solver not in {None, "plain"}:
-        what = "--strategy tools" if "tools" in config.prompt.strategies else f"--solver {config.answers.solver}"
+        what = "--strategies tools" if "tools" in config.prompt.strategies else f"--solver {config.answers.solver}"
         msg = (
             f"{what} may ask several turns per question, which Ray Data LLM's one-pass batches cannot do; "
             "run it with `vllm serve` and -m vllm:MODEL --engine ray instead"

@@ -32,7 +32,7 @@ def solver_names(config: RunConfig, *, judge: bool) -> list[str]:
     return names
 
 
-ADDED_BY = {"tools": "--strategy tools", "agent-render": "--strategy agent:...", "judge": "--judge MODEL"}
+ADDED_BY = {"tools": "--strategies tools", "agent-render": "--strategies agent:...", "judge": "--judge MODEL"}
 """The built-in wrappers: each wraps the solver that answers and is added by its own setting, never by --solver."""
 
 
@@ -56,16 +56,18 @@ def check_solver(config: RunConfig) -> None:
     if chosen == "plain" and cot:
         msg = (
             "--solver plain cannot ask the cot strategy's chain-of-thought turn: leave --solver out "
-            "(the cot strategy asks with the cot solver) or drop --strategy cot"
+            "(the cot strategy asks with the cot solver) or drop --strategies cot"
         )
         raise ConfigError(msg)
     if chosen == "cot" and not cot:
         # Without the strategy no prompt has a chain-of-thought turn: the run would be a plain one under another name.
-        msg = "--solver cot asks the cot strategy's chain-of-thought turn: add --strategy cot (it picks the cot solver)"
+        msg = (
+            "--solver cot asks the cot strategy's chain-of-thought turn: add --strategies cot (it picks the cot solver)"
+        )
         raise ConfigError(msg)
     if parse_strategies(config.prompt.strategies).tools:
         if config.prompt.protocol == "per-image":
-            msg = "--strategy tools asks one question per request: use another --protocol than per-image"
+            msg = "--strategies tools asks one question per request: use another --protocol than per-image"
             raise ConfigError(msg)
         from mmad.tools.toolbox import check_tool_names
 

@@ -107,12 +107,12 @@ def _why_unused(config: RunConfig, setting: str) -> str | None:
     if setting == "prompt.knowledge" and not {"rag", "tools"} & set(config.prompt.strategies):
         return (
             f"{flag} is the domain-knowledge file of the rag strategy (and the tools strategy's knowledge tool), "
-            f"but this run has neither, so it would be ignored; add --strategy rag, or leave {flag} out"
+            f"but this run has neither, so it would be ignored; add --strategies rag, or leave {flag} out"
         )
     if setting in TOOLS_SETTINGS and "tools" not in config.prompt.strategies:
         return (
             f"{flag} is a setting of the tools strategy, but this run has no tools strategy, so it would be "
-            f"ignored; add --strategy tools, or leave {flag} out"
+            f"ignored; add --strategies tools, or leave {flag} out"
         )
     if setting == "prompt.similar_templates" and config.prompt.similar_templates and config.prompt.shots == 0:
         return (

@@ -128,7 +128,7 @@ def run_row(
         marks.append(
             f"subset: {completeness.selected:,} of {completeness.in_benchmark:,} questions selected"
             if completeness.subset
-            else "subset: run with --limit/--dataset/--category/--subtask"
+            else "subset: run with --limit/--datasets/--categories/--subtasks"
         )
     score = strict if policy is Policy.STRICT else upstream
     per_subtask = strict_subtasks if policy is Policy.STRICT else upstream_subtasks
