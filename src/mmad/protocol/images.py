@@ -205,9 +205,11 @@ POOL_MIN_IMAGES = 200
 
 
 def pool_workers() -> int:
-    """Encoding processes for a prefetch: half the cores (the event loop and the server need the
-    rest), at least one, at most four (past that the requests, not the images, are the limit)."""
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    """Encoding processes for a prefetch: one per core, at most four (past that the requests, not
+    the images, are the limit). On 2 cores, two workers finished issue #22's run in 26-31 s where
+    one took 34-41 s: requests that wait for their images leave the event loop idle, so the
+    workers may have its core then."""
+    return max(1, min(4, os.cpu_count() or 2))
 
 
 _MAIN_GUARD = re.compile(r"^if\s+__name__\s*==\s*[\"']__main__[\"']\s*:", re.MULTILINE)
