@@ -221,7 +221,7 @@ def test_the_checks_see_a_foreign_private_and_a_manifest_change(tmp_path: Path) 
 # run.json is the run's manifest (issue #23): only run/manifest.py opens it for writing, and only the
 # stages that start and end a session ask it to (H2's ledger will be the one place).
 MANIFEST_MODULE = "run/manifest.py"
-MANIFEST_WRITERS = {"run/prepare.py", "run/finish.py"}
+MANIFEST_WRITERS = {"run/prepare.py", "run/finish.py", "run/ledger.py"}  # the ledger: spending so far
 WRITE_CALLS = {"write_text", "write_bytes", "atomic_write_text", "atomic_write_bytes", "atomic_writer", "dump"}
 
 

@@ -17,6 +17,7 @@ from mmad.records.record import Record, Status
 from mmad.run.config import RunConfig
 from mmad.run.engine import EngineStats
 from mmad.run.interrupts import interrupt_cause
+from mmad.run.ledger import session_usage
 from mmad.run.manifest import Usage, write_manifest
 from mmad.run.prepare import PreparedRun
 from mmad.run.recipes import recipe_policy, recipe_policy_note
@@ -70,14 +71,7 @@ class RunResult:
 
 
 def _usage(stats: EngineStats) -> Usage:
-    return Usage(
-        prompt_tokens=stats.prompt_tokens,
-        completion_tokens=stats.completion_tokens,
-        cost_usd=round(stats.cost_usd, 6),
-        cached=stats.cached,
-        retries=stats.retries,
-        elapsed_s=round(stats.elapsed_s, 3),
-    )
+    return session_usage(stats)
 
 
 @dataclass

@@ -10,7 +10,9 @@ what is in flight (`sent`, `returned`) and hands it every record (`write`). The 
 - reserves and spends the budget (--max-cost, with what earlier sessions of a resumed run spent);
 - applies the stop rules: a fatal error at once, --max-errors failures in a row, a budget that
   would be passed, a run folder deleted while the run wrote it;
-- changes the run's manifest (run.json) mid-run: `describe_model` is the only such change.
+- changes the run's manifest (run.json) mid-run: `describe_model`, and what the run has spent so
+  far (every MANIFEST_INTERVAL_S while records come), so a killed run's spending counts in its resume
+  (its usage, and --max-cost).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mmad.protocol.messages import PosedQuestion, Prompt
 from mmad.records.record import Record, Status
 from mmad.run.cache import ResponseCache
 from mmad.run.limits import RetryPolicy
+from mmad.run.manifest import Usage, write_manifest
 from mmad.run.secrets import redact
 from mmad.run.store import RunStore
 from mmad.run.tokens import estimate
@@ -37,6 +40,8 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 FLUSH_INTERVAL_S = 0.1
+MANIFEST_INTERVAL_S = 1.0
+"""How often run.json is given the spending so far while records come (a SIGKILL runs no finish stage)."""
 FATAL_ERROR_CLASSES = frozenset({"auth", "not_found", "dns", "tls", "images_refused"})
 """Failures that every later request would meet too: the run stops at the first one."""
 
@@ -157,12 +162,15 @@ class Ledger:
         """The requests the scheduler allows in flight now (the local engine's adaptive limit)."""
         self._image_sizes: dict[str, tuple[int, int]] = {}
         self._failures_in_a_row = 0
+        self._spent_before: Usage | None = None
 
     # What to ask
     def begin(self, total_questions: int) -> None:
         """A session starts: `total_questions` to ask, the clock from now."""
         self.stats.total = total_questions
         self.stats.started = time.monotonic()
+        if self.manifest_holder is not None:  # a resumed run's manifest holds what its earlier sessions spent
+            self._spent_before = self.manifest_holder.manifest.usage
 
     def wants(self, prompt: Prompt) -> bool:
         """Whether a prompt poses a question this session asks."""
@@ -306,13 +314,30 @@ class Ledger:
             self.on_progress(self.stats)
 
     async def flush_often(self) -> None:
-        """Hand appended records to the operating system every FLUSH_INTERVAL_S; stop on a deleted folder."""
+        """Hand appended records to the operating system every FLUSH_INTERVAL_S, and the spending so far
+        to run.json every MANIFEST_INTERVAL_S while records come; stop on a deleted folder."""
+        saved_at, saved_done = time.monotonic(), 0
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
             self.store.flush()
             if self.store.lost():
                 # Asking on would only spend money on answers with nowhere to go.
                 self.stop(f"the run folder {self.store.folder} was deleted while the run wrote it")
+                continue
+            if self.stats.done != saved_done and time.monotonic() - saved_at >= MANIFEST_INTERVAL_S:
+                saved_at, saved_done = time.monotonic(), self.stats.done
+                self.save_spending()
+
+    def save_spending(self) -> None:
+        """Write run.json with what the run has spent so far (status still running): a run killed
+        with SIGKILL never reaches its finish stage, and its resume reads the spending from here."""
+        holder = self.manifest_holder
+        if holder is None:
+            return
+        usage = session_usage(self.stats)
+        if self._spent_before is not None:
+            usage = usage.plus(self._spent_before)
+        write_manifest(self.store.folder, holder.manifest.spending(usage))
 
     def close(self) -> None:
         """The session is over: records flushed, the clock stopped, the last counters reported."""
@@ -358,6 +383,18 @@ class Scheduler:
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
         """Ask every prompt of `work`; the counters (``stopped_reason`` says why a run stopped early)."""
         raise NotImplementedError
+
+
+def session_usage(stats: EngineStats) -> Usage:
+    """What this session has spent, as run.json records it."""
+    return Usage(
+        prompt_tokens=stats.prompt_tokens,
+        completion_tokens=stats.completion_tokens,
+        cost_usd=round(stats.cost_usd, 6),
+        cached=stats.cached,
+        retries=stats.retries,
+        elapsed_s=round(stats.elapsed_s, 3),
+    )
 
 
 def _scrubbed(record: Record) -> Record:

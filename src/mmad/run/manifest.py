@@ -125,6 +125,10 @@ class Manifest(_Part):
         model, and status running, with the previous session's end cleared."""
         return self._with(config=config, model=dict(model), status="running", finished_at=None)
 
+    def spending(self, usage: Usage) -> Manifest:
+        """The manifest of a running session with what the run has spent so far (earlier sessions included)."""
+        return self._with(usage=usage)
+
     def finished(
         self,
         status: RunStatus,

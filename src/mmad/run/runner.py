@@ -97,6 +97,7 @@ def make_engine(
         solver=solver,
     )
     engine.wanted = prepared.wanted
+    engine.ledger.manifest_holder = prepared  # the spending so far goes to run.json, for a run that is killed
     return engine
 
 
