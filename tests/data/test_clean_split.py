@@ -237,3 +237,18 @@ def test_rescoring_with_a_rule_the_run_already_applied_says_so(
     assert main(["score", str(clean), *rest, "--no-plot", "-o", str(tmp_path / "files")]) == 2
     err = capsys.readouterr().err  # no table of zeros; the flags named are the ones given
     assert "error: --exclude left out every answer" in err and "--errata keep" not in err
+
+
+def test_errata_drop_on_a_benchmark_without_those_errata_keeps_the_card(tmp_path: Path) -> None:
+    # a benchmark of one's own (or a copy without the misfiled pills) asks the same questions with --errata drop:
+    # the run must not be marked "not the official question set" nor grouped apart from the plain run
+    import mmad
+
+    tree = make_mmad_tree(tmp_path / "mine")
+    plain = open_run(mmad.evaluate("random", tree, out=tmp_path / "plain", cache=False).run_dir)
+    dropped = open_run(mmad.evaluate("random", tree, out=tmp_path / "drop", errata="drop", cache=False).run_dir)
+    assert "clean_split" not in dropped.card and dropped.card_hash == plain.card_hash
+    visa = open_run(mmad.evaluate("random", tree, out=tmp_path / "visa", exclude="VisA", cache=False).run_dir)
+    both = mmad.evaluate("random", tree, out=tmp_path / "both", errata="drop", exclude="VisA", cache=False).run_dir
+    assert open_run(both).card["clean_split"] == visa.card["clean_split"]
+    assert open_run(both).card_hash == visa.card_hash

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -255,7 +255,14 @@ def clean_split_of(
 def benchmark_split(errata: str, exclude: Sequence[str], benchmark: Benchmark) -> CleanSplit:
     """The filter of a run over ``benchmark``: bare ``--exclude`` names are read as its datasets or categories,
     and a dataset or category it does not have is refused (a typo would leave nothing out, silently)."""
-    return split_for_images(errata, exclude, [item.key for item in benchmark.items], "this benchmark")
+    split = split_for_images(errata, exclude, [item.key for item in benchmark.items], "this benchmark")
+    if split.errata == "drop" and not any(
+        errata_of(q.image, q.type) for item in benchmark.items for q in item.questions
+    ):
+        # errata that name none of its questions (a benchmark of one's own, a corrected copy) leave nothing out: the
+        # run asks what keep asks, so it must keep that card, not be marked as a question set of its own
+        split = replace(split, errata="keep")
+    return split
 
 
 def split_for_images(errata: str, exclude: Sequence[str], images: Iterable[str], where: str) -> CleanSplit:
