@@ -389,3 +389,15 @@ def test_each_branch_keeps_its_own_latency_and_the_record_the_slower(data: Path,
     # The direct branch's own time (sending its images included), not the time until the tools branch
     # finished: that one has two turns of 0.3 s more.
     assert record.latency_s is not None and record.latency_s - direct >= 0.5
+
+
+def test_the_dry_run_counts_the_most_the_tool_turns_can_send(data: Path) -> None:
+    from mmad.run.config import RunConfig
+    from mmad.run.estimate import TOOL_RESULT_TOKENS, dry_run
+
+    plain = dry_run(RunConfig.from_flat("openai:gpt-4o", str(data), limit=10))
+    tools = dry_run(RunConfig.from_flat("openai:gpt-4o", str(data), limit=10, strategies="tools", max_turns=3))
+    assert tools.requests == plain.requests * 4  # the direct question and three turns each
+    assert tools.images_sent == plain.images_sent * 4 + 10 * 3  # and one tool image per earlier turn: 0 + 1 + 2
+    assert tools.prompt_tokens > plain.prompt_tokens * 4 + 10 * 3 * TOOL_RESULT_TOKENS
+    assert tools.cost_usd is not None and plain.cost_usd is not None and tools.cost_usd > 4 * plain.cost_usd

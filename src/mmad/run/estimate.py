@@ -4,7 +4,8 @@ Text tokens are counted as characters / 4. Image tokens follow OpenAI's publishe
 ``detail: low``; otherwise 85 + 170 per 512-px tile after fitting the image in 2048 px and its
 short side in 768 px. Output tokens are assumed to be 8 per question asked (a letter and a few
 words), capped by max_tokens; chain of thought adds its 256-token turn per image; an expert agent
-adds its drawn image (85 tokens, as at low detail) to each request.
+adds its drawn image (85 tokens, as at low detail) to each request. The tools strategy adds the
+most its conversations can send (`with_tool_turns`): the estimate is an upper bound there.
 
 `dry_run` makes the same checks as a real run's first stage (`mmad.run.preflight`: the benchmark,
 the selection, templates for the shots, the knowledge file, a price for --max-cost) and that the
@@ -45,4 +46,32 @@ def dry_run(config: RunConfig) -> Estimate:
         result.prompt_tokens += AGENT_IMAGE_TOKENS * result.requests
         if checked.price is not None:
             result.cost_usd = cost(result, checked.price)
+    if strategies.tools:
+        with_tool_turns(result, config.prompt.max_turns)
+        if checked.price is not None:
+            result.cost_usd = cost(result, checked.price)
     return result
+
+
+TOOL_INTRO_TOKENS = 120
+"""The tools' instructions and schemas a tools turn adds (native: the ``tools`` field; text: the system message)."""
+TOOL_RESULT_TOKENS = AGENT_IMAGE_TOKENS + 60
+"""One tool call and its result coming back: its image (as at low detail) and a line of text."""
+TOOL_TURN_REPLY_TOKENS = 30
+"""A tool call's JSON, or the answer."""
+
+
+def with_tool_turns(result: Estimate, max_turns: int) -> None:
+    """Add the tools strategy's conversations to an estimate of its direct branch: the most they can
+    send, every question using every turn, each turn resending the conversation so far with one more
+    tool result (one image) than the turn before."""
+    questions = result.requests
+    per_request = result.prompt_tokens / questions if questions else 0
+    images = result.images_sent / questions if questions else 0
+    earlier = max_turns * (max_turns - 1) // 2  # tool results resent over the turns: 0 + 1 + ... + (T - 1)
+    result.requests += questions * max_turns
+    result.images_sent += round(questions * (images * max_turns + earlier))
+    result.prompt_tokens += round(
+        questions * ((per_request + TOOL_INTRO_TOKENS) * max_turns + TOOL_RESULT_TOKENS * earlier)
+    )
+    result.completion_tokens += questions * TOOL_TURN_REPLY_TOKENS * max_turns
