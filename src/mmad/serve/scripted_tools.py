@@ -135,7 +135,7 @@ def _answer(messages: tuple[Message, ...]) -> tuple[str, dict[str, str]]:
 
 
 def _letter_logprobs(letter: str, options: dict[str, str], confidence: float) -> dict[str, float]:
-    others = [k for k in options if k != letter] or []
+    others = [k for k in options if k != letter]
     rest = (1 - confidence) / len(others) if others else 0.0
     values = {letter: math.log(confidence)}
     values.update({k: math.log(rest) for k in others if rest > 0})

@@ -1,6 +1,9 @@
 """An OpenAI-compatible chat-completions server on 127.0.0.1 over any mmad model backend.
 
-It takes images as ``image_url`` data URLs and returns usage counts. For tests and benchmarks it
+It takes images as ``image_url`` data URLs and returns usage counts; it takes ``tools`` and
+returns ``tool_calls`` (checking, as OpenAI's API does, that every call is answered by a ``tool``
+message right after it), or with ``refuse_tools`` answers a request with tools as a server without
+tool calling does. For tests and benchmarks it
 can add a fixed latency and inject faults: 429 with Retry-After, 500 and 503, time-outs, dropped
 connections, malformed JSON and empty choices. Plain asyncio, HTTP/1.1 with keep-alive.
 """
