@@ -252,3 +252,15 @@ def test_errata_drop_on_a_benchmark_without_those_errata_keeps_the_card(tmp_path
     both = mmad.evaluate("random", tree, out=tmp_path / "both", errata="drop", exclude="VisA", cache=False).run_dir
     assert open_run(both).card["clean_split"] == visa.card["clean_split"]
     assert open_run(both).card_hash == visa.card_hash
+
+
+def test_a_bare_dataset_slash_category_is_a_category_and_a_near_miss_is_named(errata_tree: Path) -> None:
+    # docs/protocol.md gives DS-MVTec/pill as a category's form: it was refused unless spelt category:DS-MVTec/pill
+    benchmark = load_benchmark(errata_tree)
+    bare = benchmark_split("keep", ["DS-MVTec/bottle"], benchmark)
+    assert bare.card() == benchmark_split("keep", ["category:DS-MVTec/bottle"], benchmark).card()
+    assert benchmark_counts(bare, benchmark).total_questions > 0
+    with pytest.raises(ConfigError, match=r"--exclude 'visa': not a dataset or category of this benchmark \(did you"):
+        benchmark_split("keep", ["visa"], benchmark)
+    with pytest.raises(ConfigError, match=r"did you mean 'juice_bottle'\?"):
+        benchmark_split("keep", ["juice-bottle"], benchmark)

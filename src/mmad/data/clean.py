@@ -10,6 +10,7 @@ recorded in the protocol card and counted per reason.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections import Counter
@@ -114,12 +115,21 @@ def parse_exclude(
                 rules.append(ExcludeRule("dataset" if kind == "dataset" else "category", value))
         elif text in known_datasets:
             rules.append(ExcludeRule("dataset", text))
-        elif text in known_categories:
+        elif text in known_categories or _dataset_category(text, known_datasets, known_categories):
             rules.append(ExcludeRule("category", text))
         else:
-            msg = f"--exclude {raw!r}: not a dataset or category of {where}; use {EXCLUDE_FORMS}"
+            close = difflib.get_close_matches(text, sorted(known_datasets | known_categories), n=1, cutoff=0.6)
+            close += [name for name in sorted(known_datasets | known_categories) if name.lower() == text.lower()]
+            hint = f" (did you mean {close[-1]!r}?)" if close else ""
+            msg = f"--exclude {raw!r}: not a dataset or category of {where}{hint}; use {EXCLUDE_FORMS}"
             raise ConfigError(msg)
     return rules
+
+
+def _dataset_category(text: str, datasets: set[str], categories: set[str]) -> bool:
+    """Whether a bare name is DATASET/CATEGORY of known names (DS-MVTec/pill), the category form the docs give."""
+    dataset, slash, category = text.partition("/")
+    return bool(slash) and dataset in datasets and category in categories
 
 
 @dataclass
