@@ -123,3 +123,60 @@ def test_a_script_without_a_main_guard_gets_no_worker_processes(tmp_path: Path, 
     assert done.returncode == 0, done.stderr
     workers, _, sizes = done.stdout.strip().partition(" ")
     assert (int(workers) >= 1) is guarded and sizes == "[512, 512, 512, 512]"
+
+
+KILLED_SCRIPT = """
+import multiprocessing, sys, time
+from pathlib import Path
+from PIL import Image
+from mmad.protocol import images
+from mmad.protocol.images import ImageEncoder, ImageSettings
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    paths = []
+    for i in range(4):
+        path = folder / f"img{i}.png"
+        Image.new("RGB", (20 + i, 20), (i, 0, 0)).save(path)
+        paths.append(str(path))
+    images.POOL_MIN_IMAGES = 2
+    encoder = ImageEncoder(ImageSettings())
+    encoder.prefetch(paths).join(60)
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in state  # exited; a container's init may not reap it
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_image_workers_leave_when_the_run_is_killed_outright(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers.processes import wait_until
+
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_SCRIPT)
+    run = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None
+        workers = [int(pid) for pid in run.stdout.readline().split()]
+        assert workers and not any(_gone(pid) for pid in workers)
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(10)
+        assert wait_until(lambda: all(_gone(pid) for pid in workers), 15), "a worker outlived its run"
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(10)
+        if run.stdout is not None:
+            run.stdout.close()

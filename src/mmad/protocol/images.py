@@ -30,6 +30,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -232,9 +233,19 @@ def spawn_is_safe() -> bool:
         return False
 
 
-def _quiet_worker() -> None:
+def _quiet_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group; the run reports the interruption, not each worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A run killed outright (SIGKILL, the OOM killer) cannot shut its pool down, and a worker waiting
+    # for work would wait for ever: it leaves once its parent (the run's pid, given: it may be gone
+    # before this worker has started) is gone.
+
+    def leave_with_the_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=leave_with_the_parent, name="mmad-image-worker-watch", daemon=True).start()
 
 
 def _encode_in_worker(path: str, settings: ImageSettings, perturbed: bool) -> EncodedImage:
@@ -415,7 +426,9 @@ class ImageEncoder:
         try:
             # spawn, not fork: the run's process has threads (the cache writer, the SDK's) by now
             context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(pool_workers(), mp_context=context, initializer=_quiet_worker)
+            pool = ProcessPoolExecutor(
+                pool_workers(), mp_context=context, initializer=_quiet_worker, initargs=(os.getpid(),)
+            )
         except (OSError, ImportError, NotImplementedError) as exc:  # no semaphores (some sandboxes)
             logger.info("images are prepared in a thread: no worker processes (%s)", exc)
             return None
