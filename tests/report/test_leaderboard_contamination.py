@@ -149,3 +149,19 @@ def test_the_html_sources_table_says_shots_questions_and_training(random_run: Pa
     sources = page[page.index('id="sources-table"') :]
     assert "0 · a subset: 32,059 questions" in sources and "1 · all 39,672 questions" in sources
     assert "not stated · not stated by the source · detection only" in sources
+
+
+def test_a_row_on_the_official_debug_sample_is_listed_and_its_training_said_once() -> None:
+    # coverage 'debug-sample' is a catalog value (PublishedEntry.Coverage): the row builder had no text for it
+    # and failed with a KeyError; it is a subset, never ranked beside full rows of its source; and a row trained on
+    # MMAD's sources said "MMAD's source datasets" twice
+    entries = [
+        _entry("full", 60.0),
+        _entry("debug", 70.0, coverage="debug-sample"),
+        _entry("sources", 60.0, trained_on=["source-datasets"], trained_source="its README"),
+    ]
+    rows = {r.name: r for r in build_leaderboard([], entries).rows}
+    assert "debug sample" in rows["debug"].completeness and rows["debug"].rank is None
+    assert any(m.startswith("subset: the official debug sample") for m in rows["debug"].marks)
+    assert rows["full"].rank == 1
+    assert rows["sources"].marks[0] == "trained on MMAD's source datasets (its README)"

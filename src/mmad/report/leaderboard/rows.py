@@ -212,13 +212,18 @@ def published_row(
     marks: list[str] = []
     if entry.coverage == "subset":
         marks.append(f"subset: {(entry.coverage_note or 'part of the benchmark').split(';')[0]}")
+    elif entry.coverage == "debug-sample":
+        marks.append(f"subset: {entry.question_set}")
     elif entry.coverage == "unknown" and entry.ranked:
         marks.append("coverage not stated by the source")
     contamination = entry.contamination
     if contamination == "saw MMAD":
         marks.append(f"trained on MMAD: {entry.trained_text}")
     elif contamination == "saw MMAD's sources":
-        marks.append(f"trained on MMAD's source datasets: {entry.trained_text}")
+        # trained_text would name the source datasets a second time
+        marks.append(
+            "trained on MMAD's source datasets" + (f" ({entry.trained_source})" if entry.trained_source else "")
+        )
     elif contamination == "possible":
         marks.append("may have seen MMAD's test products")
     if entry.scope == "detection-only":
@@ -234,6 +239,7 @@ def published_row(
     coverage = {
         "full": "full (as published)",
         "subset": f"subset: {entry.coverage_note}",
+        "debug-sample": f"subset: {entry.question_set}",
         "unknown": "not stated",
     }[entry.coverage]
     return LeaderboardRow(
@@ -251,7 +257,7 @@ def published_row(
         subtasks=per_subtask,
         overkill=overkill,
         miss=miss,
-        eligible=entry.ranked and entry.coverage != "subset" and score is not None,
+        eligible=entry.ranked and entry.coverage not in {"subset", "debug-sample"} and score is not None,
         marks=marks,
         seen_test_products=f"{entry.seen_test_products}: {entry.seen_note}"
         if entry.seen_note
