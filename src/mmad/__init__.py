@@ -13,9 +13,47 @@ benchmarks from your own defect images, and a scorer that reproduces the paper's
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmad._version import __version__ as __version__
+
+if TYPE_CHECKING:  # a type checker and an IDE see the exports' own signatures; at run time they load on first use
+    from mmad.api import evaluate as evaluate
+    from mmad.api import evaluate_async as evaluate_async
+    from mmad.builder.build import build_benchmark as build_benchmark
+    from mmad.builder.synthetic import make_synthetic_dataset as make_synthetic_dataset
+    from mmad.data.hub import download as download
+    from mmad.data.info import describe as describe
+    from mmad.data.official import load_benchmark as load_benchmark
+    from mmad.data.official import write_benchmark as write_benchmark
+    from mmad.data.schema import Benchmark as Benchmark
+    from mmad.data.schema import ImageItem as ImageItem
+    from mmad.data.schema import Question as Question
+    from mmad.data.schema import Subtask as Subtask
+    from mmad.data.validate import validate as validate
+    from mmad.models.base import Completion as Completion
+    from mmad.models.base import Model as Model
+    from mmad.models.base import Request as Request
+    from mmad.models.registry import ModelOptions as ModelOptions
+    from mmad.models.registry import create_model as create_model
+    from mmad.records.record import Record as Record
+    from mmad.records.record import Status as Status
+    from mmad.report.html import write_html_report as write_html_report
+    from mmad.report.leaderboard import build_leaderboard as build_leaderboard
+    from mmad.run.config import RunConfig as RunConfig
+    from mmad.run.finish import RunResult as RunResult
+    from mmad.run.folder import RunFolder as RunFolder
+    from mmad.run.folder import open_run as open_run
+    from mmad.score.answers import GradedAnswer as GradedAnswer
+    from mmad.score.answers import read_official_answers as read_official_answers
+    from mmad.score.compare import compare_runs as compare_runs
+    from mmad.score.load import load_answers as load_answers
+    from mmad.score.official_csv import load_published as load_published
+    from mmad.score.official_csv import read_accuracy_csv as read_accuracy_csv
+    from mmad.score.published import load_published_results as load_published_results
+    from mmad.score.table import Policy as Policy
+    from mmad.score.table import ScoreTable as ScoreTable
+    from mmad.score.table import score_answers as score_answers
 
 # Public name -> the module that defines it. Loaded on first use, so `import mmad` (and the CLI)
 # starts fast and the heavy dependencies (scipy, the openai SDK) load only when needed.

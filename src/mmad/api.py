@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, SupportsFloat, SupportsIndex, TypedDict, Unpack
 
 from mmad._io import atomic_write_text
 from mmad.models.base import Model
@@ -32,6 +32,11 @@ from mmad.score.operating import operating_report
 from mmad.score.table import Policy, score_answers
 
 logger = logging.getLogger(__name__)
+
+# A whole number or a number of settings' kinds as numpy gives them (np.int64 from an array is no mistake:
+# the config takes it, so a type checker must too).
+Int = int | SupportsIndex
+Float = float | SupportsFloat
 
 
 def write_run_files(result: RunResult, *, plot: bool = True) -> dict[str, Path]:
@@ -80,6 +85,23 @@ async def evaluate_async(
     return result
 
 
+class OldNames(TypedDict, total=False):
+    """The settings' names before each had one: still taken by `evaluate`, each with a FutureWarning
+    (`mmad.run.config.OLD_NAMES`; a test keeps the two the same). Typed, so that a type checker still
+    flags a misspelt keyword."""
+
+    similar: bool
+    strategy: str | Sequence[str]
+    size: int | Literal["none"] | None
+    format: Literal["jpeg", "png"]
+    original: bool
+    dataset: Sequence[str]
+    category: Sequence[str]
+    subtask: Sequence[str]
+    timeout: float
+    text_only_server: bool
+
+
 def evaluate(
     model: str,
     data: str | Path,
@@ -92,7 +114,7 @@ def evaluate(
     # NOT_GIVEN leaves a setting to the recipe or the default; None is the setting's own None.
     # [prompt]
     protocol: ProtocolName | Variant | NotGiven = NOT_GIVEN,
-    shots: int | NotGiven = NOT_GIVEN,
+    shots: Int | NotGiven = NOT_GIVEN,
     similar_templates: bool | NotGiven = NOT_GIVEN,
     blind: bool | NotGiven = NOT_GIVEN,
     circular: bool | NotGiven = NOT_GIVEN,
@@ -100,14 +122,14 @@ def evaluate(
     knowledge: str | PathLike[str] | NotGiven | None = NOT_GIVEN,
     cot_history: bool | NotGiven = NOT_GIVEN,
     tools: str | Sequence[str] | NotGiven = NOT_GIVEN,
-    max_turns: int | NotGiven = NOT_GIVEN,
+    max_turns: Int | NotGiven = NOT_GIVEN,
     tool_protocol: Literal["auto", "native", "text"] | NotGiven = NOT_GIVEN,
-    blend: float | NotGiven | None = NOT_GIVEN,
+    blend: Float | NotGiven | None = NOT_GIVEN,
     # [decoding]
-    max_tokens: int | Literal["none"] | NotGiven | None = NOT_GIVEN,
-    temperature: float | Literal["none"] | NotGiven | None = NOT_GIVEN,
+    max_tokens: Int | Literal["none"] | NotGiven | None = NOT_GIVEN,
+    temperature: Float | Literal["none"] | NotGiven | None = NOT_GIVEN,
     # [images]
-    image_size: int | Literal["none"] | NotGiven | None = NOT_GIVEN,
+    image_size: Int | Literal["none"] | NotGiven | None = NOT_GIVEN,
     image_format: Literal["jpeg", "png"] | NotGiven = NOT_GIVEN,
     detail: Literal["low", "high", "auto", "none"] | NotGiven | None = NOT_GIVEN,
     original_images: bool | NotGiven = NOT_GIVEN,
@@ -121,29 +143,29 @@ def evaluate(
     likelihood: bool | NotGiven = NOT_GIVEN,
     answer_from: Literal["text", "likelihood"] | NotGiven = NOT_GIVEN,
     # [selection]
-    limit: int | NotGiven | None = NOT_GIVEN,
+    limit: Int | NotGiven | None = NOT_GIVEN,
     subset: Literal["official-debug"] | NotGiven | None = NOT_GIVEN,
     datasets: Sequence[str] | NotGiven = NOT_GIVEN,
     categories: Sequence[str] | NotGiven = NOT_GIVEN,
     subtasks: Sequence[str] | NotGiven = NOT_GIVEN,
-    seed: int | NotGiven = NOT_GIVEN,
+    seed: Int | NotGiven = NOT_GIVEN,
     errata: Literal["keep", "drop"] | NotGiven = NOT_GIVEN,
     exclude: str | Sequence[str] | NotGiven = NOT_GIVEN,
     # [execution]
-    concurrency: int | NotGiven = NOT_GIVEN,
-    max_retries: int | NotGiven = NOT_GIVEN,
-    timeout_s: float | NotGiven = NOT_GIVEN,
-    retry_base_s: float | NotGiven = NOT_GIVEN,
-    retry_max_s: float | NotGiven = NOT_GIVEN,
-    max_cost: float | NotGiven | None = NOT_GIVEN,
-    max_errors: int | NotGiven = NOT_GIVEN,
+    concurrency: Int | NotGiven = NOT_GIVEN,
+    max_retries: Int | NotGiven = NOT_GIVEN,
+    timeout_s: Float | NotGiven = NOT_GIVEN,
+    retry_base_s: Float | NotGiven = NOT_GIVEN,
+    retry_max_s: Float | NotGiven = NOT_GIVEN,
+    max_cost: Float | NotGiven | None = NOT_GIVEN,
+    max_errors: Int | NotGiven = NOT_GIVEN,
     prices: str | PathLike[str] | NotGiven | None = NOT_GIVEN,
     cache: bool | NotGiven = NOT_GIVEN,
     cache_dir: str | PathLike[str] | NotGiven | None = NOT_GIVEN,
     engine: Literal["local", "ray"] | NotGiven = NOT_GIVEN,
     ray_address: str | NotGiven | None = NOT_GIVEN,
-    ray_actors: int | NotGiven = NOT_GIVEN,
-    ray_gpus: float | NotGiven = NOT_GIVEN,
+    ray_actors: Int | NotGiven = NOT_GIVEN,
+    ray_gpus: Float | NotGiven = NOT_GIVEN,
     # [connection]
     base_url: str | NotGiven | None = NOT_GIVEN,
     key_env: str | NotGiven | None = NOT_GIVEN,
@@ -151,9 +173,9 @@ def evaluate(
     text_only: bool | NotGiven = NOT_GIVEN,
     device: str | NotGiven | None = NOT_GIVEN,
     dtype: str | NotGiven | None = NOT_GIVEN,
-    batch_size: int | NotGiven | None = NOT_GIVEN,
+    batch_size: Int | NotGiven | None = NOT_GIVEN,
     model_args: Mapping[str, Any] | NotGiven = NOT_GIVEN,
-    **old_names: Any,
+    **old_names: Unpack[OldNames],
 ) -> RunResult:
     """Evaluate a model on an MMAD-format benchmark with the official protocol (or a variant).
 

@@ -313,6 +313,31 @@ def test_mmad_evaluate_has_a_typed_keyword_per_setting_in_the_schemas_order() ->
     assert set(get_args(ProtocolName)) == {v for k in _kinds(_field("protocol").annotation) for v in [k[8:]]}
 
 
+@pytest.mark.slow
+def test_a_type_checker_reads_mmad_evaluates_keywords(tmp_path: Path) -> None:
+    """`mmad.evaluate` was Any to a type checker (mmad loads its exports lazily) and took any keyword
+    (``**old_names: Any``): a misspelt setting passed mypy and an IDE offered no completion."""
+    mypy_api = pytest.importorskip("mypy.api")
+    script = tmp_path / "use.py"
+    script.write_text(
+        "import numpy as np\nimport mmad\n\n"
+        'mmad.evaluate("random", "d", image_sise=1)\n'
+        'mmad.evaluate("random", "d", image_size=np.int64(256), limit=None, detail="none", temperature=np.float32(0))\n'
+        'mmad.evaluate("random", "d", timeout=30, strategy="cot")  # the old names, typed as before\n',
+        encoding="utf-8",
+    )
+    config = Path(__file__).parents[2] / "pyproject.toml"
+    out, err, _ = mypy_api.run(["--config-file", str(config), "--cache-dir", str(tmp_path / "cache"), str(script)])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and 'use.py:4: error: Unexpected keyword argument "image_sise"' in errors[0], out + err
+
+
+def test_mmad_evaluates_old_names_are_the_configs() -> None:
+    from mmad.api import OldNames
+
+    assert set(OldNames.__annotations__) == set(OLD_NAMES)
+
+
 @pytest.mark.parametrize("old", sorted(OLD_NAMES))
 def test_an_old_name_still_sets_its_setting_with_a_warning(old: str, tmp_path: Path) -> None:
     from mmad.run.sweep import SweepSpec
