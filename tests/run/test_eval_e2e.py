@@ -289,3 +289,38 @@ def test_the_budget_is_the_runs_across_resumes(
         assert main([*base, "--max-cost", "1000"]) == 0
     usage = json.loads((out / "run.json").read_text())["usage"]
     assert usage["cost_usd"] > spent and 0 < spent <= 0.5 + spent / max(1, asked)
+
+
+def test_a_run_the_cache_answers_is_not_refused_by_a_budget_smaller_than_one_request(
+    mmad_json: Path, tmp_path: Path
+) -> None:
+    # Each request was set aside its expected cost before the cache was looked at: a rerun whose every
+    # reply is cached (it costs nothing) stopped at once under a --max-cost below one request's price.
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"random": [1000.0, 1000.0]}))  # ~$0.1+ per request
+    cache_dir = tmp_path / "cache"
+    with running_server() as server:
+        first = evaluate(
+            "compat:random",
+            mmad_json,
+            out=tmp_path / "first",
+            base_url=server.base_url,
+            cache_dir=str(cache_dir),
+            prices=str(prices),
+            **FAST,
+        )
+        assert first.complete and first.stats.cost_usd > 0.01
+        asked = server.stats.requests
+        again = evaluate(
+            "compat:random",
+            mmad_json,
+            out=tmp_path / "again",
+            base_url=server.base_url,
+            cache_dir=str(cache_dir),
+            prices=str(prices),
+            max_cost=0.01,
+            **FAST,
+        )
+        assert server.stats.requests == asked
+    assert again.complete, again.stats.stopped_reason
+    assert again.stats.cached == again.completeness.asked and again.stats.cost_usd == 0

@@ -49,6 +49,29 @@ class ModelClient:
         self.description = model.describe()
         self.replied = False
         """Whether any request has had an answer (a reply or an HTTP error) from the server."""
+        self._held: dict[str, Completion] = {}
+        """Replies `answered_by_cache` found, kept for the call that follows (a hit is counted once)."""
+
+    async def answered_by_cache(self, prompt: Prompt) -> bool:
+        """Whether the response cache holds the reply to `prompt` as it is: asking it costs nothing."""
+        if self.cache is None:
+            return False
+        key = await self._key(prompt)
+        hit = self.cache.get(key)
+        if hit is None:
+            return False
+        self._held[key] = hit
+        return True
+
+    async def _key(self, prompt: Prompt) -> str:
+        """The prompt's response-cache key."""
+        parts = [p for m in prompt.messages for p in m.images]
+        # Keyed by the image files' digests (a prefetch hashes them ahead; a thread hop per request
+        # would cost more than the lookup), so a hit never prepares an image.
+        digests = self.images.digests_if_known(parts)
+        if digests is None:
+            digests = await asyncio.to_thread(self.images.digests, parts)
+        return cache_key(self.description, prompt.digest(digests), self.settings.cache_settings)
 
     async def __call__(self, prompt: Prompt, *, answer: bool = True) -> Reply:
         """The reply to a prompt: from the cache, or from the model with retries; usage counted."""
@@ -56,13 +79,10 @@ class ModelClient:
         key = ""
         parts = [p for m in prompt.messages for p in m.images]
         if self.cache is not None:
-            # Keyed by the image files' digests (a prefetch hashes them ahead; a thread hop per request
-            # would cost more than the lookup), so a hit never prepares an image.
-            digests = self.images.digests_if_known(parts)
-            if digests is None:
-                digests = await asyncio.to_thread(self.images.digests, parts)
-            key = cache_key(self.description, prompt.digest(digests), self.settings.cache_settings)
-            hit = self.cache.get(key)
+            key = await self._key(prompt)
+            hit = self._held.pop(key, None)
+            if hit is None:
+                hit = self.cache.get(key)
             if hit is not None:
                 stats.cached += len(prompt.questions) or 1
                 self._note_answer(hit, answer)

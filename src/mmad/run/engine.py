@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from mmad.models.base import Model
 from mmad.protocol.images import ImageEncoder
+from mmad.protocol.messages import Prompt
 from mmad.run.cache import ResponseCache
 from mmad.run.caller import NO_REPLY_CLASSES, ModelClient
 from mmad.run.ledger import (
@@ -131,7 +132,7 @@ class Engine(Scheduler):
             if not item.carries_history and not ledger.wants(item):
                 continue
             await self.solver.prepare(item)
-            reserved = await ledger.reserve([item])
+            reserved = await self._reserve(item)
             if reserved is None:
                 self.solver.abandon(item)
                 return  # its questions stay unasked: the run is partial and --resume asks them
@@ -141,3 +142,11 @@ class Engine(Scheduler):
             finally:
                 ledger.returned(reserved_usd=reserved)
             ledger.write(records, flush=False)
+
+    async def _reserve(self, item: Prompt) -> float | None:
+        """What `item` is expected to cost, set aside (None: over --max-cost); nothing for a prompt the
+        response cache answers, which costs nothing (a cached run under a small budget was refused)."""
+        sent_as_is = not item.needs_preamble and not item.tools  # else the solver sends prompts of its own
+        if self.settings.max_cost is not None and sent_as_is and await self.call.answered_by_cache(item):
+            return 0.0
+        return await self.ledger.reserve([item])
