@@ -35,10 +35,16 @@ def data(tmp_path: Path) -> Path:
 
 
 def _run(data: Path, out: Path, user: ScriptedToolUser, *, refuse_tools: bool = False, **settings: Any) -> list[Record]:
-    options: dict[str, Any] = {"limit": 1, "datasets": ["DS-MVTec"], "cache": False, "tools": ["zoom", "reference"]}
+    options: dict[str, Any] = {
+        "limit": 1,
+        "datasets": ["DS-MVTec"],
+        "cache": False,
+        "tools": ["zoom", "reference"],
+        "strategies": "tools",
+    }
     options.update(settings)
     with serve_in_thread(ChatServer(user, any_model=True, refuse_tools=refuse_tools)) as server:
-        evaluate("compat:scripted", data, out=out, strategies="tools", base_url=server.base_url, **options)
+        evaluate("compat:scripted", data, out=out, base_url=server.base_url, **options)
     return read_records(out / "records.jsonl")
 
 
@@ -401,3 +407,23 @@ def test_the_dry_run_counts_the_most_the_tool_turns_can_send(data: Path) -> None
     assert tools.images_sent == plain.images_sent * 4 + 10 * 3  # and one tool image per earlier turn: 0 + 1 + 2
     assert tools.prompt_tokens > plain.prompt_tokens * 4 + 10 * 3 * TOOL_RESULT_TOKENS
     assert tools.cost_usd is not None and plain.cost_usd is not None and tools.cost_usd > 4 * plain.cost_usd
+
+
+def test_the_tools_solver_composes_with_the_agent_picture_and_the_judge(data: Path, tmp_path: Path) -> None:
+    """Wrapped by agent-render (its picture drawn before the question) and by the judge fallback (its letter
+    for a tools reply the parser cannot read)."""
+
+    class Mumbles(ScriptedToolUser):
+        async def generate(self, request: Request) -> Completion:
+            done = await super().generate(request)
+            if request.tools and not done.tool_calls:
+                return Completion(text="Hard to say, honestly.")
+            return done
+
+    user = Mumbles("zoom")
+    (record,) = _run(data, tmp_path / "run", user, strategies="tools+agent:gt:contour", judge="fixed:B")
+    assert [c["name"] for c in record.extra["tools"]["calls"]] == ["zoom"]
+    first = _tools_turns(user)[0]
+    assert len(next(m for m in first.messages if m.role == "user").images) == 3  # template, query, the agent's picture
+    assert record.status is Status.ANSWERED and record.parse_method == "judge" and record.answer == "B"
+    assert record.extra["tools"]["answer"] is None  # the branch's own reply had no letter

@@ -105,6 +105,26 @@ class Branch:
         self.cost_usd = _add(self.cost_usd, reply.cost_usd)
 
 
+@dataclass
+class ToolsAnswer(Answer):
+    """A tools question's answer: the tools branch's reply and letter (what a wrapper reads), and the
+    record made of both branches. A wrapper's letter for a reply the parser could not read (the judge
+    fallback's) goes into the record; the rest of the record is the branches'."""
+
+    record: Record | None = None
+
+    def records(self) -> list[Record]:
+        """The record of both branches, with a wrapper's letter where the tools branch had none."""
+        if self.record is None:
+            return super().records()
+        record = self.record
+        found = self.parsed[0] if self.parsed else None
+        if record.status is Status.UNPARSED and found is not None and found.letter:
+            update = {"answer": found.letter, "parse_method": found.method.value if found.method else None}
+            record = record.model_copy(update={**update, "status": Status.ANSWERED})
+        return [record]
+
+
 class TurnJournal:
     """The model turns of each conversation so far, one JSON line per turn, in the run folder."""
 
@@ -156,13 +176,14 @@ class ToolsSolver(Solver):
         self.protocol: Protocol = "text" if self.loop.protocol == "text" else "native"
         self.journal = TurnJournal(self.toolbox.folder / "turns")
 
-    async def solve(self, prompt: Prompt, call: ModelCaller) -> list[Record]:
-        """The direct and the tools branch in parallel; one record per question."""
+    async def answer(self, prompt: Prompt, call: ModelCaller) -> Answer:
+        """The direct and the tools branch in parallel, as one answer (a `ToolsAnswer`): its reply and
+        letter are the tools branch's, for a wrapper (the judge fallback) to work on; its record holds both."""
         started = time.monotonic()
         assert self.setup.inner is not None
         if len(prompt.questions) != 1:
             several = ConfigError("the tools strategy asks one question per request: leave out --per-image")
-            return Answer(prompt=prompt, started=started, error=several, asked=False).records()
+            return Answer(prompt=prompt, started=started, error=several, asked=False)
         direct_task = asyncio.create_task(self._direct(prompt, call))
         error: BaseException | None = None
         try:
@@ -176,7 +197,14 @@ class ToolsSolver(Solver):
             direct_task.cancel()
             raise
         direct = await direct_task
-        return [self._record(prompt, branch, error, direct, time.monotonic() - started)]
+        record = self._record(prompt, branch, error, direct, time.monotonic() - started)
+        outcome = ToolsAnswer(prompt=prompt, started=started, error=error, digest=prompt.digest(), record=record)
+        if branch is not None and branch.final is not None:
+            outcome.reply = Reply(
+                branch.final, attempts=branch.attempts, cached=branch.cached, cost_usd=branch.cost_usd
+            )
+            outcome.parsed = [self.parse(prompt, replace(branch.final, text=branch.answer_text))[0]]
+        return outcome
 
     async def _direct(self, prompt: Prompt, call: ModelCaller) -> Record:
         """The plain answer's record (the wrapped solver's), made when it comes back (its latency is its
