@@ -21,7 +21,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 import typer
 
 from mmad.cli.common import json_option, optional_number
-from mmad.run.config import FLAT_NAMES, OLD_FLAGS, SECTIONS, flag_of, setting_default, setting_help
+from mmad.run.config import FLAT_NAMES, OLD_FLAGS, SECTIONS, flag_of, setting_help
 
 _SHORT = {"concurrency": ("-c",)}
 """One-letter forms kept from before the flags were made from the schema."""
@@ -44,10 +44,9 @@ def _kind(name: str) -> str:
     if get_origin(inner) is dict:
         return "json"
     if inner in (int, float):
-        # a setting whose None means something (leave the field out, keep the size) takes "none"
-        if nullable and setting_default(name) is not None:
-            return "number-or-none"
-        return inner.__name__
+        # a setting that may be None takes "none": to say what None means (leave the field out, keep the
+        # size) or to undo a run file's or a recipe's value (--limit none, --blend none)
+        return "number-or-none" if nullable else inner.__name__
     return "text"
 
 
