@@ -113,3 +113,38 @@ def test_a_solver_the_run_cannot_use_is_refused_before_the_run_folder_is_made(
     assert code == 2
     assert said in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_solver_that_raises_fails_its_prompts_questions_and_the_run_goes_on(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The contract says a solver turns failures into records; one that lets an exception out (the docs'
+    # example lets a ModelCallError out) ended the whole run with it.
+    failing: set[str] = set()
+
+    @register_solver("toy-raises")
+    class Raises(Solver):
+        async def solve(self, prompt: Prompt, call: ModelCaller) -> list[Record]:
+            if not failing or prompt.image in failing:
+                failing.add(prompt.image)
+                msg = "a plugin's bug"
+                raise RuntimeError(msg)
+            reply = await call(prompt)
+            return [
+                question_record(q, status=Status.ANSWERED, answer="A", raw_reply=reply.completion.text)
+                for q in prompt.questions
+            ]
+
+    out = tmp_path / "run"
+    try:
+        args = ["eval", "-m", "random:7", "-d", str(mmad_json), "--out", str(out), "--no-cache", "-c", "1"]
+        code = main([*args, "--solver", "toy-raises"])
+    finally:
+        unregister_solver("toy-raises")
+    assert code == 1, capsys.readouterr().err  # partial: its failed questions are asked again by --resume
+    records = read_records(out / "records.jsonl")
+    failed = [r for r in records if r.status is Status.ERROR]
+    assert failed and {r.image for r in failed} == failing
+    assert all(r.error_class == "RuntimeError" and r.error_message == "a plugin's bug" for r in failed)
+    assert len(records) > len(failed) and all(r.status is Status.ANSWERED for r in records if r not in failed)
+    assert json.loads((out / "run.json").read_text())["status"] == "partial"

@@ -33,6 +33,7 @@ from mmad.run.ledger import (
 from mmad.run.limits import AdaptiveLimit
 from mmad.run.store import RunStore
 from mmad.solvers import Solver, SolverSettings, SolverSetup, build_solver, question_record
+from mmad.solvers.base import solve_or_fail
 from mmad.solvers.judge import JUDGE_PROMPT
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class Engine(Scheduler):
                 return  # its questions stay unasked: the run is partial and --resume asks them
             ledger.sent()
             try:
-                records = await self.solver.solve(item, self.call)
+                records = await solve_or_fail(self.solver, item, self.call)
             finally:
                 ledger.returned(reserved_usd=reserved)
             ledger.write(records, flush=False)

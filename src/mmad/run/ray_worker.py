@@ -27,6 +27,7 @@ from mmad.run.config import RunConfig
 from mmad.run.ledger import EngineSettings, EngineStats
 from mmad.run.solving import make_agent, make_solver
 from mmad.solvers import Solver
+from mmad.solvers.base import solve_or_fail
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class PromptWorker:
             msg = f"the Ray actor has no model: {self.error}"
             raise RuntimeError(msg)
         asker = self.asker
-        answers = await asyncio.gather(*(asker.solver.solve(p, asker.call) for p in prompts))
+        answers = await asyncio.gather(*(solve_or_fail(asker.solver, p, asker.call) for p in prompts))
         return list(answers), usage_of(asker.call.usage)
 
     async def close(self) -> None:

@@ -10,7 +10,9 @@ The contract, kept stable for every solver (the built-in ones and those a test o
 
 - ``await solver.solve(prompt, call) -> list[Record]``: one record per ``prompt.questions``
   item (``question_record`` builds one). Any failure becomes records (status ``error`` with an
-  error class), never an exception: a broken image or a backend bug must not end the run.
+  error class), never an exception: a broken image or a backend bug must not end the run (the
+  schedulers call it through `solve_or_fail`, which fails the prompt's questions with an exception
+  that escapes).
 - ``call(prompt) -> Reply``: one model call for a prompt of the solver's making (a chain-of-thought
   turn, a tool turn, the prompt itself): response cache, retries with backoff, the adaptive
   concurrency limit, and usage (tokens, dollars, cache hits) counted for the run. It raises
@@ -243,6 +245,16 @@ class Solver:
             return fail(answer, exc)
         answer.parsed = self.parse(prompt, answer.reply.completion)
         return answer
+
+
+async def solve_or_fail(solver: Solver, prompt: Prompt, call: ModelCaller) -> list[Record]:
+    """The prompt's records by `solver`; an exception it lets out (against the contract: a plugin's
+    bug, a ModelCallError it did not catch) fails the prompt's questions instead of ending the run."""
+    started = time.monotonic()
+    try:
+        return await solver.solve(prompt, call)
+    except Exception as exc:
+        return fail(Answer(prompt=prompt, started=started, digest=prompt.digest()), exc).records()
 
 
 def fail(answer: Answer, exc: BaseException) -> Answer:
