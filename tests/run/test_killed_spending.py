@@ -56,3 +56,22 @@ def test_a_sigkilled_runs_spending_is_in_run_json_and_its_resume_adds_to_it(mmad
     # The run's usage is what the killed session had saved (up to its last second) plus the resume's.
     assert usage["cost_usd"] == pytest.approx(killed["cost_usd"] + sum(r.cost_usd or 0.0 for r in resumed), abs=1e-5)
     assert usage["prompt_tokens"] > killed["prompt_tokens"] > 0
+
+
+@pytest.mark.slow
+def test_a_run_json_that_cannot_be_written_mid_run_is_a_warning_and_the_run_goes_on(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mmad import evaluate
+    from mmad.run import ledger
+
+    def disk_full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ledger, "write_manifest", disk_full)  # only the mid-run saves: prepare and finish write
+    with running_server(latency_s=0.03) as server:  # about 1.5 s of asking: at least one save is due
+        result = evaluate(
+            "compat:random", mmad_json, out=tmp_path / "run", base_url=server.base_url, cache=False, concurrency=2
+        )
+    assert result.complete
+    assert "run.json could not be given the spending so far: [Errno 28] No space left on device" in caplog.text

@@ -326,7 +326,10 @@ class Ledger:
                 continue
             if self.stats.done != saved_done and time.monotonic() - saved_at >= MANIFEST_INTERVAL_S:
                 saved_at, saved_done = time.monotonic(), self.stats.done
-                self.save_spending()
+                try:
+                    self.save_spending()
+                except OSError as exc:  # the records matter more: this loop must go on flushing them
+                    logger.warning("run.json could not be given the spending so far: %s", exc)
 
     def save_spending(self) -> None:
         """Write run.json with what the run has spent so far (status still running): a run killed
