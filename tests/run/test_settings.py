@@ -369,6 +369,28 @@ def test_a_setting_given_by_both_its_names_is_refused() -> None:
         RunConfig.from_flat("random", "d", timeout_s=3, timeout=4)
 
 
+@pytest.mark.parametrize("first", ["strategies", "strategy"])
+@pytest.mark.parametrize("where", ["top", "section", "flat"])
+def test_both_names_of_a_setting_are_refused_naming_each_as_written(first: str, where: str, tmp_path: Path) -> None:
+    """In either order: the old name first read 'as strategies and by its old name strategies', and two
+    top-level keys 'as strategy at the top level and in [prompt]'."""
+    second = "strategy" if first == "strategies" else "strategies"
+    given = {first: "cot", second: "rag"}
+    expected = "strategies is given twice, as strategies and by its old name strategy; keep strategies"
+    if where == "top":
+        expected = "strategies is given twice at the top level, as strategies and strategy; keep strategies"
+    run_file = tmp_path / "run.json"
+    run_file.write_text(
+        json.dumps({"model": "random", "data": "d", **({"prompt": given} if where == "section" else given)})
+    )
+    with pytest.raises(ConfigError, match=re.escape(expected)), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        if where == "flat":
+            RunConfig.from_flat("random", "d", **given)
+        else:
+            RunConfig.from_file(run_file)
+
+
 def test_a_run_recorded_with_the_old_image_names_reads_without_a_warning() -> None:
     """run.json of runs made before the one names says [images] size, format, original."""
     recorded = RunConfig.from_flat("random", "d").model_dump(mode="json")

@@ -797,13 +797,15 @@ def _unknown(name: str) -> ConfigError:
 def _canonical(flat: dict[str, Any], *, source: str = "", warn: bool = True) -> dict[str, Any]:
     """Flat settings by their one names (an old name warned about); a setting given by both names is an error."""
     out: dict[str, Any] = {}
+    said: dict[str, str] = {}  # the name each setting was given by
     for name, value in flat.items():
         new = canonical_name(name, source=source, warn=warn)
         if new in out:
             where = f"{source}: " if source else ""
-            msg = f"{where}{new} is given twice, as {new} and by its old name {name}; keep {new}"
+            old = name if name != new else said[new]
+            msg = f"{where}{new} is given twice, as {new} and by its old name {old}; keep {new}"
             raise ConfigError(msg)
-        out[new] = value
+        out[new], said[new] = value, name
     return out
 
 
@@ -850,6 +852,7 @@ PATH_SETTINGS = (("prompt", "knowledge"), ("execution", "prices"), ("execution",
 def _lift_flat(raw: dict[str, Any], source: str) -> dict[str, Any]:
     """A config file's top-level flat settings (``limit = 10``) moved into their sections."""
     out = {k: v for k, v in raw.items() if k in _TOP_LEVEL or k in SECTIONS}
+    lifted: dict[str, str] = {}  # field -> the top-level key that gave it
     for old, value in raw.items():
         if old in out:
             continue
@@ -866,7 +869,7 @@ def _lift_flat(raw: dict[str, Any], source: str) -> dict[str, Any]:
                 msg = (
                     f"{source}: {name!r} is not a setting; {did_you_mean(name, [*FLAT_NAMES, *_TOP_LEVEL])}"
                     "the top level holds model, data, recipe, the sections "
-                    f"[{'], ['.join(SECTIONS)}] and flat settings by their flag names "
+                    f"[{'], ['.join(SECTIONS)}] and flat settings by their names "
                     f"({', '.join(sorted(FLAT_NAMES))})"
                 )
             raise ConfigError(msg)
@@ -874,10 +877,15 @@ def _lift_flat(raw: dict[str, Any], source: str) -> dict[str, Any]:
         table = out.setdefault(section, {})
         if not isinstance(table, dict):
             continue  # reported by from_nested: [section] must be a table
+        if field in lifted:
+            names = " and ".join(sorted({lifted[field], old}, key=lambda n: n != field))
+            msg = f"{source}: {field} is given twice at the top level, as {names}; keep {field}"
+            raise ConfigError(msg)
         if field in table:
             msg = f"{source}: {field} is given twice, as {old} at the top level and in [{section}]; keep one"
             raise ConfigError(msg)
         table[field] = value
+        lifted[field] = old
     return out
 
 
