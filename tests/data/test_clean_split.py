@@ -264,3 +264,20 @@ def test_a_bare_dataset_slash_category_is_a_category_and_a_near_miss_is_named(er
         benchmark_split("keep", ["visa"], benchmark)
     with pytest.raises(ConfigError, match=r"did you mean 'juice_bottle'\?"):
         benchmark_split("keep", ["juice-bottle"], benchmark)
+
+
+def test_the_dry_run_says_what_the_clean_split_leaves_out(
+    errata_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the dry run is where settings are checked before anything is spent: it counted the questions left, but never
+    # said that (or why) some were left out
+    from mmad.cli import main
+
+    args = ["eval", "-m", "random", "-d", str(errata_tree), "-o", str(tmp_path / "x"), "--dry-run"]
+    assert main([*args, "--errata", "drop", "--exclude", "VisA"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("  clean split: 33 questions left out ("))
+    assert "exclude dataset:VisA: 18 questions on 4 images" in line and "erratum:pill-metal-nut: 12 questions" in line
+    assert "erratum:bottle-016-localization: 1 question on 1 image;" in line
+    assert main(args) == 0
+    assert "left out" not in capsys.readouterr().out

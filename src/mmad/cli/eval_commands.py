@@ -194,6 +194,8 @@ def _dry_run(config: Any) -> None:
             soft_wrap=True,
         )
     console.print(f"  questions {result.questions}, requests {result.requests}, images sent {result.images_sent}")
+    if result.left_out:
+        console.print(f"  clean split: {escape(result.left_out)}", highlight=False, soft_wrap=True)
     console.print(f"  tokens ≈ {result.prompt_tokens:,} in + {result.completion_tokens:,} out")
     if result.cost_usd is None or result.price is None:
         console.print("  cost: no price known for this model; give --prices FILE")

@@ -174,10 +174,14 @@ class DropCounts:
         if not self.questions:
             return "no question left out"
         parts = [
-            f"{reason}: {self.questions[reason]:,} questions on {len(self.images[reason]):,} images"
+            f"{reason}: {_count(self.questions[reason], 'question')} on {_count(len(self.images[reason]), 'image')}"
             for reason in self.questions
         ]
-        return f"{self.total_questions:,} questions left out ({'; '.join(parts)})"
+        return f"{_count(self.total_questions, 'question')} left out ({'; '.join(parts)})"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ def dry_run(config: RunConfig) -> Estimate:
         with_tool_turns(result, config.prompt.max_turns)
         if checked.price is not None:
             result.cost_usd = cost(result, checked.price)
+    if checked.selection.left_out.total_questions:
+        result.left_out = checked.selection.left_out.describe()
     return result
 
 

@@ -32,6 +32,8 @@ class Estimate:
     completion_tokens: int = 0
     cost_usd: float | None = None
     price: tuple[float, float] | None = None
+    left_out: str = ""
+    """What --errata drop and --exclude left out of the selection, per reason, in words ('' when nothing)."""
 
 
 def image_tokens(width: int, height: int, detail: str | None) -> int:
