@@ -391,6 +391,23 @@ def test_both_names_of_a_setting_are_refused_naming_each_as_written(first: str, 
             RunConfig.from_file(run_file)
 
 
+@pytest.mark.parametrize(
+    ("key", "axis"),
+    [
+        ("protocol", "protocols"),
+        ("similar_templates", "templates"),
+        ("similar", "templates"),
+        ("strategy", "strategies"),
+    ],
+)
+def test_a_sweeps_axis_given_by_its_settings_name_names_the_axis(key: str, axis: str) -> None:
+    """protocol = [...] in [sweep] was sent to [sweep.settings], which then sent it back to [sweep] as an axis."""
+    from mmad.run.sweep import SweepSpec
+
+    with pytest.raises(ConfigError, match=rf"'{key}' is the grid's {axis} axis; write it as {axis} = \["):
+        SweepSpec.parse({"data": "d", "models": ["random"], key: ["per-question"]})
+
+
 def test_a_run_recorded_with_the_old_image_names_reads_without_a_warning() -> None:
     """run.json of runs made before the one names says [images] size, format, original."""
     recorded = RunConfig.from_flat("random", "d").model_dump(mode="json")

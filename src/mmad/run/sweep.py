@@ -128,6 +128,9 @@ def _grid_problem(error: Any) -> str:
     where = ".".join(location)
     if error["type"] == "extra_forbidden" and len(location) == 1:
         name = location[0]
+        if _AXES.get(name, name) != name:  # protocol, similar_templates, strategy: the setting an axis varies
+            axis = _AXES[name]
+            return f"{name!r} is the grid's {axis} axis; write it as {_EXAMPLES.get(axis, axis + ' = [...]')}"
         if name in FLAT_NAMES:
             return f"{name!r} is a setting of every cell, not a key of the grid; write it under [sweep.settings]"
         if name != "sweep" and did_you_mean(name, ["sweep"]):  # [sweeps]: the grid's own table misspelt
