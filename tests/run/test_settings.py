@@ -471,6 +471,16 @@ def test_a_recipes_image_settings_are_announced_and_left_out_of_the_card_and_cac
     assert protocol_card(served, benchmark, StrategySet())["images"]["image_size"] == 512
 
 
+def test_a_recipes_decoding_settings_the_expert_does_not_read_are_announced_as_such() -> None:
+    """The note said the expert's unread max_tokens 'reads the image files itself ... left out of the card'."""
+    images, decoding = RunConfig.from_flat("expert", "d", recipe="gpt4o").recipe_notes()
+    assert "image_size = 512" in images and "max_tokens" not in images
+    assert decoding == (
+        'the gpt4o recipe\'s max_tokens = 200, temperature = "none" are not used: expert does not read them '
+        "(mmad models says what it reads)"
+    )
+
+
 def test_old_runs_keep_their_card_hash(mmad_json: Path) -> None:
     """A card written before the settings had one name (templates, images.size, ...) hashes as a card of
     today with the same settings: runs made before stay comparable with runs made since."""

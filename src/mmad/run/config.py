@@ -591,18 +591,24 @@ class RunConfig(BaseModel):
         view: dict[str, Any] = {"image_size": effective.max_side, "image_format": effective.format}
         view["detail"] = effective.detail
         view |= {"original_images": effective.original, "resize": effective.resize, "mime": effective.mime}
-        unused = []
+        images, others = [], []
         for name in ignored:
             value = given[FLAT_NAMES[name][0]][name]
             if name not in view or view[name] != value:  # else the backend does as the recipe asks anyway
-                unused.append(f"{name} = {_as_toml(value)}")
-        if not unused:
-            return []
-        return [
-            f"the {self.recipe} recipe's {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used: "
-            f"{self.model} reads the image files itself (its own processor prepares them), so they are left "
-            "out of the protocol card"
-        ]
+                (images if name in IMAGE_FIELDS else others).append(f"{name} = {_as_toml(value)}")
+        notes = []
+        if images:
+            notes.append(
+                f"the {self.recipe} recipe's {', '.join(images)} {'is' if len(images) == 1 else 'are'} not used: "
+                f"{self.model} reads the image files itself (its own processor prepares them), so they are left "
+                "out of the protocol card"
+            )
+        if others:  # the expert's decoding settings: it writes no text (mmad models says what each provider reads)
+            notes.append(
+                f"the {self.recipe} recipe's {', '.join(others)} {'is' if len(others) == 1 else 'are'} not used: "
+                f"{self.model} does not read {'it' if len(others) == 1 else 'them'} (mmad models says what it reads)"
+            )
+        return notes
 
     # Construction
     @classmethod
