@@ -591,7 +591,8 @@ class RunConfig(BaseModel):
         view: dict[str, Any] = {"image_size": effective.max_side, "image_format": effective.format}
         view["detail"] = effective.detail
         view |= {"original_images": effective.original, "resize": effective.resize, "mime": effective.mime}
-        images, others = [], []
+        images: list[str] = []
+        others: list[str] = []
         for name in ignored:
             value = given[FLAT_NAMES[name][0]][name]
             if name not in view or view[name] != value:  # else the backend does as the recipe asks anyway
