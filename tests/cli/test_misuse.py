@@ -206,6 +206,9 @@ def test_serve_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
         (["--port", "70000"], "--port 70000: must be 0 to 65535 (0 picks a free port)"),
         (["-m", "compat:x"], "-m compat:x is a model asked over HTTP, not one mmad runs"),
         (["-m", "mmad:random"], "mmad serve serves random, fixed:X or expert"),
+        # a typo is answered with what serve serves (scripted-tools is no eval provider), not an eval-only example
+        (["-m", "scripted-tool"], "did you mean 'scripted-tools'?"),
+        (["-m", "randon"], "did you mean 'random'?"),
     ):
         code, text = run_cli(["serve", *args], capsys)
         assert code == 2 and message in text, text

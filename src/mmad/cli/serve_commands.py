@@ -103,8 +103,13 @@ def serve_command(
         )
     from mmad.models.base import Model
     from mmad.models.presets import PRESETS
+    from mmad.models.providers import unknown_provider
+    from mmad.models.registry import providers
 
     provider = model.partition(":")[0]
+    servable = [name for name in providers() if name not in PRESETS] + ["scripted-tools"]
+    if provider not in PRESETS and provider not in servable:
+        raise unknown_provider(model, servable, served=True)  # the list of what mmad serve serves, scripted-tools too
     if provider in PRESETS:  # a client of another server: serving it would only relay (mmad: to this very port)
         msg = (
             f"-m {model} is a model asked over HTTP, not one mmad runs; mmad serve serves random, fixed:X "

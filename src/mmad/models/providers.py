@@ -197,15 +197,16 @@ def provider_info(model_name: str) -> ProviderInfo:
     raise unknown_provider(model_name, [*PROVIDERS, *plugin_names()])
 
 
-def unknown_provider(model_name: str, known: Iterable[str]) -> UnknownModelError:
-    """The refusal of a name whose provider is none of ``known``: the list, and the name most likely meant."""
+def unknown_provider(model_name: str, known: Iterable[str], *, served: bool = False) -> UnknownModelError:
+    """The refusal of a name whose provider is none of ``known``: the list, and the name most likely meant
+    (``served``: for `mmad serve`, which serves no model asked over HTTP, so a bare name gets no such example)."""
     provider, colon, model_id = model_name.partition(":")
     names = sorted(known)
     msg = f"unknown model provider {provider!r} in {model_name!r}; known providers: {', '.join(names)}"
     close = difflib.get_close_matches(provider.lower(), names, n=1, cutoff=0.6)
     if close:
         msg += f"; did you mean {close[0] + colon + model_id!r}?"
-    elif not colon:
+    elif not colon and not served:
         # a bare model name (gpt-4o, Qwen/Qwen2-VL-2B-Instruct) is read as a provider: say how names are made
         msg += f"; a model is named PROVIDER:MODEL, e.g. openai:{model_name} or vllm:{model_name}"
     return UnknownModelError(msg)
