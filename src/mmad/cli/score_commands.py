@@ -320,7 +320,8 @@ def compare_command(
             )
             raise AnswersFormatError(msg)
         differences = card_differences(folder_a.card, folder_b.card)
-        robustness = _robustness(folder_a.card, folder_b.card)
+        # the card leaves the model out: only the same model's two runs are a perturbation's pair
+        robustness = _robustness(folder_a.card, folder_b.card) if folder_a.model == folder_b.model else None
         # a robustness pair differs in its perturbation by design: that is what the table measures
         skipped = {"mmad_version", PERTURB_KEY} if robustness else {"mmad_version"}
         notes += [f"protocol differs: {k}: {a!r} vs {b!r}" for k, a, b in differences if k not in skipped]

@@ -331,7 +331,7 @@ def _cost_quality(scored: Sequence[RunScores], names: Sequence[str], policy: Pol
 def _robustness(scored: Sequence[RunScores], names: Sequence[str], bootstrap: Bootstrap | None) -> list[dict[str, Any]]:
     """Each perturbed run against the clean run of the same card: per-subtask change with paired intervals."""
     chosen = bootstrap or Bootstrap()
-    runs = [RunForRobustness(n, s.run.card, s.answers) for s, n in zip(scored, names, strict=True)]
+    runs = [RunForRobustness(n, s.run.card, s.answers, s.run.model) for s, n in zip(scored, names, strict=True)]
     return [
         {
             "clean": pair.clean,
