@@ -165,3 +165,17 @@ def test_a_row_on_the_official_debug_sample_is_listed_and_its_training_said_once
     assert any(m.startswith("subset: the official debug sample") for m in rows["debug"].marks)
     assert rows["full"].rank == 1
     assert rows["sources"].marks[0] == "trained on MMAD's source datasets (its README)"
+
+
+def test_the_terminal_shows_a_whole_clean_split_run_as_whole(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "N/M asked" with M the whole benchmark read as an interrupted run for a run that asked all its split kept
+    import mmad
+    from mmad.cli import main
+
+    excluded = mmad.evaluate("random", mmad_json, out=tmp_path / "no-visa", exclude="VisA", cache=False)
+    asked = excluded.completeness.asked
+    capsys.readouterr()
+    assert main(["leaderboard", str(excluded.run_dir), "--no-published"]) == 0
+    assert f"{asked}/{asked} asked (18 left out), {asked} answered" in capsys.readouterr().out

@@ -210,6 +210,13 @@ def _metrics_table(board: Leaderboard, *, narrow: bool) -> Table | None:
 
 def _short_completeness(row: LeaderboardRow) -> str:
     if row.kind == "run" and row.asked is not None:
+        from mmad.report.leaderboard.rules import left_out_by_split
+
+        # out of what its clean split kept: out of the whole benchmark, a whole run read as an interrupted one
+        split = left_out_by_split(row.card)
+        if split and row.in_benchmark is not None:
+            kept = row.in_benchmark - split
+            return f"{row.asked:,}/{kept:,} asked ({split:,} left out), {row.answered:,} answered"
         return f"{row.asked:,}/{row.in_benchmark:,} asked, {row.answered:,} answered"
     return row.completeness.split(":")[0].replace(" (as published)", "")
 
