@@ -32,7 +32,7 @@ from mmad.run.limits import RetryPolicy
 from mmad.run.manifest import Usage, write_manifest
 from mmad.run.secrets import redact
 from mmad.run.store import RunStore
-from mmad.run.tokens import estimate
+from mmad.run.tokens import cost, estimate
 from mmad.solvers.base import question_record
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,9 @@ class EngineSettings:
     cache_settings: dict[str, Any] = field(default_factory=dict)
     spent_before_usd: float = 0.0
     """What earlier sessions of a resumed run spent: --max-cost is the run's budget, not each session's."""
+    tool_turns: int | None = None
+    """A tools run's --max-turns: each question sends its direct request and up to this many turns,
+    all set aside under --max-cost before it starts."""
 
 
 @dataclass(frozen=True)
@@ -233,11 +236,19 @@ class Ledger:
         prompt's own estimate (the --dry-run rule), so the first requests are priced too."""
         priced = self.stats.priced_requests
         observed = self.stats.cost_usd / priced if priced else 0.0
+        turns = self.settings.tool_turns
         try:
-            prior = estimate([prompt], self.images.settings, self.settings.price, self._image_sizes).cost_usd
+            guess = estimate([prompt], self.images.settings, self.settings.price, self._image_sizes)
+            if turns and self.settings.price is not None:
+                from mmad.run.estimate import with_tool_turns  # it imports the planner, which needs this module
+
+                with_tool_turns(guess, turns)
+                guess.cost_usd = cost(guess, self.settings.price)
+            prior = guess.cost_usd
         except Exception:  # an unreadable image: the request itself will fail and say why
             prior = None
-        return max(observed, prior or 0.0)
+        # A tools question is one plain request and a conversation of up to `turns` more.
+        return max(observed * (1 + (turns or 0)), prior or 0.0)
 
     async def reserve(self, prompts: Sequence[Prompt], what: str = "the next request") -> float | None:
         """Set aside what `prompts` are expected to cost; None (and the run stops) when that would
@@ -340,7 +351,8 @@ class Ledger:
         usage = session_usage(self.stats)
         if self._spent_before is not None:
             usage = usage.plus(self._spent_before)
-        write_manifest(self.store.folder, holder.manifest.spending(usage))
+        if not self.store.lost():  # a deleted run folder is not made again
+            write_manifest(self.store.folder, holder.manifest.spending(usage), create=False)
 
     def close(self) -> None:
         """The session is over: records flushed, the clock stopped, the last counters reported."""

@@ -40,6 +40,7 @@ def engine_settings(prepared: PreparedRun) -> EngineSettings:
         max_errors=execution.max_errors,
         price=prepared.price,
         spent_before_usd=_spent_before(prepared),
+        tool_turns=config.prompt.max_turns if prepared.strategies.tools else None,
         cache_settings={
             "images": config.image_settings().describe(),
             "decoding": config.decoding.model_dump(mode="json"),

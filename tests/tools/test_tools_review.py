@@ -1,0 +1,58 @@
+"""Review of issue #24's tool-using inspector: the budget, box and JSON edge cases a new user met."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmad import evaluate
+from mmad.records.record import read_records
+from mmad.run.manifest import read_manifest
+from mmad.serve.scripted_tools import ScriptedToolUser
+from mmad.serve.server import ChatServer, serve_in_thread
+from tests.helpers.mmad_tree import make_mmad_tree
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return make_mmad_tree(tmp_path / "data")
+
+
+def test_max_cost_sets_aside_the_whole_tool_conversation_not_one_request(data: Path, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"compat:scripted": [1000, 1000]}))
+    out = tmp_path / "run"
+    options = {"datasets": ["DS-MVTec"], "limit": 8, "cache": False, "tools": ["zoom", "reference"]}
+    with serve_in_thread(ChatServer(ScriptedToolUser("zoom,reference"), any_model=True)) as server:
+        # One question's cost first, from a run of one, to size the budget at about two questions.
+        evaluate(
+            "compat:scripted",
+            data,
+            out=tmp_path / "one",
+            base_url=server.base_url,
+            strategies="tools",
+            prices=str(prices),
+            **{**options, "limit": 1},
+        )
+        one = read_manifest(tmp_path / "one").usage
+        assert one is not None and one.cost_usd
+        budget = 2.5 * one.cost_usd
+        evaluate(
+            "compat:scripted",
+            data,
+            out=out,
+            base_url=server.base_url,
+            strategies="tools",
+            prices=str(prices),
+            max_cost=budget,
+            concurrency=4,
+            **options,
+        )
+    usage = read_manifest(out).usage
+    assert usage is not None and usage.cost_usd is not None
+    # Each question sends its direct request and up to --max-turns more: a reservation of one request
+    # let four conversations start on a budget of two and a half, and spend past it.
+    assert usage.cost_usd <= budget
+    assert 1 <= len(read_records(out / "records.jsonl")) < 8
