@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mmad import evaluate
+from mmad.protocol.tool_text import parse_text_turn
 from mmad.records.record import read_records
 from mmad.run.manifest import read_manifest
 from mmad.serve.scripted_tools import ScriptedToolUser
@@ -56,3 +57,21 @@ def test_max_cost_sets_aside_the_whole_tool_conversation_not_one_request(data: P
     # let four conversations start on a budget of two and a half, and spend past it.
     assert usage.cost_usd <= budget
     assert 1 <= len(read_records(out / "records.jsonl")) < 8
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "answer"),
+    [
+        ('{"answer": "B"} because the scratch {near the rim} is clear', "answer", "B"),
+        ('I think {"answer": "C"} is right; the options were {A, B, C}', "answer", "C"),
+        ('{"tool": "zoom", "args": {"x0": 0.1, "y0": 0.1, "x1": 0.5, "y1": 0.5}}\n{"answer": "A"}', "tool", ""),
+        ('{"answer": null}', "invalid", ""),
+    ],
+)
+def test_the_text_protocol_finds_its_object_beside_other_text_and_objects(reply: str, kind: str, answer: str) -> None:
+    turn = parse_text_turn(reply)
+    assert turn.kind == kind and turn.answer == answer
+    if kind == "tool":
+        assert turn.tool == "zoom" and turn.args == {"x0": 0.1, "y0": 0.1, "x1": 0.5, "y1": 0.5}
+    if kind == "invalid":
+        assert "letter" in turn.problem

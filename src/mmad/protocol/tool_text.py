@@ -46,7 +46,7 @@ TEXT_INVALID = (
 )
 Protocol = Literal["native", "text"]
 PROTOCOLS = ("auto", "native", "text")
-_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_DECODER = json.JSONDecoder()
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -119,25 +119,47 @@ class TextTurn:
 
 
 def parse_text_turn(reply: str) -> TextTurn:
-    """Read a text-protocol reply: the JSON object in it (in a code fence, the last fenced one)."""
+    """Read a text-protocol reply: the first protocol object in it (in a code fence, the last fenced one).
+
+    Each ``{`` is tried as the start of a JSON value, so text after the object (even with braces of
+    its own) and a second object after the first do not hide it.
+    """
     fenced = _FENCE.findall(reply)
-    candidates = [*reversed(fenced), reply]
-    for candidate in candidates:
-        match = _OBJECT.search(candidate)
-        if match is None:
-            continue
+    problem = "no JSON object found"
+    for candidate in [*reversed(fenced), reply]:
+        for value in _objects(candidate):
+            turn = _turn(value)
+            if turn.kind != "invalid":
+                return turn
+            problem = turn.problem
+    return TextTurn("invalid", problem=problem)
+
+
+def _objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects in a text, in order (one inside another counts once, as its outer object)."""
+    found: list[dict[str, Any]] = []
+    start = text.find("{")
+    while start != -1:
         try:
-            value = json.loads(match.group(0))
+            value, end = _DECODER.raw_decode(text, start)
         except ValueError:
+            start = text.find("{", start + 1)
             continue
-        if not isinstance(value, dict):
-            continue
-        if "answer" in value:
-            return TextTurn("answer", answer=str(value["answer"]))
-        if isinstance(value.get("tool"), str):
-            args = value.get("args", value.get("arguments", {}))
-            if not isinstance(args, dict):
-                return TextTurn("invalid", problem=f'"args" must be an object, not {json.dumps(args)}')
-            return TextTurn("tool", tool=value["tool"], args=args)
-        return TextTurn("invalid", problem='the object has neither "tool" nor "answer"')
-    return TextTurn("invalid", problem="no JSON object found")
+        if isinstance(value, dict):
+            found.append(value)
+        start = text.find("{", end)
+    return found
+
+
+def _turn(value: dict[str, Any]) -> TextTurn:
+    if "answer" in value:
+        answer = value["answer"]
+        if isinstance(answer, bool) or not isinstance(answer, str | int | float):
+            return TextTurn("invalid", problem=f'"answer" must be the option\'s letter, not {json.dumps(answer)}')
+        return TextTurn("answer", answer=str(answer))
+    if isinstance(value.get("tool"), str):
+        args = value.get("args", value.get("arguments", {}))
+        if not isinstance(args, dict):
+            return TextTurn("invalid", problem=f'"args" must be an object, not {json.dumps(args)}')
+        return TextTurn("tool", tool=value["tool"], args=args)
+    return TextTurn("invalid", problem='the object has neither "tool" nor "answer"')
