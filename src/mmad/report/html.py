@@ -159,10 +159,11 @@ def _run_card(run: RunFolder) -> list[tuple[str, str]]:
     usage = manifest.usage
     plain = run.plain
     latencies = [r.latency_s for r in plain if r.latency_s is not None]
-    cost: float | None = usage.cost_usd if usage is not None else None
-    if cost is None:
-        costs = [r.cost_usd for r in plain if r.cost_usd is not None]
-        cost = sum(costs) if costs else None
+    # run.json's usage counts a call without a price or a usage report as $0 and 0 tokens: its figures are
+    # measured only where some record carries them, else the card says so rather than show $0.0000
+    costs = [r.cost_usd for r in plain if r.cost_usd is not None]
+    cost = (usage.cost_usd if usage is not None else sum(costs)) if costs else None
+    counted = any(r.prompt_tokens is not None or r.completion_tokens is not None for r in plain)
     card_hash = run_card_hash(run)
     if usage is not None:
         prompt_tokens, completion_tokens, cached = usage.prompt_tokens, usage.completion_tokens, usage.cached
@@ -170,6 +171,7 @@ def _run_card(run: RunFolder) -> list[tuple[str, str]]:
         prompt_tokens = sum(r.prompt_tokens or 0 for r in plain)
         completion_tokens = sum(r.completion_tokens or 0 for r in plain)
         cached = 0
+    tokens = f"{prompt_tokens:,} prompt, {completion_tokens:,} completion" if counted else "– (no usage reported)"
     described = "".join(f"; {k} {v}" for k, v in manifest.model.items() if isinstance(v, str | int | float))
     return [
         ("Model", run.model + described),
@@ -177,8 +179,8 @@ def _run_card(run: RunFolder) -> list[tuple[str, str]]:
         ("Status", f"{run.status}; {run.completeness.describe()}"),
         ("Protocol card", f"{card_hash[:16]}" if card_hash else "no card (run made before protocol cards)"),
         ("Benchmark", f"sha256 {(run.benchmark_sha256 or '?')[:16]}; {manifest.dataset.source}"),
-        ("Cost", "–" if cost is None else f"${cost:,.4f}"),
-        ("Tokens", f"{prompt_tokens:,} prompt, {completion_tokens:,} completion; {cached:,} cached"),
+        ("Cost", "– (not measured: no price, or no usage reported)" if cost is None else f"${cost:,.4f}"),
+        ("Tokens", f"{tokens}; {cached:,} cached"),
         (
             "Time",
             f"{_duration(manifest)} wall ({manifest.created_at} → {manifest.finished_at or '?'}); "

@@ -1,0 +1,38 @@
+"""A run's card in the report shows dollars and tokens only where they were measured: run.json counts a
+call without a price, or a reply without usage, as $0 and 0 tokens, and a card must not repeat it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mmad.cli import main
+from tests.helpers.runs import edit_records
+from tests.helpers.serving import running_server
+
+pytestmark = pytest.mark.slow
+
+
+def _card_line(page: str, label: str) -> str:
+    found = re.search(rf"<dt>{label}</dt><dd>(.*?)</dd>", page, re.S)
+    assert found is not None, label
+    return found.group(1)
+
+
+def test_an_unpriced_model_and_one_without_usage_show_no_measured_zero(mmad_json: Path, tmp_path: Path) -> None:
+    run = tmp_path / "compat"
+    with running_server() as server:
+        command = ["eval", "-m", "compat:random", "-d", str(mmad_json), "--base-url", server.base_url]
+        assert main([*command, "--no-cache", "--limit", "8", "--out", str(run)]) == 0
+    page = tmp_path / "report.html"
+    assert main(["report", str(run), "--no-published", "--out", str(page)]) == 0
+    html = page.read_text()
+    assert "$0.0000" not in _card_line(html, "Cost") and "not measured" in _card_line(html, "Cost")
+    assert re.match(r"[1-9][\d,]* prompt", _card_line(html, "Tokens"))  # the server reported usage
+    # the same run from a server that reports no usage: its records carry no tokens
+    edit_records(run, lambda _, r: r.model_copy(update={"prompt_tokens": None, "completion_tokens": None}))
+    assert main(["report", str(run), "--no-published", "--out", str(page)]) == 0
+    html = page.read_text()
+    assert _card_line(html, "Tokens").startswith("– (no usage reported)")
