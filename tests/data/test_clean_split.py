@@ -281,3 +281,24 @@ def test_the_dry_run_says_what_the_clean_split_leaves_out(
     assert "erratum:bottle-016-localization: 1 question on 1 image;" in line
     assert main(args) == 0
     assert "left out" not in capsys.readouterr().out
+
+
+def test_compare_says_a_clean_split_changes_the_question_set_not_the_answers(
+    errata_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # only the questions both runs asked are paired, so a split cannot be part of B - A: it was listed as a protocol
+    # difference that "may" explain it, as a raw dict
+    import mmad
+    from mmad.cli import main
+
+    full = mmad.evaluate("random", errata_tree, out=tmp_path / "full", cache=False).run_dir
+    part = mmad.evaluate("random", errata_tree, out=tmp_path / "part", errata="drop", limit=30, cache=False).run_dir
+    capsys.readouterr()
+    assert main(["compare", str(full), str(part)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "clean_split" not in out and "different protocols" not in out
+    assert "question sets differ: A the whole benchmark; B --errata drop" in out
+    assert main(["compare", str(full), str(part), "--json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any(n.startswith("question sets differ") for n in notes)
+    assert not any(n.startswith("protocol differs") for n in notes)

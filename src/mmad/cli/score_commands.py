@@ -323,8 +323,19 @@ def compare_command(
         # the card leaves the model out: only the same model's two runs are a perturbation's pair
         robustness = _robustness(folder_a.card, folder_b.card) if folder_a.model == folder_b.model else None
         # a robustness pair differs in its perturbation by design: that is what the table measures
-        skipped = {"mmad_version", PERTURB_KEY} if robustness else {"mmad_version"}
+        # a clean split changes which questions were asked, never how: only the questions both asked are paired
+        skipped = {"mmad_version", "clean_split", PERTURB_KEY} if robustness else {"mmad_version", "clean_split"}
         notes += [f"protocol differs: {k}: {a!r} vs {b!r}" for k, a, b in differences if k not in skipped]
+        if any(k == "clean_split" for k, _, _ in differences):
+            from mmad.report.leaderboard.rules import clean_split_marks
+
+            split_a, split_b = (
+                "; ".join(clean_split_marks(f.card)) or "the whole benchmark" for f in (folder_a, folder_b)
+            )
+            notes.append(
+                f"question sets differ: A {split_a}; B {split_b}. Only the questions both asked are paired, "
+                "so this changes which questions B - A covers, not their answers"
+            )
         cards = {"a": folder_a.card_hash, "b": folder_b.card_hash}
     answers_a, answers_b = scored_a.answers, scored_b.answers
     pairing = pair_answers(answers_a, answers_b)
@@ -404,6 +415,9 @@ def compare_command(
             highlight=False,
             soft_wrap=True,
         )
+    for note in notes:
+        if note.startswith("question sets differ"):
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
     if average is not None:
         console.print(
             f"Average covers {covers_text(average.covers)}; each category's average covers the subtasks paired in it",
