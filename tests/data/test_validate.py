@@ -155,6 +155,7 @@ def test_the_misfiled_pill_images_are_summed_up(tmp_path: Path) -> None:
     assert (
         gap.startswith("2 of the 22 images") and "#15, #19, #21" in gap and "asks and scores them as published" in gap
     )
+    assert "--errata drop leaves them out" in gap  # the way out is named where the problem is
 
 
 def test_masks_under_the_other_spelling_or_as_png_are_found_and_reported(fresh_mmad_json: Path) -> None:

@@ -58,7 +58,8 @@ def known_gaps(benchmark: Benchmark, problems: list[Problem], *, check_files: bo
                 f"{len(pills)} of the 22 images DS-MVTec/pill/image/good/000-021.png are in this benchmark; in copies "
                 "made before the upstream fix they are metal-nut photos filed as normal pills, with pill templates "
                 "(jam-cc/MMAD issues #15, #19, #21)",
-                "Evaluation asks and scores them as published (the paper's numbers include them). Open "
+                "Evaluation asks and scores them as published (the paper's numbers include them); --errata drop "
+                "leaves them out (mmad eval and mmad score). Open "
                 f"{pills[0]}: if it shows a metal nut, this copy predates the fix and their answers are unreliable.",
             )
         )
