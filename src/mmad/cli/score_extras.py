@@ -80,7 +80,8 @@ def print_metrics(results: Sequence[MetricResult], *, title: str = "Metrics") ->
     for result in results:
         cells = result.headline_cells()
         for index, cell in enumerate(cells):
-            unit = "" if cell.unit in ("%", "$", "s") else f" {cell.unit}"
+            # a missing figure is a dash alone: '– tokens' reads as a measured count
+            unit = "" if cell.unit in ("%", "$", "s") or cell.value is None else f" {cell.unit}"
             view.add_row(
                 result.title if index == 0 else "",
                 cell.name,
