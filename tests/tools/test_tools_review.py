@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -13,6 +14,8 @@ from mmad.records.record import read_records
 from mmad.run.manifest import read_manifest
 from mmad.serve.scripted_tools import ScriptedToolUser
 from mmad.serve.server import ChatServer, serve_in_thread
+from mmad.tools.base import ToolContext
+from mmad.tools.crops import ZoomTool
 from tests.helpers.mmad_tree import make_mmad_tree
 
 
@@ -75,3 +78,16 @@ def test_the_text_protocol_finds_its_object_beside_other_text_and_objects(reply:
         assert turn.tool == "zoom" and turn.args == {"x0": 0.1, "y0": 0.1, "x1": 0.5, "y1": 0.5}
     if kind == "invalid":
         assert "letter" in turn.problem
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"x0": 1' + "0" * 400 + ', "y0": 0, "x1": 1, "y1": 1}',  # an int no float holds
+        '{"x0": 1' + "0" * 5000 + ', "y0": 0, "x1": 1, "y1": 1}',  # more digits than Python converts
+    ],
+)
+def test_a_box_of_enormous_numbers_is_an_error_for_the_model_not_a_crash(raw: str) -> None:
+    result = ZoomTool().call(cast("ToolContext", None), raw)  # refused before the image is looked at
+    assert result.error and result.text.startswith("error: ")
+    assert len(result.text) < 800  # the schema, not the digits

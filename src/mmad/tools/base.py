@@ -108,6 +108,9 @@ def parse_arguments(raw: Any) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             msg = f"the arguments are not valid JSON ({exc.msg})"
             raise ToolArgumentError(msg) from exc
+        except ValueError as exc:  # an integer of more digits than Python converts
+            msg = "a number in the arguments has thousands of digits: give fractions from 0 to 1"
+            raise ToolArgumentError(msg) from exc
     if not isinstance(raw, dict):
         msg = f"the arguments must be a JSON object, not {type(raw).__name__}"
         raise ToolArgumentError(msg)
@@ -151,10 +154,11 @@ def validate_box(args: dict[str, Any]) -> dict[str, Any]:
     box = {}
     for name in ("x0", "y0", "x1", "y1"):
         value = args[name]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            msg = f"{name} must be a number from 0 to 1, not {json.dumps(value)}"
+        number = _finite(value)
+        if number is None:
+            msg = f"{name} must be a number from 0 to 1, not {_shown(value)}"
             raise ToolArgumentError(msg)
-        box[name] = min(1.0, max(0.0, float(value)))
+        box[name] = min(1.0, max(0.0, number))
     if box["x1"] - box["x0"] < MIN_BOX or box["y1"] - box["y0"] < MIN_BOX:
         msg = (
             f"the box [{box['x0']:g}, {box['y0']:g}, {box['x1']:g}, {box['y1']:g}] (clamped to 0-1) is empty or "
@@ -162,6 +166,26 @@ def validate_box(args: dict[str, Any]) -> dict[str, Any]:
         )
         raise ToolArgumentError(msg)
     return box
+
+
+def _finite(value: Any) -> float | None:
+    """A JSON number as a finite float, or None (a word, a bool, NaN, infinity, an integer too big for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value for an error message, cut short (a model may send a number of thousands of digits)."""
+    try:
+        text = json.dumps(value)
+    except ValueError:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def box_text(box: dict[str, float]) -> str:
