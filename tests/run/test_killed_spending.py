@@ -4,6 +4,7 @@ usage and for --max-cost."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import time
@@ -65,13 +66,18 @@ def test_a_run_json_that_cannot_be_written_mid_run_is_a_warning_and_the_run_goes
     from mmad import evaluate
     from mmad.run import ledger
 
-    def disk_full(*_: object) -> None:
+    calls: list[float] = []
+
+    def disk_full(*_: object, **__: object) -> None:
+        calls.append(time.monotonic())
         raise OSError(28, "No space left on device")
 
+    caplog.set_level(logging.WARNING, logger="mmad.run.ledger")
     monkeypatch.setattr(ledger, "write_manifest", disk_full)  # only the mid-run saves: prepare and finish write
     with running_server(latency_s=0.03) as server:  # about 1.5 s of asking: at least one save is due
         result = evaluate(
             "compat:random", mmad_json, out=tmp_path / "run", base_url=server.base_url, cache=False, concurrency=2
         )
     assert result.complete
+    assert calls, f"no save was due in {result.stats.elapsed_s:.2f} s"
     assert "run.json could not be given the spending so far: [Errno 28] No space left on device" in caplog.text
