@@ -96,3 +96,15 @@ def test_intervals_keep_the_tables_rows_and_columns_when_upstream_drops_an_image
             interval = intervals.cells[row.name][subtask]
             assert (interval is None) == (value is None)
             assert interval is None or abs(interval.point - value) < 1e-9
+
+
+def test_a_dataset_of_one_image_has_no_interval() -> None:
+    one = [GradedAnswer("MVTec-LOCO/juice_bottle/test/good/0.png", qtype, "A", "A") for qtype in TYPES]
+    alone = table_intervals(one, samples=200)
+    assert alone.single_image == ["MVTec-LOCO"] and alone.n_images == 1
+    assert all(value is None for value in alone.named_cells().values())  # not [100, 100] from one image
+    # beside a dataset of many images, the one-image row has none, the averages over both keep theirs
+    both = table_intervals([*one, *_run(0, images=30)], samples=200)
+    assert both.single_image == ["MVTec-LOCO"]
+    assert both.row_averages["MVTec-LOCO"] is None and both.cells["MVTec-LOCO"][Subtask.ANOMALY_DISCRIMINATION] is None
+    assert both.row_averages["DS-MVTec"] is not None and both.average is not None

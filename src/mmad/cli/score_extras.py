@@ -69,6 +69,10 @@ def print_intervals(intervals: TableIntervals) -> None:
         f"value over its interval; bootstrap over {intervals.n_images} images (an image's questions move "
         f"together), {intervals.samples} resamples, seed {intervals.seed}; – is a missing cell"
     )
+    if intervals.single_image:
+        view.caption += (
+            f"; no interval from one image: {', '.join(intervals.single_image)} (its cells are in the table)"
+        )
     console.print(view)
 
 

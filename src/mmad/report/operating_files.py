@@ -164,6 +164,7 @@ def intervals_to_dict(intervals: TableIntervals) -> dict[str, Any]:
         "samples": intervals.samples,
         "seed": intervals.seed,
         "n_images": intervals.n_images,
+        "single_image": intervals.single_image,
         "policy": intervals.policy.value,
         "rows": {
             name: {

@@ -9,12 +9,15 @@ values. Seeded: the same answers, samples and seed give the same intervals.
 
 A cell the table shows as missing (no questions; a subtask the model declined on every question; an
 Anomaly Discrimination cell with one class) has no interval, and the averages skip it, as the table's do.
+Nor has a dataset of a single image: every resample is that image again, and [x, x] would claim a
+certainty one image cannot give (`TableIntervals.single_image` names such datasets); an average has an
+interval where some dataset under it has two images or more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,6 +52,8 @@ class TableIntervals:
     seed: int
     n_images: int
     level: float = LEVEL
+    single_image: list[str] = field(default_factory=list)
+    """Datasets of one image: their cells and row average have no interval."""
 
     def named_cells(self) -> dict[str, Interval | None]:
         """Every interval by name: ``{dataset}/{subtask}``, ``{dataset}/Average``, ``Average/{subtask}``
@@ -105,9 +110,9 @@ def image_resamples(rng: np.random.Generator, n_images: int, samples: int, *, bl
         yield np.bincount(offsets, minlength=count * n_images).reshape(count, n_images).astype(float)
 
 
-def _interval(point: float, spread: np.ndarray) -> Interval | None:
+def _interval(point: float, spread: np.ndarray, *, resampled: bool = True) -> Interval | None:
     kept = spread[~np.isnan(spread)]
-    if np.isnan(point) or not len(kept):
+    if np.isnan(point) or not len(kept) or not resampled:
         return None
     low, high = np.percentile(kept, [(100 - LEVEL) / 2, 100 - (100 - LEVEL) / 2])
     return Interval(float(point), float(low), float(high))
@@ -160,6 +165,8 @@ def table_intervals(
     # Upstream's empty cells are already 0 in the cells; NaN is left only where the table shows a missing cell.
     point = np.stack(point_cells) if datasets else np.zeros((0, len(columns)))  # datasets x columns
     spread = np.stack(spread_cells, axis=1) if datasets else np.zeros((samples, 0, len(columns)))
+    sizes = np.asarray([len(rows_of[name]) for name in datasets], dtype=int)
+    varied = sizes >= 2  # a dataset whose resamples can differ from its point
     point_rows = _mean(point, zero_for_missing=False)
     spread_rows = _mean(spread, zero_for_missing=False)
     point_subtasks = _mean(point.T, zero_for_missing=False)
@@ -171,15 +178,23 @@ def table_intervals(
         columns=columns,
         datasets=datasets,
         cells={
-            name: {s: _interval(point[d, j], spread[:, d, j]) for j, s in enumerate(columns)}
+            name: {s: _interval(point[d, j], spread[:, d, j], resampled=varied[d]) for j, s in enumerate(columns)}
             for d, name in enumerate(datasets)
         },
-        row_averages={name: _interval(point_rows[d], spread_rows[:, d]) for d, name in enumerate(datasets)},
-        subtask_averages={s: _interval(point_subtasks[j], spread_subtasks[:, j]) for j, s in enumerate(columns)},
-        average=_interval(point_average, spread_average),
+        row_averages={
+            name: _interval(point_rows[d], spread_rows[:, d], resampled=varied[d]) for d, name in enumerate(datasets)
+        },
+        subtask_averages={
+            s: _interval(
+                point_subtasks[j], spread_subtasks[:, j], resampled=bool((varied & ~np.isnan(point[:, j])).any())
+            )
+            for j, s in enumerate(columns)
+        },
+        average=_interval(point_average, spread_average, resampled=bool((varied & ~np.isnan(point_rows)).any())),
         samples=samples,
         seed=seed,
         n_images=sum(len(v) for v in rows_of.values()),
+        single_image=[name for name, size in zip(datasets, sizes, strict=True) if size == 1],
     )
 
 
