@@ -302,3 +302,23 @@ def test_compare_says_a_clean_split_changes_the_question_set_not_the_answers(
     notes = json.loads(capsys.readouterr().out)["notes"]
     assert any(n.startswith("question sets differ") for n in notes)
     assert not any(n.startswith("protocol differs") for n in notes)
+
+
+def test_a_resume_refuses_an_images_file_that_changed_since_the_run_started(errata_tree: Path, tmp_path: Path) -> None:
+    # the run file names the file, not its keys: a resume after the file was edited asked another selection, while
+    # run.json's card still described the first
+    import mmad
+    from mmad.errors import RunError
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"{BOTTLE}\n")
+    out = tmp_path / "run"
+    mmad.evaluate("random", errata_tree, out=out, exclude=f"images:{keys}", cache=False)
+    keys.write_text(f"{BOTTLE}\n{PILLS[0]}\n")
+    changed = (
+        r"--exclude images:.*keys.txt changed since the run started \(then images:\w+ \(1 keys\), now images:\w+ \(2"
+    )
+    with pytest.raises(RunError, match=changed):
+        mmad.evaluate("random", errata_tree, out=out, exclude=f"images:{keys}", resume=True, cache=False)
+    keys.write_text(f"# the same key, another way\n./{BOTTLE}\n")
+    assert mmad.evaluate("random", errata_tree, out=out, exclude=f"images:{keys}", resume=True, cache=False).complete

@@ -14,7 +14,7 @@ import difflib
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -298,6 +298,26 @@ def split_for_images(errata: str, exclude: Sequence[str], images: Iterable[str],
             msg = f"--exclude {rule.label}: no image of {where} is in it; its {rule.kind}s: {', '.join(names)}"
             raise ConfigError(msg)
     return split
+
+
+def split_change(card: Mapping[str, Any] | None, split: CleanSplit, benchmark: Benchmark) -> str | None:
+    """Why ``split`` would not select what a run's protocol card recorded (a listed file edited since, errata
+    shipped with another mmad), or None. A run file names an images file, not its keys: a resume reads it again."""
+    recorded = (card or {}).get("clean_split") or {}
+    was = [label for label in recorded.get("exclude", []) if str(label).startswith("images:")]
+    for rule in split.exclude:
+        if rule.kind == "images" and rule.label not in was:
+            gone = [label for label in was if label not in {r.label for r in split.exclude}]
+            then = f"then {', '.join(gone)}, " if gone else ""
+            return f"--exclude images:{rule.value} changed since the run started ({then}now {rule.label})"
+    then_n = int((recorded.get("left_out") or {}).get("questions", 0))
+    now_n = benchmark_counts(split, benchmark).total_questions if split.active else 0
+    if then_n != now_n:
+        return (
+            f"--errata drop / --exclude leave out {now_n:,} questions now, {then_n:,} when the run started "
+            "(the errata shipped with this mmad, or a listed file, changed)"
+        )
+    return None
 
 
 def benchmark_counts(split: CleanSplit, benchmark: Benchmark) -> DropCounts:

@@ -189,6 +189,15 @@ def prepare(
                 f"now {benchmark.sha256[:12]}…); resuming would mix versions"
             )
             raise RunError(msg)
+        if recorded.card:
+            from mmad.data.clean import benchmark_split, split_change
+
+            split = benchmark_split(config.selection.errata, config.selection.exclude, benchmark)
+            why = split_change(recorded.card, split, benchmark)
+            if why:
+                msg = f"--resume {run_dir}: {why}; resuming would ask other questions than the run's. Restore it, "
+                msg += "or start a new run with --out"
+                raise RunError(msg)
     checked = preflight(config, benchmark)
     selection, strategies, knowledge, price = checked.selection, checked.strategies, checked.knowledge, checked.price
     agent = None
