@@ -36,7 +36,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 EVAL_MISTAKES = [
     (["--limit", "-5"], r"limit \(--limit\): must be at least 1"),
-    (["--limit", "abc"], r"Invalid value for '--limit'"),
+    (["--limit", "abc"], r"--limit takes a whole number or 'none'; got 'abc'"),
     (["--concurrency", "0"], r"concurrency \(--concurrency\): must be at least 1"),
     (["--shots", "-1"], r"shots \(--shots\): must be at least 0"),
     (["--shots", "9"], r"--shots 9: .* fewer than 9 random_templates .*choose --shots 3 or fewer"),

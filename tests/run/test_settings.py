@@ -451,6 +451,25 @@ def test_image_settings_a_backend_does_not_read_are_refused_by_name(model: str, 
         RunConfig.from_flat(model, "d", **{name: value})
 
 
+def test_a_run_files_setting_the_backend_does_not_read_is_refused_by_its_key(tmp_path: Path) -> None:
+    """The file's image_size was refused as '--image-size ...; leave --image-size out': a flag never typed."""
+    run_file = tmp_path / "run.toml"
+    run_file.write_text(f'model = "{HF}"\ndata = "d"\n[images]\nimage_size = 256\n')
+    with pytest.raises(ConfigError) as refused:
+        RunConfig.from_file(run_file)
+    assert str(refused.value) == (
+        f"{run_file}: image_size would be ignored: {HF} reads the image files itself (its own processor prepares "
+        "them); leave image_size out"
+    )
+    with pytest.raises(ConfigError, match="--image-size would be ignored"):  # a flag on top is named as typed
+        RunConfig.from_file(run_file, image_size=128)
+    run_file.write_text(f'model = "{HF}"\ndata = "d"\nimage_size = 256\ndetail = "high"\n')
+    with pytest.raises(
+        ConfigError, match=r"(image_size|detail) would be ignored: .* \(and 1 more: (detail|image_size)\)"
+    ):
+        RunConfig.from_file(run_file)
+
+
 def test_a_recipes_image_settings_are_announced_and_left_out_of_the_card_and_cache_key(mmad_json: Path) -> None:
     from mmad.data.official import load_benchmark
     from mmad.protocol.strategies import StrategySet

@@ -636,12 +636,18 @@ class RunConfig(BaseModel):
 
     @classmethod
     def from_nested(
-        cls, raw: dict[str, Any], *, source: str = "", explicit: Collection[str] | None = None
+        cls,
+        raw: dict[str, Any],
+        *,
+        source: str = "",
+        explicit: Collection[str] | None = None,
+        file_keys: Collection[str] = (),
     ) -> RunConfig:
         """A config from nested sections; a recipe's settings sit under what is given explicitly.
 
         ``explicit`` are the dotted settings the user gave (default: every one in ``raw``'s sections);
-        any of them that this run would ignore is refused (`mmad.run.unused`).
+        any of them that this run would ignore is refused (`mmad.run.unused`), by its key where it is
+        one of ``file_keys`` (given in the file ``source``, not by a flag).
         """
         raw = dict(raw)
         recipe_name = raw.get("recipe")
@@ -671,7 +677,7 @@ class RunConfig(BaseModel):
 
         if explicit is None:
             explicit = {f"{section}.{field}" for section, values in given.items() for field in values}
-        refuse_unused(config, explicit, source=source)
+        refuse_unused(config, explicit, source=source, file_keys=file_keys)
         return config
 
     @classmethod
@@ -705,9 +711,11 @@ class RunConfig(BaseModel):
             raise ConfigError(msg)
         flat = _canonical(flat)
         raw = _resolve_paths(_lift_flat(_renamed_in_sections(raw, str(source)), str(source)), source.parent)
-        explicit = {f"{s}.{f}" for s in SECTIONS if isinstance(raw.get(s), dict) for f in raw[s]}
-        explicit |= {".".join(FLAT_NAMES[n]) for n in flat if n in FLAT_NAMES}
-        return cls.from_nested_with_flat(raw, flat, source=str(source), explicit=explicit)
+        in_file = {f"{s}.{f}" for s in SECTIONS if isinstance(raw.get(s), dict) for f in raw[s]}
+        flags = {".".join(FLAT_NAMES[n]) for n in flat if n in FLAT_NAMES}
+        return cls.from_nested_with_flat(
+            raw, flat, source=str(source), explicit=in_file | flags, file_keys=in_file - flags
+        )
 
     @classmethod
     def from_nested_with_flat(
@@ -717,6 +725,7 @@ class RunConfig(BaseModel):
         *,
         source: str,
         explicit: Collection[str] | None = None,
+        file_keys: Collection[str] = (),
     ) -> RunConfig:
         """Nested settings (a file's, a recorded run's) with flat settings on top.
 
@@ -731,7 +740,7 @@ class RunConfig(BaseModel):
             raise ConfigError(msg)
         if explicit is None:
             explicit = {".".join(FLAT_NAMES[n]) for n in flat if n in FLAT_NAMES}
-        return cls.from_nested(raw, source=str(source), explicit=explicit)
+        return cls.from_nested(raw, source=str(source), explicit=explicit, file_keys=file_keys)
 
     def override_notes(self, *, file: str | None = None, flags: Collection[str] = ()) -> list[str]:
         """One line per setting given on top of the recipe (its flag, its value, the recipe's), to be shown:

@@ -140,11 +140,21 @@ def unused_settings(config: RunConfig, explicit: Collection[str]) -> list[Unused
     return found
 
 
-def refuse_unused(config: RunConfig, explicit: Collection[str], *, source: str = "") -> None:
-    """ConfigError naming the first setting that would be ignored (and how many more there are)."""
+def refuse_unused(
+    config: RunConfig, explicit: Collection[str], *, source: str = "", file_keys: Collection[str] = ()
+) -> None:
+    """ConfigError naming the first setting that would be ignored (and how many more there are); one of
+    ``file_keys`` (given in the run file ``source``) by its key: the user typed no flag to leave out."""
+
+    def named(setting: str) -> str:
+        return setting.partition(".")[2] if setting in file_keys else _flag(setting)
+
     found = unused_settings(config, explicit)
     if not found:
         return
-    more = f" (and {len(found) - 1} more: {', '.join(_flag(u.setting) for u in found[1:])})" if len(found) > 1 else ""
+    more = f" (and {len(found) - 1} more: {', '.join(named(u.setting) for u in found[1:])})" if len(found) > 1 else ""
     prefix = f"{source}: " if source else ""
-    raise ConfigError(prefix + found[0].message + more)
+    message = found[0].message
+    if found[0].setting in file_keys:
+        message = message.replace(_flag(found[0].setting), named(found[0].setting))
+    raise ConfigError(prefix + message + more)
