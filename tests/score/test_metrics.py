@@ -122,6 +122,25 @@ def test_cost_per_question_and_tokens_per_correct_answer_in_closed_form() -> Non
     assert any("no correct answer" in note for note in cost.notes)
 
 
+def test_a_record_without_dollars_or_tokens_is_not_a_free_one() -> None:
+    # 4 questions at $0.01 and 440 tokens each, then 4 whose records carry neither (a server without usage)
+    records = [_record(i, right=True, tokens=(400, 40), cost=0.01, latency=0.5) for i in range(4)]
+    records += [_record(i, right=i == 4, tokens=None, cost=None, latency=0.5) for i in range(4, 8)]
+    (cost,) = compute_metrics(
+        Graded([graded_from_record(r) for r in records], records),
+        [m for m in registered_metrics() if m.name == "cost"],
+    )
+    values = {c.name: c.value for c in cost.cells}
+    # what a question cost where it was measured, not $0.04 spread over 8 questions
+    assert values == {
+        "tokens/question": 440.0,
+        "$/question": pytest.approx(0.01),
+        "s/question": 0.5,
+        "tokens/correct": pytest.approx(440.0),
+    }
+    assert any("4 of 8 questions" in note for note in cost.notes)
+
+
 def test_metrics_that_do_not_apply_are_left_out() -> None:
     # an official answers file: no records, so no cost; no rotation, so no circular figure; no score
     answers = [GradedAnswer(f"VisA/pcb1/test/good/{i}.png", "Anomaly Detection", "B", "B") for i in range(4)]

@@ -3,8 +3,10 @@ circular accuracy, and cost (tokens, dollars and seconds per question; tokens pe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from mmad.records.record import Record
 from mmad.score.metrics.base import Cell, Graded, Metric, MetricResult
 from mmad.score.table import DETECTION_COLUMNS, Policy, ScoreTable, score_answers
 
@@ -173,8 +175,11 @@ TOKENS_PER_CORRECT = "tokens/correct"
 class Cost(Metric):
     """What the answers cost: tokens, dollars and seconds of requests per question, and tokens per correct answer.
 
-    Counted over the latest record of every posing (a --circular run pays for its rotations) and divided by
-    the questions asked; a figure no record carries (the dollars of a free model) is missing, not 0.
+    Counted over the latest record of every posing (a --circular run pays for its rotations). Each figure is
+    divided by the questions whose records carry it: a record without it (a reply from the cache, a model
+    without a price, a server that reports no usage, a failed request) is not a free one, so it is left out
+    of both sides, with a note saying how many questions the figure covers; a figure no record carries is
+    missing, not 0.
     """
 
     name = "cost"
@@ -186,28 +191,50 @@ class Cost(Metric):
         questions = len(graded.answers)
         if not records or not questions:
             return None
-        token_counts = [
-            (r.prompt_tokens or 0) + (r.completion_tokens or 0)
-            for r in records
-            if r.prompt_tokens is not None or r.completion_tokens is not None
-        ]
-        costs = [r.cost_usd for r in records if r.cost_usd is not None]
-        latencies = [r.latency_s for r in records if r.latency_s is not None]
-        tokens = sum(token_counts) if token_counts else None
-        correct = sum(a.is_correct for a in graded.answers)
+        posings: dict[str, list[Record]] = {}
+        for record in records:
+            posings.setdefault(record.question_id, []).append(record)
+
+        def measured(value: Callable[[Record], float | None]) -> tuple[float | None, list[str]]:
+            """The sum over the records that carry the figure, and the questions they cover."""
+            covered = [q for q, rs in posings.items() if any(value(r) is not None for r in rs)]
+            total = sum(v for rs in posings.values() for r in rs if (v := value(r)) is not None)
+            return (total if covered else None), covered
+
+        tokens, token_questions = measured(_tokens)
+        dollars, dollar_questions = measured(lambda r: r.cost_usd)
+        seconds, second_questions = measured(lambda r: r.latency_s)
+        right = {q for q, rs in posings.items() if any(r.plain and r.answer == r.correct_answer for r in rs)}
+        correct = len(right & set(token_questions))
         notes = []
         if tokens is not None and not correct:
             notes.append("no correct answer: tokens per correct answer is not defined")
         cached = sum(r.cached for r in records)
         if cached:
             notes.append(f"{cached} of {len(records)} replies came from the cache (their cost was paid before)")
+        for what, covered in (("tokens", token_questions), ("dollars", dollar_questions)):
+            if covered and len(covered) < len(posings):
+                notes.append(
+                    f"{what} per question over the {len(covered)} of {len(posings)} questions whose records carry "
+                    "them (the rest: from the cache, unpriced, without usage or failed)"
+                )
         cells = [
-            Cell(TOKENS_PER_QUESTION, None if tokens is None else tokens / questions, unit="tokens"),
-            Cell(DOLLARS_PER_QUESTION, sum(costs) / questions if costs else None, unit="$"),
-            Cell(SECONDS_PER_QUESTION, sum(latencies) / questions if latencies else None, unit="s"),
-            Cell(TOKENS_PER_CORRECT, tokens / correct if tokens is not None and correct else None, unit="tokens"),
+            Cell(TOKENS_PER_QUESTION, _per(tokens, len(token_questions)), unit="tokens"),
+            Cell(DOLLARS_PER_QUESTION, _per(dollars, len(dollar_questions)), unit="$"),
+            Cell(SECONDS_PER_QUESTION, _per(seconds, len(second_questions)), unit="s"),
+            Cell(TOKENS_PER_CORRECT, _per(tokens, correct), unit="tokens"),
         ]
         return self.result(cells, notes=notes)
+
+
+def _tokens(record: Record) -> float | None:
+    if record.prompt_tokens is None and record.completion_tokens is None:
+        return None
+    return (record.prompt_tokens or 0) + (record.completion_tokens or 0)
+
+
+def _per(total: float | None, count: int) -> float | None:
+    return total / count if total is not None and count else None
 
 
 BUILTIN: tuple[type[Metric], ...] = (MMADTable, OverkillMiss, OperatingPoints, CircularAccuracy, Cost)
