@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,22 @@ def test_a_mistyped_provider_is_answered_with_the_name_meant(name: str, hint: st
             check(name)
         assert str(refused.value).startswith(f"unknown model provider {name.partition(':')[0]!r} in {name!r}; known")
         assert str(refused.value).endswith(hint)
+
+
+def test_the_docs_in_process_commands_pass_the_settings_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # docs/local-models.md opened with `-m hf:... --image-size 0 --detail none`, which the unused-setting check
+    # refuses (hf: reads the image files itself): a new user's first command failed
+    import shlex
+
+    from tests.helpers.mmad_tree import make_mmad_tree
+
+    tree = make_mmad_tree(tmp_path / "mmad", per_group=1)
+    text = (Path(__file__).parents[2] / "docs" / "local-models.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    commands = [line for line in text.splitlines() if line.startswith(("mmad eval -m hf:", "mmad eval -m vllm-local:"))]
+    assert commands
+    for line in commands:
+        args = shlex.split(line)[1:]
+        args[args.index("-d") + 1] = str(tree)
+        assert main([*args, "--dry-run", "-o", str(tmp_path / "run")]) == 0, (line, capsys.readouterr().err)
