@@ -216,7 +216,7 @@ class Cost(Metric):
             if covered and len(covered) < len(posings):
                 notes.append(
                     f"{what} per question over the {len(covered)} of {len(posings)} questions whose records carry "
-                    "them (the rest: from the cache, unpriced, without usage or failed)"
+                    "them (the others' records carry none: no price or usage, a cached reply, a failure, an abstention)"
                 )
         cells = [
             Cell(TOKENS_PER_QUESTION, _per(tokens, len(token_questions)), unit="tokens"),
