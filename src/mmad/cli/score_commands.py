@@ -35,6 +35,12 @@ def _scored(path: Path, *, bootstrap: Any = None) -> Any:
     return score_run(path, bootstrap=bootstrap)
 
 
+def _split_flags(errata: str, exclude: list[str]) -> str:
+    """The clean-split flags as given (--errata drop, --exclude VisA, ...), for the notes and errors that name them."""
+    flags = ["--errata drop"] if errata == "drop" else []
+    return " ".join(flags + [f"--exclude {rule}" for rule in exclude])
+
+
 def _clean_split(scored: Any, errata: str, exclude: list[str]) -> tuple[Any, Any]:
     """The answers without what --errata drop / --exclude leave out, and the counts (None when neither is given)."""
     from mmad.data.clean import split_for_images
@@ -54,8 +60,7 @@ def _clean_split(scored: Any, errata: str, exclude: list[str]) -> tuple[Any, Any
         return scored, None
     kept, counts = without_left_out(scored, split)
     if not kept.answers:
-        given = " and ".join(flag for flag, on in (("--errata drop", errata == "drop"), ("--exclude", exclude)) if on)
-        msg = f"{given} left out every answer ({counts.describe()}); nothing is left to score"
+        msg = f"{_split_flags(errata, exclude)} left out every answer ({counts.describe()}); nothing is left to score"
         raise ConfigError(msg)
     return kept, counts
 
@@ -178,7 +183,8 @@ def score_command(
         if recipe and policy is default:
             table.notes.insert(0, recipe_policy_note(recipe))
         if left_out is not None:
-            table.notes.insert(0, f"re-scored on a clean split (--errata {errata}, --exclude): {left_out.describe()}")
+            flags = _split_flags(errata, exclude or [])
+            table.notes.insert(0, f"re-scored on a clean split ({flags}): {left_out.describe()}")
         intervals = scored.intervals
         title = f"MMAD — {answers.name}"
         paths = write_score_files(table, graded, folder, stem=stem, title=title, plot=not no_plot, intervals=intervals)
@@ -236,7 +242,9 @@ def _print_metrics_side_by_side(a: list[Any], b: list[Any]) -> None:
     for key in keys:
         x, y = values_a.get(key), values_b.get(key)
         vx, vy = (x.value if x else None), (y.value if y else None)
-        delta = f"{vy - vx:+.2f}" if vx is not None and vy is not None else "–"
+        # dollars per question are fractions of a cent: two decimals would show every change as +0.00
+        digits = 4 if any(c is not None and c.unit == "$" for c in (x, y)) else 2
+        delta = f"{vy - vx:+.{digits}f}" if vx is not None and vy is not None else "–"
         view.add_row(key, x.text(2) if x else "–", y.text(2) if y else "–", delta)
     console.print(view)
 
