@@ -27,3 +27,16 @@ def test_a_change_in_dollars_per_question_is_shown(
     assert main(["compare", str(cheap), str(dear), "--samples", "200"]) == 0
     (line,) = [line for line in capsys.readouterr().out.splitlines() if "$/question" in line]
     assert "+0.0003" in line
+
+
+def test_a_run_without_answers_is_named_not_called_another_benchmark(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    assert main(["eval", "-m", "random:3", "-d", str(mmad_json), "--no-cache", "--limit", "4", "--out", str(run)]) == 0
+    empty = copy_run(run, tmp_path / "killed")
+    edit_records(empty, lambda _, r: None)  # killed before its first record
+    capsys.readouterr()
+    assert main(["compare", str(empty), str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "killed holds no answers yet" in err and "same benchmark" not in err

@@ -346,6 +346,11 @@ def compare_command(
             )
         cards = {"a": folder_a.card_hash, "b": folder_b.card_hash}
     answers_a, answers_b = scored_a.answers, scored_b.answers
+    for path, answers in ((run_a, answers_a), (run_b, answers_b)):
+        if not answers:  # not "no shared question", which sends the user to check the benchmark
+            resume = f"; `mmad eval --resume {path}` asks its questions" if path.is_dir() else ""
+            msg = f"{path} holds no answers yet; nothing to compare{resume}"
+            raise AnswersFormatError(msg)
     pairing = pair_answers(answers_a, answers_b)
     sides = {"a": _compare_side(run_a, folder_a, answers_a), "b": _compare_side(run_b, folder_b, answers_b)}
     shared = pairing.shared
