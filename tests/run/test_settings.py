@@ -500,6 +500,20 @@ def test_a_recipes_decoding_settings_the_expert_does_not_read_are_announced_as_s
     )
 
 
+def test_decoding_settings_the_expert_does_not_read_are_left_out_of_its_card(mmad_json: Path) -> None:
+    """As the image settings of a backend that reads the files: the expert writes no text, so a recipe's
+    max_tokens (announced as not used) gave its run another card hash for the same answers."""
+    from mmad.data.official import load_benchmark
+    from mmad.protocol.strategies import StrategySet
+    from mmad.run.card import protocol_card
+
+    benchmark = load_benchmark(mmad_json)
+    expert = RunConfig.from_flat("expert", str(mmad_json))
+    assert protocol_card(expert, benchmark, StrategySet())["decoding"] == {}
+    plain = protocol_card(RunConfig.from_flat("random", str(mmad_json)), benchmark, StrategySet())
+    assert plain["decoding"] == {"max_tokens": 128, "temperature": 0.0}
+
+
 def test_old_runs_keep_their_card_hash(mmad_json: Path) -> None:
     """A card written before the settings had one name (templates, images.size, ...) hashes as a card of
     today with the same settings: runs made before stay comparable with runs made since."""

@@ -99,7 +99,7 @@ def protocol_card(config: RunConfig, benchmark: Benchmark, strategies: StrategyS
         # The prompt hash holds a placeholder for the knowledge text: the file's content decides what is sent.
         # With knowledge only, so that other runs keep their card hash.
         **_knowledge(config, benchmark, strategies),
-        "decoding": config.decoding.model_dump(mode="json"),
+        "decoding": _decoding(config),
         "images": _images(config),
         # The query images' perturbations (--perturb): with them only, so that other runs keep their card hash.
         **({"perturb": _perturb(config)} if config.images.perturb else {}),
@@ -146,6 +146,12 @@ def _knowledge(config: RunConfig, benchmark: Benchmark, strategies: StrategySet)
         # before its card is made (preflight), so there is no knowledge to record
         return {}
     return {"knowledge": "sha256:" + hashlib.sha256(Path(source).read_bytes()).hexdigest()}
+
+
+def _decoding(config: RunConfig) -> dict[str, Any]:
+    """The decoding settings the run's backend reads (the expert writes no text: none)."""
+    decoding = config.decoding.model_dump(mode="json")
+    return {k: v for k, v in decoding.items() if k not in set(config.unhonoured(list(decoding)))}
 
 
 def _images(config: RunConfig) -> dict[str, Any]:
