@@ -7,6 +7,7 @@ import random
 import numpy as np
 
 from mmad.data.schema import Subtask
+from mmad.report.operating_files import intervals_to_markdown
 from mmad.score.answers import GradedAnswer
 from mmad.score.intervals import table_intervals
 from mmad.score.table import score_answers
@@ -103,6 +104,7 @@ def test_a_dataset_of_one_image_has_no_interval() -> None:
     alone = table_intervals(one, samples=200)
     assert alone.single_image == ["MVTec-LOCO"] and alone.n_images == 1
     assert all(value is None for value in alone.named_cells().values())  # not [100, 100] from one image
+    assert "No interval from one image: MVTec-LOCO" in intervals_to_markdown(alone)
     # beside a dataset of many images, the one-image row has none, the averages over both keep theirs
     both = table_intervals([*one, *_run(0, images=30)], samples=200)
     assert both.single_image == ["MVTec-LOCO"]

@@ -205,4 +205,6 @@ def intervals_to_markdown(intervals: TableIntervals) -> str:
         f"each dataset, {intervals.samples} resamples, seed {intervals.seed}, policy `{intervals.policy.value}`; "
         "– is a missing cell (no questions, or declined), which has no interval.",
     ]
+    if intervals.single_image:
+        lines.append(f"No interval from one image: {', '.join(intervals.single_image)} (its cells are in the table).")
     return "\n".join(lines) + "\n"
