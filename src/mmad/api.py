@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Literal, SupportsFloat, SupportsIndex, TypedDict, Unpack
 
 from mmad._io import atomic_write_text
+from mmad.errors import ConfigError
 from mmad.models.base import Model
 from mmad.protocol.prompts import Variant
 from mmad.records.folder import RECORDS_FILE, RUN_FILE
 from mmad.report.files import write_score_files
 from mmad.report.operating_files import write_operating_files
-from mmad.run.config import FLAT_NAMES, NOT_GIVEN, NotGiven, ProtocolName, RunConfig
+from mmad.run.config import FLAT_NAMES, NOT_GIVEN, NotGiven, ProtocolName, RunConfig, canonical_name
 from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
 from mmad.run.naming import answers_file_name
@@ -195,7 +196,13 @@ def evaluate(
     with a FutureWarning.
     """
     given = {name: value for name, value in locals().items() if name in FLAT_NAMES and value is not NOT_GIVEN}
-    settings = {k: str(v) if isinstance(v, PathLike) else v for k, v in {**given, **old_names}.items()}
+    settings = {k: str(v) if isinstance(v, PathLike) else v for k, v in given.items()}
+    for old, value in old_names.items():
+        new = canonical_name(old)  # here, so that its FutureWarning points at the caller's line
+        if new in settings:
+            msg = f"{new} is given twice, as {new} and by its old name {old}; keep {new}"
+            raise ConfigError(msg)
+        settings[new] = value
     config = RunConfig.from_flat(model, str(data), recipe=recipe, **settings)
     for note in config.recipe_notes():  # the CLI prints them; a script sees them in its log
         logger.warning("%s", note)

@@ -362,6 +362,16 @@ def test_an_old_name_still_sets_its_setting_with_a_warning(old: str, tmp_path: P
         assert _value(cell.config, name) == expected
 
 
+def test_mmad_evaluates_old_name_warning_points_at_the_callers_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It pointed at a line of mmad.run.config, so a script's author could not tell which call to change."""
+    with pytest.warns(FutureWarning, match="'similar' is the old name") as caught:
+        _captured_config(monkeypatch, model="random", data="d", similar=True)
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]
+    with pytest.raises(ConfigError, match="timeout_s is given twice"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        _captured_config(monkeypatch, model="random", data="d", timeout_s=3, timeout=4)
+
+
 def test_a_setting_given_by_both_its_names_is_refused() -> None:
     twice = "timeout_s is given twice, as timeout_s and by its old name timeout"
     with pytest.raises(ConfigError, match=twice), warnings.catch_warnings():
