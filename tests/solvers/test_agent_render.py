@@ -55,9 +55,8 @@ def test_the_solver_draws_each_picture_before_its_request_is_sent(mmad_json: Pat
     assert len(drawn) == len({r.image for r in records})
 
 
-def test_a_picture_that_cannot_be_drawn_fails_its_questions_as_input_without_a_request(
-    mmad_json: Path, tmp_path: Path
-) -> None:
+def _with_a_missing_mask(mmad_json: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A copy of the benchmark whose one defective image names a mask that is not there."""
     data = json.loads(mmad_json.read_text())
     broken = next(k for k, v in data.items() if v.get("mask_path"))
     copy = tmp_path / "data"
@@ -67,6 +66,13 @@ def test_a_picture_that_cannot_be_drawn_fails_its_questions_as_input_without_a_r
     (copy / "mmad.json").unlink()
     data[broken]["mask_path"] = "missing/mask.png"
     (copy / "mmad.json").write_text(json.dumps(data))
+    return copy, broken
+
+
+def test_a_picture_that_cannot_be_drawn_fails_its_questions_as_input_without_a_request(
+    mmad_json: Path, tmp_path: Path
+) -> None:
+    copy, broken = _with_a_missing_mask(mmad_json, tmp_path)
     model = ExpertImageWatcher()
     asyncio.run(run_async(_config(copy / "mmad.json"), out=tmp_path / "run", model=model))
     records = read_records(tmp_path / "run" / "records.jsonl")
@@ -75,3 +81,16 @@ def test_a_picture_that_cannot_be_drawn_fails_its_questions_as_input_without_a_r
     assert all(r.attempts == 0 and "mask" in (r.error_message or "") for r in failed)
     assert all(r.status is Status.ANSWERED for r in records if r.image != broken)
     assert len(model.seen) == len({r.question_id for r in records if r.image != broken})
+
+
+def test_a_prompt_that_sends_no_picture_draws_none(mmad_json: Path, tmp_path: Path) -> None:
+    # A blind run's prompts hold no image: the solver drew every picture anyway, and an image whose
+    # picture could not be drawn (a missing mask) failed questions that never needed it.
+    copy, broken = _with_a_missing_mask(mmad_json, tmp_path)
+    config = RunConfig.from_flat("watcher", str(copy), strategies=["agent:gt:bbox"], blind=True, cache=False)
+    model = ExpertImageWatcher()
+    asyncio.run(run_async(config, out=tmp_path / "run", model=model))
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    assert any(r.image == broken for r in records)
+    assert records and all(r.status is Status.ANSWERED for r in records)
+    assert not model.seen and not (tmp_path / "run" / "agent").exists()

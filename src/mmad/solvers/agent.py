@@ -46,12 +46,15 @@ class AgentRenderSolver(Solver):
 
     async def prepare(self, prompt: Prompt) -> None:
         """Draw the image's agent picture (a failure is reported when the prompt is solved)."""
-        with contextlib.suppress(Exception):  # answer() records it
-            await asyncio.shield(self._draw(prompt.image))
+        if _sends_a_picture(prompt):
+            with contextlib.suppress(Exception):  # answer() records it
+                await asyncio.shield(self._draw(prompt.image))
         await super().prepare(prompt)
 
     async def answer(self, prompt: Prompt, call: ModelCaller) -> Answer:
         """The wrapped solver's answer once the picture is drawn."""
+        if not _sends_a_picture(prompt):  # a blind run's: nothing to draw, nothing to fail on
+            return await super().answer(prompt, call)
         try:
             await asyncio.shield(self._draw(prompt.image))
         except Exception as exc:
@@ -64,3 +67,8 @@ class AgentRenderSolver(Solver):
         for task in self._drawn.values():
             task.cancel()
         super().close()
+
+
+def _sends_a_picture(prompt: Prompt) -> bool:
+    """Whether the prompt holds the agent's picture (a blind run's prompts hold no image)."""
+    return any(part.role == "expert" for message in prompt.messages for part in message.images)
