@@ -193,7 +193,7 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
 def _metrics_table(board: Leaderboard, *, narrow: bool) -> Table | None:
     """Every registered metric's headline figures for each run, as `mmad score` shows them."""
     from mmad.report.leaderboard.serialise import metric_columns
-    from mmad.report.tables import fmt
+    from mmad.score.metrics import figure_text
 
     columns = metric_columns(board)
     runs = [row for row in board.rows if row.metrics]
@@ -204,7 +204,7 @@ def _metrics_table(board: Leaderboard, *, narrow: bool) -> Table | None:
     for key in columns:
         view.add_column(key.replace(":", "\n", 1), justify="right", overflow="fold")
     for row in runs:
-        view.add_row(row.name, *(fmt(row.metrics.get(key)) for key in columns))
+        view.add_row(row.name, *(figure_text(key, row.metrics.get(key)) for key in columns))
     return view
 
 

@@ -19,7 +19,7 @@ from mmad.records.folder import is_run_folder
 from mmad.run.scoring import score_run
 from mmad.run.sweep import Sweep
 from mmad.score.answers import covers_text
-from mmad.score.metrics import Bootstrap
+from mmad.score.metrics import Bootstrap, figure_text
 
 
 @dataclass
@@ -117,7 +117,10 @@ def render_markdown(rows: list[SweepRow], title: str = "MMAD sweep") -> str:
     if columns:
         lines += ["", "Metrics (every registered metric's headline figures, as `mmad score` shows them):", ""]
         lines += ["| Cell | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
-        lines += [f"| {row.cell} | " + " | ".join(_fmt(row.metrics.get(k)) for k in columns) + " |" for row in rows]
+        lines += [
+            f"| {row.cell} | " + " | ".join(figure_text(k, row.metrics.get(k), 1) for k in columns) + " |"
+            for row in rows
+        ]
     narrower = narrower_averages(rows)
     if narrower:
         lines += ["", "Averages over fewer subtasks (- is a subtask without questions, or one the model declined):"]

@@ -12,6 +12,7 @@ from typing import Any
 from mmad.data.schema import SUBTASKS, Subtask
 from mmad.report.leaderboard.model import DETECTION_ONLY, SECTION_TITLES, Leaderboard, LeaderboardRow
 from mmad.report.tables import fmt
+from mmad.score.metrics import figure_text
 
 
 def leaderboard_dict(board: Leaderboard) -> dict[str, Any]:
@@ -227,5 +228,7 @@ def _metrics_markdown(board: Leaderboard) -> list[str]:
     lines = ["", "#### Metrics of the runs (whole run)", "", "| Model | " + " | ".join(columns) + " |"]
     lines.append("|" + "---|" * (len(columns) + 1))
     for row in runs:
-        lines.append(f"| {_md(row.name)} | " + " | ".join(fmt(row.metrics.get(key)) for key in columns) + " |")
+        lines.append(
+            f"| {_md(row.name)} | " + " | ".join(figure_text(key, row.metrics.get(key)) for key in columns) + " |"
+        )
     return lines

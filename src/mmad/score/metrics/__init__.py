@@ -4,7 +4,7 @@ The built-in ones are registered on import; `register_metric` adds another witho
 other module, and every command that scores a run shows it.
 """
 
-from mmad.score.metrics.base import Bootstrap, Cell, Graded, Metric, MetricResult
+from mmad.score.metrics.base import Bootstrap, Cell, Graded, Metric, MetricResult, figure_text
 from mmad.score.metrics.builtin import BUILTIN
 from mmad.score.metrics.registry import compute_metrics, register_metric, registered_metrics, unregister_metric
 from mmad.score.metrics.tools import ToolsVersusDirect, ToolUse
@@ -21,6 +21,7 @@ __all__ = [
     "Metric",
     "MetricResult",
     "compute_metrics",
+    "figure_text",
     "register_metric",
     "registered_metrics",
     "unregister_metric",

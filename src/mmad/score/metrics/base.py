@@ -68,6 +68,20 @@ class Cell:
         return data
 
 
+def figure_text(key: str, value: float | None, digits: int = 2) -> str:
+    """A metric figure in a table of runs, by its key (``metric:cell``): dollars to four decimals (a
+    question costs fractions of a cent: two decimals would show $0.0012 as 0.00), tokens whole, any other
+    figure to ``digits``; a dash when missing."""
+    if value is None:
+        return "–"
+    cell = key.split(":", 1)[-1]
+    if "$/" in cell:
+        return f"{value:,.4f}"
+    if "tokens/" in cell:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
 @dataclass
 class MetricResult:
     """A metric's figures for one run."""
