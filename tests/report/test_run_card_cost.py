@@ -36,3 +36,16 @@ def test_an_unpriced_model_and_one_without_usage_show_no_measured_zero(mmad_json
     assert main(["report", str(run), "--no-published", "--out", str(page)]) == 0
     html = page.read_text()
     assert _card_line(html, "Tokens").startswith("– (no usage reported)")
+
+
+def test_a_missing_metric_figure_in_the_report_is_a_bare_dash() -> None:
+    from mmad.report.html import _metric_rows
+    from mmad.score.metrics import Cell, MetricResult
+
+    result = MetricResult(
+        "cost",
+        "Cost",
+        [Cell("tokens/correct", None, unit="tokens"), Cell("tokens/question", 5.0, unit="tokens")],
+        ["tokens/correct", "tokens/question"],
+    )
+    assert [row["value"] for row in _metric_rows([result])] == ["–", "5 tokens"]

@@ -230,7 +230,7 @@ def _metric_rows(results: Sequence[MetricResult]) -> list[dict[str, str]]:
     rows = []
     for result in results:
         for cell in result.headline_cells():
-            unit = "" if cell.unit in ("%", "$", "s") else f" {cell.unit}"
+            unit = "" if cell.unit in ("%", "$", "s") or cell.value is None else f" {cell.unit}"
             rows.append(
                 {"title": result.title, "name": cell.name, "value": cell.text() + unit, "ci": cell.interval_text()}
             )
