@@ -337,3 +337,14 @@ def test_the_rescore_note_names_the_flags_given(errata_tree: Path, tmp_path: Pat
     assert main(["score", str(full), "--exclude", "VisA", "--no-plot", "-o", str(files)]) == 0
     notes = json.loads((files / "scores.json").read_text())["notes"]
     assert notes[0].startswith("re-scored on a clean split (--exclude VisA): 18 questions left out")
+
+
+def test_an_images_file_in_utf16_is_read_and_a_binary_file_refused(tmp_path: Path) -> None:
+    # PowerShell's `>` writes UTF-16 with a BOM; a binary file (an image given by mistake) raised a traceback
+    utf16 = tmp_path / "keys.txt"
+    utf16.write_bytes(f"{BOTTLE}\r\n{PILLS[0]}\r\n".encode("utf-16"))
+    assert read_image_list(utf16) == {BOTTLE, PILLS[0]}
+    binary = tmp_path / "000.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    with pytest.raises(ConfigError, match=r"--exclude images:.*000.png: not a text file \(.*\); save it as UTF-8"):
+        read_image_list(binary)

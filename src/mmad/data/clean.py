@@ -64,10 +64,17 @@ def read_image_list(path: str | Path) -> frozenset[str]:
     image (an mmad.json, or a training file in its shape)."""
     source = Path(path).expanduser()
     try:
-        # utf-8-sig: a BOM (Notepad writes one) would otherwise stick to the first key, which then matches nothing
-        text = source.read_text(encoding="utf-8-sig")
+        raw = source.read_bytes()
     except OSError as exc:
         msg = f"--exclude images:{path}: cannot read it ({exc.strerror}); give a file of image keys, one a line"
+        raise ConfigError(msg) from exc
+    # utf-8-sig: a BOM (Notepad writes one) would otherwise stick to the first key, which then matches nothing;
+    # PowerShell's `>` writes UTF-16 with a BOM
+    encoding = "utf-16" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        msg = f"--exclude images:{path}: not a text file ({exc.reason} at byte {exc.start}); save it as UTF-8"
         raise ConfigError(msg) from exc
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
