@@ -179,3 +179,21 @@ def test_the_terminal_shows_a_whole_clean_split_run_as_whole(
     capsys.readouterr()
     assert main(["leaderboard", str(excluded.run_dir), "--no-published"]) == 0
     assert f"{asked}/{asked} asked (18 left out), {asked} answered" in capsys.readouterr().out
+
+
+def test_the_cli_says_why_nothing_is_left_and_refuses_an_out_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmad.cli import main
+
+    # a --protocol that matches no row was answered with the note on JUDO and the other leakage systems
+    assert main(["leaderboard", "--protocol", "nosuch"]) != 0
+    err = capsys.readouterr().err
+    assert "--protocol 'nosuch' matches no row" in err and "JUDO" not in err
+    # an --out whose suffix names no format got the terminal table, whatever the name said (.html, .xlsx)
+    for name in ("board.html", "board.xlsx"):
+        assert main(["leaderboard", "--out", str(tmp_path / name)]) == 2
+        assert "--format" in capsys.readouterr().err and not (tmp_path / name).exists()
+    assert main(["leaderboard", "--out", str(tmp_path / "board.html")]) == 2
+    assert "mmad report" in capsys.readouterr().err
+    assert main(["leaderboard", "--out", str(tmp_path / "board.xlsx"), "--format", "csv"]) == 0  # said: written

@@ -251,6 +251,14 @@ def leaderboard_command(
         parse_subtasks,
     )
 
+    if out and not output_format and out.suffix.lower() not in _SUFFIX_FORMATS:
+        # the terminal table was written whatever the name said (a board.html of text)
+        html = "; an HTML page is `mmad report RUNS --out FILE.html`" if out.suffix.lower() in {".html", ".htm"} else ""
+        msg = (
+            f"--out {out}: its suffix names no format; give --format (table, markdown, csv, json) or a name ending "
+            f"in {', '.join(_SUFFIX_FORMATS)}{html}"
+        )
+        raise ConfigError(msg)
     chosen = output_format or (_SUFFIX_FORMATS.get(out.suffix.lower(), "table") if out else "table")
     if chosen not in FORMATS:
         msg = f"--format {chosen!r}: choose one of {', '.join(FORMATS)}"
@@ -265,7 +273,11 @@ def leaderboard_command(
         bootstrap=ci_bootstrap(ci, samples, seed),
     )
     if not board.rows:
-        msg = "nothing to rank: " + " ".join(board.notes[:-1] or ["no run or published row is left in this view"])
+        # the notes that say which rows the view left out (the others are about rows shown, or about no row)
+        why = [note for note in board.notes if "left out" in note]
+        if protocol:
+            why.append(f"--protocol {protocol!r} matches no row (try published, runs, a card hash or 0-shot)")
+        msg = "nothing to rank: " + " ".join(why or ["no run or published row is left in this view"])
         raise RunError(msg)
     if chosen == "table":
         if out:
