@@ -117,7 +117,7 @@ def test_the_record_keeps_both_branches_every_turn_and_replays_the_conversation(
     assert replayed[-1] == {"role": "assistant", "text": "A"}
     for message in replayed:
         for path in message.get("images", []):
-            assert Path(path).is_file()
+            assert (tmp_path / "run" / path).is_file()  # a tool image relative to the run folder
 
 
 def test_bad_arguments_and_unknown_tools_are_answered_and_the_loop_goes_on(data: Path, tmp_path: Path) -> None:

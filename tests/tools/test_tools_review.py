@@ -91,3 +91,40 @@ def test_a_box_of_enormous_numbers_is_an_error_for_the_model_not_a_crash(raw: st
     result = ZoomTool().call(cast("ToolContext", None), raw)  # refused before the image is looked at
     assert result.error and result.text.startswith("error: ")
     assert len(result.text) < 800  # the schema, not the digits
+
+
+def _run_tools(data: Path, out: Path, user: ScriptedToolUser, **settings: object) -> None:
+    options: dict[str, object] = {"limit": 1, "datasets": ["DS-MVTec"], "cache": False, "tools": ["zoom", "reference"]}
+    with serve_in_thread(ChatServer(user, any_model=True)) as server:
+        evaluate("compat:scripted", data, out=out, base_url=server.base_url, strategies="tools", **options, **settings)
+
+
+def test_a_tools_run_made_in_one_directory_resumes_and_reports_from_another(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from mmad.report.html import write_html_report
+    from tests.tools.test_tools_loop import FailsOnce
+
+    (tmp_path / "here").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    FailsOnce.failed = False
+    _run_tools(data, Path("run"), FailsOnce("zoom,reference"))  # a relative --out, as a user types it
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    run = tmp_path / "here" / "run"
+    second = ScriptedToolUser("zoom,reference")
+    _run_tools(data, run, second, resume=True)
+    # The journal knows the turns whose prompts held tool images, though they now lie under another path.
+    assert len(second.requests) == 1
+    (record,) = read_records(run / "records.jsonl")
+    images = [p for call in record.extra["tools"]["calls"] for p in call["images"]]
+    assert images and all(p.startswith("tools/") for p in images)  # relative to the run folder
+    page = write_html_report([run], tmp_path / "report.html").read_text()
+    found = re.search(r'id="mmad-data">(.*?)</script>', page, re.S)
+    assert found is not None
+    packed = json.loads(found[1])
+    (talk,) = packed["runs"][0]["tools"].values()
+    shown = [index for turn in talk["turns"] for index in turn[2]]
+    assert len(shown) == 2 and all(packed["thumbs"][i] for i in shown)

@@ -256,7 +256,7 @@ class SampleData:
             if record.correct_answer != self.questions[question][5]:
                 row.append(record.correct_answer)  # posed with other letters than the first run that asked it
             rows.append(row)
-            conversation = self._conversation(record, reply_chars)
+            conversation = self._conversation(record, reply_chars, run.path)
             if conversation is not None:
                 conversations[str(question)] = conversation
         packed: dict[str, Any] = {"name": name, "templates": {str(k): v for k, v in templates.items()}, "rows": rows}
@@ -264,7 +264,7 @@ class SampleData:
             packed["tools"] = conversations
         self.runs.append(packed)
 
-    def _conversation(self, record: Record, reply_chars: int) -> dict[str, Any] | None:
+    def _conversation(self, record: Record, reply_chars: int, run_dir: Path) -> dict[str, Any] | None:
         """A tools record's conversation after the question (turns: role, text, tool images), and the
         direct branch's answer; None for a record of another strategy."""
         tools = record.extra.get("tools")
@@ -283,7 +283,11 @@ class SampleData:
                 text = (text + "\n" if text else "") + "\n".join(
                     f"calls {c.get('name')}({c.get('arguments')})" for c in calls if isinstance(c, dict)
                 )
-            images = [self.thumbnails.add(Path(p)) for p in message.get("images") or [] if isinstance(p, str)]
+            images = [
+                self.thumbnails.add(_recorded_image(run_dir, p))
+                for p in message.get("images") or []
+                if isinstance(p, str)
+            ]
             turns.append([str(message.get("role")), self.strings.add(_truncate(text, reply_chars)), images])
         direct = record.extra.get("direct")
         return {
@@ -326,3 +330,13 @@ class SampleData:
     def estimated_thumb_bytes(self, size: int) -> int:
         """A rough size of the thumbnails as data URLs."""
         return math.ceil(self.n_images * size * size * 0.35 * 4 / 3)
+
+
+def _recorded_image(run_dir: Path, path: str) -> Path:
+    """A conversation's image file: a tool image is recorded relative to its run folder (``tools/...``);
+    a benchmark image, and a tool image of a record written before that, as it was sent."""
+    given = Path(path)
+    if given.is_absolute():
+        return given
+    inside = run_dir / given
+    return inside if inside.exists() or not given.exists() else given

@@ -28,6 +28,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,7 @@ class ToolsSolver(Solver):
         self.loop: ToolLoopSettings = setup.options.get("tool_loop") or ToolLoopSettings()
         self.protocol: Protocol = "text" if self.loop.protocol == "text" else "native"
         self.journal = TurnJournal(self.toolbox.folder / "turns")
+        self.run_dir = self.toolbox.folder.parent
 
     async def answer(self, prompt: Prompt, call: ModelCaller) -> Answer:
         """The direct and the tools branch in parallel, as one answer (a `ToolsAnswer`): its reply and
@@ -260,7 +262,9 @@ class ToolsSolver(Solver):
                 tools=tuple(specs) if protocol == "native" else (),
                 tool_choice="none" if protocol == "native" and final else None,
             )
-            digest = sent.digest()
+            # Tool images by their name in the run folder: a resume from another directory (or of a
+            # moved run folder) sends the same images under other paths, and must find its turns.
+            digest = sent.digest({p.path: self._stored(p.path) for m in sent.messages for p in m.images if p.path})
             began = time.monotonic()
             known = journal.get(digest)
             if known is not None:
@@ -299,6 +303,15 @@ class ToolsSolver(Solver):
             branch.messages += await self._run_calls(protocol, item, turn, completion, calls, branch, blind=blind)
         msg = "the last turn always answers"
         raise AssertionError(msg)  # pragma: no cover
+
+    def _stored(self, path: str) -> str:
+        """An image's path for the record and the journal: a tool image relative to the run folder
+        (``tools/<name>.png``, so the record is read from any directory, the folder moved or not);
+        any other image (the benchmark's) as it was sent."""
+        try:
+            return Path(path).resolve().relative_to(self.run_dir.resolve()).as_posix()
+        except ValueError:
+            return path
 
     def _calls(self, protocol: Protocol, completion: Completion, prompt: Prompt) -> list[ToolCall] | None:
         """The tool calls of a reply: [] for an answer, None for an unreadable text-protocol reply."""
@@ -354,7 +367,7 @@ class ToolsSolver(Solver):
                     "summary": result.summary,
                     "error": result.error,
                     "latency_s": round(time.monotonic() - began, 4),
-                    "images": [p.path for p in result.images],
+                    "images": [self._stored(p.path) for p in result.images if p.path],
                     **({"data": result.data} if result.data else {}),
                 }
             )
@@ -408,7 +421,7 @@ class ToolsSolver(Solver):
             "forced_final": branch.forced,
             "turns": branch.turns,
             "calls": branch.calls,
-            "conversation": [_message_json(m) for m in branch.messages],
+            "conversation": [_message_json(m, self._stored) for m in branch.messages],
         }
         if completion.abstained and not parsed.letter:
             status = Status.ABSTAINED
@@ -480,10 +493,11 @@ def _blend(tools: dict[str, float], direct: dict[str, float], weight: float) -> 
     return {k: weight * tools.get(k, 0.0) + (1 - weight) * direct.get(k, 0.0) for k in tools}
 
 
-def _message_json(message: Message) -> dict[str, Any]:
-    """A conversation turn for the record: role, text, image files, tool calls."""
+def _message_json(message: Message, stored: Callable[[str], str]) -> dict[str, Any]:
+    """A conversation turn for the record: role, text, image files (tool images relative to the run
+    folder), tool calls."""
     out: dict[str, Any] = {"role": message.role, "text": message.text}
-    images = [p.path for p in message.parts if isinstance(p, ImagePart)]
+    images = [stored(p.path) for p in message.parts if isinstance(p, ImagePart) and p.path]
     if images:
         out["images"] = images
     if message.tool_calls:
