@@ -192,3 +192,11 @@ def test_a_perturbed_run_has_its_own_card_hash_and_cache_key(mmad_json: Path) ->
     assert "perturbed blur=2" in perturbed.image_settings().describe()
     assert "perturb" not in clean.image_settings().describe()
     assert isinstance(parse_perturb(perturbed.images.perturb or ""), Perturbation)
+    from mmad.protocol.strategies import parse_strategies
+    from mmad.run.card import protocol_card
+
+    benchmark = load_benchmark(mmad_json)
+    cards = [protocol_card(c, benchmark, parse_strategies([])) for c in (clean, perturbed)]
+    assert "perturb" not in cards[0] and cards[1]["perturb"]["applied"] == {"blur": 2.0}
+    assert cards[0]["hash"] != cards[1]["hash"]
+    assert {k for k in cards[0] if cards[0][k] != cards[1].get(k)} == {"hash"}  # only perturb, added, and the hash
