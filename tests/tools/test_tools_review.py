@@ -128,3 +128,23 @@ def test_a_tools_run_made_in_one_directory_resumes_and_reports_from_another(
     (talk,) = packed["runs"][0]["tools"].values()
     shown = [index for turn in talk["turns"] for index in turn[2]]
     assert len(shown) == 2 and all(packed["thumbs"][i] for i in shown)
+
+
+def test_a_server_without_tools_under_native_says_how_to_get_the_text_protocol(data: Path, tmp_path: Path) -> None:
+    with serve_in_thread(ChatServer(ScriptedToolUser("zoom"), any_model=True, refuse_tools=True)) as server:
+        evaluate(
+            "compat:scripted",
+            data,
+            out=tmp_path / "run",
+            base_url=server.base_url,
+            strategies="tools",
+            tool_protocol="native",
+            limit=1,
+            datasets=["DS-MVTec"],
+            cache=False,
+            tools=["zoom"],
+        )
+    (record,) = read_records(tmp_path / "run" / "records.jsonl")
+    assert record.error_class == "tools_refused"
+    # It did not fall back (native was asked for): the message says how to.
+    assert "--tool-protocol text" in (record.error_message or "") and "falls back" not in (record.error_message or "")

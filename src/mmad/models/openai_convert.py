@@ -313,7 +313,10 @@ def classify_status(status: int, body: str, retry_after: str | None) -> ModelCal
     if (status in {400, 500} and any(sign in lowered for sign in TOOLS_REFUSED)) or (
         status == 400 and "tool" in lowered
     ):
-        msg = f"the server takes no tools ({status}: {snippet}); the tools strategy falls back to its text protocol"
+        msg = (
+            f"the server takes no tools ({status}: {snippet}); ask for the tools strategy's text protocol "
+            "with --tool-protocol text (auto switches to it by itself)"
+        )
         return PermanentError(msg, error_class="tools_refused")
     if status == 429:
         return RetryableError(f"rate limited (429): {snippet}", error_class="rate_limit", retry_after=after)
