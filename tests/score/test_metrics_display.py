@@ -41,3 +41,17 @@ def test_dollars_per_question_keep_their_fractions_of_a_cent_in_every_table_of_r
         assert "0.0012" in capsys.readouterr().out, output
     row = SweepRow("cell", "random:3", "complete", 4, 4, 50.0, metrics={"cost:$/question": 0.0012})
     assert "| 0.0012 |" in render_markdown([row])
+
+
+def test_the_leaderboards_metrics_fit_80_columns_whole(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    run = tmp_path / "run"
+    assert main(["eval", "-m", "random:3", "-d", str(mmad_json), "--no-cache", "--limit", "4", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", str(run), "--no-published"]) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("Metrics of your runs") :]
+    # a row per figure, its name whole (nine figure columns beside a run's name broke every header)
+    assert any(line.split()[:1] == ["cost:tokens/correct"] for line in section.splitlines())

@@ -200,6 +200,13 @@ def _metrics_table(board: Leaderboard, *, narrow: bool) -> Table | None:
     if not columns or not runs:
         return None
     view = fitted_table("Metrics of your runs (whole run)", narrow=narrow, title_justify="left")
+    if narrow:  # a row per figure, a column per run: nine figure columns cannot share 80 columns with a name
+        view.add_column("Figure", overflow="fold")
+        for row in runs:
+            view.add_column(row.name, justify="right", overflow="fold")
+        for key in columns:
+            view.add_row(key, *(figure_text(key, row.metrics.get(key)) for row in runs))
+        return view
     view.add_column("Model", overflow="fold")
     for key in columns:
         view.add_column(key.replace(":", "\n", 1), justify="right", overflow="fold")
