@@ -49,3 +49,21 @@ def test_a_missing_metric_figure_in_the_report_is_a_bare_dash() -> None:
         ["tokens/correct", "tokens/question"],
     )
     assert [row["value"] for row in _metric_rows([result])] == ["–", "5 tokens"]
+
+
+def test_the_cost_chart_plots_a_cost_the_runs_differ_in(mmad_json: Path, tmp_path: Path) -> None:
+    runs = []
+    for seed in (3, 4):
+        run = tmp_path / f"random{seed}"
+        assert (
+            main(
+                ["eval", "-m", f"random:{seed}", "-d", str(mmad_json), "--no-cache", "--limit", "6", "--out", str(run)]
+            )
+            == 0
+        )
+        # both free ($0 a question) and equally long: only their request time tells them apart
+        edit_records(run, lambda i, r, s=seed: r.model_copy(update={"cost_usd": 0.0, "latency_s": 0.1 * s + 0.01 * i}))
+        runs.append(str(run))
+    page = tmp_path / "report.html"
+    assert main(["report", *runs, "--no-published", "--out", str(page)]) == 0
+    assert "Average accuracy against s/question (2 runs)" in page.read_text()

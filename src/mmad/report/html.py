@@ -265,6 +265,7 @@ def _leaderboard_view(board: Leaderboard) -> dict[str, Any]:
         "unranked": [row(r) for r in board.unranked],
         "trained": [row(r) for r in board.trained_on_mmad],
         "detection": [row(r) for r in board.detection_only],
+        "detection_figure": board.detection_figure(),
         "groups": [(letters[key], label) for key, label in board.groups.items()],
         "notes": board.notes,
         "policy": board.policy.value,
@@ -304,14 +305,17 @@ def _cost_quality(scored: Sequence[RunScores], names: Sequence[str], policy: Pol
         cells = {c: (cost.cell(c) if cost is not None else None) for c in columns}
         figures.append((name, scores.table(policy).average, cells))
     axis, points = "", list[CostPoint]()
+    best = (False, 0)
     for column in columns[:3]:
         candidates = [
             CostPoint(name, average, cell.value)
             for name, average, cells in figures
             if average is not None and (cell := cells[column]) is not None and cell.value is not None
         ]
-        if len(candidates) > len(points):
-            axis, points = column, candidates
+        # a cost every run shares (free models: $0 each) ranks nothing and draws a line of dots at 0
+        rank = (len({p.cost for p in candidates}) > 1, len(candidates))
+        if rank > best:
+            axis, points, best = column, candidates, rank
     front = {p.name for p in pareto_front(points)}
     rows = [
         {
