@@ -203,7 +203,7 @@ def evaluate(
             msg = f"{new} is given twice, as {new} and by its old name {old}; keep {new}"
             raise ConfigError(msg)
         settings[new] = value
-    config = RunConfig.from_flat(model, str(data), recipe=recipe, **settings)
+    config = RunConfig.from_flat(model, str(data), recipe=recipe, by_name=True, **settings)
     for note in config.recipe_notes():  # the CLI prints them; a script sees them in its log
         logger.warning("%s", note)
     return asyncio.run(evaluate_async(config, out=out, resume=resume, on_progress=on_progress))

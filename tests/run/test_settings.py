@@ -480,6 +480,13 @@ def test_a_run_files_setting_the_backend_does_not_read_is_refused_by_its_key(tmp
         RunConfig.from_file(run_file)
 
 
+def test_mmad_evaluates_setting_the_backend_does_not_read_is_refused_by_its_keyword(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigError, match=r"^image_size would be ignored: hf:tiny .*; leave image_size out$"):
+        _captured_config(monkeypatch, model=HF, data="d", image_size=256)
+
+
 def test_a_recipes_image_settings_are_announced_and_left_out_of_the_card_and_cache_key(mmad_json: Path) -> None:
     from mmad.data.official import load_benchmark
     from mmad.protocol.strategies import StrategySet

@@ -620,19 +620,22 @@ class RunConfig(BaseModel):
         *,
         recipe: str | None = None,
         check_unused: Collection[str] | None = None,
+        by_name: bool = False,
         **settings: Any,
     ) -> RunConfig:
         """A config from flat names (``shots=0``, ``concurrency=32``, ``image_size=None``), over a recipe.
 
         A given setting this run would ignore (``ray_actors`` on the local engine, ``device`` for an
-        API model) is a ConfigError; ``check_unused`` narrows that check to these flat names (a
-        sweep checks its grid-wide settings against the whole grid instead of each cell).
+        API model) is a ConfigError, naming its flag, or with ``by_name`` its name (`mmad.evaluate`'s
+        keyword); ``check_unused`` narrows that check to these flat names (a sweep checks its
+        grid-wide settings against the whole grid instead of each cell).
         """
         settings = _canonical(settings)
         nested = _nest(settings)
         names = settings if check_unused is None else [canonical_name(n, warn=False) for n in check_unused]
         explicit = {".".join(FLAT_NAMES[n]) for n in names if n in FLAT_NAMES}
-        return cls.from_nested({"model": model, "data": data, "recipe": recipe, **nested}, explicit=explicit)
+        raw = {"model": model, "data": data, "recipe": recipe, **nested}
+        return cls.from_nested(raw, explicit=explicit, file_keys=explicit if by_name else ())
 
     @classmethod
     def from_nested(
@@ -647,7 +650,7 @@ class RunConfig(BaseModel):
 
         ``explicit`` are the dotted settings the user gave (default: every one in ``raw``'s sections);
         any of them that this run would ignore is refused (`mmad.run.unused`), by its key where it is
-        one of ``file_keys`` (given in the file ``source``, not by a flag).
+        one of ``file_keys`` (given by its name, in a run file or to `mmad.evaluate`, not by a flag).
         """
         raw = dict(raw)
         recipe_name = raw.get("recipe")

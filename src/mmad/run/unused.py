@@ -144,7 +144,7 @@ def refuse_unused(
     config: RunConfig, explicit: Collection[str], *, source: str = "", file_keys: Collection[str] = ()
 ) -> None:
     """ConfigError naming the first setting that would be ignored (and how many more there are); one of
-    ``file_keys`` (given in the run file ``source``) by its key: the user typed no flag to leave out."""
+    ``file_keys`` (a run file's keys, `mmad.evaluate`'s keywords) by its name: the user typed no flag."""
 
     def named(setting: str) -> str:
         return setting.partition(".")[2] if setting in file_keys else _flag(setting)
