@@ -75,11 +75,13 @@ def test_the_branches_are_compared_on_the_same_questions() -> None:
     assert result.cell("tools accuracy").value == pytest.approx(100 * 7 / 11)  # type: ignore[union-attr]
     assert result.cell("tools − direct").value == pytest.approx(100 * 2 / 11)  # type: ignore[union-attr]
     # AUROC from p(Yes): direct 0.3 on normals, 0.4 on defects (perfectly ranked); tools 0.6 / 0.9, too
-    assert result.cell("direct AUROC").value == 1.0  # type: ignore[union-attr]
-    assert result.cell("tools AUROC").value == 1.0  # type: ignore[union-attr]
+    assert result.cell("direct AUROC").value == 100.0  # type: ignore[union-attr]
+    assert result.cell("tools AUROC").value == 100.0  # type: ignore[union-attr]
+    assert result.cell("tools AUROC").unit == "%"  # type: ignore[union-attr]  # as the operating points'
+
     assert result.cell("tools tokens/question").value == pytest.approx((10 * 2 * 305 + 305) / 11)  # type: ignore[union-attr]
     assert result.cell("direct tokens/question").value == pytest.approx(101)  # type: ignore[union-attr]
-    assert result.headline == ["direct accuracy", "tools accuracy", "tools − direct"]
+    assert result.headline == ["direct accuracy", "tools accuracy", "tools − direct", "direct AUROC", "tools AUROC"]
 
 
 def test_intervals_come_from_a_bootstrap_over_images() -> None:

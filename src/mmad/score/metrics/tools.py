@@ -108,7 +108,9 @@ def _auroc(rows: Sequence[Paired], branch: str, weights: dict[str, float] | None
         count = 1 if weights is None else int(weights.get(row.image, 0))
         scores += [row.defect[branch]] * count
         labels += [not is_normal_key(row.image)] * count
-    return auroc(scores, labels)
+    area = auroc(scores, labels)
+    # In percent, as the operating points' AUROC (a table says "percent unless a unit is shown").
+    return None if area is None else 100 * area
 
 
 def _figures(
@@ -149,14 +151,14 @@ class ToolsVersusDirect(Metric):
         spread = self._bootstrap(graded, rows, both, detect) if graded.bootstrap else {}
         cells = []
         for key, value in figures.items():
-            unit = "" if key.endswith("AUROC") else "%"
             low, high = spread.get(key, (None, None))
-            cells.append(Cell(key, value, unit=unit, low=low, high=high))
+            cells.append(Cell(key, value, unit="%", low=low, high=high))
         cells += _usage(tools_records(graded.records))
         notes = [f"paired over {len(both.get('tools', []))} questions both branches answered"]
         if any(not r.defect for r in detect.get("tools", [])):
             notes.append("AUROC from answers where a branch gave no letter log-probabilities (ask with --likelihood)")
-        headline = [c.name for c in cells if c.name.endswith("accuracy") or c.name.endswith("− direct")]
+        # The AUROC too: a blend can rank better with no gain in accuracy (AnomalyClaw's finding).
+        headline = [c.name for c in cells if c.name.endswith(("accuracy", "− direct", "AUROC"))]
         return self.result(cells, headline=headline, notes=notes)
 
     def _bootstrap(
