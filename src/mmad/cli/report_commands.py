@@ -135,22 +135,34 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
 
     Below 140 columns the tables lose their borders and the protocol and marks move under each table,
     one line per row: in a column of their own they were folded a word per line and cut every name."""
+    from mmad.report.leaderboard.model import DETECTION_ONLY
     from mmad.report.leaderboard.serialise import interval_text
     from mmad.report.tables import fmt
 
     narrow = width < 140
     letters = board.group_letters()
     tables: list[RenderableType] = []
-    for _section, title, rows in board.sections():
+    for section, title, rows in board.sections():
         view = fitted_table(title, narrow=narrow, title_justify="left")
         with_ci = any(row.intervals for row in board.rows)
-        columns = ["#", "Grp", "Model", "Average", *(["95% CI"] if with_ci else [])]
-        for column in [*columns, "Strict", "Upstream", "Overkill", "Miss", "Completeness"]:
+        detection = section == DETECTION_ONLY
+        # one subtask's figure by the source's metric: no average, strict, upstream, overkill or miss to show
+        figure = board.detection_figure() if detection else "Average"
+        columns = ["#", "Grp", "Model", figure, *(["95% CI"] if with_ci and not detection else [])]
+        figures = [] if detection else ["Strict", "Upstream", "Overkill", "Miss"]
+        if narrow:  # a column with no figure in this section gives its width to the names
+            figures = [c for c in figures if any(_figure_of(row, c) is not None for row in rows)]
+        headers = [*columns, *figures, "Completeness"]
+        # whole words where they fit: a name folded mid-word ('Qwen2-VL-72B-Instru' / 'ct') read as two names
+        others = sum(max(len(h), 5) + 1 for h in headers if h != "Model") + (9 if with_ci and not detection else 0)
+        name_width = max(10, min(_longest_word([row.name for row in rows]), width - others))
+        for column in headers:
             view.add_column(
                 column,
                 justify="left" if column in ("Model", "Completeness", "Grp") else "right",
                 overflow="fold",
                 no_wrap=column not in ("Model", "Completeness"),
+                min_width=name_width if column == "Model" and narrow else None,
             )
         if not narrow:
             view.add_column("Protocol / marks", overflow="fold")
@@ -165,11 +177,8 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
                 letters[row.group],
                 row.name,
                 fmt(row.score),
-                *([interval_text(row)] if with_ci else []),
-                fmt(row.strict),
-                fmt(row.upstream),
-                fmt(row.overkill),
-                fmt(row.miss),
+                *([interval_text(row)] if with_ci and not detection else []),
+                *(fmt(_figure_of(row, column)) for column in figures),
                 _short_completeness(row),
             ]
             view.add_row(*cells, *([] if narrow else [marks]), style=style)
@@ -213,6 +222,15 @@ def _metrics_table(board: Leaderboard, *, narrow: bool) -> Table | None:
     for row in runs:
         view.add_row(row.name, *(figure_text(key, row.metrics.get(key)) for key in columns))
     return view
+
+
+def _figure_of(row: LeaderboardRow, column: str) -> float | None:
+    return {"Strict": row.strict, "Upstream": row.upstream, "Overkill": row.overkill, "Miss": row.miss}[column]
+
+
+def _longest_word(names: list[str]) -> int:
+    """The longest word of the names: the Model column's least width, so names wrap between words."""
+    return max((len(word) for name in names for word in name.split()), default=5)
 
 
 def _short_completeness(row: LeaderboardRow) -> str:

@@ -61,6 +61,8 @@ class LeaderboardRow:
     """saw MMAD, saw MMAD's sources, possible or none known (a run: none known, or what --exclude left out)."""
     table: Literal["main", "detection-only"] = "main"
     """detection-only: a figure for anomaly discrimination alone, never shown beside seven-subtask averages."""
+    figure: str = "seven-subtask average"
+    """What ``score`` is: the seven-subtask average, or a detection-only row's figure by name ('AD accuracy (%)')."""
     clean_split: list[str] = field(default_factory=list)
     """A run's --errata drop and --exclude, as its card records them."""
     metrics: dict[str, float | None] = field(default_factory=dict)
@@ -131,6 +133,12 @@ class Leaderboard:
             (DETECTION_ONLY, SECTION_TITLES[DETECTION_ONLY], self.detection_only),
         ]
         return [part for part in parts if part[2]]
+
+    def detection_figure(self) -> str:
+        """The detection-only table's figure header: the rows' one figure name, or 'AD figure' when they differ
+        (each row's own name is then in its marks)."""
+        names = {r.figure for r in self.detection_only}
+        return names.pop() if len(names) == 1 else "AD figure (see marks)"
 
     def group_letters(self) -> dict[str, str]:
         """A short tag per group (A, B, ...) in the order the groups first appear."""

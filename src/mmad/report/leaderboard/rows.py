@@ -268,6 +268,7 @@ def published_row(
         trained_on=entry.trained_text,
         contamination=contamination,
         table="detection-only" if entry.scope == "detection-only" else "main",
+        figure=entry.figure,
     )
 
 

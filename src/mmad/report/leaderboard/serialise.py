@@ -56,6 +56,7 @@ def leaderboard_csv(board: Leaderboard) -> str:
         "name",
         "kind",
         "score",
+        "figure",
         "strict",
         "upstream",
         *subtasks,
@@ -94,6 +95,7 @@ def leaderboard_csv(board: Leaderboard) -> str:
                 row.name,
                 row.kind,
                 number(row.score),
+                row.figure,
                 number(row.strict),
                 number(row.upstream),
                 *(number(row.subtasks.get(s)) for s in subtasks),
@@ -145,7 +147,7 @@ def _detection_markdown(board: Leaderboard, letters: dict[str, str]) -> list[str
     rows = board.detection_only
     if not rows:
         return []
-    header = ["#", "Group", "Model", "Figure", "What it measures", "Training on MMAD"]
+    header = ["#", "Group", "Model", board.detection_figure(), "What it measures", "Training on MMAD"]
     lines = ["", f"#### {SECTION_TITLES[DETECTION_ONLY]}", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "---|" * len(header))
     for row in rows:

@@ -77,6 +77,17 @@ class PublishedEntry(BaseModel):
         description="detection-only: a figure for anomaly discrimination alone, by the source's own metric",
     )
     metric: str = Field(default="", description="detection-only rows: what the figure measures")
+    figure_name: str = Field(
+        default="",
+        description="detection-only rows: the figure's short name (its column header, e.g. 'AD accuracy (%)')",
+    )
+
+    @property
+    def figure(self) -> str:
+        """What ``average`` is: the seven-subtask average, or a detection-only row's own figure by name."""
+        if self.scope == "detection-only":
+            return self.figure_name or "AD figure (source's metric)"
+        return "seven-subtask average"
 
     @property
     def contamination(self) -> Contamination:
