@@ -427,14 +427,25 @@ def test_piped_stdout_takes_the_width_of_the_terminal_stderr_is_on(mmad_json: Pa
     assert "Overkill" in table and all(len(line) <= 80 for line in table.splitlines()), table
 
 
-def test_models_at_80_columns_folds_urls_and_file_names_instead_of_cutting_them(
+def test_models_at_80_columns_shows_urls_and_file_names_whole(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from mmad.models.providers import PROVIDERS
+    from mmad.run.recipes import recipe_catalogue
+
     monkeypatch.setenv("COLUMNS", "80")
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "…" not in out and all(len(line) <= 80 for line in out.splitlines())
-    assert "https://generativel" in out and "com/v1beta/openai/" in out  # folded, every character kept
+    # in four table columns a URL, a script path or a CSV name was folded mid-word over two to five lines
+    lines = out.splitlines()
+    for provider in PROVIDERS.values():
+        if provider.base_url:
+            assert any(provider.base_url in line for line in lines), provider.base_url
+    for recipe in recipe_catalogue():
+        assert any(recipe["source"].split()[0] in line for line in lines)
+        for name in recipe["published"]:
+            assert any(name in line for line in lines), name
 
 
 def test_resuming_a_run_whose_benchmark_moved_says_it_moved(

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mmad.cli.common import console, fitted_table
 from mmad.errors import RunError
@@ -52,6 +53,9 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
         }
         typer.echo(json.dumps(payload, indent=2))
         return
+    if console.width < NARROW:
+        _print_listed(api, local, plugins, recipes)
+        return
     table = Table(title="OpenAI-compatible providers: -m PROVIDER:MODEL")
     for column in ("Provider", "Base URL", "Key variable", "Note"):
         table.add_column(column, overflow="fold")  # a URL or file name cut with "…" could not be copied
@@ -78,6 +82,63 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="print jso
         published = ", ".join(recipe["published"]) or "-"
         table.add_row(recipe["name"], escape(recipe["description"]), escape(recipe["source"]), published)
     console.print(table)
+
+
+NARROW = 120
+"""Below this width `mmad models` lists each entry with its fields under it: in four table columns a URL, a
+script path or a CSV name was folded mid-word over several lines, and could not be read or copied whole."""
+
+
+def _print_listed(
+    api: dict[str, Any], local: dict[str, Any], plugins: list[str], recipes: list[dict[str, Any]]
+) -> None:
+    """The catalogue as one entry per block: its name, then each field on a line of its own (words wrap whole)."""
+
+    def block(title: str, entries: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        console.print(Text(title, style="bold underline"))
+        for name, fields in entries:
+            console.print(Text(name, style="bold"))
+            for label, value in fields:
+                if value:
+                    console.print(Text(f"  {label}: {value}"))
+
+    block(
+        "OpenAI-compatible providers: -m PROVIDER:MODEL",
+        [
+            (
+                name,
+                [
+                    ("base URL", info.base_url or "(--base-url)"),
+                    ("key variable", info.key_env or "-"),
+                    ("note", info.note),
+                ],
+            )
+            for name, info in api.items()
+        ],
+    )
+    console.print(f"They read {_flags(next(iter(api.values())).reads)}.", highlight=False)
+    in_process = []
+    for name, info in local.items():
+        reads = _flags(info.reads)
+        if info.transport == "none":
+            reads += " (it stands in for any model: the image and decoding settings are accepted)"
+        in_process.append((name, [("what", info.description), ("reads", reads)]))
+    in_process += [(name, [("what", "plugin (entry point mmad.models)"), ("reads", "any")]) for name in plugins]
+    block("Models in process", in_process)
+    block(
+        "Official recipes: --recipe NAME reproduces an official script's requests",
+        [
+            (
+                r["name"],
+                [
+                    ("what", r["description"]),
+                    ("official script", r["source"]),
+                    ("published rows", ", ".join(r["published"]) or "-"),
+                ],
+            )
+            for r in recipes
+        ],
+    )
 
 
 def _flags(reads: frozenset[str] | None) -> str:
