@@ -68,8 +68,13 @@ def is_subset_run(run: RunFolder) -> bool:
     files without the benchmark's size, from its selection settings."""
     completeness = run.completeness
     # --errata drop / --exclude leave questions out by design: the run covers its clean split, not a subset of it
-    if completeness.selected < completeness.in_benchmark - left_out_by_split(run.card):
+    whole = completeness.in_benchmark - left_out_by_split(run.card)
+    if completeness.selected < whole:
         return True
+    if run.manifest.dataset.questions_in_benchmark:
+        # the counts decide: a --limit 1000 on a 150-question benchmark (or a --dataset naming every dataset)
+        # selected every question, and its run is the whole set
+        return False
     selection = run.config.selection
     return any((selection.limit, selection.datasets, selection.categories, selection.subtasks))
 
