@@ -148,3 +148,33 @@ def test_a_server_without_tools_under_native_says_how_to_get_the_text_protocol(d
     assert record.error_class == "tools_refused"
     # It did not fall back (native was asked for): the message says how to.
     assert "--tool-protocol text" in (record.error_message or "") and "falls back" not in (record.error_message or "")
+
+
+def test_max_cost_sets_aside_the_conversation_when_the_cache_answers_the_direct_question(
+    data: Path, tmp_path: Path
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"compat:scripted": [1000, 1000]}))
+    options: dict[str, object] = {"datasets": ["DS-MVTec"], "limit": 8, "prices": str(prices)}
+    cache = str(tmp_path / "cache")
+    with serve_in_thread(ChatServer(ScriptedToolUser("zoom,reference"), any_model=True)) as server:
+        # The plain run puts every direct question in the cache; the tools run's conversations are not there.
+        evaluate("compat:scripted", data, out=tmp_path / "plain", base_url=server.base_url, cache_dir=cache, **options)
+        plain = read_manifest(tmp_path / "plain").usage
+        assert plain is not None and plain.cost_usd
+        budget = 2 * plain.cost_usd
+        evaluate(
+            "compat:scripted",
+            data,
+            out=tmp_path / "run",
+            base_url=server.base_url,
+            cache_dir=cache,
+            strategies="tools",
+            tools=["zoom", "reference"],
+            max_cost=budget,
+            concurrency=4,
+            **options,
+        )
+    usage = read_manifest(tmp_path / "run").usage
+    assert usage is not None and usage.cost_usd is not None
+    assert usage.cost_usd <= budget

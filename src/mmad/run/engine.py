@@ -147,7 +147,8 @@ class Engine(Scheduler):
     async def _reserve(self, item: Prompt) -> float | None:
         """What `item` is expected to cost, set aside (None: over --max-cost); nothing for a prompt the
         response cache answers, which costs nothing (a cached run under a small budget was refused)."""
-        sent_as_is = not item.needs_preamble and not item.tools  # else the solver sends prompts of its own
+        # Else the solver sends prompts of its own (a tools question's conversation is never this prompt).
+        sent_as_is = not item.needs_preamble and not item.tools and not self.settings.tool_turns
         if self.settings.max_cost is not None and sent_as_is and await self.call.answered_by_cache(item):
             return 0.0
         return await self.ledger.reserve([item])
