@@ -348,3 +348,37 @@ def test_an_images_file_in_utf16_is_read_and_a_binary_file_refused(tmp_path: Pat
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
     with pytest.raises(ConfigError, match=r"--exclude images:.*000.png: not a text file \(.*\); save it as UTF-8"):
         read_image_list(binary)
+
+
+def test_an_images_file_only_partly_in_the_benchmark_is_counted_and_its_misses_named(
+    errata_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # only a file none of whose keys matched was refused: one with a typo in some keys left fewer images out than
+    # it listed, and nothing said so
+    from mmad.cli import main
+
+    listed = tmp_path / "trained.txt"
+    typos = ["DS-MVTec/pill/image/good/999.png", "MVTec-AD/nosuch/a.png", "VisA/nosuch/b.png"]
+    listed.write_text("\n".join([PILLS[0], BOTTLE, *typos]) + "\n", encoding="utf-8")
+    rule = ["--exclude", f"images:{listed}"]
+
+    def said(err: str) -> str:
+        return " ".join(err.split())
+
+    base = ["eval", "-m", "random", "-d", str(errata_tree), "--no-cache"]
+    for extra in (["--dry-run", "-o", str(tmp_path / "dry")], ["-o", str(tmp_path / "run")]):
+        capsys.readouterr()
+        assert main([*base, *extra, *rule]) == 0
+        err = said(capsys.readouterr().err)
+        assert err.count("2 of its 5 keys are images of this benchmark") == 1, err
+        assert "3 match none and leave nothing out" in err and "VisA/nosuch/b.png" in err
+    full = tmp_path / "full"
+    assert main([*base, "-o", str(full)]) == 0
+    capsys.readouterr()
+    assert main(["score", str(full), *rule, "--no-plot", "-o", str(tmp_path / "files")]) == 0
+    err = said(capsys.readouterr().err)
+    assert "2 of its 5 keys are images of these answers" in err and "MVTec-AD/nosuch/a.png" in err
+    # every key matching: no warning
+    listed.write_text(f"{PILLS[0]}\n{BOTTLE}\n", encoding="utf-8")
+    assert main(["score", str(full), *rule, "--no-plot", "-o", str(tmp_path / "files2")]) == 0
+    assert "keys are images of" not in said(capsys.readouterr().err)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mmad.cli.common import console, err_console, render_table, show_unparsed
@@ -43,11 +44,12 @@ def _split_flags(errata: str, exclude: list[str]) -> str:
 
 def _clean_split(scored: Any, errata: str, exclude: list[str]) -> tuple[Any, Any]:
     """The answers without what --errata drop / --exclude leave out, and the counts (None when neither is given)."""
-    from mmad.data.clean import split_for_images
+    from mmad.data.clean import partly_matched, split_for_images
     from mmad.run.scoring import without_left_out
 
+    images = {a.image for a in scored.answers}
     try:
-        split = split_for_images(errata, exclude, (a.image for a in scored.answers), "these answers")
+        split = split_for_images(errata, exclude, images, "these answers")
     except ConfigError as exc:
         # a rule the run itself applied matches none of its answers: name the run's own split, or the refusal
         # reads as a typo
@@ -56,6 +58,8 @@ def _clean_split(scored: Any, errata: str, exclude: list[str]) -> tuple[Any, Any
             msg = f"{exc}; this run already left out {', '.join(own)} (its protocol card)"
             raise ConfigError(msg) from exc
         raise
+    for line in partly_matched(split, images, "these answers"):
+        err_console.print(f"[yellow]warning[/]: {escape(line)}", highlight=False, soft_wrap=True)
     if not split.active:
         return scored, None
     kept, counts = without_left_out(scored, split)

@@ -307,6 +307,27 @@ def split_for_images(errata: str, exclude: Sequence[str], images: Iterable[str],
     return split
 
 
+def partly_matched(split: CleanSplit, images: Iterable[str], where: str, shown: int = 3) -> list[str]:
+    """A line for each ``images:FILE`` rule only some of whose keys are images of ``where``: how many matched, and
+    a few that did not (a typo, another benchmark's keys, a path from another root). A rule none of whose keys
+    match is refused by `split_for_images`; one whose keys all match says nothing."""
+    keys = set(images)
+    lines = []
+    for rule in split.exclude:
+        if rule.kind != "images":
+            continue
+        missing = sorted(rule.keys - keys)
+        if not missing or len(missing) == len(rule.keys):
+            continue
+        few = ", ".join(missing[:shown]) + (", ..." if len(missing) > shown else "")
+        lines.append(
+            f"--exclude images:{rule.value}: {len(rule.keys) - len(missing):,} of its {len(rule.keys):,} keys are "
+            f"images of {where}; {len(missing):,} match none and leave nothing out ({few}); keys look like "
+            "DS-MVTec/pill/image/good/000.png"
+        )
+    return lines
+
+
 def split_change(card: Mapping[str, Any] | None, split: CleanSplit, benchmark: Benchmark) -> str | None:
     """Why ``split`` would not select what a run's protocol card recorded (a listed file edited since, errata
     shipped with another mmad), or None. A run file names an images file, not its keys: a resume reads it again."""

@@ -8,7 +8,7 @@ import random
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
-from mmad.data.clean import DropCounts, benchmark_split, filter_pairs
+from mmad.data.clean import DropCounts, benchmark_split, filter_pairs, partly_matched
 from mmad.data.schema import Benchmark, ImageItem, Subtask
 from mmad.errors import ConfigError, DataError, MMADError
 from mmad.protocol.messages import Prompt
@@ -98,6 +98,8 @@ def select_questions(benchmark: Benchmark, config: SelectionConfig, settings: Pr
         by_key = {item.key: item for item in benchmark.items}
         candidates = [by_key[key] for key in official_debug_keys(benchmark)]
     split = benchmark_split(config.errata, config.exclude, benchmark)
+    for line in partly_matched(split, (item.key for item in benchmark.items), "this benchmark"):
+        logger.warning(line)
     left_out = DropCounts()
     chosen: list[tuple[ImageItem, list[str]]] = []
     for item in candidates:
