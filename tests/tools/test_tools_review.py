@@ -178,3 +178,12 @@ def test_max_cost_sets_aside_the_conversation_when_the_cache_answers_the_direct_
     usage = read_manifest(tmp_path / "run").usage
     assert usage is not None and usage.cost_usd is not None
     assert usage.cost_usd <= budget
+
+
+def test_a_blend_of_weight_0_or_1_is_one_branch_though_the_other_gave_no_answer() -> None:
+    from mmad.solvers.tools import _blend
+
+    direct = {"A": 0.0, "B": 1.0}
+    assert _blend({}, direct, 0.0) == direct  # the tools branch unreadable: --blend 0 is still the direct answer
+    assert _blend(direct, {}, 1.0) == direct
+    assert _blend({}, direct, 0.5) == {}

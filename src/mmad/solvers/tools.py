@@ -487,7 +487,10 @@ def _probabilities(logprobs: dict[str, float], options: dict[str, str], letter: 
 
 
 def _blend(tools: dict[str, float], direct: dict[str, float], weight: float) -> dict[str, float]:
-    """weight × tools + (1 - weight) × direct, per option; empty unless both branches have scores."""
+    """weight × tools + (1 - weight) × direct, per option; empty unless both branches have scores, or
+    the one with weight has them (``--blend 0`` is the direct answer though the tools branch gave none)."""
+    if weight == 0 or weight == 1:
+        return dict(direct if weight == 0 else tools)
     if not tools or not direct:
         return {}
     return {k: weight * tools.get(k, 0.0) + (1 - weight) * direct.get(k, 0.0) for k in tools}
