@@ -372,6 +372,12 @@ def test_mmad_evaluates_old_name_warning_points_at_the_callers_line(monkeypatch:
         _captured_config(monkeypatch, model="random", data="d", timeout_s=3, timeout=4)
 
 
+def test_a_numpy_number_out_of_range_is_shown_as_the_number_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    np = pytest.importorskip("numpy")
+    with pytest.raises(ConfigError, match=r"must be at least 1 \(got 0\)$"):
+        _captured_config(monkeypatch, model="random", data="d", max_tokens=np.int64(0))
+
+
 def test_a_setting_given_by_both_its_names_is_refused() -> None:
     twice = "timeout_s is given twice, as timeout_s and by its old name timeout"
     with pytest.raises(ConfigError, match=twice), warnings.catch_warnings():

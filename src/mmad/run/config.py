@@ -979,6 +979,8 @@ def config_error(exc: ValidationError, source: str = "") -> ConfigError:
                 reason = f"belongs in [{home}]{named}; or write it at the top level as {location[1]} = ..."
             name = ".".join(location)
         value = error.get("input")
+        if isinstance(value, numbers.Number) and not isinstance(value, int | float) and hasattr(value, "item"):
+            value = value.item()  # numpy's np.int64(0) shown as the 0 it is
         shown = (
             "" if error["type"] in {"missing", "extra_forbidden"} or isinstance(value, dict) else f" (got {value!r})"
         )
