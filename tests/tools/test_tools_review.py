@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import cast
 
@@ -187,3 +188,44 @@ def test_a_blend_of_weight_0_or_1_is_one_branch_though_the_other_gave_no_answer(
     assert _blend({}, direct, 0.0) == direct  # the tools branch unreadable: --blend 0 is still the direct answer
     assert _blend(direct, {}, 1.0) == direct
     assert _blend({}, direct, 0.5) == {}
+
+
+def test_a_category_being_calibrated_does_not_hold_up_the_expert_of_another(data: Path, tmp_path: Path) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mmad.data.official import load_benchmark
+    from mmad.tools import Toolbox
+
+    benchmark = load_benchmark(data)
+    first, second = {}, {}
+    for item in benchmark.items:
+        category = tuple(item.key.split("/")[:2])
+        if not first:
+            first[category] = item
+        elif category not in first and not second:
+            second[category] = item
+    (item_a,), (item_b,) = first.values(), second.values()
+    release = threading.Event()
+    calibrated: list[str] = []
+
+    def make(part: object) -> object:
+        keys = {i.key.split("/")[1] for i in part.items}  # type: ignore[attr-defined]
+        calibrated.append(next(iter(keys)))
+        if item_b.category in keys:
+            assert release.wait(10)  # the second category calibrates slowly
+        return object()
+
+    box = Toolbox(benchmark, tmp_path / "tools", names=("zoom",), expert=make)  # type: ignore[arg-type]
+    fitted_a = box.expert(item_a)
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(box.expert, item_b)
+        deadline = time.monotonic() + 10
+        while len(calibrated) < 2 and time.monotonic() < deadline:
+            release.wait(0.01)
+        # While the second category calibrates, the first one's expert is at hand.
+        quick = pool.submit(box.expert, item_a)
+        assert quick.result(timeout=5) is fitted_a
+        release.set()
+        assert slow.result(timeout=10) is box.expert(item_b)
+    assert len(calibrated) == 2  # each category once

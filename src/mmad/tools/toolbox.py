@@ -111,6 +111,7 @@ class Toolbox:
         self._make_expert = expert
         self._experts: dict[tuple[str, ...], Inspector] = {}
         self._expert_lock = threading.Lock()
+        self._calibrating: dict[tuple[str, ...], threading.Lock] = {}
         self._detector: PatchCoreExpert | None = None
         self._knowledge: DomainKnowledge | None = None
         self._knowledge_error: str | None = None
@@ -169,7 +170,8 @@ class Toolbox:
                 from mmad.expert.patchcore import PatchCoreExpert
 
                 try:
-                    fitted = next(iter(self._experts.values()), None)
+                    with self._expert_lock:
+                        fitted = next(iter(self._experts.values()), None)
                     self._detector = fitted.expert if fitted is not None else PatchCoreExpert()
                 except MissingExtraError:
                     return None
@@ -190,15 +192,25 @@ class Toolbox:
         category = tuple(item.key.split("/")[:2])  # as the expert groups them (category_of_key)
         with self._expert_lock:
             fitted = self._experts.get(category)
+            if fitted is not None:
+                return fitted
+            if self._make_expert is None:
+                msg = "this toolbox was made without a visual expert, so it offers no expert tool"
+                raise ConfigError(msg)
+            calibrating = self._calibrating.setdefault(category, threading.Lock())
+        # One lock per category: a category being calibrated (seconds to minutes) holds up its own
+        # questions only, not the expert calls about categories calibrated before.
+        with calibrating:
+            with self._expert_lock:
+                fitted = self._experts.get(category)
             if fitted is None:
-                if self._make_expert is None:
-                    msg = "this toolbox was made without a visual expert, so it offers no expert tool"
-                    raise ConfigError(msg)
                 items = [i for i in self.benchmark.items if tuple(i.key.split("/")[:2]) == category]
                 part = Benchmark(
                     items=items, root=self.benchmark.root, source=self.benchmark.source, sha256=self.benchmark.sha256
                 )
-                fitted = self._experts[category] = self._make_expert(part)
+                fitted = self._make_expert(part)
+                with self._expert_lock:
+                    self._experts[category] = fitted
             return fitted
 
     def knowledge(self) -> DomainKnowledge | None:
