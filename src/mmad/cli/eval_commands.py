@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -26,6 +26,9 @@ from mmad.cli.common import (
 )
 from mmad.cli.setting_flags import settings_from_flags, with_setting_flags
 from mmad.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mmad.run.engine import EngineStats
 
 
 def register(app: typer.Typer) -> None:
@@ -91,7 +94,6 @@ def _config(
 
 def _run(config: Any, *, out: Path | None, resume: bool) -> None:
     from mmad.api import evaluate_async
-    from mmad.run.engine import EngineStats
     from mmad.run.naming import default_run_dir
 
     run_dir = out or default_run_dir(config)
@@ -110,6 +112,19 @@ def _run(config: Any, *, out: Path | None, resume: bool) -> None:
             _interrupted(run_dir)
             raise typer.Exit(130) from None
     _report(result)
+
+
+def spending_text(stats: EngineStats, model: str) -> str:
+    """What a session spent, as its closing line says it: a figure only where it was measured (a backend
+    that counts no tokens, or a model without a price, is not a free one)."""
+    tokens = stats.prompt_tokens + stats.completion_tokens
+    answered = stats.priced_requests + stats.unpriced_requests
+    token_text = "no tokens reported" if answered and not tokens else f"{tokens} tokens"
+    if stats.cost_known:
+        return f"{token_text}, ${stats.cost_usd:.4f}"
+    if tokens:
+        return f"{token_text}, cost unknown (no price for {model}; --prices FILE gives one)"
+    return f"{token_text}, cost unknown (the replies carried no token usage to price)"
 
 
 def _report(result: Any) -> None:
@@ -138,7 +153,7 @@ def _report(result: Any) -> None:
         show_unparsed(n_unparsed, result.unparsed, " (--judge MODEL can read them)")
     console.print(
         f"{completeness.describe()}; this session {stats.done} records ({stats.cached} from cache, "
-        f"{stats.retries} retries), {stats.prompt_tokens + stats.completion_tokens} tokens, ${stats.cost_usd:.4f}",
+        f"{stats.retries} retries), {spending_text(stats, result.config.model)}",
         soft_wrap=True,
     )
     console.print(f"protocol card {result.card.get('hash', '-')}; run directory: {result.run_dir}", soft_wrap=True)

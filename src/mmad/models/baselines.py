@@ -34,7 +34,8 @@ class RandomModel(Model):
         for qid, options in zip(ids, choices, strict=False):
             digest = hashlib.sha256(f"{self.seed}|{qid}|{''.join(options)}".encode()).digest()
             letters.append(random.Random(digest).choice(options) if options else "A")
-        return Completion(text=_reply(letters or ["A"]), prompt_tokens=0, completion_tokens=len(letters) * 4)
+        # No tokenizer reads the question: the reply has no token count, and 0 would be a measured free answer.
+        return Completion(text=_reply(letters or ["A"]))
 
 
 class FixedModel(Model):
@@ -51,4 +52,4 @@ class FixedModel(Model):
             await asyncio.sleep(self.latency_s)
         choices = request.choices or (("A",),)
         letters = [self.letter if self.letter in options else (options[0] if options else "A") for options in choices]
-        return Completion(text=_reply(letters), prompt_tokens=0, completion_tokens=len(letters) * 4)
+        return Completion(text=_reply(letters))

@@ -464,7 +464,8 @@ class ExpertModel(Model):
         else:
             text = "\n".join(f"{i}. Answer: {letter or '-'}." for i, letter in enumerate(letters, start=1))
         declined = [i for i, letter in enumerate(letters) if letter is None]
-        return Completion(text=text, prompt_tokens=0, completion_tokens=0, abstained_items=declined, scores=scores)
+        # A detector reads no tokens: its records carry none (0 would read as a measured free answer).
+        return Completion(text=text, abstained_items=declined, scores=scores)
 
 
 def expert_settings(options: dict[str, Any]) -> DetectorSettings:

@@ -145,4 +145,5 @@ def add_usage(stats: EngineStats, completion: Completion, price: tuple[float, fl
     cost = cost_usd(completion.prompt_tokens, completion.completion_tokens, price)
     stats.cost_usd += cost or 0.0
     stats.priced_requests += cost is not None
+    stats.unpriced_requests += cost is None
     return cost

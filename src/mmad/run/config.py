@@ -38,7 +38,7 @@ from pydantic.fields import FieldInfo
 
 from mmad.data.clean import exclude_paths_from
 from mmad.data.schema import Subtask
-from mmad.errors import ConfigError
+from mmad.errors import ConfigError, RunError
 from mmad.protocol.images import ImageSettings
 from mmad.protocol.prompts import PromptSettings, Variant
 from mmad.protocol.strategies import parse_strategies
@@ -707,8 +707,15 @@ class RunConfig(BaseModel):
             msg = f"{source} is not valid {'TOML' if source.suffix.lower() == '.toml' else 'JSON'}: {exc}"
             raise ConfigError(msg) from exc
         if isinstance(raw, dict) and isinstance(raw.get("config"), dict) and "mmad_version" in raw:
-            # a run folder's run.json: run the same config again (it was checked when it was made)
-            return cls.from_nested_with_flat(raw["config"], flat, source=str(source))
+            # a run folder's run.json: run the same config again (it was checked when it was made), read as
+            # its manifest so that an older run.json is upgraded and a newer one refused
+            from mmad.run.manifest import recorded_config
+
+            try:
+                recorded = recorded_config(raw, source)
+            except RunError as exc:
+                raise ConfigError(str(exc)) from None
+            return cls.from_nested_with_flat(recorded.model_dump(mode="json"), flat, source=str(source))
         if not isinstance(raw, dict):
             msg = f"{source}: a config file is a table of settings (model, data, [prompt], [execution], ...)"
             raise ConfigError(msg)

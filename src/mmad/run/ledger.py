@@ -67,6 +67,13 @@ class EngineStats:
     without_logprobs: int = 0
     priced_requests: int = 0
     """Calls whose cost is known (the average a further request is expected to cost is taken over them)."""
+    unpriced_requests: int = 0
+    """Calls that came back with no cost: no price for the model, or no usage in the reply."""
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether `cost_usd` is a measured figure: it is not when calls came back and none was priced."""
+        return bool(self.priced_requests or not self.unpriced_requests)
 
     @property
     def elapsed_s(self) -> float:
@@ -405,7 +412,7 @@ def session_usage(stats: EngineStats) -> Usage:
     return Usage(
         prompt_tokens=stats.prompt_tokens,
         completion_tokens=stats.completion_tokens,
-        cost_usd=round(stats.cost_usd, 6),
+        cost_usd=round(stats.cost_usd, 6) if stats.cost_known else None,
         cached=stats.cached,
         retries=stats.retries,
         elapsed_s=round(stats.elapsed_s, 3),

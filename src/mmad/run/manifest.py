@@ -61,7 +61,9 @@ class Usage(_Part):
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
+    """None: not known (requests were answered and none had a price: an unpriced model, a server that
+    reports no usage). Runs made before it could be None hold 0.0 there, which may mean either."""
     cached: int = 0
     retries: int = 0
     elapsed_s: float = 0.0
@@ -71,7 +73,10 @@ class Usage(_Part):
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
-            cost_usd=round(self.cost_usd + other.cost_usd, 6),
+            # what one session spent unknown, the run's total is unknown too
+            cost_usd=None
+            if self.cost_usd is None or other.cost_usd is None
+            else round(self.cost_usd + other.cost_usd, 6),
             cached=self.cached + other.cached,
             retries=self.retries + other.retries,
             elapsed_s=round(self.elapsed_s + other.elapsed_s, 3),

@@ -39,6 +39,7 @@ USAGE_FIELDS = (
     "retries",
     "without_logprobs",
     "priced_requests",
+    "unpriced_requests",
 )
 """The counters an actor keeps and the driver adds up over actors."""
 

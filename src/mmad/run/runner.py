@@ -54,7 +54,8 @@ def engine_settings(prepared: PreparedRun) -> EngineSettings:
 def _spent_before(prepared: PreparedRun) -> float:
     """Dollars the earlier sessions of a resumed run spent (run.json's usage)."""
     usage = prepared.manifest.usage if prepared.resumed else None
-    return usage.cost_usd if usage is not None else 0.0
+    # unknown (an unpriced model): --max-cost has only this session's spending to go on
+    return usage.cost_usd if usage is not None and usage.cost_usd is not None else 0.0
 
 
 def _image_paths(prepared: PreparedRun, items: list[SelectedItem]) -> Iterator[ImagePart]:
