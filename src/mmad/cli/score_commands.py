@@ -137,22 +137,18 @@ def score_command(
 ) -> None:
     """Score answers: the MMAD table in the terminal, and its files (operating points included)."""
     from mmad._io import collector_paused
-    from mmad.cli.score_extras import print_intervals, print_metrics, print_operating
+    from mmad.cli.score_extras import ci_bootstrap, print_intervals, print_metrics, print_operating
     from mmad.report.files import write_score_files
     from mmad.report.operating_files import intervals_to_dict, operating_to_dict, write_operating_files
     from mmad.report.tables import table_to_dict
     from mmad.run.recipes import recipe_policy_note
     from mmad.score.answers import any_reply
 
-    if not ci and (samples is not None or seed is not None):
-        # without --ci there is no bootstrap: a --samples or --seed that changed nothing would mislead
-        msg = "they set the --ci bootstrap, which runs only with --ci; add --ci"
-        raise typer.BadParameter(msg, param_hint="--samples/--seed")
-    from mmad.score.metrics import Bootstrap
+    bootstrap = ci_bootstrap(ci, samples, seed)
 
     _check_answers_path(answers)
     _note_official_file_of_a_run(answers)
-    scored = _scored(answers, bootstrap=Bootstrap(samples or 1000, seed or 0) if ci else None)
+    scored = _scored(answers, bootstrap=bootstrap)
     scored, left_out = _clean_split(scored, errata, exclude or [])
     run, graded = scored.run, scored.answers
     completeness = run.completeness if run is not None else None

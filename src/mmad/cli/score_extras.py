@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import typer
 from rich.table import Table
 
 from mmad.cli.common import console
-from mmad.errors import ConfigError
 from mmad.report.tables import fmt
 
 if TYPE_CHECKING:
@@ -101,13 +101,14 @@ def print_metrics(results: Sequence[MetricResult], *, title: str = "Metrics") ->
 
 
 def ci_bootstrap(ci: bool, samples: int | None, seed: int | None) -> Bootstrap | None:
-    """The --ci bootstrap of `report`, `leaderboard` and `sweep`; --samples or --seed without --ci is refused,
-    as `mmad score` refuses it."""
+    """The --ci bootstrap of `score`, `report`, `leaderboard` and `sweep`; --samples or --seed without --ci
+    is a usage error, worded alike by all four (each naming its own --help)."""
     from mmad.score.metrics import Bootstrap
 
     if not ci:
         if samples is not None or seed is not None:
-            msg = "--samples/--seed set the --ci bootstrap, which runs only with --ci; add --ci"
-            raise ConfigError(msg)
+            # without --ci there is no bootstrap: a --samples or --seed that changed nothing would mislead
+            msg = "they set the --ci bootstrap, which runs only with --ci; add --ci"
+            raise typer.BadParameter(msg, param_hint="--samples/--seed")
         return None
     return Bootstrap(samples or 1000, seed or 0)
