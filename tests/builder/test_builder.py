@@ -154,12 +154,18 @@ def test_demo_runs_the_whole_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert result.report is not None
     page = result.report.read_text()
     assert 'class="ci"' in page and "Cost and quality" in page
-    # the random model's run again with --perturb dark=0.5, shown against the clean one
-    assert (
-        "random-dark0.5" in result.runs
-        and 'id="robustness"' in page
-        and "(perturb dark=0.5) against mmad:random" in page
-    )
+    # the expert's run again with --perturb dark=0.5 (the random model's answers ignore the image), shown
+    # against the clean one; a dimmer lamp changes what the expert sees, so its accuracy and AUROC move
+    if "expert" in result.runs:
+        assert "random-dark0.5" not in result.runs
+        dim = result.runs["expert-dark0.5"]
+        assert dim.run_dir.name == "expert-dark0.5" and 'id="robustness"' in page
+        assert "(perturb dark=0.5) against expert" in page
+        card = json.loads((dim.run_dir / "run.json").read_text())
+        assert card["model"]["name"] == "expert" and card["card"]["perturb"]["applied"] == {"dark": 0.5}
+        clean_auroc = result.scored["expert"].metric("operating").cell("AUROC").value  # type: ignore[union-attr]
+        dim_auroc = result.scored["expert-dark0.5"].metric("operating").cell("AUROC").value  # type: ignore[union-attr]
+        assert clean_auroc is not None and dim_auroc is not None and abs(clean_auroc - dim_auroc) > 2
 
 
 def test_a_mask_of_another_size_is_refused_naming_the_file_and_both_sizes(tmp_path: Path) -> None:

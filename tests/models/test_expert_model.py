@@ -4,6 +4,7 @@ fitting per category, clear errors when it cannot fit, and a description that fo
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shutil
 from pathlib import Path
@@ -323,7 +324,7 @@ def test_an_image_is_inspected_once_for_all_its_questions(
     model.prepare(bench)
     seen: list[str | None] = []
     real = model.inspect
-    monkeypatch.setattr(model, "inspect", lambda q, t: seen.append(q.path) or real(q, t))
+    monkeypatch.setattr(model, "inspect", lambda q, t, p=None: seen.append(q.path) or real(q, t, p))
 
     def ask(question: PosedQuestion) -> Completion:
         message = Message(role="user", parts=(template, query, TextPart(text="(the rendered prompt)")))
@@ -386,3 +387,106 @@ def test_the_expert_reads_the_structured_question_never_the_prompt_text(
     english = "Question: Is there any defect in the object? \nA. Yes.\nB. No.\n"
     declined = ask(english, _posed("Defect Description", {"A": "Yes.", "B": "No."}))
     assert declined.abstained
+
+
+PERTURB = "blur=2,noise=0.03"  # noise too: its seed (the file's bytes) must be the encoder's
+
+
+def test_a_perturbed_query_is_scored_as_the_encoder_perturbs_it(
+    builds: dict[str, Path], expert: PatchCoreExpert
+) -> None:
+    """--perturb in process: the expert scores the query's pixels perturbed exactly as the encoder would
+    send them (the same function, the same per-image seed), against its clean templates."""
+    from mmad.protocol.images import ImageEncoder, ImageSettings, encode_image
+    from mmad.protocol.perturb import parse_perturb
+
+    bench = _bench(builds["copied"])
+    item = next(i for i in bench.items if not i.is_normal)
+    template = ImagePart(path=str(bench.resolve(item.random_templates[0])), role="template")
+    query = ImagePart(path=str(bench.resolve(item.key)), role="query")
+    model = ExpertModel(expert)
+    model.prepare(bench)
+    settings = ImageSettings(max_side=None, format="png", perturb=PERTURB)
+
+    def score(images: ImageEncoder | None) -> float:
+        message = Message(role="user", parts=(template, query, TextPart(text="(the rendered prompt)")))
+        request = Request(messages=(message,), questions=(DETECT,), images=images)
+        return asyncio.run(model.generate(request)).scores["pred_score"]
+
+    clean = score(None)
+    perturbed = score(ImageEncoder(settings))
+    path = Path(str(query.path))
+    with Image.open(path) as opened:
+        by_hand = parse_perturb(PERTURB).apply(opened, path.read_bytes())
+    # the pixels an API model is sent (PNG at the file's size: lossless), the same as by hand
+    sent = encode_image(path, settings, parse_perturb(PERTURB))
+    with Image.open(io.BytesIO(sent.data)) as decoded:
+        assert np.array_equal(np.asarray(decoded.convert("RGB")), np.asarray(by_hand))
+    calibration = model.calibration_for(category_of_key(item.key), [template])
+    assert calibration is not None
+    with Image.open(str(template.path)) as clean_template:
+        expected = expert.predict(by_hand, [clean_template.convert("RGB")], envelope=calibration.envelope)
+    assert perturbed == pytest.approx(expected.pred_score, rel=1e-6)
+    assert perturbed != pytest.approx(clean, rel=1e-3)
+    assert score(ImageEncoder(ImageSettings())) == pytest.approx(clean, rel=1e-6)  # no --perturb: the clean pixels
+
+
+@pytest.mark.slow
+def test_the_served_expert_scores_the_query_as_sent_perturbed_once(
+    builds: dict[str, Path], expert: PatchCoreExpert, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mmad serve -m expert` asked with --perturb: the query arrives perturbed by the client's encoder and
+    the expert scores it as it came (perturbing it again would blur it twice)."""
+    from mmad.api import evaluate_async
+    from mmad.protocol.perturb import parse_perturb
+    from mmad.run.config import RunConfig
+    from mmad.serve.server import ChatServer, serve_in_thread
+
+    model = ExpertModel(expert)
+    scored: list[bytes] = []
+    real = expert.predict
+    monkeypatch.setattr(
+        expert, "predict", lambda query, *a, **k: scored.append(np.asarray(query).tobytes()) or real(query, *a, **k)
+    )
+    bench = _bench(builds["copied"])
+    with serve_in_thread(ChatServer(model, model_name="expert")) as server:
+        config = RunConfig.from_flat(
+            "mmad:expert",
+            str(builds["copied"] / "mmad.json"),
+            base_url=server.base_url,
+            cache=False,
+            limit=3,
+            seed=4,
+            image_size=None,
+            image_format="png",
+            detail=None,
+            perturb=PERTURB,
+        )
+        run = asyncio.run(evaluate_async(config, out=tmp_path / "run"))
+    assert run.complete
+    expected = set()
+    for record in read_records(tmp_path / "run" / "records.jsonl"):
+        path = bench.resolve(record.image)
+        with Image.open(path) as opened:
+            expected.add(np.asarray(parse_perturb(PERTURB).apply(opened, path.read_bytes())).tobytes())
+    assert scored and set(scored) <= expected
+
+
+def test_a_perturbed_run_of_the_expert_scores_other_pixels_and_is_never_served_a_clean_reply(
+    builds: dict[str, Path], tmp_path: Path
+) -> None:
+    """`mmad eval -m expert --perturb`: its run's encoder holds the perturbation (it was dropped with the
+    image settings the expert does not read), so the scores change and so does the response cache's key."""
+    common = {"cache": True, "cache_dir": str(tmp_path / "cache"), "subtasks": ["Anomaly Discrimination"]}
+    data = builds["copied"] / "mmad.json"
+    clean = evaluate("expert", data, out=tmp_path / "clean", **common)
+    dark = evaluate("expert", data, out=tmp_path / "dark", perturb="dark=0.5", **common)
+    assert dark.stats.cached == 0 and dark.stats.done == clean.stats.done > 0
+
+    def scores(folder: Path) -> dict[str, float]:
+        return {r.question_id: r.scores["pred_score"] for r in read_records(folder / "records.jsonl")}
+
+    before, after = scores(tmp_path / "clean"), scores(tmp_path / "dark")
+    assert before.keys() == after.keys() and before != after
+    card = json.loads((tmp_path / "dark" / "run.json").read_text())["card"]
+    assert card["perturb"]["applied"] == {"dark": 0.5} and card["images"] == {}  # its other image settings: none

@@ -147,6 +147,16 @@ def test_a_model_that_reads_the_files_itself_refuses_perturb() -> None:
         RunConfig.from_flat("mmad:random", "d", perturb="blur=2", original_images=True)
 
 
+def test_the_expert_honours_perturb_and_no_other_image_setting() -> None:
+    """The expert reads the files itself but scores the query perturbed: its run's encoder keeps the
+    perturbation (so the response cache's key changes) while its other image settings stay refused."""
+    settings = RunConfig.from_flat("expert", "d", perturb="blur=2").image_settings()
+    assert settings.perturb == "blur=2" and settings.original and settings.max_side is None
+    assert RunConfig.from_flat("expert", "d").image_settings().perturb is None
+    with pytest.raises(ConfigError, match="--image-size would be ignored: expert reads the image files itself"):
+        RunConfig.from_flat("expert", "d", image_size=256)
+
+
 def _sent_images(request_messages: list[object]) -> list[bytes]:
     return [
         base64.b64decode(part.data_url.partition(",")[2])

@@ -17,6 +17,9 @@
   (the envelope is a threshold for the score, not a map of where defects are).
 - Every other subtask: abstention, recorded as such, without looking at the image. An image's AD
   and DL questions, asked one per request, share one inspection.
+- ``--perturb``: the query image it scores is the file's pixels perturbed as the image encoder
+  perturbs them for an API model (`mmad.protocol.perturb`, the same per-image seed); templates and
+  normal images stay clean. Over HTTP (``mmad serve -m expert``) the query arrives perturbed already.
 
 A category's calibration is a function of the detector's settings, the mode and its normal
 images' contents; fits are kept per process under that key (`fitted_expert`), so a category is
@@ -32,7 +35,9 @@ cache keyed on it never reuses answers of a different fit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -62,6 +67,7 @@ from mmad.expert.patchcore import (
 from mmad.models.base import Completion, Model, Request
 from mmad.protocol.images import load_image
 from mmad.protocol.messages import ImagePart
+from mmad.protocol.perturb import Perturbation, parse_perturb
 
 logger = logging.getLogger(__name__)
 # Threshold = margin × the highest normal score (divided by the envelope) of the category; chosen on
@@ -378,8 +384,10 @@ class ExpertModel(Model):
             return _file_key(Path(part.path))
         return hashlib.sha1((part.data_url or "").encode()).hexdigest()
 
-    def inspect(self, query: ImagePart, templates: list[ImagePart]) -> tuple[ExpertResult, float]:
-        """The expert's result for a query and its threshold."""
+    def inspect(
+        self, query: ImagePart, templates: list[ImagePart], perturb: Perturbation | None = None
+    ) -> tuple[ExpertResult, float]:
+        """The expert's result for a query (perturbed by `perturb` first, when given) and its threshold."""
         key = self.key_of(query.path)
         category = category_of_key(key) if key else None
         if self.fit_on == "category":
@@ -396,7 +404,7 @@ class ExpertModel(Model):
             keys = [self._image_key(t) for t in templates]
         calibration = self.calibration_for(category, templates)
         envelope = calibration.envelope if calibration else None
-        result = self.expert.predict(load_image(query), normals, keys=keys, envelope=envelope)
+        result = self.expert.predict(query_pixels(query, perturb), normals, keys=keys, envelope=envelope)
         return result, calibration.threshold if calibration else self.plain_threshold()
 
     def _unfitted_message(self, query: ImagePart, key: str | None, category: str | None) -> str:
@@ -414,10 +422,13 @@ class ExpertModel(Model):
         known = ", ".join(sorted(self.fitted)) or "none"
         return f"expert:category has no normal images of {category or key} (fitted: {known}); asked about {where}"
 
-    def inspect_shared(self, query: ImagePart, templates: list[ImagePart]) -> tuple[ExpertResult, float]:
-        """`inspect`, once per query and templates: an image's other questions (and a concurrent
-        request about it) wait for the same inspection."""
-        key = (self._image_key(query), *(self._image_key(t) for t in templates))
+    def inspect_shared(
+        self, query: ImagePart, templates: list[ImagePart], perturb: Perturbation | None = None
+    ) -> tuple[ExpertResult, float]:
+        """`inspect`, once per query, perturbation and templates: an image's other questions (and a
+        concurrent request about it) wait for the same inspection."""
+        label = perturb.label if perturb is not None and query.path is not None else ""
+        key = (self._image_key(query) + "|" + label, *(self._image_key(t) for t in templates))
         with self._results_lock:
             future = self._results.get(key)
             owner = future is None
@@ -429,7 +440,7 @@ class ExpertModel(Model):
                 self._results.move_to_end(key)
         if owner:
             try:
-                future.set_result(self.inspect(query, templates))
+                future.set_result(self.inspect(query, templates, perturb))
             except BaseException as exc:
                 future.set_exception(exc)
                 with self._results_lock:
@@ -446,7 +457,8 @@ class ExpertModel(Model):
             return Completion(text="", abstained=True, extra={"abstain_reason": "needs a template and a query"})
         if all(kind is None for kind, _options in asked):
             return Completion(text="", abstained=True, extra={"abstain_reason": "asks nothing the expert sees"})
-        result, threshold = await asyncio.to_thread(self.inspect_shared, queries[-1], templates)
+        perturb = request_perturbation(request)
+        result, threshold = await asyncio.to_thread(self.inspect_shared, queries[-1], templates, perturb)
         letters: list[str | None] = []
         for kind, options in asked:
             if kind is Subtask.ANOMALY_DISCRIMINATION:
@@ -476,6 +488,28 @@ def expert_settings(options: dict[str, Any]) -> DetectorSettings:
         msg = f"the expert takes the model arguments image_size and max_normals, not {', '.join(unknown)}"
         raise ConfigError(msg)
     return DetectorSettings(image_size=int(options.get("image_size", IMAGE_SIZE)))
+
+
+def request_perturbation(request: Request) -> Perturbation | None:
+    """The run's --perturb, as its image encoder holds it (None: none, or a request with no encoder)."""
+    text = request.images.settings.perturb if request.images is not None else None
+    return _parsed_perturbation(text) if text else None
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_perturbation(text: str) -> Perturbation:
+    return parse_perturb(text)
+
+
+def query_pixels(query: ImagePart, perturb: Perturbation | None = None) -> Image.Image:
+    """The query's pixels as the expert scores them: a file's perturbed by `perturb` exactly as the image
+    encoder perturbs a query it sends (the file's own pixels, the noise seeded by its bytes); an image
+    sent inline (over HTTP) as it came, since its sender perturbed it already."""
+    if perturb is None or query.path is None:
+        return load_image(query)
+    raw = Path(query.path).read_bytes()
+    with Image.open(io.BytesIO(raw)) as image:
+        return perturb.apply(image, raw)
 
 
 def _kind_of(question_type: str) -> Subtask | None:

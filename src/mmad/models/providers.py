@@ -152,7 +152,9 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "expert",
             "the visual expert, PatchCore on EfficientNet-Lite0 ([expert] extra); expert:category",
             free=True,
-            reads=frozenset({"device", "model_args"}),
+            # It reads the image files itself (its detector sizes them), but scores the query perturbed
+            # by --perturb as an API model would be sent it.
+            reads=frozenset({"device", "model_args", "perturb"}),
             extra="expert",
         ),
         ProviderInfo(

@@ -558,9 +558,11 @@ class RunConfig(BaseModel):
     def image_settings(self) -> ImageSettings:
         """How images are prepared for this run's backend: the config's settings, or, for a backend that
         reads the image files itself (hf:, vllm-local:), the files' own bytes, which is what it gets; so
-        settings it does not read change neither the response cache's key nor the images' digests."""
+        settings it does not read change neither the response cache's key nor the images' digests.
+        A perturbation it honours (the expert's) stays: it changes the pixels it scores, so the key."""
         if self.unhonoured(IMAGE_FIELDS):
-            return ImageSettings(max_side=None, detail=None, original=True)
+            perturb = self.images.perturb if not self.unhonoured(["perturb"]) else None
+            return ImageSettings(max_side=None, detail=None, original=True, perturb=perturb)
         return self.images.settings()
 
     def unhonoured(self, names: Collection[str]) -> list[str]:
