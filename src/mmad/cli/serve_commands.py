@@ -57,6 +57,27 @@ def _check_ranges(*, port: int, latency: float, fault_rate: float, retry_after: 
             raise ConfigError(msg)
 
 
+def _served_expert_note(backend: object, data: Path | None) -> str | None:
+    """What the expert over HTTP knows less than in process (docs/local-models.md): a query's category comes from
+    its path in process; over HTTP only from its bytes, when they are a --data benchmark file's own."""
+    from mmad.models.expert_model import ExpertModel
+
+    if not isinstance(backend, ExpertModel):
+        return None
+    same = (
+        "a query sent as its file's own bytes (mmad eval --original-images) is found in the benchmark and gets its "
+        "category's calibrated threshold, as `mmad eval -m expert` gives it; a re-encoded one (the default 512-px "
+        "images) cannot be placed and is scored against its request's templates (two or more) or a plain threshold"
+    )
+    if data is None:
+        return (
+            "without --data the expert knows no category: every query is scored against its request's templates "
+            "(two or more) or a plain threshold, so its answers may differ from `mmad eval -m expert`; "
+            "give --data BENCHMARK, and --original-images to the client"
+        )
+    return same + ", so its answers may differ from `mmad eval -m expert`"
+
+
 def serve_command(
     model: str = typer.Option(
         "random", "--model", "-m", help="the mmad backend to serve (random, fixed:A, expert, scripted-tools[:plan])"
@@ -132,6 +153,9 @@ def serve_command(
     backend.check()
     if data is not None:
         backend.prepare(load_benchmark(data))
+    note = _served_expert_note(backend, data)
+    if note:
+        err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     server = ChatServer(
         backend,
         host=host,

@@ -65,7 +65,7 @@ from mmad.expert.patchcore import (
     calibrate,
 )
 from mmad.models.base import Completion, Model, Request
-from mmad.protocol.images import load_image
+from mmad.protocol.images import decode_data_url, load_image
 from mmad.protocol.messages import ImagePart
 from mmad.protocol.perturb import Perturbation, parse_perturb
 
@@ -194,6 +194,9 @@ class ExpertModel(Model):
         self.fitted: dict[str, FittedCategory] = {}
         self.root: Path | None = None
         self._keys: dict[str, str] = {}
+        self._benchmark: Benchmark | None = None
+        self._by_content: dict[str, str] | None = None  # sha256 of a benchmark file's bytes -> its key
+        self._content_lock = threading.Lock()
         self._request_calibrations: dict[tuple[str, ...], Calibration] = {}
         self._fingerprint: str | None = None
         self._results: OrderedDict[tuple[str, ...], Future[tuple[ExpertResult, float]]] = OrderedDict()
@@ -258,6 +261,7 @@ class ExpertModel(Model):
         reused. ``on_category(category, done, total)`` is called after each category.
         """
         self.root = benchmark.root
+        self._benchmark, self._by_content = benchmark, None
         self._keys = {}
         self._request_calibrations = {}
         with self._results_lock:
@@ -359,6 +363,33 @@ class ExpertModel(Model):
             return None
         return self._keys.get(path) or key_under_root(path, self.root)
 
+    def key_of_content(self, part: ImagePart) -> str | None:
+        """The benchmark key of an image sent inline (over HTTP: no path, so no key to read) whose bytes are one
+        of the prepared benchmark's files, as `--original-images` sends them: without it the query had no category,
+        so no calibrated threshold, and the served expert answered otherwise than the in-process one. A re-encoded
+        image (the default JPEG/PNG at 512 px) matches no file and is scored as before."""
+        if part.path is not None or part.data_url is None or self._benchmark is None:
+            return None
+        try:
+            digest = hashlib.sha256(decode_data_url(part.data_url)).hexdigest()
+        except (ValueError, DataError):
+            return None
+        return self._content_index().get(digest)
+
+    def _content_index(self) -> dict[str, str]:
+        """The benchmark's query files by the SHA-256 of their bytes, read once, on the first inline image."""
+        with self._content_lock:
+            if self._by_content is None:
+                assert self._benchmark is not None
+                benchmark, index = self._benchmark, dict[str, str]()
+                logger.info("expert: indexing %d query images by content", len(benchmark.items))
+                for item in benchmark.items:
+                    path = benchmark.resolve(item.key)
+                    if path.is_file():
+                        index.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), item.key)
+                self._by_content = index
+            return self._by_content
+
     def calibration_for(self, category: str | None, templates: list[ImagePart]) -> Calibration | None:
         """The category's calibration, or one made on the request's own templates (two or more)."""
         fitted = self.fitted.get(category or "")
@@ -388,7 +419,7 @@ class ExpertModel(Model):
         self, query: ImagePart, templates: list[ImagePart], perturb: Perturbation | None = None
     ) -> tuple[ExpertResult, float]:
         """The expert's result for a query (perturbed by `perturb` first, when given) and its threshold."""
-        key = self.key_of(query.path)
+        key = self.key_of(query.path) or self.key_of_content(query)
         category = category_of_key(key) if key else None
         if self.fit_on == "category":
             fitted = self.fitted.get(category or "")
