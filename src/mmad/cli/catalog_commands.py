@@ -174,6 +174,8 @@ def _run_row(folder: Path) -> dict[str, Any]:
         "status": status,
         "stale": stale,
         "resume": resume,
+        # why a run stopped short (an engine that could not be built, a budget): run.json's own words
+        "stopped_reason": run.manifest.stopped_reason,
         "selected": completeness.selected,
         "asked": completeness.asked,
         "answered": completeness.answered,
@@ -270,6 +272,9 @@ def runs_command(
     for row in rows:
         if _status_word(row) != str(row["status"]):
             console.print(f"{row['run']}: {row['status']}", highlight=False, markup=False, soft_wrap=True)
+        if row.get("stopped_reason") and row["status"] != "complete":
+            said = f"{row['run']}: {row['status']}: {row['stopped_reason']}"
+            console.print(said, highlight=False, markup=False, soft_wrap=True)
     for row in rows:
         covers = row.get("covers") or []
         if row.get("average") is not None and len(covers) < len(SUBTASKS):

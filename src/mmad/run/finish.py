@@ -25,7 +25,7 @@ from mmad.score.answers import GradedAnswer, any_reply, graded_from_record
 from mmad.score.circular import CircularReport, CircularTally
 from mmad.score.table import ScoreTable, score_answers
 
-RunStatus = Literal["complete", "partial", "interrupted"]
+RunStatus = Literal["complete", "partial", "interrupted", "failed"]
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,11 @@ class _Outcome:
 UNPARSED_EXAMPLES = 3
 
 
-async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool = False) -> RunResult:
-    """Close the run: compact records.jsonl, write the outcome to run.json, score the latest records."""
+async def finish(
+    prepared: PreparedRun, stats: EngineStats, *, interrupted: bool = False, failed: bool = False
+) -> RunResult:
+    """Close the run: compact records.jsonl, write the outcome to run.json, score the latest records.
+    ``failed``: the run could not start asking (its engine failed to build; ``stats.stopped_reason`` says why)."""
     store = prepared.store
     try:
         if store.lost():  # finishing would write a run.json over answers that are gone, and count them
@@ -106,6 +109,8 @@ async def finish(prepared: PreparedRun, stats: EngineStats, *, interrupted: bool
         status: RunStatus
         if interrupted:
             status = "interrupted"
+        elif failed:
+            status = "failed"
         elif missing or outcome.failed or stats.stopped_reason is not None:
             status = "partial"
         else:

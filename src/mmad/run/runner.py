@@ -22,6 +22,7 @@ from mmad.run.ledger import Scheduler
 from mmad.run.limits import RetryPolicy
 from mmad.run.plan import SelectedItem
 from mmad.run.prepare import PreparedRun, prepare
+from mmad.run.secrets import redact
 from mmad.run.solving import check_solver, make_solver
 
 
@@ -154,15 +155,27 @@ async def run_async(
         make = functools.partial(make_engine, prepared, on_progress, cache=cache)
     try:
         engine = make()
-    except BaseException:
-        await finish(prepared, EngineStats())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        await asyncio.shield(finish(prepared, EngineStats(), interrupted=True))
+        raise
+    except BaseException as exc:
+        # Nothing was asked: run.json says so and why, not a bare 'partial' (mmad runs shows the reason).
+        await finish(prepared, _stopped_by(EngineStats(), "the engine could not be built", exc), failed=True)
         raise
     try:
         stats = await execute(prepared, engine)
     except (asyncio.CancelledError, KeyboardInterrupt):
         await asyncio.shield(finish(prepared, engine.stats, interrupted=True))
         raise
-    except BaseException:
-        await finish(prepared, engine.stats)
+    except BaseException as exc:
+        await finish(prepared, _stopped_by(engine.stats, "the run failed while asking", exc))
         raise
     return await finish(prepared, stats)
+
+
+def _stopped_by(stats: EngineStats, what: str, exc: BaseException) -> EngineStats:
+    """The stats with why the run stopped (an error of its own), unless the engine said why already."""
+    if stats.stopped_reason is None:
+        text = " ".join(str(exc).split()) or "(no message)"
+        stats.stopped_reason = redact(f"{what}: {type(exc).__name__}: {text}")
+    return stats
