@@ -154,6 +154,17 @@ def _duration(manifest: Manifest) -> str:
     return f"{hours}h {minutes:02d}m {rest:02d}s" if hours else f"{minutes}m {rest:02d}s"
 
 
+def _cost_text(spent: float | None, costs: list[float]) -> str:
+    """The run's total (run.json's: every session, and requests whose records a later one replaced) beside the
+    per-question figure of the cost metric (the latest records'), which may be less."""
+    if spent is None:
+        return "– (not measured: no price, or no usage reported)"
+    return (
+        f"${spent:,.4f} paid by the run in all sessions; ${sum(costs) / len(costs):,.4f} a question "
+        "by its latest record"
+    )
+
+
 def _run_card(run: RunFolder) -> list[tuple[str, str]]:
     manifest = run.manifest
     usage = manifest.usage
@@ -179,7 +190,7 @@ def _run_card(run: RunFolder) -> list[tuple[str, str]]:
         ("Status", f"{run.status}; {run.completeness.describe()}"),
         ("Protocol card", f"{card_hash[:16]}" if card_hash else "no card (run made before protocol cards)"),
         ("Benchmark", f"sha256 {(run.benchmark_sha256 or '?')[:16]}; {manifest.dataset.source}"),
-        ("Cost", "– (not measured: no price, or no usage reported)" if cost is None else f"${cost:,.4f}"),
+        ("Cost", _cost_text(cost, costs)),
         ("Tokens", f"{tokens}; {cached:,} cached"),
         (
             "Time",

@@ -59,7 +59,18 @@ def score_run(
             scored = score_answers_file(path, policy=policy, bootstrap=bootstrap)
             return ScoredRun(scored.source, scored.data, None)
     chosen = run_policy(run) if policy is None else Policy(policy)
-    return ScoredRun(run.path, graded_of(run.records, policy=chosen, bootstrap=bootstrap), run=run)
+    graded = graded_of(run.records, policy=chosen, bootstrap=bootstrap)
+    graded.spent_usd = run_spent_usd(run, graded)
+    return ScoredRun(run.path, graded, run=run)
+
+
+def run_spent_usd(run: RunFolder, graded: Graded) -> float | None:
+    """run.json's total spending, where it is a measured figure: unknown (None) in a run.json that says so,
+    and in one written before it could, whose 0.0 meant unknown as well when no record carries dollars."""
+    spent = run.manifest.usage.cost_usd if run.manifest.usage is not None else None
+    if spent is None or (spent == 0.0 and all(r.cost_usd is None for r in graded.records)):
+        return None
+    return spent
 
 
 def without_left_out(scored: ScoredRun, split: CleanSplit) -> tuple[ScoredRun, DropCounts]:
@@ -69,5 +80,6 @@ def without_left_out(scored: ScoredRun, split: CleanSplit) -> tuple[ScoredRun, D
     keep, counts = filter_pairs(split, [(a.image, a.question_type) for a in graded.answers])
     answers = [answer for answer, kept in zip(graded.answers, keep, strict=True) if kept]
     records = [r for r in graded.records if split.reason(r.image, r.question_type) is None]
-    kept_data = Graded(answers, records, graded.policy, graded.bootstrap)
+    # what the run paid is the run's, whatever a clean split leaves out of its per-question figures
+    kept_data = Graded(answers, records, graded.policy, graded.bootstrap, spent_usd=graded.spent_usd)
     return ScoredRun(scored.source, kept_data, scored.run), counts

@@ -51,7 +51,7 @@ class Scored:
         if chosen is self.policy:
             return self
         kept = {k: v for k, v in self.data.shared.items() if k.startswith("table:") or k == "operating"}
-        graded = Graded(self.data.answers, self.data.records, chosen, self.data.bootstrap, kept)
+        graded = Graded(self.data.answers, self.data.records, chosen, self.data.bootstrap, kept, self.data.spent_usd)
         return dataclasses.replace(self, data=graded)
 
     @property

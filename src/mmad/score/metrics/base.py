@@ -126,6 +126,9 @@ class Graded:
     """Set when the caller asked for intervals (`--ci`): a metric that can give them does."""
     shared: dict[str, Any] = field(default_factory=dict)
     """Figures metrics share so that they are computed once (the MMAD table under each policy)."""
+    spent_usd: float | None = None
+    """What the run paid in all, as run.json's usage counts it (every session, and requests whose records a
+    later one replaced); None where unknown or not a run folder. The records count only their latest posing."""
 
 
 class Metric(ABC):

@@ -170,6 +170,7 @@ TOKENS_PER_QUESTION = "tokens/question"
 DOLLARS_PER_QUESTION = "$/question"
 SECONDS_PER_QUESTION = "s/question"
 TOKENS_PER_CORRECT = "tokens/correct"
+DOLLARS_OF_THE_RUN = "$ run total"
 
 
 class Cost(Metric):
@@ -179,7 +180,8 @@ class Cost(Metric):
     divided by the questions whose records carry it: a record without it (a reply from the cache, a model
     without a price, a server that reports no usage, a failed request) is not a free one, so it is left out
     of both sides, with a note saying how many questions the figure covers; a figure no record carries is
-    missing, not 0.
+    missing, not 0. Beside them (not a headline; where run.json knows it), what the run paid in all: every
+    session, and requests whose records a later one replaced (a failure before a resume, a re-asked reply).
     """
 
     name = "cost"
@@ -218,13 +220,22 @@ class Cost(Metric):
                     f"{what} per question over the {len(covered)} of {len(posings)} questions whose records carry "
                     "them (the others' records carry none: no price or usage, a cached reply, a failure, an abstention)"
                 )
+        spent = graded.spent_usd
+        if spent is not None and abs(spent - (dollars or 0.0)) > 5e-7:
+            notes.append(
+                f"the run paid ${spent:.4f} in all (run.json: every session, and requests whose records a later "
+                f"one replaced); $/question is over the latest records, which carry ${dollars or 0.0:.4f}"
+            )
         cells = [
             Cell(TOKENS_PER_QUESTION, _per(tokens, len(token_questions)), unit="tokens"),
             Cell(DOLLARS_PER_QUESTION, _per(dollars, len(dollar_questions)), unit="$"),
             Cell(SECONDS_PER_QUESTION, _per(seconds, len(second_questions)), unit="s"),
             Cell(TOKENS_PER_CORRECT, _per(tokens, correct), unit="tokens"),
         ]
-        return self.result(cells, notes=notes)
+        headline = [cell.name for cell in cells]
+        if spent is not None:  # a run folder whose run.json knows it (an answers file has no run.json)
+            cells.append(Cell(DOLLARS_OF_THE_RUN, spent, unit="$"))
+        return self.result(cells, headline=headline, notes=notes)
 
 
 def _tokens(record: Record) -> float | None:
