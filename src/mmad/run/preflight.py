@@ -85,6 +85,16 @@ def preflight(config: RunConfig, benchmark: Benchmark | None = None) -> Prefligh
         check_cache_folder(config.execution.cache_dir)
     benchmark = benchmark or load_benchmark(config.data)
     strategies = parse_strategies(config.prompt.strategies)
+    if strategies.agent_expert and config.prompt.blind:
+        # the agent's whole point is the expert's picture beside the query: blind, the model sees neither,
+        # and the run would be scored and labelled as the agent strategy
+        agent = f"agent:{strategies.agent_expert}:{strategies.agent_notation or 'bbox'}"
+        msg = (
+            f"--blind with --strategies {agent}: the agent strategy shows the model the expert's picture beside the "
+            "query, but --blind sends no image, so it would see neither and the run would still be labelled Agent; "
+            "leave --blind out, or drop the agent strategy"
+        )
+        raise ConfigError(msg)
     if strategies.agent_expert:
         from mmad.protocol.agent import check_agent
 
