@@ -97,6 +97,12 @@ EVAL_MISTAKES = [
     (["--dry-run", "-m", "fixed:yes"], r"'fixed:yes': fixed answers one option letter"),
     (["--seed", "3"], r"--seed seeds the sample --limit draws, but this run has no --limit.*add --limit N"),
     (["--dry-run", "--seed", "3"], r"--seed seeds the sample --limit draws"),
+    # Inline JSON was taken for a file name ("No such file"); the help said "json {...}"
+    (["--prices", '{"gpt-4o": [2.5, 10]}'], r"--prices.*takes the path of a JSON file, not inline JSON"),
+    # "none" beside a strategy was dropped silently: the run went on as tools
+    (["--strategy", "tools", "--strategy", "none"], r"none and tools contradict each other.*give tools alone"),
+    (["--strategies", "tools,none"], r"none and tools contradict each other"),
+    (["--strategies", "plain+rag+cot"], r"plain and rag\+cot contradict each other"),
 ]
 
 

@@ -171,7 +171,16 @@ class PromptConfig(_Section):
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             return value
         parts = [part.strip() for v in values for part in v.replace(",", "+").split("+") if part.strip()]
-        return [part for part in parts if part.lower() not in {"none", "plain"}]
+        nothing = [part for part in parts if part.lower() in {"none", "plain"}]
+        chosen = [part for part in parts if part.lower() not in {"none", "plain"}]
+        if nothing and chosen:
+            # One of them would be dropped silently; which the user meant is theirs to say.
+            msg = (
+                f"{nothing[0]} and {'+'.join(chosen)} contradict each other: {nothing[0]} is no strategy; "
+                f"give {'+'.join(chosen)} alone, or {nothing[0]} alone for the plain prompt"
+            )
+            raise ValueError(msg)
+        return chosen
 
     @field_validator("strategies")
     @classmethod
@@ -351,7 +360,9 @@ class ExecutionConfig(_Section):
     retry_max_s: Float = Field(default=60.0, ge=0, le=3600, description="seconds between retries at most")
     max_cost: Float | None = Field(default=None, gt=0, description="stop cleanly once this many dollars are spent")
     max_errors: Int = Field(default=20, ge=0, description="stop after this many failed requests in a row (0: never)")
-    prices: str | None = Field(default=None, description='json {"model": [input $/M, output $/M]}')
+    prices: str | None = Field(
+        default=None, description='a JSON file of {"model": [input $/M, output $/M]} (a path, not inline JSON)'
+    )
     cache: Bool = Field(default=True, description="reuse and store responses (no-cache: neither)")
     cache_dir: str | None = Field(default=None, description="the response cache's folder (default: $MMAD_CACHE_DIR)")
     engine: Literal["local", "ray"] = Field(
@@ -368,6 +379,18 @@ class ExecutionConfig(_Section):
     def _address_given(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             msg = "must name a Ray cluster (auto, HOST:6379 or ray://HOST:10001), or be left out"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("prices")
+    @classmethod
+    def _prices_file(cls, value: str | None) -> str | None:
+        # Inline JSON would be taken for a file name and fail as "No such file", far from the cause.
+        if value is not None and value.lstrip().startswith(("{", "[")):
+            msg = (
+                'takes the path of a JSON file, not inline JSON: write {"model": [input $/M, output $/M]} '
+                "to a file (prices.json) and give --prices prices.json"
+            )
             raise ValueError(msg)
         return value
 
