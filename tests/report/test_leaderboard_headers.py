@@ -57,7 +57,7 @@ def test_the_html_detection_table_is_headed_by_its_figure(random_run: Path, tmp_
     assert f"<th>{FIGURE}</th>" in head and "<th>Figure</th>" not in head
 
 
-def test_at_80_columns_names_wrap_between_words() -> None:
+def test_at_80_columns_names_wrap_between_words(random_run: Path) -> None:
     out = _terminal(80)
     assert all(len(line) <= 80 for line in out.splitlines())
     assert out.count("Completeness") >= 3  # headers whole, never cut to make room
@@ -65,3 +65,25 @@ def test_at_80_columns_names_wrap_between_words() -> None:
     # a word up to 24 characters is never folded ('Qwen2-VL-72B-Instru' / 'ct' read as two names)
     for word in {w for name in names for w in name.split() if len(w) <= 24}:
         assert word in out, word
+    # beside a run (a Strict column, a longer completeness) a long word breaks after a hyphen, never inside a part
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    for part in render_leaderboard(build_leaderboard([random_run]), 80):
+        console.print(part)
+    assert isinstance(console.file, io.StringIO)
+    text = console.file.getvalue()
+    assert all(len(line) <= 80 for line in text.splitlines()) and "Completeness" in text
+    for piece in ("LLaVA-NeXT-", "Qwen2.5-VL-72B-", "Instruct-AWQ", "InternLM-", "XComposer2-VL-7B"):
+        assert piece in text, piece
+
+
+def test_a_long_name_breaks_after_hyphens_and_between_words() -> None:
+    from mmad.cli.report_commands import _wrap_name
+
+    assert _wrap_name("Qwen2-VL-72B-Instruct (_test1)", 16) == "Qwen2-VL-72B-\nInstruct\n(_test1)"
+    assert _wrap_name("Gemini 1.5 Pro (gemini-1.5-pro)", 20) == "Gemini 1.5 Pro\n(gemini-1.5-pro)"
+    assert _wrap_name("random", 10) == "random"
+    assert _wrap_name("LLaVA-NeXT-Interleave-Qwen-7B-DPO", 20).split("\n") == [
+        "LLaVA-NeXT-",
+        "Interleave-Qwen-7B-",
+        "DPO",
+    ]

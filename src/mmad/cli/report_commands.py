@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,23 +154,10 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
         if narrow:  # a column with no figure in this section gives its width to the names
             figures = [c for c in figures if any(_figure_of(row, c) is not None for row in rows)]
         headers = [*columns, *figures, "Completeness"]
-        # whole words where they fit: a name folded mid-word ('Qwen2-VL-72B-Instru' / 'ct') read as two names
-        others = sum(max(len(h), 5) + 1 for h in headers if h != "Model") + (9 if with_ci and not detection else 0)
-        name_width = max(10, min(_longest_word([row.name for row in rows]), width - others))
-        for column in headers:
-            view.add_column(
-                column,
-                justify="left" if column in ("Model", "Completeness", "Grp") else "right",
-                overflow="fold",
-                no_wrap=column not in ("Model", "Completeness"),
-                min_width=name_width if column == "Model" and narrow else None,
-            )
-        if not narrow:
-            view.add_column("Protocol / marks", overflow="fold")
         notes = []
+        table_rows = []
         for row in rows:
             protocol = [f"card {row.card_hash[:8]}"] if row.card_hash else ([] if row.kind == "run" else ["published"])
-            style = "bold" if row.kind == "run" else ""
             rank = str(row.rank) if row.rank else "–"
             marks = "; ".join([*protocol, *row.marks])
             cells = [
@@ -181,9 +169,25 @@ def render_leaderboard(board: Leaderboard, width: int = 200) -> list[RenderableT
                 *(fmt(_figure_of(row, column)) for column in figures),
                 _short_completeness(row),
             ]
-            view.add_row(*cells, *([] if narrow else [marks]), style=style)
+            table_rows.append((cells, marks, "bold" if row.kind == "run" else ""))
             if marks != "published":  # the group legend already says which rows are published
                 notes.append(f"{rank} {letters[row.group]} {row.name}: {marks}")
+        widths = _narrow_widths(headers, [cells for cells, _, _ in table_rows], width) if narrow else {}
+        for column in headers:
+            view.add_column(
+                column,
+                justify="left" if column in ("Model", "Completeness", "Grp") else "right",
+                overflow="fold",
+                no_wrap=column not in ("Model", "Completeness"),
+                width=widths.get(column),
+            )
+        if not narrow:
+            view.add_column("Protocol / marks", overflow="fold")
+        model = headers.index("Model")
+        for cells, marks, style in table_rows:
+            if narrow:
+                cells[model] = _wrap_name(cells[model], widths["Model"])
+            view.add_row(*cells, *([] if narrow else [marks]), style=style)
         tables.append(view)
         if narrow and notes:
             tables.append(Text("\n".join(notes)))
@@ -228,9 +232,40 @@ def _figure_of(row: LeaderboardRow, column: str) -> float | None:
     return {"Strict": row.strict, "Upstream": row.upstream, "Overkill": row.overkill, "Miss": row.miss}[column]
 
 
-def _longest_word(names: list[str]) -> int:
-    """The longest word of the names: the Model column's least width, so names wrap between words."""
-    return max((len(word) for name in names for word in name.split()), default=5)
+def _narrow_widths(headers: list[str], rows: list[list[str]], width: int) -> dict[str, int]:
+    """The Model and Completeness columns' widths in a borderless table of ``width``: the figures keep theirs,
+    Completeness its header and longest word, and the names the rest (up to their longest line)."""
+    fixed = sum(
+        max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers) if h not in ("Model", "Completeness")
+    )
+    left = width - fixed - (len(headers) - 1) - 2  # one space between columns and at each edge
+    index = headers.index("Completeness")
+    completeness = max([len("Completeness"), *(len(w) for r in rows for w in r[index].split())])
+    names = max((len(r[headers.index("Model")]) for r in rows), default=5)
+    model = max(10, min(names, left - completeness))
+    return {"Model": model, "Completeness": max(completeness, left - model)}
+
+
+def _wrap_name(name: str, width: int) -> str:
+    """A name in lines of at most ``width``, broken between words, and inside a word too long for a line only
+    after a hyphen, a dot or an underscore ('Qwen2-VL-72B-' / 'Instruct'): folded at the width, 'Qwen2-VL-72B-Instru'
+    / 'ct' read as two names."""
+    lines: list[str] = []
+    for word in name.split():
+        chunks = [word]
+        if len(word) > width:  # a line per run of parts that fits
+            chunks = [""]
+            for part in re.findall(r"[^-._]*[-._]|[^-._]+$", word):
+                if chunks[-1] and len(chunks[-1]) + len(part) > width:
+                    chunks.append("")
+                chunks[-1] += part
+        first, *rest = chunks
+        if lines and len(lines[-1]) + 1 + len(first) <= width:
+            lines[-1] += " " + first
+        else:
+            lines.append(first)
+        lines.extend(rest)
+    return "\n".join(lines)
 
 
 def _short_completeness(row: LeaderboardRow) -> str:
