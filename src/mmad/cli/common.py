@@ -178,10 +178,10 @@ def progress_bar(target: Console | None = None) -> CliProgress:
     target = target or err_console
     narrow = target.width < 120
     details = (
-        "failed {task.fields[failed]} · ${task.fields[cost]:.2f}"
+        "failed {task.fields[failed]} · {task.fields[spent]}"
         if narrow
         else "failed {task.fields[failed]} · unparsed {task.fields[unparsed]} · "
-        "{task.fields[tokens]} tok · ${task.fields[cost]:.4f} · conc {task.fields[conc]}"
+        "{task.fields[spent_wide]} · conc {task.fields[conc]}"
     )
     name = Column(max_width=18, no_wrap=True, overflow="ellipsis") if narrow else None
     return CliProgress(
@@ -219,7 +219,19 @@ def simple_progress(label: str | None = None, *, target: Console | None = None) 
 def add_run_task(bar: Progress, name: str, *, step: bool = False) -> TaskID:
     """A progress line for one run, with the fields `progress_bar` shows; `step` for work that sends no
     requests (its line shows the count and time left only)."""
-    return bar.add_task(name, total=None, step=step, rate=0.0, failed=0, unparsed=0, tokens=0, cost=0.0, conc=0)
+    return bar.add_task(
+        name,
+        total=None,
+        step=step,
+        rate=0.0,
+        failed=0,
+        unparsed=0,
+        tokens=0,
+        cost=0.0,
+        spent="$0.00",
+        spent_wide="0 tok · $0.0000",
+        conc=0,
+    )
 
 
 def show_stats(bar: Progress, task: TaskID, stats: EngineStats) -> None:
@@ -233,8 +245,21 @@ def show_stats(bar: Progress, task: TaskID, stats: EngineStats) -> None:
         unparsed=stats.unparsed,
         tokens=stats.prompt_tokens + stats.completion_tokens,
         cost=stats.cost_usd,
+        spent=spent_texts(stats)[0],
+        spent_wide=spent_texts(stats)[1],
         conc=stats.concurrency,
     )
+
+
+def spent_texts(stats: EngineStats) -> tuple[str, str]:
+    """What a run has spent so far, short and wide, for its progress line: replies that carried no tokens
+    or had no price are not free ones, so their line says so rather than '0 tok · $0.0000'."""
+    tokens = stats.prompt_tokens + stats.completion_tokens
+    if not tokens and stats.unpriced_requests and not stats.priced_requests:
+        return "no usage", "no usage reported"
+    if not stats.cost_known:
+        return "no price", f"{tokens} tok · no price"
+    return f"${stats.cost_usd:.2f}", f"{tokens} tok · ${stats.cost_usd:.4f}"
 
 
 def render_table(table: ScoreTable, title: str) -> RenderableType:
