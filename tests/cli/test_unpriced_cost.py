@@ -62,3 +62,12 @@ def test_run_json_usage_of_before_reads_and_unknown_stays_unknown_when_added() -
     assert Usage(cost_usd=None).plus(Usage(cost_usd=0.5)).cost_usd is None
     assert Usage(cost_usd=0.25).plus(Usage(cost_usd=None)).cost_usd is None
     assert Usage(cost_usd=0.25).plus(Usage(cost_usd=0.5)).cost_usd == 0.75
+
+
+def test_the_dry_run_of_an_unpriced_model_gives_no_dollar_figure(
+    mmad_json: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["eval", "-m", "openai:an-unpriced-model", "-d", str(mmad_json), "--dry-run", "--limit", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "cost: no price known for this model; give --prices FILE" in out and "$" not in out
