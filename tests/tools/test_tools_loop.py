@@ -212,6 +212,33 @@ def test_blend_averages_the_option_scores_of_the_two_branches(data: Path, tmp_pa
     assert math.exp(record.scores["A"]) == pytest.approx(0.75)
 
 
+class _OneBranchMute(ScriptedToolUser):
+    """The scripted user, but one branch (the tools conversation or the plain question) replies with
+    no letter and no scores."""
+
+    def __init__(self, mute: str) -> None:
+        super().__init__("zoom")
+        self.mute = mute
+
+    async def generate(self, request: Request) -> Completion:
+        completion = await super().generate(request)
+        tools_branch = any("tool" in m.text for m in request.messages if m.role == "system")
+        if completion.tool_calls or tools_branch != (self.mute == "tools"):
+            return completion
+        return Completion(text="I cannot tell from this picture.")
+
+
+@pytest.mark.parametrize("mute", ["tools", "direct"])
+def test_blend_of_a_branch_that_gave_no_answer_is_the_other_branch(data: Path, tmp_path: Path, mute: str) -> None:
+    (record,) = _run(data, tmp_path / "run", _OneBranchMute(mute), blend=0.5)
+    speaker = "direct" if mute == "tools" else "tools"
+    assert record.extra[mute]["answer"] is None and record.extra[speaker]["answer"]
+    # The tools branch's unparsed outcome was kept though the direct branch had answered.
+    assert record.status is Status.ANSWERED
+    assert record.answer == record.extra[speaker]["answer"] == record.extra["blend"]["answer"]
+    assert record.extra["blend"]["from"] == speaker
+
+
 def test_loop_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="at least 1 turn"):
         ToolLoopSettings(max_turns=0)

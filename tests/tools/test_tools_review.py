@@ -185,9 +185,15 @@ def test_a_blend_of_weight_0_or_1_is_one_branch_though_the_other_gave_no_answer(
     from mmad.solvers.tools import _blend
 
     direct = {"A": 0.0, "B": 1.0}
-    assert _blend({}, direct, 0.0) == direct  # the tools branch unreadable: --blend 0 is still the direct answer
-    assert _blend(direct, {}, 1.0) == direct
-    assert _blend({}, direct, 0.5) == {}
+    tools = {"A": 1.0, "B": 0.0}
+    assert _blend({}, direct, 0.0) == (direct, "direct")  # the tools branch unreadable: --blend 0 is still direct
+    assert _blend(direct, {}, 1.0) == (direct, "tools")
+    # A branch that knows nothing leaves the blend to the other, whatever the weight (it was empty: unparsed).
+    assert _blend({}, direct, 0.5) == (direct, "direct")
+    assert _blend(tools, {}, 0.5) == (tools, "tools")
+    assert _blend(tools, {}, 0.0) == (tools, "tools")
+    assert _blend({}, {}, 0.5) == ({}, None)
+    assert _blend(tools, direct, 0.5) == ({"A": 0.5, "B": 0.5}, "both")
 
 
 def test_a_category_being_calibrated_does_not_hold_up_the_expert_of_another(data: Path, tmp_path: Path) -> None:

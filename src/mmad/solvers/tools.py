@@ -6,9 +6,10 @@ run's tools (`mmad.tools`) for up to ``max_turns - 1`` turns before the last tur
 asks for the answer. The record's answer is the tools branch's, or with ``blend`` the option whose
 blended score is highest: ``blend × tools + (1 - blend) × direct`` over the options' probabilities
 (from the letters' log-probabilities where the model gave them; otherwise a branch's answer counts
-as probability 1). Both branches' answers and score vectors, every model turn (tokens, latency,
-cost) and every tool call (name, arguments, result summary) are kept in the record's ``extra``,
-with the whole conversation, so a report can replay it.
+as probability 1); a branch with neither leaves the blend to the other. Both branches' answers and
+score vectors, every model turn (tokens, latency, cost) and every tool call (name, arguments,
+result summary) are kept in the record's ``extra``, with the whole conversation, so a report can
+replay it.
 
 Protocols (`mmad.protocol.tool_text`): ``native`` is OpenAI function calling; ``text`` is one JSON
 object per turn; ``auto`` starts native and, the first time the server refuses tools (error class
@@ -433,14 +434,14 @@ class ToolsSolver(Solver):
             status = Status.UNPARSED
         answer, method, scores = parsed.letter, parsed.method, tools_scores
         if self.loop.blend is not None:
-            mixed = _blend(
-                _probabilities(tools_scores, question.options, parsed.letter), direct_scores, self.loop.blend
-            )
+            tools_probabilities = _probabilities(tools_scores, question.options, parsed.letter)
+            mixed, source = _blend(tools_probabilities, direct_scores, self.loop.blend)
             if mixed:
-                answer = max(mixed, key=lambda k: (mixed[k], k == parsed.letter))
+                favoured = direct_record.answer if source == "direct" else parsed.letter
+                answer = max(mixed, key=lambda k: (mixed[k], k == favoured))
                 scores = {k: math.log(v) if v > 0 else -math.inf for k, v in mixed.items()}
                 status, method = Status.ANSWERED, ParseMethod.LIKELIHOOD
-            extra["blend"] = {"weight": self.loop.blend, "answer": answer, "probabilities": mixed}
+            extra["blend"] = {"weight": self.loop.blend, "answer": answer, "probabilities": mixed, "from": source}
         return question_record(
             question,
             status=status,
@@ -486,14 +487,17 @@ def _probabilities(logprobs: dict[str, float], options: dict[str, str], letter: 
     return {}
 
 
-def _blend(tools: dict[str, float], direct: dict[str, float], weight: float) -> dict[str, float]:
-    """weight × tools + (1 - weight) × direct, per option; empty unless both branches have scores, or
-    the one with weight has them (``--blend 0`` is the direct answer though the tools branch gave none)."""
-    if weight == 0 or weight == 1:
-        return dict(direct if weight == 0 else tools)
-    if not tools or not direct:
-        return {}
-    return {k: weight * tools.get(k, 0.0) + (1 - weight) * direct.get(k, 0.0) for k in tools}
+def _blend(tools: dict[str, float], direct: dict[str, float], weight: float) -> tuple[dict[str, float], str | None]:
+    """weight × tools + (1 - weight) × direct, per option, and which branch decided: ``both``, or
+    ``tools`` / ``direct`` where the other knows nothing (no letter, no scores: its share of the
+    average would be a guess) or has no weight; empty, None, where neither branch answered."""
+    if not tools and not direct:
+        return {}, None
+    if not tools or (direct and weight == 0):
+        return dict(direct), "direct"
+    if not direct or weight == 1:
+        return dict(tools), "tools"
+    return {k: weight * tools.get(k, 0.0) + (1 - weight) * direct.get(k, 0.0) for k in tools}, "both"
 
 
 def _message_json(message: Message, stored: Callable[[str], str]) -> dict[str, Any]:
