@@ -8,6 +8,9 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
+from mmad.errors import ConfigError
 from mmad.models.base import Completion, Model, Request
 from mmad.records.record import Status, read_records
 from mmad.run.config import RunConfig
@@ -83,14 +86,13 @@ def test_a_picture_that_cannot_be_drawn_fails_its_questions_as_input_without_a_r
     assert len(model.seen) == len({r.question_id for r in records if r.image != broken})
 
 
-def test_a_prompt_that_sends_no_picture_draws_none(mmad_json: Path, tmp_path: Path) -> None:
-    # A blind run's prompts hold no image: the solver drew every picture anyway, and an image whose
-    # picture could not be drawn (a missing mask) failed questions that never needed it.
-    copy, broken = _with_a_missing_mask(mmad_json, tmp_path)
+def test_a_blind_agent_run_is_refused_before_a_picture_is_drawn(mmad_json: Path, tmp_path: Path) -> None:
+    # A blind run's prompts hold no image: the solver drew every picture anyway (and a missing mask failed
+    # questions that never needed it); since the agent strategy needs its picture sent, blind is refused
+    # before the run folder is made or anything drawn.
+    copy, _ = _with_a_missing_mask(mmad_json, tmp_path)
     config = RunConfig.from_flat("watcher", str(copy), strategies=["agent:gt:bbox"], blind=True, cache=False)
     model = ExpertImageWatcher()
-    asyncio.run(run_async(config, out=tmp_path / "run", model=model))
-    records = read_records(tmp_path / "run" / "records.jsonl")
-    assert any(r.image == broken for r in records)
-    assert records and all(r.status is Status.ANSWERED for r in records)
-    assert not model.seen and not (tmp_path / "run" / "agent").exists()
+    with pytest.raises(ConfigError, match="--blind"):
+        asyncio.run(run_async(config, out=tmp_path / "run", model=model))
+    assert not model.seen and not (tmp_path / "run").exists()
