@@ -48,12 +48,16 @@ if TYPE_CHECKING:  # a type checker and an IDE see the exports' own signatures; 
     from mmad.score.answers import read_official_answers as read_official_answers
     from mmad.score.compare import compare_runs as compare_runs
     from mmad.score.load import load_answers as load_answers
+    from mmad.score.metrics.base import Metric as Metric
+    from mmad.score.metrics.registry import register_metric as register_metric
     from mmad.score.official_csv import load_published as load_published
     from mmad.score.official_csv import read_accuracy_csv as read_accuracy_csv
     from mmad.score.published import load_published_results as load_published_results
     from mmad.score.table import Policy as Policy
     from mmad.score.table import ScoreTable as ScoreTable
     from mmad.score.table import score_answers as score_answers
+    from mmad.solvers.base import Solver as Solver
+    from mmad.solvers.base import register_solver as register_solver
 
 # Public name -> the module that defines it. Loaded on first use, so `import mmad` (and the CLI)
 # starts fast and the heavy dependencies (scipy, the openai SDK) load only when needed.
@@ -94,6 +98,10 @@ _EXPORTS = {
     "build_leaderboard": "mmad.report.leaderboard",
     "write_html_report": "mmad.report.html",
     "read_accuracy_csv": "mmad.score.official_csv",
+    "Metric": "mmad.score.metrics.base",
+    "register_metric": "mmad.score.metrics.registry",
+    "Solver": "mmad.solvers.base",
+    "register_solver": "mmad.solvers.base",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
