@@ -34,3 +34,5 @@ def test_replies_asked_on_ray_actors_reach_the_cache(mmad_json: Path, tmp_path: 
             assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == asked
         again = evaluate("mmad:random", mmad_json, out=tmp_path / "b", base_url=server.base_url, **settings)
         assert again.complete and server.stats.requests == asked  # every reply from the cache
+        # Counted once, by the driver's ledger from the records (the actors no longer count hits).
+        assert first.stats.cached == 0 and again.stats.cached == again.stats.done == first.stats.done

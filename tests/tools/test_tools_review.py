@@ -235,3 +235,21 @@ def test_a_category_being_calibrated_does_not_hold_up_the_expert_of_another(data
         release.set()
         assert slow.result(timeout=10) is box.expert(item_b)
     assert len(calibrated) == 2  # each category once
+
+
+def test_a_tools_question_is_from_the_cache_only_when_every_request_it_needed_was(data: Path, tmp_path: Path) -> None:
+    options: dict[str, object] = {"datasets": ["DS-MVTec"], "limit": 3, "cache_dir": str(tmp_path / "cache")}
+    tools: dict[str, object] = {"strategies": "tools", "tools": ["zoom"], **options}
+    with serve_in_thread(ChatServer(ScriptedToolUser("zoom"), any_model=True)) as server:
+        # The plain run caches every direct question; the tools run sends each conversation.
+        evaluate("compat:scripted", data, out=tmp_path / "plain", base_url=server.base_url, **options)
+        sent = evaluate("compat:scripted", data, out=tmp_path / "tools", base_url=server.base_url, **tools)
+        again = evaluate("compat:scripted", data, out=tmp_path / "again", base_url=server.base_url, **tools)
+    # Counted as cached because its direct request was, though its conversation was sent ("3 from cache").
+    assert sent.stats.done == 3 and sent.stats.cached == 0
+    assert not any(r.cached for r in read_records(tmp_path / "tools" / "records.jsonl"))
+    usage = read_manifest(tmp_path / "tools").usage
+    assert usage is not None and usage.cached == 0
+    # Every request in the cache: each question is.
+    assert again.stats.cached == again.stats.done == 3
+    assert all(r.cached for r in read_records(tmp_path / "again" / "records.jsonl"))

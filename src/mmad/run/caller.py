@@ -84,8 +84,8 @@ class ModelClient:
             if hit is None:
                 hit = self.cache.get(key)
             if hit is not None:
-                if answer:  # records from the cache: a turn that answers no question (a CoT turn) is none
-                    stats.cached += len(prompt.questions) or 1
+                # Records from the cache are counted by the ledger, from the records: a solver that
+                # sends several requests per question (tools) knows whether all of them were cached.
                 self._note_answer(hit, answer)
                 return Reply(hit, attempts=0, cached=True)
         if not self.images.encoded_all(parts):  # prepared off the event loop, before the body is built on it

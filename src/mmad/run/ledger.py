@@ -318,6 +318,7 @@ class Ledger:
             stats.answered += record.status is Status.ANSWERED
             stats.failed += record.status is Status.ERROR
             stats.unparsed += record.status is Status.UNPARSED
+            stats.cached += record.cached
         stats.concurrency = self.concurrency()
         self.report()
 

@@ -35,13 +35,13 @@ USAGE_FIELDS = (
     "prompt_tokens",
     "completion_tokens",
     "cost_usd",
-    "cached",
     "retries",
     "without_logprobs",
     "priced_requests",
     "unpriced_requests",
 )
-"""The counters an actor keeps and the driver adds up over actors."""
+"""The counters an actor keeps and the driver adds up over actors (records from the cache are counted
+by the driver's ledger, from the records)."""
 
 
 def usage_of(stats: EngineStats) -> dict[str, float]:

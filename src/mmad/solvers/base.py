@@ -15,7 +15,7 @@ The contract, kept stable for every solver (the built-in ones and those a test o
   that escapes).
 - ``call(prompt) -> Reply``: one model call for a prompt of the solver's making (a chain-of-thought
   turn, a tool turn, the prompt itself): response cache, retries with backoff, the adaptive
-  concurrency limit, and usage (tokens, dollars, cache hits) counted for the run. It raises
+  concurrency limit, and usage (tokens, dollars) counted for the run. It raises
   `ModelCallError` (``error_class``, ``attempts``) when the retries are spent or the reply was a
   refusal; ``Reply.cost_usd`` is what this call cost (None when cached or unpriced). Pass
   ``answer=False`` for a turn whose reply answers no question (it is not counted as an answer

@@ -92,7 +92,8 @@ class Branch:
     answer_text: str = ""
     forced: bool = False
     attempts: int = 0
-    cached: bool = False
+    cached: bool = True
+    """Whether every turn so far came from the cache (or the run's journal): nothing was sent."""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost_usd: float | None = None
@@ -101,7 +102,7 @@ class Branch:
         """Add one model turn's usage."""
         completion = reply.completion
         self.attempts += reply.attempts
-        self.cached = self.cached or reply.cached
+        self.cached = self.cached and reply.cached
         self.prompt_tokens = _add(self.prompt_tokens, completion.prompt_tokens)
         self.completion_tokens = _add(self.completion_tokens, completion.completion_tokens)
         self.cost_usd = _add(self.cost_usd, reply.cost_usd)
@@ -451,7 +452,8 @@ class ToolsSolver(Solver):
             prompt_hash=prompt.digest(),
             latency_s=wall_s,
             attempts=branch.attempts,
-            cached=branch.cached,
+            # From the cache only when nothing was sent: the direct request and every turn.
+            cached=branch.cached and direct_record.cached,
             scores={k: v for k, v in scores.items() if math.isfinite(v)},
             extra=extra,
             **usage,
