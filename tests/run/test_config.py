@@ -212,19 +212,19 @@ def test_a_run_file_spells_none_and_a_single_strategy_as_the_flags_do(tmp_path: 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("shots = true", r"shots \(--shots\): must be a valid integer \(got True\)"),
-        ("[prompt]\nshots = true", r"shots \(--shots\): must be a valid integer \(got True\)"),
-        ('limit = "10"', r"limit \(--limit\): must be a valid integer \(got '10'\)"),
-        ("concurrency = 2.5", r"concurrency \(--concurrency\): must be a valid integer \(got 2.5\)"),
-        ('circular = "yes"', r"circular \(--circular\): must be a valid boolean \(got 'yes'\)"),
-        ("cache = 0", r"cache \(--cache\): must be a valid boolean \(got 0\)"),
-        ("temperature = true", r"temperature \(--temperature\): must be a valid number \(got True\)"),
+        ("shots = true", r"shots: must be a valid integer \(got True\)"),
+        ("[prompt]\nshots = true", r"shots: must be a valid integer \(got True\)"),
+        ('limit = "10"', r"limit: must be a valid integer \(got '10'\)"),
+        ("concurrency = 2.5", r"concurrency: must be a valid integer \(got 2.5\)"),
+        ('circular = "yes"', r"circular: must be a valid boolean \(got 'yes'\)"),
+        ("cache = 0", r"cache: must be a valid boolean \(got 0\)"),
+        ("temperature = true", r"temperature: must be a valid number \(got True\)"),
     ],
 )
 def test_a_run_file_value_of_the_wrong_type_is_named_not_converted(tmp_path: Path, text: str, message: str) -> None:
     run_file = tmp_path / "run.toml"
     run_file.write_text(f'model = "random"\ndata = "d"\n{text}\n')
-    with pytest.raises(ConfigError, match=rf"run.toml: {message}"):
+    with pytest.raises(ConfigError, match=rf"run.toml: {message}"):  # the file's key, not a flag it has no part in
         RunConfig.from_file(run_file)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 import numbers
+import re
 import tomllib
 import warnings
 from collections.abc import Collection
@@ -650,17 +651,18 @@ class RunConfig(BaseModel):
     ) -> RunConfig:
         """A config from flat names (``shots=0``, ``concurrency=32``, ``image_size=None``), over a recipe.
 
-        A given setting this run would ignore (``ray_actors`` on the local engine, ``device`` for an
-        API model) is a ConfigError, naming its flag, or with ``by_name`` its name (`mmad.evaluate`'s
-        keyword); ``check_unused`` narrows that check to these flat names (a sweep checks its
+        A bad value, or a given setting this run would ignore (``ray_actors`` on the local engine,
+        ``device`` for an API model), is a ConfigError naming its flag, or with ``by_name`` its name
+        (`mmad.evaluate`'s keyword, a sweep's key); ``check_unused`` narrows that check to these flat names (a sweep checks its
         grid-wide settings against the whole grid instead of each cell).
         """
         settings = _canonical(settings)
         nested = _nest(settings)
         names = settings if check_unused is None else [canonical_name(n, warn=False) for n in check_unused]
         explicit = {".".join(FLAT_NAMES[n]) for n in names if n in FLAT_NAMES}
+        named = {".".join(FLAT_NAMES[n]) for n in settings if n in FLAT_NAMES} if by_name else set()
         raw = {"model": model, "data": data, "recipe": recipe, **nested}
-        return cls.from_nested(raw, explicit=explicit, file_keys=explicit if by_name else ())
+        return cls.from_nested(raw, explicit=explicit, file_keys=named)
 
     @classmethod
     def from_nested(
@@ -700,7 +702,7 @@ class RunConfig(BaseModel):
         try:
             config = cls.model_validate({**raw, **merged})
         except ValidationError as exc:
-            raise config_error(exc, source) from None
+            raise config_error(exc, source, keys=file_keys) from None
         from mmad.run.unused import refuse_unused
 
         if explicit is None:
@@ -986,19 +988,37 @@ def plain_reason(message: str) -> str:
     return _plain(message)
 
 
-def config_error(exc: ValidationError, source: str = "") -> ConfigError:
-    """One readable ConfigError from pydantic's errors: setting, flag, value, what is allowed."""
+def _by_names(reason: str, keys: Collection[str]) -> str:
+    """A check's reason with the flags of settings given by name (``keys``, dotted) said as those names:
+    "(--answer-from likelihood)" restating the setting goes, "--perturb" is "perturb"."""
+    named = {flag_of(*FLAT_NAMES[n]): n for n in FLAT_NAMES if ".".join(FLAT_NAMES[n]) in keys}
+    if not named:
+        return reason
+    flags = "|".join(re.escape(f) for f in sorted(named, key=len, reverse=True))
+    reason = re.sub(rf" \((?:{flags})(?: [^()]*)?\)", "", reason)
+    return re.sub(rf"(?<![\w-])({flags})(?![\w-])", lambda m: named[m.group(1)], reason)
+
+
+def config_error(exc: ValidationError, source: str = "", *, keys: Collection[str] = ()) -> ConfigError:
+    """One readable ConfigError from pydantic's errors: setting, flag, value, what is allowed.
+
+    A setting among ``keys`` (dotted) was given by its name (a `mmad.evaluate` keyword, a run file's key),
+    not by a flag: it is named alone, as the caller wrote it; a flag there would send them looking for it.
+    """
     lines = []
     for error in exc.errors():
         location = [str(p) for p in error["loc"]]
         if len(location) >= 2 and location[0] in SECTIONS:
             section, field = location[0], location[1]
-            name = f"{field} ({flag_of(section, field)})"
+            by_name = f"{section}.{field}" in keys
+            name = field if by_name else f"{field} ({flag_of(section, field)})"
+        elif location and location[0] in SECTIONS:  # a check across a section's settings: it has no flag
+            name = f"[{location[0]}]"
         elif location:
             name = f"{location[0]} (--{location[0]})"
         else:
             name = "the config"
-        reason = _plain(str(error["msg"]))
+        reason = _by_names(_plain(str(error["msg"])), keys)
         if location[-1:] == ["detail"] and error["type"] == "literal_error":  # None is spelt "none" in flags
             reason = "must be 'low', 'high', 'auto' or 'none' (none leaves the field out of the request)"
         if error["type"] == "extra_forbidden":
