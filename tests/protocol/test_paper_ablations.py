@@ -32,7 +32,7 @@ def test_cells_the_benchmark_cannot_fill_are_skipped_and_named(
     others and names those, instead of refusing the whole grid."""
     out = tmp_path / "sweep"
     args = ["sweep", str(SWEEP), "-d", str(mmad_json), "-m", "random", "--shots", "1", "--shots", "9"]
-    args += ["--strategies", "none", "--strategies", "agent:gt:contour", "--templates", "random"]
+    args += ["--strategies", "none", "--strategies", "agent:gt:contour", "--similar-templates", "no"]
     assert main([*args, "--set", "limit=6", "--out", str(out), "--no-html"]) == 0
     manifest = json.loads((out / "sweep.json").read_text())
     assert set(manifest["cells"]) == {

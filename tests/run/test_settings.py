@@ -21,7 +21,6 @@ import tempfile
 import types
 import typing
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
@@ -82,14 +81,9 @@ SAMPLES: dict[str, tuple[Any, dict[str, Any], str]] = {
 # The options of `mmad eval` and the keywords of `mmad.evaluate` that are not settings.
 EVAL_CONTROL = {"model", "data", "out", "resume", "config_file", "recipe", "dry_run"}
 EVALUATE_CONTROL = {"model", "data", "out", "resume", "recipe", "on_progress", "old_names"}
-# Sweep axes: a cell's value of these comes from the grid, not from its settings.
-AXES: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "protocol": lambda v: {"protocols": [v]},
-    "shots": lambda v: {"shots": [v]},
-    "similar_templates": lambda v: {"templates": ["similar" if v else "random"]},
-    "strategies": lambda v: {"strategies": ["+".join(v) or "none"]},
-    "circular": lambda v: {"circular": [v]},
-}
+# Sweep axes: a cell's value of these comes from the grid, not from its settings; each axis is the
+# setting's own name with a list of values.
+AXES = frozenset({"protocol", "shots", "similar_templates", "strategies", "circular"})
 # Card keys that stand for settings of other names: the clean split is one entry for its two settings.
 CARD_KEY = {"errata": "clean_split", "exclude": "clean_split"}
 # Settings on the card only on some benchmarks (the test tree is not one): the docs table says when.
@@ -275,7 +269,7 @@ def test_a_sweep_cell_takes_each_setting_by_its_name_or_its_axis(name: str) -> N
     grid: dict[str, Any] = {"data": "d", "models": [model], "settings": {}}
     for flat, given in {**needs, name: value}.items():
         if flat in AXES:
-            grid.update(AXES[flat](given))
+            grid[flat] = [given]
         else:
             grid["settings"][flat] = _as_file_value(given)
     (cell,) = SweepSpec.parse(grid).cells()
@@ -408,20 +402,82 @@ def test_both_names_of_a_setting_are_refused_naming_each_as_written(first: str, 
 
 
 @pytest.mark.parametrize(
-    ("key", "axis"),
+    ("key", "values", "field", "expected"),
     [
-        ("protocol", "protocols"),
-        ("similar_templates", "templates"),
-        ("similar", "templates"),
-        ("strategy", "strategies"),
+        ("protocol", ["per-question", "cumulative"], "protocol", ["per-question", "cumulative"]),
+        ("similar_templates", [False, True], "similar_templates", [False, True]),
+        ("strategies", ["none", "rag"], "strategies", [[], ["rag"]]),
+        ("recipe", ["gpt4o"], "recipe", ["gpt4o"]),
     ],
 )
-def test_a_sweeps_axis_given_by_its_settings_name_names_the_axis(key: str, axis: str) -> None:
-    """protocol = [...] in [sweep] was sent to [sweep.settings], which then sent it back to [sweep] as an axis."""
+def test_a_sweeps_axis_is_the_settings_own_name(key: str, values: list[Any], field: str, expected: Any) -> None:
+    """protocol = [...] in [sweep] was refused with 'write it as protocols = [...]': the axis had another name."""
     from mmad.run.sweep import SweepSpec
 
-    with pytest.raises(ConfigError, match=rf"'{key}' is the grid's {axis} axis; write it as {axis} = \["):
-        SweepSpec.parse({"data": "d", "models": ["random"], key: ["per-question"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the one name is read without a warning
+        spec = SweepSpec.parse({"data": "d", "models": ["random"], "shots": [1], key: values})
+    assert getattr(spec, field) == expected
+
+
+@pytest.mark.parametrize(
+    ("old", "values", "field", "expected"),
+    [
+        ("protocols", ["cumulative"], "protocol", ["cumulative"]),
+        ("templates", ["random", "similar"], "similar_templates", [False, True]),
+        ("recipes", ["gpt4o"], "recipe", ["gpt4o"]),
+        ("similar", [True], "similar_templates", [True]),
+        ("strategy", ["cot"], "strategies", [["cot"]]),
+    ],
+)
+def test_a_sweeps_old_axis_name_is_read_with_one_warning(
+    old: str, values: list[Any], field: str, expected: Any
+) -> None:
+    from mmad.run.sweep import SweepSpec
+
+    with pytest.warns(FutureWarning, match=rf"the sweep: {old!r} is the old name of the grid's axis {field!r}") as got:
+        spec = SweepSpec.parse({"data": "d", "models": ["random"], old: values})
+    assert len(got) == 1 and getattr(spec, field) == expected
+    # sweep.json of a sweep made before keeps resuming, without a warning: the user did not write it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (
+            getattr(SweepSpec.parse({"data": "d", "models": ["random"], old: values}, recorded=True), field) == expected
+        )
+
+
+def test_a_sweeps_axis_by_both_names_or_old_words_under_the_new_name_is_refused() -> None:
+    from mmad.run.sweep import SweepSpec
+
+    grid: dict[str, Any] = {"data": "d", "models": ["random"]}
+    with pytest.raises(
+        ConfigError, match=r"similar_templates is given twice, as similar_templates and by its old name templates"
+    ):
+        SweepSpec.parse({**grid, "similar_templates": [True], "templates": ["random"]})
+    with pytest.raises(
+        ConfigError,
+        match=r"similar_templates\.1: is true or false, not 'similar'; write similar_templates = \[false, true\]",
+    ):
+        SweepSpec.parse({**grid, "similar_templates": [False, "similar"]})
+    with (
+        pytest.raises(ConfigError, match=r"templates holds 'alike': its values are random and similar"),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", FutureWarning)
+        SweepSpec.parse({**grid, "templates": ["alike"]})
+
+
+def test_a_sweeps_cells_keep_their_names_with_the_one_name() -> None:
+    """Cell folders are named random/similar as before: a sweep started with templates = [...] resumes into them."""
+    from mmad.run.sweep import SweepSpec
+
+    spec = SweepSpec.parse({"data": "d", "models": ["random"], "shots": [0, 1], "similar_templates": [False, True]})
+    cells = {c.name: c.config.prompt.similar_templates for c in spec.cells()}
+    assert cells == {
+        "random_per-question_0shot_random_plain": False,
+        "random_per-question_1shot_random_plain": False,
+        "random_per-question_1shot_similar_plain": True,
+    }
 
 
 def test_a_run_recorded_with_the_old_image_names_reads_without_a_warning() -> None:

@@ -30,7 +30,7 @@ def _grid(tmp_path: Path, mmad_json: Path, base_url: str, **extra: object) -> Pa
         f'data = "{mmad_json}"',
         f'models = ["random", {{ name = "mmad:random", base_url = "{base_url}", label = "http" }}]',
         "shots = [0, 1]",
-        'templates = ["random", "similar"]',
+        "similar_templates = [false, true]",
         "parallel = 2",
         *(f"{k} = {json.dumps(v)}" for k, v in extra.items()),
         "[sweep.settings]",
@@ -49,7 +49,7 @@ def test_cells_are_named_from_the_grid_and_zero_shots_are_asked_once(mmad_json: 
             "data": str(mmad_json),
             "models": ["random", {"name": "mmad:random", "base_url": "http://127.0.0.1:9/v1", "label": "http"}],
             "shots": [0, 1],
-            "templates": ["random", "similar"],
+            "similar_templates": [False, True],
             "strategies": ["none", "rag+cot"],
             "circular": [False, True],
         }
@@ -66,7 +66,7 @@ def test_cells_are_named_from_the_grid_and_zero_shots_are_asked_once(mmad_json: 
 
 def test_a_bad_cell_is_named_before_anything_runs(mmad_json: Path, tmp_path: Path) -> None:
     spec = SweepSpec.parse(
-        {"data": str(mmad_json), "models": ["random"], "protocols": ["cumulative"], "strategies": ["cot"]}
+        {"data": str(mmad_json), "models": ["random"], "protocol": ["cumulative"], "strategies": ["cot"]}
     )
     with pytest.raises(ConfigError, match=r"sweep cell random_cumulative_1shot_random_cot"):
         asyncio.run(run_sweep(spec, tmp_path / "sweep"))
@@ -197,11 +197,13 @@ def test_grid_settings_are_checked_against_the_whole_grid() -> None:
     )
     assert len(spec.cells()) == 2
     unused = SweepSpec.parse({"data": "d", "models": ["random"], "settings": {"knowledge": "k.json"}})
-    with pytest.raises(ConfigError, match=r"\[settings\] knowledge: no cell would use it: --knowledge is the"):
+    with pytest.raises(ConfigError, match=r"\[settings\] knowledge: no cell would use it: knowledge is the"):
         unused.cells()
     # a model's own settings are checked for its cells
     own = SweepSpec.parse({"data": "d", "models": [{"name": "random", "device": "cuda"}]})
-    with pytest.raises(ConfigError, match=r"sweep cell random_.*--device applies to in-process models"):
+    with pytest.raises(
+        ConfigError, match=r"sweep cell random_.*: device applies to in-process models.*leave device out"
+    ):
         own.cells()
     # $RAY_ADDRESS feeds the sweep's ray_address: on the local engine it is only a warning
     assert SweepSpec.parse({"data": "d", "models": ["random"], "settings": {"ray_address": "auto"}}).cells()
@@ -238,11 +240,11 @@ GRID_MISTAKES = [
         r"models: 'random' and 'random' would both name their cells 'random', and one would be dropped; give each",
     ),
     ("shots = []", r"shots: is empty, so the grid has no cell; list at least one value, e.g. shots = \[0, 1\]"),
-    ("templates = []", r"templates: is empty, so the grid has no cell"),
+    ("similar_templates = []", r"similar_templates: is empty, so the grid has no cell"),
     ("strategies = []", r"strategies: is empty"),
     ("circular = []", r"circular: is empty"),
-    ("protocols = []", r"protocols is empty, so the grid has no cell"),
-    ('recipes = ["gpt4o"]\nprotocols = ["cumulative"]', r"protocols \['cumulative'\] would be ignored: each recipe"),
+    ("protocol = []", r"protocol is empty, so the grid has no cell"),
+    ('recipe = ["gpt4o"]\nprotocol = ["cumulative"]', r"protocol \['cumulative'\] would be ignored: each recipe"),
     ("shots = [true]", r"shots\.0: must be a valid integer \(got True\)"),
     ("circular = [1]", r"circular\.0: must be a valid boolean \(got 1\)"),
     ("parallel = true", r"parallel: must be a valid integer \(got True\)"),
@@ -472,3 +474,48 @@ def test_a_recipe_cell_is_scored_under_its_recipes_policy_as_its_headline_is(mma
     assert upstream != strict, "the edit must make the two policies differ"
     (row,) = sweep_rows(tmp_path / "s")
     assert row.average == upstream
+
+
+def test_the_template_axis_is_similar_templates_and_its_old_name_warns_once(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The grid's templates axis (random/similar) is the setting similar_templates, in a file and as a flag."""
+    from mmad.cli import main
+
+    base = ["sweep", "-m", "fixed:A", "-d", str(mmad_json), "--shots", "1", "--set", "limit=3", "--no-html"]
+    assert main([*base, "--similar-templates", "both", "--out", str(tmp_path / "flag")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    cells = {p.name for p in (tmp_path / "flag").iterdir() if p.is_dir()}
+    assert cells == {"fixed-A_per-question_1shot_random_plain", "fixed-A_per-question_1shot_similar_plain"}
+    assert json.loads((tmp_path / "flag" / "sweep.json").read_text())["spec"]["similar_templates"] == [False, True]
+
+    assert main([*base, "--templates", "similar", "--out", str(tmp_path / "old-flag")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: --templates is the old name of --similar-templates") == 1, err
+    assert (tmp_path / "old-flag" / "fixed-A_per-question_1shot_similar_plain").is_dir()
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'[sweep]\ndata = "{mmad_json}"\nmodels = ["fixed:A"]\nshots = [1]\ntemplates = ["similar"]\n')
+    assert main(["sweep", str(grid), "--set", "limit=3", "--no-html", "--out", str(tmp_path / "old-file")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("is the old name of the grid's axis 'similar_templates'") == 1, err
+    assert f"warning: {grid}: 'templates' is the old name" in err
+
+    both = [*base, "--templates", "random", "--similar-templates", "yes", "--out", str(tmp_path / "both")]
+    assert main(both) == 2
+    assert (
+        "--templates is the old name of --similar-templates; give --similar-templates only" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "both").exists()
+
+
+def test_sweep_seed_says_it_is_the_bootstraps_not_the_samples(capsys: pytest.CaptureFixture[str]) -> None:
+    """mmad eval's --seed seeds the question sample; mmad sweep's is --ci's, and its help says where the other is."""
+    from mmad.cli import main
+
+    assert main(["sweep", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert (
+        "the --ci bootstrap's seed [default: 0]; not the questions' sample (--set seed=N seeds every cell's)"
+        in help_text
+    )

@@ -45,10 +45,13 @@ def sweep_command(
     resume: Path = typer.Option(None, "--resume", help="continue this sweep: complete cells are kept"),
     data: Path = typer.Option(None, "--data", "-d", help="data root holding mmad.json, or the json"),
     model: list[str] = typer.Option(None, "--model", "-m", help="a model of the grid (repeat)"),
-    recipe: list[str] = typer.Option(None, "--recipe", help="official recipes instead of protocols (repeat)"),
+    recipe: list[str] = typer.Option(None, "--recipe", help="official recipes instead of --protocol (repeat)"),
     protocol: list[str] = typer.Option(None, "--protocol", help="protocols of the grid (repeat)"),
     shots: list[int] = typer.Option(None, "--shots", help="shot counts of the grid (repeat)"),
-    templates: list[str] = typer.Option(None, "--templates", help="random and/or similar (repeat)"),
+    similar_templates: str = typer.Option(
+        None, "--similar-templates", help="similar template images: no, yes or both [default: no]"
+    ),
+    templates: list[str] = typer.Option(None, "--templates", hidden=True, help="old: random and/or similar"),
     strategies: list[str] = typer.Option(None, "--strategies", help="a strategy set: none, rag, rag+cot (repeat)"),
     circular: str = typer.Option(None, "--circular", help="no, yes or both [default: no]"),
     parallel: int = typer.Option(None, "--parallel", help="cells run at once [default: 2]"),
@@ -60,9 +63,14 @@ def sweep_command(
     samples: int | None = typer.Option(
         None, "--samples", min=100, max=1_000_000, help="bootstrap resamples for --ci [default: 1000]"
     ),
-    seed: int | None = typer.Option(None, "--seed", min=0, help="the bootstrap's seed for --ci [default: 0]"),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        min=0,
+        help="the --ci bootstrap's seed [default: 0]; not the questions' sample (--set seed=N seeds every cell's)",
+    ),
 ) -> None:
-    """Run a grid of evaluations (models × protocols or recipes × shots × templates × strategies × circular)."""
+    """Run a grid of evaluations (models × protocol or recipe × shots × similar_templates × strategies × circular)."""
     from mmad.cli.score_extras import ci_bootstrap
     from mmad.run.sweep import SweepSpec
 
@@ -85,10 +93,10 @@ def sweep_command(
         file_settings = dict(raw.get("settings") or {})
         axes = {
             "models": list(model) if model else None,
-            "recipes": list(recipe) if recipe else None,
-            "protocols": list(protocol) if protocol else None,
+            "recipe": list(recipe) if recipe else None,
+            "protocol": list(protocol) if protocol else None,
             "shots": list(shots) if shots else None,
-            "templates": list(templates) if templates else None,
+            "similar_templates": _similar_templates(similar_templates, templates),
             "strategies": list(strategies) if strategies else None,
             "circular": _circular(circular),
             "parallel": parallel,
@@ -121,10 +129,10 @@ def sweep_command(
 # The flag of each key of the grid, for notes and refusals.
 _FLAGS = {
     "models": "--model",
-    "recipes": "--recipe",
-    "protocols": "--protocol",
+    "recipe": "--recipe",
+    "protocol": "--protocol",
     "shots": "--shots",
-    "templates": "--templates",
+    "similar_templates": "--similar-templates",
     "strategies": "--strategies",
     "circular": "--circular",
     "parallel": "--parallel",
@@ -156,6 +164,35 @@ def _refuse_with_resume(ctx: typer.Context, folder: Path) -> None:
             f"recorded; leave {flag} out, or start a new sweep with --out NEW_FOLDER"
         )
         raise ConfigError(msg)
+
+
+def _similar_templates(text: str | None, old: list[str] | None) -> list[bool] | None:
+    """--similar-templates no|yes|both, or the old --templates random/similar (one warning line)."""
+    from mmad.run.sweep import TEMPLATE_KINDS
+
+    if old and text is not None:
+        msg = "--templates is the old name of --similar-templates; give --similar-templates only"
+        raise typer.BadParameter(msg, param_hint="--templates")
+    if old:
+        bad = [v for v in old if v.strip().lower() not in TEMPLATE_KINDS]
+        if bad:
+            msg = f"--templates {bad[0]!r}: choose random or similar (or give --similar-templates no, yes or both)"
+            raise ConfigError(msg)
+        err_console.print(
+            "warning: --templates is the old name of --similar-templates (no, yes or both); "
+            "the old name will stop working",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return list(dict.fromkeys(TEMPLATE_KINDS[v.strip().lower()] for v in old))
+    if text is None:
+        return None
+    choices = {"no": [False], "yes": [True], "both": [False, True]}
+    if text.lower() not in choices:
+        msg = f"--similar-templates {text!r}: choose no, yes or both"
+        raise ConfigError(msg)
+    return choices[text.lower()]
 
 
 def _circular(text: str | None) -> list[bool] | None:

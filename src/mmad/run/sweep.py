@@ -1,5 +1,10 @@
 """A grid of runs (``mmad sweep``): models × recipes or protocols × shots × templates × strategies × circular.
 
+Each axis is named as the setting it varies (``protocol``, ``similar_templates``, ``recipe``), so a
+setting is written the same in a run file, ``mmad.evaluate()``, a sweep's axis and its settings. The
+grid's names from before (``protocols``, ``templates = ["random", "similar"]``, ``recipes``) are still
+read, each with a FutureWarning.
+
 Every cell is an ordinary run folder, named after the cell, inside one sweep folder that also
 holds ``sweep.json`` (the grid and each cell's state) and, at the end, the combined table. The
 cells share one response cache, run a few at a time on the local engine (or on Ray, where each
@@ -10,9 +15,9 @@ A grid comes from a TOML file (docs/sweeps/paper-ablations.toml) or from the CLI
 
     data = "data/MMAD"
     models = ["openai:gpt-4o", {name = "mmad:random", base_url = "http://127.0.0.1:8000/v1"}]
-    protocols = ["per-question"]         # or recipes = ["gpt4o", "gemini"]
+    protocol = ["per-question"]          # or recipe = ["gpt4o", "gemini"]
     shots = [0, 1]
-    templates = ["random", "similar"]
+    similar_templates = [false, true]
     strategies = ["none", "rag", "cot", "agent:expert:bbox"]   # "rag+cot" combines
     circular = [false]
     parallel = 2                         # cells at once
@@ -30,6 +35,7 @@ import itertools
 import json
 import logging
 import tomllib
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,6 +67,7 @@ from mmad.run.config import (
     RunConfig,
     canonical_name,
     did_you_mean,
+    flag_of,
     plain_reason,
 )
 from mmad.run.engine import EngineStats
@@ -78,25 +85,55 @@ Runner = Callable[[RunConfig, Path, bool, Progress | None], Awaitable[RunResult]
 
 
 # The grid's keys (SweepSpec's fields) and each axis written out, for messages.
-GRID_KEYS = ("data", "models", "recipes", "protocols", "shots", "templates", "strategies", "circular", "parallel")
+GRID_KEYS = ("data", "models", "recipe", "protocol", "shots", "similar_templates", "strategies", "circular", "parallel")
 _EXAMPLES = {
-    "protocols": 'protocols = ["per-question"]',
+    "protocol": 'protocol = ["per-question"]',
     "shots": "shots = [0, 1]",
-    "templates": 'templates = ["random", "similar"]',
+    "similar_templates": "similar_templates = [false, true]",
     "strategies": 'strategies = ["none", "rag"]',
     "circular": "circular = [false]",
 }
 # Cell settings that are axes of the grid: each cell sets them, so a value in [settings] would be overwritten.
 _AXES = {
     "shots": "shots",
-    "similar": "templates",
-    "similar_templates": "templates",
+    "similar": "similar_templates",
+    "similar_templates": "similar_templates",
     "strategy": "strategies",
     "strategies": "strategies",
     "circular": "circular",
-    "protocol": "protocols",
-    "recipe": "recipes",
+    "protocol": "protocol",
+    "recipe": "recipe",
 }
+# The grid's keys before each axis took its setting's name, and a setting's old name given as an axis:
+# still read, with a FutureWarning (users' sweep files and recorded sweep.json files say them).
+OLD_AXES = {
+    "protocols": "protocol",
+    "templates": "similar_templates",
+    "recipes": "recipe",
+    "similar": "similar_templates",
+    "strategy": "strategies",
+}
+TEMPLATE_KINDS = {"random": False, "similar": True}
+
+
+def _old_axis(old: str, value: Any, where: str, *, warn: bool) -> Any:
+    """An axis given by its old name, as its one name takes it: ``templates`` held "random"/"similar"."""
+    new = OLD_AXES[old]
+    if warn:
+        example = _EXAMPLES.get(new, new + " = [...]")
+        warnings.warn(
+            f"{where}: {old!r} is the old name of the grid's axis {new!r}; write {example} "
+            "(the old name will stop working)",
+            FutureWarning,
+            stacklevel=2,
+        )
+    if old != "templates" or not isinstance(value, list):
+        return value
+    bad = [v for v in value if not isinstance(v, str) or v.strip().lower() not in TEMPLATE_KINDS]
+    if bad:
+        msg = f"templates holds {bad[0]!r}: its values are random and similar (as similar_templates, false and true)"
+        raise ValueError(msg)
+    return [TEMPLATE_KINDS[v.strip().lower()] for v in value]
 
 
 def setting_problem(name: str) -> str | None:
@@ -144,12 +181,11 @@ def _grid_problem(error: Any) -> str:
         example = {"data": 'data = "data/MMAD"', "models": 'models = ["openai:gpt-4o"]'}.get(where, where + " = ...")
         return f"{where} is missing: give it in [sweep], e.g. {example}"
     value = error.get("input")
+    if location[:1] == ["similar_templates"] and isinstance(value, str) and value.lower() in TEMPLATE_KINDS:
+        # the old templates axis's words under the setting's name, which is a yes/no
+        return f"{where}: is true or false, not {value!r}; write {_EXAMPLES['similar_templates']}"
     shown = "" if error["type"] in {"missing", "value_error"} or isinstance(value, dict | list) else f" (got {value!r})"
     return f"{where}: {plain_reason(str(error['msg']))}{shown}"
-
-
-def _random_only() -> list[Literal["random", "similar"]]:
-    return ["random"]
 
 
 def _no_strategies() -> list[list[str]]:
@@ -173,16 +209,34 @@ class SweepSpec(BaseModel):
 
     data: str
     models: list[ModelEntry]
-    recipes: list[str] = Field(default_factory=list, description="official recipes; replace the protocols axis")
-    protocols: list[str] = Field(default_factory=lambda: ["per-question"])
+    recipe: list[str] = Field(default_factory=list, description="official recipes; replace the protocol axis")
+    protocol: list[str] = Field(default_factory=lambda: ["per-question"])
     shots: list[Int] = Field(default_factory=lambda: [1])
-    templates: list[Literal["random", "similar"]] = Field(default_factory=_random_only)
+    similar_templates: list[Bool] = Field(default_factory=lambda: [False])
     strategies: list[list[str]] = Field(default_factory=_no_strategies)
     circular: list[Bool] = Field(default_factory=lambda: [False])
     settings: dict[str, Any] = Field(default_factory=dict, description="flat settings of every cell")
     parallel: Int = Field(default=2, ge=1, le=64, description="cells run at once")
 
-    @field_validator("shots", "templates", "strategies", "circular")
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_each(cls, raw: Any, info: ValidationInfo) -> Any:
+        """An axis by its old name read as its one name; both names at once refused (which would win?)."""
+        if not isinstance(raw, dict):
+            return raw
+        context = info.context or {}
+        out = dict(raw)
+        for old, new in OLD_AXES.items():
+            if old not in out:
+                continue
+            if new in out:
+                msg = f"{new} is given twice, as {new} and by its old name {old}; keep {new}"
+                raise ValueError(msg)
+            where = str(context.get("source", "the sweep"))
+            out[new] = _old_axis(old, out.pop(old), where, warn=not context.get("recorded", False))
+        return out
+
+    @field_validator("shots", "similar_templates", "strategies", "circular")
     @classmethod
     def _not_empty(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
         if not value:  # an empty axis is an empty grid: nothing would run, and nothing would say so
@@ -202,13 +256,13 @@ class SweepSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_axis_each(self) -> SweepSpec:
-        if not self.recipes and not self.protocols:
-            msg = f"protocols is empty, so the grid has no cell; list at least one value, e.g. {_EXAMPLES['protocols']}"
+        if not self.recipe and not self.protocol:
+            msg = f"protocol is empty, so the grid has no cell; list at least one value, e.g. {_EXAMPLES['protocol']}"
             raise ValueError(msg)
-        if self.recipes and self.protocols != ["per-question"]:
+        if self.recipe and self.protocol != ["per-question"]:
             msg = (
-                f"protocols {self.protocols} would be ignored: each recipe sets its own protocol; give recipes or "
-                "protocols, not both (mmad models --recipes shows each recipe's protocol)"
+                f"protocol {self.protocol} would be ignored: each recipe sets its own protocol; give recipe or "
+                "protocol, not both (mmad models --recipes shows each recipe's protocol)"
             )
             raise ValueError(msg)
         named: dict[str, str] = {}
@@ -280,10 +334,11 @@ class SweepSpec(BaseModel):
         return cls.parse({**(fill or {}), **table}, source=str(source))
 
     @classmethod
-    def parse(cls, raw: dict[str, Any], *, source: str = "the sweep") -> SweepSpec:
-        """A grid from a table; errors name the setting."""
+    def parse(cls, raw: dict[str, Any], *, source: str = "the sweep", recorded: bool = False) -> SweepSpec:
+        """A grid from a table; errors name the setting. A ``recorded`` grid (sweep.json) reads old names
+        without a warning: the user did not write them."""
         try:
-            spec = cls.model_validate(raw)
+            spec = cls.model_validate(raw, context={"source": source, "recorded": recorded})
         except ValidationError as exc:
             # an unknown key first: it is often why a required one looks missing ([sweeps] for [sweep])
             errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
@@ -306,12 +361,15 @@ class SweepSpec(BaseModel):
         cells: dict[str, Cell] = {}
         self._skipped = {}
         protocols: list[tuple[str | None, str | None]] = (
-            [(r, None) for r in self.recipes] if self.recipes else [(None, p) for p in self.protocols]
+            [(r, None) for r in self.recipe] if self.recipe else [(None, p) for p in self.protocol]
         )
-        grid = itertools.product(self.models, protocols, self.shots, self.templates, self.strategies, self.circular)
-        for model, (recipe, protocol), shots, templates, strategies, circular in grid:
-            if shots == 0:
-                templates = "random"
+        grid = itertools.product(
+            self.models, protocols, self.shots, self.similar_templates, self.strategies, self.circular
+        )
+        for model, (recipe, protocol), shots, similar, strategies, circular in grid:
+            similar = similar and shots != 0
+            # the cell's name says random/similar, as before the axis took its setting's name: resumes find it
+            templates = "similar" if similar else "random"
             name = "_".join(
                 [
                     slug(model.label or model.name),
@@ -332,12 +390,14 @@ class SweepSpec(BaseModel):
                 self._skipped[name] = problem
                 continue
             flat: dict[str, Any] = {**self.settings, **model.settings, "shots": shots}
-            flat.update(similar_templates=templates == "similar", strategies=list(strategies), circular=circular)
+            flat.update(similar_templates=similar, strategies=list(strategies), circular=circular)
             if protocol is not None:
                 flat["protocol"] = protocol
             own = [k for k in flat if k in model.settings or k not in self.settings]  # the grid's are checked below
             try:
-                config = RunConfig.from_flat(model.name, self.data, recipe=recipe, check_unused=own, **flat)
+                config = RunConfig.from_flat(
+                    model.name, self.data, recipe=recipe, check_unused=own, by_name=True, **flat
+                )
             except ConfigError as exc:
                 msg = f"{self._source}: sweep cell {name}: {exc}"
                 raise ConfigError(msg) from None
@@ -359,7 +419,8 @@ class SweepSpec(BaseModel):
             if name == "ray_address":
                 logger.warning("the sweep's ray_address is not used: no cell runs on the Ray engine")
                 continue
-            msg = f"{self._source}: [settings] {name}: no cell would use it: {reasons[0][0].message}"
+            why = reasons[0][0].message.replace(flag_of(*FLAT_NAMES[name]), name)  # the key written, not a flag
+            msg = f"{self._source}: [settings] {name}: no cell would use it: {why}"
             raise ConfigError(msg)
 
 
@@ -535,7 +596,7 @@ async def run_sweep(
     sweep = Sweep(folder)
     if resume:
         manifest = sweep.read()
-        spec = SweepSpec.parse(manifest["spec"], source=str(sweep.manifest_file))
+        spec = SweepSpec.parse(manifest["spec"], source=str(sweep.manifest_file), recorded=True)
     elif spec is None:
         msg = "give a sweep grid (a TOML file or flags), or --resume a sweep folder"
         raise ConfigError(msg)
