@@ -653,8 +653,8 @@ class RunConfig(BaseModel):
 
         A bad value, or a given setting this run would ignore (``ray_actors`` on the local engine,
         ``device`` for an API model), is a ConfigError naming its flag, or with ``by_name`` its name
-        (`mmad.evaluate`'s keyword, a sweep's key); ``check_unused`` narrows that check to these flat names (a sweep checks its
-        grid-wide settings against the whole grid instead of each cell).
+        (`mmad.evaluate`'s keyword, a sweep's key); ``check_unused`` narrows that check to these flat
+        names (a sweep checks its grid-wide settings against the whole grid instead of each cell).
         """
         settings = _canonical(settings)
         nested = _nest(settings)
