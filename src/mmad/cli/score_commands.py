@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +13,13 @@ from rich.table import Table
 
 from mmad.cli.common import console, err_console, render_table, show_unparsed
 from mmad.errors import AnswersFormatError, ConfigError
+from mmad.score.table import Policy
 
 
 def register(app: typer.Typer) -> None:
     """Add the scoring commands to the app."""
     app.command("score")(score_command)
     app.command("compare")(compare_command)
-
-
-class PolicyChoice(StrEnum):
-    """The scoring policies."""
-
-    strict = "strict"
-    upstream = "upstream"
 
 
 def _scored(path: Path, *, bootstrap: Any = None) -> Any:
@@ -113,7 +106,7 @@ def _run_summary(run: Any, completeness: Any) -> dict[str, Any]:
 
 def score_command(
     answers: Path = typer.Argument(..., help="a run directory, records.jsonl, or official answers .json"),
-    policy: PolicyChoice | None = typer.Option(
+    policy: Policy | None = typer.Option(
         None,
         "--policy",
         help="strict (unanswered = wrong) or upstream (official summary.py) [default: a recipe run's recipe's "
@@ -173,7 +166,7 @@ def score_command(
     stem = "" if answers.is_dir() else answers.stem
     # A recipe run is scored as its published rows were, and its files are the ones `mmad eval` wrote.
     recipe = run.config.recipe if run is not None else None
-    default = PolicyChoice(scored.policy.value)  # the run's own: its recipe's, else strict
+    default = Policy(scored.policy.value)  # the run's own: its recipe's, else strict
     policy = policy or default
     if policy is not default:
         stem = f"{stem}_{policy.value}" if stem else policy.value
