@@ -285,3 +285,13 @@ def test_a_sweep_folder_or_its_files_point_to_its_cells(random_run: Path, tmp_pa
     # `mmad leaderboard sweep/*`, as one writes `runs/*`, reaches its files too
     assert main(["leaderboard", *map(str, sorted(sweep.iterdir()))]) == 2
     assert f"give them as {sweep}/*/" in " ".join(capsys.readouterr().err.split())
+
+
+def test_cli_leaderboard_json_flag_as_the_other_commands(random_run: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # score, runs and compare take --json; the leaderboard answered it with "No such option"
+    assert main(["leaderboard", str(random_run), "--json", "--no-published"]) == 0
+    assert [r["kind"] for r in json.loads(capsys.readouterr().out)["rows"]] == ["run"]
+    assert main(["leaderboard", str(random_run), "--json", "--format", "json", "--no-published"]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", str(random_run), "--json", "--format", "csv"]) == 2
+    assert "--json with --format csv: give one of them" in capsys.readouterr().err

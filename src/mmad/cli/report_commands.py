@@ -286,6 +286,7 @@ def leaderboard_command(
     output_format: str = typer.Option(
         None, "--format", "-f", help="table, markdown, csv or json (default: from --out's suffix, else table)"
     ),
+    as_json: bool = typer.Option(False, "--json", help="print json (--format json, as score, runs and compare)"),
     out: Path = typer.Option(None, "--out", "-o", help="write to this file instead of the terminal"),
     dataset: list[str] = typer.Option(None, "--dataset", help="only these source datasets (repeatable)"),
     subtask: list[str] = typer.Option(None, "--subtask", help="only these subtasks (repeatable; names or AD, DC, ...)"),
@@ -311,6 +312,12 @@ def leaderboard_command(
         parse_subtasks,
     )
 
+    if as_json:
+        # score, runs and compare print json with --json; the leaderboard refusing it was a usage error users met
+        if output_format not in (None, "json"):
+            msg = f"--json with --format {output_format}: give one of them"
+            raise ConfigError(msg)
+        output_format = "json"
     if out and not output_format and out.suffix.lower() not in _SUFFIX_FORMATS:
         # the terminal table was written whatever the name said (a board.html of text)
         html = "; an HTML page is `mmad report RUNS --out FILE.html`" if out.suffix.lower() in {".html", ".htm"} else ""
