@@ -85,6 +85,9 @@ def test_bad_exclusions_are_refused_with_the_fix(errata_tree: Path, tmp_path: Pa
         benchmark_split("keep", ["Visa"], benchmark)
     with pytest.raises(ConfigError, match="--exclude dataset:MVTec-AD: no image of this benchmark"):
         benchmark_split("keep", ["dataset:MVTec-AD"], benchmark)
+    # the names it offers instead, under a word spelled right ("its categorys" before)
+    with pytest.raises(ConfigError, match=r"--exclude category:zipper: no image .* its categories: "):
+        benchmark_split("keep", ["category:zipper"], benchmark)
     strangers = tmp_path / "other.json"
     strangers.write_text(json.dumps(["MVTec-AD/screw/test/good/000.png"]))
     with pytest.raises(ConfigError, match="none of its 1 keys is an image of this benchmark"):

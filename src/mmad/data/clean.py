@@ -302,7 +302,8 @@ def split_for_images(errata: str, exclude: Sequence[str], images: Iterable[str],
             raise ConfigError(msg)
         if rule.kind != "images" and not any(rule.matches(key) for key in keys):
             names = sorted(datasets) if rule.kind == "dataset" else sorted(categories)
-            msg = f"--exclude {rule.label}: no image of {where} is in it; its {rule.kind}s: {', '.join(names)}"
+            plural = "datasets" if rule.kind == "dataset" else "categories"
+            msg = f"--exclude {rule.label}: no image of {where} is in it; its {plural}: {', '.join(names)}"
             raise ConfigError(msg)
     return split
 
