@@ -101,6 +101,11 @@ def test_a_name_taken_by_another_solver_is_refused(toy_solver: type[Solver]) -> 
         (["--solver", "tools"], "added by --strategies tools"),
         (["--solver", "plain", "--strategy", "cot"], "--solver plain cannot ask the cot strategy"),
         (["--solver", "cot"], "--solver cot asks the cot strategy's chain-of-thought turn: add --strategies cot"),
+        # the gpt4o recipe's cumulative protocol has no cot turn: "add --strategies cot" alone led to its error
+        (
+            ["--solver", "cot", "--recipe", "gpt4o"],
+            "which --protocol cumulative does not have: add --strategies cot with --protocol per-question",
+        ),
     ],
 )
 def test_a_solver_the_run_cannot_use_is_refused_before_the_run_folder_is_made(

@@ -12,6 +12,7 @@ from typing import Any
 
 from mmad.errors import ConfigError
 from mmad.models.base import Model
+from mmad.protocol.prompts import COT_VARIANTS, Variant
 from mmad.protocol.strategies import parse_strategies
 from mmad.run.config import RunConfig
 from mmad.run.ledger import EngineSettings
@@ -64,6 +65,13 @@ def check_solver(config: RunConfig) -> None:
         msg = (
             "--solver cot asks the cot strategy's chain-of-thought turn: add --strategies cot (it picks the cot solver)"
         )
+        if Variant(config.prompt.protocol) not in COT_VARIANTS:
+            # naming only the strategy sent the user from this error to the protocol's (a recipe's cumulative)
+            msg = (
+                f"--solver cot asks the cot strategy's chain-of-thought turn, which --protocol "
+                f"{config.prompt.protocol} does not have: add --strategies cot with --protocol per-question or "
+                "per-image, or leave --solver out"
+            )
         raise ConfigError(msg)
     if parse_strategies(config.prompt.strategies).tools:
         if config.prompt.protocol == "per-image":
