@@ -98,7 +98,7 @@ def sweep_command(
             "shots": list(shots) if shots else None,
             "similar_templates": _similar_templates(similar_templates, templates),
             "strategies": list(strategies) if strategies else None,
-            "circular": _circular(circular),
+            "circular": _no_yes_both("--circular", circular),
             "parallel": parallel,
             "data": str(data) if data else None,
         }
@@ -186,21 +186,16 @@ def _similar_templates(text: str | None, old: list[str] | None) -> list[bool] | 
             soft_wrap=True,
         )
         return list(dict.fromkeys(TEMPLATE_KINDS[v.strip().lower()] for v in old))
+    return _no_yes_both("--similar-templates", text)
+
+
+def _no_yes_both(flag: str, text: str | None) -> list[bool] | None:
+    """A sweep axis given as no, yes or both: the values to sweep (None when the flag is left out)."""
     if text is None:
         return None
     choices = {"no": [False], "yes": [True], "both": [False, True]}
     if text.lower() not in choices:
-        msg = f"--similar-templates {text!r}: choose no, yes or both"
-        raise ConfigError(msg)
-    return choices[text.lower()]
-
-
-def _circular(text: str | None) -> list[bool] | None:
-    if text is None:
-        return None
-    choices = {"no": [False], "yes": [True], "both": [False, True]}
-    if text.lower() not in choices:
-        msg = f"--circular {text!r}: choose no, yes or both"
+        msg = f"{flag} {text!r}: choose no, yes or both"
         raise ConfigError(msg)
     return choices[text.lower()]
 
