@@ -17,10 +17,8 @@ from mmad.models.base import Model
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
 from mmad.run.cache import ResponseCache
-from mmad.run.caller import NO_REPLY_CLASSES, ModelClient
+from mmad.run.caller import ModelClient
 from mmad.run.ledger import (
-    FATAL_ERROR_CLASSES,
-    FLUSH_INTERVAL_S,
     EngineSettings,
     EngineStats,
     Ledger,
@@ -32,39 +30,12 @@ from mmad.run.ledger import (
 )
 from mmad.run.limits import AdaptiveLimit
 from mmad.run.store import RunStore
-from mmad.solvers import Solver, SolverSettings, SolverSetup, build_solver, question_record
+from mmad.solvers import Solver
 from mmad.solvers.base import solve_or_fail
-from mmad.solvers.judge import JUDGE_PROMPT
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "FATAL_ERROR_CLASSES",
-    "FLUSH_INTERVAL_S",
-    "JUDGE_PROMPT",
-    "NO_REPLY_CLASSES",
-    "Engine",
-    "EngineSettings",
-    "EngineStats",
-    "PlanFailure",
-    "Work",
-    "default_solver",
-    "plan_failure_records",
-    "question_record",
-    "solver_settings",
-]
-
-
-def solver_settings(settings: EngineSettings) -> SolverSettings:
-    """What a solver reads of the engine's settings."""
-    return SolverSettings(parser=settings.parser, answer_from=settings.answer_from)
-
-
-def default_solver(settings: EngineSettings, judge: Model | None = None) -> Solver:
-    """The solver of an engine built without one: chain of thought where a prompt asks for it
-    (else plain), the judge fallback around it when there is a judge."""
-    names = ["cot", "judge"] if judge is not None else ["cot"]
-    return build_solver(names, SolverSetup(settings=solver_settings(settings), judge=judge))
+__all__ = ["Engine", "EngineSettings", "EngineStats", "PlanFailure"]
 
 
 class Engine(Scheduler):
@@ -77,22 +48,20 @@ class Engine(Scheduler):
         images: ImageEncoder,
         settings: EngineSettings,
         *,
+        solver: Solver,
         cache: ResponseCache | None = None,
-        judge: Model | None = None,
         on_progress: Callable[[EngineStats], None] | None = None,
-        solver: Solver | None = None,
     ) -> None:
         self.model = model
         self.images = images
         self.settings = settings
         self.cache = cache
-        self.judge = judge
         self.ledger = Ledger(store, settings, images, on_progress=on_progress)
         self.limit = AdaptiveLimit(settings.concurrency)
         self.call = ModelClient(model, images, settings, self.ledger.stats, cache=cache, limit=self.limit)
         self.ledger.replied = lambda: self.call.replied
         self.ledger.concurrency = lambda: self.limit.limit
-        self.solver = solver or default_solver(settings, judge)
+        self.solver = solver
 
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
         """Run every prompt; returns the counters (``stopped_reason`` says why a run stopped early).

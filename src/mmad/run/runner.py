@@ -94,10 +94,9 @@ def make_engine(
         prepared.store,
         ImageEncoder(config.image_settings()),
         settings,
-        cache=cache,
-        judge=prepared.judge,
-        on_progress=on_progress,
         solver=solver,
+        cache=cache,
+        on_progress=on_progress,
     )
     engine.wanted = prepared.wanted
     engine.ledger.manifest_holder = prepared  # the spending so far goes to run.json, for a run that is killed
