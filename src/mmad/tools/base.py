@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from PIL import Image
 
 from mmad.errors import DataError, MissingExtraError
+from mmad.protocol.agent import _open_rgb
 from mmad.protocol.messages import ImagePart
 
 if TYPE_CHECKING:
@@ -212,14 +213,8 @@ def fit_side(image: Image.Image, max_side: int | None) -> Image.Image:
     return image.resize(size, Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.BOX)
 
 
-def open_rgb(path: Path, what: str) -> Image.Image:
-    """An image file as RGB; DataError naming the file when it cannot be read."""
-    try:
-        with Image.open(path) as opened:
-            return opened.convert("RGB")
-    except (OSError, ValueError) as exc:
-        msg = f"cannot read the {what} {path}: {exc}; run `mmad validate` on the data root"
-        raise DataError(msg) from exc
+# The agent protocol's reader: an image file as RGB, a DataError naming the file when it cannot be read.
+open_rgb = _open_rgb
 
 
 def save_result_image(folder: Path, image: Image.Image, *identity: str) -> ImagePart:
