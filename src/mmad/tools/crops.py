@@ -23,7 +23,17 @@ GAP = 8
 """Pixels of white between the two halves of a comparison."""
 
 
-class ZoomTool(Tool):
+class BoxTool(Tool):
+    """A tool whose one argument is a box of the image."""
+
+    parameters: ClassVar[dict[str, Any]] = BOX_SCHEMA
+
+    def validate(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A box, clamped."""
+        return validate_box(args)
+
+
+class ZoomTool(BoxTool):
     """The query cropped to a box, scaled up to the run's image size."""
 
     name: ClassVar[str] = "zoom"
@@ -31,18 +41,13 @@ class ZoomTool(Tool):
         "Look closer: the query image cropped to a box (fractions of the image, 0-1, origin top left), "
         "enlarged to full size."
     )
-    parameters: ClassVar[dict[str, Any]] = BOX_SCHEMA
-
-    def validate(self, args: dict[str, Any]) -> dict[str, Any]:
-        """A box, clamped."""
-        return validate_box(args)
 
     def run(self, context: ToolContext, args: dict[str, Any]) -> ToolResult:
         """Crop and enlarge."""
         toolbox = context.toolbox
         crop = fit_side(crop_box(open_rgb(context.query_path, "query image"), args), toolbox.max_side)
-        part = save_result_image(toolbox.folder, crop, self.name, context.item.key, box_text(args), str(crop.size))
         where = box_text(args)
+        part = save_result_image(toolbox.folder, crop, self.name, context.item.key, where, str(crop.size))
         return ToolResult(
             text=f"The query image cropped to {where}, enlarged to {crop.width}x{crop.height} px.",
             summary=f"zoom {where} -> {crop.width}x{crop.height}",
@@ -51,7 +56,7 @@ class ZoomTool(Tool):
         )
 
 
-class CompareTool(Tool):
+class CompareTool(BoxTool):
     """The same box from the query (left) and the nearest normal reference (right)."""
 
     name: ClassVar[str] = "compare"
@@ -59,11 +64,6 @@ class CompareTool(Tool):
         "Compare a box of the query image (left) with the same box of the most similar normal image of the "
         "product (right), side by side; the box is in fractions of each image, 0-1, origin top left."
     )
-    parameters: ClassVar[dict[str, Any]] = BOX_SCHEMA
-
-    def validate(self, args: dict[str, Any]) -> dict[str, Any]:
-        """A box, clamped."""
-        return validate_box(args)
 
     def run(self, context: ToolContext, args: dict[str, Any]) -> ToolResult:
         """Crop both, put them side by side at the run's image size."""
