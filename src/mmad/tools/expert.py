@@ -40,7 +40,18 @@ def suggested_box(anomaly_map: np.ndarray) -> list[float] | None:
     return [round(x0 / width, 4), round(y0 / height, 4), round((x1 + 1) / width, 4), round((y1 + 1) / height, 4)]
 
 
-class ExpertTool(Tool):
+class NoArgumentsTool(Tool):
+    """A tool called without arguments."""
+
+    parameters: ClassVar[dict[str, Any]] = NO_ARGUMENTS
+
+    def validate(self, args: dict[str, Any]) -> dict[str, Any]:
+        """No arguments."""
+        no_unknown(args, set())
+        return {}
+
+
+class ExpertTool(NoArgumentsTool):
     """The visual expert's anomaly map, score and suggested box."""
 
     name: ClassVar[str] = "expert"
@@ -48,16 +59,10 @@ class ExpertTool(Tool):
         "Ask a visual anomaly detector (fitted on normal images of the product) for its anomaly map drawn on "
         "the query, its anomaly score against the product's threshold, and the box it suggests."
     )
-    parameters: ClassVar[dict[str, Any]] = NO_ARGUMENTS
 
     def available(self, toolbox: Toolbox) -> str | None:
         """Only with the [expert] extra."""
         return toolbox.expert_problem()
-
-    def validate(self, args: dict[str, Any]) -> dict[str, Any]:
-        """No arguments."""
-        no_unknown(args, set())
-        return {}
 
     def run(self, context: ToolContext, args: dict[str, Any]) -> ToolResult:
         """Inspect, draw, read the box."""
@@ -88,23 +93,17 @@ class ExpertTool(Tool):
         )
 
 
-class KnowledgeTool(Tool):
+class KnowledgeTool(NoArgumentsTool):
     """The category's domain-knowledge text (the rag strategy's file)."""
 
     name: ClassVar[str] = "knowledge"
     description: ClassVar[str] = (
         "Read what is known about this product: its normal appearance and the defects it may have."
     )
-    parameters: ClassVar[dict[str, Any]] = NO_ARGUMENTS
 
     def available(self, toolbox: Toolbox) -> str | None:
         """Only with a domain-knowledge file."""
         return toolbox.knowledge_problem()
-
-    def validate(self, args: dict[str, Any]) -> dict[str, Any]:
-        """No arguments."""
-        no_unknown(args, set())
-        return {}
 
     def run(self, context: ToolContext, args: dict[str, Any]) -> ToolResult:
         """The text, or a plain 'none' for a category the file lacks."""
