@@ -327,10 +327,6 @@ class SampleData:
         """How many distinct images (query and template) the viewer shows."""
         return len(self.thumbnails)
 
-    def estimated_thumb_bytes(self, size: int) -> int:
-        """A rough size of the thumbnails as data URLs."""
-        return math.ceil(self.n_images * size * size * 0.35 * 4 / 3)
-
 
 def _recorded_image(run_dir: Path, path: str) -> Path:
     """A conversation's image file: a tool image is recorded relative to its run folder (``tools/...``);
