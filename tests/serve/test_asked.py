@@ -9,7 +9,7 @@ import openai
 
 from mmad.models.base import Completion, Model, Request
 from mmad.protocol.messages import ImagePart, Message, TextPart
-from mmad.serve.asked import asked_questions, choices_from_text, question_blocks, with_roles
+from mmad.serve.asked import asked_questions, question_blocks, with_roles
 from mmad.serve.server import ChatServer, serve_in_thread
 
 PER_IMAGE = (
@@ -19,8 +19,12 @@ PER_IMAGE = (
 )
 
 
+def _letters(text: str) -> list[tuple[str, ...]]:
+    return [tuple(options) for _, options in question_blocks(text)]
+
+
 def test_each_question_block_gives_its_stem_options_and_type() -> None:
-    assert choices_from_text(PER_IMAGE) == (("A", "B"), ("A", "B", "C"), ("A", "B"))
+    assert _letters(PER_IMAGE) == [("A", "B"), ("A", "B", "C"), ("A", "B")]
     stem, options = question_blocks(PER_IMAGE)[1]
     assert stem == "Where is the defect?" and options == {"A": "Top left.", "B": "Center.", "C": "Bottom."}
     message = Message(role="user", parts=(TextPart(text=PER_IMAGE),))
@@ -31,8 +35,8 @@ def test_each_question_block_gives_its_stem_options_and_type() -> None:
     assert [q.question_id for q in asked] == [q.question_id for q in asked_questions((message,))]
     assert len({q.question_id for q in asked}) == 3
     # without "Question:" heads a text with options is one question; a text without options asks none
-    assert choices_from_text("Is there any defect?\nA. Yes.\nB. No.\n") == (("A", "B"),)
-    assert choices_from_text("Describe the image.") == ()
+    assert _letters("Is there any defect?\nA. Yes.\nB. No.\n") == [("A", "B")]
+    assert _letters("Describe the image.") == []
 
 
 def test_the_last_image_of_the_first_turn_is_the_query_and_the_ones_before_it_templates() -> None:

@@ -40,11 +40,6 @@ def question_blocks(text: str) -> list[tuple[str, dict[str, str]]]:
     return out
 
 
-def choices_from_text(text: str) -> tuple[tuple[str, ...], ...]:
-    """The option letters of each question of a prompt's text."""
-    return tuple(tuple(options) for _, options in question_blocks(text))
-
-
 def question_type_of(stem: str) -> str:
     """The raw MMAD type a question's wording shows ("Anomaly Detection", "Defect Localization"), or ""."""
     lowered = stem.lower()
