@@ -50,6 +50,7 @@ from mmad.protocol.tool_text import (
     with_tools_intro,
 )
 from mmad.records.record import Record, Status
+from mmad.score.metrics.tools import option_probabilities
 from mmad.solvers.base import Answer, ModelCaller, Reply, Solver, SolverSetup, question_record, register_solver
 from mmad.tools import Toolbox
 
@@ -384,7 +385,7 @@ class ToolsSolver(Solver):
         self, prompt: Prompt, branch: Branch | None, error: BaseException | None, direct_record: Record, wall_s: float
     ) -> Record:
         question = prompt.questions[0]
-        direct_scores = _probabilities(direct_record.scores, question.options, direct_record.answer)
+        direct_scores = option_probabilities(direct_record.scores, question.options, direct_record.answer)
         extra: dict[str, Any] = {
             "direct": {
                 "answer": direct_record.answer,
@@ -435,7 +436,7 @@ class ToolsSolver(Solver):
             status = Status.UNPARSED
         answer, method, scores = parsed.letter, parsed.method, tools_scores
         if self.loop.blend is not None:
-            tools_probabilities = _probabilities(tools_scores, question.options, parsed.letter)
+            tools_probabilities = option_probabilities(tools_scores, question.options, parsed.letter)
             mixed, source = _blend(tools_probabilities, direct_scores, self.loop.blend)
             if mixed:
                 favoured = direct_record.answer if source == "direct" else parsed.letter
@@ -475,18 +476,6 @@ def _add(total: Any, value: Any) -> Any:
     if value is None:
         return total
     return value if total is None else total + value
-
-
-def _probabilities(logprobs: dict[str, float], options: dict[str, str], letter: str | None) -> dict[str, float]:
-    """Option probabilities from letter log-probabilities (normalised over the options); without them,
-    the answer's letter at 1. Empty when there is neither."""
-    scored = {k: math.exp(v) for k, v in logprobs.items() if k in options and math.isfinite(v)}
-    total = sum(scored.values())
-    if total > 0:
-        return {k: scored.get(k, 0.0) / total for k in options}
-    if letter in options:
-        return {k: 1.0 if k == letter else 0.0 for k in options}
-    return {}
 
 
 def _blend(tools: dict[str, float], direct: dict[str, float], weight: float) -> tuple[dict[str, float], str | None]:

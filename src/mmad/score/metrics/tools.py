@@ -49,7 +49,9 @@ def tools_records(records: Sequence[Record]) -> list[Record]:
     return [r for r in records if r.plain and isinstance(r.extra.get("tools"), dict)]
 
 
-def _probabilities(scores: dict[str, float], options: dict[str, str], letter: str | None) -> dict[str, float]:
+def option_probabilities(scores: dict[str, float], options: dict[str, str], letter: str | None) -> dict[str, float]:
+    """Option probabilities from letter log-probabilities (normalised over the options); without them,
+    the answer's letter at 1. Empty when there is neither. The tools solver's blend uses it too."""
     values = {k: math.exp(v) for k, v in scores.items() if k in options and math.isfinite(v)}
     total = sum(values.values())
     if total > 0:
@@ -68,7 +70,7 @@ def _branch(record: Record, name: str) -> tuple[str | None, dict[str, float]]:
         mixed = part.get("probabilities")
         return letter, dict(mixed) if isinstance(mixed, dict) else {}
     scores = part.get("scores")
-    return letter, _probabilities(scores if isinstance(scores, dict) else {}, record.options, letter)
+    return letter, option_probabilities(scores if isinstance(scores, dict) else {}, record.options, letter)
 
 
 def paired(records: Sequence[Record]) -> list[Paired]:
