@@ -322,10 +322,10 @@ class Ledger:
         stats.concurrency = self.concurrency()
         self.report()
 
-    def add_usage_totals(self, totals: dict[str, float], fields: Iterable[str]) -> None:
-        """Usage counted elsewhere (the Ray actors' sums) as this run's."""
-        for name in fields:
-            setattr(self.stats, name, totals.get(name, 0.0) if name == "cost_usd" else int(totals.get(name, 0)))
+    def add_usage_totals(self, totals: dict[str, float]) -> None:
+        """Usage counted elsewhere (the Ray actors' sums, by counter name) as this run's."""
+        for name, total in totals.items():
+            setattr(self.stats, name, total if name == "cost_usd" else int(total))
 
     def report(self) -> None:
         """Hand the counters to the progress display."""

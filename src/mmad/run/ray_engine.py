@@ -346,7 +346,7 @@ class RayEngine(Scheduler):
             return
         self._usage[actor.name] = usage
         totals = {name: sum(u.get(name, 0.0) for u in self._usage.values()) for name in USAGE_FIELDS}
-        self.ledger.add_usage_totals(totals, USAGE_FIELDS)
+        self.ledger.add_usage_totals(totals)
         for records in answers:
             self.ledger.write(records)
 
