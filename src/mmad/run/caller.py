@@ -86,7 +86,7 @@ class ModelClient:
             if hit is not None:
                 # Records from the cache are counted by the ledger, from the records: a solver that
                 # sends several requests per question (tools) knows whether all of them were cached.
-                self._note_answer(hit, answer)
+                note_answer(self.usage, hit, self.settings, answer=answer)
                 return Reply(hit, attempts=0, cached=True)
         if not self.images.encoded_all(parts):  # prepared off the event loop, before the body is built on it
             await asyncio.to_thread(self.images.encode_all, parts)
@@ -111,16 +111,12 @@ class ModelClient:
         if self.cache is not None and not completion.refusal:
             self.cache.put(key, completion)  # queued in memory; the cache's own thread writes it
         cost = self.add_usage(completion)
-        self._note_answer(completion, answer)
+        note_answer(self.usage, completion, self.settings, answer=answer)
         return Reply(completion, attempts=attempts, cached=False, cost_usd=cost)
 
     def add_usage(self, completion: Completion) -> float | None:
         """Count a completion's tokens and dollars; its cost (None without a price)."""
         return add_usage(self.usage, completion, self.settings.price)
-
-    def _note_answer(self, completion: Completion, answer: bool) -> None:
-        if answer and self.settings.likelihood and not completion.letter_logprobs and not completion.refusal:
-            self.usage.without_logprobs += 1
 
     async def _generate(self, request: Request) -> Completion:
         """One call to the model, noting whether the server has ever answered."""
@@ -136,6 +132,12 @@ class ModelClient:
             raise
         self.replied = True
         return completion
+
+
+def note_answer(stats: EngineStats, completion: Completion, settings: EngineSettings, *, answer: bool) -> None:
+    """Count a reply that answers questions (`answer`) but lacks the log-probabilities --likelihood asked for."""
+    if answer and settings.likelihood and not completion.letter_logprobs and not completion.refusal:
+        stats.without_logprobs += 1
 
 
 def add_usage(stats: EngineStats, completion: Completion, price: tuple[float, float] | None) -> float | None:

@@ -39,7 +39,7 @@ from mmad.models.openai_convert import letters_from_tokens
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
 from mmad.records.record import Status
-from mmad.run.caller import add_usage
+from mmad.run.caller import add_usage, note_answer
 from mmad.run.config import RunConfig
 from mmad.run.ledger import (
     EngineSettings,
@@ -205,8 +205,7 @@ class _RowReply:
     async def __call__(self, prompt: Prompt, *, answer: bool = True) -> Reply:
         completion = self.completion
         cost = add_usage(self.stats, completion, self.settings.price)
-        if answer and self.settings.likelihood and not completion.letter_logprobs and not completion.refusal:
-            self.stats.without_logprobs += 1
+        note_answer(self.stats, completion, self.settings, answer=answer)
         return Reply(completion, attempts=1, cached=False, cost_usd=cost)
 
 
