@@ -83,3 +83,17 @@ def test_logprobs_travel_over_http(mmad_json: Path, tmp_path: Path) -> None:
     records = read_records(tmp_path / "run" / "records.jsonl")
     assert {r.answer for r in records} == {"B"} and {r.parse_method for r in records} == {"likelihood"}
     assert run.table.n_unanswered == 0
+
+
+def test_replies_without_the_asked_logprobs_are_counted(mmad_json: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from mmad import RunConfig
+    from mmad.api import evaluate_async
+
+    config = RunConfig.from_flat(
+        "fixed", str(mmad_json), answer_from="likelihood", cache=False, subtasks=["Defect Analysis"]
+    )
+    run = asyncio.run(evaluate_async(config, out=tmp_path / "run", model=FixedModel("A")))
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    assert records and run.stats.without_logprobs == len(records)  # one request per question, none with them
