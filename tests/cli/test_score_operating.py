@@ -11,7 +11,7 @@ import pytest
 
 from mmad.cli import main
 from mmad.data.schema import Subtask
-from mmad.models.base import Completion, Model, Request, request_choices
+from mmad.models.base import Completion, Model, Request
 from mmad.protocol.messages import ImagePart
 from mmad.records.record import Record, Status, read_records
 from mmad.score.auroc import detection_auroc
@@ -27,7 +27,7 @@ class NoisyDetector(Model):
     elsewhere "B" is favoured."""
 
     async def generate(self, request: Request) -> Completion:
-        letters = request_choices(request)[0]
+        letters = request.choices[0]
         images = [p for m in request.messages for p in m.parts if isinstance(p, ImagePart)]
         query = images[-1].data_url or images[-1].path or ""
         noise = int(hashlib.sha256(query.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF * 6 - 3  # in [-3, 3]

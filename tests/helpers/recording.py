@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmad.models.base import Completion, Model, Request, request_choices
+from mmad.models.base import Completion, Model, Request
 
 
 class RecordingModel(Model):
@@ -15,7 +15,7 @@ class RecordingModel(Model):
     async def generate(self, request: Request) -> Completion:
         """Record and answer."""
         self.requests.append(request)
-        choices = request_choices(request)
+        choices = request.choices
         if not choices:
             return Completion(text="The query shows a dark mark near the rim.", prompt_tokens=1, completion_tokens=9)
         if len(choices) == 1:

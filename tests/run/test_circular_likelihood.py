@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mmad import evaluate
-from mmad.models.base import Completion, Model, Request, request_choices
+from mmad.models.base import Completion, Model, Request
 from mmad.models.baselines import FixedModel
 from mmad.records.record import read_records
 from mmad.score.auroc import detection_auroc
@@ -40,7 +40,7 @@ class LikelihoodModel(Model):
     name = "likelihood"
 
     async def generate(self, request: Request) -> Completion:
-        letters = request_choices(request)[0]
+        letters = request.choices[0]
         text = request.messages[-1].text
         defective = any("good" not in (p.path or "") for p in request.messages[0].images if p.role == "query")
         lines = {line[0]: line[3:] for line in text.splitlines() if len(line) > 3 and line[1:3] == ". "}

@@ -126,8 +126,3 @@ class Model(ABC):
     def describe(self) -> dict[str, Any]:
         """What run.json records about the model (never a secret)."""
         return {"name": self.name, "endpoint": self.endpoint}
-
-
-def request_choices(request: Request) -> tuple[tuple[str, ...], ...]:
-    """The letters per question of a request (kept for scripted test models; read ``request.choices``)."""
-    return request.choices
