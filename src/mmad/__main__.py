@@ -1,7 +1,5 @@
 """python -m mmad."""
 
-import sys
+from mmad.cli import entry
 
-from mmad.cli import main
-
-sys.exit(main())
+entry()

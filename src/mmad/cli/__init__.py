@@ -7,11 +7,12 @@ with errors); 2 a usage or input error (nothing was changed); 130 interrupted.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import signal
 import sys
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.logging import RichHandler
@@ -163,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def entry() -> NoReturn:
+    """The ``mmad`` program (and ``python -m mmad``): `main`, then the process ends."""
+    status = main()
+    # The interpreter's last collection would walk every object still alive (a run's benchmark is
+    # ~50,000 models: 0.3 s of a 2,944-question run's 13 s); the process is ending, so skip it.
+    gc.freeze()
+    sys.exit(status)
 
 
 @functools.cache

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from mmad._io import collector_frozen
 from mmad.models.base import Model
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import ImagePart
@@ -162,7 +163,8 @@ async def run_async(
         await finish(prepared, _stopped_by(EngineStats(), "the engine could not be built", exc), failed=True)
         raise
     try:
-        stats = await execute(prepared, engine)
+        with collector_frozen():
+            stats = await execute(prepared, engine)
     except (asyncio.CancelledError, KeyboardInterrupt):
         await asyncio.shield(finish(prepared, engine.stats, interrupted=True))
         raise
