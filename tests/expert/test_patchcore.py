@@ -15,7 +15,8 @@ from mmad.builder.synthetic import draw_defect, normal_image
 from mmad.expert.patchcore import PatchCoreExpert
 from mmad.models.base import Request
 from mmad.models.expert_model import ExpertModel, locate_option, option_cells
-from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.encoding import ImageSettings
+from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import ImagePart, Message, TextPart
 from mmad.records.record import read_records
 from mmad.score.auroc import auroc, detection_auroc

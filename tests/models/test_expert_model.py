@@ -397,7 +397,8 @@ def test_a_perturbed_query_is_scored_as_the_encoder_perturbs_it(
 ) -> None:
     """--perturb in process: the expert scores the query's pixels perturbed exactly as the encoder would
     send them (the same function, the same per-image seed), against its clean templates."""
-    from mmad.protocol.images import ImageEncoder, ImageSettings, encode_image
+    from mmad.protocol.encoding import ImageSettings, encode_image
+    from mmad.protocol.images import ImageEncoder
     from mmad.protocol.perturb import parse_perturb
 
     bench = _bench(builds["copied"])

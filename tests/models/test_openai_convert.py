@@ -19,7 +19,8 @@ from mmad.models.openai_convert import (
     to_openai_messages,
     to_openai_payload,
 )
-from mmad.protocol.images import EncodedImage, ImageEncoder, ImageSettings
+from mmad.protocol.encoding import EncodedImage, ImageSettings
+from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import ImagePart, Message, TextPart
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,8 @@ from PIL import Image
 
 from mmad.errors import DataError
 from mmad.protocol import images
-from mmad.protocol.images import EncodedImage, ImageEncoder, ImageSettings, encode_image
+from mmad.protocol.encoding import EncodedImage, ImageSettings, encode_image
+from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import ImagePart
 
 
@@ -88,6 +91,8 @@ def test_an_unreadable_file_in_a_pooled_prefetch_is_named_when_asked_for(
 
 SCRIPT = """
 import sys
+import subprocess
+import sys
 from pathlib import Path
 from PIL import Image
 from mmad.protocol import images
@@ -127,6 +132,8 @@ def test_a_script_without_a_main_guard_gets_no_worker_processes(tmp_path: Path, 
 
 KILLED_SCRIPT = """
 import multiprocessing, sys, time
+import subprocess
+import sys
 from pathlib import Path
 from PIL import Image
 from mmad.protocol import images
@@ -180,3 +187,16 @@ def test_image_workers_leave_when_the_run_is_killed_outright(tmp_path: Path) -> 
             run.wait(10)
         if run.stdout is not None:
             run.stdout.close()
+
+
+@pytest.mark.subprocess
+def test_an_image_worker_imports_pillow_not_the_rest_of_mmad() -> None:
+    """Each spawned worker imports the encoding module alone: prompt models (pydantic) and numpy cost every
+    worker of every run a quarter of a second (issue #22)."""
+    check = (
+        "import sys, mmad.protocol.encoding as e; "
+        "heavy = sorted(m for m in ('pydantic', 'numpy', 'openai', 'mmad.protocol.messages') if m in sys.modules); "
+        "print(heavy); assert not heavy, heavy; assert callable(e.encode_in_worker)"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -14,7 +14,8 @@ from PIL import Image
 from mmad.cli import main
 from mmad.data.official import load_benchmark
 from mmad.errors import ConfigError
-from mmad.protocol.images import ImageEncoder, ImageSettings, encode_image
+from mmad.protocol.encoding import ImageSettings, encode_image
+from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import ImagePart
 from mmad.protocol.perturb import Perturbation, parse_perturb
 from mmad.run.config import RunConfig

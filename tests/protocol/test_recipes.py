@@ -22,7 +22,8 @@ from mmad.data.schema import Benchmark, ImageItem
 from mmad.errors import ConfigError
 from mmad.models.base import Request
 from mmad.models.openai_convert import to_openai_payload
-from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.encoding import ImageSettings
+from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import ImagePart, Prompt, TextPart
 from mmad.protocol.prompts import PromptSettings, build_prompts
 from mmad.protocol.recipes import NO_RECIPE, RECIPES, SECTIONS, get_recipe, recipe_for_file, section_fields

@@ -407,7 +407,8 @@ def test_a_reply_from_the_cache_prepares_no_image_and_a_changed_file_is_asked_ag
 
     from PIL import Image
 
-    from mmad.protocol.images import ImageEncoder, ImageSettings
+    from mmad.protocol.encoding import ImageSettings
+    from mmad.protocol.images import ImageEncoder
     from mmad.protocol.messages import ImagePart, Message, PosedQuestion, Prompt, TextPart
     from mmad.run.caller import ModelClient
     from mmad.run.ledger import EngineSettings, EngineStats

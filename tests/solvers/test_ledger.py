@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from mmad.models.base import Completion, Model, Request
-from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.encoding import ImageSettings
+from mmad.protocol.images import ImageEncoder
 from mmad.records.record import Record, Status
 from mmad.run.config import RunConfig
 from mmad.run.ledger import EngineSettings, Ledger

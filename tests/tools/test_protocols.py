@@ -15,7 +15,7 @@ from mmad.models.openai_convert import (
     to_openai_payload,
     tool_calls_from_openai,
 )
-from mmad.protocol.images import EncodedImage
+from mmad.protocol.encoding import EncodedImage
 from mmad.protocol.messages import ImagePart, Message, Prompt, TextPart, ToolCall
 from mmad.protocol.tool_text import ToolReply, describe_tools, parse_text_turn, result_messages, with_tools_intro
 

@@ -34,7 +34,8 @@ from mmad.data.schema import Benchmark, ImageItem, Question, question_id
 from mmad.errors import ModelCallError
 from mmad.expert.render import regions
 from mmad.models.base import Model, Request
-from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.encoding import ImageSettings
+from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import ImagePart, Message, TextPart
 
 logger = logging.getLogger(__name__)

@@ -65,7 +65,8 @@ from mmad.expert.patchcore import (
     calibrate,
 )
 from mmad.models.base import Completion, Model, Request
-from mmad.protocol.images import decode_data_url, load_image
+from mmad.protocol.encoding import decode_data_url
+from mmad.protocol.images import load_image
 from mmad.protocol.messages import ImagePart
 from mmad.protocol.perturb import Perturbation, parse_perturb
 

@@ -17,7 +17,8 @@ from mmad.errors import ConfigError, ModelCallError, PermanentError, RetryableEr
 from mmad.models.base import Completion, Model, Request
 from mmad.models.openai_convert import classify_status, from_openai_response, json_body, to_openai_payload
 from mmad.models.transport import classify_transport_error
-from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.encoding import ImageSettings
+from mmad.protocol.images import ImageEncoder
 
 logger = logging.getLogger(__name__)
 

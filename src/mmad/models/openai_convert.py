@@ -10,7 +10,7 @@ from typing import Any
 
 from mmad.errors import ModelCallError, PermanentError, RetryableError
 from mmad.models.base import Completion, Request
-from mmad.protocol.images import EncodedImage
+from mmad.protocol.encoding import EncodedImage
 from mmad.protocol.messages import ImagePart, Message, TextPart, ToolCall
 
 Encode = Callable[[ImagePart], EncodedImage]

@@ -23,7 +23,8 @@ from mmad.models.base import LOCAL_DEFAULT_MAX_TOKENS, Completion, Model, Reques
 from mmad.models.batching import MicroBatcher
 from mmad.models.hf import preset_for
 from mmad.models.openai_convert import letters_from_tokens, to_openai_messages
-from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.encoding import ImageSettings
+from mmad.protocol.images import ImageEncoder
 
 ORIGINAL_IMAGES = ImageSettings(max_side=None, detail=None, original=True)
 

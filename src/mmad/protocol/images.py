@@ -19,7 +19,6 @@ Two settings exist for the recipes that reproduce an official script:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import io
@@ -27,148 +26,29 @@ import logging
 import multiprocessing
 import os
 import re
-import signal
 import sys
 import threading
-import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from mmad.errors import DataError
+from mmad.protocol.encoding import (
+    EncodedImage,
+    ImageSettings,
+    decode_data_url,
+    encode_image,
+    encode_in_worker,
+    quiet_worker,
+)
 from mmad.protocol.messages import ImagePart
-from mmad.protocol.perturb import Perturbation, parse_perturb
+from mmad.protocol.perturb import parse_perturb
 
 logger = logging.getLogger(__name__)
-
-_MIME = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".bmp": "image/bmp",
-    ".webp": "image/webp",
-}
-# GPT4/gpt4o.py and Gemini/gemini_query.py `get_mime_type`: .png, .jpg and .jpeg by name (lower-cased).
-# Their fallbacks differ (image/jpeg, image/png); MMAD's files are all .png, .jpg or .JPG.
-_EXTENSION_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-
-
-@dataclass(frozen=True)
-class ImageSettings:
-    """How images are prepared before they are sent."""
-
-    max_side: int | None = 512
-    format: Literal["jpeg", "png"] = "jpeg"
-    quality: int = 95
-    detail: Literal["low", "high", "auto"] | None = "low"
-    original: bool = False
-    resize: Literal["mmad", "official"] = "mmad"
-    mime: Literal["content", "extension"] = "content"
-    perturb: str | None = None
-    """The query images' perturbations (`mmad.protocol.perturb`), as their canonical text; None: none."""
-
-    def describe(self) -> str:
-        """One line for logs and reports (and the response cache's key)."""
-        if self.perturb:  # only when set, so that other runs keep their cache keys
-            return f"{replace(self, perturb=None).describe()}, query images perturbed {self.perturb}"
-        if self.original:
-            return f"original bytes, detail={self.detail}"
-        size = f"longest side {self.max_side}px" if self.max_side else "original size"
-        if self.max_side and self.resize == "official":
-            size += " (official int() sizes)"
-        label = ", MIME by extension" if self.mime == "extension" else ""
-        return f"{size}, {self.format.upper()} q{self.quality}, detail={self.detail}{label}"
-
-
-def resized_size(width: int, height: int, max_side: int, resize: str = "mmad") -> tuple[int, int]:
-    """The size an image is scaled to so its longest side is ``max_side`` (enlarging too).
-
-    ``official`` is the scripts' arithmetic (GPT4/gpt4o.py ``encode_image_to_base64``):
-    ``int()`` truncates both sides; mmad rounds them.
-    """
-    if resize == "official":
-        scale = min(max_side / width, max_side / height)
-        return max(1, int(width * scale)), max(1, int(height * scale))
-    scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-@dataclass(frozen=True)
-class EncodedImage:
-    """An image ready to send; its base64 data URL is made once, when first asked for (a template
-    goes out with many queries), and counts against the encoder's memory budget from then on."""
-
-    data: bytes
-    mime: str
-    width: int
-    height: int
-    digest: str
-    _url: list[str] = field(default_factory=list, repr=False, compare=False)
-
-    @property
-    def data_url(self) -> str:
-        """The image as a base64 data URL."""
-        if not self._url:
-            self._url.append(f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}")
-        return self._url[0]
-
-    @property
-    def size_in_memory(self) -> int:
-        """The bytes this image holds with its data URL (counted whether or not the URL is made yet)."""
-        return len(self.data) + (len(self.data) + 2) // 3 * 4 + len(self.mime) + 13
-
-
-def encode_image(path: Path, settings: ImageSettings, perturb: Perturbation | None = None) -> EncodedImage:
-    """Read and prepare one image file; `perturb` (a query image's) changes its pixels first."""
-    try:
-        raw = path.read_bytes()
-        with Image.open(io.BytesIO(raw)) as opened:
-            if settings.original and perturb is None:
-                # The file's own bytes go out: its header gives the size, and decoding every pixel
-                # (milliseconds per photo) would only check what `mmad validate` checks.
-                mime = _MIME.get(path.suffix.lower(), "image/png")
-                return EncodedImage(raw, mime, opened.width, opened.height, hashlib.sha256(raw).hexdigest())
-            image = opened.convert("RGB")
-    except UnidentifiedImageError as exc:  # its own text names an in-memory buffer, not the file
-        kind = "an empty file" if not raw else "not an image format Pillow reads (damaged, or another kind of file)"
-        msg = f"cannot read image {path}: {kind}; run `mmad validate` on the data root"
-        raise DataError(msg) from exc
-    except (OSError, ValueError) as exc:
-        msg = f"cannot read image {path}: {exc}; run `mmad validate` on the data root"
-        raise DataError(msg) from exc
-    if perturb is not None:
-        image = perturb.apply(image, raw)
-    if settings.max_side:
-        size = resized_size(image.width, image.height, settings.max_side, settings.resize)
-        if size != image.size:
-            shrink = size[0] * size[1] < image.width * image.height
-            image = image.resize(size, Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    if settings.format == "jpeg":
-        image.save(buffer, format="JPEG", quality=settings.quality)
-        mime = "image/jpeg"
-    else:
-        image.save(buffer, format="PNG")
-        mime = "image/png"
-    if settings.mime == "extension":
-        mime = _EXTENSION_MIME.get(path.suffix.lower(), mime)
-    data = buffer.getvalue()
-    return EncodedImage(data, mime, image.width, image.height, hashlib.sha256(data).hexdigest())
-
-
-def decode_data_url(url: str) -> bytes:
-    """The bytes of a base64 data URL."""
-    header, _, payload = url.partition(",")
-    if not header.startswith("data:") or ";base64" not in header:
-        msg = "only base64 data URLs are accepted for images"
-        raise DataError(msg)
-    return base64.b64decode(payload)
 
 
 def load_image(part: ImagePart) -> Image.Image:
@@ -231,28 +111,6 @@ def spawn_is_safe() -> bool:
         return bool(_MAIN_GUARD.search(Path(path).read_text(errors="replace")))
     except OSError:
         return False
-
-
-def _quiet_worker(parent: int) -> None:
-    # Ctrl-C reaches the whole process group; the run reports the interruption, not each worker.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A run killed outright (SIGKILL, the OOM killer) cannot shut its pool down, and a worker waiting
-    # for work would wait for ever: it leaves once its parent (the run's pid, given: it may be gone
-    # before this worker has started) is gone.
-
-    def leave_with_the_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=leave_with_the_parent, name="mmad-image-worker-watch", daemon=True).start()
-
-
-def _encode_in_worker(path: str, settings: ImageSettings, perturbed: bool) -> EncodedImage:
-    perturb = parse_perturb(settings.perturb) if perturbed and settings.perturb else None
-    encoded = encode_image(Path(path), settings, perturb)
-    _ = encoded.data_url  # base64 here too, off the event loop's process
-    return encoded
 
 
 class ImageEncoder:
@@ -427,7 +285,7 @@ class ImageEncoder:
             # spawn, not fork: the run's process has threads (the cache writer, the SDK's) by now
             context = multiprocessing.get_context("spawn")
             pool = ProcessPoolExecutor(
-                pool_workers(), mp_context=context, initializer=_quiet_worker, initargs=(os.getpid(),)
+                pool_workers(), mp_context=context, initializer=quiet_worker, initargs=(os.getpid(),)
             )
         except (OSError, ImportError, NotImplementedError) as exc:  # no semaphores (some sandboxes)
             logger.info("images are prepared in a thread: no worker processes (%s)", exc)
@@ -439,7 +297,7 @@ class ImageEncoder:
     def _submit(self, pool: ProcessPoolExecutor, path: str) -> Future[EncodedImage]:
         """Send one slot's image to the workers; `path` is a slot (see `_slot`)."""
         perturbed = path.endswith(PERTURBED)
-        future = pool.submit(_encode_in_worker, path.removesuffix(PERTURBED), self.settings, perturbed)
+        future = pool.submit(encode_in_worker, path.removesuffix(PERTURBED), self.settings, perturbed)
         with self._lock:
             self._pending[path] = future
 

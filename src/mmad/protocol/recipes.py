@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from mmad.errors import ConfigError
-from mmad.protocol.images import ImageSettings
+from mmad.protocol.encoding import ImageSettings
 from mmad.protocol.prompts import PromptSettings, Variant
 
 

@@ -40,7 +40,7 @@ from pydantic.fields import FieldInfo
 from mmad.data.clean import exclude_paths_from
 from mmad.data.schema import Subtask
 from mmad.errors import ConfigError, RunError
-from mmad.protocol.images import ImageSettings
+from mmad.protocol.encoding import ImageSettings
 from mmad.protocol.prompts import PromptSettings, Variant
 from mmad.protocol.strategies import parse_strategies
 from mmad.tools.toolbox import parse_tool_names

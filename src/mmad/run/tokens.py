@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from mmad.protocol.images import ImageSettings
+from mmad.protocol.encoding import ImageSettings
 from mmad.protocol.messages import Prompt, TextPart
 
 AGENT_IMAGE_TOKENS = 85

@@ -25,7 +25,8 @@ from typing import Any
 from mmad.errors import ModelCallError
 from mmad.models.base import Model, Request
 from mmad.models.openai_convert import from_openai_messages, tool_calls_to_openai
-from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.encoding import ImageSettings
+from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Message
 from mmad.serve.asked import asked_questions, with_roles
 
