@@ -25,6 +25,7 @@ in the one-file-per-reply form mmad kept before issue #22), for a before/after o
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import pstats
@@ -101,6 +102,9 @@ def main() -> None:
         help="the src/ folder of another mmad (e.g. `git archive 06f9ed3`), run the same way each round",
     )
     args = parser.parse_args()
+    # As an installed mmad runs: with its modules compiled (an editable install under
+    # PYTHONDONTWRITEBYTECODE compiled ~100 modules again in every process; `make test` and `make demo` compile them)
+    compileall.compile_dir(Path(__file__).resolve().parents[1] / "src" / "mmad", quiet=1)
     data = fullsize_root(args.data_cache, size=96, suffix=".png")
     results: dict[str, list[tuple[float, float]]] = {"bare": [], "empty": [], "full": [], "warm": []}
     if args.compare_src:

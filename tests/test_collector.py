@@ -35,6 +35,18 @@ class Node:
     next: object = None
 
 
+def test_frozen_blocks_nest_and_the_last_one_hands_back() -> None:
+    with collector_frozen():
+        at_outer = gc.get_freeze_count()
+        made_in_outer = [[i] for i in range(1000)]
+        with collector_frozen():
+            # the nested block froze what the outer one made since
+            assert gc.get_freeze_count() >= at_outer + len(made_in_outer)
+        # and leaving it did not hand the outer block's objects back
+        assert gc.get_freeze_count() >= at_outer + len(made_in_outer) - 10
+    assert gc.get_freeze_count() == 0
+
+
 def test_a_paused_collector_is_enabled_again_only_if_it_was() -> None:
     with collector_paused():
         assert not gc.isenabled()

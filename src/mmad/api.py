@@ -15,7 +15,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, SupportsFloat, SupportsIndex, TypedDict, Unpack
 
-from mmad._io import atomic_write_text
+from mmad._io import atomic_write_text, collector_frozen
 from mmad.errors import ConfigError
 from mmad.models.base import Model
 from mmad.protocol.prompts import Variant
@@ -80,9 +80,12 @@ async def evaluate_async(
     write_files: bool = True,
 ) -> RunResult:
     """Run an evaluation from a config and write its files; see `evaluate`."""
-    result = await run_async(config, out=out, resume=resume, model=model, judge=judge, on_progress=on_progress)
-    if write_files:
-        write_run_files(result)
+    # The run freezes what is alive once it is prepared; held here too, its files are written before
+    # the collector walks the benchmark again.
+    with collector_frozen():
+        result = await run_async(config, out=out, resume=resume, model=model, judge=judge, on_progress=on_progress)
+        if write_files:
+            write_run_files(result)
     return result
 
 

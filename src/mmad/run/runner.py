@@ -162,16 +162,16 @@ async def run_async(
         # Nothing was asked: run.json says so and why, not a bare 'partial' (mmad runs shows the reason).
         await finish(prepared, _stopped_by(EngineStats(), "the engine could not be built", exc), failed=True)
         raise
-    try:
-        with collector_frozen():
+    with collector_frozen():  # the benchmark and the plan, alive for the whole run
+        try:
             stats = await execute(prepared, engine)
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        await asyncio.shield(finish(prepared, engine.stats, interrupted=True))
-        raise
-    except BaseException as exc:
-        await finish(prepared, _stopped_by(engine.stats, "the run failed while asking", exc))
-        raise
-    return await finish(prepared, stats)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            await asyncio.shield(finish(prepared, engine.stats, interrupted=True))
+            raise
+        except BaseException as exc:
+            await finish(prepared, _stopped_by(engine.stats, "the run failed while asking", exc))
+            raise
+        return await finish(prepared, stats)
 
 
 def _stopped_by(stats: EngineStats, what: str, exc: BaseException) -> EngineStats:
