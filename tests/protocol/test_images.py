@@ -71,6 +71,42 @@ def test_a_large_prefetch_encodes_in_worker_processes_with_the_same_bytes(
         assert encoded.data_url == expected[path].data_url
 
 
+def test_pooled_workers_perturb_query_images_as_the_run_itself_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker imports the perturbations only for a perturbed query: queries come back perturbed,
+    templates clean, byte for byte what the run's own process makes of them."""
+    from mmad.protocol.perturb import parse_perturb
+
+    paths = _photos(tmp_path, 6)
+    settings = ImageSettings(perturb="dark=0.5,noise=0.05")
+    perturb = parse_perturb(settings.perturb)
+    queries, templates = paths[:3], paths[3:]
+    monkeypatch.setattr(images, "POOL_MIN_IMAGES", 4)
+    expected = {
+        p.path: encode_image(Path(str(p.path)), settings, perturb if p.role == "query" else None)
+        for p in [ImagePart(path=q, role="query") for q in queries]
+        + [ImagePart(path=t, role="template") for t in templates]
+    }
+
+    def not_here(*args: object) -> EncodedImage:
+        raise AssertionError("encoded in the run's own process, not by a worker")
+
+    monkeypatch.setattr(images, "encode_image", not_here)  # a worker that failed would fall back to it
+    encoder = ImageEncoder(settings)
+    parts = [ImagePart(path=p, role="query") for p in queries] + [ImagePart(path=p, role="template") for p in templates]
+    thread = encoder.prefetch(parts, ahead=8)
+    try:
+        thread.join(timeout=60)
+        got = [encoder.encode(part) for part in parts]
+    finally:
+        encoder.stop()
+    assert encoder.workers >= 1
+    for part, encoded in zip(parts, got, strict=True):
+        assert encoded.data == expected[part.path].data, part
+    assert got[0].data != encode_image(Path(queries[0]), settings).data  # the query was perturbed
+
+
 def test_an_unreadable_file_in_a_pooled_prefetch_is_named_when_asked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
