@@ -150,16 +150,6 @@ class ImageEncoder:
         self.workers = 0
         """Worker processes of the last prefetch (0: it ran in a thread)."""
 
-    @property
-    def cached_bytes(self) -> int:
-        """Bytes of encoded images held for reuse now."""
-        return self._bytes
-
-    @property
-    def cached_images(self) -> int:
-        """Encoded images held for reuse now."""
-        return len(self._cache)
-
     def encode(self, part: ImagePart, *, asked: bool = True) -> EncodedImage:
         """The prepared form of an image part."""
         if part.data_url is not None:
