@@ -47,6 +47,25 @@ def test_frozen_blocks_nest_and_the_last_one_hands_back() -> None:
     assert gc.get_freeze_count() == 0
 
 
+def test_objects_the_caller_froze_stay_frozen() -> None:
+    """A server that froze its heap before forking calls mmad.evaluate: the run leaves that freeze as it was
+    (gc.unfreeze() would have handed the caller's objects back to the collector too)."""
+    theirs = [[i] for i in range(1000)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen >= len(theirs)
+        with collector_frozen(), collector_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    # and a later run in the same process freezes and hands back its own again
+    with collector_frozen():
+        assert gc.get_freeze_count() >= len(theirs)
+    assert gc.get_freeze_count() == 0
+
+
 def test_a_paused_collector_is_enabled_again_only_if_it_was() -> None:
     with collector_paused():
         assert not gc.isenabled()

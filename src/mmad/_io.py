@@ -81,21 +81,29 @@ def collector_frozen() -> Iterator[None]:
     a 2,944-question run on the 2-core box). Only what the collector examines changes; what the
     block frees is freed as before. Blocks nest (a run inside `evaluate`, two runs on one event
     loop): the objects go back to the collector when the last block ends.
+
+    A process that froze objects itself (a server that calls ``gc.freeze()`` before it forks, as
+    Python's docs advise) is left as it was: ``gc.unfreeze()`` cannot tell its objects from the run's,
+    and would hand them all back to the collector.
     """
-    global _frozen_blocks
+    global _frozen_blocks, _frozen_by_caller
     with _frozen_lock:
+        if not _frozen_blocks:
+            _frozen_by_caller = gc.get_freeze_count() > 0
         _frozen_blocks += 1
-        gc.freeze()  # again in a nested block: what its enclosing blocks made since is frozen too
+        if not _frozen_by_caller:
+            gc.freeze()  # again in a nested block: what its enclosing blocks made since is frozen too
     try:
         yield
     finally:
         with _frozen_lock:
             _frozen_blocks -= 1
-            if not _frozen_blocks:  # the outermost block hands everything back
+            if not _frozen_blocks and not _frozen_by_caller:  # the outermost block hands everything back
                 gc.unfreeze()
 
 
 _frozen_blocks = 0
+_frozen_by_caller = False
 _frozen_lock = threading.Lock()
 
 
