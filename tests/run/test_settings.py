@@ -744,8 +744,8 @@ def _old_flags_in_messages() -> list[str]:
 
     old = re.compile(rf"({'|'.join(re.escape(f) for flags in OLD_FLAGS.values() for f in flags)})(?![\w-])")
     package = Path(__file__).parents[2] / "src" / "mmad"
-    # config.py lists them; the leaderboard's and report's own --dataset and --subtask filter views, not runs
-    own = {"run/config.py", "cli/report_commands.py", "report/leaderboard/board.py"}
+    # config/names.py lists them; the leaderboard's and report's own --dataset and --subtask filter views, not runs
+    own = {"run/config/names.py", "cli/report_commands.py", "report/leaderboard/board.py"}
     found = []
     for path in sorted(package.rglob("*.py")):
         where = path.relative_to(package).as_posix()

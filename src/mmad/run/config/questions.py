@@ -1,0 +1,66 @@
+"""The [answers] and [selection] sections: how replies become letters, and which questions are asked."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from mmad.data.schema import Subtask
+from mmad.run.config.base import Bool, Int, Section
+
+
+class AnswerConfig(Section):
+    """How replies become letters."""
+
+    parser: Literal["mmad", "upstream", "upstream-first"] = Field(
+        default="mmad",
+        description="mmad (layered), upstream (the official regex: last letter) or upstream-first (LLaVA's)",
+    )
+    judge: str | None = Field(default=None, description="a model that maps unparsed replies to a letter")
+    solver: str | None = Field(
+        default=None,
+        description="what answers each prompt: plain, cot, or a solver registered with "
+        "mmad.solvers.register_solver (default: cot with the cot strategy, else plain)",
+    )
+    likelihood: Bool = Field(default=False, description="also ask for letter log-probabilities")
+    answer_from: Literal["text", "likelihood"] = Field(
+        default="text", description="text (parse the reply) or likelihood (the most likely letter)"
+    )
+
+    @property
+    def wants_logprobs(self) -> bool:
+        """Whether requests ask for letter log-probabilities."""
+        return self.likelihood or self.answer_from == "likelihood"
+
+
+class SelectionConfig(Section):
+    """Which questions are asked (and scored)."""
+
+    limit: Int | None = Field(default=None, ge=1, description="a seeded random sample of this many questions")
+    subset: Literal["official-debug"] | None = Field(
+        default=None, description="official-debug: the official scripts' --debug images (random.seed(1), 1,600)"
+    )
+    datasets: list[str] = Field(default_factory=list, description="only these source datasets (default: all)")
+    categories: list[str] = Field(default_factory=list, description="only these categories (default: all)")
+    subtasks: list[str] = Field(default_factory=list, description="only these subtasks (default: all)")
+    seed: Int = Field(default=0, ge=0, description="the seed of limit's sample")
+    errata: Literal["keep", "drop"] = Field(
+        default="keep",
+        description="keep: ask and score every question, as published; drop: leave out what the shipped errata name",
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="leave out a dataset, a category or listed images (dataset:NAME, category:NAME, images:FILE)",
+    )
+
+    @field_validator("subtasks")
+    @classmethod
+    def _known_subtasks(cls, value: list[str]) -> list[str]:
+        return [Subtask.parse(s).value for s in value]
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _one_exclusion_or_more(cls, value: Any) -> Any:
+        # exclude = "VisA" in a run file or mmad.evaluate(exclude="VisA"): one rule
+        return [value] if isinstance(value, str) else value
