@@ -133,14 +133,9 @@ class Answer:
         declined = set(completion.abstained_items)
         records = []
         for index, (question, result) in enumerate(zip(self.prompt.questions, self.parsed, strict=True)):
-            if completion.abstained or (index in declined and not result.letter):
-                status = Status.ABSTAINED
-            elif result.letter:
-                status = Status.ANSWERED
-            elif completion.refusal or result.refusal:
-                status = Status.REFUSED
-            else:
-                status = Status.UNPARSED
+            status = reply_status(
+                result, refusal=completion.refusal, abstained=completion.abstained, declined=index in declined
+            )
             records.append(
                 question_record(
                     question,
@@ -287,6 +282,20 @@ def parse_reply(prompt: Prompt, completion: Completion, settings: SolverSettings
     if prompt.answer_format == "last-letter":
         return [parse_last_letter(reply, q.options) for q in questions]
     return [parse_answer(reply, q.options) for q in questions]
+
+
+def reply_status(parsed: Parsed, *, refusal: bool, abstained: bool = False, declined: bool = False) -> Status:
+    """A question's status from its reply: ``abstained`` where the whole reply declines (whatever
+    was read from it), or where the model declined this question (``declined``) and no letter was
+    read anyway; else answered with a letter, refused where the reply (``refusal``) or the parser
+    says so, unparsed otherwise."""
+    if abstained or (declined and not parsed.letter):
+        return Status.ABSTAINED
+    if parsed.letter:
+        return Status.ANSWERED
+    if refusal or parsed.refusal:
+        return Status.REFUSED
+    return Status.UNPARSED
 
 
 def question_record(question: PosedQuestion, *, status: Status, **fields: Any) -> Record:

@@ -34,10 +34,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mmad.errors import ConfigError, ModelCallError
+from mmad.errors import ConfigError, DataError, ModelCallError
 from mmad.models.base import Completion
 from mmad.protocol.messages import ImagePart, Message, Prompt, TextPart, ToolCall
-from mmad.protocol.parse import ParseMethod
+from mmad.protocol.parse import Parsed, ParseMethod
 from mmad.protocol.tool_text import (
     FINAL_TURN,
     TEXT_FINAL_TURN,
@@ -51,7 +51,16 @@ from mmad.protocol.tool_text import (
 )
 from mmad.records.record import Record, Status
 from mmad.score.metrics.tools import option_probabilities
-from mmad.solvers.base import Answer, ModelCaller, Reply, Solver, SolverSetup, question_record, register_solver
+from mmad.solvers.base import (
+    Answer,
+    ModelCaller,
+    Reply,
+    Solver,
+    SolverSetup,
+    question_record,
+    register_solver,
+    reply_status,
+)
 from mmad.tools import Toolbox
 
 logger = logging.getLogger(__name__)
@@ -91,6 +100,8 @@ class Branch:
     calls: list[dict[str, Any]] = field(default_factory=list)
     final: Completion | None = None
     answer_text: str = ""
+    parsed: Parsed | None = None
+    """The final reply's letter, read once (the record and a wrapper both use it)."""
     forced: bool = False
     attempts: int = 0
     cached: bool = True
@@ -191,8 +202,9 @@ class ToolsSolver(Solver):
             return Answer(prompt=prompt, started=started, error=several, asked=False)
         direct_task = asyncio.create_task(self._direct(prompt, call))
         error: BaseException | None = None
+        tried: list[Branch] = []
         try:
-            branch: Branch | None = await self._converse(prompt, call)
+            branch: Branch | None = await self._converse(prompt, call, tried)
         except ModelCallError as exc:
             branch, error = None, exc
         except Exception as exc:  # a bug must become records, not end the run
@@ -202,13 +214,17 @@ class ToolsSolver(Solver):
             direct_task.cancel()
             raise
         direct = await direct_task
-        record = self._record(prompt, branch, error, direct, time.monotonic() - started)
+        wall_s = time.monotonic() - started
+        if branch is None and self.loop.blend is not None:
+            record = self._fallback(prompt, tried[-1] if tried else None, error, direct, wall_s)
+        else:
+            record = self._record(prompt, branch, error, direct, wall_s)
         outcome = ToolsAnswer(prompt=prompt, started=started, error=error, digest=prompt.digest(), record=record)
-        if branch is not None and branch.final is not None:
+        if branch is not None and branch.final is not None and branch.parsed is not None:
             outcome.reply = Reply(
                 branch.final, attempts=branch.attempts, cached=branch.cached, cost_usd=branch.cost_usd
             )
-            outcome.parsed = [self.parse(prompt, replace(branch.final, text=branch.answer_text))[0]]
+            outcome.parsed = [branch.parsed]
         return outcome
 
     async def _direct(self, prompt: Prompt, call: ModelCaller) -> Record:
@@ -228,24 +244,26 @@ class ToolsSolver(Solver):
             self.journal.write(key, "direct", digest, answer.reply.completion)
         return answer.records()[0]
 
-    async def _converse(self, prompt: Prompt, call: ModelCaller) -> Branch:
-        """The tools conversation, falling back to the text protocol once if the server refuses tools."""
+    async def _converse(self, prompt: Prompt, call: ModelCaller, tried: list[Branch]) -> Branch:
+        """The tools conversation, falling back to the text protocol once if the server refuses tools.
+        Each conversation begun goes into `tried`, so a failed one's turns and calls can be recorded."""
         protocol = self.protocol
         try:
-            return await self._conversation(prompt, call, protocol)
+            return await self._conversation(prompt, call, protocol, tried)
         except ModelCallError as exc:
             if exc.error_class != "tools_refused" or self.loop.protocol != "auto" or protocol == "text":
                 raise
             if self.protocol != "text":
                 logger.warning("the server refuses tools (%s); the rest of the run uses the text protocol", exc)
                 self.protocol = "text"
-            return await self._conversation(prompt, call, "text")
+            return await self._conversation(prompt, call, "text", tried)
 
-    async def _conversation(self, prompt: Prompt, call: ModelCaller, protocol: Protocol) -> Branch:
+    async def _conversation(self, prompt: Prompt, call: ModelCaller, protocol: Protocol, tried: list[Branch]) -> Branch:
         specs = self.toolbox.specs()
-        item = self.toolbox.benchmark.item(prompt.image)
         last = self.loop.max_turns
         branch = Branch(protocol, list(with_tools_intro(prompt.messages, intro(protocol, specs, last - 1))))
+        tried.append(branch)
+        item = self.toolbox.benchmark.item(prompt.image)
         key = prompt.questions[0].key
         journal = self.journal.read(key, protocol)
         blind = not any(m.images for m in prompt.messages)
@@ -279,7 +297,12 @@ class ToolsSolver(Solver):
             branch.count(reply)
             completion = reply.completion
             # A backend that declines by design (the visual expert) has answered: nothing to call.
-            calls = [] if final or completion.abstained else self._calls(protocol, completion, prompt)
+            calls = [] if final or completion.abstained else self._calls(protocol, completion)
+            parsed: Parsed | None = None
+            if calls is None:
+                # Not the protocol's JSON, but a plain answer the parser can read is taken as the answer.
+                parsed = self.parse(prompt, completion)[0]
+                calls = [] if parsed.letter else None
             branch.turns.append(
                 {
                     "turn": turn,
@@ -301,6 +324,8 @@ class ToolsSolver(Solver):
             if not calls:
                 branch.final = completion
                 branch.answer_text = self._answer_text(protocol, completion)
+                # A plain reply read above is its own answer text (it is not the protocol's JSON).
+                branch.parsed = parsed or self.parse(prompt, replace(completion, text=branch.answer_text))[0]
                 branch.messages.append(Message(role="assistant", parts=(TextPart(text=completion.text),)))
                 return branch
             branch.messages += await self._run_calls(protocol, item, turn, completion, calls, branch, blind=blind)
@@ -316,8 +341,9 @@ class ToolsSolver(Solver):
         except ValueError:
             return path
 
-    def _calls(self, protocol: Protocol, completion: Completion, prompt: Prompt) -> list[ToolCall] | None:
-        """The tool calls of a reply: [] for an answer, None for an unreadable text-protocol reply."""
+    def _calls(self, protocol: Protocol, completion: Completion) -> list[ToolCall] | None:
+        """The tool calls of a reply: [] for an answer, None for a text-protocol reply that is
+        neither a call nor an answer in the protocol's JSON."""
         if protocol == "native":
             return list(completion.tool_calls)
         turn = parse_text_turn(completion.text)
@@ -325,9 +351,7 @@ class ToolsSolver(Solver):
             return [ToolCall(id="text", name=turn.tool, arguments=json.dumps(turn.args))]
         if turn.kind == "answer":
             return []
-        # Not the protocol's JSON, but a plain answer the parser can read is taken as the answer.
-        readable = any(p.letter for p in self.parse(prompt, completion))
-        return [] if readable else None
+        return None
 
     def _invalid(self, text: str) -> str:
         return TEXT_INVALID.format(problem=parse_text_turn(text).problem)
@@ -385,8 +409,98 @@ class ToolsSolver(Solver):
         self, prompt: Prompt, branch: Branch | None, error: BaseException | None, direct_record: Record, wall_s: float
     ) -> Record:
         question = prompt.questions[0]
+        extra = self._shared_extra(direct_record)
+        usage = _usage(direct_record, branch)
+        if branch is None or branch.final is None or branch.parsed is None:
+            assert error is not None
+            return _failed(prompt, error, extra, usage, wall_s)
+        parsed = branch.parsed
+        completion = branch.final
+        tools_scores = {k: v for k, v in (completion.letter_logprobs or {}).items() if k in question.options}
+        extra["tools"] = self._tools_extra(branch, parsed.letter, tools_scores)
+        # The tools loop ends a conversation the model declines: a letter read anyway is its answer.
+        status = reply_status(parsed, refusal=completion.refusal, declined=completion.abstained)
+        answer, method, scores = parsed.letter, parsed.method, tools_scores
+        if self.loop.blend is not None:
+            tools_probabilities = option_probabilities(tools_scores, question.options, parsed.letter)
+            mixed, extra["blend"] = self._blended(tools_probabilities, parsed.letter, direct_record, question.options)
+            if mixed:
+                answer = extra["blend"]["answer"]
+                scores = {k: math.log(v) if v > 0 else -math.inf for k, v in mixed.items()}
+                if not tools_probabilities:  # the direct answer stands in for a branch that gave none
+                    extra["blend"]["fallback"] = f"the tools branch gave no answer ({status.value})"
+                status, method = Status.ANSWERED, ParseMethod.LIKELIHOOD
+            extra["blend"]["answer"] = answer
+        return question_record(
+            question,
+            status=status,
+            answer=answer,
+            parse_method=method.value if method else None,
+            raw_reply=completion.text,
+            prompt_hash=prompt.digest(),
+            latency_s=wall_s,
+            attempts=branch.attempts,
+            # From the cache only when nothing was sent: the direct request and every turn.
+            cached=branch.cached and direct_record.cached,
+            scores={k: v for k, v in scores.items() if math.isfinite(v)},
+            extra=extra,
+            **usage,
+        )
+
+    def _fallback(
+        self, prompt: Prompt, tried: Branch | None, error: BaseException | None, direct_record: Record, wall_s: float
+    ) -> Record:
+        """A conversation that failed outright under ``--blend``: the blend of a branch that knows
+        nothing is the other's, so the direct answer stands, recorded as a fallback (``extra.blend.fallback``
+        says why, ``extra.tools`` holds the turns and calls made before the failure). Where the
+        direct branch has no answer either, the question fails as it does without ``--blend``."""
+        assert error is not None
+        question = prompt.questions[0]
+        extra = self._shared_extra(direct_record)
         direct_scores = option_probabilities(direct_record.scores, question.options, direct_record.answer)
-        extra: dict[str, Any] = {
+        if not direct_scores:
+            return _failed(prompt, error, extra, _usage(direct_record, None), wall_s)
+        branch = tried or Branch(self.protocol, [])
+        error_class = _error_class(error)
+        extra["tools"] = {
+            **self._tools_extra(branch, None, {}),
+            "error_class": error_class,
+            "error_message": str(error),
+        }
+        mixed, extra["blend"] = self._blended({}, None, direct_record, question.options)
+        extra["blend"]["fallback"] = f"the tools conversation failed ({error_class}): {error}"
+        return question_record(
+            question,
+            status=Status.ANSWERED,
+            answer=extra["blend"]["answer"],
+            parse_method=ParseMethod.LIKELIHOOD.value,
+            raw_reply=direct_record.raw_reply,
+            prompt_hash=prompt.digest(),
+            latency_s=wall_s,
+            # The turns sent before the failure, and the failed request's own attempts.
+            attempts=branch.attempts + getattr(error, "attempts", 1),
+            cached=False,
+            scores={k: math.log(v) for k, v in mixed.items() if v > 0},
+            extra=extra,
+            **_usage(direct_record, branch),
+        )
+
+    def _blended(
+        self, tools: dict[str, float], tools_letter: str | None, direct_record: Record, options: dict[str, str]
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """The blend's option probabilities and its part of the record (``extra.blend``)."""
+        assert self.loop.blend is not None
+        direct = option_probabilities(direct_record.scores, options, direct_record.answer)
+        mixed, source = _blend(tools, direct, self.loop.blend)
+        answer = None
+        if mixed:
+            favoured = direct_record.answer if source == "direct" else tools_letter
+            answer = max(mixed, key=lambda k: (mixed[k], k == favoured))
+        return mixed, {"weight": self.loop.blend, "answer": answer, "probabilities": mixed, "from": source}
+
+    def _shared_extra(self, direct_record: Record) -> dict[str, Any]:
+        """The record's ``extra`` that every outcome has: the direct branch and the tools settings."""
+        return {
             "direct": {
                 "answer": direct_record.answer,
                 "status": direct_record.status.value,
@@ -404,61 +518,43 @@ class ToolsSolver(Solver):
                 "blend": self.loop.blend,
             },
         }
-        usage = {
-            "prompt_tokens": _add(direct_record.prompt_tokens, branch.prompt_tokens if branch else None),
-            "completion_tokens": _add(direct_record.completion_tokens, branch.completion_tokens if branch else None),
-            "cost_usd": _add(direct_record.cost_usd, branch.cost_usd if branch else None),
-        }
-        if branch is None or branch.final is None:
-            assert error is not None
-            failed = Answer(prompt=prompt, started=time.monotonic() - wall_s, error=error, digest=prompt.digest())
-            record = failed.records()[0]
-            return record.model_copy(update={"extra": {**record.extra, **extra}, **usage, "latency_s": wall_s})
-        parsed = self.parse(prompt, replace(branch.final, text=branch.answer_text))[0]
-        completion = branch.final
-        tools_scores = {k: v for k, v in (completion.letter_logprobs or {}).items() if k in question.options}
-        extra["tools"] = {
+
+    def _tools_extra(self, branch: Branch, answer: str | None, scores: dict[str, float]) -> dict[str, Any]:
+        """The tools branch in the record (``extra.tools``)."""
+        return {
             "protocol": branch.protocol,
-            "answer": parsed.letter,
-            "scores": tools_scores,
+            "answer": answer,
+            "scores": scores,
             "forced_final": branch.forced,
             "turns": branch.turns,
             "calls": branch.calls,
             "conversation": [_message_json(m, self._stored) for m in branch.messages],
         }
-        if completion.abstained and not parsed.letter:
-            status = Status.ABSTAINED
-        elif parsed.letter:
-            status = Status.ANSWERED
-        elif completion.refusal or parsed.refusal:
-            status = Status.REFUSED
-        else:
-            status = Status.UNPARSED
-        answer, method, scores = parsed.letter, parsed.method, tools_scores
-        if self.loop.blend is not None:
-            tools_probabilities = option_probabilities(tools_scores, question.options, parsed.letter)
-            mixed, source = _blend(tools_probabilities, direct_scores, self.loop.blend)
-            if mixed:
-                favoured = direct_record.answer if source == "direct" else parsed.letter
-                answer = max(mixed, key=lambda k: (mixed[k], k == favoured))
-                scores = {k: math.log(v) if v > 0 else -math.inf for k, v in mixed.items()}
-                status, method = Status.ANSWERED, ParseMethod.LIKELIHOOD
-            extra["blend"] = {"weight": self.loop.blend, "answer": answer, "probabilities": mixed, "from": source}
-        return question_record(
-            question,
-            status=status,
-            answer=answer,
-            parse_method=method.value if method else None,
-            raw_reply=completion.text,
-            prompt_hash=prompt.digest(),
-            latency_s=wall_s,
-            attempts=branch.attempts,
-            # From the cache only when nothing was sent: the direct request and every turn.
-            cached=branch.cached and direct_record.cached,
-            scores={k: v for k, v in scores.items() if math.isfinite(v)},
-            extra=extra,
-            **usage,
-        )
+
+
+def _failed(
+    prompt: Prompt, error: BaseException, extra: dict[str, Any], usage: dict[str, Any], wall_s: float
+) -> Record:
+    """The failed question's record, with both branches' usage and the direct branch kept."""
+    failed = Answer(prompt=prompt, started=time.monotonic() - wall_s, error=error, digest=prompt.digest())
+    record = failed.records()[0]
+    return record.model_copy(update={"extra": {**record.extra, **extra}, **usage, "latency_s": wall_s})
+
+
+def _usage(direct_record: Record, branch: Branch | None) -> dict[str, Any]:
+    """Both branches' tokens and cost together."""
+    return {
+        "prompt_tokens": _add(direct_record.prompt_tokens, branch.prompt_tokens if branch else None),
+        "completion_tokens": _add(direct_record.completion_tokens, branch.completion_tokens if branch else None),
+        "cost_usd": _add(direct_record.cost_usd, branch.cost_usd if branch else None),
+    }
+
+
+def _error_class(error: BaseException) -> str:
+    """A failure's class, as a failed record names it."""
+    if isinstance(error, ModelCallError):
+        return error.error_class
+    return "input" if isinstance(error, DataError) else type(error).__name__
 
 
 def _text_parts(text: str) -> tuple[TextPart, ...]:

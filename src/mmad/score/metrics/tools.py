@@ -10,7 +10,9 @@ Every record of a tools run carries both branches (``extra.direct``, ``extra.too
   images (the questions of an image move together, as in `mmad.score.intervals`); a difference
   whose interval holds 0 is not a gain. Then each branch's tokens and seconds per question.
 - ``tool-use``: tool calls per question, in all, per tool and per subtask, and the share of calls
-  the tool refused (bad arguments).
+  the tool refused (bad arguments); with ``--blend``, the share of questions whose tools branch
+  gave no answer (its conversation failed, or its last reply had no letter) and so fell back to the
+  direct answer (``extra.blend.fallback``).
 
 Neither applies to a run without tools records.
 """
@@ -229,13 +231,18 @@ class ToolUse(Metric):
             return None
         by_tool: Counter[str] = Counter()
         by_subtask: dict[Subtask | None, list[int]] = defaultdict(list)
-        refused = total = forced = 0
+        refused = total = forced = fallbacks = 0
+        blended = False
         for record in records:
             calls = record.extra["tools"].get("calls", [])
             by_tool.update(str(c.get("name")) for c in calls)
             refused += sum(bool(c.get("error")) for c in calls)
             total += len(calls)
             forced += bool(record.extra["tools"].get("forced_final"))
+            blend = record.extra.get("blend")
+            if isinstance(blend, dict):
+                blended = True
+                fallbacks += bool(blend.get("fallback"))
             by_subtask[RAW_TYPE_TO_SUBTASK.get(record.question_type)].append(len(calls))
         count = len(records)
         cells = [Cell("calls/question", total / count, unit="")]
@@ -248,4 +255,8 @@ class ToolUse(Metric):
         cells.append(Cell("questions without a call", 100 * sum(not c for v in by_subtask.values() for c in v) / count))
         cells.append(Cell("calls refused", 100 * refused / total if total else None))
         cells.append(Cell("turn limit reached", 100 * forced / count))
-        return self.result(cells, headline=["calls/question", "questions without a call", "turn limit reached"])
+        headline = ["calls/question", "questions without a call", "turn limit reached"]
+        if blended:
+            cells.append(Cell("fell back to direct", 100 * fallbacks / count))
+            headline.append("fell back to direct")
+        return self.result(cells, headline=headline)
