@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -124,9 +125,9 @@ def tool_calls_from_openai(raw: Any) -> list[ToolCall]:
         call_id = entry.get("id")
         calls.append(
             ToolCall(
-                id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",
-                name=str(function.get("name") or ""),
-                arguments=arguments,
+                id=valid_text(call_id) if isinstance(call_id, str) and call_id else f"call_{index}",
+                name=valid_text(str(function.get("name") or "")),
+                arguments=valid_text(arguments),
             )
         )
     return calls
@@ -242,6 +243,18 @@ def letters_from_tokens(tokens: Iterable[tuple[str, float]]) -> dict[str, float]
     return found or None
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD.
+
+    JSON may escape half of a character (``"\\ud800"``), and Python reads it as a str that no UTF-8
+    file can hold: one such reply stopped the whole run, with a traceback, when its record was written.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def from_openai_response(payload: Any) -> Completion:
     """A chat-completions response body as a Completion; malformed or empty bodies raise."""
     if not isinstance(payload, dict):
@@ -255,6 +268,10 @@ def from_openai_response(payload: Any) -> Completion:
     message = choice.get("message") or {}
     text = message.get("content") or ""
     refusal_text = message.get("refusal")
+    if isinstance(text, str):
+        text = valid_text(text)
+    if isinstance(refusal_text, str):
+        refusal_text = valid_text(refusal_text)
     finish = choice.get("finish_reason")
     usage = payload.get("usage") or {}
     # The snapshot the provider answered with ("gpt-4o-2024-08-06" for the alias "gpt-4o").
@@ -269,7 +286,7 @@ def from_openai_response(payload: Any) -> Completion:
         letter_logprobs=letter_logprobs(choice),
         abstained=choice.get("mmad_abstained") is True,
         abstained_items=[i for i in items if isinstance(i, int)] if isinstance(items, list) else [],
-        extra={"model_snapshot": snapshot} if isinstance(snapshot, str) and snapshot else {},
+        extra={"model_snapshot": valid_text(snapshot)} if isinstance(snapshot, str) and snapshot else {},
         tool_calls=tool_calls_from_openai(message.get("tool_calls")),
     )
 
