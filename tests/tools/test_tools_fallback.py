@@ -136,3 +136,22 @@ def test_a_tools_answer_is_no_fallback(data: Path, tmp_path: Path) -> None:
     record = _run(data, out, ScriptedToolUser("zoom"), blend=0.5)
     assert record.extra["blend"]["from"] == "both" and "fallback" not in record.extra["blend"]
     assert _fell_back(out) == 0.0
+
+
+def test_the_reports_viewer_shows_why_the_conversation_failed(data: Path, tmp_path: Path) -> None:
+    import json
+    import re
+
+    from mmad.report.html import write_html_report
+
+    out = tmp_path / "run"
+    _run(data, out, ScriptedToolUser("zoom"), refuse_tools=True, tool_protocol="native", blend=0.5)
+    page = write_html_report([out], tmp_path / "report.html").read_text()
+    found = re.search(r'id="mmad-data">(.*?)</script>', page, re.S)
+    assert found is not None
+    packed = json.loads(found[1])
+    (talk,) = packed["runs"][0]["tools"].values()
+    # Not the question's own turns again (no reply came back): only the failure.
+    assert [turn[0] for turn in talk["turns"]] == ["error"]
+    assert packed["strings"][talk["turns"][0][1]].startswith("the conversation failed (tools_refused): ")
+    assert talk["direct"] == "A"

@@ -271,8 +271,11 @@ class SampleData:
         if not isinstance(tools, dict) or not isinstance(tools.get("conversation"), list):
             return None
         messages = tools["conversation"]
-        # The question's own turns (instructions, images, question) are shown above; the turns after them are new.
-        start = next((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"), 0)
+        # The question's own turns (instructions, images, question) are shown above; the turns after them
+        # are new (none where the conversation failed before the model's first reply).
+        start = next(
+            (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"), len(messages)
+        )
         turns = []
         for message in messages[start:]:
             if not isinstance(message, dict):
@@ -289,6 +292,9 @@ class SampleData:
                 if isinstance(p, str)
             ]
             turns.append([str(message.get("role")), self.strings.add(_truncate(text, reply_chars)), images])
+        if tools.get("error_class"):  # a conversation that failed outright (--blend fell back to the direct answer)
+            failure = f"the conversation failed ({tools['error_class']}): {tools.get('error_message') or ''}"
+            turns.append(["error", self.strings.add(_truncate(failure, reply_chars)), []])
         direct = record.extra.get("direct")
         return {
             "direct": direct.get("answer") if isinstance(direct, dict) else None,
