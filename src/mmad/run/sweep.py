@@ -61,6 +61,7 @@ from mmad.records.folder import is_run_folder
 from mmad.run.cache import default_cache_dir
 from mmad.run.config import (
     FLAT_NAMES,
+    OLD_NAMES,
     PATH_SETTINGS,
     Bool,
     Int,
@@ -93,17 +94,6 @@ _EXAMPLES = {
     "strategies": 'strategies = ["none", "rag"]',
     "circular": "circular = [false]",
 }
-# Cell settings that are axes of the grid: each cell sets them, so a value in [settings] would be overwritten.
-_AXES = {
-    "shots": "shots",
-    "similar": "similar_templates",
-    "similar_templates": "similar_templates",
-    "strategy": "strategies",
-    "strategies": "strategies",
-    "circular": "circular",
-    "protocol": "protocol",
-    "recipe": "recipe",
-}
 # The grid's keys before each axis took its setting's name, and a setting's old name given as an axis:
 # still read, with a FutureWarning (users' sweep files and recorded sweep.json files say them).
 OLD_AXES = {
@@ -112,6 +102,12 @@ OLD_AXES = {
     "recipes": "recipe",
     "similar": "similar_templates",
     "strategy": "strategies",
+}
+# Cell settings that are axes of the grid: each cell sets them, so a value in [settings] would be overwritten.
+# An axis's setting by its name or by its old one (similar, strategy: the old axes that are old setting names).
+_AXES = {
+    **{axis: axis for axis in ("protocol", "shots", "similar_templates", "strategies", "circular", "recipe")},
+    **{old: new for old, new in OLD_AXES.items() if old in OLD_NAMES},
 }
 TEMPLATE_KINDS = {"random": False, "similar": True}
 
