@@ -114,17 +114,30 @@ def _run(config: Any, *, out: Path | None, resume: bool) -> None:
     _report(result)
 
 
-def spending_text(stats: EngineStats, model: str) -> str:
+def spending_text(stats: EngineStats, model: str, judge: str | None = None) -> str:
     """What a session spent, as its closing line says it: a figure only where it was measured (a backend
-    that counts no tokens, or a model without a price, is not a free one)."""
+    that counts no tokens, or a model without a price, is not a free one). The figures hold the judge's
+    calls (--judge), whose share follows."""
     tokens = stats.prompt_tokens + stats.completion_tokens
-    answered = stats.priced_requests + stats.unpriced_requests
+    counts = stats.judge
+    answered = stats.priced_requests + stats.unpriced_requests + counts.priced_requests + counts.unpriced_requests
     token_text = "no tokens reported" if answered and not tokens else f"{tokens} tokens"
     if stats.cost_known:
-        return f"{token_text}, ${stats.cost_usd:.4f}"
-    if tokens:
-        return f"{token_text}, cost unknown (no price for {model}; --prices FILE gives one)"
-    return f"{token_text}, cost unknown (the replies carried no token usage to price)"
+        text = f"{token_text}, ${stats.cost_usd:.4f}"
+    elif not (stats.priced_requests or not stats.unpriced_requests):  # the model's cost is the unknown one
+        if tokens - counts.prompt_tokens - counts.completion_tokens:
+            text = f"{token_text}, cost unknown (no price for {model}; --prices FILE gives one)"
+        else:
+            text = f"{token_text}, cost unknown (the replies carried no token usage to price)"
+    else:
+        text = f"{token_text}, cost unknown (no price for the judge {judge or ''}; --prices FILE gives one)"
+    if counts.requests:
+        share = f", ${counts.cost_usd:.4f} of it" if stats.cost_known else ""
+        text += (
+            f" (judge: {counts.requests} calls, {counts.cached} from cache, {counts.retries} retries, "
+            f"{counts.failed} without a verdict{share})"
+        )
+    return text
 
 
 def _report(result: Any) -> None:
@@ -153,7 +166,7 @@ def _report(result: Any) -> None:
         show_unparsed(n_unparsed, result.unparsed, " (--judge MODEL can read them)")
     console.print(
         f"{completeness.describe()}; this session {stats.done} records ({stats.cached} from cache, "
-        f"{stats.retries} retries), {spending_text(stats, result.config.model)}",
+        f"{stats.retries} retries), {spending_text(stats, result.config.model, result.config.answers.judge)}",
         soft_wrap=True,
     )
     console.print(f"protocol card {result.card.get('hash', '-')}; run directory: {result.run_dir}", soft_wrap=True)
@@ -216,3 +229,14 @@ def _dry_run(config: Any) -> None:
         console.print("  cost: no price known for this model; give --prices FILE")
     else:
         console.print(f"  cost ≈ ${result.cost_usd:.2f} at ${result.price[0]}/M in, ${result.price[1]}/M out")
+    if config.answers.judge:
+        # How many replies the judge reads is known only once the parser has failed on them: a bound, apart.
+        most = "no price known for it (--prices FILE)"
+        if result.judge_cost_usd is not None:
+            most = f"at most ${result.judge_cost_usd:.2f} (every reply unparsed, as long as allowed)"
+        console.print(
+            f"  judge {escape(config.answers.judge)}: not in the cost above; it reads only the replies the parser "
+            f"cannot: up to {result.judge_requests} requests, {most}",
+            highlight=False,
+            soft_wrap=True,
+        )

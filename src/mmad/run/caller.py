@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Protocol
 
 from mmad.errors import ModelCallError, PermanentError
 from mmad.models.base import Completion, Model, Request
 from mmad.models.prices import cost_usd
+from mmad.protocol.encoding import ImageSettings
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
 from mmad.run.cache import ResponseCache, cache_key
-from mmad.run.ledger import EngineSettings, EngineStats
+from mmad.run.ledger import CallCounts, EngineSettings, EngineStats
 from mmad.run.limits import AdaptiveLimit, call_with_retries
+from mmad.run.tokens import estimate
 from mmad.solvers.base import Reply
+from mmad.solvers.judge import judge_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +41,7 @@ class ModelClient:
         model: Model,
         images: ImageEncoder,
         settings: EngineSettings,
-        usage: EngineStats,
+        usage: CallCounts,
         *,
         cache: ResponseCache | None = None,
         limit: AdaptiveLimit | None = None,
@@ -134,13 +140,13 @@ class ModelClient:
         return completion
 
 
-def note_answer(stats: EngineStats, completion: Completion, settings: EngineSettings, *, answer: bool) -> None:
+def note_answer(stats: CallCounts, completion: Completion, settings: EngineSettings, *, answer: bool) -> None:
     """Count a reply that answers questions (`answer`) but lacks the log-probabilities --likelihood asked for."""
     if answer and settings.likelihood and not completion.letter_logprobs and not completion.refusal:
         stats.without_logprobs += 1
 
 
-def add_usage(stats: EngineStats, completion: Completion, price: tuple[float, float] | None) -> float | None:
+def add_usage(stats: CallCounts, completion: Completion, price: tuple[float, float] | None) -> float | None:
     """Add a completion's tokens and dollars to `stats`; its cost, None without a price."""
     stats.prompt_tokens += completion.prompt_tokens or 0
     stats.completion_tokens += completion.completion_tokens or 0
@@ -149,3 +155,119 @@ def add_usage(stats: EngineStats, completion: Completion, price: tuple[float, fl
     stats.priced_requests += cost is not None
     stats.unpriced_requests += cost is None
     return cost
+
+
+NO_IMAGES = ImageSettings()
+"""The image settings a judge's estimate is made with: it is sent none."""
+LONGEST_REPLY_TOKENS = 4096
+"""The reply length a judge's allowance assumes for a prompt that sets no token limit."""
+
+
+class Budget(Protocol):
+    """Where a caller whose calls the scheduler does not reserve sets their cost aside (the run's ledger)."""
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether there is a budget (--max-cost) at all."""
+        ...
+
+    def set_aside(self, expected: float, what: str) -> bool:
+        """Reserve `expected` dollars; False (and the run stops) when that would pass the budget."""
+        ...
+
+    def release(self, reserved_usd: float) -> None:
+        """Hand back what `set_aside` reserved."""
+        ...
+
+
+class BudgetReached(ModelCallError):
+    """A call not sent: its expected cost would have passed --max-cost."""
+
+
+class JudgeClient:
+    """The judge's model caller (--judge): a `ModelClient` of its own, so the judge's calls have the
+    run's retries, a response cache (keyed by the judge's description and its prompt) and counted usage.
+
+    Its tokens and dollars go to the run's totals (what --max-cost, the closing line and run.json
+    count) and to ``stats.judge``; with a `Budget`, each call the cache does not answer is reserved
+    first, as the scheduler reserves the model's. A call that fails raises `ModelCallError`
+    (`BudgetReached` where the budget refused it), counted in ``stats.judge.failed``.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        images: ImageEncoder,
+        settings: EngineSettings,
+        stats: EngineStats,
+        *,
+        cache: ResponseCache | None = None,
+        budget: Budget | None = None,
+    ) -> None:
+        # Greedy and without log-probabilities whatever the run asks of its model: a verdict is read, not
+        # sampled, and the same reply judged again must be answered by the cache.
+        judge_settings = replace(
+            settings, temperature=0.0, likelihood=False, answer_from="text", cache_settings={"role": "judge"}
+        )
+        self.client = ModelClient(model, images, judge_settings, stats.judge, cache=cache)
+        self.stats = stats
+        self.budget = budget
+
+    @property
+    def model(self) -> Model:
+        """The judge."""
+        return self.client.model
+
+    async def __call__(self, prompt: Prompt, *, answer: bool = True) -> Reply:
+        """The judge's reply to `prompt`, counted; raises `ModelCallError` when it gives none."""
+        counts = self.stats.judge
+        counts.requests += 1
+        reserved = 0.0
+        budget = self.budget
+        if budget is not None and budget.budgeted and not await self.client.answered_by_cache(prompt):
+            expected = self.expected_cost(prompt)  # text only: no image to read
+            if not budget.set_aside(expected, "the judge's next request"):
+                counts.failed += 1
+                msg = "not sent to the judge: it would pass --max-cost"
+                raise BudgetReached(msg, error_class="budget")
+            reserved = expected
+        try:
+            reply = await self.client(prompt, answer=False)
+        except ModelCallError:
+            counts.failed += 1
+            raise
+        finally:
+            if budget is not None and reserved:
+                budget.release(reserved)
+        if reply.cached:
+            counts.cached += 1
+        else:
+            # The run's totals hold the judge's spending: --max-cost and every figure shown count it.
+            completion = reply.completion
+            self.stats.prompt_tokens += completion.prompt_tokens or 0
+            self.stats.completion_tokens += completion.completion_tokens or 0
+            self.stats.cost_usd += reply.cost_usd or 0.0
+        return reply
+
+    def allowance(self, prompts: list[Prompt]) -> float:
+        """The most the judge can cost for `prompts`' questions (a scheduler that cannot reserve each judge
+        call sets this aside with the prompts)."""
+        return judge_allowance(prompts, self.client.settings.price) or 0.0
+
+    def expected_cost(self, prompt: Prompt) -> float:
+        """What a judge call is expected to cost (the --dry-run rule); 0 without a price."""
+        settings = self.client.settings
+        return estimate([prompt], self.client.images.settings, settings.price).cost_usd or 0.0
+
+
+def judge_allowance(prompts: Iterable[Prompt], price: tuple[float, float] | None) -> float | None:
+    """The most a judge at `price` can cost for `prompts`' questions: one call each, on a reply as long as
+    its prompt allows; None without a price."""
+    if price is None:
+        return None
+    total = 0.0
+    for prompt in prompts:
+        longest = "x" * 4 * (prompt.max_tokens or LONGEST_REPLY_TOKENS)
+        judged = [judge_prompt(q, longest) for q in prompt.questions]
+        total += estimate(judged, NO_IMAGES, price).cost_usd or 0.0
+    return total

@@ -51,12 +51,14 @@ class Engine(Scheduler):
         solver: Solver,
         cache: ResponseCache | None = None,
         on_progress: Callable[[EngineStats], None] | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
+        """`ledger`: one made before the solver (whose judge counts into it and reserves from it)."""
         self.model = model
         self.images = images
         self.settings = settings
         self.cache = cache
-        self.ledger = Ledger(store, settings, images, on_progress=on_progress)
+        self.ledger = ledger or Ledger(store, settings, images, on_progress=on_progress)
         self.limit = AdaptiveLimit(settings.concurrency)
         self.call = ModelClient(model, images, settings, self.ledger.stats, cache=cache, limit=self.limit)
         self.ledger.replied = lambda: self.call.replied

@@ -14,7 +14,13 @@ model's provider exists, but builds no model, opens no connection and writes not
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from mmad.errors import ConfigError
+from mmad.models.prices import load_prices, price_for
+from mmad.protocol.messages import Prompt
 from mmad.protocol.strategies import parse_strategies
+from mmad.run.caller import judge_allowance
 from mmad.run.config import RunConfig
 from mmad.run.plan import Planner
 from mmad.run.preflight import preflight
@@ -40,7 +46,8 @@ def dry_run(config: RunConfig) -> Estimate:
     # The agent's drawings are made when its questions are asked (into the run folder): counted, not drawn.
     plain = parse_strategies([s for s in config.prompt.strategies if not s.startswith("agent")])
     planner = Planner(checked.benchmark, config.prompt_settings(), plain, checked.knowledge)
-    result = estimate(list(planner.prompts(checked.selection.items)), config.image_settings(), checked.price)
+    prompts = list(planner.prompts(checked.selection.items))
+    result = estimate(prompts, config.image_settings(), checked.price)
     if strategies.agent_expert:
         result.images_sent += result.requests
         result.prompt_tokens += AGENT_IMAGE_TOKENS * result.requests
@@ -52,7 +59,26 @@ def dry_run(config: RunConfig) -> Estimate:
             result.cost_usd = cost(result, checked.price)
     if checked.selection.left_out.total_questions:
         result.left_out = checked.selection.left_out.describe()
+    if config.answers.judge:
+        judge_bound(config, result, prompts)
     return result
+
+
+def judge_bound(config: RunConfig, result: Estimate, prompts: Iterable[Prompt]) -> None:
+    """The most the judge (--judge) can be asked and cost, beside the estimate: how many replies it reads
+    is known only once they are (the unparsed ones), so the bound assumes every one, as long as allowed."""
+    judge = config.answers.judge
+    assert judge is not None
+    check_model_name(judge)
+    price = price_for(judge, load_prices(config.execution.prices))
+    if config.execution.max_cost is not None and price is None:
+        msg = (
+            f"--max-cost needs a price for the judge {judge} too (it is paid from the same budget); "
+            "give one in a --prices file"
+        )
+        raise ConfigError(msg)
+    result.judge_requests = result.questions
+    result.judge_cost_usd = judge_allowance(prompts, price)
 
 
 TOOL_INTRO_TOKENS = 120

@@ -29,7 +29,7 @@ from mmad.protocol.messages import PosedQuestion, Prompt
 from mmad.records.record import Record, Status
 from mmad.run.cache import ResponseCache
 from mmad.run.limits import RetryPolicy
-from mmad.run.manifest import Usage, write_manifest
+from mmad.run.manifest import JudgeUsage, Usage, write_manifest
 from mmad.run.secrets import redact
 from mmad.run.store import RunStore
 from mmad.run.tokens import cost, estimate
@@ -47,23 +47,13 @@ FATAL_ERROR_CLASSES = frozenset({"auth", "not_found", "dns", "tls", "images_refu
 
 
 @dataclass
-class EngineStats:
-    """Live counters for progress display."""
+class CallCounts:
+    """What one model's calls used: the counters a `mmad.run.caller.ModelClient` adds to."""
 
-    total: int = 0
-    done: int = 0
-    answered: int = 0
-    failed: int = 0
-    unparsed: int = 0
-    cached: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    stopped_reason: str | None = None
-    concurrency: int = 0
     without_logprobs: int = 0
     priced_requests: int = 0
     """Calls whose cost is known (the average a further request is expected to cost is taken over them)."""
@@ -74,6 +64,49 @@ class EngineStats:
     def cost_known(self) -> bool:
         """Whether `cost_usd` is a measured figure: it is not when calls came back and none was priced."""
         return bool(self.priced_requests or not self.unpriced_requests)
+
+
+@dataclass
+class JudgeCounts(CallCounts):
+    """The judge's calls (--judge): their own usage, and what became of them."""
+
+    requests: int = 0
+    """Replies put to the judge (from the cache or sent)."""
+    cached: int = 0
+    failed: int = 0
+    """Judge calls that gave no verdict (retries spent, or the budget would have been passed): their
+    questions keep the parse they had."""
+
+
+JUDGE_FIELDS = ("requests", "cached", "failed", *CallCounts.__dataclass_fields__)
+"""The judge's counters, as a Ray actor sends them (prefixed ``judge_``) and the driver adds them up."""
+
+
+@dataclass
+class EngineStats(CallCounts):
+    """Live counters for progress display.
+
+    The usage counters (tokens, ``cost_usd``) are the whole run's, the judge's calls included, so the
+    budget and every figure shown count what was spent; ``judge`` holds the judge's share, and
+    ``retries`` and the priced/unpriced counts are the model's own."""
+
+    total: int = 0
+    done: int = 0
+    answered: int = 0
+    failed: int = 0
+    unparsed: int = 0
+    cached: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    stopped_reason: str | None = None
+    concurrency: int = 0
+    judge: JudgeCounts = field(default_factory=JudgeCounts)
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether `cost_usd` is a measured figure: not when the model's calls came back and none was
+        priced, nor when the judge's did (the total would leave the judge out)."""
+        return bool(self.priced_requests or not self.unpriced_requests) and self.judge.cost_known
 
     @property
     def elapsed_s(self) -> float:
@@ -257,9 +290,11 @@ class Ledger:
         # A tools question is one plain request and a conversation of up to `turns` more.
         return max(observed * (1 + (turns or 0)), prior or 0.0)
 
-    async def reserve(self, prompts: Sequence[Prompt], what: str = "the next request") -> float | None:
-        """Set aside what `prompts` are expected to cost; None (and the run stops) when that would
-        pass --max-cost.
+    async def reserve(
+        self, prompts: Sequence[Prompt], what: str = "the next request", *, extra_usd: float = 0.0
+    ) -> float | None:
+        """Set aside what `prompts` are expected to cost (and `extra_usd`: calls they may lead to, the
+        judge's on Ray); None (and the run stops) when that would pass --max-cost.
 
         The estimate reads image sizes, so it is made off the event loop; the check and the
         reservation follow with no await between them and the scheduler counting the requests in
@@ -267,8 +302,22 @@ class Ledger:
         """
         if self.settings.max_cost is None:
             return 0.0
-        expected = await asyncio.to_thread(lambda: sum(self.expected_cost(p) for p in prompts))
+        expected = await asyncio.to_thread(lambda: sum(self.expected_cost(p) for p in prompts)) + extra_usd
         return expected if self._set_aside(expected, what) else None
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether the run has a budget (--max-cost) to reserve from."""
+        return self.settings.max_cost is not None
+
+    def set_aside(self, expected: float, what: str) -> bool:
+        """Reserve `expected` dollars for a call the scheduler does not count in flight (the judge's);
+        False (and the run stops) when that would pass --max-cost. `release` hands it back."""
+        return self._set_aside(expected, what)
+
+    def release(self, reserved_usd: float) -> None:
+        """What `set_aside` reserved, handed back once the call came back (its cost counted)."""
+        self.reserved_usd -= reserved_usd
 
     def _set_aside(self, expected: float, what: str) -> bool:
         budget = self.settings.max_cost
@@ -325,7 +374,10 @@ class Ledger:
     def add_usage_totals(self, totals: dict[str, float]) -> None:
         """Usage counted elsewhere (the Ray actors' sums, by counter name) as this run's."""
         for name, total in totals.items():
-            setattr(self.stats, name, total if name == "cost_usd" else int(total))
+            counts: CallCounts = self.stats
+            if name.startswith("judge_"):
+                counts, name = self.stats.judge, name.removeprefix("judge_")
+            setattr(counts, name, total if name == "cost_usd" else int(total))
 
     def report(self) -> None:
         """Hand the counters to the progress display."""
@@ -409,7 +461,9 @@ class Scheduler:
 
 
 def session_usage(stats: EngineStats) -> Usage:
-    """What this session has spent, as run.json records it."""
+    """What this session has spent, as run.json records it: the totals hold the judge's calls, and
+    ``judge`` their share (None when no reply was put to a judge)."""
+    judge = stats.judge
     return Usage(
         prompt_tokens=stats.prompt_tokens,
         completion_tokens=stats.completion_tokens,
@@ -417,12 +471,34 @@ def session_usage(stats: EngineStats) -> Usage:
         cached=stats.cached,
         retries=stats.retries,
         elapsed_s=round(stats.elapsed_s, 3),
+        judge=JudgeUsage(
+            requests=judge.requests,
+            cached=judge.cached,
+            failed=judge.failed,
+            retries=judge.retries,
+            prompt_tokens=judge.prompt_tokens,
+            completion_tokens=judge.completion_tokens,
+            cost_usd=round(judge.cost_usd, 6) if judge.cost_known else None,
+        )
+        if judge.requests
+        else None,
     )
 
 
 def _scrubbed(record: Record) -> Record:
-    """A record whose error message holds no credential."""
-    if record.error_message is None:
-        return record
-    message = redact(record.error_message)
-    return record if message == record.error_message else record.model_copy(update={"error_message": message})
+    """A record whose error messages hold no credential: its own, and a branch's in ``extra``
+    (``extra.<branch>.error_message``: a tools conversation that failed under --blend)."""
+    update: dict[str, Any] = {}
+    if record.error_message is not None:
+        message = redact(record.error_message)
+        if message != record.error_message:
+            update["error_message"] = message
+    branches = {}
+    for key, part in record.extra.items():
+        if isinstance(part, dict) and isinstance(part.get("error_message"), str):
+            message = redact(part["error_message"])
+            if message != part["error_message"]:
+                branches[key] = {**part, "error_message": message}
+    if branches:
+        update["extra"] = {**record.extra, **branches}
+    return record.model_copy(update=update) if update else record

@@ -12,7 +12,8 @@ Versions (``schema_version``):
   ``strategies``; no protocol card.
 - 1 (no key): a nested config (``prompt``, ``images``, ... sections), a protocol card and its hash,
   the benchmark's size; keys such as ``finished_at`` or ``usage`` only once the run finished.
-- 2: this model; every field always present (None until known).
+- 2: every field always present (None until known).
+- 3: this model; ``usage.judge``, the judge's share of the usage (absent in older files: None).
 
 `read_manifest` upgrades 0 and 1 in memory (the file is rewritten as 2 only when the run is resumed)
 and refuses a version newer than this mmad reads, naming the file. Every field added, renamed or
@@ -37,7 +38,7 @@ from mmad.errors import ConfigError, RunError
 from mmad.records.folder import RUN_FILE
 from mmad.run.config import RunConfig
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version this mmad writes, and the newest it reads."""
 
 RunStatus = Literal["running", "complete", "partial", "interrupted", "failed"]
@@ -56,8 +57,40 @@ class DatasetInfo(_Part):
     questions_selected: int
 
 
+class JudgeUsage(_Part):
+    """The judge's share of a run's usage (--judge): its calls, and what they spent."""
+
+    requests: int = 0
+    """Replies put to the judge, from the cache or sent."""
+    cached: int = 0
+    failed: int = 0
+    """Calls that gave no verdict (retries spent, or the budget reached): those questions kept their parse."""
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+    """None: not known (no price for the judge)."""
+
+    def plus(self, other: JudgeUsage | None) -> JudgeUsage:
+        """This session's judge usage added to an earlier session's."""
+        if other is None:
+            return self
+        return JudgeUsage(
+            requests=self.requests + other.requests,
+            cached=self.cached + other.cached,
+            failed=self.failed + other.failed,
+            retries=self.retries + other.retries,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=None
+            if self.cost_usd is None or other.cost_usd is None
+            else round(self.cost_usd + other.cost_usd, 6),
+        )
+
+
 class Usage(_Part):
-    """What the run's sessions spent, summed over resumes."""
+    """What the run's sessions spent, summed over resumes. The totals (tokens, ``cost_usd``) include the
+    judge's calls; ``judge`` is their share, and ``cached`` and ``retries`` are the model's own."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -67,6 +100,8 @@ class Usage(_Part):
     cached: int = 0
     retries: int = 0
     elapsed_s: float = 0.0
+    judge: JudgeUsage | None = None
+    """The judge's share (None: no reply was put to a judge)."""
 
     def plus(self, other: Usage) -> Usage:
         """This session's spending added to an earlier session's."""
@@ -80,6 +115,7 @@ class Usage(_Part):
             cached=self.cached + other.cached,
             retries=self.retries + other.retries,
             elapsed_s=round(self.elapsed_s + other.elapsed_s, 3),
+            judge=self.judge.plus(other.judge) if self.judge is not None else other.judge,
         )
 
 
@@ -249,7 +285,8 @@ def upgraded(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         raw = _upgrade_0(raw, path)
     if version <= 1:
         raw = _upgrade_1(raw)
-    # Each step above turns a version into the next; what is left is the current layout.
+    # Each step above turns a version into the next (2 to 3 added usage.judge, whose default reads an older
+    # file as it was); what is left is the current layout.
     return {**raw, "schema_version": SCHEMA_VERSION}
 
 

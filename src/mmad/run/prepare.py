@@ -27,6 +27,7 @@ from mmad.run.manifest import DatasetInfo, Manifest, now, read_manifest, write_m
 from mmad.run.naming import default_run_dir
 from mmad.run.plan import Planner, Selection
 from mmad.run.preflight import preflight
+from mmad.run.solving import check_judge_price
 from mmad.run.store import RunStore
 
 logger = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ def prepare(
     judge = judge or (create_model(config.answers.judge) if config.answers.judge else None)
     if judge is not None:
         judge.check()
+        check_judge_price(config, judge)
     model.prepare(benchmark)
     card = protocol_card(config, benchmark, strategies)
     store.open()

@@ -32,6 +32,7 @@ from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
 from mmad.records.record import Status
 from mmad.run.ledger import (
+    JUDGE_FIELDS,
     EngineSettings,
     EngineStats,
     Ledger,
@@ -45,6 +46,7 @@ from mmad.run.prepare import PreparedRun
 from mmad.run.ray_session import cluster_summary, ray_session
 from mmad.run.ray_worker import USAGE_FIELDS, PromptWorker
 from mmad.run.secrets import redact
+from mmad.run.solving import JudgeBooks, make_judge
 from mmad.solvers import question_record
 
 logger = logging.getLogger(__name__)
@@ -122,6 +124,12 @@ class RayEngine(Scheduler):
         self._queue: deque[_Job] = deque()
         self._ray: ModuleType | None = None
         self._refs: dict[str, Any] = {}
+        self._judge = (
+            make_judge(prepared.config, settings, prepared.judge, JudgeBooks(EngineStats(), self.images))
+            if prepared.judge is not None and settings.max_cost is not None
+            else None
+        )
+        """The judge's caller as the actors build it, for its price only (the driver sends it nothing)."""
 
     # The run
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
@@ -307,7 +315,9 @@ class RayEngine(Scheduler):
     # Work
     async def _reserve_job(self, job: _Job) -> bool:
         """Set aside what a job's requests are expected to cost; False when that passes --max-cost."""
-        reserved = await self.ledger.reserve(job.prompts, "the next requests")
+        # The actors' judge cannot reserve from this ledger: the job sets aside a judge call per question.
+        allowance = (self._judge is not None and self._judge.allowance(job.prompts)) or 0.0
+        reserved = await self.ledger.reserve(job.prompts, "the next requests", extra_usd=allowance)
         if reserved is None:
             return False
         job.reserved_usd = reserved
@@ -345,7 +355,8 @@ class RayEngine(Scheduler):
             self._write_errors(job, type(exc).__name__, redact(str(exc))[-2000:])
             return
         self._usage[actor.name] = usage
-        totals = {name: sum(u.get(name, 0.0) for u in self._usage.values()) for name in USAGE_FIELDS}
+        names = [*USAGE_FIELDS, *(f"judge_{name}" for name in JUDGE_FIELDS)]
+        totals = {name: sum(u.get(name, 0.0) for u in self._usage.values()) for name in names}
         self.ledger.add_usage_totals(totals)
         for records in answers:
             self.ledger.write(records)

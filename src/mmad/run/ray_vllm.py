@@ -54,7 +54,7 @@ from mmad.run.ledger import (
 from mmad.run.prepare import PreparedRun
 from mmad.run.ray_session import ray_session
 from mmad.run.secrets import redact
-from mmad.run.solving import make_solver
+from mmad.run.solving import JudgeBooks, make_solver
 from mmad.solvers import Reply, Solver, question_record
 
 logger = logging.getLogger(__name__)
@@ -236,6 +236,7 @@ class VLLMDataEngine(Scheduler):
             prepared.config,
             settings,
             judge=prepared.judge,
+            judge_books=JudgeBooks(self.ledger.stats, self.images, budget=self.ledger),
             agent=prepared.planner.agent,
             benchmark=prepared.benchmark,
             run_dir=prepared.store.folder,

@@ -24,8 +24,8 @@ from mmad.records.record import Record
 from mmad.run.cache import ResponseCache
 from mmad.run.caller import ModelClient
 from mmad.run.config import RunConfig
-from mmad.run.ledger import EngineSettings, EngineStats
-from mmad.run.solving import make_agent, make_solver
+from mmad.run.ledger import JUDGE_FIELDS, EngineSettings, EngineStats
+from mmad.run.solving import JudgeBooks, make_agent, make_solver
 from mmad.solvers import Solver
 from mmad.solvers.base import solve_or_fail
 
@@ -45,8 +45,10 @@ by the driver's ledger, from the records)."""
 
 
 def usage_of(stats: EngineStats) -> dict[str, float]:
-    """An actor's usage counters so far."""
-    return {name: float(getattr(stats, name)) for name in USAGE_FIELDS}
+    """An actor's usage counters so far, the judge's prefixed ``judge_``."""
+    usage = {name: float(getattr(stats, name)) for name in USAGE_FIELDS}
+    usage.update({f"judge_{name}": float(getattr(stats.judge, name)) for name in JUDGE_FIELDS})
+    return usage
 
 
 def overrides_prepare(model: Model) -> bool:
@@ -62,6 +64,8 @@ class _Asker:
     judge: Model | None
     call: ModelClient
     solver: Solver
+    stats: EngineStats
+    """The counters the model's and the judge's calls add to."""
 
 
 class PromptWorker:
@@ -107,9 +111,16 @@ class PromptWorker:
         if judge is not None:
             judge.check()
         cache = ResponseCache(config.execution.cache_dir) if config.execution.cache else None
-        call = ModelClient(model, ImageEncoder(config.image_settings()), settings, EngineStats(), cache=cache)
-        solver = make_solver(config, settings, judge=judge, agent=agent, benchmark=benchmark, run_dir=run_dir)
-        return _Asker(model, judge, call, solver)
+        images = ImageEncoder(config.image_settings())
+        stats = EngineStats()
+        call = ModelClient(model, images, settings, stats, cache=cache)
+        # The judge counts into the actor's counters, which the driver adds up; the driver's ledger holds the
+        # budget, and reserves each job's possible judge calls with the job (`judge_allowance`).
+        books = JudgeBooks(stats, images, cache)
+        solver = make_solver(
+            config, settings, judge=judge, judge_books=books, agent=agent, benchmark=benchmark, run_dir=run_dir
+        )
+        return _Asker(model, judge, call, solver, stats)
 
     def ready(self) -> dict[str, Any]:
         """The model's description and the node, or the error that kept the actor from building it."""
@@ -124,7 +135,7 @@ class PromptWorker:
             raise RuntimeError(msg)
         asker = self.asker
         answers = await asyncio.gather(*(solve_or_fail(asker.solver, p, asker.call) for p in prompts))
-        return list(answers), usage_of(asker.call.usage)
+        return list(answers), usage_of(asker.stats)
 
     async def close(self) -> None:
         """Write what the response cache holds in memory; release the model's connections."""

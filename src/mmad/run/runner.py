@@ -19,12 +19,12 @@ from mmad.run.cache import ResponseCache, check_cache_folder
 from mmad.run.config import RunConfig
 from mmad.run.engine import Engine, EngineSettings, EngineStats
 from mmad.run.finish import RunResult, finish
-from mmad.run.ledger import Scheduler
+from mmad.run.ledger import Ledger, Scheduler
 from mmad.run.limits import RetryPolicy
 from mmad.run.plan import SelectedItem
 from mmad.run.prepare import PreparedRun, prepare
 from mmad.run.secrets import redact
-from mmad.run.solving import check_solver, make_solver
+from mmad.run.solving import JudgeBooks, check_solver, make_solver
 
 
 def engine_settings(prepared: PreparedRun) -> EngineSettings:
@@ -82,10 +82,14 @@ def make_engine(
     if cache is None and config.execution.cache:
         cache = ResponseCache(config.execution.cache_dir)
     settings = engine_settings(prepared)
+    images = ImageEncoder(config.image_settings())
+    # Made before the solver: the judge's calls are counted into its books and reserved from its budget.
+    ledger = Ledger(prepared.store, settings, images, on_progress=on_progress)
     solver = make_solver(
         config,
         settings,
         judge=prepared.judge,
+        judge_books=JudgeBooks(ledger.stats, images, cache, budget=ledger),
         agent=prepared.planner.agent,
         benchmark=prepared.benchmark,
         run_dir=prepared.store.folder,
@@ -93,11 +97,12 @@ def make_engine(
     engine = Engine(
         prepared.model,
         prepared.store,
-        ImageEncoder(config.image_settings()),
+        images,
         settings,
         solver=solver,
         cache=cache,
         on_progress=on_progress,
+        ledger=ledger,
     )
     engine.wanted = prepared.wanted
     engine.ledger.manifest_holder = prepared  # the spending so far goes to run.json, for a run that is killed

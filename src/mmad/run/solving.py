@@ -2,20 +2,26 @@
 
 The innermost solver is ``--solver NAME`` where given, else ``cot`` with the cot strategy, else
 ``plain``; the agent strategy wraps it in ``agent-render`` and ``--judge`` wraps the result in
-``judge``. The local engine and each Ray actor build the same chain from the same config.
+``judge``, whose judge is called through a model caller of its own (`make_judge`). The local engine
+and each Ray actor build the same chain from the same config.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mmad.errors import ConfigError
 from mmad.models.base import Model
+from mmad.models.prices import load_prices, price_for
+from mmad.protocol.images import ImageEncoder
 from mmad.protocol.prompts import COT_VARIANTS, Variant
 from mmad.protocol.strategies import parse_strategies
+from mmad.run.cache import ResponseCache
+from mmad.run.caller import Budget, JudgeClient
 from mmad.run.config import RunConfig
-from mmad.run.ledger import EngineSettings
+from mmad.run.ledger import EngineSettings, EngineStats
 from mmad.solvers import SOLVERS, Solver, SolverSettings, SolverSetup, build_solver
 
 
@@ -136,17 +142,60 @@ def tool_protocol(config: RunConfig) -> str:
     return "text" if info.in_process or info.transport == "none" else protocol
 
 
+@dataclass
+class JudgeBooks:
+    """What the judge's caller counts into and reserves from: the run's counters (the ledger's, or a
+    Ray actor's own), the run's image encoder and response cache, and its budget (the ledger; None
+    where the scheduler reserves for the judge itself)."""
+
+    stats: EngineStats
+    images: ImageEncoder
+    cache: ResponseCache | None = None
+    budget: Budget | None = None
+
+
+def judge_price(config: RunConfig, judge: Model) -> tuple[float, float] | None:
+    """The judge's price: from the run's --prices file, by the name --judge gave (else the judge's own)."""
+    return price_for(config.answers.judge or judge.name, load_prices(config.execution.prices))
+
+
+def check_judge_price(config: RunConfig, judge: Model) -> None:
+    """A ConfigError for a --max-cost run whose judge has no price: its spending could not be counted."""
+    if config.execution.max_cost is not None and judge_price(config, judge) is None:
+        name = config.answers.judge or judge.name
+        msg = (
+            f"--max-cost needs a price for the judge {name} too (it is paid from the same budget); "
+            "give one in a --prices file"
+        )
+        raise ConfigError(msg)
+
+
+def make_judge(config: RunConfig, settings: EngineSettings, judge: Model, books: JudgeBooks | None) -> JudgeClient:
+    """The judge's caller: a model client of its own (cache, the run's retries, usage, the budget)."""
+    books = books or JudgeBooks(EngineStats(), ImageEncoder(config.image_settings()))
+    return JudgeClient(
+        judge,
+        books.images,
+        replace(settings, price=judge_price(config, judge)),
+        books.stats,
+        cache=books.cache,
+        budget=books.budget,
+    )
+
+
 def make_solver(
     config: RunConfig,
     settings: EngineSettings,
     *,
     judge: Model | None = None,
+    judge_books: JudgeBooks | None = None,
     agent: Any = None,
     benchmark: Any = None,
     run_dir: str | Path | None = None,
 ) -> Solver:
     """The solver chain of a run (`agent` and `benchmark` are needed by the agent strategy only; the
-    tools strategy needs `benchmark` and `run_dir`)."""
+    tools strategy needs `benchmark` and `run_dir`). The judge is called through a caller of its own,
+    counted into `judge_books` (a fresh set of counters where not given)."""
     check_solver(config)
     options: dict[str, Any] = {}
     if parse_strategies(config.prompt.strategies).tools:
@@ -162,7 +211,7 @@ def make_solver(
         )
     setup = SolverSetup(
         settings=SolverSettings(parser=settings.parser, answer_from=settings.answer_from),
-        judge=judge,
+        judge=make_judge(config, settings, judge, judge_books) if judge is not None else None,
         agent=agent,
         benchmark=benchmark,
         options=options,

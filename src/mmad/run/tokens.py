@@ -34,6 +34,11 @@ class Estimate:
     price: tuple[float, float] | None = None
     left_out: str = ""
     """What --errata drop and --exclude left out of the selection, per reason, in words ('' when nothing)."""
+    judge_requests: int = 0
+    """With --judge: the most requests the judge can be sent (one per question; only unparsed replies are)."""
+    judge_cost_usd: float | None = None
+    """With --judge: the most those can cost (every reply unparsed and as long as allowed); None without a
+    price. Not in `cost_usd`."""
 
 
 def image_tokens(width: int, height: int, detail: str | None) -> int:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from mmad.errors import ConfigError, DataError, ModelCallError
-from mmad.models.base import Completion, Model
+from mmad.models.base import Completion
 from mmad.protocol.messages import PosedQuestion, Prompt
 from mmad.protocol.parse import (
     UPSTREAM_PARSERS,
@@ -96,8 +96,8 @@ class SolverSetup:
     """What a solver may use; every field but `settings` is optional (a solver checks what it needs)."""
 
     settings: SolverSettings = field(default_factory=SolverSettings)
-    judge: Model | None = None
-    """The model that reads an unparsed reply (``--judge``): the judge fallback's."""
+    judge: ModelCaller | None = None
+    """The caller of the model that reads an unparsed reply (``--judge``): the judge fallback's."""
     agent: Any = None
     """The agent strategy's renderer (`mmad.protocol.agent.AgentRenderer`) and the benchmark it reads."""
     benchmark: Any = None

@@ -4,13 +4,17 @@ A wrapper: the solver it wraps answers; each question whose reply holds text but
 parser could find (and is not a refusal) is put to the judge with the options and the reply, and
 the judge's letter (parse method ``judge``) replaces the empty one. A judge that fails or names
 no option leaves the parse as it was.
+
+The judge is asked through its own model caller (``setup.judge``, built with the run's:
+`mmad.run.caller.JudgeClient`): the run's retries, a response cache, its usage and the budget.
 """
 
 from __future__ import annotations
 
+import logging
+
 from mmad.errors import ConfigError, ModelCallError
-from mmad.models.base import Request
-from mmad.protocol.messages import Message, Prompt, TextPart
+from mmad.protocol.messages import Message, PosedQuestion, Prompt, TextPart
 from mmad.protocol.parse import Parsed, ParseMethod, parse_answer
 from mmad.solvers.base import Answer, ModelCaller, Solver, SolverSetup, register_solver
 
@@ -19,6 +23,9 @@ JUDGE_PROMPT = (
     "Question: {question}\nOptions:\n{options}\n\nReply:\n{reply}\n\n"
     "Answer with the option's letter only, or Z if the reply chooses none of them."
 )
+JUDGE_MAX_TOKENS = 8
+
+logger = logging.getLogger(__name__)
 
 
 @register_solver("judge")
@@ -31,6 +38,7 @@ class JudgeFallback(Solver):
             msg = "the judge solver wraps another and needs a judge model (--judge MODEL)"
             raise ConfigError(msg)
         self.judge = setup.judge
+        self._failures = 0
 
     async def answer(self, prompt: Prompt, call: ModelCaller) -> Answer:
         """The inner solver's answer, its unparsed replies judged."""
@@ -43,21 +51,40 @@ class JudgeFallback(Solver):
             if result.letter is not None or not reply.strip():
                 judged.append(result)
                 continue
-            options = "\n".join(f"{k}. {v}" for k, v in question.options.items())
-            text = JUDGE_PROMPT.format(question=question.text, options=options, reply=reply)
-            # The letters go beside the text: a backend reads the structured choices, never the prompt.
-            request = Request(
-                messages=(Message(role="user", parts=(TextPart(text=text),)),),
-                max_tokens=8,
-                choices=(tuple(question.options),),
-                question_ids=(question.question_id,),
-            )
             try:
-                verdict = await self.judge.generate(request)
-            except ModelCallError:
+                verdict = await self.judge(judge_prompt(question, reply), answer=False)
+            except ModelCallError as exc:
+                self._failed(question, exc)
                 judged.append(result)
                 continue
-            letter = parse_answer(verdict.text, question.options).letter
+            letter = parse_answer(verdict.completion.text, question.options).letter
             judged.append(Parsed(letter, ParseMethod.JUDGE) if letter else result)
         answer.parsed = judged
         return answer
+
+    def _failed(self, question: PosedQuestion, exc: ModelCallError) -> None:
+        """A judge call that gave no verdict: the run goes on (the caller counted it); said once at warning
+        level, not once per question of a judge that is down."""
+        self._failures += 1
+        level = logging.WARNING if self._failures == 1 else logging.DEBUG
+        logger.log(
+            level,
+            "the judge gave no verdict on %s (%s: %s); its parse stays",
+            question.question_id,
+            exc.error_class,
+            exc,
+        )
+
+
+def judge_prompt(question: PosedQuestion, reply: str) -> Prompt:
+    """What the judge is asked about one question's reply (text only)."""
+    options = "\n".join(f"{k}. {v}" for k, v in question.options.items())
+    text = JUDGE_PROMPT.format(question=question.text, options=options, reply=reply)
+    # The question goes beside the text (its gold blanked by the request): a backend reads the structured
+    # choices, never the prompt.
+    return Prompt(
+        image=question.image,
+        messages=(Message(role="user", parts=(TextPart(text=text),)),),
+        questions=(question.model_copy(update={"correct_answer": ""}),),
+        max_tokens=JUDGE_MAX_TOKENS,
+    )
