@@ -3,6 +3,7 @@ against the scripted tool user (`mmad serve -m scripted-tools`), recorded and sc
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def test_a_conversation_the_server_refuses_falls_back_to_the_direct_answer(data:
     assert record.raw_reply == direct["raw_reply"]
     blend = record.extra["blend"]
     assert blend["from"] == "direct" and blend["answer"] == "A"
-    assert blend["fallback"].startswith("the tools conversation failed (tools_refused): ")
+    assert blend["fallback"] == "the tools conversation failed (tools_refused)"
     tools = record.extra["tools"]
     assert tools["answer"] is None and tools["error_class"] == "tools_refused"
     assert "tools are not supported by this server" in tools["error_message"]
@@ -102,7 +103,7 @@ def test_a_conversation_whose_retries_are_spent_mid_way_keeps_its_turns_and_fall
     assert [c["name"] for c in tools["calls"]] == ["zoom"]
     assert record.attempts == 1 + 2  # the first turn, and the failed turn's two attempts
     blend = record.extra["blend"]
-    assert blend["from"] == "direct" and blend["fallback"].startswith("the tools conversation failed (server_error)")
+    assert blend["from"] == "direct" and blend["fallback"] == "the tools conversation failed (server_error)"
     # The direct branch's letter probabilities are the blend's (0.6 for its letter).
     assert blend["probabilities"]["A"] == pytest.approx(0.6) and record.parse_method == "likelihood"
     direct_tokens = record.extra["direct"]["prompt_tokens"]
@@ -155,3 +156,31 @@ def test_the_reports_viewer_shows_why_the_conversation_failed(data: Path, tmp_pa
     assert [turn[0] for turn in talk["turns"]] == ["error"]
     assert packed["strings"][talk["turns"][0][1]].startswith("the conversation failed (tools_refused): ")
     assert talk["direct"] == "A"
+
+
+SECRET = "sk-test-PLANTED-0123456789abcdef0123456789"
+
+
+class EchoesTheKey(ScriptedToolUser):
+    """A server whose tool turns fail with an error that repeats the caller's key."""
+
+    async def generate(self, request: Request) -> Completion:
+        if request.tools:
+            raise RetryableError(f"upstream rejected key {SECRET}", error_class="server_error")
+        return await super().generate(request)
+
+
+def test_the_failed_conversations_message_is_kept_without_credentials(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MMAD_TEST_API_KEY", SECRET)
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "run"
+    record = _run(data, out, EchoesTheKey("zoom"), blend=0.5, key_env="MMAD_TEST_API_KEY", max_retries=0)
+    assert record.status is Status.ANSWERED and record.extra["blend"]["fallback"]
+    assert "upstream rejected key ***" in record.extra["tools"]["error_message"]
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in caplog.text
+    assert "the tools conversation about" in caplog.text and "(server_error)" in caplog.text

@@ -191,6 +191,8 @@ class ToolsSolver(Solver):
         self.protocol: Protocol = "text" if self.loop.protocol == "text" else "native"
         self.journal = TurnJournal(self.toolbox.folder / "turns")
         self.run_dir = self.toolbox.folder.parent
+        self._fallbacks_told: set[str] = set()
+        """The failure classes a warning has named already: a fallback is said once per class, not per question."""
 
     async def answer(self, prompt: Prompt, call: ModelCaller) -> Answer:
         """The direct and the tools branch in parallel, as one answer (a `ToolsAnswer`): its reply and
@@ -462,13 +464,23 @@ class ToolsSolver(Solver):
             return _failed(prompt, error, extra, _usage(direct_record, None), wall_s)
         branch = tried or Branch(self.protocol, [])
         error_class = _error_class(error)
+        if error_class not in self._fallbacks_told:
+            self._fallbacks_told.add(error_class)
+            # The class only: the message (which a server may fill with what it was sent) is in the
+            # record, where the ledger scrubs it of credentials.
+            logger.warning(
+                "the tools conversation about %s failed (%s); --blend takes the direct answer, as for each "
+                "such question (the record's extra.tools.error_message says why; tool-use: 'fell back to direct')",
+                prompt.image,
+                error_class,
+            )
         extra["tools"] = {
             **self._tools_extra(branch, None, {}),
             "error_class": error_class,
             "error_message": str(error),
         }
         mixed, extra["blend"] = self._blended({}, None, direct_record, question.options)
-        extra["blend"]["fallback"] = f"the tools conversation failed ({error_class}): {error}"
+        extra["blend"]["fallback"] = f"the tools conversation failed ({error_class})"
         return question_record(
             question,
             status=Status.ANSWERED,
