@@ -103,3 +103,10 @@ class RetryableError(ModelCallError):
 
 class PermanentError(ModelCallError):
     """A failure that another attempt will not fix."""
+
+
+class BudgetReachedError(ModelCallError):
+    """A call not sent: its expected cost would have passed --max-cost (error class ``budget``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_class="budget")

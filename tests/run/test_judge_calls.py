@@ -129,12 +129,26 @@ def test_a_priced_judge_is_paid_from_the_run_s_budget(
     # every judge call was reserved before it was sent: the budget is never passed
     assert 0 < usage["judge"]["cost_usd"] == usage["cost_usd"] <= 0.3
     assert result.stats.cost_known
+    # The questions whose judge call was refused failed (class budget): a resume with more asks and judges them.
+    refused = [r for r in read_records(tmp_path / "run" / "records.jsonl") if r.status is Status.ERROR]
+    assert refused and {r.error_class for r in refused} == {"budget"}
     # the closing line's cost is the run's, the judge's share beside it
     from mmad.cli.eval_commands import spending_text
 
     line = spending_text(result.stats, "rambler", "compat:judge")
     assert f"${usage['cost_usd']:.4f}" in line and f"judge: {result.stats.judge.requests} calls" in line
     assert f"${usage['judge']['cost_usd']:.4f} of it" in line
+
+    more = config.model_copy(update={"execution": config.execution.model_copy(update={"max_cost": 100.0})})
+    with running_server(BusyJudge(busy=0)) as server:
+        resumed = asyncio.run(
+            evaluate_async(more, out=tmp_path / "run", resume=True, model=Rambler(), judge=_judge(server.base_url))
+        )
+    assert resumed.complete
+    assert {r.parse_method for r in read_records(tmp_path / "run" / "records.jsonl")} == {"judge"}
+    total = _usage(tmp_path / "run")
+    assert total["judge"]["cost_usd"] == total["cost_usd"] > usage["cost_usd"]
+    assert total["judge"]["requests"] == result.stats.judge.requests + resumed.stats.judge.requests
 
 
 def test_max_cost_needs_a_price_for_the_judge(mmad_json: Path, tmp_path: Path) -> None:

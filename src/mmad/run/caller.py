@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Protocol
 
-from mmad.errors import ModelCallError, PermanentError
+from mmad.errors import BudgetReachedError, ModelCallError, PermanentError
 from mmad.models.base import Completion, Model, Request
 from mmad.models.prices import cost_usd
 from mmad.protocol.encoding import ImageSettings
@@ -180,10 +180,6 @@ class Budget(Protocol):
         ...
 
 
-class BudgetReached(ModelCallError):
-    """A call not sent: its expected cost would have passed --max-cost."""
-
-
 class JudgeClient:
     """The judge's model caller (--judge): a `ModelClient` of its own, so the judge's calls have the
     run's retries, a response cache (keyed by the judge's description and its prompt) and counted usage.
@@ -191,7 +187,7 @@ class JudgeClient:
     Its tokens and dollars go to the run's totals (what --max-cost, the closing line and run.json
     count) and to ``stats.judge``; with a `Budget`, each call the cache does not answer is reserved
     first, as the scheduler reserves the model's. A call that fails raises `ModelCallError`
-    (`BudgetReached` where the budget refused it), counted in ``stats.judge.failed``.
+    (`BudgetReachedError` where the budget refused it), counted in ``stats.judge.failed``.
     """
 
     def __init__(
@@ -228,8 +224,8 @@ class JudgeClient:
             expected = self.expected_cost(prompt)  # text only: no image to read
             if not budget.set_aside(expected, "the judge's next request"):
                 counts.failed += 1
-                msg = "not sent to the judge: it would pass --max-cost"
-                raise BudgetReached(msg, error_class="budget")
+                msg = "the judge's call was not sent: it would pass --max-cost; resume with a higher one"
+                raise BudgetReachedError(msg)
             reserved = expected
         try:
             reply = await self.client(prompt, answer=False)

@@ -3,7 +3,8 @@
 A wrapper: the solver it wraps answers; each question whose reply holds text but no letter the
 parser could find (and is not a refusal) is put to the judge with the options and the reply, and
 the judge's letter (parse method ``judge``) replaces the empty one. A judge that fails or names
-no option leaves the parse as it was.
+no option leaves the parse as it was; a judge call the budget (--max-cost) refused fails the
+prompt's questions (class ``budget``), so that --resume asks and judges them.
 
 The judge is asked through its own model caller (``setup.judge``, built with the run's:
 `mmad.run.caller.JudgeClient`): the run's retries, a response cache, its usage and the budget.
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import logging
 
-from mmad.errors import ConfigError, ModelCallError
+from mmad.errors import BudgetReachedError, ConfigError, ModelCallError
 from mmad.protocol.messages import Message, PosedQuestion, Prompt, TextPart
 from mmad.protocol.parse import Parsed, ParseMethod, parse_answer
-from mmad.solvers.base import Answer, ModelCaller, Solver, SolverSetup, register_solver
+from mmad.solvers.base import Answer, ModelCaller, Solver, SolverSetup, fail, register_solver
 
 JUDGE_PROMPT = (
     "A model answered a multiple-choice question. Which option did its reply choose?\n\n"
@@ -53,6 +54,11 @@ class JudgeFallback(Solver):
                 continue
             try:
                 verdict = await self.judge(judge_prompt(question, reply), answer=False)
+            except BudgetReachedError as exc:
+                # Not a verdict the judge failed to give: the run stopped before asking. Failed records
+                # (class ``budget``) are asked again by --resume (the model's reply from the cache), then judged.
+                unjudged = Answer(prompt=prompt, started=answer.started, digest=answer.digest, extra=answer.extra)
+                return fail(unjudged, exc)
             except ModelCallError as exc:
                 self._failed(question, exc)
                 judged.append(result)
