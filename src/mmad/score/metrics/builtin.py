@@ -223,8 +223,9 @@ class Cost(Metric):
         spent = graded.spent_usd
         if spent is not None and abs(spent - (dollars or 0.0)) > 5e-7:
             notes.append(
-                f"the run paid ${spent:.4f} in all (run.json: every session, and requests whose records a later "
-                f"one replaced); $/question is over the latest records, which carry ${dollars or 0.0:.4f}"
+                f"the run paid ${spent:.4f} in all (run.json: every session, a --judge's calls, and requests "
+                "whose records a later one replaced); $/question is over the latest records, which carry "
+                f"${dollars or 0.0:.4f}"
             )
         cells = [
             Cell(TOKENS_PER_QUESTION, _per(tokens, len(token_questions)), unit="tokens"),
