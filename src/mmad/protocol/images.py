@@ -19,6 +19,7 @@ Two settings exist for the recipes that reproduce an official script:
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import io
@@ -28,6 +29,7 @@ import os
 import re
 import sys
 import threading
+import types
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -98,9 +100,10 @@ _MAIN_GUARD = re.compile(r"^if\s+__name__\s*==\s*[\"']__main__[\"']\s*:", re.MUL
 
 def spawn_is_safe() -> bool:
     """Whether a spawned worker may start: it imports the program's main module, so a script that
-    calls mmad at its top level, with no ``if __name__ == "__main__":`` guard, would run again in
+    calls mmad at its top level, outside an ``if __name__ == "__main__":`` guard, would run again in
     it (asking every question again). ``python -m`` programs, console scripts (``mmad``, ``pytest``)
-    and notebooks are safe; a script is read to find its guard."""
+    and notebooks are safe; for a script, the line its main thread is running now must be inside
+    its guard (a guard further down, around other code, protects nothing the run started from)."""
     main = sys.modules.get("__main__")
     if main is None or str(getattr(main.__spec__, "name", "")).endswith("__main__"):
         return True  # multiprocessing does not import a package's __main__ in the child
@@ -108,9 +111,48 @@ def spawn_is_safe() -> bool:
     if not path:
         return True  # an interactive session or a notebook: nothing is imported
     try:
-        return bool(_MAIN_GUARD.search(Path(path).read_text(errors="replace")))
+        source = Path(path).read_text(errors="replace")
     except OSError:
         return False
+    line = _main_module_line(main)
+    if line is None:  # the script's own code has finished (a thread of it runs on): a guard is all there is
+        return bool(_MAIN_GUARD.search(source))
+    return _inside_main_guard(source, line)
+
+
+def _main_module_line(main: types.ModuleType) -> int | None:
+    """The line of the main module's top-level code that the main thread is running, if it is."""
+    frame = sys._current_frames().get(threading.main_thread().ident or -1)
+    line = None
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals is vars(main):
+            line = frame.f_lineno
+        frame = frame.f_back
+    return line
+
+
+def _inside_main_guard(source: str, line: int) -> bool:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    for statement in tree.body:
+        if not statement.lineno <= line <= (statement.end_lineno or statement.lineno):
+            continue
+        if not isinstance(statement, ast.If) or not _is_main_test(statement.test):
+            return False
+        body_end = statement.body[-1].end_lineno or statement.body[-1].lineno
+        return statement.body[0].lineno <= line <= body_end  # not its `else:`
+    return False
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s.id for s in sides if isinstance(s, ast.Name)]
+    texts = [s.value for s in sides if isinstance(s, ast.Constant)]
+    return names == ["__name__"] and texts == ["__main__"]
 
 
 class ImageEncoder:
@@ -269,7 +311,7 @@ class ImageEncoder:
         if images < POOL_MIN_IMAGES or self._stop.is_set():
             return None
         if not spawn_is_safe():
-            logger.info("images are prepared in a thread: %s has no __main__ guard", sys.argv[0])
+            logger.info("images are prepared in a thread: %s runs mmad outside a __main__ guard", sys.argv[0])
             return None
         try:
             # spawn, not fork: the run's process has threads (the cache writer, the SDK's) by now
