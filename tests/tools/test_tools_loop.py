@@ -239,6 +239,15 @@ def test_blend_of_a_branch_that_gave_no_answer_is_the_other_branch(data: Path, t
     assert record.extra["blend"]["from"] == speaker
 
 
+def test_a_blend_the_direct_branch_decided_puts_nothing_to_the_judge(data: Path, tmp_path: Path) -> None:
+    """With --blend, an unreadable tools reply whose question the direct answer already decided is not judged:
+    the verdict was paid for, then dropped (the record keeps the blend's answer)."""
+    (record,) = _run(data, tmp_path / "run", _OneBranchMute("tools"), blend=0.5, judge="fixed:B")
+    assert record.status is Status.ANSWERED and record.parse_method == "likelihood"
+    assert record.extra["blend"]["from"] == "direct"
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["usage"]["judge"] is None  # no reply put to it
+
+
 def test_loop_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="at least 1 turn"):
         ToolLoopSettings(max_turns=0)

@@ -226,7 +226,12 @@ class ToolsSolver(Solver):
             outcome.reply = Reply(
                 branch.final, attempts=branch.attempts, cached=branch.cached, cost_usd=branch.cost_usd
             )
-            outcome.parsed = [branch.parsed]
+            parsed = branch.parsed
+            if parsed.letter is None and record.status is Status.ANSWERED and record.answer:
+                # The blend answered from the direct branch: a judge's verdict on the tools reply would be
+                # paid for and then dropped (the record keeps its answer), so a wrapper sees the blend's letter.
+                parsed = Parsed(record.answer, ParseMethod.LIKELIHOOD)
+            outcome.parsed = [parsed]
         return outcome
 
     async def _direct(self, prompt: Prompt, call: ModelCaller) -> Record:
