@@ -16,13 +16,21 @@ from pathlib import Path
 from typing import Any, Literal, SupportsFloat, SupportsIndex, TypedDict, Unpack
 
 from mmad._io import atomic_write_text, collector_frozen
-from mmad.errors import ConfigError
+from mmad.errors import ConfigError, RunError
 from mmad.models.base import Model
 from mmad.protocol.prompts import Variant
 from mmad.records.folder import RECORDS_FILE, RUN_FILE
 from mmad.report.files import write_score_files
 from mmad.report.operating_files import write_operating_files
-from mmad.run.config import FLAT_NAMES, NOT_GIVEN, NotGiven, ProtocolName, RunConfig, canonical_name
+from mmad.run.config import (
+    FLAT_NAMES,
+    NOT_GIVEN,
+    NotGiven,
+    ProtocolName,
+    RunConfig,
+    canonical_name,
+    in_callers_words,
+)
 from mmad.run.engine import EngineStats
 from mmad.run.finish import RunResult
 from mmad.run.naming import answers_file_name
@@ -209,4 +217,10 @@ def evaluate(
     config = RunConfig.from_flat(model, str(data), recipe=recipe, by_name=True, **settings)
     for note in config.recipe_notes():  # the CLI prints them; a script sees them in its log
         logger.warning("%s", note)
-    return asyncio.run(evaluate_async(config, out=out, resume=resume, on_progress=on_progress))
+    try:
+        return asyncio.run(evaluate_async(config, out=out, resume=resume, on_progress=on_progress))
+    except (ConfigError, RunError) as exc:
+        # The run's checks across settings (preflight, the solver, the selection, the run folder) say
+        # flags, as the CLI takes them; a script has no flag to look for, so its keywords are named instead.
+        exc.args = (in_callers_words(str(exc)), *exc.args[1:])
+        raise

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import mmad
 from mmad.errors import ConfigError
 from mmad.run.sweep import SweepSpec
+from tests.helpers.mmad_tree import make_mmad_tree
 
 
 def test_evaluate_names_the_keyword_not_a_flag(tmp_path: Path) -> None:
@@ -42,3 +45,180 @@ def test_the_cli_keeps_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["eval", "-m", "random", "-d", str(tmp_path), "--perturb", "blur=2", "--original-images"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "[images]: --perturb changes the query images' pixels" in err and "leave --original-images out" in err
+
+
+# A check across settings, as mmad.evaluate and as the CLI say it: the keywords, and the same words with flags.
+# Some are refused as the config is made (settings the run would ignore), the others as the run starts.
+CROSS_SETTING = [
+    pytest.param(
+        "random",
+        {"ray_actors": 3},
+        ["--ray-actors", "3"],
+        "add engine ray, or leave ray_actors out",
+        "add --engine ray, or leave --ray-actors out",
+        id="unused-ray",
+    ),
+    pytest.param(
+        "random",
+        {"seed": 5},
+        ["--seed", "5"],
+        "this run has no limit (it asks every selected question), so it would be ignored; add limit N",
+        "this run has no --limit (it asks every selected question), so it would be ignored; add --limit N",
+        id="unused-seed",
+    ),
+    pytest.param(
+        "random",
+        {"similar_templates": True, "shots": 0},
+        ["--similar-templates", "--shots", "0"],
+        "but shots is 0, so no template is shown and it would be ignored; give shots 1 (or more)",
+        "but --shots is 0, so no template is shown and it would be ignored; give --shots 1 (or more)",
+        id="unused-templates",
+    ),
+    pytest.param(
+        "random",
+        {"text_only": True},
+        ["--text-only"],
+        "leave text_only out, or serve the model and use e.g. model vllm:NAME base_url URL",
+        "leave --text-only out, or serve the model and use e.g. -m vllm:NAME --base-url URL",
+        id="unused-api-setting",
+    ),
+    pytest.param(
+        "vllm-local:m",
+        {"device": "cuda:1"},
+        ["--device", "cuda:1"],
+        "reads only dtype, batch_size, model_args (vLLM places the model itself: choose GPUs with "
+        "CUDA_VISIBLE_DEVICES or model_args '{\"tensor_parallel_size\": N}'); leave device out",
+        "reads only --dtype, --batch-size, --model-args (vLLM places the model itself: choose GPUs with "
+        "CUDA_VISIBLE_DEVICES or --model-args '{\"tensor_parallel_size\": N}'); leave --device out",
+        id="unused-device",
+    ),
+    pytest.param(
+        "random",
+        {"recipe": "gpt4o", "solver": "cot"},
+        ["--recipe", "gpt4o", "--solver", "cot"],
+        "solver cot asks the cot strategy's chain-of-thought turn, which protocol cumulative does not have: "
+        "add strategies cot with protocol per-question or per-image, or leave solver out",
+        "--solver cot asks the cot strategy's chain-of-thought turn, which --protocol cumulative does not have: "
+        "add --strategies cot with --protocol per-question or per-image, or leave --solver out",
+        id="solver",
+    ),
+    pytest.param(
+        "random",
+        {"strategies": ["tools"], "protocol": "per-image"},
+        ["--strategies", "tools", "--protocol", "per-image"],
+        "strategies tools asks one question per request: use another protocol than per-image",
+        "--strategies tools asks one question per request: use another --protocol than per-image",
+        id="tools-protocol",
+    ),
+    pytest.param(
+        "random",
+        {"perturb": "blur=2", "strategies": ["tools"]},
+        ["--perturb", "blur=2", "--strategies", "tools"],
+        "perturb with strategies tools: its images are made from the clean query file",
+        "--perturb with --strategies tools: its images are made from the clean query file",
+        id="perturb",
+    ),
+    pytest.param(
+        "expert",
+        {"blind": True},
+        ["--blind"],
+        "model expert with blind: the visual expert looks only at the images, so it would decline every "
+        "question; leave blind out",
+        "-m expert with --blind: the visual expert looks only at the images, so it would decline every "
+        "question; leave --blind out",
+        id="expert-blind",
+    ),
+    pytest.param(
+        "random",
+        {"shots": 9},
+        ["--shots", "9"],
+        "the most any of them has is 3); choose shots 3 or fewer",
+        "the most any of them has is 3); choose --shots 3 or fewer",
+        id="shots",
+    ),
+    pytest.param(
+        "random",
+        {"datasets": ["Nowhere"]},
+        ["--datasets", "Nowhere"],
+        "datasets Nowhere is not in this benchmark",
+        "--datasets Nowhere is not in this benchmark",
+        id="datasets",
+    ),
+    pytest.param(
+        "random",
+        {"subset": "official-debug"},
+        ["--subset", "official-debug"],
+        # the official scripts' own --debug is theirs, not a setting of mmad's: it stays
+        "subset official-debug samples 1,600 images as the official scripts' --debug does; "
+        "this benchmark has 20 (the scripts would stop with ValueError); use limit instead",
+        "--subset official-debug samples 1,600 images as the official scripts' --debug does; "
+        "this benchmark has 20 (the scripts would stop with ValueError); use --limit instead",
+        id="subset",
+    ),
+]
+
+
+def _flags_in(message: str) -> list[str]:
+    """The mmad flags a message names (the official scripts' --debug is not one)."""
+    return [f for f in re.findall(r"(?<![\w-])(-m|--[a-z][\w-]*)(?![\w-])", message) if f != "--debug"]
+
+
+@pytest.mark.parametrize(("model", "settings", "flags", "said", "said_by_flags"), CROSS_SETTING)
+def test_evaluate_says_a_check_across_settings_in_keywords(
+    tmp_path: Path, model: str, settings: dict[str, Any], flags: list[str], said: str, said_by_flags: str
+) -> None:
+    """A cross-setting mistake named the flags (--perturb, add --engine ray) to a script, which has none."""
+    data = make_mmad_tree(tmp_path / "data")
+    with pytest.raises(ConfigError) as refused:
+        mmad.evaluate(model, data, out=tmp_path / "run", cache=False, **settings)
+    message = str(refused.value)
+    assert said in message and _flags_in(message) == [], message
+
+
+@pytest.mark.parametrize(("model", "settings", "flags", "said", "said_by_flags"), CROSS_SETTING)
+def test_the_cli_says_the_same_check_with_its_flags(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    settings: dict[str, Any],
+    flags: list[str],
+    said: str,
+    said_by_flags: str,
+) -> None:
+    from mmad.cli import main
+
+    data = make_mmad_tree(tmp_path / "data")
+    capsys.readouterr()
+    argv = ["eval", "-m", model, "-d", str(data), "--out", str(tmp_path / "run"), "--no-cache", *flags]
+    assert main(argv) == 2
+    assert said_by_flags in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_run_file_says_its_keys_and_a_flag_beside_it_keeps_its_flag(tmp_path: Path) -> None:
+    """A run file's setting is refused in its keys, the fix too; one typed as a flag on top keeps the flag."""
+    from mmad.run.config import RunConfig
+
+    run_file = tmp_path / "run.toml"
+    run_file.write_text('model = "random"\ndata = "bench"\nsimilar_templates = true\nshots = 0\n')
+    with pytest.raises(ConfigError) as refused:
+        RunConfig.from_file(run_file)
+    assert str(refused.value).endswith(
+        "but shots is 0, so no template is shown and it would be ignored; "
+        "give shots 1 (or more), or leave similar_templates out"
+    )
+    run_file.write_text('model = "random"\ndata = "bench"\nsimilar_templates = true\n')
+    with pytest.raises(ConfigError) as refused:
+        RunConfig.from_file(run_file, shots=0)  # --shots 0 on the command line, beside the file
+    assert "but --shots is 0" in str(refused.value) and "give --shots 1 (or more), or leave similar_templates out" in (
+        str(refused.value)
+    )
+
+
+def test_evaluate_names_out_as_its_keyword(tmp_path: Path) -> None:
+    from mmad.errors import RunError
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match=r"is not an empty folder or a run; choose another out$"):
+        mmad.evaluate("random", make_mmad_tree(tmp_path / "data"), out=taken, cache=False)

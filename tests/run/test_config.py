@@ -72,9 +72,9 @@ def test_cot_is_refused_where_the_protocol_has_no_cot_turn() -> None:
         ("hf:some/model", {"base_url": "http://127.0.0.1:9/v1"}, r"--base-url applies to models behind an HTTP API"),
         ("expert", {"extra_body": {"top_k": 1}}, r"--extra-body applies to models behind an HTTP API"),
         ("vllm-local:some/model", {"device": "cuda:1"}, r"--device would be ignored: vllm-local: reads only"),
-        ("expert", {"dtype": "float16"}, r"--dtype would be ignored: expert: reads only --device, --model-args"),
+        ("expert", {"dtype": "float16"}, r"--dtype would be ignored: expert: reads only device, model_args"),
         # the expert writes no text: decoding settings and letter log-probabilities did nothing, unnoticed
-        ("expert", {"max_tokens": 64}, r"--max-tokens would be ignored: expert: reads only --device, --model-args"),
+        ("expert", {"max_tokens": 64}, r"--max-tokens would be ignored: expert: reads only device, model_args"),
         ("expert", {"temperature": 0.7}, r"--temperature would be ignored: expert: reads only"),
         ("expert:category", {"likelihood": True}, r"--likelihood would be ignored: expert: reads only"),
         ("random", {"knowledge": "k.json", "strategies": ["cot"]}, r"--knowledge is the domain-knowledge file"),
@@ -83,7 +83,8 @@ def test_cot_is_refused_where_the_protocol_has_no_cot_turn() -> None:
 )
 def test_the_api_refuses_settings_the_run_would_ignore(model: str, settings: dict[str, object], message: str) -> None:
     flag = message.split(" ", 1)[0]
-    keyword = "^" + flag.removeprefix("--").replace("-", "_")  # mmad.evaluate names its keyword, not the flag
+    # mmad.evaluate names its keywords, not the flags (the settings a message lists too)
+    keyword = "^" + flag.removeprefix("--").replace("-", "_")
     with pytest.raises(ConfigError, match=keyword + message.removeprefix(flag)):
         mmad.evaluate(model, "no-such-data", **settings)  # refused before the data is looked at
 

@@ -156,5 +156,8 @@ def refuse_unused(
     prefix = f"{source}: " if source else ""
     message = found[0].message
     if found[0].setting in file_keys:
-        message = message.replace(_flag(found[0].setting), named(found[0].setting))
+        from mmad.run.config import in_callers_words
+
+        # the fix it suggests too (add engine ray, not --engine ray): only a flag typed beside a file keeps its flag
+        message = in_callers_words(message, flagged=set(explicit) - set(file_keys))
     raise ConfigError(prefix + message + more)

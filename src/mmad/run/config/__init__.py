@@ -22,7 +22,7 @@ from mmad.run.config.base import NOT_GIVEN, Bool, Float, Int, NotGiven, Protocol
 from mmad.run.config.build import IDENTITY
 from mmad.run.config.execution import ConnectionConfig, ExecutionConfig
 from mmad.run.config.images import ImageConfig
-from mmad.run.config.messages import config_error, plain_reason
+from mmad.run.config.messages import config_error, in_callers_words, plain_reason
 from mmad.run.config.names import (
     FLAT_NAMES,
     IMAGE_FIELDS,
@@ -68,6 +68,7 @@ __all__ = [
     "config_error",
     "did_you_mean",
     "flag_of",
+    "in_callers_words",
     "plain_reason",
     "setting_default",
     "setting_help",

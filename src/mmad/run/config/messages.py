@@ -9,7 +9,7 @@ from collections.abc import Collection
 from pydantic import ValidationError
 
 from mmad.errors import ConfigError
-from mmad.run.config.names import FLAT_NAMES, SECTIONS, did_you_mean, flag_of
+from mmad.run.config.names import FLAT_NAMES, OLD_FLAGS, SECTIONS, did_you_mean, flag_of
 
 _PHRASES = (
     ("Value error, ", ""),
@@ -33,15 +33,36 @@ def plain_reason(message: str) -> str:
     return _plain(message)
 
 
-def _by_names(reason: str, keys: Collection[str]) -> str:
+# The run's identity (and where it goes), given by a flag on the command line and by a keyword or key elsewhere.
+_IDENTITY_FLAGS = {"-m": "model", "--model": "model", "-d": "data", "--data": "data", "--recipe": "recipe"}
+_IDENTITY_FLAGS |= {"--out": "out", "--resume": "resume"}  # mmad.evaluate's keywords; a run file has neither
+
+
+def _by_names(reason: str, keys: Collection[str], *, identity: bool = False) -> str:
     """A check's reason with the flags of settings given by name (``keys``, dotted) said as those names:
-    "(--answer-from likelihood)" restating the setting goes, "--perturb" is "perturb"."""
+    "(--answer-from likelihood)" restating the setting goes, "--perturb" is "perturb"; with ``identity``,
+    -m and --data are model and data. A `quoted command` keeps its flags: it is run as written."""
     named = {flag_of(*FLAT_NAMES[n]): n for n in FLAT_NAMES if ".".join(FLAT_NAMES[n]) in keys}
+    named |= {old: n for n, olds in OLD_FLAGS.items() if ".".join(FLAT_NAMES[n]) in keys for old in olds}
+    if identity:
+        named |= _IDENTITY_FLAGS
     if not named:
         return reason
     flags = "|".join(re.escape(f) for f in sorted(named, key=len, reverse=True))
-    reason = re.sub(rf" \((?:{flags})(?: [^()]*)?\)", "", reason)
-    return re.sub(rf"(?<![\w-])({flags})(?![\w-])", lambda m: named[m.group(1)], reason)
+    parts = reason.split("`")
+    for i in range(0, len(parts), 2):  # the odd parts are quoted
+        part = re.sub(rf" \((?:{flags})(?: [^()]*)?\)", "", parts[i])
+        parts[i] = re.sub(rf"(?<![\w-])({flags})(?![\w-])", lambda m: named[m.group(1)], part)
+    return "`".join(parts)
+
+
+def in_callers_words(message: str, *, flagged: Collection[str] = ()) -> str:
+    """A message for a caller who names settings (`mmad.evaluate`'s keywords, a run file's keys), not
+    flags: each setting's flag, and -m/--data, said as its name, but for those in ``flagged`` (dotted: given
+    by a flag beside a run file). A fix the message suggests is then written as the caller would write it;
+    the CLI's own messages say flags, and a caller with no command line has none to look for."""
+    keys = {".".join(place) for place in FLAT_NAMES.values()} - set(flagged)
+    return _by_names(message, keys, identity=True)
 
 
 def config_error(exc: ValidationError, source: str = "", *, keys: Collection[str] = ()) -> ConfigError:
