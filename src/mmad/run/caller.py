@@ -60,14 +60,18 @@ class ModelClient:
 
     async def answered_by_cache(self, prompt: Prompt) -> bool:
         """Whether the response cache holds the reply to `prompt` as it is: asking it costs nothing."""
+        return await self.cached_reply(prompt) is not None
+
+    async def cached_reply(self, prompt: Prompt) -> Completion | None:
+        """The response cache's reply to `prompt` as it is (None: it must be sent), held for the call that
+        follows."""
         if self.cache is None:
-            return False
+            return None
         key = await self._key(prompt)
         hit = self.cache.get(key)
-        if hit is None:
-            return False
-        self._held[key] = hit
-        return True
+        if hit is not None:
+            self._held[key] = hit
+        return hit
 
     async def _key(self, prompt: Prompt) -> str:
         """The prompt's response-cache key."""
@@ -138,6 +142,12 @@ class ModelClient:
             raise
         self.replied = True
         return completion
+
+
+def sent_as_is(prompt: Prompt, settings: EngineSettings) -> bool:
+    """Whether the solver sends `prompt` itself, as it is: no chain-of-thought turn before it and no tools
+    conversation (whose requests are made as it goes), so the cache can say ahead whether it costs anything."""
+    return not prompt.needs_preamble and not prompt.tools and not settings.tool_turns
 
 
 def note_answer(stats: CallCounts, completion: Completion, settings: EngineSettings, *, answer: bool) -> None:

@@ -17,7 +17,7 @@ from mmad.models.base import Model
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
 from mmad.run.cache import ResponseCache
-from mmad.run.caller import ModelClient
+from mmad.run.caller import ModelClient, sent_as_is
 from mmad.run.ledger import (
     EngineSettings,
     EngineStats,
@@ -119,7 +119,7 @@ class Engine(Scheduler):
         """What `item` is expected to cost, set aside (None: over --max-cost); nothing for a prompt the
         response cache answers, which costs nothing (a cached run under a small budget was refused)."""
         # Else the solver sends prompts of its own (a tools question's conversation is never this prompt).
-        sent_as_is = not item.needs_preamble and not item.tools and not self.settings.tool_turns
-        if self.settings.max_cost is not None and sent_as_is and await self.call.answered_by_cache(item):
+        as_is = sent_as_is(item, self.settings)
+        if self.settings.max_cost is not None and as_is and await self.call.answered_by_cache(item):
             return 0.0
         return await self.ledger.reserve([item])

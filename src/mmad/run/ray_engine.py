@@ -191,7 +191,7 @@ class RayEngine(Scheduler):
                     if any(p.carries_history for p in wanted):  # the earlier questions' replies are its history
                         wanted = list(item)
                     job = _Job(wanted)
-                if not await self._reserve_job(job):
+                if not await self._reserve_job(job, actor):
                     break  # over --max-cost: its questions stay unasked, --resume asks them
                 self._submit(job, actor)
             if not self._running and (ledger.should_stop() or (exhausted and not self._queue)):
@@ -313,15 +313,33 @@ class RayEngine(Scheduler):
         self.actors = []
 
     # Work
-    async def _reserve_job(self, job: _Job) -> bool:
-        """Set aside what a job's requests are expected to cost; False when that passes --max-cost."""
-        # The actors' judge cannot reserve from this ledger: the job sets aside a judge call per question.
-        allowance = (self._judge is not None and self._judge.allowance(job.prompts)) or 0.0
-        reserved = await self.ledger.reserve(job.prompts, "the next requests", extra_usd=allowance)
+    async def _reserve_job(self, job: _Job, actor: _Actor) -> bool:
+        """Set aside what a job's requests are expected to cost; False when that passes --max-cost.
+
+        Nothing for a request the actor's response cache answers (it costs nothing: a cached rerun under a
+        small budget was refused), as the local engine does; the actor's judge cannot reserve from this
+        ledger, so the job sets aside a judge call per question that may need one."""
+        if self.settings.max_cost is None:
+            return True
+        costs = await self._costs(job, actor)
+        sent = [p for p, (asked, _) in zip(job.prompts, costs, strict=True) if asked]
+        judged = [p for p, (_, may_judge) in zip(job.prompts, costs, strict=True) if may_judge]
+        allowance = (self._judge is not None and self._judge.allowance(judged)) or 0.0
+        reserved = await self.ledger.reserve(sent, "the next requests", extra_usd=allowance)
         if reserved is None:
             return False
         job.reserved_usd = reserved
         return True
+
+    async def _costs(self, job: _Job, actor: _Actor) -> list[tuple[bool, bool]]:
+        """What the actor that will ask the job says each prompt may cost (`PromptWorker.costs`); all of it
+        where the actor cannot say (it died: the job goes to another, reserved anew)."""
+        try:
+            costs: list[tuple[bool, bool]] = await asyncio.wrap_future(actor.handle.costs.remote(job.prompts).future())
+        except Exception as exc:
+            logger.debug("the Ray actor %s could not look in its cache: %s", actor.name, exc)
+            return [(True, True)] * job.size
+        return costs
 
     def _submit(self, job: _Job, actor: _Actor) -> None:
         future = asyncio.wrap_future(actor.handle.ask.remote(job.prompts).future())

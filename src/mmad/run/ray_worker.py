@@ -22,12 +22,13 @@ from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
 from mmad.records.record import Record
 from mmad.run.cache import ResponseCache
-from mmad.run.caller import ModelClient
+from mmad.run.caller import ModelClient, sent_as_is
 from mmad.run.config import RunConfig
 from mmad.run.ledger import JUDGE_FIELDS, EngineSettings, EngineStats
 from mmad.run.solving import JudgeBooks, make_agent, make_solver
 from mmad.solvers import Solver
-from mmad.solvers.base import solve_or_fail
+from mmad.solvers.base import SolverSettings, parse_reply, solve_or_fail
+from mmad.solvers.judge import needs_verdict
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class _Asker:
     solver: Solver
     stats: EngineStats
     """The counters the model's and the judge's calls add to."""
+    settings: EngineSettings
 
 
 class PromptWorker:
@@ -120,7 +122,7 @@ class PromptWorker:
         solver = make_solver(
             config, settings, judge=judge, judge_books=books, agent=agent, benchmark=benchmark, run_dir=run_dir
         )
-        return _Asker(model, judge, call, solver, stats)
+        return _Asker(model, judge, call, solver, stats, settings)
 
     def ready(self) -> dict[str, Any]:
         """The model's description and the node, or the error that kept the actor from building it."""
@@ -136,6 +138,29 @@ class PromptWorker:
         asker = self.asker
         answers = await asyncio.gather(*(solve_or_fail(asker.solver, p, asker.call) for p in prompts))
         return list(answers), usage_of(asker.stats)
+
+    async def costs(self, prompts: list[Prompt]) -> list[tuple[bool, bool]]:
+        """Per prompt, what the driver must set aside for it under --max-cost before this actor asks it:
+        whether the model's request is sent (the response cache does not answer it; a hit is held for
+        `ask`), and whether the judge may be called (a cached reply whose every letter was found needs none)."""
+        if self.asker is None:
+            return [(True, True)] * len(prompts)
+        asker = self.asker
+        parsing = SolverSettings(parser=asker.settings.parser, answer_from=asker.settings.answer_from)
+        costs = []
+        for prompt in prompts:
+            await asker.solver.prepare(prompt)  # the agent's picture is drawn first: the cache key reads it
+            try:
+                hit = await asker.call.cached_reply(prompt) if sent_as_is(prompt, asker.settings) else None
+            except Exception as exc:  # an unreadable image: `ask` records why; all of it is set aside meanwhile
+                logger.debug("cannot look up %s in the response cache: %s", prompt.image, exc)
+                hit = None
+            if hit is None:
+                costs.append((True, asker.judge is not None))
+                continue
+            parsed = parse_reply(prompt, hit, parsing)
+            costs.append((False, asker.judge is not None and any(needs_verdict(hit, p) for p in parsed)))
+        return costs
 
     async def close(self) -> None:
         """Write what the response cache holds in memory; release the model's connections."""

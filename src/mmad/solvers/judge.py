@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from mmad.errors import BudgetReachedError, ConfigError, ModelCallError
+from mmad.models.base import Completion
 from mmad.protocol.messages import Message, PosedQuestion, Prompt, TextPart
 from mmad.protocol.parse import Parsed, ParseMethod, parse_answer
 from mmad.solvers.base import Answer, ModelCaller, Solver, SolverSetup, fail, register_solver
@@ -49,7 +50,7 @@ class JudgeFallback(Solver):
         reply = answer.reply.completion.text
         judged = []
         for question, result in zip(prompt.questions, answer.parsed, strict=True):
-            if result.letter is not None or not reply.strip():
+            if not needs_verdict(answer.reply.completion, result):
                 judged.append(result)
                 continue
             try:
@@ -80,6 +81,12 @@ class JudgeFallback(Solver):
             exc.error_class,
             exc,
         )
+
+
+def needs_verdict(completion: Completion, parsed: Parsed) -> bool:
+    """Whether the judge is asked about a question: its reply holds text, no refusal, and no letter the
+    parser found."""
+    return parsed.letter is None and not completion.refusal and bool(completion.text.strip())
 
 
 def judge_prompt(question: PosedQuestion, reply: str) -> Prompt:
