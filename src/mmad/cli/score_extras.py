@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from mmad.cli.common import console
+from mmad.data.schema import Subtask
 from mmad.report.tables import fmt
 
 if TYPE_CHECKING:
@@ -64,7 +65,11 @@ def print_intervals(intervals: TableIntervals) -> None:
         cells = [intervals.cells[name][subtask] for name in intervals.datasets]
         view.add_row(subtask.short, *map(cell, [*cells, intervals.subtask_averages[subtask]]))
     averages = [intervals.row_averages[name] for name in intervals.datasets]
-    view.add_row("Average", *map(cell, [*averages, intervals.average]), style="bold")
+    view.add_row("Average", *map(cell, [*averages, intervals.average]), style="bold", end_section=True)
+    if Subtask.ANOMALY_DISCRIMINATION in intervals.columns:
+        for column in ("Overkill", "Miss"):  # per dataset, and their mean (the table's detection columns)
+            figures = [intervals.detection.get(name, {}).get(column) for name in intervals.datasets]
+            view.add_row(column, *map(cell, [*figures, intervals.average_detection.get(column)]))
     view.caption = (
         f"value over its interval; bootstrap over {intervals.n_images} images (an image's questions move "
         f"together), {intervals.samples} resamples, seed {intervals.seed}; – is a missing cell"

@@ -90,8 +90,7 @@ def _csp_hash(script: str) -> str:
 
 def _cell(value: float | None, digits: int = 2, interval: Sequence[float] | None = None) -> dict[str, str]:
     """A coloured table cell; ``ci`` is its 95% interval in words ('' without one)."""
-    ci = f"{interval[0]:.1f}–{interval[1]:.1f}" if interval else ""
-    return {"text": fmt(value, digits), "colour": heat_colour(value), "ci": ci}
+    return {"text": fmt(value, digits), "colour": heat_colour(value), "ci": _ci_text(interval)}
 
 
 def _bounds(intervals: TableIntervals | None, name: str) -> tuple[float, float] | None:
@@ -113,6 +112,8 @@ def _table_rows(table: ScoreTable, intervals: TableIntervals | None = None) -> l
                 "average": _cell(row.average, interval=_bounds(intervals, f"{row.name}/Average")),
                 "overkill": fmt(metrics["Overkill"]),
                 "miss": fmt(metrics["Miss"]),
+                "overkill_ci": _detection_ci(intervals, f"{row.name}/Overkill"),
+                "miss_ci": _detection_ci(intervals, f"{row.name}/Miss"),
             }
         )
     rows.append(
@@ -124,9 +125,21 @@ def _table_rows(table: ScoreTable, intervals: TableIntervals | None = None) -> l
             "average": _cell(table.average, interval=_bounds(intervals, "Average")),
             "overkill": fmt(table.average_detection["Overkill"]),
             "miss": fmt(table.average_detection["Miss"]),
+            "overkill_ci": _detection_ci(intervals, "Overkill"),
+            "miss_ci": _detection_ci(intervals, "Miss"),
         }
     )
     return rows
+
+
+def _detection_ci(intervals: TableIntervals | None, name: str) -> str:
+    """A detection figure's interval in words (`TableIntervals.detection_cells`), or ''."""
+    interval = intervals.detection_cells().get(name) if intervals is not None else None
+    return _ci_text([interval.low, interval.high] if interval is not None else None)
+
+
+def _ci_text(interval: Sequence[float] | None) -> str:
+    return f"{interval[0]:.1f}–{interval[1]:.1f}" if interval else ""
 
 
 def _breakdown_rows(scores: RunScores, by: GroupBy) -> list[dict[str, Any]]:
@@ -264,6 +277,8 @@ def _leaderboard_view(board: Leaderboard) -> dict[str, Any]:
             "cells": [_cell(r.subtasks.get(s.value), interval=r.intervals.get(s.value)) for s in SUBTASKS],
             "overkill": fmt(r.overkill),
             "miss": fmt(r.miss),
+            "overkill_ci": _ci_text(r.intervals.get("Overkill")),
+            "miss_ci": _ci_text(r.intervals.get("Miss")),
             "completeness": r.completeness,
             "marks": r.marks,
             "protocol_text": r.protocol,

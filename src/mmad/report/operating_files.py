@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmad._io import atomic_write_bytes, atomic_write_text
+from mmad.data.schema import Subtask
 from mmad.report.tables import fmt
 from mmad.score.operating import TARGETS, LetterOperating, OperatingReport, ScoreOperating
 
@@ -175,7 +176,19 @@ def intervals_to_dict(intervals: TableIntervals) -> dict[str, Any]:
         },
         "subtask_averages": {s.value: _interval_dict(intervals.subtask_averages[s]) for s in intervals.columns},
         "average": _interval_dict(intervals.average),
+        # Overkill, Miss, Recall, Precision and F1 per dataset and their means over datasets (`average`)
+        "detection": {
+            "rows": {
+                name: {c: _interval_dict(v) for c, v in intervals.detection[name].items()}
+                for name in intervals.datasets
+            },
+            "average": {c: _interval_dict(v) for c, v in intervals.average_detection.items()},
+        },
     }
+
+
+DETECTION_SHOWN = ("Overkill", "Miss")
+"""The detection figures shown beside the table's intervals (every one is in the json)."""
 
 
 def interval_text(interval: Interval | None) -> str:
@@ -186,8 +199,9 @@ def interval_text(interval: Interval | None) -> str:
 
 
 def intervals_to_markdown(intervals: TableIntervals) -> str:
-    """The MMAD table with each cell's 95% interval, as Markdown."""
-    header = ["Dataset", *(s.value for s in intervals.columns), "Average"]
+    """The MMAD table with each cell's 95% interval, as Markdown, Overkill and Miss beside each row's Average."""
+    shown = DETECTION_SHOWN if Subtask.ANOMALY_DISCRIMINATION in intervals.columns else ()
+    header = ["Dataset", *(s.value for s in intervals.columns), "Average", *shown]
     lines = [
         f"### {intervals.level:g}% intervals",
         "",
@@ -196,9 +210,15 @@ def intervals_to_markdown(intervals: TableIntervals) -> str:
     ]
     for name in intervals.datasets:
         cells = [interval_text(intervals.cells[name][s]) for s in intervals.columns]
-        lines.append(f"| {name} | {' | '.join(cells)} | **{interval_text(intervals.row_averages[name])}** |")
+        detection = [interval_text(intervals.detection.get(name, {}).get(c)) for c in shown]
+        lines.append(
+            "| " + " | ".join([name, *cells, f"**{interval_text(intervals.row_averages[name])}**", *detection]) + " |"
+        )
     averages = [interval_text(intervals.subtask_averages[s]) for s in intervals.columns]
-    lines.append(f"| Average | {' | '.join(averages)} | **{interval_text(intervals.average)}** |")
+    detection = [interval_text(intervals.average_detection.get(c)) for c in shown]
+    lines.append(
+        "| " + " | ".join(["Average", *averages, f"**{interval_text(intervals.average)}**", *detection]) + " |"
+    )
     lines += [
         "",
         f"Bootstrap over {intervals.n_images} images (the questions of an image move together), resampled within "

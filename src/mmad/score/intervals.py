@@ -12,6 +12,13 @@ Anomaly Discrimination cell with one class) has no interval, and the averages sk
 Nor has a dataset of a single image: every resample is that image again, and [x, x] would claim a
 certainty one image cannot give (`TableIntervals.single_image` names such datasets); an average has an
 interval where some dataset under it has two images or more.
+
+The detection figures (Overkill, Miss, Recall, Precision, F1: `DatasetRow.detection_metrics`) come from the
+same resamples: Anomaly Discrimination's normal and defective counts are already summed per resample, so
+each figure is recomputed from them by the table's rules (upstream's absent class is 100 Overkill or Miss),
+and their averages are means over the datasets that have one. A view narrowed to some datasets or subtasks
+(`TableIntervals.view`: the leaderboard's ``--dataset``/``--subtask``) takes its averages over the same
+resampled cells, by the table's rule, so its intervals are those of the view's own figures.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 
 from mmad.data.schema import RAW_TYPE_TO_SUBTASK, Subtask
 from mmad.score.answers import GradedAnswer
-from mmad.score.table import Policy, select_answers
+from mmad.score.table import DETECTION_COLUMNS, Policy, select_answers
 
 LEVEL = 95.0
 
@@ -54,6 +61,12 @@ class TableIntervals:
     level: float = LEVEL
     single_image: list[str] = field(default_factory=list)
     """Datasets of one image: their cells and row average have no interval."""
+    detection: dict[str, dict[str, Interval | None]] = field(default_factory=dict)
+    """Per dataset, Recall, Precision, F1, Overkill and Miss (`DETECTION_COLUMNS`); None where the table's is."""
+    average_detection: dict[str, Interval | None] = field(default_factory=dict)
+    """The mean of each detection figure over the datasets that have one (the table's ``average_detection``)."""
+    resamples: Resamples | None = field(default=None, repr=False, compare=False)
+    """The resampled figures behind every interval, for the averages of a narrowed `view`."""
 
     def named_cells(self) -> dict[str, Interval | None]:
         """Every interval by name: ``{dataset}/{subtask}``, ``{dataset}/Average``, ``Average/{subtask}``
@@ -65,6 +78,68 @@ class TableIntervals:
         named.update({f"Average/{s.value}": self.subtask_averages[s] for s in self.columns})
         named["Average"] = self.average
         return named
+
+    def detection_cells(self) -> dict[str, Interval | None]:
+        """Every detection interval by the `detection` metric's cell names: ``{column}`` (the mean over
+        datasets) and ``{dataset}/{column}``."""
+        named: dict[str, Interval | None] = dict(self.average_detection)
+        for name in self.datasets:
+            named.update({f"{name}/{column}": v for column, v in self.detection.get(name, {}).items()})
+        return named
+
+    def view(self, datasets: Sequence[str] = (), subtasks: Sequence[Subtask] = ()) -> dict[str, Interval | None]:
+        """Intervals of a view narrowed to some ``datasets`` rows and ``subtasks`` columns (all where empty), by
+        the leaderboard's rule (`mmad.report.leaderboard.rows.view_figures`): ``Average`` (each row's mean over
+        the view's subtasks, then the mean of the rows), each subtask's mean over the view's rows (by its
+        value), and each detection figure's mean over the view's rows (by its column name)."""
+        resamples = self.resamples
+        if resamples is None:
+            return {}
+        rows = [d for d, name in enumerate(self.datasets) if not datasets or name in datasets]
+        columns = [j for j, s in enumerate(self.columns) if not subtasks or s in subtasks]
+        varied = resamples.varied[rows]
+        point = resamples.point[np.ix_(rows, columns)]  # rows x columns
+        spread = resamples.spread[:, rows][:, :, columns]  # samples x rows x columns
+        point_rows = _mean(point, zero_for_missing=False)
+        spread_rows = _mean(spread, zero_for_missing=False)
+        named: dict[str, Interval | None] = {
+            "Average": _interval(
+                float(_mean(point_rows, zero_for_missing=False)) if rows else float("nan"),
+                _mean(spread_rows, zero_for_missing=False) if rows else np.zeros(0),
+                resampled=bool((varied & ~np.isnan(point_rows)).any()),
+            )
+        }
+        for k, j in enumerate(columns):
+            named[self.columns[j].value] = _interval(
+                float(_mean(point[:, k], zero_for_missing=False)) if rows else float("nan"),
+                _mean(spread[:, :, k], zero_for_missing=False) if rows else np.zeros(0),
+                resampled=bool((varied & ~np.isnan(point[:, k])).any()),
+            )
+        detection_point = resamples.detection_point[rows]
+        detection_spread = resamples.detection_spread[:, rows]
+        for k, column in enumerate(DETECTION_COLUMNS):
+            named[column] = _interval(
+                float(_mean(detection_point[:, k], zero_for_missing=False)) if rows else float("nan"),
+                _mean(detection_spread[:, :, k], zero_for_missing=False) if rows else np.zeros(0),
+                resampled=bool((varied & ~np.isnan(detection_point[:, k])).any()),
+            )
+        return named
+
+
+@dataclass(frozen=True)
+class Resamples:
+    """The figures of every resample, kept for views the table itself does not show (NaN: missing)."""
+
+    point: np.ndarray
+    """datasets x columns: the table's cells."""
+    spread: np.ndarray
+    """samples x datasets x columns: the cells of each resample."""
+    detection_point: np.ndarray
+    """datasets x `DETECTION_COLUMNS`."""
+    detection_spread: np.ndarray
+    """samples x datasets x `DETECTION_COLUMNS`."""
+    varied: np.ndarray
+    """datasets: whether a dataset has two images or more (its resamples can differ from its point)."""
 
 
 def _mean(values: np.ndarray, *, zero_for_missing: bool) -> np.ndarray:
@@ -98,6 +173,30 @@ def _cells(sums: np.ndarray, columns: list[Subtask], declined: list[bool], *, up
         else:
             out.append(_accuracy(sums[..., 2 * j], sums[..., 2 * j + 1], zero_for_missing=upstream))
     return np.stack(out, axis=-1)
+
+
+def _detection(sums: np.ndarray, ad: int | None, n_columns: int, *, declined: bool, upstream: bool) -> np.ndarray:
+    """A dataset's `DETECTION_COLUMNS` from its summed counts (..., slots): (..., 5), as
+    `DatasetRow.detection_metrics` computes them (NaN where it gives None)."""
+    nothing = np.zeros(sums.shape[:-1])
+    normal_right, normal_total = (sums[..., 2 * ad], sums[..., 2 * ad + 1]) if ad is not None else (nothing, nothing)
+    defect_right, defect_total = sums[..., 2 * n_columns], sums[..., 2 * n_columns + 1]
+    if declined:  # abstentions are no normal/defective calls: no figure, as in the table
+        return np.full((*sums.shape[:-1], len(DETECTION_COLUMNS)), np.nan)
+    normal = _accuracy(normal_right, normal_total, zero_for_missing=False)
+    recall = _accuracy(defect_right, defect_total, zero_for_missing=False)
+    called_defective = defect_right + normal_total - normal_right  # TP + FP
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(called_defective > 0, 100.0 * defect_right / np.maximum(called_defective, 1), np.nan)
+        both = precision + recall  # NaN where either is
+        f1 = np.where(
+            both > 0, 2 * precision * recall / np.where(both > 0, both, 1), np.where(np.isnan(both), np.nan, 0)
+        )
+    # upstream: summary.py takes an absent class's accuracy as 0, so its Overkill (Miss) is 100
+    overkill = 100.0 - (np.nan_to_num(normal, nan=0.0) if upstream else normal)
+    miss = 100.0 - (np.nan_to_num(recall, nan=0.0) if upstream else recall)
+    figures = {"Recall": recall, "Precision": precision, "F1": f1, "Overkill": overkill, "Miss": miss}
+    return np.stack([figures[column] for column in DETECTION_COLUMNS], axis=-1)
 
 
 def image_resamples(rng: np.random.Generator, n_images: int, samples: int, *, block: int) -> Iterator[np.ndarray]:
@@ -145,7 +244,8 @@ def table_intervals(
         where.append(slot)
         right.append(a.is_correct)
     rng = np.random.default_rng(seed)
-    point_cells, spread_cells = [], []
+    ad = index.get(Subtask.ANOMALY_DISCRIMINATION)
+    point_cells, spread_cells, point_detection, spread_detection = [], [], [], []
     for name in datasets:
         matrix = np.zeros((len(rows_of[name]), slots))
         image_rows, slots_of, correct = (np.asarray(v, dtype=int) for v in entries[name])
@@ -162,6 +262,11 @@ def table_intervals(
             sums[start : start + len(weights)] = weights @ matrix
             start += len(weights)
         spread_cells.append(_cells(sums, columns, declined, upstream=upstream))
+        ad_declined = ad is not None and declined[ad]
+        point_detection.append(
+            _detection(matrix.sum(axis=0), ad, len(columns), declined=ad_declined, upstream=upstream)
+        )
+        spread_detection.append(_detection(sums, ad, len(columns), declined=ad_declined, upstream=upstream))
     # Upstream's empty cells are already 0 in the cells; NaN is left only where the table shows a missing cell.
     point = np.stack(point_cells) if datasets else np.zeros((0, len(columns)))  # datasets x columns
     spread = np.stack(spread_cells, axis=1) if datasets else np.zeros((samples, 0, len(columns)))
@@ -173,6 +278,9 @@ def table_intervals(
     spread_subtasks = _mean(np.swapaxes(spread, 1, 2), zero_for_missing=False)
     point_average = float(_mean(point_rows, zero_for_missing=False)) if datasets else float("nan")
     spread_average = _mean(spread_rows, zero_for_missing=False) if datasets else np.full(samples, np.nan)
+    width = len(DETECTION_COLUMNS)
+    detection_point = np.stack(point_detection) if datasets else np.zeros((0, width))  # datasets x figures
+    detection_spread = np.stack(spread_detection, axis=1) if datasets else np.zeros((samples, 0, width))
     return TableIntervals(
         policy=policy,
         columns=columns,
@@ -195,6 +303,22 @@ def table_intervals(
         seed=seed,
         n_images=sum(len(v) for v in rows_of.values()),
         single_image=[name for name, size in zip(datasets, sizes, strict=True) if size == 1],
+        detection={
+            name: {
+                column: _interval(detection_point[d, k], detection_spread[:, d, k], resampled=varied[d])
+                for k, column in enumerate(DETECTION_COLUMNS)
+            }
+            for d, name in enumerate(datasets)
+        },
+        average_detection={
+            column: _interval(
+                float(_mean(detection_point[:, k], zero_for_missing=False)) if datasets else float("nan"),
+                _mean(detection_spread[:, :, k], zero_for_missing=False) if datasets else np.full(samples, np.nan),
+                resampled=bool((varied & ~np.isnan(detection_point[:, k])).any()),
+            )
+            for k, column in enumerate(DETECTION_COLUMNS)
+        },
+        resamples=Resamples(point, spread, detection_point, detection_spread, varied),
     )
 
 

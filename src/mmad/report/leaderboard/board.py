@@ -100,8 +100,8 @@ def build_leaderboard(
         )
     if bootstrap is not None and (datasets or chosen_subtasks):
         notes.append(
-            "--ci: the intervals are the whole table's (a bootstrap over each run's images); a view narrowed to "
-            "some datasets or subtasks shows none"
+            "--ci: each run's intervals are this view's (a bootstrap over the run's images, the view's figures "
+            "recomputed from each resample)"
         )
     if protocol:
         rows = [r for r in rows if _matches(r, protocol)]

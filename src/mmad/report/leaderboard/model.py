@@ -69,8 +69,9 @@ class LeaderboardRow:
     """For a run, every registered metric's headline figures (``metric:cell``, `mmad.score.metrics`) over the
     whole run under the board's policy, as `mmad score` shows them; empty for a published row."""
     intervals: dict[str, list[float]] = field(default_factory=dict)
-    """With --ci, a run's 95% image-bootstrap interval [low, high] of its score (``Average``) and of each
-    subtask's figure; empty otherwise, and for a view narrowed to some datasets or subtasks."""
+    """With --ci, a run's 95% image-bootstrap interval [low, high] of its score (``Average``), of each
+    subtask's figure (by its name), and of ``Overkill`` and ``Miss``, in the board's view (a view narrowed
+    with --dataset/--subtask has its own figures' intervals); empty otherwise."""
 
     @property
     def ranked(self) -> bool:

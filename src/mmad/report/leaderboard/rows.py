@@ -174,14 +174,19 @@ def run_row(
     )
 
 
+VIEW_INTERVALS = ("Average", *(s.value for s in SUBTASKS), "Overkill", "Miss")
+"""The figures of a row that carry an interval under --ci: its score, each subtask's, Overkill and Miss."""
+
+
 def _view_intervals(scored: ScoredRun, datasets: Sequence[str], subtasks: Sequence[Subtask]) -> dict[str, list[float]]:
-    """The score's and each subtask's interval, for the whole table only: a narrowed view's figures are
-    means over other cells than the ones the bootstrap resampled."""
+    """The intervals of the row's own figures, in the view it is shown in: the view's averages taken over each
+    image-bootstrap resample of the table's cells by the rule `view_figures` (and `_detection`) apply to the
+    table itself, so a view narrowed with --dataset/--subtask has the intervals of its own figures."""
     intervals = scored.intervals
-    if intervals is None or datasets or subtasks:
+    if intervals is None:
         return {}
-    named = {"Average": intervals.average, **{s.value: v for s, v in intervals.subtask_averages.items()}}
-    return {name: [v.low, v.high] for name, v in named.items() if v is not None}
+    named = intervals.view(datasets, subtasks)
+    return {name: [v.low, v.high] for name in VIEW_INTERVALS if (v := named.get(name)) is not None}
 
 
 def published_row(

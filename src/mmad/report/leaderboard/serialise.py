@@ -79,6 +79,10 @@ def leaderboard_csv(board: Leaderboard) -> str:
         "marks",
         "score_low",
         "score_high",
+        "overkill_low",
+        "overkill_high",
+        "miss_low",
+        "miss_high",
         *metric_columns(board),
     ]
     writer.writerow(header)
@@ -116,7 +120,7 @@ def leaderboard_csv(board: Leaderboard) -> str:
                 row.contamination,
                 row.table,
                 " | ".join(row.marks),
-                *(number(v) for v in row.intervals.get("Average", [None, None])),
+                *(number(v) for name in ("Average", "Overkill", "Miss") for v in row.intervals.get(name, [None, None])),
                 *(number(row.metrics.get(key)) for key in metric_columns(board)),
             ]
         )

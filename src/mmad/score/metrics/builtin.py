@@ -82,14 +82,23 @@ class OverkillMiss(Metric):
     title = "Overkill and Miss"
 
     def compute(self, graded: Graded) -> MetricResult | None:
-        """None when the run asked no Anomaly Discrimination question."""
+        """None when the run asked no Anomaly Discrimination question. Under --ci every figure has the image
+        bootstrap's interval, as the table's cells do."""
         table = table_of(graded)
         if not any(r.detection.normal.total + r.detection.abnormal.total for r in table.rows):
             return None
-        cells = [Cell(column, table.average_detection[column]) for column in DETECTION_COLUMNS]
+        intervals = intervals_of(graded)
+        bounds = intervals.detection_cells() if intervals is not None else {}
+
+        def cell(name: str, value: float | None) -> Cell:
+            interval = bounds.get(name)
+            low, high = (interval.low, interval.high) if interval is not None else (None, None)
+            return Cell(name, value, low=low, high=high)
+
+        cells = [cell(column, table.average_detection[column]) for column in DETECTION_COLUMNS]
         for row in table.rows:
             metrics = row.detection_metrics()
-            cells += [Cell(f"{row.name}/{column}", metrics[column]) for column in DETECTION_COLUMNS]
+            cells += [cell(f"{row.name}/{column}", metrics[column]) for column in DETECTION_COLUMNS]
         return self.result(cells, headline=["Overkill", "Miss"])
 
 
