@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from mmad import evaluate
 from mmad.cli import main
 from mmad.errors import CacheError
-from mmad.models.base import Completion
+from mmad.models.base import Completion, Model, Request
+from mmad.models.baselines import RandomModel
+from mmad.records.record import read_records
 from mmad.run.cache import DATABASE, ResponseCache, cache_key
 from tests.helpers.serving import running_server
 
@@ -439,3 +442,42 @@ def test_a_reply_from_the_cache_prepares_no_image_and_a_changed_file_is_asked_ag
     assert ask() == (True, 0, 0)  # nothing sent, nothing prepared
     Image.new("RGB", (40, 30), (30, 200, 30)).save(query)  # the same path, other pixels
     assert ask() == (False, 1, 2)
+
+
+class _Thinker(Model):
+    """The random baseline, with a reply of its own to the chain-of-thought turn (it poses no question),
+    so that turn's cache entries can be told from the question turns'."""
+
+    name = "thinker"
+    THOUGHTS = "Looking closely: the surface is even, the edges are straight."
+
+    def __init__(self) -> None:
+        self.random = RandomModel(seed=3)
+
+    async def generate(self, request: Request) -> Completion:
+        if not request.choices:
+            return Completion(text=self.THOUGHTS)
+        return await self.random.generate(request)
+
+
+def test_a_cot_question_whose_cot_turn_was_sent_is_not_counted_from_the_cache(mmad_json: Path, tmp_path: Path) -> None:
+    # Only the question turn's reply was looked at: a CoT turn sent again (its cache entry gone) gave the
+    # same thoughts, so the question turn was found in the cache and the question counted as cached.
+    cache = tmp_path / "cache"
+    settings = {"strategies": ["cot"], "cache_dir": str(cache), "limit": 6, "concurrency": 2}
+    with running_server(_Thinker()) as server:
+        first = evaluate("compat:thinker", mmad_json, out=tmp_path / "a", base_url=server.base_url, **settings)
+        asked = server.stats.requests
+        with sqlite3.connect(cache / DATABASE) as db:  # the CoT turns' replies leave the cache, the rest stay
+            gone = db.execute("DELETE FROM responses WHERE value LIKE ?", (f"%{_Thinker.THOUGHTS}%",)).rowcount
+        images = len({r.image for r in read_records(tmp_path / "a" / "records.jsonl")})
+        assert first.complete and first.stats.cached == 0 and 0 < gone == images < asked
+        again = evaluate("compat:thinker", mmad_json, out=tmp_path / "b", base_url=server.base_url, **settings)
+        assert server.stats.requests == asked + images  # the CoT turns only: each question turn was cached
+        assert again.complete and again.stats.done == first.stats.done
+        assert again.stats.cached == 0
+        assert json.loads((tmp_path / "b" / "run.json").read_text())["usage"]["cached"] == 0
+        # Everything in the cache: every question is.
+        third = evaluate("compat:thinker", mmad_json, out=tmp_path / "c", base_url=server.base_url, **settings)
+        assert server.stats.requests == asked + images
+    assert third.stats.cached == third.stats.done == first.stats.done

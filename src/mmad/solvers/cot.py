@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from mmad.errors import PermanentError
 from mmad.protocol.messages import Message, Prompt
 from mmad.protocol.prompts import preamble_prompt, with_preamble
-from mmad.solvers.base import Answer, ModelCaller, Solver, SolverSetup, fail, register_solver
+from mmad.solvers.base import Answer, ModelCaller, Reply, Solver, SolverSetup, fail, register_solver
 
 Turns = list[tuple[Message, str]]
 
@@ -27,7 +28,7 @@ class ChainOfThoughtSolver(Solver):
 
     def __init__(self, setup: SolverSetup) -> None:
         super().__init__(setup)
-        self._preambles: dict[str, asyncio.Task[str]] = {}
+        self._preambles: dict[str, asyncio.Task[Reply]] = {}
         # Per posing of a prompt that carries its image's history: the turns up to and including its own.
         # None: the posing was not asked (a stop), so the questions after it fail as 'history' errors. A
         # result, not an exception: an exception nobody awaits is logged by asyncio as a traceback.
@@ -65,20 +66,20 @@ class ChainOfThoughtSolver(Solver):
             thoughts = await self._thoughts(prompt, call)
         except Exception as exc:
             return fail(Answer(prompt=prompt, started=started, digest=prompt.digest()), exc)
-        answer = await self.ask(prompt, call, sent=with_preamble(prompt, thoughts, history))
+        text = thoughts.completion.text
+        answer = await self.ask(prompt, call, sent=with_preamble(prompt, text, history))
         answer.started = started
-        answer.extra["preamble"] = thoughts
+        answer.extra["preamble"] = text
+        if answer.reply is not None and answer.reply.cached and not thoughts.cached:
+            # From the cache only when nothing was sent: the CoT turn it needed was (its question turn,
+            # the same text again, was then found in the cache).
+            answer.reply = replace(answer.reply, cached=False)
         return answer
 
-    async def _thoughts(self, prompt: Prompt, call: ModelCaller) -> str:
+    async def _thoughts(self, prompt: Prompt, call: ModelCaller) -> Reply:
         """The chain-of-thought reply for an image, asked once and shared by its questions."""
         if prompt.image not in self._preambles:
-
-            async def ask() -> str:
-                reply = await call(preamble_prompt(prompt), answer=False)
-                return reply.completion.text
-
-            self._preambles[prompt.image] = asyncio.create_task(ask())
+            self._preambles[prompt.image] = asyncio.create_task(call(preamble_prompt(prompt), answer=False))
         return await asyncio.shield(self._preambles[prompt.image])
 
     def _turn(self, key: tuple[str, str]) -> asyncio.Future[Turns | None]:
