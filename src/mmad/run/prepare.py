@@ -27,7 +27,7 @@ from mmad.run.manifest import DatasetInfo, Manifest, now, read_manifest, write_m
 from mmad.run.naming import default_run_dir
 from mmad.run.plan import Planner, Selection
 from mmad.run.preflight import preflight
-from mmad.run.solving import check_judge_price
+from mmad.run.solving import check_judge_price, judge_model
 from mmad.run.store import RunStore
 
 logger = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ def prepare(
             batch_size,
             config.execution.concurrency,
         )
-    judge = judge or (create_model(config.answers.judge) if config.answers.judge else None)
+    judge = judge or (judge_model(config.answers.judge) if config.answers.judge else None)
     if judge is not None:
         judge.check()
         check_judge_price(config, judge)

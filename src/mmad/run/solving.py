@@ -154,6 +154,23 @@ class JudgeBooks:
     budget: Budget | None = None
 
 
+def judge_model(name: str) -> Model:
+    """The judge --judge names, built from its name alone (--base-url and --key-env are the model's): a
+    provider with no address of its own (``compat:``) is refused here, naming those that have one."""
+    from mmad.models.providers import PROVIDERS
+    from mmad.models.registry import create_model
+
+    info = PROVIDERS.get(name.partition(":")[0])
+    if info is not None and info.transport == "http" and not info.base_url:
+        known = ", ".join(f"{p.name}:" for p in PROVIDERS.values() if p.transport == "http" and p.base_url)
+        msg = (
+            f"--judge {name}: a judge is reached at its provider's own address, and {info.name}: has none "
+            f"(--base-url is the model's, not the judge's); name the judge by a provider that has one ({known})"
+        )
+        raise ConfigError(msg)
+    return create_model(name)
+
+
 def judge_price(config: RunConfig, judge: Model) -> tuple[float, float] | None:
     """The judge's price: from the run's --prices file, by the name --judge gave (else the judge's own)."""
     return price_for(config.answers.judge or judge.name, load_prices(config.execution.prices))
