@@ -97,7 +97,10 @@ class ModelClient:
                 # Records from the cache are counted by the ledger, from the records: a solver that
                 # sends several requests per question (tools) knows whether all of them were cached.
                 note_answer(self.usage, hit, self.settings, answer=answer)
-                return Reply(hit, attempts=0, cached=True)
+                # What the reply costs at this run's price, as its tokens say it did when it was asked: a
+                # question's cost is that, paid again or not (the usage above counts only what is paid).
+                price = cost_usd(hit.prompt_tokens, hit.completion_tokens, self.settings.price)
+                return Reply(hit, attempts=0, cached=True, cost_usd=price)
         if not self.images.encoded_all(parts):  # prepared off the event loop, before the body is built on it
             await asyncio.to_thread(self.images.encode_all, parts)
         request = Request(

@@ -17,7 +17,8 @@ The contract, kept stable for every solver (the built-in ones and those a test o
   turn, a tool turn, the prompt itself): response cache, retries with backoff, the adaptive
   concurrency limit, and usage (tokens, dollars) counted for the run. It raises
   `ModelCallError` (``error_class``, ``attempts``) when the retries are spent or the reply was a
-  refusal; ``Reply.cost_usd`` is what this call cost (None when cached or unpriced). Pass
+  refusal; ``Reply.cost_usd`` is what the reply cost at the run's price (None when unpriced; a
+  cached reply's is what it cost when it was asked, not paid again: ``Reply.cached``). Pass
   ``answer=False`` for a turn whose reply answers no question (it is not counted as an answer
   lacking log-probabilities).
 - ``await solver.prepare(prompt)``: make the files the prompt refers to before the scheduler
@@ -66,7 +67,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Reply:
     """What one model call gave: the completion, the attempts it took, whether the cache answered,
-    and its cost in dollars (None when cached or when the model has no price)."""
+    and its cost in dollars at the run's price (None when the model has no price). A cached reply's
+    cost is what its tokens cost when it was asked: the question costs that, though nothing is paid now."""
 
     completion: Completion
     attempts: int = 1

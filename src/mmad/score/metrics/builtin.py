@@ -186,11 +186,14 @@ class Cost(Metric):
     """What the answers cost: tokens, dollars and seconds of requests per question, and tokens per correct answer.
 
     Counted over the latest record of every posing (a --circular run pays for its rotations). Each figure is
-    divided by the questions whose records carry it: a record without it (a reply from the cache, a model
-    without a price, a server that reports no usage, a failed request) is not a free one, so it is left out
-    of both sides, with a note saying how many questions the figure covers; a figure no record carries is
-    missing, not 0. Beside them (not a headline; where run.json knows it), what the run paid in all: every
-    session, and requests whose records a later one replaced (a failure before a resume, a re-asked reply).
+    divided by the questions whose records carry it: a record without it (a model without a price, a server
+    that reports no usage, a failed request) is not a free one, so it is left out of both sides, with a note
+    saying how many questions the figure covers; a figure no record carries is missing, not 0. A reply from
+    the response cache carries its tokens and what they cost at the run's price: what a question costs does
+    not depend on whether this session paid for it, so a cached run and the run that paid give one figure.
+    Beside them (not a headline; where run.json knows it), what the run paid in all: every session, and
+    requests whose records a later one replaced (a failure before a resume, a re-asked reply), and nothing
+    for replies from the cache.
     """
 
     name = "cost"
@@ -222,7 +225,10 @@ class Cost(Metric):
             notes.append("no correct answer: tokens per correct answer is not defined")
         cached = sum(r.cached for r in records)
         if cached:
-            notes.append(f"{cached} of {len(records)} replies came from the cache (their cost was paid before)")
+            notes.append(
+                f"{cached} of {len(records)} replies came from the cache: $/question counts what they cost when "
+                "they were asked, at this run's price; this run did not pay it again"
+            )
         for what, covered in (("tokens", token_questions), ("dollars", dollar_questions)):
             if covered and len(covered) < len(posings):
                 notes.append(
@@ -233,7 +239,8 @@ class Cost(Metric):
         if spent is not None and abs(spent - (dollars or 0.0)) > 5e-7:
             notes.append(
                 f"the run paid ${spent:.4f} in all (run.json: every session, a --judge's calls, and requests "
-                "whose records a later one replaced); $/question is over the latest records, which carry "
+                "whose records a later one replaced; nothing for replies from the cache); $/question is over the "
+                "latest records, which carry "
                 f"${dollars or 0.0:.4f}"
             )
         cells = [
