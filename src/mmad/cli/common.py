@@ -228,8 +228,9 @@ def add_run_task(bar: Progress, name: str, *, step: bool = False) -> TaskID:
         unparsed=0,
         tokens=0,
         cost=0.0,
-        spent="$0.00",
-        spent_wide="0 tok · $0.0000",
+        # unmeasured until the first reply: '$0.00' read as a price for a model that may have none
+        spent="–",
+        spent_wide="–",
         conc=0,
     )
 
@@ -255,6 +256,8 @@ def spent_texts(stats: EngineStats) -> tuple[str, str]:
     """What a run has spent so far, short and wide, for its progress line: replies that carried no tokens
     or had no price are not free ones, so their line says so rather than '0 tok · $0.0000'."""
     tokens = stats.prompt_tokens + stats.completion_tokens
+    if not (stats.priced_requests or stats.unpriced_requests or stats.cached):
+        return "–", "–"  # no reply yet: nothing is measured
     if not tokens and stats.unpriced_requests and not stats.priced_requests:
         return "no usage", "no usage reported"
     if not stats.cost_known:

@@ -25,7 +25,7 @@ from mmad.cli.common import (
     show_unparsed,
 )
 from mmad.cli.setting_flags import settings_from_flags, with_setting_flags
-from mmad.errors import ConfigError
+from mmad.errors import ConfigError, RunError
 
 if TYPE_CHECKING:
     from mmad.run.engine import EngineStats
@@ -54,17 +54,22 @@ def eval_command(
     flat = settings_from_flags(settings)
     with setting_warnings():
         config = _config(model, data, resume, config_file, recipe, flat)
-    if resume is None:  # a resumed run's overrides were shown when it started
-        from mmad.run.config import FLAT_NAMES
+    from mmad.run.config import FLAT_NAMES, in_callers_words
 
-        flags = {".".join(FLAT_NAMES[name]) for name in flat if name in FLAT_NAMES}
+    flags = {".".join(FLAT_NAMES[name]) for name in flat if name in FLAT_NAMES}
+    if resume is None:  # a resumed run's overrides were shown when it started
         file = str(config_file) if config_file is not None else None
         for note in [*config.override_notes(file=file, flags=flags), *config.recipe_notes()]:
             err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-    if dry_run:
-        _dry_run(config)
-        return
-    _run(config, out=resume or out, resume=resume is not None)
+    try:
+        if dry_run:
+            _dry_run(config)
+            return
+        _run(config, out=resume or out, resume=resume is not None)
+    except (ConfigError, RunError) as exc:
+        if config_file is not None:  # the run's checks say flags; a run file's settings are its keys
+            exc.args = (in_callers_words(str(exc), flagged=flags, identity=False), *exc.args[1:])
+        raise
 
 
 def _config(
@@ -196,6 +201,16 @@ def _interrupted(run_dir: Path) -> None:
         err_console.print("interrupted before the run started; nothing was saved")
         return
     run = open_run(run_dir)
+    if run.completeness.complete:
+        # The signal came after the last answer was recorded (while the score files were written):
+        # nothing is left to ask, but those files may not all be there.
+        err_console.print(
+            f"interrupted after the run was complete ({run.completeness.describe()}, saved in {run_dir}); "
+            f"its score files may be missing: mmad score {run_dir} writes them",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     err_console.print(
         f"interrupted: {run.completeness.describe()} saved in {run_dir}; resume with: mmad eval --resume {run_dir}",
         highlight=False,
