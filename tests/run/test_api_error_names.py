@@ -222,3 +222,24 @@ def test_evaluate_names_out_as_its_keyword(tmp_path: Path) -> None:
     (taken / "notes.txt").write_text("mine")
     with pytest.raises(RunError, match=r"is not an empty folder or a run; choose another out$"):
         mmad.evaluate("random", make_mmad_tree(tmp_path / "data"), out=taken, cache=False)
+
+
+def test_mmad_eval_with_a_run_file_says_its_keys_as_the_run_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A check the run makes as it starts (not as the config is made) said --perturb for a run file's key."""
+    from mmad.cli import main
+
+    data = make_mmad_tree(tmp_path / "data")
+    run_file = tmp_path / "run.toml"
+    run_file.write_text(f'model = "random"\ndata = "{data.as_posix()}"\nperturb = "blur=2"\nstrategies = ["tools"]\n')
+    capsys.readouterr()
+    assert main(["eval", "--config", str(run_file), "--out", str(tmp_path / "a"), "--no-cache"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "perturb with strategies tools: its images are made from the clean query file" in err
+    assert "run perturb without it" in err and _flags_in(err.replace("--no-cache", "")) == [], err
+    # a setting typed as a flag beside the file keeps its flag
+    run_file.write_text(f'model = "random"\ndata = "{data.as_posix()}"\nperturb = "blur=2"\n')
+    argv = ["eval", "--config", str(run_file), "--strategies", "tools", "--out", str(tmp_path / "b"), "--no-cache"]
+    assert main(argv) == 2
+    assert "perturb with --strategies tools: its images" in " ".join(capsys.readouterr().err.split())

@@ -56,13 +56,13 @@ def _by_names(reason: str, keys: Collection[str], *, identity: bool = False) -> 
     return "`".join(parts)
 
 
-def in_callers_words(message: str, *, flagged: Collection[str] = ()) -> str:
+def in_callers_words(message: str, *, flagged: Collection[str] = (), identity: bool = True) -> str:
     """A message for a caller who names settings (`mmad.evaluate`'s keywords, a run file's keys), not
-    flags: each setting's flag, and -m/--data, said as its name, but for those in ``flagged`` (dotted: given
-    by a flag beside a run file). A fix the message suggests is then written as the caller would write it;
-    the CLI's own messages say flags, and a caller with no command line has none to look for."""
+    flags: each setting's flag said as its name, but for those in ``flagged`` (dotted: given by a flag
+    beside a run file); with ``identity``, -m, --data and --out too (a script has no command line; `mmad
+    eval --config` does). A fix the message suggests is then written as the caller would write it."""
     keys = {".".join(place) for place in FLAT_NAMES.values()} - set(flagged)
-    return _by_names(message, keys, identity=True)
+    return _by_names(message, keys, identity=identity)
 
 
 def config_error(exc: ValidationError, source: str = "", *, keys: Collection[str] = ()) -> ConfigError:
