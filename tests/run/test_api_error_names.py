@@ -94,6 +94,31 @@ CROSS_SETTING = [
     ),
     pytest.param(
         "random",
+        {"knowledge": "k.json"},
+        ["--knowledge", "k.json"],
+        "but this run has neither, so it would be ignored; add strategies rag, or leave knowledge out",
+        "but this run has neither, so it would be ignored; add --strategies rag, or leave --knowledge out",
+        id="unused-knowledge",
+    ),
+    pytest.param(
+        "random",
+        {"max_turns": 3},
+        ["--max-turns", "3"],
+        "so it would be ignored; add strategies tools, or leave max_turns out",
+        "so it would be ignored; add --strategies tools, or leave --max-turns out",
+        id="unused-tools-setting",
+    ),
+    pytest.param(
+        "expert",
+        {"max_tokens": 64},
+        ["--max-tokens", "64"],
+        "max_tokens would be ignored: expert: reads only device, model_args (it writes no text); leave max_tokens out",
+        "--max-tokens would be ignored: expert: reads only --device, --model-args (it writes no text); "
+        "leave --max-tokens out",
+        id="unused-decoding",
+    ),
+    pytest.param(
+        "random",
         {"recipe": "gpt4o", "solver": "cot"},
         ["--recipe", "gpt4o", "--solver", "cot"],
         "solver cot asks the cot strategy's chain-of-thought turn, which protocol cumulative does not have: "
