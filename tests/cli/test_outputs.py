@@ -479,3 +479,21 @@ def test_a_benchmark_path_given_to_a_resume_is_recorded_absolute(
     assert main(["eval", "--resume", str(run), "-d", "moved"]) == 0
     recorded = json.loads((run / "run.json").read_text(encoding="utf-8"))["config"]["data"]
     assert recorded == str(tmp_path / "moved")  # so the next resume works from any folder
+
+
+def test_runs_at_80_columns_keeps_a_model_name_on_one_line(
+    mmad_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    run = tmp_path / "runs" / "compat-qwen2.5-vl-7b-instruct_1shot_per-question_with_rag_and_a_long_name"
+    assert _eval(mmad_json, run, "--limit", "2") == 0
+    meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    meta["config"]["model"] = "compat:qwen-vl-7b"  # a served model: the name is all the row says of it
+    (run / "run.json").write_text(json.dumps(meta), encoding="utf-8")
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert any("compat:qwen-vl-7b" in line for line in out.splitlines()), out
+    assert all(len(line) <= 80 for line in out.splitlines())

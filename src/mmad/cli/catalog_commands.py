@@ -246,6 +246,8 @@ def runs_command(
     # Below 110 columns the borders go (as the score tables' do), so that at 80 the columns fit without "…"
     narrow = console.width < 110
     table = fitted_table(f"Runs under {folder} (averages: strict policy)", narrow=narrow)
+    # A model's name is short and read as one word: it keeps its width (up to 24) and the run's path folds
+    model_width = min(24, max(len(str(row["model"])) for row in rows))
     for column in ("Run", "Model", "Status", "Asked", "Answered", "Failed", "Average", "Card"):
         # Run and Model fold, never "…" (a cut path or model could not be typed back); the others never wrap
         table.add_column(
@@ -253,6 +255,7 @@ def runs_command(
             justify="right" if column in {"Asked", "Answered", "Failed"} else "left",
             overflow="fold",
             no_wrap=column not in {"Run", "Model"},
+            min_width=model_width if column == "Model" else None,
         )
     for row in rows:
         average = row.get("average")
