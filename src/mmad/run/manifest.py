@@ -287,7 +287,19 @@ def upgraded(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         raw = _upgrade_1(raw)
     # Each step above turns a version into the next (2 to 3 added usage.judge, whose default reads an older
     # file as it was); what is left is the current layout.
-    return {**raw, "schema_version": SCHEMA_VERSION}
+    return {**_blank_names_left_out(raw), "schema_version": SCHEMA_VERSION}
+
+
+def _blank_names_left_out(raw: dict[str, Any]) -> dict[str, Any]:
+    """A blank judge or solver, which an older mmad took and ran without (no judge, the default solver), read
+    as left out: the config refuses a blank one now, and the run must stay readable."""
+    config = raw.get("config")
+    if not isinstance(config, dict) or not isinstance(answers := config.get("answers"), dict):
+        return raw
+    blank = {k: None for k in ("judge", "solver") if isinstance(answers.get(k), str) and not answers[k].strip()}
+    if not blank:
+        return raw
+    return {**raw, "config": {**config, "answers": {**answers, **blank}}}
 
 
 def _unreadable(path: Path, exc: ValidationError, raw: dict[str, Any], prefix: str = "") -> str:

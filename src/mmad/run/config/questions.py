@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from mmad.data.schema import Subtask
 from mmad.run.config.base import Bool, Int, Section
@@ -27,6 +27,27 @@ class AnswerConfig(Section):
     answer_from: Literal["text", "likelihood"] = Field(
         default="text", description="text (parse the reply) or likelihood (the most likely letter)"
     )
+
+    @field_validator("judge", "solver")
+    @classmethod
+    def _named_or_left_out(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A blank name (--judge "$UNSET") ran without a judge or with the default solver, silently, and a
+        # blank judge still changed the protocol card, so the run was not ranked with the same run without it.
+        if value is not None and (not value.strip() or value != value.strip()):
+            what = (
+                "a provider:model such as openai:gpt-4o-mini"
+                if info.field_name == "judge"
+                else "plain, cot or a registered solver"
+            )
+            msg = f"must name {what} (no blank, no spaces around it), or be left out"
+            raise ValueError(msg)
+        if value is not None:
+            from mmad.run.secrets import redact
+
+            if redact(value) != value:  # a key pasted as the name would reach run.json, the card and the report
+                msg = "holds an API key, not a name: give the key in its environment variable, never in a setting"
+                raise ValueError(msg)
+        return value
 
     @property
     def wants_logprobs(self) -> bool:
