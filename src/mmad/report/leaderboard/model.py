@@ -71,7 +71,7 @@ class LeaderboardRow:
     intervals: dict[str, list[float]] = field(default_factory=dict)
     """With --ci, a run's 95% image-bootstrap interval [low, high] of its score (``Average``), of each
     subtask's figure (by its name), and of ``Overkill`` and ``Miss``, in the board's view (a view narrowed
-    with --dataset/--subtask has its own figures' intervals); empty otherwise."""
+    to some datasets or subtasks has its own figures' intervals); empty otherwise."""
 
     @property
     def ranked(self) -> bool:
