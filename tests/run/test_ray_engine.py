@@ -107,11 +107,12 @@ def test_the_budget_holds_on_ray_with_many_in_flight(mmad_json: Path, tmp_path: 
 def test_gpus_a_local_ray_lacks_are_refused_at_once(
     mmad_json: Path, tmp_path: Path, ray_cluster: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The test's Ray has no GPU and no address is given: actors asking for one would wait for ever."""
+    """The test's Ray has no GPU and no address is given: actors asking for one would wait for ever (named by
+    the keyword: the caller is Python)."""
     from mmad.errors import RunError
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    with pytest.raises(RunError, match=r"--ray-gpus 1: the local Ray of this run has 0 GPUs"):
+    with pytest.raises(RunError, match=r"ray_gpus 1: the local Ray of this run has 0 GPUs"):
         evaluate("expert", mmad_json, out=tmp_path / "run", cache=False, limit=4, engine="ray", ray_gpus=1)
 
 
