@@ -129,9 +129,12 @@ def test_a_priced_judge_is_paid_from_the_run_s_budget(
     # every judge call was reserved before it was sent: the budget is never passed
     assert 0 < usage["judge"]["cost_usd"] == usage["cost_usd"] <= 0.3
     assert result.stats.cost_known
-    # The questions whose judge call was refused failed (class budget): a resume with more asks and judges them.
+    # A question whose judge call was refused in flight failed (class budget); once the budget is reached no
+    # further question is asked. Which of the two stops a given question is a matter of timing (two in flight);
+    # either way a resume with more asks and judges them.
     refused = [r for r in read_records(tmp_path / "run" / "records.jsonl") if r.status is Status.ERROR]
-    assert refused and {r.error_class for r in refused} == {"budget"}
+    assert {r.error_class for r in refused} <= {"budget"}
+    assert refused or result.completeness.asked < n
     # the closing line's cost is the run's, the judge's share beside it
     from mmad.cli.eval_commands import spending_text
 
