@@ -8,6 +8,7 @@ requests failed or questions are missing (the run stopped early, or failures rem
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -248,7 +249,9 @@ def _dry_run(config: Any) -> None:
         # How many replies the judge reads is known only once the parser has failed on them: a bound, apart.
         most = "no price known for it (--prices FILE)"
         if result.judge_cost_usd is not None:
-            most = f"at most ${result.judge_cost_usd:.2f} (every reply unparsed, as long as allowed)"
+            # A bound rounds up: a judge that costs a fraction of a cent was shown as "at most $0.00", free.
+            bound = math.ceil(round(result.judge_cost_usd * 100, 6)) / 100
+            most = f"at most ${bound:.2f} (every reply unparsed, as long as allowed)"
         console.print(
             f"  judge {escape(config.answers.judge)}: not in the cost above; it reads only the replies the parser "
             f"cannot: up to {result.judge_requests} requests, {most}",
