@@ -95,6 +95,10 @@ class Completion:
     scores: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     tool_calls: list[ToolCall] = field(default_factory=list)
+    # Set by the model caller once the reply is in, so the response cache keeps it: a run answered from the
+    # cache can say how long its questions took the model, not how long a lookup took. None: not measured
+    # (a reply cached before mmad kept it, or one a backend made without the caller).
+    latency_s: float | None = None
 
     def __post_init__(self) -> None:
         # The response cache stores completions as JSON objects: tool calls come back as dicts.

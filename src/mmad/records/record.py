@@ -57,6 +57,11 @@ class Record(BaseModel):
     cost_usd: float | None = None
     attempts: int = 1
     cached: bool = False
+    asked_latency_s: float | None = Field(
+        default=None,
+        description="a reply from the response cache: the seconds its request took when it was asked "
+        "(latency_s is this run's lookup); None where the cache kept none",
+    )
     finished_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     scores: dict[str, float] = Field(default_factory=dict, description="option log-probabilities, expert scores")
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -70,6 +75,12 @@ class Record(BaseModel):
     def plain(self) -> bool:
         """Whether this is the unrotated posing (the one the MMAD table scores)."""
         return self.variant in PLAIN_VARIANTS
+
+    @property
+    def model_latency_s(self) -> float | None:
+        """The seconds the model took to give this record's reply: this run's wait for it or, for a reply from
+        the response cache, its request's when it was asked (None: not measured, never a lookup's time)."""
+        return self.asked_latency_s if self.cached else self.latency_s
 
     @property
     def failed(self) -> bool:

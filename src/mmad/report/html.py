@@ -182,7 +182,8 @@ def _run_card(run: RunFolder) -> list[tuple[str, str]]:
     manifest = run.manifest
     usage = manifest.usage
     plain = run.plain
-    latencies = [r.latency_s for r in plain if r.latency_s is not None]
+    # The model's seconds, as the cost metric's s/question counts them: a cached reply's when it was asked
+    latencies = [s for r in plain if (s := r.model_latency_s) is not None]
     # run.json's usage counts a call without a price or a usage report as $0 and 0 tokens: its figures are
     # measured only where some record carries them, else the card says so rather than show $0.0000
     costs = [r.cost_usd for r in plain if r.cost_usd is not None]

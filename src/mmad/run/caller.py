@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Protocol
@@ -86,6 +87,7 @@ class ModelClient:
     async def __call__(self, prompt: Prompt, *, answer: bool = True) -> Reply:
         """The reply to a prompt: from the cache, or from the model with retries; usage counted."""
         stats = self.usage
+        began = time.monotonic()
         key = ""
         parts = [p for m in prompt.messages for p in m.images]
         if self.cache is not None:
@@ -121,6 +123,9 @@ class ModelClient:
         completion, attempts = await call_with_retries(
             lambda: self._generate(request), self.settings.policy, self.limit, on_retry=on_retry
         )
+        # What the question waited for this reply, as its record's latency counts it (images, the concurrency
+        # limit, retries), kept with it so that a later run answered from the cache can say the same.
+        completion = replace(completion, latency_s=round(time.monotonic() - began, 4))
         if self.cache is not None and not completion.refusal:
             self.cache.put(key, completion)  # queued in memory; the cache's own thread writes it
         cost = self.add_usage(completion)

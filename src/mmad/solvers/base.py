@@ -152,6 +152,7 @@ class Answer:
                     cost_usd=None if cost is None else cost / share,
                     attempts=self.reply.attempts,
                     cached=self.reply.cached,
+                    asked_latency_s=completion.latency_s if self.reply.cached else None,
                     scores={**completion.scores, **(completion.letter_logprobs or {})},
                     extra={**self.extra, **completion.extra},
                 )

@@ -74,6 +74,11 @@ class ChainOfThoughtSolver(Solver):
             # From the cache only when nothing was sent: the CoT turn it needed was (its question turn,
             # the same text again, was then found in the cache).
             answer.reply = replace(answer.reply, cached=False)
+        elif answer.reply is not None and answer.reply.cached:
+            # The question waited for its image's CoT turn as well when it was asked: both took the model's time.
+            asked, preamble = answer.reply.completion, thoughts.completion.latency_s
+            both = None if asked.latency_s is None or preamble is None else round(asked.latency_s + preamble, 4)
+            answer.reply = replace(answer.reply, completion=replace(asked, latency_s=both))
         return answer
 
     async def _thoughts(self, prompt: Prompt, call: ModelCaller) -> Reply:

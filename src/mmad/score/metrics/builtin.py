@@ -191,6 +191,8 @@ class Cost(Metric):
     saying how many questions the figure covers; a figure no record carries is missing, not 0. A reply from
     the response cache carries its tokens and what they cost at the run's price: what a question costs does
     not depend on whether this session paid for it, so a cached run and the run that paid give one figure.
+    Seconds are the model's, alike: a cached reply counts the seconds its request took when it was asked (the
+    cache keeps them), never the lookup's; one whose cache entry kept none is not measured.
     Beside them (not a headline; where run.json knows it), what the run paid in all: every session, and
     requests whose records a later one replaced (a failure before a resume, a re-asked reply), and nothing
     for replies from the cache.
@@ -217,7 +219,7 @@ class Cost(Metric):
 
         tokens, token_questions = measured(_tokens)
         dollars, dollar_questions = measured(lambda r: r.cost_usd)
-        seconds, second_questions = measured(lambda r: r.latency_s)
+        seconds, second_questions = measured(lambda r: r.model_latency_s)
         right = {q for q, rs in posings.items() if any(r.plain and r.answer == r.correct_answer for r in rs)}
         correct = len(right & set(token_questions))
         notes = []
@@ -227,7 +229,15 @@ class Cost(Metric):
         if cached:
             notes.append(
                 f"{cached} of {len(records)} replies came from the cache: $/question counts what they cost when "
-                "they were asked, at this run's price; this run did not pay it again"
+                "they were asked, at this run's price; this run did not pay it again; s/question counts the "
+                "seconds they took when they were asked, not the lookup's"
+            )
+        untimed = sum(r.cached and r.asked_latency_s is None for r in records)
+        if untimed:
+            notes.append(
+                f"s/question leaves out {untimed} replies from the cache that kept no time of their own (cached or "
+                "recorded by mmad before it kept the seconds a reply took, or a tools conversation): not measured, "
+                "not 0 s" + ("" if seconds is not None else "; no record carries its time, so s/question is –")
             )
         for what, covered in (("tokens", token_questions), ("dollars", dollar_questions)):
             if covered and len(covered) < len(posings):
