@@ -151,6 +151,7 @@ def evaluate(
     # [answers]
     parser: Literal["mmad", "upstream", "upstream-first"] | NotGiven = NOT_GIVEN,
     judge: str | NotGiven | None = NOT_GIVEN,
+    judge_base_url: str | NotGiven | None = NOT_GIVEN,
     solver: str | NotGiven | None = NOT_GIVEN,
     likelihood: bool | NotGiven = NOT_GIVEN,
     answer_from: Literal["text", "likelihood"] | NotGiven = NOT_GIVEN,

@@ -178,6 +178,7 @@ def test_the_dry_run_says_the_judge_is_not_in_the_estimate_and_bounds_it(
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"compat:judge": [1000.0, 1000.0]}))
     command = ["eval", "-m", "openai:gpt-4o", "-d", str(mmad_json), "--limit", "5", "--dry-run"]
+    command += ["--judge-base-url", "http://127.0.0.1:9/v1"]  # compat: has no address of its own
     assert main([*command, "--judge", "compat:judge", "--prices", str(prices)]) == 0
     out = capsys.readouterr().out
     assert "judge compat:judge: not in the cost above" in out and "up to 5 requests, at most $" in out

@@ -53,6 +53,7 @@ SAMPLES: dict[str, tuple[Any, dict[str, Any], str]] = {
     "knowledge": ("/abs/knowledge.json", {"strategies": ["rag"]}, "random"),
     "cot_history": (True, {"strategies": ["cot"]}, "random"),
     "judge": ("openai:gpt-4o-mini", {}, "random"),
+    "judge_base_url": ("http://127.0.0.1:9/v1", {"judge": "compat:judge"}, "random"),
     "answer_from": ("likelihood", {}, "random"),
     "datasets": (["VisA"], {}, "random"),
     "categories": (["candle"], {}, "random"),

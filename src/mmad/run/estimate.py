@@ -24,6 +24,7 @@ from mmad.run.caller import judge_allowance
 from mmad.run.config import RunConfig
 from mmad.run.plan import Planner
 from mmad.run.preflight import preflight
+from mmad.run.solving import check_judge_address
 from mmad.run.tokens import AGENT_IMAGE_TOKENS, Estimate, cost, estimate
 
 
@@ -70,6 +71,7 @@ def judge_bound(config: RunConfig, result: Estimate, prompts: Iterable[Prompt]) 
     judge = config.answers.judge
     assert judge is not None
     check_model_name(judge)
+    check_judge_address(config)  # a compat: judge with no --judge-base-url fails the real run at its start
     price = price_for(judge, load_prices(config.execution.prices))
     if config.execution.max_cost is not None and price is None:
         msg = (

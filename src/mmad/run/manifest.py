@@ -13,7 +13,9 @@ Versions (``schema_version``):
 - 1 (no key): a nested config (``prompt``, ``images``, ... sections), a protocol card and its hash,
   the benchmark's size; keys such as ``finished_at`` or ``usage`` only once the run finished.
 - 2: every field always present (None until known).
-- 3: this model; ``usage.judge``, the judge's share of the usage (absent in older files: None).
+- 3: ``usage.judge``, the judge's share of the usage (absent in older files: None).
+- 4: this model; ``judge``, the judge's describe() (its endpoint, as ``model`` says the model's; None
+  without a judge, and in older files).
 
 `read_manifest` upgrades 0 and 1 in memory (the file is rewritten as 2 only when the run is resumed)
 and refuses a version newer than this mmad reads, naming the file. Every field added, renamed or
@@ -38,7 +40,7 @@ from mmad.errors import ConfigError, RunError
 from mmad.records.folder import RUN_FILE
 from mmad.run.config import RunConfig
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version this mmad writes, and the newest it reads."""
 
 RunStatus = Literal["running", "complete", "partial", "interrupted", "failed"]
@@ -141,6 +143,7 @@ class Manifest(_Part):
     card: dict[str, Any] | None = Field(default=None, description="the protocol card; None before cards existed")
     card_hash: str | None = None
     model: dict[str, Any] = Field(default_factory=dict, description="the backend's describe(): name, endpoint, ...")
+    judge: dict[str, Any] | None = Field(default=None, description="the judge's describe() (None: no --judge)")
     status: RunStatus = "running"
     missing: int | None = Field(default=None, description="selected questions without a record when it finished")
     failed: int | None = Field(default=None, description="records whose request failed when it finished")
@@ -151,7 +154,7 @@ class Manifest(_Part):
     )
     legacy: LegacySettings | None = Field(default=None, description="version 0 only: settings kept beside the card")
 
-    @field_validator("model", "card", mode="before")
+    @field_validator("model", "judge", "card", mode="before")
     @classmethod
     def _plain_json(cls, value: Any) -> Any:
         # A backend's description may hold numpy numbers (fitted thresholds) or paths: kept as json would
@@ -163,10 +166,11 @@ class Manifest(_Part):
         workers say what they loaded)."""
         return self._with(model=dict(description))
 
-    def started(self, config: RunConfig, model: Mapping[str, Any]) -> Manifest:
-        """The manifest of a (re)started session: its config (a resume may change how requests are sent),
-        model, and status running, with the previous session's end cleared."""
-        return self._with(config=config, model=dict(model), status="running", finished_at=None)
+    def started(self, config: RunConfig, model: Mapping[str, Any], judge: Mapping[str, Any] | None = None) -> Manifest:
+        """The manifest of a (re)started session: its config (a resume may change how requests are sent,
+        and where the judge is), model, judge, and status running, with the previous session's end cleared."""
+        described = dict(judge) if judge is not None else None
+        return self._with(config=config, model=dict(model), judge=described, status="running", finished_at=None)
 
     def spending(self, usage: Usage) -> Manifest:
         """The manifest of a running session with what the run has spent so far (earlier sessions included)."""
@@ -285,8 +289,8 @@ def upgraded(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         raw = _upgrade_0(raw, path)
     if version <= 1:
         raw = _upgrade_1(raw)
-    # Each step above turns a version into the next (2 to 3 added usage.judge, whose default reads an older
-    # file as it was); what is left is the current layout.
+    # Each step above turns a version into the next (2 to 3 added usage.judge and 3 to 4 judge, whose defaults
+    # read an older file as it was); what is left is the current layout.
     return {**_blank_names_left_out(raw), "schema_version": SCHEMA_VERSION}
 
 

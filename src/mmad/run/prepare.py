@@ -22,7 +22,7 @@ from mmad.models.registry import ModelOptions, create_model
 from mmad.protocol.strategies import StrategySet
 from mmad.records.record import Status
 from mmad.run.card import protocol_card
-from mmad.run.config import RESUMABLE_SECTIONS, RunConfig
+from mmad.run.config import RESUMABLE_SECTIONS, RESUMABLE_SETTINGS, RunConfig
 from mmad.run.manifest import DatasetInfo, Manifest, now, read_manifest, write_manifest
 from mmad.run.naming import default_run_dir
 from mmad.run.plan import Planner, Selection
@@ -111,7 +111,11 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
 def check_resume(recorded: RunConfig, given: RunConfig, run_dir: Path) -> None:
     """A resumed run may change how requests are sent, never what is asked."""
     # The data may be named by another path (a resume from another folder): its sha256 is checked instead.
-    changed = [c for c in given.changed_settings(recorded) if c.split(".")[0] not in RESUMABLE_SECTIONS and c != "data"]
+    changed = [
+        c
+        for c in given.changed_settings(recorded)
+        if c.split(".")[0] not in RESUMABLE_SECTIONS and c not in RESUMABLE_SETTINGS and c != "data"
+    ]
     if changed:
         msg = (
             f"--resume {run_dir} would change {', '.join(changed)} (recorded in its run.json); a resumed run asks "
@@ -121,7 +125,12 @@ def check_resume(recorded: RunConfig, given: RunConfig, run_dir: Path) -> None:
 
 
 def _new_manifest(
-    config: RunConfig, prepared_card: dict[str, Any], benchmark: Benchmark, selection: Selection, model: Model
+    config: RunConfig,
+    prepared_card: dict[str, Any],
+    benchmark: Benchmark,
+    selection: Selection,
+    model: Model,
+    judge: Model | None,
 ) -> Manifest:
     from mmad._version import __version__
 
@@ -139,6 +148,7 @@ def _new_manifest(
         card=prepared_card,
         card_hash=prepared_card["hash"],
         model=model.describe(),
+        judge=judge.describe() if judge is not None else None,
     )
 
 
@@ -222,7 +232,7 @@ def prepare(
             batch_size,
             config.execution.concurrency,
         )
-    judge = judge or (judge_model(config.answers.judge) if config.answers.judge else None)
+    judge = judge or judge_model(config)
     if judge is not None:
         judge.check()
         check_judge_price(config, judge)
@@ -234,9 +244,10 @@ def prepare(
         order = selection.keys
         wanted = set(order) - done
         if resume:  # read again under the lock; execution settings may have changed
-            manifest = read_manifest(run_dir).started(config, model.describe())
+            described = judge.describe() if judge is not None else None
+            manifest = read_manifest(run_dir).started(config, model.describe(), described)
         else:
-            manifest = _new_manifest(config, card, benchmark, selection, model)
+            manifest = _new_manifest(config, card, benchmark, selection, model, judge)
         write_manifest(run_dir, manifest)
     except BaseException:
         store.close()

@@ -25,7 +25,7 @@ from mmad.run.cache import ResponseCache
 from mmad.run.caller import ModelClient, sent_as_is
 from mmad.run.config import RunConfig
 from mmad.run.ledger import JUDGE_FIELDS, EngineSettings, EngineStats
-from mmad.run.solving import JudgeBooks, make_agent, make_solver
+from mmad.run.solving import JudgeBooks, judge_model, make_agent, make_solver
 from mmad.solvers import Solver
 from mmad.solvers.base import SolverSettings, parse_reply, solve_or_fail
 from mmad.solvers.judge import needs_verdict
@@ -95,7 +95,6 @@ class PromptWorker:
     def _build(
         config: RunConfig, settings: EngineSettings, run_dir: str, model: Model | None, judge: Model | None
     ) -> _Asker:
-        from mmad.models.registry import create_model
         from mmad.run.prepare import make_model
 
         model = model or make_model(config)
@@ -108,8 +107,8 @@ class PromptWorker:
             benchmark = load_benchmark(config.data)
             if overrides_prepare(model):
                 model.prepare(benchmark)
-        if judge is None and config.answers.judge:
-            judge = create_model(config.answers.judge)
+        if judge is None:
+            judge = judge_model(config)  # at the driver's judge's address: --judge-base-url is in the config
         if judge is not None:
             judge.check()
         cache = ResponseCache(config.execution.cache_dir) if config.execution.cache else None

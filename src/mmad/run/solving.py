@@ -154,21 +154,34 @@ class JudgeBooks:
     budget: Budget | None = None
 
 
-def judge_model(name: str) -> Model:
-    """The judge --judge names, built from its name alone (--base-url and --key-env are the model's): a
-    provider with no address of its own (``compat:``) is refused here, naming those that have one."""
-    from mmad.models.providers import PROVIDERS
-    from mmad.models.registry import create_model
+def judge_model(config: RunConfig) -> Model | None:
+    """The judge --judge names (None without one), at --judge-base-url where given, else at its provider's
+    own address (--base-url and --key-env are the model's); its key is read from its provider's variable."""
+    from mmad.models.registry import ModelOptions, create_model
 
+    if config.answers.judge is None:
+        return None
+    check_judge_address(config)
+    return create_model(config.answers.judge, ModelOptions(base_url=config.answers.judge_base_url))
+
+
+def check_judge_address(config: RunConfig) -> None:
+    """A ConfigError for a judge whose provider has no address of its own (``compat:``) and no
+    --judge-base-url: it could not be reached (the dry run says so too, building nothing)."""
+    from mmad.models.providers import PROVIDERS
+
+    name, url = config.answers.judge, config.answers.judge_base_url
+    if name is None:
+        return
     info = PROVIDERS.get(name.partition(":")[0])
-    if info is not None and info.transport == "http" and not info.base_url:
+    if url is None and info is not None and info.transport == "http" and not info.base_url:
         known = ", ".join(f"{p.name}:" for p in PROVIDERS.values() if p.transport == "http" and p.base_url)
         msg = (
-            f"--judge {name}: a judge is reached at its provider's own address, and {info.name}: has none "
-            f"(--base-url is the model's, not the judge's); name the judge by a provider that has one ({known})"
+            f"--judge {name}: {info.name}: has no address of its own, and --base-url is the model's, not the "
+            f"judge's; give the judge's with --judge-base-url URL, or name the judge by a provider that has "
+            f"one ({known})"
         )
         raise ConfigError(msg)
-    return create_model(name)
 
 
 def judge_price(config: RunConfig, judge: Model) -> tuple[float, float] | None:

@@ -72,6 +72,23 @@ def _connection(config: RunConfig, field: str) -> str | None:
     )
 
 
+def _judge_address(config: RunConfig, flag: str) -> str | None:
+    """Why the judge's address would go unused: no judge, or one that is not asked over HTTP."""
+    judge = config.answers.judge
+    if judge is None:
+        return (
+            f"{flag} is the judge's address, but this run has no --judge, so it would be ignored; add --judge "
+            f"provider:model (e.g. compat:NAME for the model served there), or leave {flag} out"
+        )
+    info = PROVIDERS.get(judge.partition(":")[0])
+    if info is None or info.honours("base_url"):
+        return None  # a plugin provider may read it
+    return (
+        f"{flag} would be ignored: the judge {judge} is not asked over HTTP; name a served judge "
+        f"(e.g. compat:NAME), or leave {flag} out"
+    )
+
+
 def _why_unused(config: RunConfig, setting: str) -> str | None:
     section, _, field = setting.partition(".")
     flag = _flag(setting)
@@ -99,6 +116,8 @@ def _why_unused(config: RunConfig, setting: str) -> str | None:
             f"{flag} would be ignored: {config.model} reads the image files itself (its own processor prepares "
             f"them); leave {flag} out"
         )
+    if setting == "answers.judge_base_url":
+        return _judge_address(config, flag)
     if setting == "selection.seed" and config.selection.limit is None:
         return (
             f"{flag} seeds the sample --limit draws, but this run has no --limit (it asks every selected question), "

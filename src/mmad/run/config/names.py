@@ -58,6 +58,8 @@ IMAGE_FIELDS = tuple(ImageConfig.model_fields)
 """The image settings: a backend that reads the files itself (hf:, vllm-local:) reads none of them."""
 # Settings a resumed run may change: how it is sent, not what is asked.
 RESUMABLE_SECTIONS = frozenset({"execution", "connection"})
+RESUMABLE_SETTINGS = frozenset({"answers.judge_base_url"})
+"""Others a resumed run may change: where the judge is (its server moved, as the model's base_url may)."""
 
 
 def flag_of(section: str, name: str) -> str:

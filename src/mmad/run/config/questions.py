@@ -18,6 +18,10 @@ class AnswerConfig(Section):
         description="mmad (layered), upstream (the official regex: last letter) or upstream-first (LLaVA's)",
     )
     judge: str | None = Field(default=None, description="a model that maps unparsed replies to a letter")
+    judge_base_url: str | None = Field(
+        default=None,
+        description="the judge's server's /v1 URL, comma-separated for several (default: its provider's)",
+    )
     solver: str | None = Field(
         default=None,
         description="what answers each prompt: plain, cot, or a solver registered with "
@@ -47,6 +51,21 @@ class AnswerConfig(Section):
             if redact(value) != value:  # a key pasted as the name would reach run.json, the card and the report
                 msg = "holds an API key, not a name: give the key in its environment variable, never in a setting"
                 raise ValueError(msg)
+        return value
+
+    @field_validator("judge_base_url")
+    @classmethod
+    def _judge_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not all(one.strip().startswith(("http://", "https://")) for one in value.split(",")):
+            msg = "must start with http:// or https://, e.g. http://127.0.0.1:8001/v1 (comma-separated for several)"
+            raise ValueError(msg)
+        from mmad.run.secrets import redact
+
+        if redact(value) != value:  # run.json, the judge's description and the cache key would keep it
+            msg = "holds an API key: give the key in the judge provider's environment variable, never in the URL"
+            raise ValueError(msg)
         return value
 
     @property
