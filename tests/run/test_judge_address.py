@@ -1,6 +1,6 @@
-"""The judge's name: --judge is built from its name alone, so a provider with no address of its own (compat:)
-is refused with a line that says why --base-url does not help; a blank --judge or --solver is refused, not run
-without one; and before anything is written."""
+"""The judge's name: a provider with no address of its own (compat:) and no --judge-base-url is refused with a
+line that says why --base-url does not help; a blank --judge or --solver is refused, not run without one; and
+before anything is written (test_judge_base_url.py: the judge at its own address)."""
 
 from __future__ import annotations
 

@@ -156,6 +156,13 @@ def test_the_judges_address_without_a_judge_is_refused_by_flag_and_by_keyword(
         evaluate("random", mmad_json, out=run, judge_base_url="http://127.0.0.1:9/v1", limit=3)
     said = str(raised.value)
     assert "judge_base_url is the judge's address" in said and "add judge " in said and "--" not in said, said
+    run_file = tmp_path / "run.toml"
+    run_file.write_text(
+        f'model = "random"\ndata = "{mmad_json}"\n[answers]\njudge_base_url = "http://127.0.0.1:9/v1"\n'
+    )
+    assert main(["eval", "--config", str(run_file), "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "judge_base_url is the judge's address" in err and "--judge" not in err, err
     assert not run.exists()
 
 
