@@ -231,6 +231,8 @@ def build_benchmark(
     records: dict[str, Any] = {}
     total = sum(1 for s in samples if s.is_query)
     done = 0
+    if progress is not None:  # the total first: a category's templates are read before its first image is done
+        progress(done, total)
     for category in categories:
         members = by_category[category]
         folder = f"{name}/{component(category)}"
@@ -247,6 +249,8 @@ def build_benchmark(
                 rgb = geometry.load_rgb(sample.image)
             except UNREADABLE as exc:
                 _unreadable(sample.image, exc, report)
+                if progress is not None:  # skipped, but done: the count still reaches the total
+                    progress(done, total)
                 continue
             defect = "good" if sample.is_normal else component(sample.defect_type)
             key = keys.claim(f"{folder}/test/{defect}/{component(sample.image.name)}")

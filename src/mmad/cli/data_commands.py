@@ -162,7 +162,13 @@ def validate_command(
 
     with simple_progress() as bar:  # on stderr, so --json's stdout stays json
         task = bar.add_task("checking", total=None)
-        report = validate(data, root=root, check_files=not no_files, progress=lambda n: bar.update(task, completed=n))
+        report = validate(
+            data,
+            root=root,
+            check_files=not no_files,
+            progress=lambda n: bar.update(task, completed=n),
+            on_total=lambda n: bar.update(task, total=n),
+        )
     if as_json:
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:

@@ -68,6 +68,10 @@ class ValidationReport(BaseModel):
 EXPECTED_OPTIONS = {Subtask.ANOMALY_DISCRIMINATION: 2}
 DEFAULT_EXPECTED_OPTIONS = 4
 ProgressHook = Callable[[int], None]
+"""Called with the number of image items checked so far."""
+TotalHook = Callable[[int], None]
+"""Called once, before the first item is checked, with how many image items there are to check: a progress
+display can then say how far it is and how long is left (a plain count said neither)."""
 
 
 def _check_file(
@@ -429,6 +433,7 @@ def validate(
     check_files: bool = True,
     open_images: bool = True,
     progress: ProgressHook | None = None,
+    on_total: TotalHook | None = None,
 ) -> ValidationReport:
     """Check a benchmark and the files it names, then sum up the known gaps of the published copies.
 
@@ -438,6 +443,7 @@ def validate(
         check_files: whether to look for images, templates and masks on disk.
         open_images: whether to read each image's header (catches truncated or non-image files).
         progress: called with the number of items checked so far.
+        on_total: called once, before `progress`, with the number of items to check (known once the file is read).
     """
     from mmad.data.gaps import known_gaps
     from mmad.data.structure import duplicate_ids
@@ -445,6 +451,8 @@ def validate(
     problems: list[Problem] = []
     benchmark = _load_for_validation(Path(data), Path(root) if root else None, problems)
     checked: FileFindings = {}
+    if on_total is not None:
+        on_total(len(benchmark.items))
     for done, item in enumerate(benchmark.items, start=1):
         problems.extend(check_item(benchmark, item, check_files=check_files, open_images=open_images, checked=checked))
         if progress is not None:

@@ -104,6 +104,8 @@ class Thumbnails:
         with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             blobs = []
+            if progress is not None:  # the total before the first thumbnail is made
+                progress(0, len(self.paths))
             for blob in pool.map(lambda p: thumbnail_jpeg(p, size), self.paths):
                 blobs.append(blob)
                 if progress is not None:
