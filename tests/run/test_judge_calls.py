@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +103,56 @@ def test_a_judge_answering_429_is_retried_and_its_replies_cached(mmad_json: Path
     assert _usage(tmp_path / "again")["judge"]["prompt_tokens"] == 0
 
 
-def test_a_judge_that_keeps_failing_leaves_the_parse_and_is_counted(mmad_json: Path, tmp_path: Path) -> None:
-    config = _config(mmad_json, tmp_path, max_retries=1, cache=False)
+def test_a_judge_that_keeps_failing_fails_its_questions_and_a_resume_judges_them(
+    mmad_json: Path, tmp_path: Path
+) -> None:
+    """A reply left unjudged is not an answer: the run would be 'complete' with a score that depends on which
+    judge calls got through. The questions fail (class judge) and --resume judges them, the model's replies
+    coming from the cache."""
+    config = _config(mmad_json, tmp_path, max_retries=1, max_errors=0)
     with running_server(BusyJudge(busy=10**6)) as server:
         result = _run(config, tmp_path / "run", server.base_url)
     records = read_records(tmp_path / "run" / "records.jsonl")
-    assert {r.status for r in records} == {Status.UNPARSED} and result.stats.stopped_reason is None
+    assert {(r.status, r.error_class) for r in records} == {(Status.ERROR, "judge")}
+    assert not result.complete and all(
+        "the judge gave no verdict (rate_limit)" in str(r.error_message) for r in records
+    )
     assert result.stats.judge.failed == len(records) == result.stats.judge.requests
     assert _usage(tmp_path / "run")["judge"]["failed"] == len(records)
+
+    model_calls = Counting()
+    with running_server(BusyJudge(busy=0)) as server:
+        resumed = asyncio.run(
+            evaluate_async(config, out=tmp_path / "run", resume=True, model=model_calls, judge=_judge(server.base_url))
+        )
+    assert resumed.complete and model_calls.calls == 0  # every model reply came from the response cache
+    latest = {r.question_id: r for r in read_records(tmp_path / "run" / "records.jsonl")}
+    assert {(r.parse_method, r.answer) for r in latest.values()} == {("judge", "B")}
+
+
+class Counting(Rambler):
+    """The same replies as Rambler's (the same response-cache key), counted."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def generate(self, request: Request) -> Completion:
+        self.calls += 1
+        return await super().generate(request)
+
+
+def test_a_judge_that_is_not_there_stops_the_run_at_once(mmad_json: Path, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = _config(mmad_json, tmp_path, cache=False)
+    result = _run(config, tmp_path / "run", f"http://127.0.0.1:{port}/v1")
+    reason = result.stats.stopped_reason or ""
+    assert reason.startswith("judge_unreachable: the judge gave no verdict (connection_refused)"), reason
+    assert "--judge-base-url" in reason and "--base-url right" not in reason.replace("--judge-base-url", "")
+    # stopped at the first refusal: not a minute of retries, not one failure per question
+    assert result.stats.judge.retries == 0 and result.stats.judge.requests <= config.execution.concurrency
+    assert not result.complete
 
 
 def test_a_priced_judge_is_paid_from_the_run_s_budget(

@@ -232,6 +232,11 @@ class JudgeClient:
         """The judge."""
         return self.client.model
 
+    @property
+    def replied(self) -> bool:
+        """Whether the judge's server has ever answered (a refused connection before that: it is not there)."""
+        return self.client.replied
+
     async def __call__(self, prompt: Prompt, *, answer: bool = True) -> Reply:
         """The judge's reply to `prompt`, counted; raises `ModelCallError` when it gives none."""
         counts = self.stats.judge

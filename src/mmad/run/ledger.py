@@ -42,7 +42,7 @@ Key = tuple[str, str]
 FLUSH_INTERVAL_S = 0.1
 MANIFEST_INTERVAL_S = 1.0
 """How often run.json is given the spending so far while records come (a SIGKILL runs no finish stage)."""
-FATAL_ERROR_CLASSES = frozenset({"auth", "not_found", "dns", "tls", "images_refused"})
+FATAL_ERROR_CLASSES = frozenset({"auth", "not_found", "dns", "tls", "images_refused", "judge_unreachable"})
 """Failures that every later request would meet too: the run stops at the first one."""
 
 

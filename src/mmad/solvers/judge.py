@@ -2,9 +2,13 @@
 
 A wrapper: the solver it wraps answers; each question whose reply holds text but no letter the
 parser could find (and is not a refusal) is put to the judge with the options and the reply, and
-the judge's letter (parse method ``judge``) replaces the empty one. A judge that fails or names
-no option leaves the parse as it was; a judge call the budget (--max-cost) refused fails the
-prompt's questions (class ``budget``), so that --resume asks and judges them.
+the judge's letter (parse method ``judge``) replaces the empty one. A judge that names no option
+leaves the parse as it was. A judge that gives no verdict (its retries spent, an error no retry
+mends) fails the prompt's questions, class ``judge`` (``judge_unreachable``, which stops the run at
+once, where the judge never answered or refused the run's key); a judge call the budget
+(--max-cost) refused fails them too (class ``budget``). Either way --resume asks them again (the
+model's reply from the response cache) and judges them: a run is complete only where every reply
+the parser could not read was judged, so its score never depends on which judge calls got through.
 
 The judge is asked through its own model caller (``setup.judge``, built with the run's:
 `mmad.run.caller.JudgeClient`): the run's retries, a response cache, its usage and the budget.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from mmad.errors import BudgetReachedError, ConfigError, ModelCallError
+from mmad.errors import BudgetReachedError, ConfigError, ModelCallError, PermanentError
 from mmad.models.base import Completion
 from mmad.protocol.messages import Message, PosedQuestion, Prompt, TextPart
 from mmad.protocol.parse import Parsed, ParseMethod, parse_answer
@@ -61,26 +65,30 @@ class JudgeFallback(Solver):
                 unjudged = Answer(prompt=prompt, started=answer.started, digest=answer.digest, extra=answer.extra)
                 return fail(unjudged, exc)
             except ModelCallError as exc:
-                self._failed(question, exc)
-                judged.append(result)
-                continue
+                unjudged = Answer(prompt=prompt, started=answer.started, digest=answer.digest, extra=answer.extra)
+                return fail(unjudged, self._failed(question, exc))
             letter = parse_answer(verdict.completion.text, question.options).letter
             judged.append(Parsed(letter, ParseMethod.JUDGE) if letter else result)
         answer.parsed = judged
         return answer
 
-    def _failed(self, question: PosedQuestion, exc: ModelCallError) -> None:
-        """A judge call that gave no verdict: the run goes on (the caller counted it); said once at warning
-        level, not once per question of a judge that is down."""
+    def _failed(self, question: PosedQuestion, exc: ModelCallError) -> PermanentError:
+        """The failure a judge call that gave no verdict makes of its prompt's questions; said once at
+        warning level, not once per question of a judge that is down."""
         self._failures += 1
         level = logging.WARNING if self._failures == 1 else logging.DEBUG
-        logger.log(
-            level,
-            "the judge gave no verdict on %s (%s: %s); its parse stays",
-            question.question_id,
-            exc.error_class,
-            exc,
-        )
+        logger.log(level, "the judge gave no verdict on %s (%s: %s)", question.question_id, exc.error_class, exc)
+        # The transport names the model's address setting; the judge has its own.
+        text = str(exc).replace("--base-url", "--judge-base-url")
+        never_answered = exc.error_class == "connection_refused" and not getattr(self.judge, "replied", True)
+        unreachable = never_answered or exc.error_class in JUDGE_FATAL_CLASSES
+        error_class = "judge_unreachable" if unreachable else "judge"
+        return PermanentError(f"the judge gave no verdict ({exc.error_class}): {text}", error_class=error_class)
+
+
+JUDGE_FATAL_CLASSES = frozenset({"auth", "not_found", "dns", "tls"})
+"""A judge's failures that every later judge call would meet too (and a refused connection, where the
+judge has never answered: see `JudgeFallback._failed`)."""
 
 
 def needs_verdict(completion: Completion, parsed: Parsed) -> bool:
