@@ -318,6 +318,8 @@ class ToolsSolver(Solver):
                     "latency_s": round(time.monotonic() - began, 4),
                     "cost_usd": reply.cost_usd,
                     "cached": reply.cached,
+                    # latency_s above is this run's lookup: the model's seconds are those of when it was asked
+                    **({"asked_latency_s": completion.latency_s} if reply.cached else {}),
                     "reply": completion.text,
                     "calls": [c.name for c in calls or ()],
                 }
@@ -449,6 +451,7 @@ class ToolsSolver(Solver):
             attempts=branch.attempts,
             # From the cache only when nothing was sent: the direct request and every turn.
             cached=branch.cached and direct_record.cached,
+            asked_latency_s=_asked_latency(branch, direct_record) if branch.cached and direct_record.cached else None,
             scores={k: v for k, v in scores.items() if math.isfinite(v)},
             extra=extra,
             **usage,
@@ -526,6 +529,7 @@ class ToolsSolver(Solver):
                 "prompt_tokens": direct_record.prompt_tokens,
                 "completion_tokens": direct_record.completion_tokens,
                 "latency_s": direct_record.latency_s,
+                **({"cached": True, "asked_latency_s": direct_record.asked_latency_s} if direct_record.cached else {}),
                 "cost_usd": direct_record.cost_usd,
                 **({"error_class": direct_record.error_class} if direct_record.error_class else {}),
             },
@@ -547,6 +551,18 @@ class ToolsSolver(Solver):
             "calls": branch.calls,
             "conversation": [_message_json(m, self._stored) for m in branch.messages],
         }
+
+
+def _asked_latency(branch: Branch, direct_record: Record) -> float | None:
+    """A question answered from the cache alone: the seconds it took the model when it was asked, as the
+    slower of its branches (they run side by side); the tools branch's turns then, its tool calls now. None
+    where a reply's cache entry kept no time."""
+    turns = [t.get("asked_latency_s") for t in branch.turns]
+    if direct_record.asked_latency_s is None or any(t is None for t in turns):
+        return None
+    calls = float(sum(c.get("latency_s") or 0.0 for c in branch.calls))
+    tools = float(sum(t for t in turns if t is not None)) + calls
+    return round(max(direct_record.asked_latency_s, tools), 4)
 
 
 def _failed(

@@ -236,7 +236,7 @@ class Cost(Metric):
         if untimed:
             notes.append(
                 f"s/question leaves out {untimed} replies from the cache that kept no time of their own (cached or "
-                "recorded by mmad before it kept the seconds a reply took, or a tools conversation): not measured, "
+                "recorded by mmad before it kept the seconds a reply took): not measured, "
                 "not 0 s" + ("" if seconds is not None else "; no record carries its time, so s/question is –")
             )
         for what, covered in (("tokens", token_questions), ("dollars", dollar_questions)):

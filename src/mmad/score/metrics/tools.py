@@ -203,19 +203,33 @@ def _usage(records: Sequence[Record]) -> list[Cell]:
         )
         for r in records
     ]
-    direct_seconds = [r.extra["direct"].get("latency_s") for r in records if isinstance(r.extra.get("direct"), dict)]
-    tools_seconds = [
-        sum(t.get("latency_s") or 0 for t in r.extra["tools"].get("turns", []))
-        + sum(c.get("latency_s") or 0 for c in r.extra["tools"].get("calls", []))
-        for r in records
-    ]
+    direct_seconds = [_model_seconds(r.extra["direct"]) for r in records if isinstance(r.extra.get("direct"), dict)]
+    tools_seconds = [_tools_seconds(r) for r in records]
     kept_direct = [s for s in direct_seconds if s is not None]
+    kept_tools = [s for s in tools_seconds if s is not None]
     return [
         Cell("direct tokens/question", sum(direct_tokens) / count if direct_tokens else None, unit="tokens"),
         Cell("tools tokens/question", sum(tools_tokens) / count, unit="tokens"),
         Cell("direct s/question", sum(kept_direct) / len(kept_direct) if kept_direct else None, unit="s"),
-        Cell("tools s/question", sum(tools_seconds) / count, unit="s"),
+        Cell("tools s/question", sum(kept_tools) / len(kept_tools) if kept_tools else None, unit="s"),
     ]
+
+
+def _model_seconds(part: dict[str, Any]) -> float | None:
+    """A branch's or a turn's seconds of the model: for a reply from the cache, those of when it was asked
+    (None where the cache kept none), never the lookup's."""
+    seconds = part.get("asked_latency_s") if part.get("cached") else part.get("latency_s")
+    return seconds if isinstance(seconds, int | float) else None
+
+
+def _tools_seconds(record: Record) -> float | None:
+    """The tools branch's seconds: its turns' (as `_model_seconds`) and its tool calls'; None where a turn's are
+    not known."""
+    turns = [_model_seconds(t) for t in record.extra["tools"].get("turns", [])]
+    if any(t is None for t in turns):
+        return None
+    calls = sum(c.get("latency_s") or 0 for c in record.extra["tools"].get("calls", []))
+    return sum(t for t in turns if t is not None) + calls
 
 
 class ToolUse(Metric):
