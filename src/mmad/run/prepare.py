@@ -207,7 +207,7 @@ def prepare(
             why = split_change(recorded.card, split, benchmark)
             if why:
                 msg = f"--resume {run_dir}: {why}; resuming would ask other questions than the run's. Restore it, "
-                msg += "or start a new run with --out"
+                msg += "or start a new run in another folder (--out)"
                 raise RunError(msg)
     checked = preflight(config, benchmark)
     selection, strategies, knowledge, price = checked.selection, checked.strategies, checked.knowledge, checked.price
