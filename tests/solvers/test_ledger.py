@@ -26,7 +26,7 @@ def _record(question_id: str, **fields: object) -> Record:
     values: dict[str, object] = {"status": Status.ANSWERED, "answer": "A"} | fields
     return Record(
         question_id=question_id, image="img.png", question_type="Anomaly Detection", correct_answer="A", **values
-    )  # type: ignore[arg-type]
+    )
 
 
 def _ledger(tmp_path: Path, **options: object) -> Ledger:
@@ -57,7 +57,12 @@ def test_the_ledger_writes_each_wanted_key_once_and_scrubs_credentials(
 
 def test_the_model_description_reaches_the_manifest_through_the_ledger(tmp_path: Path) -> None:
     described: list[dict[str, object]] = []
-    manifest = SimpleNamespace(with_model=lambda d: described.append(d) or SimpleNamespace(model=d))
+
+    def with_model(description: dict[str, object]) -> SimpleNamespace:
+        described.append(description)
+        return SimpleNamespace(model=description)
+
+    manifest = SimpleNamespace(with_model=with_model)
     holder = SimpleNamespace(manifest=manifest)
     ledger = _ledger(tmp_path, manifest_holder=holder)
     ledger.describe_model({"name": "m", "endpoint": "ray actors"})
@@ -95,3 +100,19 @@ def test_a_chain_of_thought_turn_from_the_cache_costs_nothing(mmad_json: Path, t
     # One per record: the cached chain-of-thought turns answer no question (they were counted too, twice the records).
     assert again.stats.cached == again.stats.done == again.completeness.asked > 0
     assert (again.stats.prompt_tokens, again.stats.completion_tokens, again.stats.cost_usd) == (0, 0, 0.0)
+
+
+def test_the_next_request_is_expected_to_cost_the_models_average_not_the_judges_share(tmp_path: Path) -> None:
+    # The run's cost_usd holds the judge's calls too, but priced_requests counts the model's alone: the
+    # average taken over them charged each further model request with the judge's spending as well (the
+    # judge reserves its own calls), so a --max-cost run with a dear judge stopped well before its budget.
+    from mmad.protocol.messages import Message, Prompt, TextPart
+
+    ledger = _ledger(tmp_path)
+    ledger.stats.priced_requests = 10
+    ledger.stats.cost_usd = 1.0  # $0.10 of the model's over 10 requests, $0.90 of the judge's
+    ledger.stats.judge.cost_usd = 0.9
+    ledger.stats.judge.priced_requests = 9
+    prompt = Prompt(image="img.png", messages=(Message(role="user", parts=(TextPart(text="?"),)),), questions=())
+    ledger.store.close()
+    assert ledger.expected_cost(prompt) == pytest.approx(0.01)

@@ -75,7 +75,7 @@ class JudgeCounts(CallCounts):
     cached: int = 0
     failed: int = 0
     """Judge calls that gave no verdict (retries spent, or the budget would have been passed): their
-    questions keep the parse they had."""
+    prompt's questions fail (class ``judge``, or ``budget``), for --resume to judge."""
 
 
 JUDGE_FIELDS = ("requests", "cached", "failed", *CallCounts.__dataclass_fields__)
@@ -275,7 +275,8 @@ class Ledger:
         """What one more request is expected to cost: the larger of the average so far and the
         prompt's own estimate (the --dry-run rule), so the first requests are priced too."""
         priced = self.stats.priced_requests
-        observed = self.stats.cost_usd / priced if priced else 0.0
+        # The model's own average: priced_requests counts its calls alone, and the judge reserves its calls itself.
+        observed = (self.stats.cost_usd - self.stats.judge.cost_usd) / priced if priced else 0.0
         turns = self.settings.tool_turns
         try:
             guess = estimate([prompt], self.images.settings, self.settings.price, self._image_sizes)

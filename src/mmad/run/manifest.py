@@ -17,10 +17,10 @@ Versions (``schema_version``):
 - 4: this model; ``judge``, the judge's describe() (its endpoint, as ``model`` says the model's; None
   without a judge, and in older files).
 
-`read_manifest` upgrades 0 and 1 in memory (the file is rewritten as 2 only when the run is resumed)
-and refuses a version newer than this mmad reads, naming the file. Every field added, renamed or
-removed is a new version (an older mmad then says "newer" rather than "unknown field"), with a step
-in `upgraded` when older files need more than the new version number.
+`read_manifest` upgrades older versions in memory (the file is rewritten as the current one only when
+the run is resumed) and refuses a version newer than this mmad reads, naming the file. Every field
+added, renamed or removed is a new version (an older mmad then says "newer" rather than "unknown
+field"), with a step in `upgraded` when older files need more than the new version number.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class JudgeUsage(_Part):
     """Replies put to the judge, from the cache or sent."""
     cached: int = 0
     failed: int = 0
-    """Calls that gave no verdict (retries spent, or the budget reached): those questions kept their parse."""
+    """Calls that gave no verdict (retries spent, or the budget reached): their questions failed, for --resume."""
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
