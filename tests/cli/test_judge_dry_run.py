@@ -17,3 +17,11 @@ def test_the_judge_s_bound_rounds_up_so_a_cheap_judge_is_not_shown_as_free(
     assert main([*command, "--judge", "openai:gpt-4o-mini"]) == 0
     out = capsys.readouterr().out
     assert "up to 3 requests, at most $0.01 (every reply unparsed" in out
+
+
+def test_the_dry_run_refuses_max_cost_with_an_unpriced_judge_as_the_run_does(
+    mmad_json: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = ["eval", "-m", "openai:gpt-4o", "-d", str(mmad_json), "--limit", "3", "--dry-run", "--max-cost", "1"]
+    assert main([*command, "--judge", "openai:no-such-priced-judge"]) == 2
+    assert "--max-cost needs a price for the judge openai:no-such-priced-judge too" in capsys.readouterr().err

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mmad.errors import ConfigError
-from mmad.models.prices import load_prices, price_for
 from mmad.protocol.messages import Prompt
 from mmad.protocol.strategies import parse_strategies
 from mmad.run.caller import judge_allowance
 from mmad.run.config import RunConfig
 from mmad.run.plan import Planner
 from mmad.run.preflight import preflight
-from mmad.run.solving import check_judge_address
+from mmad.run.solving import check_judge_address, check_judge_price
 from mmad.run.tokens import AGENT_IMAGE_TOKENS, Estimate, cost, estimate
 
 
@@ -72,13 +70,7 @@ def judge_bound(config: RunConfig, result: Estimate, prompts: Iterable[Prompt]) 
     assert judge is not None
     check_model_name(judge)
     check_judge_address(config)  # a compat: judge with no --judge-base-url fails the real run at its start
-    price = price_for(judge, load_prices(config.execution.prices))
-    if config.execution.max_cost is not None and price is None:
-        msg = (
-            f"--max-cost needs a price for the judge {judge} too (it is paid from the same budget); "
-            "give one in a --prices file"
-        )
-        raise ConfigError(msg)
+    price = check_judge_price(config)
     result.judge_requests = result.questions
     result.judge_cost_usd = judge_allowance(prompts, price)
 

@@ -184,20 +184,25 @@ def check_judge_address(config: RunConfig) -> None:
         raise ConfigError(msg)
 
 
-def judge_price(config: RunConfig, judge: Model) -> tuple[float, float] | None:
-    """The judge's price: from the run's --prices file, by the name --judge gave (else the judge's own)."""
-    return price_for(config.answers.judge or judge.name, load_prices(config.execution.prices))
+def judge_price(config: RunConfig, judge: Model | None = None) -> tuple[float, float] | None:
+    """The judge's price: from the run's --prices file, by the name --judge gave (else the judge's own,
+    a judge model handed to the run); None without a judge or a price."""
+    name = config.answers.judge or (judge.name if judge is not None else None)
+    return None if name is None else price_for(name, load_prices(config.execution.prices))
 
 
-def check_judge_price(config: RunConfig, judge: Model) -> None:
-    """A ConfigError for a --max-cost run whose judge has no price: its spending could not be counted."""
-    if config.execution.max_cost is not None and judge_price(config, judge) is None:
-        name = config.answers.judge or judge.name
+def check_judge_price(config: RunConfig, judge: Model | None = None) -> tuple[float, float] | None:
+    """The judge's price; a ConfigError for a --max-cost run whose judge has none: its spending could not
+    be counted (the dry run, which builds no judge, checks it by the name --judge gave)."""
+    price = judge_price(config, judge)
+    if config.execution.max_cost is not None and price is None:
+        name = config.answers.judge or (judge.name if judge is not None else "")
         msg = (
             f"--max-cost needs a price for the judge {name} too (it is paid from the same budget); "
             "give one in a --prices file"
         )
         raise ConfigError(msg)
+    return price
 
 
 def make_judge(config: RunConfig, settings: EngineSettings, judge: Model, books: JudgeBooks | None) -> JudgeClient:
