@@ -141,6 +141,23 @@ def test_a_record_without_dollars_or_tokens_is_not_a_free_one() -> None:
     assert any("4 of 8 questions" in note for note in cost.notes)
 
 
+def test_the_partial_cost_note_does_not_blame_replies_from_the_cache() -> None:
+    # replies from the cache carry their tokens and dollars (at the run's price): the 4 questions without
+    # them are the failed ones, and the note must not send the user looking at the cache
+    records = [_record(i, right=True, tokens=(400, 40), cost=0.01, latency=0.5) for i in range(4)]
+    records = [r.model_copy(update={"cached": True, "asked_latency_s": 0.5}) for r in records]
+    failed = [_record(i, right=False, tokens=None, cost=None, latency=0.5) for i in range(4, 8)]
+    records += [r.model_copy(update={"status": Status.ERROR, "answer": None}) for r in failed]
+    (cost,) = compute_metrics(
+        Graded([graded_from_record(r) for r in records], records),
+        [m for m in registered_metrics() if m.name == "cost"],
+    )
+    assert cost.cell("$/question").value == pytest.approx(0.01)  # type: ignore[union-attr]
+    (partial,) = [note for note in cost.notes if note.startswith("dollars per question over the 4 of 8")]
+    assert "a failure" in partial and "a cached reply," not in partial
+    assert "recorded by mmad before it priced them" in partial  # the only cached replies that carry none
+
+
 def test_metrics_that_do_not_apply_are_left_out() -> None:
     # an official answers file: no records, so no cost; no rotation, so no circular figure; no score
     answers = [GradedAnswer(f"VisA/pcb1/test/good/{i}.png", "Anomaly Detection", "B", "B") for i in range(4)]
@@ -154,7 +171,8 @@ def test_the_mmad_metric_carries_the_tables_intervals_under_a_bootstrap(random_r
     assert mmad is not None
     average = mmad.cell("Average")
     assert average is not None and average.value == pytest.approx(scored.strict.average)
-    assert average.low is not None and average.high is not None and average.low <= average.value <= average.high
+    assert average.value is not None and average.low is not None and average.high is not None
+    assert average.low <= average.value <= average.high
     assert scored.intervals is not None and average.low == scored.intervals.average.low  # type: ignore[union-attr]
     plain = score_run(random_run).metric("mmad")
     assert plain is not None and not any(c.has_interval for c in plain.cells)

@@ -3,7 +3,7 @@ circular accuracy, and cost (tokens, dollars and seconds per question; tokens pe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from mmad.records.record import Record
@@ -11,7 +11,7 @@ from mmad.score.metrics.base import Cell, Graded, Metric, MetricResult
 from mmad.score.table import DETECTION_COLUMNS, Policy, ScoreTable, score_answers
 
 if TYPE_CHECKING:
-    from mmad.score.intervals import TableIntervals
+    from mmad.score.intervals import Interval, TableIntervals
     from mmad.score.operating import OperatingReport
 
 
@@ -49,6 +49,13 @@ def operating_of(graded: Graded) -> OperatingReport:
     return report
 
 
+def _cell(name: str, value: float | None, bounds: Mapping[str, Interval | None]) -> Cell:
+    """A cell with its interval from ``bounds`` (by the cell's name), where there is one."""
+    interval = bounds.get(name)
+    low, high = (interval.low, interval.high) if interval is not None else (None, None)
+    return Cell(name, value, low=low, high=high)
+
+
 class MMADTable(Metric):
     """The MMAD table: every cell, each dataset's and subtask's average, and the headline Average."""
 
@@ -66,11 +73,7 @@ class MMADTable(Metric):
         values["Average"] = table.average
         intervals = intervals_of(graded)
         bounds = intervals.named_cells() if intervals is not None else {}
-        cells = []
-        for name, value in values.items():
-            interval = bounds.get(name)
-            low, high = (interval.low, interval.high) if interval is not None else (None, None)
-            cells.append(Cell(name, value, low=low, high=high))
+        cells = [_cell(name, value, bounds) for name, value in values.items()]
         return self.result(cells, headline=["Average"])
 
 
@@ -89,16 +92,10 @@ class OverkillMiss(Metric):
             return None
         intervals = intervals_of(graded)
         bounds = intervals.detection_cells() if intervals is not None else {}
-
-        def cell(name: str, value: float | None) -> Cell:
-            interval = bounds.get(name)
-            low, high = (interval.low, interval.high) if interval is not None else (None, None)
-            return Cell(name, value, low=low, high=high)
-
-        cells = [cell(column, table.average_detection[column]) for column in DETECTION_COLUMNS]
+        cells = [_cell(column, table.average_detection[column], bounds) for column in DETECTION_COLUMNS]
         for row in table.rows:
             metrics = row.detection_metrics()
-            cells += [cell(f"{row.name}/{column}", metrics[column]) for column in DETECTION_COLUMNS]
+            cells += [_cell(f"{row.name}/{column}", metrics[column], bounds) for column in DETECTION_COLUMNS]
         return self.result(cells, headline=["Overkill", "Miss"])
 
 
@@ -243,7 +240,8 @@ class Cost(Metric):
             if covered and len(covered) < len(posings):
                 notes.append(
                     f"{what} per question over the {len(covered)} of {len(posings)} questions whose records carry "
-                    "them (the others' records carry none: no price or usage, a cached reply, a failure, an abstention)"
+                    "them (the others' records carry none: no price or usage, a failure, an abstention, a reply "
+                    "from the cache recorded by mmad before it priced them)"
                 )
         spent = graded.spent_usd
         if spent is not None and abs(spent - (dollars or 0.0)) > 5e-7:
