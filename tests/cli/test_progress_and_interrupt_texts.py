@@ -27,11 +27,20 @@ def test_an_interruption_after_the_run_was_complete_does_not_ask_for_a_resume(
 ) -> None:
     run = tmp_path / "run"
     assert main(["eval", "-m", "random", "-d", str(mmad_json), "--limit", "4", "--out", str(run)]) == 0
+    (answers,) = run.glob("answers_*.json")
+    answers.unlink()  # a SIGTERM while the files were being written
+    records = (run / "records.jsonl").read_text()
     capsys.readouterr()
-    _interrupted(run)  # a SIGTERM while the score files were being written
+    _interrupted(run)
     said = capsys.readouterr().err
-    assert "interrupted after the run was complete" in said and f"mmad score {run}" in said
-    assert "--resume" not in said
+    assert "interrupted after the run was complete" in said
+    # what it says to run writes the files back, the official answers json included, and asks nothing
+    # (`mmad score` would not write the answers json)
+    command = said.split("mmad ", 1)[1].split(" writes them")[0].split()
+    assert command == ["eval", "--resume", str(run)]
+    assert main(command) == 0
+    assert answers.exists() and (run / "records.jsonl").read_text() == records
+    assert "this session 0 records" in capsys.readouterr().out
 
 
 def test_an_interruption_mid_run_still_says_how_to_resume(

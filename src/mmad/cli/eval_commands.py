@@ -130,7 +130,7 @@ def spending_text(stats: EngineStats, model: str, judge: str | None = None) -> s
     token_text = "no tokens reported" if answered and not tokens else f"{tokens} tokens"
     if stats.cost_known:
         text = f"{token_text}, ${stats.cost_usd:.4f}"
-    elif not (stats.priced_requests or not stats.unpriced_requests):  # the model's cost is the unknown one
+    elif stats.unpriced_requests and not stats.priced_requests:  # the model's cost is the unknown one
         if tokens - counts.prompt_tokens - counts.completion_tokens:
             text = f"{token_text}, cost unknown (no price for {model}; --prices FILE gives one)"
         else:
@@ -203,11 +203,12 @@ def _interrupted(run_dir: Path) -> None:
         return
     run = open_run(run_dir)
     if run.completeness.complete:
-        # The signal came after the last answer was recorded (while the score files were written):
-        # nothing is left to ask, but those files may not all be there.
+        # The signal came after the last answer was recorded (while run.json or the files were written):
+        # nothing is left to ask, but the files may not all be there. A resume asks nothing and writes
+        # them all; `mmad score` would leave the official answers json missing and run.json as it was.
         err_console.print(
             f"interrupted after the run was complete ({run.completeness.describe()}, saved in {run_dir}); "
-            f"its score files may be missing: mmad score {run_dir} writes them",
+            f"its files may not all be written: mmad eval --resume {run_dir} writes them, asking nothing",
             highlight=False,
             soft_wrap=True,
         )
