@@ -52,7 +52,8 @@ def print_operating(report: OperatingReport, markdown_name: str) -> None:
 
 def print_intervals(intervals: TableIntervals) -> None:
     """The table's cells with their 95% intervals, turned so that it fits 80 columns: a row per subtask, a
-    column per dataset, each cell its value over its interval."""
+    column per dataset, each cell its value over its interval; then, where the table has Anomaly
+    Discrimination, a row each for Overkill and Miss."""
     view = Table(title=f"{intervals.level:g}% intervals", pad_edge=False)
     view.add_column("", no_wrap=True, min_width=7)
     for name in [*intervals.datasets, "Average"]:
