@@ -277,3 +277,25 @@ def test_on_ray_the_actors_judge_is_cached_and_counted(mmad_json: Path, tmp_path
     assert (first.stats.judge.requests, first.stats.judge.failed) == (len(records), 0)
     assert _usage(tmp_path / "first")["judge"]["requests"] == len(records)
     assert (again.stats.judge.requests, again.stats.judge.cached) == (len(records), len(records))
+
+
+class FilteringJudge(Model):
+    """A judge behind `mmad serve` whose content filter turns down every reply it is asked about (HTTP 400)."""
+
+    name = "filtering"
+
+    async def generate(self, request: Request) -> Completion:
+        raise ModelCallError("content_filter: the prompt was flagged (injected)", error_class="refused")
+
+
+def test_a_judge_s_content_filter_leaves_the_parse_and_the_run_completes(mmad_json: Path, tmp_path: Path) -> None:
+    # A refusal is the judge's answer, not a verdict it failed to give: the same judge refusing in its reply
+    # (finish_reason content_filter) left the parse, but refusing with HTTP 400 failed the questions (class
+    # judge), which every --resume asked again and the filter refused again: the run could never complete.
+    config = _config(mmad_json, tmp_path, max_errors=0)
+    with running_server(FilteringJudge()) as server:
+        result = _run(config, tmp_path / "run", server.base_url)
+        sent = server.stats.requests
+    records = read_records(tmp_path / "run" / "records.jsonl")
+    assert result.complete and {r.status for r in records} == {Status.UNPARSED}
+    assert sent > 0 and result.stats.judge.requests == len(records) and result.stats.judge.failed == 0

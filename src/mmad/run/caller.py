@@ -24,7 +24,7 @@ from mmad.run.ledger import CallCounts, EngineSettings, EngineStats
 from mmad.run.limits import AdaptiveLimit, call_with_retries
 from mmad.run.tokens import estimate
 from mmad.solvers.base import Reply
-from mmad.solvers.judge import judge_prompt
+from mmad.solvers.judge import REFUSED, judge_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,8 @@ class JudgeClient:
     Its tokens and dollars go to the run's totals (what --max-cost, the closing line and run.json
     count) and to ``stats.judge``; with a `Budget`, each call the cache does not answer is reserved
     first, as the scheduler reserves the model's. A call that fails raises `ModelCallError`
-    (`BudgetReachedError` where the budget refused it), counted in ``stats.judge.failed``.
+    (`BudgetReachedError` where the budget refused it), counted in ``stats.judge.failed`` unless the
+    judge's content filter refused it (class ``refused``: an answer, not a failure).
     """
 
     def __init__(
@@ -252,8 +253,8 @@ class JudgeClient:
             reserved = expected
         try:
             reply = await self.client(prompt, answer=False)
-        except ModelCallError:
-            counts.failed += 1
+        except ModelCallError as exc:
+            counts.failed += exc.error_class != REFUSED  # a refusal is the judge's answer: its parse stands
             raise
         finally:
             if budget is not None and reserved:

@@ -3,12 +3,14 @@
 A wrapper: the solver it wraps answers; each question whose reply holds text but no letter the
 parser could find (and is not a refusal) is put to the judge with the options and the reply, and
 the judge's letter (parse method ``judge``) replaces the empty one. A judge that names no option
-leaves the parse as it was. A judge that gives no verdict (its retries spent, an error no retry
-mends) fails the prompt's questions, class ``judge`` (``judge_unreachable``, which stops the run at
-once, where the judge never answered or refused the run's key); a judge call the budget
-(--max-cost) refused fails them too (class ``budget``). Either way --resume asks them again (the
-model's reply from the response cache) and judges them: a run is complete only where every reply
-the parser could not read was judged, so its score never depends on which judge calls got through.
+leaves the parse as it was, as does one whose content filter refuses the call (in its reply or
+with HTTP 400: its answer, which a resume would only get again). A judge that gives no verdict
+(its retries spent, an error no retry mends) fails the prompt's questions, class ``judge``
+(``judge_unreachable``, which stops the run at once, where the judge never answered or refused the
+run's key); a judge call the budget (--max-cost) refused fails them too (class ``budget``). Either
+way --resume asks them again (the model's reply from the response cache) and judges them: a run is
+complete only where every reply the parser could not read was put to the judge and answered, so
+its score never depends on which judge calls got through.
 
 The judge is asked through its own model caller (``setup.judge``, built with the run's:
 `mmad.run.caller.JudgeClient`): the run's retries, a response cache, its usage and the budget.
@@ -65,6 +67,11 @@ class JudgeFallback(Solver):
                 unjudged = Answer(prompt=prompt, started=answer.started, digest=answer.digest, extra=answer.extra)
                 return fail(unjudged, exc)
             except ModelCallError as exc:
+                if exc.error_class == REFUSED:
+                    # The judge's answer, as a reply it refused would be: the parse stands. Failing the questions
+                    # would have --resume ask again what the judge's filter turns down every time.
+                    judged.append(result)
+                    continue
                 unjudged = Answer(prompt=prompt, started=answer.started, digest=answer.digest, extra=answer.extra)
                 return fail(unjudged, self._failed(question, exc))
             letter = parse_answer(verdict.completion.text, question.options).letter
@@ -86,6 +93,8 @@ class JudgeFallback(Solver):
         return PermanentError(f"the judge gave no verdict ({exc.error_class}): {text}", error_class=error_class)
 
 
+REFUSED = "refused"
+"""A judge call its content filter turned down (HTTP 400): no verdict, but no failure either."""
 JUDGE_FATAL_CLASSES = frozenset({"auth", "not_found", "dns", "tls"})
 """A judge's failures that every later judge call would meet too (and a refused connection, where the
 judge has never answered: see `JudgeFallback._failed`)."""
