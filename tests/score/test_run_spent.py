@@ -89,6 +89,31 @@ def test_score_and_the_report_card_show_what_run_json_says_the_run_paid(
     )
 
 
+def test_the_report_card_keeps_the_per_question_cost_when_the_runs_total_is_unknown(
+    mmad_json: Path, tmp_path: Path
+) -> None:
+    """A --judge without a price leaves run.json's usage.cost_usd null (the total is unknown), while the model's
+    records carry what each question cost: the card showed neither, as if nothing had a price."""
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"compat:random": [1000.0, 1000.0]}))
+    run = tmp_path / "run"
+    with running_server() as server:
+        command = ["eval", "-m", "compat:random", "-d", str(mmad_json), "--base-url", server.base_url, "--no-cache"]
+        assert main([*command, "--limit", "4", "--out", str(run), "--prices", str(prices)]) == 0
+    manifest = json.loads((run / "run.json").read_text())
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    carried = sum(r["cost_usd"] for r in records)
+    assert carried > 0
+    manifest["usage"]["cost_usd"] = None  # as an unpriced judge's calls leave it
+    (run / "run.json").write_text(json.dumps(manifest))
+    page = tmp_path / "report.html"
+    assert main(["report", str(run), "--no-published", "--out", str(page)]) == 0
+    card = re.search(r"<dt>Cost</dt><dd>(.*?)</dd>", page.read_text(), re.S)
+    assert card is not None
+    assert card.group(1).startswith("– paid by the run in all sessions (not measured: ")
+    assert card.group(1).endswith(f"; ${carried / len(records):,.4f} a question by its latest record")
+
+
 def test_a_run_json_from_before_with_0_for_an_unpriced_run_has_no_total(
     mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

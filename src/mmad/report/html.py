@@ -170,8 +170,13 @@ def _duration(manifest: Manifest) -> str:
 def _cost_text(spent: float | None, costs: list[float]) -> str:
     """The run's total (run.json's: every session, and requests whose records a later one replaced) beside the
     per-question figure of the cost metric (the latest records'), which may be less."""
-    if spent is None:
+    if not costs:
         return "– (not measured: no price, or no usage reported)"
+    if spent is None:  # records carry their cost, but some call of the run had none (an unpriced --judge)
+        return (
+            "– paid by the run in all sessions (not measured: a call without a price or usage, such as an "
+            f"unpriced --judge's); ${sum(costs) / len(costs):,.4f} a question by its latest record"
+        )
     return (
         f"${spent:,.4f} paid by the run in all sessions; ${sum(costs) / len(costs):,.4f} a question "
         "by its latest record"
@@ -187,7 +192,7 @@ def _run_card(run: RunFolder) -> list[tuple[str, str]]:
     # run.json's usage counts a call without a price or a usage report as $0 and 0 tokens: its figures are
     # measured only where some record carries them, else the card says so rather than show $0.0000
     costs = [r.cost_usd for r in plain if r.cost_usd is not None]
-    cost = (usage.cost_usd if usage is not None else sum(costs)) if costs else None
+    cost = usage.cost_usd if usage is not None else sum(costs)
     counted = any(r.prompt_tokens is not None or r.completion_tokens is not None for r in plain)
     card_hash = run_card_hash(run)
     if usage is not None:
