@@ -39,6 +39,7 @@ from mmad._io import atomic_write_text
 from mmad.errors import ConfigError, RunError
 from mmad.records.folder import RUN_FILE
 from mmad.run.config import RunConfig
+from mmad.run.config.base import RECORDED
 
 SCHEMA_VERSION = 4
 """The version this mmad writes, and the newest it reads."""
@@ -199,7 +200,7 @@ class Manifest(_Part):
 
     def _with(self, **changes: Any) -> Manifest:
         # validated, unlike model_copy(update=...): a changed field is checked as a read one is
-        return Manifest.model_validate({**dict(self), **changes})
+        return Manifest.model_validate({**dict(self), **changes}, context=RECORDED)
 
 
 def _json_default(value: Any) -> Any:
@@ -259,7 +260,7 @@ def read_manifest(folder: Path) -> Manifest:
 def parse_manifest(raw: dict[str, Any], path: Path) -> Manifest:
     """A run.json's content as a Manifest (``path`` names it in errors)."""
     try:
-        return Manifest.model_validate(upgraded(raw, path))
+        return Manifest.model_validate(upgraded(raw, path), context=RECORDED)
     except ValidationError as exc:
         raise RunError(_unreadable(path, exc, raw)) from None
 
@@ -268,7 +269,7 @@ def recorded_config(raw: dict[str, Any], path: Path) -> RunConfig:
     """Only the config of a run.json's content (a run file may be a run.json, or just its config and version)."""
     config = upgraded(raw, path).get("config")
     try:
-        return RunConfig.model_validate(config)
+        return RunConfig.model_validate(config, context=RECORDED)
     except ValidationError as exc:
         raise RunError(_unreadable(path, exc, raw, "config.")) from None
 

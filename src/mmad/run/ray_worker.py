@@ -24,6 +24,7 @@ from mmad.records.record import Record
 from mmad.run.cache import ResponseCache
 from mmad.run.caller import ModelClient, sent_as_is
 from mmad.run.config import RunConfig
+from mmad.run.config.base import RECORDED
 from mmad.run.ledger import JUDGE_FIELDS, EngineSettings, EngineStats
 from mmad.run.solving import JudgeBooks, judge_model, make_agent, make_solver
 from mmad.solvers import Solver
@@ -86,7 +87,9 @@ class PromptWorker:
         self.error: str | None = None
         self.asker: _Asker | None = None
         try:
-            self.asker = self._build(RunConfig.model_validate(config), settings, run_dir, model, judge)
+            self.asker = self._build(
+                RunConfig.model_validate(config, context=RECORDED), settings, run_dir, model, judge
+            )
         except Exception as exc:
             logger.exception("the Ray actor could not build the model")
             self.error = f"{type(exc).__name__}: {exc}"

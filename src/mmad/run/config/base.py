@@ -6,7 +6,7 @@ import numbers
 from enum import Enum
 from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationInfo, model_validator
 from pydantic.fields import FieldInfo
 
 
@@ -70,3 +70,13 @@ class Section(BaseModel):
             else value
             for name, value in values.items()
         }
+
+
+RECORDED: Final = {"recorded": True}
+"""The validation context of a config read back from a run (run.json, a Ray actor's copy): checks that
+keep a mistake out of a new run (a key in a URL) do not make an older run unreadable."""
+
+
+def recorded(info: ValidationInfo) -> bool:
+    """Whether the config being validated was read back from a run (`RECORDED` context)."""
+    return bool(info.context and info.context.get("recorded"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from mmad.run.config.base import Bool, Float, Int, Section
+from mmad.run.config.base import Bool, Float, Int, Section, recorded
 
 
 class ExecutionConfig(Section):
@@ -73,10 +73,18 @@ class ConnectionConfig(Section):
 
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             msg = "must start with http:// or https://, e.g. http://127.0.0.1:8000/v1"
             raise ValueError(msg)
+        if value is not None and not recorded(info):
+            from mmad.run.secrets import redact
+
+            if redact(value) != value:  # run.json, the model's description and the cache key would keep it
+                msg = (
+                    "holds an API key: give the key in the provider's environment variable (key_env), never in the URL"
+                )
+                raise ValueError(msg)
         return value
 
     @field_validator("key_env")

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from mmad.errors import ConfigError
 from mmad.run.config.names import FLAT_NAMES, OLD_FLAGS, SECTIONS, did_you_mean, flag_of
+from mmad.run.secrets import redact
 
 _PHRASES = (
     ("Value error, ", ""),
@@ -102,6 +103,6 @@ def config_error(exc: ValidationError, source: str = "", *, keys: Collection[str
         shown = (
             "" if error["type"] in {"missing", "extra_forbidden"} or isinstance(value, dict) else f" (got {value!r})"
         )
-        lines.append(f"{name}: {reason}{shown}")
+        lines.append(f"{name}: {reason}{redact(shown)}")  # a key pasted into a setting is not repeated
     prefix = f"{source}: " if source else ""
     return ConfigError(prefix + "; ".join(lines))
