@@ -207,12 +207,17 @@ def test_max_cost_needs_a_price_for_the_judge(mmad_json: Path, tmp_path: Path) -
 
 
 def test_an_unpriced_judge_makes_the_run_s_cost_unknown() -> None:
-    stats = EngineStats(cost_usd=0.5, priced_requests=3)
-    stats.judge.requests = stats.judge.unpriced_requests = 2
     from mmad.cli.eval_commands import spending_text
 
+    stats = EngineStats(cost_usd=0.5, priced_requests=3)
+    stats.judge.requests = stats.judge.unpriced_requests = 2
+    stats.judge.prompt_tokens = 120
     line = spending_text(stats, "openai:gpt-4o", "compat:judge")
     assert "$0.5" not in line and "cost unknown (no price for the judge compat:judge" in line
+    # a judge given a price whose server reports no usage is not sent looking for a price
+    stats.judge.prompt_tokens = 0
+    line = spending_text(stats, "openai:gpt-4o", "compat:judge")
+    assert "the judge's replies carried no token usage to price" in line and "--prices" not in line
 
 
 def test_the_dry_run_says_the_judge_is_not_in_the_estimate_and_bounds_it(

@@ -135,8 +135,10 @@ def spending_text(stats: EngineStats, model: str, judge: str | None = None) -> s
             text = f"{token_text}, cost unknown (no price for {model}; --prices FILE gives one)"
         else:
             text = f"{token_text}, cost unknown (the replies carried no token usage to price)"
-    else:
+    elif counts.prompt_tokens + counts.completion_tokens:
         text = f"{token_text}, cost unknown (no price for the judge {judge or ''}; --prices FILE gives one)"
+    else:  # a judge with a price whose server reports no usage: nothing to price, not a missing price
+        text = f"{token_text}, cost unknown (the judge's replies carried no token usage to price)"
     if counts.requests:
         share = f", ${counts.cost_usd:.4f} of it" if stats.cost_known else ""
         text += (
