@@ -245,7 +245,7 @@ def test_evaluate_names_out_as_its_keyword(tmp_path: Path) -> None:
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "notes.txt").write_text("mine")
-    with pytest.raises(RunError, match=r"is not an empty folder or a run; choose another out$"):
+    with pytest.raises(RunError, match=r"is not an empty folder or a run; choose another folder$"):
         mmad.evaluate("random", make_mmad_tree(tmp_path / "data"), out=taken, cache=False)
 
 

@@ -119,7 +119,7 @@ def check_resume(recorded: RunConfig, given: RunConfig, run_dir: Path) -> None:
     if changed:
         msg = (
             f"--resume {run_dir} would change {', '.join(changed)} (recorded in its run.json); a resumed run asks "
-            "what it asked before. Start a new run with --out, or resume without those settings"
+            "what it asked before. Start a new run in another folder (--out), or resume without those settings"
         )
         raise ConfigError(msg)
 
@@ -176,11 +176,11 @@ def prepare(
     elif store.exists():
         msg = (
             f"{run_dir} already holds a run; continue it (`mmad eval --resume {run_dir}`, or resume=True from "
-            "Python) or write to another folder (--out, or out=)"
+            "Python) or write to another folder (--out)"
         )
         raise RunError(msg)
     elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        msg = f"{run_dir} exists and is not an empty folder or a run; choose another --out"
+        msg = f"{run_dir} exists and is not an empty folder or a run; choose another folder (--out)"
         raise RunError(msg)
     if resume and not Path(config.data).exists():
         where = (

@@ -97,7 +97,7 @@ class RunStore:
             self._lock.close()
             self._lock = None
             who = f" (pid {holder})" if holder.isdigit() else ""
-            msg = f"another mmad process{who} is writing {self.folder}; wait for it, or use another --out"
+            msg = f"another mmad process{who} is writing {self.folder}; wait for it, or write to another folder (--out)"
             raise RunError(msg) from exc
         # The pid lets `mmad runs` name the process of a run whose lock nobody holds any more (a SIGKILL).
         self._lock.seek(0)
