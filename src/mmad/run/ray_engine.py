@@ -372,7 +372,7 @@ class RayEngine(Scheduler):
             logger.error("a Ray actor failed on %s: %s", job.prompts[0].image, exc)
             self._write_errors(job, type(exc).__name__, redact(str(exc))[-2000:])
             return
-        self._usage[actor.name] = usage
+        self._usage[actor.name] = latest_usage(self._usage.get(actor.name, {}), usage)
         names = [*USAGE_FIELDS, *(f"judge_{name}" for name in JUDGE_FIELDS)]
         totals = {name: sum(u.get(name, 0.0) for u in self._usage.values()) for name in names}
         self.ledger.add_usage_totals(totals)
@@ -387,6 +387,13 @@ class RayEngine(Scheduler):
                     for q in prompt.questions
                 ]
             )
+
+
+def latest_usage(known: dict[str, float], reported: dict[str, float]) -> dict[str, float]:
+    """An actor's counters from the snapshot a job brought back and the ones known before: each only grows,
+    and two of an actor's jobs may come back in either order, so an earlier snapshot read after a later one
+    must not take counts back (the judge's calls went missing from run.json so)."""
+    return {name: max(value, known.get(name, 0.0)) for name, value in reported.items()}
 
 
 async def _image_batches(source: AsyncIterator[Work]) -> AsyncIterator[list[Prompt] | PlanFailure]:
