@@ -141,7 +141,9 @@ class Counting(Rambler):
         return await super().generate(request)
 
 
-def test_a_judge_that_is_not_there_stops_the_run_at_once(mmad_json: Path, tmp_path: Path) -> None:
+def test_a_judge_that_is_not_there_stops_the_run_at_once(
+    mmad_json: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -150,6 +152,11 @@ def test_a_judge_that_is_not_there_stops_the_run_at_once(mmad_json: Path, tmp_pa
     reason = result.stats.stopped_reason or ""
     assert reason.startswith("judge_unreachable: the judge gave no verdict (connection_refused)"), reason
     assert "--judge-base-url" in reason and "--base-url right" not in reason.replace("--judge-base-url", "")
+    # the warning logged on the first failure names the judge's address setting too, not the model's
+    warned = [r.getMessage() for r in caplog.records if r.name == "mmad.solvers.judge"]
+    assert warned and all(
+        "--judge-base-url" in m and "--base-url" not in m.replace("--judge-base-url", "") for m in warned
+    )
     # stopped at the first refusal: not a minute of retries, not one failure per question
     assert result.stats.judge.retries == 0 and result.stats.judge.requests <= config.execution.concurrency
     assert not result.complete

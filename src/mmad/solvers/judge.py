@@ -84,9 +84,9 @@ class JudgeFallback(Solver):
         warning level, not once per question of a judge that is down."""
         self._failures += 1
         level = logging.WARNING if self._failures == 1 else logging.DEBUG
-        logger.log(level, "the judge gave no verdict on %s (%s: %s)", question.question_id, exc.error_class, exc)
-        # The transport names the model's address setting; the judge has its own.
+        # The transport names the model's address setting; the judge has its own (the log line's too).
         text = str(exc).replace("--base-url", "--judge-base-url")
+        logger.log(level, "the judge gave no verdict on %s (%s: %s)", question.question_id, exc.error_class, text)
         never_answered = exc.error_class == "connection_refused" and not getattr(self.judge, "replied", True)
         unreachable = never_answered or exc.error_class in JUDGE_FATAL_CLASSES
         error_class = "judge_unreachable" if unreachable else "judge"
