@@ -144,6 +144,20 @@ def test_a_resume_may_find_the_judge_at_another_address(mmad_json: Path, tmp_pat
     assert json.loads((run / "run.json").read_text())["judge"]["base_url"] == second.base_url
 
 
+def test_a_script_resuming_without_the_judge_is_told_the_recorded_one(mmad_json: Path, tmp_path: Path) -> None:
+    """mmad.evaluate(resume=True) takes every setting from its keywords: one left out is a change, and the
+    fix is the value run.json recorded, not 'resume without those settings' (the caller gave none)."""
+    run = tmp_path / "run"
+    with model_and_judge() as (model_server, judge_server, _):
+        common: dict[str, Any] = {"out": run, "base_url": model_server.base_url, "limit": 4, "cache": False}
+        evaluate("compat:rambler", mmad_json, judge="compat:judge", judge_base_url=judge_server.base_url, **common)
+        with pytest.raises(ConfigError) as raised:
+            evaluate("compat:rambler", mmad_json, resume=True, **common)
+    said = str(raised.value)
+    assert "'compat:judge' in its run.json" in said and "resume with the values recorded" in said, said
+    assert "without those settings" not in said and "--" not in said, said
+
+
 def test_the_judges_address_without_a_judge_is_refused_by_flag_and_by_keyword(
     mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

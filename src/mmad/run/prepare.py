@@ -117,9 +117,18 @@ def check_resume(recorded: RunConfig, given: RunConfig, run_dir: Path) -> None:
         if c.split(".")[0] not in RESUMABLE_SECTIONS and c not in RESUMABLE_SETTINGS and c != "data"
     ]
     if changed:
+        # Each recorded value is named: mmad.evaluate(resume=True) takes every setting from its keywords, so one
+        # left out is a change too, and the fix is that value ("resume without those settings" was no fix there).
+        was, now = recorded.model_dump(mode="json"), given.model_dump(mode="json")
+
+        def value(dump: dict[str, Any], dotted: str) -> Any:
+            section, _, name = dotted.partition(".")
+            return dump[section][name] if name else dump[section]
+
+        said = [f"{c} ({value(was, c)!r} in its run.json, {value(now, c)!r} given)" for c in changed]
         msg = (
-            f"--resume {run_dir} would change {', '.join(changed)} (recorded in its run.json); a resumed run asks "
-            "what it asked before. Start a new run in another folder (--out), or resume without those settings"
+            f"--resume {run_dir} would change {', '.join(said)}; a resumed run asks what it asked before. "
+            "Start a new run in another folder (--out), or resume with the values recorded"
         )
         raise ConfigError(msg)
 
