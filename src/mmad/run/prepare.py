@@ -27,6 +27,7 @@ from mmad.run.manifest import DatasetInfo, Manifest, now, read_manifest, write_m
 from mmad.run.naming import default_run_dir
 from mmad.run.plan import Planner, Selection
 from mmad.run.preflight import preflight
+from mmad.run.secrets import redact
 from mmad.run.solving import check_judge_price, judge_model
 from mmad.run.store import RunStore
 
@@ -125,7 +126,7 @@ def check_resume(recorded: RunConfig, given: RunConfig, run_dir: Path) -> None:
             section, _, name = dotted.partition(".")
             return dump[section][name] if name else dump[section]
 
-        said = [f"{c} ({value(was, c)!r} in its run.json, {value(now, c)!r} given)" for c in changed]
+        said = [redact(f"{c} ({value(was, c)!r} in its run.json, {value(now, c)!r} given)") for c in changed]
         msg = (
             f"--resume {run_dir} would change {', '.join(said)}; a resumed run asks what it asked before. "
             "Start a new run in another folder (--out), or resume with the values recorded"
