@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,19 @@ def _cost(graded: Graded) -> tuple[dict[str, float | None], list[str], list[str]
     return {c.name: c.value for c in result.cells}, result.headline, result.notes
 
 
+def _priced_run(mmad_json: Path, tmp_path: Path) -> tuple[Path, dict[str, Any], list[dict[str, Any]], float]:
+    """A 4-question run of a priced model over HTTP: its folder, its run.json, its records and what they carry."""
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"compat:random": [1000.0, 1000.0]}))
+    run = tmp_path / "run"
+    with running_server() as server:
+        command = ["eval", "-m", "compat:random", "-d", str(mmad_json), "--base-url", server.base_url, "--no-cache"]
+        assert main([*command, "--limit", "4", "--out", str(run), "--prices", str(prices)]) == 0
+    manifest = json.loads((run / "run.json").read_text())
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    return run, manifest, records, sum(r["cost_usd"] for r in records)
+
+
 def test_the_run_total_is_beside_the_per_question_figure() -> None:
     graded = graded_of(_records(4, 0.01))
     graded.spent_usd = 0.07  # three more cents went on requests whose records were replaced
@@ -59,15 +73,7 @@ def test_the_run_total_is_beside_the_per_question_figure() -> None:
 def test_score_and_the_report_card_show_what_run_json_says_the_run_paid(
     mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps({"compat:random": [1000.0, 1000.0]}))
-    run = tmp_path / "run"
-    with running_server() as server:
-        command = ["eval", "-m", "compat:random", "-d", str(mmad_json), "--base-url", server.base_url, "--no-cache"]
-        assert main([*command, "--limit", "4", "--out", str(run), "--prices", str(prices)]) == 0
-    manifest = json.loads((run / "run.json").read_text())
-    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
-    carried = sum(r["cost_usd"] for r in records)
+    run, manifest, records, carried = _priced_run(mmad_json, tmp_path)
     assert manifest["usage"]["cost_usd"] == pytest.approx(carried, abs=1e-5)
     # a session killed between paying for replies and writing their records: run.json counted them
     manifest["usage"]["cost_usd"] = round(carried + 1.5, 6)
@@ -94,15 +100,7 @@ def test_the_report_card_keeps_the_per_question_cost_when_the_runs_total_is_unkn
 ) -> None:
     """A --judge without a price leaves run.json's usage.cost_usd null (the total is unknown), while the model's
     records carry what each question cost: the card showed neither, as if nothing had a price."""
-    prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps({"compat:random": [1000.0, 1000.0]}))
-    run = tmp_path / "run"
-    with running_server() as server:
-        command = ["eval", "-m", "compat:random", "-d", str(mmad_json), "--base-url", server.base_url, "--no-cache"]
-        assert main([*command, "--limit", "4", "--out", str(run), "--prices", str(prices)]) == 0
-    manifest = json.loads((run / "run.json").read_text())
-    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
-    carried = sum(r["cost_usd"] for r in records)
+    run, manifest, records, carried = _priced_run(mmad_json, tmp_path)
     assert carried > 0
     manifest["usage"]["cost_usd"] = None  # as an unpriced judge's calls leave it
     (run / "run.json").write_text(json.dumps(manifest))
