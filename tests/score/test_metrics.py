@@ -122,6 +122,23 @@ def test_cost_per_question_and_tokens_per_correct_answer_in_closed_form() -> Non
     assert any("no correct answer" in note for note in cost.notes)
 
 
+def test_a_request_that_posed_several_questions_shares_its_seconds_among_them() -> None:
+    """--protocol per-image: one request of 0.9 s answers three questions, and each record holds the 0.9 s; its
+    tokens and dollars are split, so are its seconds. A question asked again in its own request (same prompt,
+    another time) is not mistaken for a share of the first."""
+    shared = [_record(i, right=True, tokens=(100, 10), cost=0.003, latency=0.9) for i in range(3)]
+    alone = [_record(i, right=True, tokens=(300, 30), cost=0.009, latency=0.3) for i in range(3, 5)]
+    records = [r.model_copy(update={"prompt_hash": "image-0"}) for r in shared]
+    records += [r.model_copy(update={"prompt_hash": "same-prompt"}) for r in alone]  # two requests: 0.3 s each
+    records[-1] = records[-1].model_copy(update={"latency_s": 0.5})
+    (cost,) = compute_metrics(
+        Graded([graded_from_record(r) for r in records], records),
+        [m for m in registered_metrics() if m.name == "cost"],
+    )
+    values = {c.name: c.value for c in cost.cells}
+    assert values["s/question"] == pytest.approx((0.9 + 0.3 + 0.5) / 5)
+
+
 def test_a_record_without_dollars_or_tokens_is_not_a_free_one() -> None:
     # 4 questions at $0.01 and 440 tokens each, then 4 whose records carry neither (a server without usage)
     records = [_record(i, right=True, tokens=(400, 40), cost=0.01, latency=0.5) for i in range(4)]

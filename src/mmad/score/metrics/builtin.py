@@ -189,7 +189,9 @@ class Cost(Metric):
     the response cache carries its tokens and what they cost at the run's price: what a question costs does
     not depend on whether this session paid for it, so a cached run and the run that paid give one figure.
     Seconds are the model's, alike: a cached reply counts the seconds its request took when it was asked (the
-    cache keeps them), never the lookup's; one whose cache entry kept none is not measured.
+    cache keeps them), never the lookup's; one whose cache entry kept none is not measured. A request that
+    posed several questions (``--protocol per-image``) is shared among them, as its tokens and dollars are:
+    each of its records holds the request's whole time.
     Beside them (not a headline; where run.json knows it), what the run paid in all: every session, and
     requests whose records a later one replaced (a failure before a resume, a re-asked reply), and nothing
     for replies from the cache.
@@ -216,7 +218,10 @@ class Cost(Metric):
 
         tokens, token_questions = measured(_tokens)
         dollars, dollar_questions = measured(lambda r: r.cost_usd)
-        seconds, second_questions = measured(lambda r: r.model_latency_s)
+        sharing = _request_shares(records)
+        seconds, second_questions = measured(
+            lambda r: None if (s := r.model_latency_s) is None else s / sharing.get(_request_of(r), 1)
+        )
         right = {q for q, rs in posings.items() if any(r.plain and r.answer == r.correct_answer for r in rs)}
         correct = len(right & set(token_questions))
         notes = []
@@ -267,6 +272,23 @@ def _tokens(record: Record) -> float | None:
     if record.prompt_tokens is None and record.completion_tokens is None:
         return None
     return (record.prompt_tokens or 0) + (record.completion_tokens or 0)
+
+
+def _request_of(record: Record) -> tuple[str, float] | None:
+    """The request a record's answer came from: its prompt's digest and the seconds it took (the records of
+    one request carry the same figure; two requests of one prompt, e.g. a question asked twice, do not)."""
+    if not record.prompt_hash or record.latency_s is None:
+        return None
+    return record.prompt_hash, record.latency_s
+
+
+def _request_shares(records: list[Record]) -> dict[tuple[str, float] | None, int]:
+    """How many of the records each request answered."""
+    shares: dict[tuple[str, float] | None, int] = {}
+    for record in records:
+        if (request := _request_of(record)) is not None:
+            shares[request] = shares.get(request, 0) + 1
+    return shares
 
 
 def _per(total: float | None, count: int) -> float | None:
