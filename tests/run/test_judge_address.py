@@ -50,3 +50,20 @@ def test_a_run_that_recorded_a_blank_judge_stays_readable(mmad_json: Path, tmp_p
     answers = read_manifest(run).config.answers
     assert (answers.judge, answers.solver) == (None, None)  # it ran without either
     assert main(["score", str(run), "--no-plot"]) == 0
+
+
+def test_a_judge_named_without_a_provider_is_refused_saying_it_is_the_judge(
+    mmad_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same error as -m gpt-4o-mini gets, but about the judge: the model's own name was right."""
+    import mmad
+    from mmad.errors import ConfigError
+
+    out = tmp_path / "run"
+    args = ["eval", "-m", "random", "-d", str(mmad_json), "--judge", "gpt-4o-mini", "--out", str(out)]
+    assert main(args) == 2
+    assert "--judge gpt-4o-mini: unknown model provider 'gpt-4o-mini'" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(ConfigError, match=r"^judge gpt-4o-mini: unknown model provider") as caught:
+        mmad.evaluate("random", mmad_json, judge="gpt-4o-mini", out=out, limit=2)
+    assert "--judge" not in str(caught.value)

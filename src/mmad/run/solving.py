@@ -162,7 +162,11 @@ def judge_model(config: RunConfig) -> Model | None:
     if config.answers.judge is None:
         return None
     check_judge_address(config)
-    return create_model(config.answers.judge, ModelOptions(base_url=config.answers.judge_base_url))
+    try:
+        return create_model(config.answers.judge, ModelOptions(base_url=config.answers.judge_base_url))
+    except ConfigError as exc:  # the same text as for -m: say which model it is about
+        msg = f"--judge {config.answers.judge}: {exc}"
+        raise ConfigError(msg) from exc
 
 
 def check_judge_address(config: RunConfig) -> None:
