@@ -20,18 +20,10 @@ from mmad.models.base import Completion, Model, Request
 from mmad.records.record import read_records
 from mmad.run.config import RunConfig
 from mmad.serve.server import ChatServer
+from tests.helpers.judging import Rambler
 from tests.helpers.serving import running_server
 
 KEY = "sk-judgekey0123456789abcdefghijklmnop"
-
-
-class Rambler(Model):
-    """A model whose every reply names no option, so each question goes to the judge."""
-
-    name = "rambler"
-
-    async def generate(self, request: Request) -> Completion:
-        return Completion(text="Hard to say; it could be several things, honestly.", prompt_tokens=50)
 
 
 class Judge(Model):
@@ -85,8 +77,8 @@ def test_the_flag_sends_every_judge_call_to_the_judges_server(
     assert KEY not in capsys.readouterr().err
 
 
-def test_the_keyword_sends_every_judge_call_to_the_judges_server(mmad_json: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
+def _judged_by_keyword(mmad_json: Path, run: Path, **settings: Any) -> None:
+    """A run through `mmad.evaluate` with the judge at its own server: complete, every judge call there."""
     with model_and_judge() as (model_server, judge_server, judge):
         result = evaluate(
             "compat:rambler",
@@ -97,9 +89,14 @@ def test_the_keyword_sends_every_judge_call_to_the_judges_server(mmad_json: Path
             judge_base_url=judge_server.base_url,
             limit=4,
             cache=False,
+            **settings,
         )
         assert result.complete
         _check_run(run, model_server, judge_server, judge)
+
+
+def test_the_keyword_sends_every_judge_call_to_the_judges_server(mmad_json: Path, tmp_path: Path) -> None:
+    _judged_by_keyword(mmad_json, tmp_path / "run")
 
 
 @pytest.mark.parametrize("where", ["top level", "section"])
@@ -222,23 +219,7 @@ def test_a_ray_actor_builds_the_judge_at_its_address(mmad_json: Path, tmp_path: 
 
 @pytest.mark.slow
 def test_on_ray_every_judge_call_reaches_the_judges_server(mmad_json: Path, tmp_path: Path, ray_cluster: str) -> None:
-    run = tmp_path / "run"
-    with model_and_judge() as (model_server, judge_server, judge):
-        result = evaluate(
-            "compat:rambler",
-            mmad_json,
-            out=run,
-            base_url=model_server.base_url,
-            judge="compat:judge",
-            judge_base_url=judge_server.base_url,
-            limit=4,
-            cache=False,
-            engine="ray",
-            ray_address=ray_cluster,
-            ray_actors=1,
-        )
-        assert result.complete
-        _check_run(run, model_server, judge_server, judge)
+    _judged_by_keyword(mmad_json, tmp_path / "run", engine="ray", ray_address=ray_cluster, ray_actors=1)
 
 
 def test_the_dry_run_refuses_a_compat_judge_without_its_address_as_the_run_would(

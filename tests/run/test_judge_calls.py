@@ -20,16 +20,8 @@ from mmad.models.base import Completion, Model, Request
 from mmad.models.registry import ModelOptions, create_model
 from mmad.records.record import Status, read_records
 from mmad.run.ledger import EngineStats
+from tests.helpers.judging import Rambler
 from tests.helpers.serving import running_server
-
-
-class Rambler(Model):
-    """A model whose every reply names no option (so each question goes to the judge), with usage."""
-
-    name = "rambler"
-
-    async def generate(self, request: Request) -> Completion:
-        return Completion(text="Hard to say; it could be several things, honestly.", prompt_tokens=50)
 
 
 class BusyJudge(Model):
