@@ -106,7 +106,7 @@ class EngineStats(CallCounts):
     def cost_known(self) -> bool:
         """Whether `cost_usd` is a measured figure: not when the model's calls came back and none was
         priced, nor when the judge's did (the total would leave the judge out)."""
-        return bool(self.priced_requests or not self.unpriced_requests) and self.judge.cost_known
+        return super().cost_known and self.judge.cost_known
 
     @property
     def elapsed_s(self) -> float:
