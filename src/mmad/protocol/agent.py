@@ -33,7 +33,8 @@ from mmad.protocol.official_text import AGENT_TEXTS
 _MASK_ENDINGS = (".png", ".jpg", ".jpeg")
 
 
-def _open_rgb(path: Path, what: str) -> Image.Image:
+def open_rgb(path: Path, what: str) -> Image.Image:
+    """An image file as RGB; DataError naming the file when it cannot be read (the tools read theirs so too)."""
     try:
         with Image.open(path) as opened:
             return opened.convert("RGB")
@@ -132,7 +133,7 @@ class AgentRenderer:
             kind = "similar_templates" if self.similar else "random_templates"
             msg = f"{item.key} has no {kind}: the expert agent is fitted on them"
             raise DataError(msg)
-        normals = [_open_rgb(benchmark.resolve(t), "template") for t in templates]
+        normals = [open_rgb(benchmark.resolve(t), "template") for t in templates]
         with self._lock:
             if self._detector is None:
                 self._detector = PatchCoreExpert()
@@ -144,7 +145,7 @@ class AgentRenderer:
 
     def draw(self, benchmark: Benchmark, item: ImageItem) -> Image.Image:
         """The extra image of an item."""
-        image = _open_rgb(benchmark.resolve(item.key), "image")
+        image = open_rgb(benchmark.resolve(item.key), "image")
         if self.expert == "gt":
             files = mask_files(benchmark, item)
             if files is None:  # a normal image: the plain image, at its own size, as upstream

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from PIL import Image
 
 from mmad.errors import DataError, MissingExtraError
-from mmad.protocol.agent import _open_rgb
+from mmad.protocol.agent import open_rgb as open_rgb  # the tools' reader is the agent protocol's
 from mmad.protocol.messages import ImagePart
 
 if TYPE_CHECKING:
@@ -211,10 +211,6 @@ def fit_side(image: Image.Image, max_side: int | None) -> Image.Image:
     scale = max_side / max(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return image.resize(size, Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.BOX)
-
-
-# The agent protocol's reader: an image file as RGB, a DataError naming the file when it cannot be read.
-open_rgb = _open_rgb
 
 
 def save_result_image(folder: Path, image: Image.Image, *identity: str) -> ImagePart:
