@@ -125,17 +125,16 @@ def test_an_unreadable_file_in_a_pooled_prefetch_is_named_when_asked_for(
     assert encoder.workers >= 1
 
 
-SCRIPT = """
-import sys
-import subprocess
-import sys
+PREFETCH = """
+import multiprocessing, sys, time
 from pathlib import Path
 from PIL import Image
 from mmad.protocol import images
-from mmad.protocol.images import ImageEncoder, ImageSettings
+from mmad.protocol.encoding import ImageSettings
+from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import ImagePart
 
-def main():
+def prefetched():
     folder = Path(sys.argv[1])
     paths = []
     for i in range(4):
@@ -145,10 +144,20 @@ def main():
     images.POOL_MIN_IMAGES = 2
     encoder = ImageEncoder(ImageSettings())
     encoder.prefetch(paths).join(60)
+    return encoder, paths
+"""
+"""A script's start: four images prefetched by a pool (when one may start)."""
+
+SCRIPT = (
+    PREFETCH
+    + """
+def main():
+    encoder, paths = prefetched()
     sizes = [encoder.encode(ImagePart(path=p)).width for p in paths]
     encoder.stop()
     print(encoder.workers, sizes)
 """
+)
 
 
 @pytest.mark.parametrize("guarded", [True, False])
@@ -166,28 +175,15 @@ def test_a_script_without_a_main_guard_gets_no_worker_processes(tmp_path: Path, 
     assert (int(workers) >= 1) is guarded and sizes == "[512, 512, 512, 512]"
 
 
-KILLED_SCRIPT = """
-import multiprocessing, sys, time
-import subprocess
-import sys
-from pathlib import Path
-from PIL import Image
-from mmad.protocol import images
-from mmad.protocol.images import ImageEncoder, ImageSettings
-
+KILLED_SCRIPT = (
+    PREFETCH
+    + """
 if __name__ == "__main__":
-    folder = Path(sys.argv[1])
-    paths = []
-    for i in range(4):
-        path = folder / f"img{i}.png"
-        Image.new("RGB", (20 + i, 20), (i, 0, 0)).save(path)
-        paths.append(str(path))
-    images.POOL_MIN_IMAGES = 2
-    encoder = ImageEncoder(ImageSettings())
-    encoder.prefetch(paths).join(60)
+    encoder, paths = prefetched()
     print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
     time.sleep(600)
 """
+)
 
 
 def _gone(pid: int) -> bool:
