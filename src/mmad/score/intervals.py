@@ -100,29 +100,17 @@ class TableIntervals:
         varied = resamples.varied[rows]
         point = resamples.point[np.ix_(rows, columns)]  # rows x columns
         spread = resamples.spread[:, rows][:, :, columns]  # samples x rows x columns
-        point_rows = _mean(point, zero_for_missing=False)
-        spread_rows = _mean(spread, zero_for_missing=False)
         named: dict[str, Interval | None] = {
-            "Average": _interval(
-                float(_mean(point_rows, zero_for_missing=False)) if rows else float("nan"),
-                _mean(spread_rows, zero_for_missing=False) if rows else np.zeros(0),
-                resampled=bool((varied & ~np.isnan(point_rows)).any()),
+            "Average": _mean_interval(
+                _mean(point, zero_for_missing=False), _mean(spread, zero_for_missing=False), varied
             )
         }
         for k, j in enumerate(columns):
-            named[self.columns[j].value] = _interval(
-                float(_mean(point[:, k], zero_for_missing=False)) if rows else float("nan"),
-                _mean(spread[:, :, k], zero_for_missing=False) if rows else np.zeros(0),
-                resampled=bool((varied & ~np.isnan(point[:, k])).any()),
-            )
+            named[self.columns[j].value] = _mean_interval(point[:, k], spread[:, :, k], varied)
         detection_point = resamples.detection_point[rows]
         detection_spread = resamples.detection_spread[:, rows]
         for k, column in enumerate(DETECTION_COLUMNS):
-            named[column] = _interval(
-                float(_mean(detection_point[:, k], zero_for_missing=False)) if rows else float("nan"),
-                _mean(detection_spread[:, :, k], zero_for_missing=False) if rows else np.zeros(0),
-                resampled=bool((varied & ~np.isnan(detection_point[:, k])).any()),
-            )
+            named[column] = _mean_interval(detection_point[:, k], detection_spread[:, :, k], varied)
         return named
 
 
@@ -197,6 +185,17 @@ def _detection(sums: np.ndarray, ad: int | None, n_columns: int, *, declined: bo
     miss = 100.0 - (np.nan_to_num(recall, nan=0.0) if upstream else recall)
     figures = {"Recall": recall, "Precision": precision, "F1": f1, "Overkill": overkill, "Miss": miss}
     return np.stack([figures[column] for column in DETECTION_COLUMNS], axis=-1)
+
+
+def _mean_interval(point: np.ndarray, spread: np.ndarray, varied: np.ndarray) -> Interval | None:
+    """The interval of a mean over datasets, by the table's rule: ``point`` (datasets) and ``spread`` (samples x
+    datasets) are the datasets' figures, NaN where missing and skipped (none left: no interval). None too where
+    no dataset with a figure has two images or more: every resample would be the point itself."""
+    return _interval(
+        float(_mean(point, zero_for_missing=False)),
+        _mean(spread, zero_for_missing=False),
+        resampled=bool((varied & ~np.isnan(point)).any()),
+    )
 
 
 def image_resamples(rng: np.random.Generator, n_images: int, samples: int, *, block: int) -> Iterator[np.ndarray]:
@@ -274,10 +273,6 @@ def table_intervals(
     varied = sizes >= 2  # a dataset whose resamples can differ from its point
     point_rows = _mean(point, zero_for_missing=False)
     spread_rows = _mean(spread, zero_for_missing=False)
-    point_subtasks = _mean(point.T, zero_for_missing=False)
-    spread_subtasks = _mean(np.swapaxes(spread, 1, 2), zero_for_missing=False)
-    point_average = float(_mean(point_rows, zero_for_missing=False)) if datasets else float("nan")
-    spread_average = _mean(spread_rows, zero_for_missing=False) if datasets else np.full(samples, np.nan)
     width = len(DETECTION_COLUMNS)
     detection_point = np.stack(point_detection) if datasets else np.zeros((0, width))  # datasets x figures
     detection_spread = np.stack(spread_detection, axis=1) if datasets else np.zeros((samples, 0, width))
@@ -292,13 +287,8 @@ def table_intervals(
         row_averages={
             name: _interval(point_rows[d], spread_rows[:, d], resampled=varied[d]) for d, name in enumerate(datasets)
         },
-        subtask_averages={
-            s: _interval(
-                point_subtasks[j], spread_subtasks[:, j], resampled=bool((varied & ~np.isnan(point[:, j])).any())
-            )
-            for j, s in enumerate(columns)
-        },
-        average=_interval(point_average, spread_average, resampled=bool((varied & ~np.isnan(point_rows)).any())),
+        subtask_averages={s: _mean_interval(point[:, j], spread[:, :, j], varied) for j, s in enumerate(columns)},
+        average=_mean_interval(point_rows, spread_rows, varied),
         samples=samples,
         seed=seed,
         n_images=sum(len(v) for v in rows_of.values()),
@@ -311,11 +301,7 @@ def table_intervals(
             for d, name in enumerate(datasets)
         },
         average_detection={
-            column: _interval(
-                float(_mean(detection_point[:, k], zero_for_missing=False)) if datasets else float("nan"),
-                _mean(detection_spread[:, :, k], zero_for_missing=False) if datasets else np.full(samples, np.nan),
-                resampled=bool((varied & ~np.isnan(detection_point[:, k])).any()),
-            )
+            column: _mean_interval(detection_point[:, k], detection_spread[:, :, k], varied)
             for k, column in enumerate(DETECTION_COLUMNS)
         },
         resamples=Resamples(point, spread, detection_point, detection_spread, varied),
