@@ -26,9 +26,9 @@ from mmad.run.caller import ModelClient, sent_as_is
 from mmad.run.config import RunConfig
 from mmad.run.config.base import RECORDED
 from mmad.run.ledger import JUDGE_FIELDS, EngineSettings, EngineStats
-from mmad.run.solving import JudgeBooks, judge_model, make_agent, make_solver
+from mmad.run.solving import JudgeBooks, judge_model, make_agent, make_solver, solver_settings
 from mmad.solvers import Solver
-from mmad.solvers.base import SolverSettings, parse_reply, solve_or_fail
+from mmad.solvers.base import parse_reply, solve_or_fail
 from mmad.solvers.judge import needs_verdict
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class PromptWorker:
         if self.asker is None:
             return [(True, True)] * len(prompts)
         asker = self.asker
-        parsing = SolverSettings(parser=asker.settings.parser, answer_from=asker.settings.answer_from)
+        parsing = solver_settings(asker.settings)
         costs = []
         for prompt in prompts:
             await asker.solver.prepare(prompt)  # the agent's picture is drawn first: the cache key reads it

@@ -222,6 +222,11 @@ def make_judge(config: RunConfig, settings: EngineSettings, judge: Model, books:
     )
 
 
+def solver_settings(settings: EngineSettings) -> SolverSettings:
+    """What a solver reads of the engine's settings (how a reply is parsed)."""
+    return SolverSettings(parser=settings.parser, answer_from=settings.answer_from)
+
+
 def make_solver(
     config: RunConfig,
     settings: EngineSettings,
@@ -249,7 +254,7 @@ def make_solver(
             max_turns=prompt.max_turns, protocol=tool_protocol(config), blend=prompt.blend
         )
     setup = SolverSetup(
-        settings=SolverSettings(parser=settings.parser, answer_from=settings.answer_from),
+        settings=solver_settings(settings),
         judge=make_judge(config, settings, judge, judge_books) if judge is not None else None,
         agent=agent,
         benchmark=benchmark,
