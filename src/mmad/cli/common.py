@@ -226,8 +226,6 @@ def add_run_task(bar: Progress, name: str, *, step: bool = False) -> TaskID:
         rate=0.0,
         failed=0,
         unparsed=0,
-        tokens=0,
-        cost=0.0,
         # unmeasured until the first reply: '$0.00' read as a price for a model that may have none
         spent="–",
         spent_wide="–",
@@ -237,6 +235,7 @@ def add_run_task(bar: Progress, name: str, *, step: bool = False) -> TaskID:
 
 def show_stats(bar: Progress, task: TaskID, stats: EngineStats) -> None:
     """Put an engine's live counters on its progress line."""
+    spent, spent_wide = spent_texts(stats)
     bar.update(
         task,
         total=stats.total,
@@ -244,10 +243,8 @@ def show_stats(bar: Progress, task: TaskID, stats: EngineStats) -> None:
         rate=stats.rate,
         failed=stats.failed,
         unparsed=stats.unparsed,
-        tokens=stats.prompt_tokens + stats.completion_tokens,
-        cost=stats.cost_usd,
-        spent=spent_texts(stats)[0],
-        spent_wide=spent_texts(stats)[1],
+        spent=spent,
+        spent_wide=spent_wide,
         conc=stats.concurrency,
     )
 
