@@ -19,7 +19,7 @@ pytest.importorskip("skimage", reason="the [demo] extra (scikit-image photos) is
 from mmad import evaluate
 from mmad.builder import build_benchmark
 from mmad.data.official import load_benchmark
-from mmad.data.schema import Benchmark
+from mmad.data.schema import Benchmark, ImageItem
 from mmad.errors import DataError
 from mmad.expert.patchcore import DetectorSettings, PatchCoreExpert
 from mmad.models.base import Completion, Request
@@ -366,15 +366,24 @@ def test_questions_it_declines_inside_a_per_image_request_are_abstentions(
         assert record.status.value == expected, (record.question_type, record.raw_reply)
 
 
-def test_the_expert_reads_the_structured_question_never_the_prompt_text(
+def _defective_query(
     builds: dict[str, Path], expert: PatchCoreExpert
-) -> None:
+) -> tuple[ImageItem, ImagePart, ImagePart, ExpertModel]:
+    """A defective image of the copied build, its query part, its first random template, and an expert
+    prepared on the build."""
     bench = _bench(builds["copied"])
     item = next(i for i in bench.items if not i.is_normal)
     template = ImagePart(path=str(bench.resolve(item.random_templates[0])), role="template")
     query = ImagePart(path=str(bench.resolve(item.key)), role="query")
     model = ExpertModel(expert)
     model.prepare(bench)
+    return item, template, query, model
+
+
+def test_the_expert_reads_the_structured_question_never_the_prompt_text(
+    builds: dict[str, Path], expert: PatchCoreExpert
+) -> None:
+    _, template, query, model = _defective_query(builds, expert)
 
     def ask(text: str, question: PosedQuestion) -> Completion:
         message = Message(role="user", parts=(template, query, TextPart(text=text)))
@@ -401,12 +410,7 @@ def test_a_perturbed_query_is_scored_as_the_encoder_perturbs_it(
     from mmad.protocol.images import ImageEncoder
     from mmad.protocol.perturb import parse_perturb
 
-    bench = _bench(builds["copied"])
-    item = next(i for i in bench.items if not i.is_normal)
-    template = ImagePart(path=str(bench.resolve(item.random_templates[0])), role="template")
-    query = ImagePart(path=str(bench.resolve(item.key)), role="query")
-    model = ExpertModel(expert)
-    model.prepare(bench)
+    item, template, query, model = _defective_query(builds, expert)
     settings = ImageSettings(max_side=None, format="png", perturb=PERTURB)
 
     def score(images: ImageEncoder | None) -> float:
