@@ -35,7 +35,6 @@ cache keyed on it never reuses answers of a different fit.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import io
 import json
@@ -68,7 +67,7 @@ from mmad.models.base import Completion, Model, Request
 from mmad.protocol.encoding import decode_data_url
 from mmad.protocol.images import load_image
 from mmad.protocol.messages import ImagePart
-from mmad.protocol.perturb import Perturbation, parse_perturb
+from mmad.protocol.perturb import Perturbation
 
 logger = logging.getLogger(__name__)
 # Threshold = margin × the highest normal score (divided by the envelope) of the category; chosen on
@@ -524,13 +523,7 @@ def expert_settings(options: dict[str, Any]) -> DetectorSettings:
 
 def request_perturbation(request: Request) -> Perturbation | None:
     """The run's --perturb, as its image encoder holds it (None: none, or a request with no encoder)."""
-    text = request.images.settings.perturb if request.images is not None else None
-    return _parsed_perturbation(text) if text else None
-
-
-@functools.lru_cache(maxsize=16)
-def _parsed_perturbation(text: str) -> Perturbation:
-    return parse_perturb(text)
+    return request.images.perturbation if request.images is not None else None
 
 
 def query_pixels(query: ImagePart, perturb: Perturbation | None = None) -> Image.Image:

@@ -48,7 +48,7 @@ from mmad.protocol.encoding import (
     quiet_worker,
 )
 from mmad.protocol.messages import ImagePart
-from mmad.protocol.perturb import parse_perturb
+from mmad.protocol.perturb import Perturbation, parse_perturb
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +191,11 @@ class ImageEncoder:
         self.encoded = 0
         self.workers = 0
         """Worker processes of the last prefetch (0: it ran in a thread)."""
+
+    @property
+    def perturbation(self) -> Perturbation | None:
+        """The query images' perturbation, parsed once from ``settings.perturb`` (None: none)."""
+        return self._perturb
 
     def encode(self, part: ImagePart, *, asked: bool = True) -> EncodedImage:
         """The prepared form of an image part."""
