@@ -46,7 +46,17 @@ def test_the_progress_line_keeps_the_count_and_time_left_on_a_narrow_terminal(wi
     terminal = Console(file=buffer, width=width, force_terminal=True, color_system=None)
     bar = progress_bar(terminal)
     task = add_run_task(bar, "openai-gpt-4o_1shot_per-question_rag+cot")
-    bar.update(task, total=538, completed=120, rate=12.3, failed=2, tokens=12345, cost=0.1234, conc=16)
+    # a priced run's line, as show_stats sets it (the tokens/cost fields it once passed are shown no more)
+    bar.update(
+        task,
+        total=538,
+        completed=120,
+        rate=12.3,
+        failed=2,
+        spent="$0.12",
+        spent_wide="12345 tok · $0.1234",
+        conc=16,
+    )
     terminal.print(bar.make_tasks_table(bar.tasks))
     line = buffer.getvalue().rstrip("\n")
     assert "\n" not in line and len(line) <= width
