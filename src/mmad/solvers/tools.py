@@ -190,7 +190,7 @@ class ToolsSolver(Solver):
         self.loop: ToolLoopSettings = setup.options.get("tool_loop") or ToolLoopSettings()
         self.protocol: Protocol = "text" if self.loop.protocol == "text" else "native"
         self.journal = TurnJournal(self.toolbox.folder / "turns")
-        self.run_dir = self.toolbox.folder.parent
+        self.run_dir = self.toolbox.folder.parent.resolve()  # once: `_stored` is asked for every image of every turn
         self._fallbacks_told: set[str] = set()
         """The failure classes a warning has named already: a fallback is said once per class, not per question."""
 
@@ -346,7 +346,7 @@ class ToolsSolver(Solver):
         (``tools/<name>.png``, so the record is read from any directory, the folder moved or not);
         any other image (the benchmark's) as it was sent."""
         try:
-            return Path(path).resolve().relative_to(self.run_dir.resolve()).as_posix()
+            return Path(path).resolve().relative_to(self.run_dir).as_posix()
         except ValueError:
             return path
 
