@@ -31,6 +31,7 @@ from mmad.models.base import Model
 from mmad.protocol.images import ImageEncoder
 from mmad.protocol.messages import Prompt
 from mmad.records.record import Status
+from mmad.run.caller import judge_allowance
 from mmad.run.ledger import (
     JUDGE_FIELDS,
     EngineSettings,
@@ -46,7 +47,7 @@ from mmad.run.prepare import PreparedRun
 from mmad.run.ray_session import cluster_summary, ray_session
 from mmad.run.ray_worker import USAGE_FIELDS, PromptWorker
 from mmad.run.secrets import redact
-from mmad.run.solving import JudgeBooks, make_judge
+from mmad.run.solving import judge_price
 from mmad.solvers import question_record
 
 logger = logging.getLogger(__name__)
@@ -124,12 +125,13 @@ class RayEngine(Scheduler):
         self._queue: deque[_Job] = deque()
         self._ray: ModuleType | None = None
         self._refs: dict[str, Any] = {}
-        self._judge = (
-            make_judge(prepared.config, settings, prepared.judge, JudgeBooks(EngineStats(), self.images))
+        self._judge_price = (
+            judge_price(prepared.config, prepared.judge)
             if prepared.judge is not None and settings.max_cost is not None
             else None
         )
-        """The judge's caller as the actors build it, for its price only (the driver sends it nothing)."""
+        """The price the actors' judges are paid at, under --max-cost: each job sets aside its possible judge
+        calls at it."""
 
     # The run
     async def run(self, work: AsyncIterator[Work] | Iterable[Work], total_questions: int) -> EngineStats:
@@ -324,7 +326,7 @@ class RayEngine(Scheduler):
         costs = await self._costs(job, actor)
         sent = [p for p, (asked, _) in zip(job.prompts, costs, strict=True) if asked]
         judged = [p for p, (_, may_judge) in zip(job.prompts, costs, strict=True) if may_judge]
-        allowance = (self._judge is not None and self._judge.allowance(judged)) or 0.0
+        allowance = judge_allowance(judged, self._judge_price) or 0.0
         reserved = await self.ledger.reserve(sent, "the next requests", extra_usd=allowance)
         if reserved is None:
             return False
