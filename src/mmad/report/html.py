@@ -93,49 +93,40 @@ def _cell(value: float | None, digits: int = 2, interval: Sequence[float] | None
     return {"text": fmt(value, digits), "colour": heat_colour(value), "ci": _ci_text(interval)}
 
 
-def _bounds(intervals: TableIntervals | None, name: str) -> tuple[float, float] | None:
-    """A named cell's interval (`TableIntervals.named_cells`), or None."""
-    interval = intervals.named_cells().get(name) if intervals is not None else None
-    return (interval.low, interval.high) if interval is not None else None
-
-
 def _table_rows(table: ScoreTable, intervals: TableIntervals | None = None) -> list[dict[str, Any]]:
+    # every interval by name, once per table: the cells' (`named_cells`) and Overkill's and Miss's (`detection_cells`)
+    named = {**intervals.named_cells(), **intervals.detection_cells()} if intervals is not None else {}
+
+    def bounds(name: str) -> tuple[float, float] | None:
+        interval = named.get(name)
+        return (interval.low, interval.high) if interval is not None else None
+
     rows = []
     for row in table.rows:
         metrics = row.detection_metrics()
         rows.append(
             {
                 "name": row.name,
-                "cells": [
-                    _cell(row.cells.get(s), interval=_bounds(intervals, f"{row.name}/{s.value}")) for s in SUBTASKS
-                ],
-                "average": _cell(row.average, interval=_bounds(intervals, f"{row.name}/Average")),
+                "cells": [_cell(row.cells.get(s), interval=bounds(f"{row.name}/{s.value}")) for s in SUBTASKS],
+                "average": _cell(row.average, interval=bounds(f"{row.name}/Average")),
                 "overkill": fmt(metrics["Overkill"]),
                 "miss": fmt(metrics["Miss"]),
-                "overkill_ci": _detection_ci(intervals, f"{row.name}/Overkill"),
-                "miss_ci": _detection_ci(intervals, f"{row.name}/Miss"),
+                "overkill_ci": _ci_text(bounds(f"{row.name}/Overkill")),
+                "miss_ci": _ci_text(bounds(f"{row.name}/Miss")),
             }
         )
     rows.append(
         {
             "name": "Average",
-            "cells": [
-                _cell(table.average_cells.get(s), interval=_bounds(intervals, f"Average/{s.value}")) for s in SUBTASKS
-            ],
-            "average": _cell(table.average, interval=_bounds(intervals, "Average")),
+            "cells": [_cell(table.average_cells.get(s), interval=bounds(f"Average/{s.value}")) for s in SUBTASKS],
+            "average": _cell(table.average, interval=bounds("Average")),
             "overkill": fmt(table.average_detection["Overkill"]),
             "miss": fmt(table.average_detection["Miss"]),
-            "overkill_ci": _detection_ci(intervals, "Overkill"),
-            "miss_ci": _detection_ci(intervals, "Miss"),
+            "overkill_ci": _ci_text(bounds("Overkill")),
+            "miss_ci": _ci_text(bounds("Miss")),
         }
     )
     return rows
-
-
-def _detection_ci(intervals: TableIntervals | None, name: str) -> str:
-    """A detection figure's interval in words (`TableIntervals.detection_cells`), or ''."""
-    interval = intervals.detection_cells().get(name) if intervals is not None else None
-    return _ci_text([interval.low, interval.high] if interval is not None else None)
 
 
 def _ci_text(interval: Sequence[float] | None) -> str:
