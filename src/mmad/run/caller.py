@@ -269,11 +269,6 @@ class JudgeClient:
             self.stats.cost_usd += reply.cost_usd or 0.0
         return reply
 
-    def allowance(self, prompts: list[Prompt]) -> float:
-        """The most the judge can cost for `prompts`' questions (a scheduler that cannot reserve each judge
-        call sets this aside with the prompts)."""
-        return judge_allowance(prompts, self.client.settings.price) or 0.0
-
     def expected_cost(self, prompt: Prompt) -> float:
         """What a judge call is expected to cost (the --dry-run rule); 0 without a price."""
         settings = self.client.settings
