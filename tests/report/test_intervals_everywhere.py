@@ -94,3 +94,7 @@ def test_the_report_shows_overkill_and_miss_intervals(random_run: Path, tmp_path
         assert f'<small class="ci">{figure.low:.1f}–{figure.high:.1f}</small>' in html
         first = intervals.detection[intervals.datasets[0]][name]
         assert first is not None and f"{first.low:.1f}–{first.high:.1f}" in html
+    # the table's own cells keep theirs beside them (one lookup names both)
+    for cell in (intervals.average, intervals.row_averages[intervals.datasets[0]]):
+        assert cell is not None
+        assert f'<small class="ci">{cell.low:.1f}–{cell.high:.1f}</small>' in html
