@@ -170,12 +170,12 @@ def test_the_text_protocol_by_setting(data: Path, tmp_path: Path) -> None:
 class FailsOnce(ScriptedToolUser):
     """Answers as the scripted user, but the first answering turn of the tools branch fails for good."""
 
-    failed = False
+    failed = False  # per model: set on the instance, so no earlier test on the worker disarms it
 
     async def generate(self, request: Request) -> Completion:
         tools_turns = sum(1 for m in request.messages if m.role == "assistant" and m.tool_calls)
         if request.tools and tools_turns == len(self.plan) and not self.failed:
-            type(self).failed = True
+            self.failed = True
             self.requests.append(request)
             raise PermanentError("the model crashed (injected)", error_class="bad_request")
         return await super().generate(request)

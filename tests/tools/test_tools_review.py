@@ -111,7 +111,6 @@ def test_a_tools_run_made_in_one_directory_resumes_and_reports_from_another(
     (tmp_path / "here").mkdir()
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "here")
-    FailsOnce.failed = False
     _run_tools(data, Path("run"), FailsOnce("zoom,reference"))  # a relative --out, as a user types it
     monkeypatch.chdir(tmp_path / "elsewhere")
     run = tmp_path / "here" / "run"
