@@ -24,12 +24,14 @@ _FILE_MODE = _default_mode()
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, *, make_folder: bool = True) -> Iterator[BinaryIO]:
     """A binary file handle whose content replaces path only when the block ends without an error,
-    so a crash never leaves half a file; for files written piece by piece."""
+    so a crash never leaves half a file; for files written piece by piece. ``make_folder=False``: a
+    missing folder is a FileNotFoundError, not made again."""
     if path.is_dir():  # else the error would name the temporary file, not the path the caller gave
         raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -41,15 +43,15 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, make_folder: bool = True) -> None:
     """Write bytes to path through a temporary file, so a crash never leaves half a file."""
-    with atomic_writer(path) as handle:
+    with atomic_writer(path, make_folder=make_folder) as handle:
         handle.write(data)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, *, make_folder: bool = True) -> None:
     """Write text (UTF-8) to path through a temporary file, so a crash never leaves half a file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), make_folder=make_folder)
 
 
 def sha256_file(path: Path) -> str:

@@ -26,8 +26,6 @@ field"), with a step in `upgraded` when older files need more than the new versi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,27 +217,14 @@ def write_manifest(folder: Path, manifest: Manifest, *, create: bool = True) -> 
     With ``create=False`` only a run.json that is there is replaced, and no folder is made: a run
     folder deleted mid-run is not made again by a save of the spending so far. False: nothing written.
     """
-    text = manifest.model_dump_json(indent=2) + "\n"
-    if create:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / RUN_FILE, text)
-        return True
-    if not (folder / RUN_FILE).exists():
+    if not create and not (folder / RUN_FILE).exists():
         return False
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{RUN_FILE}.", suffix=".tmp")
-    except FileNotFoundError:  # the folder went in the meantime
-        return False
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(tmp).chmod((folder / RUN_FILE).stat().st_mode & 0o777)
-        Path(tmp).replace(folder / RUN_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        if not folder.exists():
-            return False
-        raise
+        atomic_write_text(folder / RUN_FILE, manifest.model_dump_json(indent=2) + "\n", make_folder=create)
+    except FileNotFoundError:
+        if create or folder.exists():
+            raise
+        return False  # the folder went in the meantime
     return True
 
 
