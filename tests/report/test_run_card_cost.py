@@ -67,3 +67,20 @@ def test_the_cost_chart_plots_a_cost_the_runs_differ_in(mmad_json: Path, tmp_pat
     page = tmp_path / "report.html"
     assert main(["report", *runs, "--no-published", "--out", str(page)]) == 0
     assert "Average accuracy against s/question (2 runs)" in page.read_text()
+
+
+def test_the_cards_dollars_a_question_are_the_cost_metrics(mmad_json: Path, tmp_path: Path) -> None:
+    # --circular: a question is posed in every rotation and pays for each; the card counted its unrotated
+    # record alone, a quarter of the $/question `mmad score` shows for the same run
+    from mmad.run.scoring import score_run
+
+    run = tmp_path / "circular"
+    command = ["eval", "-m", "random", "-d", str(mmad_json), "--no-cache", "--limit", "4", "--circular"]
+    assert main([*command, "--out", str(run)]) == 0
+    edit_records(run, lambda i, r: r.model_copy(update={"cost_usd": 0.001 * (1 + i % 3)}))
+    cost = score_run(run).metric("cost")
+    figure = cost.cell("$/question") if cost is not None else None
+    assert figure is not None and figure.value is not None
+    page = tmp_path / "report.html"
+    assert main(["report", str(run), "--no-published", "--out", str(page)]) == 0
+    assert f"${figure.value:,.4f} a question" in _card_line(page.read_text(), "Cost")

@@ -158,23 +158,21 @@ def _duration(manifest: Manifest) -> str:
     return f"{hours}h {minutes:02d}m {rest:02d}s" if hours else f"{minutes}m {rest:02d}s"
 
 
-def _cost_text(spent: float | None, costs: list[float]) -> str:
+def _cost_text(spent: float | None, per_question: float | None) -> str:
     """The run's total (run.json's: every session, and requests whose records a later one replaced) beside the
     per-question figure of the cost metric (the latest records'), which may be less."""
-    if not costs:
+    if per_question is None:
         return "– (not measured: no price, or no usage reported)"
     if spent is None:  # records carry their cost, but some call of the run had none (an unpriced --judge)
         return (
             "– paid by the run in all sessions (not measured: a call without a price or usage, such as an "
-            f"unpriced --judge's); ${sum(costs) / len(costs):,.4f} a question by its latest record"
+            f"unpriced --judge's); ${per_question:,.4f} a question by its latest record"
         )
-    return (
-        f"${spent:,.4f} paid by the run in all sessions; ${sum(costs) / len(costs):,.4f} a question "
-        "by its latest record"
-    )
+    return f"${spent:,.4f} paid by the run in all sessions; ${per_question:,.4f} a question by its latest record"
 
 
-def _run_card(run: RunFolder) -> list[tuple[str, str]]:
+def _run_card(run: RunFolder, per_question: float | None) -> list[tuple[str, str]]:
+    """The run's facts; ``per_question`` is the cost metric's $/question (a --circular run pays every rotation)."""
     manifest = run.manifest
     usage = manifest.usage
     plain = run.plain
@@ -200,7 +198,7 @@ def _run_card(run: RunFolder) -> list[tuple[str, str]]:
         ("Status", f"{run.status}; {run.completeness.describe()}"),
         ("Protocol card", f"{card_hash[:16]}" if card_hash else "no card (run made before protocol cards)"),
         ("Benchmark", f"sha256 {(run.benchmark_sha256 or '?')[:16]}; {manifest.dataset.source}"),
-        ("Cost", _cost_text(cost, costs)),
+        ("Cost", _cost_text(cost, per_question)),
         ("Tokens", f"{tokens}; {cached:,} cached"),
         (
             "Time",
@@ -224,10 +222,12 @@ def _run_section(scores: RunScores, name: str, index: int, policy: Policy) -> di
     failures = ", ".join(f"{k} {v}" for k, v in sorted(table.failures.items())) or "none"
     card = run.card
     scored = scores.with_policy(policy)
+    cost = scored.metric("cost")
+    dollars = cost.cell(DOLLARS_PER_QUESTION) if cost is not None else None
     return {
         "name": name,
         "anchor": f"run-{index}",
-        "facts": _run_card(run),
+        "facts": _run_card(run, dollars.value if dollars is not None else None),
         "card_json": json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) if card else "",
         "card_line": card_summary(card) if card else "",
         "rows": _table_rows(table, scored.intervals),
