@@ -435,7 +435,8 @@ def test_each_branch_keeps_its_own_latency_and_the_record_the_slower(data: Path,
 
 def test_the_dry_run_counts_the_most_the_tool_turns_can_send(data: Path) -> None:
     from mmad.run.config import RunConfig
-    from mmad.run.estimate import TOOL_RESULT_TOKENS, dry_run
+    from mmad.run.estimate import dry_run
+    from mmad.run.tokens import TOOL_RESULT_TOKENS
 
     plain = dry_run(RunConfig.from_flat("openai:gpt-4o", str(data), limit=10))
     tools = dry_run(RunConfig.from_flat("openai:gpt-4o", str(data), limit=10, strategies="tools", max_turns=3))

@@ -23,7 +23,7 @@ from mmad.run.config import RunConfig
 from mmad.run.plan import Planner
 from mmad.run.preflight import preflight
 from mmad.run.solving import check_judge_address, check_judge_price
-from mmad.run.tokens import AGENT_IMAGE_TOKENS, Estimate, cost, estimate
+from mmad.run.tokens import AGENT_IMAGE_TOKENS, Estimate, cost, estimate, with_tool_turns
 
 
 def check_model_name(name: str) -> None:
@@ -73,27 +73,3 @@ def judge_bound(config: RunConfig, result: Estimate, prompts: Iterable[Prompt]) 
     price = check_judge_price(config)
     result.judge_requests = result.questions
     result.judge_cost_usd = judge_allowance(prompts, price)
-
-
-TOOL_INTRO_TOKENS = 120
-"""The tools' instructions and schemas a tools turn adds (native: the ``tools`` field; text: the system message)."""
-TOOL_RESULT_TOKENS = AGENT_IMAGE_TOKENS + 60
-"""One tool call and its result coming back: its image (as at low detail) and a line of text."""
-TOOL_TURN_REPLY_TOKENS = 30
-"""A tool call's JSON, or the answer."""
-
-
-def with_tool_turns(result: Estimate, max_turns: int) -> None:
-    """Add the tools strategy's conversations to an estimate of its direct branch: the most they can
-    send, every question using every turn, each turn resending the conversation so far with one more
-    tool result (one image) than the turn before."""
-    questions = result.requests
-    per_request = result.prompt_tokens / questions if questions else 0
-    images = result.images_sent / questions if questions else 0
-    earlier = max_turns * (max_turns - 1) // 2  # tool results resent over the turns: 0 + 1 + ... + (T - 1)
-    result.requests += questions * max_turns
-    result.images_sent += round(questions * (images * max_turns + earlier))
-    result.prompt_tokens += round(
-        questions * ((per_request + TOOL_INTRO_TOKENS) * max_turns + TOOL_RESULT_TOKENS * earlier)
-    )
-    result.completion_tokens += questions * TOOL_TURN_REPLY_TOKENS * max_turns

@@ -32,7 +32,7 @@ from mmad.run.limits import RetryPolicy
 from mmad.run.manifest import JudgeUsage, Usage, write_manifest
 from mmad.run.secrets import redact
 from mmad.run.store import RunStore
-from mmad.run.tokens import cost, estimate
+from mmad.run.tokens import cost, estimate, with_tool_turns
 from mmad.solvers.base import question_record
 
 logger = logging.getLogger(__name__)
@@ -281,8 +281,6 @@ class Ledger:
         try:
             guess = estimate([prompt], self.images.settings, self.settings.price, self._image_sizes)
             if turns and self.settings.price is not None:
-                from mmad.run.estimate import with_tool_turns  # it imports the planner, which needs this module
-
                 with_tool_turns(guess, turns)
                 guess.cost_usd = cost(guess, self.settings.price)
             prior = guess.cost_usd

@@ -101,3 +101,27 @@ def estimate(
 def cost(result: Estimate, price: tuple[float, float]) -> float:
     """Dollars for an estimate's tokens at (input, output) dollars per million."""
     return (result.prompt_tokens * price[0] + result.completion_tokens * price[1]) / 1e6
+
+
+TOOL_INTRO_TOKENS = 120
+"""The tools' instructions and schemas a tools turn adds (native: the ``tools`` field; text: the system message)."""
+TOOL_RESULT_TOKENS = AGENT_IMAGE_TOKENS + 60
+"""One tool call and its result coming back: its image (as at low detail) and a line of text."""
+TOOL_TURN_REPLY_TOKENS = 30
+"""A tool call's JSON, or the answer."""
+
+
+def with_tool_turns(result: Estimate, max_turns: int) -> None:
+    """Add the tools strategy's conversations to an estimate of its direct branch: the most they can
+    send, every question using every turn, each turn resending the conversation so far with one more
+    tool result (one image) than the turn before."""
+    questions = result.requests
+    per_request = result.prompt_tokens / questions if questions else 0
+    images = result.images_sent / questions if questions else 0
+    earlier = max_turns * (max_turns - 1) // 2  # tool results resent over the turns: 0 + 1 + ... + (T - 1)
+    result.requests += questions * max_turns
+    result.images_sent += round(questions * (images * max_turns + earlier))
+    result.prompt_tokens += round(
+        questions * ((per_request + TOOL_INTRO_TOKENS) * max_turns + TOOL_RESULT_TOKENS * earlier)
+    )
+    result.completion_tokens += questions * TOOL_TURN_REPLY_TOKENS * max_turns
