@@ -61,19 +61,18 @@ class JudgeFallback(Solver):
                 continue
             try:
                 verdict = await self.judge(judge_prompt(question, reply), answer=False)
-            except BudgetReachedError as exc:
-                # Not a verdict the judge failed to give: the run stopped before asking. Failed records
-                # (class ``budget``) are asked again by --resume (the model's reply from the cache), then judged.
-                unjudged = Answer(prompt=prompt, started=answer.started, digest=answer.digest, extra=answer.extra)
-                return fail(unjudged, exc)
             except ModelCallError as exc:
                 if exc.error_class == REFUSED:
                     # The judge's answer, as a reply it refused would be: the parse stands. Failing the questions
                     # would have --resume ask again what the judge's filter turns down every time.
                     judged.append(result)
                     continue
+                # A budget stop is not a verdict the judge failed to give: the run stopped before asking. Failed
+                # records (class ``budget``) are asked again by --resume (the model's reply from the cache), then
+                # judged.
+                failure = exc if isinstance(exc, BudgetReachedError) else self._failed(question, exc)
                 unjudged = Answer(prompt=prompt, started=answer.started, digest=answer.digest, extra=answer.extra)
-                return fail(unjudged, self._failed(question, exc))
+                return fail(unjudged, failure)
             letter = parse_answer(verdict.completion.text, question.options).letter
             judged.append(Parsed(letter, ParseMethod.JUDGE) if letter else result)
         answer.parsed = judged
