@@ -174,8 +174,7 @@ class Answer:
             attempts = getattr(exc, "attempts", 1)
         else:
             status = Status.ERROR
-            # A missing or unreadable file is the data's fault (class ``input``), not the model's.
-            error_class = "input" if isinstance(exc, DataError) else type(exc).__name__
+            error_class = error_class_of(exc)
             attempts = 1
         return [
             question_record(
@@ -253,6 +252,14 @@ async def solve_or_fail(solver: Solver, prompt: Prompt, call: ModelCaller) -> li
         return await solver.solve(prompt, call)
     except Exception as exc:
         return fail(Answer(prompt=prompt, started=started, digest=prompt.digest()), exc).records()
+
+
+def error_class_of(exc: BaseException) -> str:
+    """A failure's class, as its failed record names it: the model call's, ``input`` for a missing or
+    unreadable file (the data's fault, not the model's), else the exception's type."""
+    if isinstance(exc, ModelCallError):
+        return exc.error_class
+    return "input" if isinstance(exc, DataError) else type(exc).__name__
 
 
 def fail(answer: Answer, exc: BaseException) -> Answer:

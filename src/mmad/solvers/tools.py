@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mmad.errors import ConfigError, DataError, ModelCallError
+from mmad.errors import ConfigError, ModelCallError
 from mmad.models.base import Completion
 from mmad.protocol.messages import ImagePart, Message, Prompt, TextPart, ToolCall
 from mmad.protocol.parse import Parsed, ParseMethod
@@ -57,6 +57,7 @@ from mmad.solvers.base import (
     Reply,
     Solver,
     SolverSetup,
+    error_class_of,
     question_record,
     register_solver,
     reply_status,
@@ -471,7 +472,7 @@ class ToolsSolver(Solver):
         if not direct_scores:
             return _failed(prompt, error, extra, _usage(direct_record, None), wall_s)
         branch = tried or Branch(self.protocol, [])
-        error_class = _error_class(error)
+        error_class = error_class_of(error)
         if error_class not in self._fallbacks_told:
             self._fallbacks_told.add(error_class)
             # The class only: the message (which a server may fill with what it was sent) is in the
@@ -581,13 +582,6 @@ def _usage(direct_record: Record, branch: Branch | None) -> dict[str, Any]:
         "completion_tokens": _add(direct_record.completion_tokens, branch.completion_tokens if branch else None),
         "cost_usd": _add(direct_record.cost_usd, branch.cost_usd if branch else None),
     }
-
-
-def _error_class(error: BaseException) -> str:
-    """A failure's class, as a failed record names it."""
-    if isinstance(error, ModelCallError):
-        return error.error_class
-    return "input" if isinstance(error, DataError) else type(error).__name__
 
 
 def _text_parts(text: str) -> tuple[TextPart, ...]:
